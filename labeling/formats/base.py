@@ -79,3 +79,48 @@ class ImportPlan:
     items: list[SourceItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     source_format: str = "folder"
+
+
+class FormatError(ValueError):
+    """The source cannot be read at all; the message says why in words a user understands."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds a reader refuses to go past, so a hostile or mistaken file fails fast and clearly.
+
+    JSON documents are parsed whole, hence their own size limit; tables and JSON Lines are read a
+    line at a time, hence a per-line limit as well.
+    """
+
+    max_json_bytes: int = 2 * 1024**3
+    max_table_bytes: int = 2 * 1024**3
+    max_line_bytes: int = 64 * 1024**2
+    max_depth: int = 64
+    max_rows: int = 10_000_000
+
+
+#: How a row of a labels file names the clip it is about.
+LABEL_REF_KINDS = ("clip_id", "sha256", "file_name")
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One label made elsewhere for a clip Earmark already holds."""
+
+    ref_kind: str  # one of LABEL_REF_KINDS
+    ref: str
+    annotator: str | None = None  # None: the row is a final label (a resolution), not someone's annotation
+    label: str | None = None
+    transcript: str | None = None
+    tags: tuple[str, ...] = ()
+    line: int = 0  # where the row is in the source, for messages
+
+
+@dataclass
+class LabelRows:
+    """What a labels file says about existing clips, and what in it could not be used."""
+
+    rows: list[LabelRow] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    source_format: str = "labels"
