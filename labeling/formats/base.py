@@ -77,7 +77,9 @@ class Problem:
 @dataclass
 class ImportPlan:
     items: list[SourceItem] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # not imported, and why
+    warnings: list[Problem] = field(default_factory=list)  # imported, but worth a look
+    ignored: list[str] = field(default_factory=list)  # files that are not audio (README, CSV…)
     source_format: str = "folder"
 
 

@@ -1,0 +1,419 @@
+"""SQLAlchemy models for the whole Earmark domain.
+
+The database is the last guard of every invariant: one annotation per (clip, annotator), never more
+than k per clip (``annotation_count <= annotations_needed``, maintained in the submitting transaction),
+one clip per content hash per project, one resolution per clip, immutable dataset versions.
+Timestamps are UTC and come back timezone-aware on every engine.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("annotator", "reviewer", "engineer", "admin")
+TASK_KINDS = ("classification", "transcription", "both")
+SPLITS = ("train", "dev", "test")
+RESOLUTION_METHODS = ("unanimous", "majority", "adjudicated", "imported", "weighted")
+RUN_KINDS = ("builtin", "external", "command")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; returns aware datetimes even on SQLite, which keeps no zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; Earmark stores UTC-aware timestamps only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # SQLAlchemy reads this class attribute by name; it is configuration, not shared mutable state.
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (
+        CheckConstraint("annotations_per_clip >= 1", name="k_positive"),
+        CheckConstraint(_in("task_kind", TASK_KINDS), name="task_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    task_kind: Mapped[str] = mapped_column(String(20), default="classification")
+    classes: Mapped[list[Any]] = mapped_column(default=list)
+    # {"noise": ["car", "people", "none"], "channel": ["low-bandwidth"], ...}
+    tag_groups: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    annotations_per_clip: Mapped[int] = mapped_column(Integer, default=1)
+    normalization: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Project-level switches: pre_annotation, auto_resolve rule, lease seconds, training command…
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(300), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportBatch(Base):
+    __tablename__ = "import_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(Text)
+    source_format: Mapped[str] = mapped_column(String(40), default="folder")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    n_imported: Mapped[int] = mapped_column(Integer, default=0)
+    n_duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    n_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    # {"rejected": [{"ref": ..., "reason": ...}], "options": {...}}
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Clip(Base):
+    __tablename__ = "clips"
+    __table_args__ = (
+        UniqueConstraint("project_id", "sha256"),
+        CheckConstraint(_in("split", SPLITS), name="split"),
+        CheckConstraint("annotation_count >= 0", name="count_nonnegative"),
+        CheckConstraint("annotation_count <= annotations_needed", name="at_most_k"),
+        CheckConstraint("duration_s > 0", name="duration_positive"),
+        CheckConstraint("sample_rate > 0", name="sample_rate_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    original_name: Mapped[str] = mapped_column(String(1000))
+    duration_s: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(BigInteger)
+    audio_format: Mapped[str] = mapped_column(String(20))
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    split: Mapped[str] = mapped_column(String(10), default="train")
+    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"), index=True)
+    # Audio-quality measures, computed at import from the decoded samples.
+    peak_dbfs: Mapped[float | None] = mapped_column(Float)
+    rms_dbfs: Mapped[float | None] = mapped_column(Float)
+    leading_silence_ms: Mapped[float | None] = mapped_column(Float)
+    trailing_silence_ms: Mapped[float | None] = mapped_column(Float)
+    clipped_fraction: Mapped[float | None] = mapped_column(Float)
+    snr_db: Mapped[float | None] = mapped_column(Float)
+    # Queue state, maintained in the same transaction as every annotation insert/delete.
+    annotations_needed: Mapped[int] = mapped_column(Integer, default=1)
+    annotation_count: Mapped[int] = mapped_column(Integer, default=0)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    # Derived clips (silence trimmed, loudness normalised, augmented) point at their original.
+    parent_clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id"), index=True)
+    derivation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tags: Mapped[list[ClipTag]] = relationship(back_populates="clip", cascade="all, delete-orphan")
+
+
+class ClipTag(Base):
+    """A tag on a clip itself (from import metadata, the demo, or error-analysis tagging)."""
+
+    __tablename__ = "clip_tags"
+    __table_args__ = (UniqueConstraint("clip_id", "tag"), Index("ix_clip_tags_tag", "tag"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(40), default="import")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    clip: Mapped[Clip] = relationship(back_populates="tags")
+
+
+class ClipFlag(Base):
+    """Something to look at on a clip: a label-issue candidate, a data-check finding, a collection need."""
+
+    __tablename__ = "clip_flags"
+    __table_args__ = (UniqueConstraint("clip_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class ConventionVersion(Base):
+    __tablename__ = "convention_versions"
+    __table_args__ = (
+        UniqueConstraint("project_id", "version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    # Checkable rules: silence margins, loudness target, transcript normalisation.
+    rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GoldExample(Base):
+    __tablename__ = "gold_examples"
+    __table_args__ = (UniqueConstraint("convention_version_id", "clip_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    convention_version_id: Mapped[int] = mapped_column(
+        ForeignKey("convention_versions.id", ondelete="CASCADE")
+    )
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Annotation(Base):
+    __tablename__ = "annotations"
+    __table_args__ = (
+        UniqueConstraint("clip_id", "annotator_id"),
+        UniqueConstraint("idempotency_key"),
+        CheckConstraint("time_spent_ms IS NULL OR time_spent_ms >= 0", name="time_nonnegative"),
+        Index("ix_annotations_project_annotator", "project_id", "annotator_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    label: Mapped[str | None] = mapped_column(String(200))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    unsure: Mapped[bool] = mapped_column(Boolean, default=False)
+    cannot_label_reason: Mapped[str | None] = mapped_column(String(500))
+    time_spent_ms: Mapped[int | None] = mapped_column(Integer)
+    convention_version: Mapped[int | None] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(40), default="app")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Claim(Base):
+    """A lease on a clip for one annotator; expired leases return the clip to the queue."""
+
+    __tablename__ = "claims"
+    __table_args__ = (Index("ix_claims_expires", "clip_id", "expires_at"),)
+
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class Resolution(Base):
+    """The final label of a clip and how it was reached."""
+
+    __tablename__ = "resolutions"
+    __table_args__ = (CheckConstraint(_in("method", RESOLUTION_METHODS), name="method"),)
+
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(20))
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    convention_version: Mapped[int | None] = mapped_column(Integer)
+    agreement: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint("action IN ('create', 'update', 'delete')", name="action"),
+        Index("ix_audit_events_entity", "entity", "entity_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(10))
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DatasetVersion(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("project_id", "name"), UniqueConstraint("project_id", "content_hash"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Summary of the data changes since the parent: added, removed, relabelled, re-tagged, augmented.
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    n_clips: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DatasetItem(Base):
+    __tablename__ = "dataset_items"
+    __table_args__ = (CheckConstraint(_in("split", SPLITS), name="split"),)
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), primary_key=True, index=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    split: Mapped[str] = mapped_column(String(10))
+
+
+class ModelRun(Base):
+    __tablename__ = "model_runs"
+    __table_args__ = (CheckConstraint(_in("kind", RUN_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    dataset_version_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="builtin")
+    name: Mapped[str] = mapped_column(String(200))
+    code_fingerprint: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    classes: Mapped[list[Any]] = mapped_column(default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        CheckConstraint("confidence IS NULL OR (confidence >= 0 AND confidence <= 1)", name="confidence"),
+    )
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    split: Mapped[str | None] = mapped_column(String(10))
+    label: Mapped[str | None] = mapped_column(String(200))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    probabilities: Mapped[list[Any] | None] = mapped_column(JSON)
+    out_of_fold: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DriftCheck(Base):
+    __tablename__ = "drift_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    reference_version_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"))
+    current_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
+    test: Mapped[str] = mapped_column(String(60))
+    threshold: Mapped[float] = mapped_column(Float)
+    statistics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    verdict: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SliceAction(Base):
+    """An engineer's decision about a slice: send it to the labeling queue, or collect more data."""
+
+    __tablename__ = "slice_actions"
+    __table_args__ = (CheckConstraint("action IN ('queue', 'collect')", name="action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    slice: Mapped[str] = mapped_column(String(500))
+    action: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+    n_clips: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Partial index so the queue scan touches only clips that still need labels (both engines support it).
+Index(
+    "ix_clips_open",
+    Clip.project_id,
+    Clip.annotation_count,
+    Clip.priority.desc(),
+    Clip.id,
+    sqlite_where=text("annotation_count < annotations_needed AND deleted_at IS NULL"),
+    postgresql_where=text("annotation_count < annotations_needed AND deleted_at IS NULL"),
+)

@@ -1,0 +1,203 @@
+"""A folder (searched recursively) or a zip of audio files: :func:`read_folder` inside :func:`opened`.
+
+Names can carry metadata through a regular expression with named groups (``--pattern``); a group
+named ``label`` or ``transcript`` is the clip's existing label. A metadata CSV joins on a pattern group
+or on ``file_name`` (as Hugging Face's audiofolder names it); its ``split``, ``label`` and
+``transcript`` columns are honoured, the others become metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import soundfile as sf
+
+from labeling.formats.base import SPLITS, ImportPlan, Problem, SourceItem
+
+LABEL_FIELDS = ("label", "transcript")
+MAX_ZIP_BYTES = 20 * 2**30  # uncompressed; a zip bomb stops here
+MAX_ZIP_MEMBERS = 2_000_000
+MAX_CSV_BYTES = 512 * 2**20
+
+
+class SourceError(ValueError):
+    """The source as a whole cannot be read; nothing is imported."""
+
+
+def audio_extensions() -> frozenset[str]:
+    """File extensions libsndfile on this machine can decode (wav, flac, ogg, mp3, aiff, …)."""
+    exts = {fmt.lower() for fmt in sf.available_formats()}
+    exts |= {"wav", "flac", "ogg", "oga", "opus", "aif", "aiff", "mp3"}
+    return frozenset(exts)
+
+
+@contextmanager
+def opened(path: Path) -> Iterator[Path]:
+    """Yield a folder to read: ``path`` itself, or a safe extraction of a zip.
+
+    Zip members that are absolute, climb out with ``..``, are links, or would make the extraction
+    larger than :data:`MAX_ZIP_BYTES` are refused before anything is written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        yield path
+        return
+    if not path.is_file():
+        raise SourceError(f"{path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise SourceError(f"{path} is neither a folder nor a zip file")
+    with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory(prefix="earmark-zip-") as tmp:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise SourceError(f"the zip holds {len(members):,} files; the limit is {MAX_ZIP_MEMBERS:,}")
+        if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+            raise SourceError("the zip would unpack to more than 20 GiB; import it in parts")
+        root = Path(tmp)
+        for member in members:
+            name = PurePosixPath(member.filename.replace("\\", "/"))
+            is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
+            if name.is_absolute() or ".." in name.parts or is_link or not name.parts:
+                raise SourceError(f"zip entry {member.filename!r} escapes its folder; nothing was imported")
+            target = (root / Path(*name.parts)).resolve()
+            if not target.is_relative_to(root.resolve()):
+                raise SourceError(f"zip entry {member.filename!r} escapes its folder; nothing was imported")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, target.open("wb") as dst:
+                dst.write(src.read())
+        yield root
+
+
+@dataclass(frozen=True)
+class MetadataTable:
+    """A metadata CSV keyed by the join field."""
+
+    join: str
+    rows: dict[str, dict[str, str]]
+
+    @classmethod
+    def read(cls, path: Path, *, join: str | None) -> MetadataTable:
+        path = Path(path)
+        if not path.is_file():
+            raise SourceError(f"metadata file {path} does not exist")
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise SourceError(f"metadata file {path.name} is larger than 512 MiB")
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SourceError(
+                f"metadata file {path.name} is not UTF-8 (invalid byte at offset {exc.start})"
+            ) from exc
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        if not columns:
+            raise SourceError(f"metadata file {path.name} has no header row")
+        if len(set(columns)) != len(columns):
+            dupes = sorted({c for c in columns if columns.count(c) > 1})
+            raise SourceError(f"metadata file {path.name} repeats the column(s) {', '.join(dupes)}")
+        key = join or ("file_name" if "file_name" in columns else None)
+        if key is None:
+            raise SourceError(
+                f"metadata file {path.name} has no file_name column; name the column to join on "
+                f"with --join (its columns: {', '.join(columns)})"
+            )
+        if key not in columns:
+            raise SourceError(
+                f"metadata file {path.name} has no column {key!r} to join on "
+                f"(its columns: {', '.join(columns)})"
+            )
+        rows: dict[str, dict[str, str]] = {}
+        for lineno, raw in enumerate(reader, start=2):
+            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            value = row.get(key, "")
+            if value in rows:
+                raise SourceError(f"metadata file {path.name}: {key}={value!r} appears twice (line {lineno})")
+            rows[value] = row
+        return cls(join=key, rows=rows)
+
+
+def compile_pattern(pattern: str | None) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise SourceError(f"--pattern is not a valid regular expression: {exc}") from exc
+    if not compiled.groupindex:
+        raise SourceError("--pattern needs named groups, e.g. (?P<label>\\d)_(?P<speaker>[a-z]+)_\\d+")
+    return compiled
+
+
+def read_folder(
+    root: Path,
+    *,
+    pattern: str | None = None,
+    metadata: Path | None = None,
+    join: str | None = None,
+) -> ImportPlan:
+    """Plan the import of every audio file under ``root``.
+
+    Files whose names do not match ``pattern`` are listed as problems; other files (text, images…)
+    are counted as ignored. Metadata rows that match no file are fine; files without a row are noted.
+    """
+    regex = compile_pattern(pattern)
+    table = MetadataTable.read(metadata, join=join) if metadata else None
+    if table and regex and table.join != "file_name" and table.join not in regex.groupindex:
+        raise SourceError(f"--join {table.join!r} is neither file_name nor a group of --pattern")
+    exts = audio_extensions()
+    plan = ImportPlan(source_format="folder")
+    root = Path(root)
+    resolved_root = root.resolve()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue  # hidden files and folders (.DS_Store, .git) are never audio to import
+        if path.suffix.lower().lstrip(".") not in exts:
+            plan.ignored.append(rel)
+            continue
+        real = path.resolve()
+        if not real.is_relative_to(resolved_root):
+            plan.problems.append(Problem(rel, "a link pointing outside the import folder"))
+            continue
+        fields: dict[str, str] = {}
+        if regex:
+            match = regex.search(path.name)
+            if not match:
+                plan.problems.append(Problem(rel, "name does not match --pattern"))
+                continue
+            fields = {k: v for k, v in match.groupdict().items() if v is not None}
+        if table:
+            key = (
+                fields.get(table.join)
+                if table.join != "file_name"
+                else (rel if rel in table.rows else path.name)
+            )
+            row = table.rows.get(key or "")
+            if row is None:
+                plan.warnings.append(Problem(rel, f"no row in the metadata file for {table.join}={key!r}"))
+            else:
+                fields = {**{k: v for k, v in row.items() if k != "file_name" and v != ""}, **fields}
+        split = fields.pop("split", None)
+        if split is not None and split not in SPLITS:
+            plan.problems.append(Problem(rel, f"split {split!r} is not one of {', '.join(SPLITS)}"))
+            continue
+        label = fields.pop("label", None)
+        transcript = fields.pop("transcript", None)
+        plan.items.append(
+            SourceItem(
+                path=real,
+                name=rel,
+                metadata=fields,
+                label=label or None,
+                transcript=transcript or None,
+                split=split,
+            )
+        )
+    return plan

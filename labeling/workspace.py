@@ -1,0 +1,37 @@
+"""The handle every service, page and command works through: ``Workspace.open()``.
+
+It holds this process's one database (engine + session factories), the audio store and the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from db.engine import Database
+from db.migrate import require_current_schema
+from labeling.config import Settings
+from labeling.storage import AudioStore
+
+
+@dataclass(frozen=True)
+class Workspace:
+    settings: Settings
+    db: Database
+    store: AudioStore
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, require_schema: bool = True) -> Workspace:
+        """Connect to the configured database; refuse an out-of-date schema unless told not to."""
+        settings = settings or Settings.from_env()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database.from_url(settings.database_url)
+        if require_schema:
+            try:
+                require_current_schema(db)
+            except BaseException:
+                db.dispose()
+                raise
+        return cls(settings=settings, db=db, store=AudioStore(settings.audio_dir))
+
+    def close(self) -> None:
+        self.db.dispose()
