@@ -30,9 +30,12 @@ import hashlib
 import inspect
 import json
 import math
+import multiprocessing
 import os
 import sys
 import tempfile
+import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -301,13 +304,27 @@ def extract_features(y: np.ndarray, sr: int, *, settings: FeatureSettings) -> di
 
 
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
-    """Samples (mono float32) and sample rate of an audio file: soundfile, librosa for what it can't."""
+    """Samples (mono float32) and sample rate of an audio file: soundfile, librosa for what it can't.
+
+    Raises
+    ------
+    ValueError
+        If neither can read the file; the message is soundfile's.
+    """
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
         return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0], int(sr)
-    except (sf.LibsndfileError, RuntimeError):
-        y, sr = librosa.load(path, sr=None, mono=True)
-        return y, int(sr)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        first_error = exc
+    try:
+        # librosa's fallback decoders announce themselves with deprecation warnings; the caller
+        # cares only whether the file was read.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y, sr = librosa.load(path, sr=None, mono=True)
+    except Exception as exc:
+        raise ValueError(f"not a readable audio file: {first_error}") from exc
+    return y, int(sr)
 
 
 def _extract_chunk(items: list[tuple[str, str]], settings: FeatureSettings) -> tuple[list[str], np.ndarray]:
@@ -468,6 +485,20 @@ def feature_frame(
     return pd.DataFrame(values, index=pd.Index(keys, name="key"), columns=names)
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # Forking is the cheapest start (workers inherit the imported librosa), but only safe from a
+    # single-threaded process (a CLI, not a web server), and Python 3.12+ warns about it whenever
+    # native threads exist; otherwise a fork server that has imported this module is nearly as quick.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and sys.version_info < (3, 12) and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 def _run_chunks(
     todo: list[tuple[str, str]],
     settings: FeatureSettings,
@@ -485,7 +516,7 @@ def _run_chunks(
         for chunk in chunks:
             collect(*_extract_chunk(chunk, settings))
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
         running: set[Future] = set()
         queue = iter(chunks)
         # Keep only a few chunks in flight so a failure stops the run early and memory stays flat.
