@@ -554,3 +554,72 @@ def import_path(
             progress=progress,
             limits=limits,
         )
+
+
+def _safe_upload_name(name: str, taken: set[str]) -> str:
+    """A browser-supplied name reduced to a plain, unique file name (no folders, no tricks)."""
+    base = Path(str(name).replace("\\", "/")).name.strip().lstrip(".") or "upload"
+    base = "".join(c if c.isprintable() and c not in '<>:"|?*' else "_" for c in base)[:200]
+    stem, suffix = Path(base).stem or "upload", Path(base).suffix
+    candidate, n = base, 1
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{stem}-{n}{suffix}"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def import_uploads(
+    ws: Workspace,
+    project: str,
+    files: Iterable[tuple[str, bytes]],
+    *,
+    metadata: tuple[str, bytes] | None = None,
+    pattern: str | None = None,
+    join: str | None = None,
+    group_by: str = "speaker",
+    actor_id: int | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import files uploaded through the browser: audio files and/or zips, plus an optional CSV."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="earmark-upload-") as tmp:
+        root = Path(tmp) / "files"
+        root.mkdir()
+        taken: set[str] = set()
+        zips: list[Path] = []
+        for name, data in files:
+            safe = _safe_upload_name(name, taken)
+            (root / safe).write_bytes(data)
+            if safe.lower().endswith(".zip"):
+                zips.append(root / safe)
+        meta_path = None
+        if metadata is not None:
+            meta_path = Path(tmp) / "metadata.csv"
+            meta_path.write_bytes(metadata[1])
+        if len(zips) == 1 and len(taken) == 1:
+            source = zips[0]
+        else:
+            # Unpack every zip beside the loose files, so one import covers them all.
+            for z in zips:
+                with opened(z) as unpacked:
+                    target = root / z.stem
+                    for f in unpacked.rglob("*"):
+                        if f.is_file():
+                            dest = target / f.relative_to(unpacked)
+                            dest.parent.mkdir(parents=True, exist_ok=True)
+                            dest.write_bytes(f.read_bytes())
+                z.unlink()
+            source = root
+        return import_path(
+            ws,
+            source,
+            project,
+            pattern=pattern,
+            metadata=meta_path,
+            join=join,
+            group_by=group_by,
+            actor_id=actor_id,
+            progress=progress,
+        )
