@@ -267,12 +267,18 @@ class Claim(Base):
     """A lease on a clip for one annotator; expired leases return the clip to the queue."""
 
     __tablename__ = "claims"
-    __table_args__ = (Index("ix_claims_expires", "clip_id", "expires_at"),)
+    __table_args__ = (
+        Index("ix_claims_expires", "clip_id", "expires_at"),
+        Index("ix_claims_user", "user_id", "expires_at"),
+    )
 
     clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+    # A skip keeps the row until it expires: the skipper is not offered the clip again meanwhile,
+    # and a skipped claim holds no slot against other annotators.
+    skipped_at: Mapped[datetime | None] = mapped_column()
 
 
 class Resolution(Base):
