@@ -1,0 +1,394 @@
+"""Careful reading shared by the readers: bounded JSON and tables, UTF-8 with line numbers, and file
+references that may not leave the folder the user named.
+
+Nothing here is called by users directly; readers call :func:`load_json`, :func:`json_lines`,
+:func:`table_rows` and :class:`Resolver`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from labeling.formats.base import FormatError, ReadLimits
+
+UTF8_BOM = b"\xef\xbb\xbf"
+DEFAULT_LIMITS = ReadLimits()
+
+#: Hugging Face's split keywords (train, training / validation, valid, val, dev / test, testing, eval,
+#: evaluation), mapped onto Earmark's three splits.
+SPLIT_WORDS = {
+    "train": "train",
+    "training": "train",
+    "validation": "dev",
+    "valid": "dev",
+    "val": "dev",
+    "dev": "dev",
+    "test": "test",
+    "testing": "test",
+    "eval": "test",
+    "evaluation": "test",
+}
+
+#: Leading characters a spreadsheet takes for the start of a formula (OWASP "CSV Injection"), with
+#: their full-width forms, which some spreadsheets accept too.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0", "＝", "＋", "－", "＠")
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover - loop always returns
+
+
+def split_from_words(text: str) -> str | None:
+    """The split named by a file or folder name (``train_manifest`` → train, ``validation`` → dev)."""
+    words = [w for w in re.split(r"[^a-z]+", text.lower()) if w]
+    found = {SPLIT_WORDS[w] for w in words if w in SPLIT_WORDS}
+    return found.pop() if len(found) == 1 else None
+
+
+def check_size(path: Path, limit: int, kind: str) -> None:
+    size = path.stat().st_size
+    if size > limit:
+        raise FormatError(
+            f"{path.name} is {human_bytes(size)}; Earmark reads {kind} files of at most "
+            f"{human_bytes(limit)} — split it into smaller files"
+        )
+
+
+def _utf8_error(name: str, data: bytes, exc: UnicodeDecodeError, offset: int = 0, line: int | None = None):
+    start = offset + exc.start
+    if line is None:
+        line = data.count(b"\n", 0, exc.start) + 1
+    return FormatError(
+        f"{name} is not valid UTF-8: byte {start:,} (line {line}) is 0x{data[exc.start]:02x}; "
+        "save the file as UTF-8 and try again"
+    )
+
+
+def decode_utf8(data: bytes, name: str) -> str:
+    """Decode a whole document, naming the byte offset and line of the first invalid byte."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FormatError(f"{name} is UTF-16; save it as UTF-8 and try again")
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _utf8_error(name, data, exc) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise FormatError(
+                    f'the key "{key}" appears twice in one JSON object; which value is meant is '
+                    "ambiguous, so nothing was read"
+                )
+            seen.add(key)
+    return obj
+
+
+def check_depth(value: Any, limit: int, name: str) -> None:
+    """Refuse JSON nested deeper than ``limit`` levels (a list or object is one level)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise FormatError(f"{name} is nested deeper than {limit} levels; Earmark does not read it")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def parse_json(text: str, name: str, limits: ReadLimits, *, where: str = "") -> Any:
+    """Parse JSON text refusing duplicate keys and deep nesting."""
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise FormatError(
+            f"{name}{where} is nested deeper than {limits.max_depth} levels; Earmark does not read it"
+        ) from None
+    except json.JSONDecodeError as exc:
+        line = exc.lineno if not where else None
+        at = f" at line {line}, column {exc.colno}" if line else f" at column {exc.colno}"
+        raise FormatError(f"{name}{where} is not valid JSON: {exc.msg}{at}") from None
+    except FormatError as exc:
+        raise FormatError(f"{name}{where}: {exc}") from None
+    if isinstance(value, (dict, list)):
+        check_depth(value, limits.max_depth, f"{name}{where}")
+    return value
+
+
+def load_json(path: Path, limits: ReadLimits) -> Any:
+    """Read a whole JSON document within ``limits.max_json_bytes``."""
+    check_size(path, limits.max_json_bytes, "JSON")
+    return parse_json(decode_utf8(path.read_bytes(), path.name), path.name, limits)
+
+
+def text_lines(path: Path, limits: ReadLimits, *, max_bytes: int | None = None) -> Iterator[str]:
+    """Yield decoded lines (with their endings) of a UTF-8 text file, one at a time.
+
+    A leading BOM is dropped; an invalid byte stops reading with its byte offset and line; a single
+    line longer than ``limits.max_line_bytes`` is refused before it is held in memory.
+    """
+    check_size(path, limits.max_table_bytes if max_bytes is None else max_bytes, "table")
+    offset = 0
+    with path.open("rb") as f:
+        for number, raw in enumerate(iter(lambda: f.readline(limits.max_line_bytes + 1), b""), start=1):
+            if len(raw) > limits.max_line_bytes and not raw.endswith(b"\n"):
+                raise FormatError(
+                    f"{path.name}: line {number} is longer than {human_bytes(limits.max_line_bytes)}; "
+                    "this is not a table Earmark reads"
+                )
+            data = raw[len(UTF8_BOM) :] if number == 1 and raw.startswith(UTF8_BOM) else raw
+            if number == 1 and data.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise FormatError(f"{path.name} is UTF-16; save it as UTF-8 and try again")
+            try:
+                yield data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _utf8_error(path.name, data, exc, offset=offset, line=number) from None
+            offset += len(raw)
+
+
+def json_lines(path: Path, limits: ReadLimits) -> Iterator[tuple[int, Any | FormatError]]:
+    """Yield ``(line number, parsed value or the FormatError saying why the line is not JSON)``.
+
+    Blank lines are skipped. A broken line is the caller's Problem, not the end of the file — except
+    when the very first line is broken, which means the file is not JSON Lines at all.
+    """
+    seen_any = False
+    count = 0
+    for number, line in enumerate(text_lines(path, limits), start=1):
+        if not line.strip():
+            continue
+        count += 1
+        if count > limits.max_rows:
+            raise FormatError(f"{path.name} has more than {limits.max_rows:,} lines; import it in parts")
+        try:
+            value: Any = parse_json(line, path.name, limits, where=f" line {number}")
+        except FormatError as exc:
+            if not seen_any:
+                raise FormatError(f"{path.name} is not JSON Lines (a JSON object per line): {exc}") from None
+            value = exc
+        seen_any = True
+        yield number, value
+
+
+def unescape_cell(value: str) -> str:
+    """Undo :func:`labeling.formats.writers.safe_cell`: drop the apostrophe it put before a formula
+    character (or before an apostrophe)."""
+    if len(value) >= 2 and value[0] == "'" and (value[1] == "'" or value[1] in FORMULA_START):
+        return value[1:]
+    return value
+
+
+class Table:
+    """A delimited text table read one record at a time.
+
+    ``header`` are the stripped column names; iterating yields ``(line, row)`` where ``row`` maps
+    each column to its stripped cell ("" when the row is short) and ``line`` is where the record
+    starts. A record with more cells than the header yields ``(line, None)``.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        limits: ReadLimits,
+        *,
+        delimiter: str = ",",
+        quoting: int = csv.QUOTE_MINIMAL,
+        unescape: bool = False,
+    ) -> None:
+        self.path = path
+        self.limits = limits
+        self._fix = unescape_cell if unescape else (lambda s: s)
+        self._lines = text_lines(path, limits)
+        self._reader = csv.reader(self._lines, delimiter=delimiter, quoting=quoting, strict=False)
+        try:
+            first = next(self._reader)
+        except StopIteration:
+            raise FormatError(f"{path.name} is empty; it needs a header row naming its columns") from None
+        except csv.Error as exc:
+            raise FormatError(f"{path.name} is not a readable table: {exc}") from None
+        self.header = [self._fix(c.strip()) for c in first]
+        if not any(self.header):
+            raise FormatError(f"{path.name} has an empty header row; it needs column names")
+        dupes = sorted({c for c in self.header if self.header.count(c) > 1})
+        if dupes:
+            raise FormatError(f"{path.name} repeats the column(s) {', '.join(map(repr, dupes))}")
+
+    def require(self, *groups: Iterable[str]) -> list[str]:
+        """For each group of alternatives, the first column present; refuse naming what is missing."""
+        found = []
+        for group in groups:
+            options = list(group)
+            hit = next((c for c in options if c in self.header), None)
+            if hit is None:
+                wanted = " or ".join(repr(o) for o in options)
+                raise FormatError(
+                    f"{self.path.name} has no column {wanted}; its columns are "
+                    f"{', '.join(repr(c) for c in self.header)}"
+                )
+            found.append(hit)
+        return found
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, str] | None]]:
+        width = len(self.header)
+        count = 0
+        while True:
+            start = self._reader.line_num + 1
+            try:
+                cells = next(self._reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise FormatError(f"{self.path.name}: line {start} is not readable: {exc}") from None
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            count += 1
+            if count > self.limits.max_rows:
+                raise FormatError(
+                    f"{self.path.name} has more than {self.limits.max_rows:,} rows; import it in parts"
+                )
+            if len(cells) > width:
+                yield start, None
+                continue
+            cells = cells + [""] * (width - len(cells))
+            yield start, {h: self._fix(c.strip()) for h, c in zip(self.header, cells, strict=True)}
+
+
+def text_value(value: Any) -> str | None:
+    """A source value as metadata text: None stays None, numbers and booleans print as JSON does."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def clean_text(value: Any) -> str | None:
+    """A label or transcript: stripped text, or None when empty or missing."""
+    text = text_value(value)
+    if text is None:
+        return None
+    text = text.strip()
+    return text or None
+
+
+def parse_tags(value: Any) -> tuple[str, ...]:
+    """Tags from a list, a JSON list in text, or ``;``-separated text."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return ()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, list):
+                value = parsed
+            else:
+                return tuple(t.strip() for t in text.split(";") if t.strip())
+        else:
+            return tuple(t.strip() for t in text.split(";") if t.strip())
+    if isinstance(value, (list, tuple)):
+        out = []
+        for t in value:
+            t = clean_text(t)
+            if t and t not in out:
+                out.append(t)
+        return tuple(out)
+    one = clean_text(value)
+    return (one,) if one else ()
+
+
+class Refused(Exception):
+    """A file reference that is not imported; ``str(exc)`` is the reason shown to the user."""
+
+
+class Resolver:
+    """Resolve file references from a source against the folder(s) the user named.
+
+    A reference is refused when it resolves (following ``..`` and symbolic links) outside every
+    root, or when no file is there. ``base`` is where relative references start (the folder of the
+    metadata file or manifest); it is itself inside a root or the reference is refused.
+    """
+
+    def __init__(self, roots: Iterable[Path]) -> None:
+        self.roots = []
+        for root in roots:
+            resolved = Path(root).resolve()
+            if resolved not in self.roots:
+                self.roots.append(resolved)
+
+    def _inside(self, path: Path) -> Path | None:
+        return next((r for r in self.roots if path.is_relative_to(r)), None)
+
+    def resolve(self, ref: str, base: Path) -> tuple[Path, str]:
+        """``(resolved file, name to show)``: the name is relative to ``base`` when the file is under
+        it, otherwise relative to the root that holds it."""
+        if not ref or not ref.strip():
+            raise Refused("no audio file named")
+        if "\0" in ref:
+            raise Refused("the file name holds a NUL character")
+        ref = ref.strip().replace("\\", "/")
+        candidate = Path(ref) if Path(ref).is_absolute() else Path(base).absolute() / ref
+        lexical = Path(os.path.normpath(candidate))
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError) as exc:  # symlink loops, names too long
+            raise Refused(f"cannot follow the path ({exc.__class__.__name__})") from None
+        root = self._inside(resolved)
+        if root is None:
+            roots = ", ".join(str(r) for r in self.roots)
+            hint = "a symbolic link" if self._inside(lexical) else "the path"
+            raise Refused(
+                f"{hint} leads outside the import folder ({roots}); name the folder that holds the "
+                "audio to import it"
+            )
+        if not resolved.is_file():
+            raise Refused("file not found" if not resolved.exists() else "not a file")
+        base_abs = Path(os.path.normpath(Path(base).absolute()))
+        if lexical.is_relative_to(base_abs):
+            name = lexical.relative_to(base_abs).as_posix()
+        else:
+            lex_root = next((r for r in self.roots if lexical.is_relative_to(r)), None)
+            shown = lexical.relative_to(lex_root) if lex_root else resolved.relative_to(root)
+            name = shown.as_posix()
+        return resolved, name
+
+
+def metadata_from(values: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str, str]:
+    """Non-empty values as text metadata, keys stripped, a ``metadata.`` prefix removed."""
+    skipped = set(skip)
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if key in skipped or not key:
+            continue
+        text = text_value(value)
+        if text is None or not text.strip():
+            continue
+        name = key[len("metadata.") :] if key.startswith("metadata.") else key
+        out[name] = text.strip()
+    return out
