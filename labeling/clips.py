@@ -196,7 +196,7 @@ def project_summary(s: Session, project_id: int) -> dict[str, Any]:
     labelled = s.scalar(
         select(func.count(Resolution.clip_id)).join(Clip, Clip.id == Resolution.clip_id).where(live)
     )
-    splits = dict(s.execute(select(Clip.split, func.count()).where(live).group_by(Clip.split)).tuples().all())
+    splits = dict(s.execute(select(Clip.split, func.count()).where(live).group_by(Clip.split)).all())
     batches = s.scalar(select(func.count(ImportBatch.id)).where(ImportBatch.project_id == project_id))
     return {
         "n_clips": int(n),

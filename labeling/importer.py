@@ -174,7 +174,7 @@ def _ensure_users(s: Session, names: set[str]) -> dict[str, int]:
     """Annotators named by an external tool become accounts that cannot log in until given a password."""
     if not names:
         return {}
-    existing = dict(s.execute(select(User.name, User.id).where(User.name.in_(names))).tuples().all())
+    existing = dict(s.execute(select(User.name, User.id).where(User.name.in_(names))).all())
     for name in sorted(names - set(existing)):
         user = User(name=name, role="annotator", password_hash=None)
         s.add(user)
@@ -369,7 +369,7 @@ def _insert(
     ids: dict[str, int] = {}
     for start in range(0, len(rows), 1000):
         result = s.execute(insert(Clip).returning(Clip.id, Clip.sha256), rows[start : start + 1000])
-        ids.update({sha: cid for cid, sha in result.tuples()})
+        ids.update({sha: cid for cid, sha in result})
 
     tag_rows = [
         {"clip_id": ids[p.sha256], "tag": t, "source": "import", "created_by": actor_id, "created_at": now}
