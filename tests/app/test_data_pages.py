@@ -1,0 +1,38 @@
+import pytest
+
+from tests.app.conftest import new_app
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/clips.py", "pages/import_audio.py"])
+def test_page_renders_without_exception(app_env, page):
+    at = new_app()
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_overview_shows_the_project_counts(app_env):
+    at = new_app().run()
+    assert at.title[0].value == "demo"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Clips"] == "12"
+    assert metrics["With a final label"] == "12"
+
+
+def test_clips_filters_narrow_the_table(app_env):
+    at = new_app().run()
+    at.switch_page("pages/clips.py").run()
+    assert "12 of 12 clips match" in at.caption[0].value
+    at.multiselect(key="clips.label").set_value(["yes"]).run()
+    assert "6 of 12 clips match" in at.caption[0].value
+    at.text_input(key="clips.name").set_value("spk1").run()
+    assert "2 of 12 clips match" in at.caption[0].value
+
+
+def test_an_out_of_date_schema_is_refused_with_the_command(app_env):
+    from db.migrate import downgrade
+
+    downgrade(app_env.db, "base")
+    at = new_app().run()
+    assert any("earmark db upgrade" in e.value for e in at.error)
