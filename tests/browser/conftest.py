@@ -1,0 +1,141 @@
+"""A real Streamlit server and Debian's Chromium, driven by Playwright.
+
+The server runs ``streamlit run app.py --server.headless true`` against a workspace prepared by the
+test; we wait on ``/_stcore/health`` and then, per page, on the app reporting that its script finished.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("EARMARK_CHROMIUM", "/usr/bin/chromium"))
+READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class StreamlitServer:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._fh = log.open("w")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(self.port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._fh.close()
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    need(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., StreamlitServer]]:
+    """Start the app on a workspace: ``serve(ws, **extra_env)``."""
+    servers: list[StreamlitServer] = []
+
+    def start(ws, **extra: str) -> StreamlitServer:  # type: ignore[no-untyped-def]
+        env = {
+            **os.environ,
+            "EARMARK_DATA_DIR": str(ws.settings.data_dir),
+            "EARMARK_DATABASE_URL": ws.settings.database_url,
+            **extra,
+        }
+        server = StreamlitServer(env, tmp_path / f"streamlit-{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def open_page(browser, url: str, *, viewport=(1400, 1000)):  # type: ignore[no-untyped-def]
+    """Open ``url`` in a fresh page and wait until Streamlit has finished running the script."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.goto(url)
+    settle(page)
+    return page
+
+
+def settle(page, timeout: float = 60_000) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_selector(READY, timeout=timeout)
+    page.wait_for_timeout(300)  # a rerun triggered by the first render starts within a moment
+    page.wait_for_selector(READY, timeout=timeout)
+
+
+def assert_no_exception(page) -> None:  # type: ignore[no-untyped-def]
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
