@@ -72,12 +72,13 @@ def audio_quality(
         beyond ``clip_level`` of full scale (on any channel), and an SNR estimate (dB) from the
         loudest vs quietest tenth of frames, or None for clips shorter than ten frames.
     """
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 2:
-        clipped = float(np.mean(np.any(np.abs(y) >= clip_level, axis=1))) if len(y) else 0.0
-        y = y.mean(axis=1)
+    samples = np.asarray(y, dtype=np.float32)
+    if samples.ndim == 2:
+        clipped = float(np.mean(np.any(np.abs(samples) >= clip_level, axis=1))) if len(samples) else 0.0
+        samples = samples.mean(axis=1)
     else:
-        clipped = float(np.mean(np.abs(y) >= clip_level)) if len(y) else 0.0
+        clipped = float(np.mean(np.abs(samples) >= clip_level)) if len(samples) else 0.0
+    y = samples
     if len(y) == 0:
         raise ValueError("cannot measure an empty clip")
     frame = max(1, round(sr * frame_ms / 1000))
