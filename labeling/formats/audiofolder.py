@@ -3,11 +3,13 @@
 As Hugging Face's "Create an audio dataset" guide lays it out: audio files with a ``metadata.csv`` or
 ``metadata.jsonl`` beside them, possibly one per split folder (``train/``, ``validation/`` or
 ``dev/``, ``test/``, and the other split keywords Hugging Face accepts). ``file_name`` (or a column
-ending in ``_file_name``) is relative to the metadata file. A ``label`` column is the label; without
-one, a file's parent folder names its class (``train/dog/1.wav`` → dog), as audiofolder infers it.
-``transcription``, ``text``, ``sentence`` or ``transcript`` is the transcript, ``tags`` the tags
+ending in ``_file_name``) is relative to the metadata file. A ``label`` column is the label;
+``transcription``, ``text``, ``sentence`` or ``transcript`` the transcript, ``tags`` the tags
 (``;``-separated, or a JSON list), ``split`` the split when no split folder says it; other columns
-are metadata. A folder without any metadata file is read by its class folders alone.
+are metadata. A folder without any metadata file is read by its class folders: a file's parent
+folder names its label (``train/dog/1.wav`` → dog) when every file sits in one. Like audiofolder,
+labels are not taken from folder names once metadata files exist (``data/`` or ``audio/`` folders
+beside the metadata are not classes).
 
 The same function reads Earmark's own CSV and JSON Lines exports (``metadata.csv`` and
 ``metadata.jsonl`` in one folder, splits in a column), given the file or its folder.
@@ -195,11 +197,7 @@ def _item(
     folder_split: str | None,
 ) -> SourceItem:
     transcript_column = next((c for c in TRANSCRIPT_COLUMNS if c in columns), None)
-    if "label" in columns:
-        label = clean_text(row.get("label"))
-    else:
-        parent = Path(name).parent
-        label = parent.name if parent.name and parent.name.lower() not in _SPLIT_FOLDERS else None
+    label = clean_text(row.get("label"))
     split = clean_text(row.get("split"))
     split = split if split in SPLITS else (split_from_words(split) if split else None)
     skip = (file_column, "label", "tags", "split", transcript_column, *MEASURED_COLUMNS)

@@ -142,6 +142,8 @@ def read_labelstudio(
         )
     doc = load_json(path, limits)
     if isinstance(doc, dict):
+        if not isinstance(doc.get("data"), dict):
+            raise FormatError(f"{path.name} is not a Label Studio export: it should hold a list of tasks")
         doc = [doc]  # one task on its own
     if not isinstance(doc, list):
         raise FormatError(f"{path.name} is not a Label Studio export: it should hold a list of tasks")
