@@ -76,7 +76,11 @@ def read_audiofolder(
         _read_metadata(metadata, root, resolver, plan, seen, limits)
     if path.is_dir():
         for audio in _audio_files(root, limits):
-            if audio.resolve() not in seen:
+            try:
+                listed = audio.resolve() in seen
+            except (OSError, RuntimeError):  # a symlink loop is not an audio file anyone listed
+                continue
+            if not listed:
                 name = audio.relative_to(root).as_posix()
                 plan.problems.append(Problem(name, "not listed in any metadata file; not imported"))
     return plan
