@@ -1,0 +1,474 @@
+"""Annotations: :func:`submit_annotation`, :func:`edit_annotation`, :func:`label_task` (what the label
+page shows), :func:`my_annotations` and :func:`annotations_frame` (long format, for agreement).
+
+The database holds the invariants; these services turn its refusals into plain outcomes:
+
+* one annotation per (clip, annotator): a second one is ``already_labelled``;
+* never more than k per clip: the count is raised in the same transaction as the insert, only while
+  ``annotation_count < annotations_needed`` (and the CHECK constraint backs it), else ``full``;
+* a repeated submit with the same idempotency key (double click, two tabs, a retry) stores nothing new
+  and answers ``duplicate`` with the id of the annotation the first one stored.
+
+Bad input (a label not in the project's classes, an unknown tag, nothing chosen) raises
+:class:`AnnotationError` and changes nothing. Every change is written to the audit log in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import Annotation, Claim, Clip, ModelRun, Prediction, Project, Resolution, User, utcnow
+from labeling.audit import record
+from labeling.conventions import ConventionInfo, GoldInfo, current_convention, current_version, gold_examples
+from labeling.projects import ProjectInfo, get_project
+from labeling.storage import AudioStore
+
+MAX_TRANSCRIPT_CHARS = 20_000
+MAX_REASON_CHARS = 500
+MAX_KEY_CHARS = 100
+
+Status = Literal["created", "duplicate", "updated", "already_labelled", "full", "locked", "unavailable"]
+
+ANNOTATION_COLUMNS = (
+    "annotation_id",
+    "clip_id",
+    "annotator_id",
+    "annotator",
+    "label",
+    "transcript",
+    "tags",
+    "unsure",
+    "cannot_label_reason",
+    "time_spent_ms",
+    "convention_version",
+    "source",
+    "created_at",
+    "updated_at",
+)
+
+
+class AnnotationError(ValueError):
+    """The submitted annotation is not valid for this project; the message says why."""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What happened to a submit or edit. ``ok`` is True when the annotation is stored as given."""
+
+    status: Status
+    clip_id: int
+    annotation_id: int | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("created", "duplicate", "updated")
+
+
+@dataclass(frozen=True)
+class LabelTask:
+    """Everything the label page shows for one clip, and nothing of anyone else's labels.
+
+    ``prediction`` is only filled when the project turns pre-annotation on.
+    """
+
+    clip_id: int
+    audio_path: Path
+    duration_s: float
+    sample_rate: int
+    channels: int
+    project: ProjectInfo
+    convention: ConventionInfo | None
+    gold: list[GoldInfo]
+    prediction: dict[str, Any] | None = None
+    mine: dict[str, Any] | None = None
+    locked: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- validation --------------------------------------------------------------------------------------
+
+
+def _clean(
+    project: Project,
+    *,
+    label: str | None,
+    transcript: str | None,
+    tags: Iterable[str],
+    unsure: bool,
+    cannot_label_reason: str | None,
+    time_spent_ms: int | None,
+) -> dict[str, Any]:
+    label = (label or "").strip() or None
+    transcript = None if transcript is None else " ".join(str(transcript).split())
+    reason = (cannot_label_reason or "").strip() or None
+    tags = list(dict.fromkeys(str(t).strip() for t in tags if str(t).strip()))
+    classifies = project.task_kind in ("classification", "both")
+    transcribes = project.task_kind in ("transcription", "both")
+    if reason is not None:
+        if len(reason) > MAX_REASON_CHARS:
+            raise AnnotationError(f"the reason is longer than {MAX_REASON_CHARS} characters")
+        label, transcript = None, None
+    else:
+        if label is not None and not classifies:
+            raise AnnotationError("this project transcribes only; it has no classes to choose from")
+        if label is not None and project.classes and label not in project.classes:
+            raise AnnotationError(f"{label!r} is not one of this project's classes")
+        if classifies and label is None:
+            raise AnnotationError("choose a class (or mark the clip as impossible to label, with a reason)")
+        if transcribes and not transcript:
+            raise AnnotationError(
+                "type the transcript (or mark the clip as impossible to label, with a reason)"
+            )
+        if transcript is not None and len(transcript) > MAX_TRANSCRIPT_CHARS:
+            raise AnnotationError(f"the transcript is longer than {MAX_TRANSCRIPT_CHARS:,} characters")
+        transcript = transcript or None
+    vocabulary = {f"{g}:{v}" for g, values in (project.tag_groups or {}).items() for v in values}
+    unknown = [t for t in tags if vocabulary and t not in vocabulary]
+    if unknown:
+        raise AnnotationError(f"unknown tag(s): {', '.join(unknown)}")
+    if time_spent_ms is not None and (int(time_spent_ms) < 0):
+        raise AnnotationError("time spent cannot be negative")
+    return {
+        "label": label,
+        "transcript": transcript,
+        "tags": tags,
+        "unsure": bool(unsure),
+        "cannot_label_reason": reason,
+        "time_spent_ms": None if time_spent_ms is None else min(int(time_spent_ms), 2**31 - 1),
+    }
+
+
+def _audit_values(a: Annotation) -> dict[str, Any]:
+    return {
+        "clip_id": a.clip_id,
+        "annotator_id": a.annotator_id,
+        "label": a.label,
+        "transcript": a.transcript,
+        "tags": list(a.tags or []),
+        "unsure": a.unsure,
+        "cannot_label_reason": a.cannot_label_reason,
+        "convention_version": a.convention_version,
+    }
+
+
+def _stored_already(
+    s: Session, clip_id: int, user_id: int, idempotency_key: str | None
+) -> SubmitResult | None:
+    """``duplicate`` or ``already_labelled`` if this submit (or another by the same person) is stored."""
+    if idempotency_key is not None:
+        hit = s.execute(
+            select(Annotation.id, Annotation.clip_id, Annotation.annotator_id).where(
+                Annotation.idempotency_key == idempotency_key
+            )
+        ).first()
+        if hit is not None:
+            if (hit.clip_id, hit.annotator_id) != (clip_id, user_id):
+                raise AnnotationError("this idempotency key was already used for another clip or annotator")
+            return SubmitResult("duplicate", clip_id, hit.id, "already saved (repeated submit)")
+    own = s.scalar(
+        select(Annotation.id).where(Annotation.clip_id == clip_id, Annotation.annotator_id == user_id)
+    )
+    if own is not None:
+        return SubmitResult("already_labelled", clip_id, own, "you have already labelled this clip")
+    return None
+
+
+def _outcome_after_conflict(
+    s: Session, clip_id: int, user_id: int, idempotency_key: str | None
+) -> SubmitResult:
+    """Classify a refused insert by what is in the database now."""
+    return _stored_already(s, clip_id, user_id, idempotency_key) or SubmitResult(
+        "full", clip_id, None, "this clip already has all the annotations it needs"
+    )
+
+
+# --- submit and edit ---------------------------------------------------------------------------------
+
+
+def submit_annotation(
+    s: Session,
+    project_id: int,
+    user_id: int,
+    clip_id: int,
+    *,
+    label: str | None = None,
+    transcript: str | None = None,
+    tags: Iterable[str] = (),
+    unsure: bool = False,
+    cannot_label_reason: str | None = None,
+    time_spent_ms: int | None = None,
+    convention_version: int | None = None,
+    idempotency_key: str | None = None,
+    source: str = "app",
+) -> SubmitResult:
+    """Store one annotation by ``user_id`` of ``clip_id``, in the caller's (write) transaction.
+
+    ``convention_version`` is the version the annotator was shown (default: the current one).
+    Returns a :class:`SubmitResult`; concurrency outcomes never raise.
+    """
+    project = s.get(Project, project_id)
+    if project is None:
+        raise AnnotationError(f"no project {project_id}")
+    annotator = s.get(User, user_id)
+    if annotator is None or not annotator.active:
+        raise AnnotationError(f"no active user {user_id}")
+    if idempotency_key is not None:
+        idempotency_key = str(idempotency_key)
+        if not idempotency_key or len(idempotency_key) > MAX_KEY_CHARS:
+            raise AnnotationError(f"an idempotency key has 1 to {MAX_KEY_CHARS} characters")
+    values = _clean(
+        project,
+        label=label,
+        transcript=transcript,
+        tags=tags,
+        unsure=unsure,
+        cannot_label_reason=cannot_label_reason,
+        time_spent_ms=time_spent_ms,
+    )
+    # A retry of something already stored answers the same way, whatever happened to the clip since.
+    earlier = _stored_already(s, clip_id, user_id, idempotency_key)
+    if earlier is not None:
+        return earlier
+    clip = s.execute(select(Clip.project_id, Clip.deleted_at).where(Clip.id == clip_id)).first()
+    if clip is None or clip.project_id != project_id or clip.deleted_at is not None:
+        return SubmitResult("unavailable", clip_id, None, "this clip is no longer in the project")
+    version = convention_version if convention_version is not None else current_version(s, project_id)
+    now = utcnow()
+    try:
+        with s.begin_nested():
+            # The row lock taken here orders concurrent submits of one clip; the WHERE re-checks the
+            # count after any wait, so k is never exceeded (the CHECK constraint is the last guard).
+            raised = s.execute(
+                update(Clip)
+                .where(
+                    Clip.id == clip_id,
+                    Clip.annotation_count < Clip.annotations_needed,
+                    Clip.deleted_at.is_(None),
+                )
+                .values(annotation_count=Clip.annotation_count + 1)
+            )
+            if raised.rowcount != 1:  # type: ignore[attr-defined]
+                raise _Full
+            annotation = Annotation(
+                project_id=project_id,
+                clip_id=clip_id,
+                annotator_id=user_id,
+                convention_version=version,
+                idempotency_key=idempotency_key,
+                source=source,
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+            s.add(annotation)
+            s.flush()
+    except (IntegrityError, _Full):
+        return _outcome_after_conflict(s, clip_id, user_id, idempotency_key)
+    s.execute(delete(Claim).where(Claim.clip_id == clip_id, Claim.user_id == user_id))
+    record(
+        s,
+        entity="annotation",
+        entity_id=annotation.id,
+        action="create",
+        new=_audit_values(annotation),
+        actor_id=user_id,
+        project_id=project_id,
+    )
+    return SubmitResult("created", clip_id, annotation.id, "saved")
+
+
+class _Full(Exception):
+    pass
+
+
+def is_locked(s: Session, clip_id: int) -> bool:
+    """Annotations of a clip are frozen once a reviewer has adjudicated it."""
+    return s.scalar(select(Resolution.method).where(Resolution.clip_id == clip_id)) == "adjudicated"
+
+
+def edit_annotation(
+    s: Session,
+    annotation_id: int,
+    user_id: int,
+    *,
+    label: str | None = None,
+    transcript: str | None = None,
+    tags: Iterable[str] = (),
+    unsure: bool = False,
+    cannot_label_reason: str | None = None,
+    convention_version: int | None = None,
+) -> SubmitResult:
+    """Change one's own annotation; refused (``locked``) once the clip has been adjudicated."""
+    a = s.get(Annotation, annotation_id)
+    if a is None or a.annotator_id != user_id:
+        return SubmitResult(
+            "unavailable", a.clip_id if a else -1, None, "this is not one of your annotations"
+        )
+    project = s.get(Project, a.project_id)
+    assert project is not None
+    if is_locked(s, a.clip_id):
+        return SubmitResult("locked", a.clip_id, a.id, "a reviewer has adjudicated this clip; it is locked")
+    values = _clean(
+        project,
+        label=label,
+        transcript=transcript,
+        tags=tags,
+        unsure=unsure,
+        cannot_label_reason=cannot_label_reason,
+        time_spent_ms=None,
+    )
+    values.pop("time_spent_ms")
+    before = _audit_values(a)
+    for key, value in values.items():
+        setattr(a, key, value)
+    a.convention_version = (
+        convention_version if convention_version is not None else current_version(s, a.project_id)
+    )
+    after = _audit_values(a)
+    if after == before:
+        return SubmitResult("updated", a.clip_id, a.id, "nothing changed")
+    a.updated_at = utcnow()
+    s.flush()
+    record(
+        s,
+        entity="annotation",
+        entity_id=a.id,
+        action="update",
+        old=before,
+        new=after,
+        actor_id=user_id,
+        project_id=a.project_id,
+    )
+    return SubmitResult("updated", a.clip_id, a.id, "updated")
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def _mine(a: Annotation) -> dict[str, Any]:
+    return {
+        "annotation_id": a.id,
+        "label": a.label,
+        "transcript": a.transcript,
+        "tags": list(a.tags or []),
+        "unsure": a.unsure,
+        "cannot_label_reason": a.cannot_label_reason,
+        "convention_version": a.convention_version,
+        "created_at": a.created_at,
+    }
+
+
+def label_task(s: Session, store: AudioStore, project_id: int, user_id: int, clip_id: int) -> LabelTask:
+    """What the label page needs for ``clip_id``: the audio, the choices, the conventions beside it,
+    ``user_id``'s own earlier annotation if any — and never another annotator's label or the final
+    label. The model's prediction is included only when ``project.settings["pre_annotation"]`` is on.
+    """
+    clip = s.get(Clip, clip_id)
+    if clip is None or clip.project_id != project_id:
+        raise LookupError(f"no clip {clip_id} in this project")
+    project = get_project(s, project_id)
+    own = s.scalar(
+        select(Annotation).where(Annotation.clip_id == clip_id, Annotation.annotator_id == user_id)
+    )
+    prediction = None
+    if project.settings.get("pre_annotation"):
+        hit = s.execute(
+            select(Prediction.label, Prediction.transcript, Prediction.confidence, ModelRun.name)
+            .join(ModelRun, ModelRun.id == Prediction.run_id)
+            .where(Prediction.clip_id == clip_id, ModelRun.project_id == project_id)
+            .order_by(ModelRun.id.desc())
+            .limit(1)
+        ).first()
+        if hit is not None:
+            prediction = {
+                "label": hit.label,
+                "transcript": hit.transcript,
+                "confidence": hit.confidence,
+                "model": hit.name,
+            }
+    return LabelTask(
+        clip_id=clip.id,
+        audio_path=store.path(clip.storage_key),
+        duration_s=clip.duration_s,
+        sample_rate=clip.sample_rate,
+        channels=clip.channels,
+        project=project,
+        convention=current_convention(s, project_id),
+        gold=gold_examples(s, project_id),
+        prediction=prediction,
+        mine=_mine(own) if own is not None else None,
+        locked=own is not None and is_locked(s, clip_id),
+    )
+
+
+def my_annotations(s: Session, project_id: int, user_id: int, *, limit: int = 20) -> pd.DataFrame:
+    """``user_id``'s most recent annotations in a project, newest first, with ``locked`` (adjudicated)."""
+    rows = s.execute(
+        select(
+            Annotation.id,
+            Annotation.clip_id,
+            Annotation.label,
+            Annotation.transcript,
+            Annotation.tags,
+            Annotation.unsure,
+            Annotation.cannot_label_reason,
+            Annotation.updated_at,
+            Resolution.method,
+        )
+        .outerjoin(Resolution, Resolution.clip_id == Annotation.clip_id)
+        .where(Annotation.project_id == project_id, Annotation.annotator_id == user_id)
+        .order_by(Annotation.updated_at.desc(), Annotation.id.desc())
+        .limit(limit)
+    ).all()
+    cols = ["annotation_id", "clip_id", "label", "transcript", "tags", "unsure", "cannot_label_reason"]
+    frame = pd.DataFrame([r[:8] for r in rows], columns=[*cols, "updated_at"])
+    frame["locked"] = [r.method == "adjudicated" for r in rows]
+    return frame
+
+
+def annotations_frame(s: Session, project_id: int, *, include_deleted: bool = False) -> pd.DataFrame:
+    """Every annotation of a project in long format, one row per (clip, annotator).
+
+    Columns are :data:`ANNOTATION_COLUMNS`: ``annotation_id, clip_id, annotator_id, annotator, label,
+    transcript, tags, unsure, cannot_label_reason, time_spent_ms, convention_version, source,
+    created_at, updated_at``; ``tags`` holds lists of ``group:value`` strings.
+    """
+    q = (
+        select(
+            Annotation.id,
+            Annotation.clip_id,
+            Annotation.annotator_id,
+            User.name,
+            Annotation.label,
+            Annotation.transcript,
+            Annotation.tags,
+            Annotation.unsure,
+            Annotation.cannot_label_reason,
+            Annotation.time_spent_ms,
+            Annotation.convention_version,
+            Annotation.source,
+            Annotation.created_at,
+            Annotation.updated_at,
+        )
+        .join(User, User.id == Annotation.annotator_id)
+        .join(Clip, Clip.id == Annotation.clip_id)
+        .where(Annotation.project_id == project_id)
+        .order_by(Annotation.clip_id, Annotation.annotator_id)
+    )
+    if not include_deleted:
+        q = q.where(Clip.deleted_at.is_(None))
+    frame = pd.DataFrame(s.execute(q).all(), columns=list(ANNOTATION_COLUMNS))
+    for col in ("time_spent_ms", "convention_version"):
+        frame[col] = frame[col].astype("Int64")
+    frame["unsure"] = frame["unsure"].astype(bool)
+    return frame

@@ -1,0 +1,267 @@
+"""The blind k-overlap labeling queue: :func:`next_clip` hands an annotator the next clip to label.
+
+Each clip needs ``annotations_needed`` (the project's k) annotations from different people. An
+annotator is offered a clip they have not labelled that still needs labels, fewest annotations first,
+then the highest ``priority``, then the oldest. Handing a clip out writes a *claim* (a lease, ten
+minutes unless the project's ``lease_seconds`` says otherwise); claims held by others count against
+a clip's remaining slots, so k people are not all sent to the last one, and expired claims simply stop
+counting. Asking again while a claim is live returns the same clip (a page refresh loses nothing).
+:func:`skip_clip` hides a clip from the skipper for a while without holding a slot.
+
+Call :func:`next_clip` inside a write transaction (``ws.db.write()``): on SQLite that is
+``BEGIN IMMEDIATE``, which serialises queue writers; on PostgreSQL the candidate row is taken with
+``FOR UPDATE SKIP LOCKED`` so concurrent annotators pass each other instead of queueing. The scan
+walks the partial index ``ix_clips_open`` in queue order and stops at the first eligible clip, so the
+cost does not grow with the number of clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, and_, delete, exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.models import Annotation, Claim, Clip, Project, utcnow
+from labeling.audit import record_many
+
+DEFAULT_LEASE_S = 600
+DEFAULT_SKIP_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A clip handed to one annotator, and until when it is theirs."""
+
+    clip_id: int
+    project_id: int
+    annotation_count: int
+    annotations_needed: int
+    priority: int
+    expires_at: datetime
+    resumed: bool  # True when this is the annotator's own live claim handed back again
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One annotator's progress in a project."""
+
+    done: int
+    today: int
+    median_seconds: float | None
+    open_clips: int
+
+
+def _seconds(project: Project, key: str, default: int) -> int:
+    value = (project.settings or {}).get(key, default)
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def lease_seconds(project: Project) -> int:
+    return _seconds(project, "lease_seconds", DEFAULT_LEASE_S)
+
+
+def _open(project_id: int):  # type: ignore[no-untyped-def]
+    # Written exactly as the partial index's predicate, so both engines can use ix_clips_open.
+    return and_(
+        Clip.project_id == project_id,
+        Clip.annotation_count < Clip.annotations_needed,
+        Clip.deleted_at.is_(None),
+    )
+
+
+def candidate_query(project_id: int, user_id: int, now: datetime) -> Select:
+    """The next eligible clip for ``user_id`` in queue order (one row: id, count, needed, priority)."""
+    mine = exists().where(Annotation.clip_id == Clip.id, Annotation.annotator_id == user_id)
+    skipped = exists().where(
+        Claim.clip_id == Clip.id,
+        Claim.user_id == user_id,
+        Claim.skipped_at.is_not(None),
+        Claim.expires_at > now,
+    )
+    held_by_others = (
+        select(func.count())
+        .select_from(Claim)
+        .where(
+            Claim.clip_id == Clip.id,
+            Claim.user_id != user_id,
+            Claim.expires_at > now,
+            Claim.skipped_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(Clip.id, Clip.annotation_count, Clip.annotations_needed, Clip.priority)
+        .where(
+            _open(project_id),
+            ~mine,
+            ~skipped,
+            Clip.annotation_count + held_by_others < Clip.annotations_needed,
+        )
+        .order_by(Clip.annotation_count, Clip.priority.desc(), Clip.id)
+        .limit(1)
+    )
+
+
+def _upsert_claim(s: Session, values: dict[str, object]) -> None:
+    dialect = s.get_bind().dialect.name
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert(Claim).values(**values)
+    s.execute(
+        ins.on_conflict_do_update(
+            index_elements=[Claim.clip_id, Claim.user_id],
+            set_={k: v for k, v in values.items() if k not in ("clip_id", "user_id")},
+        )
+    )
+
+
+def next_clip(
+    s: Session,
+    project_id: int,
+    user_id: int,
+    *,
+    lease_s: int | None = None,
+    now: datetime | None = None,
+) -> QueueItem | None:
+    """Claim the next clip for ``user_id`` (or hand back their live claim); None when nothing is left.
+
+    Run it in a write transaction; the claim is part of it.
+    """
+    project = s.get(Project, project_id)
+    if project is None:
+        raise LookupError(f"no project {project_id}")
+    now = now or utcnow()
+    expires = now + timedelta(seconds=lease_s if lease_s is not None else lease_seconds(project))
+    s.execute(delete(Claim).where(Claim.user_id == user_id, Claim.expires_at <= now))
+
+    own = s.execute(
+        select(Clip.id, Clip.annotation_count, Clip.annotations_needed, Clip.priority)
+        .join(Claim, Claim.clip_id == Clip.id)
+        .where(
+            Claim.user_id == user_id,
+            Claim.expires_at > now,
+            Claim.skipped_at.is_(None),
+            _open(project_id),
+            ~exists().where(Annotation.clip_id == Clip.id, Annotation.annotator_id == user_id),
+        )
+        .order_by(Claim.claimed_at.desc())
+        .limit(1)
+    ).first()
+    if own is not None:
+        s.execute(
+            update(Claim).where(Claim.clip_id == own.id, Claim.user_id == user_id).values(expires_at=expires)
+        )
+        return QueueItem(
+            own.id, project_id, own.annotation_count, own.annotations_needed, own.priority, expires, True
+        )
+
+    q = candidate_query(project_id, user_id, now)
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True, of=Clip)
+    row = s.execute(q).first()
+    if row is None:
+        return None
+    _upsert_claim(
+        s,
+        {"clip_id": row.id, "user_id": user_id, "claimed_at": now, "expires_at": expires, "skipped_at": None},
+    )
+    return QueueItem(
+        row.id, project_id, row.annotation_count, row.annotations_needed, row.priority, expires, False
+    )
+
+
+def skip_clip(
+    s: Session,
+    project_id: int,
+    user_id: int,
+    clip_id: int,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Set a clip aside for ``user_id`` (for the project's ``skip_seconds``, a day by default).
+
+    The clip stops counting as theirs, so others may take the slot; the skipper is not offered it
+    again until the skip expires.
+    """
+    project = s.get(Project, project_id)
+    clip = s.get(Clip, clip_id)
+    if project is None or clip is None or clip.project_id != project_id:
+        raise LookupError(f"no clip {clip_id} in this project")
+    now = now or utcnow()
+    until = now + timedelta(seconds=_seconds(project, "skip_seconds", DEFAULT_SKIP_S))
+    _upsert_claim(
+        s, {"clip_id": clip_id, "user_id": user_id, "claimed_at": now, "expires_at": until, "skipped_at": now}
+    )
+
+
+def release_claims(s: Session, user_id: int) -> int:
+    """Give back every live clip ``user_id`` holds (on sign-out), keeping their skips."""
+    result = s.execute(delete(Claim).where(Claim.user_id == user_id, Claim.skipped_at.is_(None)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def set_priority(
+    s: Session,
+    project_id: int,
+    clip_ids: Iterable[int],
+    priority: int,
+    *,
+    actor_id: int | None = None,
+) -> int:
+    """Move clips up (or down) the queue; higher priority is labelled first among equally-labelled clips."""
+    ids = sorted({int(c) for c in clip_ids})
+    changed = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        before = s.execute(
+            select(Clip.id, Clip.priority).where(
+                Clip.project_id == project_id, Clip.id.in_(chunk), Clip.priority != int(priority)
+            )
+        ).all()
+        if not before:
+            continue
+        s.execute(update(Clip).where(Clip.id.in_([r.id for r in before])).values(priority=int(priority)))
+        record_many(
+            s,
+            (
+                {
+                    "entity": "clip",
+                    "entity_id": r.id,
+                    "action": "update",
+                    "old": {"priority": r.priority},
+                    "new": {"priority": int(priority)},
+                }
+                for r in before
+            ),
+            actor_id=actor_id,
+            project_id=project_id,
+        )
+        changed += len(before)
+    return changed
+
+
+def progress(s: Session, project_id: int, user_id: int, *, now: datetime | None = None) -> Progress:
+    """How much ``user_id`` has labelled in this project (in all, today), and how many clips are open."""
+    now = now or utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = (Annotation.project_id == project_id) & (Annotation.annotator_id == user_id)
+    done, today = s.execute(
+        select(func.count(), func.count().filter(Annotation.created_at >= midnight)).where(mine)
+    ).one()
+    times = sorted(
+        t
+        for t in s.scalars(
+            select(Annotation.time_spent_ms)
+            .where(mine, Annotation.time_spent_ms.is_not(None))
+            .order_by(Annotation.id.desc())
+            .limit(200)
+        )
+    )
+    median = times[len(times) // 2] / 1000 if times else None
+    open_clips = s.scalar(select(func.count()).select_from(Clip).where(_open(project_id))) or 0
+    return Progress(done=int(done), today=int(today), median_seconds=median, open_clips=int(open_clips))
