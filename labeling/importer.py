@@ -40,7 +40,7 @@ from labeling.audit import record, record_many
 from labeling.formats.base import ImportPlan, Problem, SourceItem
 from labeling.formats.folder import opened, read_folder
 from labeling.projects import ProjectInfo, create_project, get_project
-from labeling.storage import sha256_bytes
+from labeling.storage import AudioStore, sha256_bytes
 from labeling.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -93,7 +93,8 @@ class ImportReport:
 class _Prepared:
     item: SourceItem
     sha256: str
-    data: bytes
+    storage_key: str
+    stored_now: bool  # this import wrote the file (so a failed import may remove it)
     ext: str
     sample_rate: int
     channels: int
@@ -107,7 +108,7 @@ class ImportRefused(ValueError):
     """The import as a whole was refused; nothing was written."""
 
 
-def _prepare(item: SourceItem, limits: Limits) -> _Prepared | Problem:
+def _prepare(item: SourceItem, limits: Limits, store: AudioStore) -> _Prepared | Problem:
     try:
         size = item.path.stat().st_size
     except OSError as exc:
@@ -145,10 +146,15 @@ def _prepare(item: SourceItem, limits: Limits) -> _Prepared | Problem:
         return Problem(item.name, "decodes to non-finite samples")
     quality = audio_quality(y if channels > 1 else y[:, 0], sr).to_dict()
     ext = item.path.suffix.lower().lstrip(".") or fmt.lower()
+    digest = sha256_bytes(data)
+    # Stored here, outside any transaction: content addressing makes it harmless if the import
+    # later fails, and the database write lock is then held only for the inserts.
+    key, made = store.put(data, ext, sha256=digest)
     return _Prepared(
         item=item,
-        sha256=sha256_bytes(data),
-        data=data,
+        sha256=digest,
+        storage_key=key,
+        stored_now=made,
         ext=ext,
         sample_rate=int(sr),
         channels=int(channels),
@@ -160,14 +166,28 @@ def _prepare(item: SourceItem, limits: Limits) -> _Prepared | Problem:
 
 
 def _prepare_all(
-    items: list[SourceItem], limits: Limits, progress: Progress | None
+    items: list[SourceItem], limits: Limits, store: AudioStore, progress: Progress | None
 ) -> Iterable[_Prepared | Problem]:
-    # libsndfile, hashing and numpy release the GIL for most of the work; two threads keep both cores busy.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for done, result in enumerate(pool.map(lambda it: _prepare(it, limits), items, chunksize=1), 1):
+    # libsndfile, hashing, numpy and file I/O release the GIL for most of the work; a few threads
+    # keep both cores busy while others wait on the disk.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        work = pool.map(lambda it: _prepare(it, limits, store), items)
+        for done, result in enumerate(work, 1):
             if progress:
                 progress(done, len(items))
             yield result
+
+
+def _remove_unreferenced(ws: Workspace, made: list[_Prepared]) -> None:
+    """Undo the files a failed import wrote, unless a clip (of any project) refers to them meanwhile."""
+    if not made:
+        return
+    with ws.db.read() as s:
+        keys = [p.storage_key for p in made]
+        used = set(s.scalars(select(Clip.storage_key).where(Clip.storage_key.in_(keys))))
+    for p in made:
+        if p.storage_key not in used:
+            ws.store.remove(p.storage_key)
 
 
 def _ensure_users(s: Session, names: set[str]) -> dict[str, int]:
@@ -230,7 +250,7 @@ def import_plan(
     prepared: list[_Prepared] = []
     seen: set[str] = set()
     n_dupes = 0
-    for result in _prepare_all(plan.items, limits, progress):
+    for result in _prepare_all(plan.items, limits, ws.store, progress):
         if isinstance(result, Problem):
             rejected.append(result)
         elif result.sha256 in seen:
@@ -239,7 +259,6 @@ def import_plan(
             seen.add(result.sha256)
             prepared.append(result)
 
-    written: list[str] = []
     try:
         with ws.db.write() as s:
             info, created = _project_for_import(s, project, prepared, create, task_kind, actor_id)
@@ -249,10 +268,6 @@ def import_plan(
             batch_id = None
             n_ann = n_res = 0
             if fresh:
-                for p in fresh:
-                    key, made = ws.store.put(p.data, p.ext, sha256=p.sha256)
-                    if made:
-                        written.append(key)
                 batch_id, n_ann, n_res = _insert(
                     s,
                     ws,
@@ -267,8 +282,7 @@ def import_plan(
                     batch_name=batch_name,
                 )
     except BaseException:
-        for key in written:  # files this import added and no committed clip refers to
-            ws.store.remove(key)
+        _remove_unreferenced(ws, [p for p in prepared if p.stored_now])
         raise
     return ImportReport(
         project=info.name,
@@ -349,7 +363,7 @@ def _insert(
             {
                 "project_id": info.id,
                 "sha256": p.sha256,
-                "storage_key": f"{p.sha256[:2]}/{p.sha256}.{p.ext}",
+                "storage_key": p.storage_key,
                 "original_name": p.item.name[:1000],
                 "duration_s": p.duration_s,
                 "sample_rate": p.sample_rate,
