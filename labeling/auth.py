@@ -1,0 +1,381 @@
+"""Accounts, passwords, sessions and the role policy.
+
+Call :func:`add_user` / :func:`set_password` to manage accounts, :func:`authenticate` to check a
+password, :func:`issue_session_token` / :func:`user_for_token` to keep someone signed in, and
+:func:`can_open` to decide whether a role may open a page. Passwords are hashed with argon2id; the
+hash never leaves this module (:class:`UserInfo` has no hash, the audit log records no password).
+
+Roles, from least to most trusted:
+
+============  ===============================================================================
+annotator     labels clips and reads the conventions; never sees other people's labels
+reviewer      also resolves disagreements, edits conventions and gold examples, reads reports
+engineer      also imports data, analyses errors, trains, watches drift, exports
+admin         everything, including accounts
+============  ===============================================================================
+
+A trusted reverse proxy may assert who the user is in a header (``EARMARK_TRUSTED_HEADER``; see
+:func:`user_for_header`). Only enable it when the app is reachable through that proxy alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import ROLES, User
+from labeling.audit import record
+from labeling.projects import validate_name
+
+MIN_PASSWORD_LENGTH = 8
+SESSION_MAX_AGE_S = 12 * 3600
+
+ALL_ROLES: frozenset[str] = frozenset(ROLES)
+STAFF: frozenset[str] = frozenset({"reviewer", "engineer", "admin"})
+
+#: What each role may do. Pages and services ask :func:`allowed` with one of these names.
+PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "label": ALL_ROLES,
+    "read_conventions": ALL_ROLES,
+    "edit_conventions": STAFF,
+    "review": frozenset({"reviewer", "admin"}),
+    "analyse": STAFF,
+    "manage_data": frozenset({"engineer", "admin"}),
+    "manage_users": frozenset({"admin"}),
+}
+
+#: Which permission opens which page (keyed by the page's URL path, i.e. its file stem).
+#: A page missing here is open to staff only, so a new page never leaks to annotators by accident.
+PAGE_PERMISSIONS: Mapping[str, str] = {
+    "label": "label",
+    "conventions": "read_conventions",
+    "overview": "analyse",
+    "clips": "analyse",
+    "import_audio": "manage_data",
+}
+DEFAULT_PAGE_PERMISSION = "analyse"
+
+#: Demo accounts and their published passwords (``earmark demo``); the login page warns while any
+#: of them still accepts its published password.
+DEMO_USERS: tuple[tuple[str, str, str], ...] = (
+    ("ana", "annotator", "ana-demo"),
+    ("ben", "annotator", "ben-demo"),
+    ("cho", "annotator", "cho-demo"),
+    ("rosa", "reviewer", "rosa-demo"),
+    ("eli", "engineer", "eli-demo"),
+    ("admin", "admin", "admin-demo"),
+)
+
+_hasher = PasswordHasher()
+_PROCESS_SECRET = secrets.token_hex(32)
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the name is unknown, so a wrong name costs as long as a wrong password.
+    return _hasher.hash(secrets.token_hex(16))
+
+
+class AuthError(ValueError):
+    """An account request that cannot be honoured; the message says why."""
+
+
+class UserNotFound(AuthError):
+    pass
+
+
+class PermissionDenied(PermissionError):
+    """The signed-in role may not do this."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    name: str
+    role: str
+    active: bool
+    has_password: bool
+    external_id: str | None = None
+    created_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return d
+
+
+def _info(u: User) -> UserInfo:
+    return UserInfo(
+        id=u.id,
+        name=u.name,
+        role=u.role,
+        active=u.active,
+        has_password=u.password_hash is not None,
+        external_id=u.external_id,
+        created_at=u.created_at,
+    )
+
+
+# --- roles -------------------------------------------------------------------------------------------
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise AuthError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role
+
+
+def allowed(role: str | None, permission: str) -> bool:
+    """Whether ``role`` holds ``permission`` (unknown permissions are refused)."""
+    return role is not None and role in PERMISSIONS.get(permission, frozenset())
+
+
+def require(user: UserInfo | None, permission: str) -> UserInfo:
+    """Return ``user`` if it holds ``permission``; raise :class:`PermissionDenied` otherwise."""
+    if user is None or not user.active:
+        raise PermissionDenied("sign in first")
+    if not allowed(user.role, permission):
+        raise PermissionDenied(f"the {user.role} role may not {permission.replace('_', ' ')}")
+    return user
+
+
+def page_permission(page: str) -> str:
+    return PAGE_PERMISSIONS.get(page, DEFAULT_PAGE_PERMISSION)
+
+
+def can_open(role: str | None, page: str) -> bool:
+    """Whether ``role`` may open the page whose URL path (file stem) is ``page``."""
+    return allowed(role, page_permission(page))
+
+
+# --- passwords ---------------------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _dummy_hash(), password or "") and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def generate_password() -> str:
+    """A random password of about 96 bits, easy to copy (URL-safe characters only)."""
+    return secrets.token_urlsafe(12)
+
+
+# --- accounts ----------------------------------------------------------------------------------------
+
+
+def _user_row(s: Session, ref: str | int) -> User:
+    row = s.get(User, ref) if isinstance(ref, int) else None
+    if row is None:
+        row = s.scalar(select(User).where(User.name == str(ref)))
+    if row is None:
+        raise UserNotFound(f"no user named {ref!r}; add one with: earmark user add NAME --role ROLE")
+    return row
+
+
+def get_user(s: Session, ref: str | int) -> UserInfo:
+    """A user by id (int) or name (str)."""
+    return _info(_user_row(s, ref))
+
+
+def list_users(s: Session) -> list[UserInfo]:
+    return [_info(u) for u in s.scalars(select(User).order_by(User.name))]
+
+
+def count_users(s: Session) -> int:
+    return int(s.scalar(select(func.count()).select_from(User)) or 0)
+
+
+def add_user(
+    s: Session,
+    *,
+    name: str,
+    role: str = "annotator",
+    password: str | None = None,
+    external_id: str | None = None,
+    actor_id: int | None = None,
+) -> UserInfo:
+    """Create an account. Without a password (or external identity) it exists but cannot sign in."""
+    name = validate_name(name, what="user name")
+    check_role(role)
+    if s.scalar(select(User.id).where(User.name == name)) is not None:
+        raise AuthError(f"a user named {name!r} already exists")
+    if external_id is not None:
+        external_id = validate_name(external_id, what="external identity")
+        if s.scalar(select(User.id).where(User.external_id == external_id)) is not None:
+            raise AuthError(f"another user already has the external identity {external_id!r}")
+    user = User(
+        name=name,
+        role=role,
+        password_hash=hash_password(password) if password is not None else None,
+        external_id=external_id,
+        active=True,
+    )
+    s.add(user)
+    s.flush()
+    record(
+        s,
+        entity="user",
+        entity_id=user.id,
+        action="create",
+        new={"name": name, "role": role, "external_id": external_id, "password": password is not None},
+        actor_id=actor_id,
+    )
+    return _info(user)
+
+
+def set_password(s: Session, ref: str | int, password: str, *, actor_id: int | None = None) -> UserInfo:
+    """Replace a user's password; sessions signed in with the old one end."""
+    user = _user_row(s, ref)
+    user.password_hash = hash_password(password)
+    s.flush()
+    record(
+        s, entity="user", entity_id=user.id, action="update", new={"password": "changed"}, actor_id=actor_id
+    )
+    return _info(user)
+
+
+def update_user(
+    s: Session,
+    ref: str | int,
+    *,
+    role: str | None = None,
+    active: bool | None = None,
+    actor_id: int | None = None,
+) -> UserInfo:
+    """Change a user's role or switch the account off (accounts are never deleted: labels keep them)."""
+    user = _user_row(s, ref)
+    before = {"role": user.role, "active": user.active}
+    if role is not None:
+        user.role = check_role(role)
+    if active is not None:
+        user.active = bool(active)
+    after = {"role": user.role, "active": user.active}
+    if after != before:
+        s.flush()
+        record(s, entity="user", entity_id=user.id, action="update", old=before, new=after, actor_id=actor_id)
+    return _info(user)
+
+
+def authenticate(s: Session, name: str, password: str) -> UserInfo | None:
+    """The active user with this name and password, or None (the same for every kind of failure)."""
+    user = s.scalar(select(User).where(User.name == (name or "").strip()))
+    ok = verify_password(user.password_hash if user is not None else None, password)
+    if user is None or not ok or not user.active:
+        return None
+    return _info(user)
+
+
+def user_for_header(s: Session, value: str | None) -> UserInfo | None:
+    """The active user a trusted proxy names in its header: matched on external identity, then name.
+
+    Unknown identities get no account automatically; an admin adds them
+    (``earmark user add NAME --role ROLE --external-id VALUE``).
+    """
+    value = (value or "").strip()
+    if not value:
+        return None
+    user = s.scalar(select(User).where(User.external_id == value))
+    if user is None:
+        user = s.scalar(select(User).where(User.name == value))
+    if user is None or not user.active:
+        return None
+    return _info(user)
+
+
+# --- sessions ----------------------------------------------------------------------------------------
+
+
+def _fingerprint(user: User) -> str:
+    # Changing the password (or external identity) changes this, which ends existing sessions.
+    basis = f"{user.password_hash or ''}|{user.external_id or ''}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def _sign(secret: str, payload: str) -> str:
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def issue_session_token(s: Session, user_id: int, secret: str, *, now: float | None = None) -> str:
+    """A signed token naming the user; valid for :data:`SESSION_MAX_AGE_S` or until the password changes."""
+    user = _user_row(s, user_id)
+    issued = int(now if now is not None else time.time())
+    payload = f"{user.id}.{issued}.{_fingerprint(user)}"
+    return f"{payload}.{_sign(secret, payload)}"
+
+
+def user_for_token(
+    s: Session,
+    token: str | None,
+    secret: str,
+    *,
+    now: float | None = None,
+    max_age_s: int = SESSION_MAX_AGE_S,
+) -> UserInfo | None:
+    """The active user a token was issued to, read fresh (a changed role applies at once), or None."""
+    try:
+        user_id, issued, fingerprint, signature = (token or "").split(".")
+        payload = f"{user_id}.{issued}.{fingerprint}"
+        if not hmac.compare_digest(signature, _sign(secret, payload)):
+            return None
+        age = (now if now is not None else time.time()) - int(issued)
+        if not 0 <= age <= max_age_s:
+            return None
+        user = s.get(User, int(user_id))
+    except ValueError:
+        return None
+    if user is None or not user.active or not hmac.compare_digest(fingerprint, _fingerprint(user)):
+        return None
+    return _info(user)
+
+
+def session_secret(configured: str | None) -> str:
+    """The configured ``EARMARK_SECRET``, or a random one for this process (sessions end on restart)."""
+    return configured or _PROCESS_SECRET
+
+
+# --- demo --------------------------------------------------------------------------------------------
+
+
+def create_demo_users(s: Session) -> list[tuple[str, str, str]]:
+    """Create the :data:`DEMO_USERS` that do not exist yet; returns (name, role, password) of all of them."""
+    existing = set(s.scalars(select(User.name).where(User.name.in_([n for n, _, _ in DEMO_USERS]))))
+    for name, role, password in DEMO_USERS:
+        if name not in existing:
+            add_user(s, name=name, role=role, password=password)
+    return list(DEMO_USERS)
+
+
+def demo_accounts_open(s: Session) -> list[tuple[str, str, str]]:
+    """The demo accounts that still accept their published password (the login page shows a banner)."""
+    rows = s.execute(
+        select(User.name, User.password_hash).where(
+            User.name.in_([n for n, _, _ in DEMO_USERS]), User.active.is_(True)
+        )
+    )
+    hashes = {name: password_hash for name, password_hash in rows}
+    return [
+        (name, role, pw)
+        for name, role, pw in DEMO_USERS
+        if hashes.get(name) and verify_password(hashes[name], pw)
+    ]
