@@ -46,6 +46,9 @@ from labeling.formats.base import EXPORT_COLUMNS, FormatError, Problem
 
 Progress = Callable[[int, int], None] | None
 
+#: One encoder for every line: ``json.dumps`` with options builds a new encoder per call.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
 MANIFEST_NAME = "MANIFEST.json"
 MAX_NAME_BYTES = 200
 _FORBIDDEN = frozenset('<>:"/\\|?*')
@@ -172,6 +175,8 @@ class _Row(NamedTuple):
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:
+        return value if value.strip() else None
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     text = str(value)
@@ -228,7 +233,7 @@ def _rows(frame: pd.DataFrame) -> Iterator[_Row]:
         yield _Row(*values)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     path: str
     sha256: str
@@ -303,10 +308,11 @@ class _Export:
 
     def audio(self, row: _Row, folder: str = "") -> str:
         """The reference to write for a clip's audio: relative to ``folder`` when copied."""
-        source = Path(str(row.audio_path))
         if not self.copy_audio:
-            self.referenced.append(_Entry(source.as_posix(), str(row.sha256), -1))
-            return source.as_posix()
+            ref = str(row.audio_path) if os.sep == "/" else Path(str(row.audio_path)).as_posix()
+            self.referenced.append(_Entry(ref, str(row.sha256), -1))
+            return ref
+        source = Path(str(row.audio_path))
         rel = self._place(folder, row)
         target = self.tmp / folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -362,7 +368,7 @@ def _write_entries(f: IO[str], entries: list[_Entry]) -> None:
         record: dict[str, Any] = {"path": e.path, "sha256": e.sha256}
         if e.bytes >= 0:
             record["bytes"] = e.bytes
-        f.write("  " + json.dumps(record, ensure_ascii=False) + (",\n" if i < len(entries) - 1 else "\n"))
+        f.write("  " + _to_json(record) + (",\n" if i < len(entries) - 1 else "\n"))
 
 
 @contextmanager
@@ -461,7 +467,7 @@ class _TableWriter:
             self.csv.writerow(cells)
         else:
             slim = {k: v for k, v in record.items() if v is not None and v != []}
-            self.sink.write(json.dumps(slim, ensure_ascii=False) + "\n")
+            self.sink.write(_to_json(slim) + "\n")
 
 
 def _table_columns(rows: list[_Row], *, with_split: bool) -> list[str]:
@@ -642,13 +648,15 @@ def write_nemo(
                     "duration": _number(row.duration_s),
                     "text": _text(row.transcript) or "",
                 }
-                if _text(row.label) is not None:
-                    line["label"] = _text(row.label)
-                if _tags(row.tags):
-                    line["tags"] = _tags(row.tags)
+                label = _text(row.label)
+                if label is not None:
+                    line["label"] = label
+                tags = _tags(row.tags)
+                if tags:
+                    line["tags"] = tags
                 for meta_key, value in _metadata(row.metadata).items():
                     line[_meta_column(meta_key)] = value
-                sinks[key].write(json.dumps(line, ensure_ascii=False) + "\n")
+                sinks[key].write(_to_json(line) + "\n")
                 export.step()
         return export.finish()
 
@@ -777,7 +785,7 @@ def write_labelstudio(
                     if score is not None:
                         prediction["score"] = float(score)
                     task["predictions"].append(prediction)
-                sink.write(("," if n else "") + json.dumps(task, ensure_ascii=False) + "\n")
+                sink.write(("," if n else "") + _to_json(task) + "\n")
                 export.step()
             sink.write("]\n")
         with export.text("label_config.xml") as sink:
