@@ -235,9 +235,9 @@ def _feature_vector(y: np.ndarray, sr: int, settings: FeatureSettings) -> np.nda
     delta = scipy.ndimage.convolve1d(mfcc, delta_filter, axis=-1, mode="nearest")
 
     total = magnitude.sum(axis=0)
-    voiced = total > 0
-    if voiced.any():
-        mag, tot = magnitude[:, voiced], total[voiced]
+    audible = total > 0
+    if audible.any():
+        mag, tot = magnitude[:, audible], total[audible]
         centroid = (freqs @ mag) / tot
         bandwidth = np.sqrt(np.sum(mag * (freqs[:, None] - centroid) ** 2, axis=0) / tot)
         cumulative = np.cumsum(mag, axis=0)
