@@ -126,6 +126,8 @@ def parse_json(text: str, name: str, limits: ReadLimits, *, where: str = "") -> 
         raise FormatError(f"{name}{where} is not valid JSON: {exc.msg}{at}") from None
     except FormatError as exc:
         raise FormatError(f"{name}{where}: {exc}") from None
+    except ValueError as exc:  # an integer of thousands of digits, refused by int()
+        raise FormatError(f"{name}{where} is not JSON Earmark reads: {exc}") from None
     if isinstance(value, (dict, list)):
         check_depth(value, limits.max_depth, f"{name}{where}")
     return value

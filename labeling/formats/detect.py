@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from labeling.formats._common import UTF8_BOM
-from labeling.formats.base import FormatError
+from labeling.formats.audiofolder import read_audiofolder
+from labeling.formats.base import FormatError, ImportPlan
+from labeling.formats.commonvoice import read_commonvoice
+from labeling.formats.labelstudio import read_labelstudio, read_labelstudio_csv, read_labelstudio_min
+from labeling.formats.nemo import read_nemo
 
 #: What :func:`detect_format` answers.
 FORMATS = (
@@ -25,6 +30,16 @@ FORMATS = (
     "audiofolder",
     "nemo",
 )
+#: Readers of the formats above, by name; ``folder`` and ``zip`` are read by
+#: :mod:`labeling.formats.folder`.
+READERS: dict[str, Callable[..., ImportPlan]] = {
+    "labelstudio": read_labelstudio,
+    "labelstudio_min": read_labelstudio_min,
+    "labelstudio_csv": read_labelstudio_csv,
+    "commonvoice": read_commonvoice,
+    "audiofolder": read_audiofolder,
+    "nemo": read_nemo,
+}
 METADATA_NAMES = ("metadata.csv", "metadata.jsonl")
 #: Columns only Label Studio's CSV export has beside the task data and the controls.
 LABELSTUDIO_CSV_MARKERS = frozenset({"annotator", "annotation_id", "lead_time"})

@@ -690,9 +690,12 @@ def write_labelstudio(
 ) -> list[Path]:
     """Write ``tasks.json`` that Label Studio imports, and ``label_config.xml`` to create its project.
 
-    Each task: ``data.audio`` is a ``/data/local-files/?d=<path>`` reference (serve ``document_root``
-    as Label Studio's local files root: by default the export's parent folder when the audio is
-    copied, else the stored files' common folder), the clip's metadata beside it; the final label,
+    Each task: ``data.audio`` is a ``/data/local-files/?d=<path>`` reference relative to
+    ``document_root`` (by default the export's parent folder when the audio is copied, else the
+    stored files' common folder): start Label Studio with
+    ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``
+    set to it, and add a Local Files storage for the audio folder. The clip's metadata sits beside
+    ``audio`` in ``data``; the final label,
     transcript and tags as an annotation marked ``ground_truth``; one annotation per row of
     ``annotations`` (long: clip_id, annotator, label, transcript, tags); full prediction objects
     (``model_version``, ``score``, ``result``) from ``predictions`` (clip_id, model, label,

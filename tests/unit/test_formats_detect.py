@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labeling.formats.base import FormatError
-from labeling.formats.detect import detect_format
+from labeling.formats.detect import FORMATS, READERS, detect_format
 from tests.audio import speechlike, write_wav
 
 
@@ -60,3 +60,7 @@ def test_unknown_sources_are_refused_with_the_formats_to_choose(tmp_path: Path) 
         detect_format(other)
     with pytest.raises(FormatError, match="does not exist"):
         detect_format(tmp_path / "missing.json")
+
+
+def test_every_detected_file_format_has_a_reader() -> None:
+    assert set(READERS) == set(FORMATS) - {"folder", "zip"}

@@ -202,6 +202,14 @@ def test_rows_with_too_many_cells_and_repeated_columns(tmp_path: Path) -> None:
         read_labels(tmp_path / "labels.csv")
 
 
+def test_an_integer_of_thousands_of_digits_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "e.json"
+    path.write_text('[{"id": ' + "9" * 5000 + ', "data": {"audio": "a.wav"}}]', encoding="utf-8")
+
+    with pytest.raises(FormatError, match="is not JSON Earmark reads"):
+        read_labelstudio(path)
+
+
 def test_empty_and_headerless_files(tmp_path: Path) -> None:
     (tmp_path / "metadata.csv").write_text("", encoding="utf-8")
     (tmp_path / "e.json").write_text("", encoding="utf-8")
