@@ -497,7 +497,10 @@ class _AudioFinder:
                     f"{len(hits)} files named {wanted!r} under {self.root}; name the folder holding "
                     "just this project's files"
                 )
-        raise Refused(f"no file named {file_name!r} or {shown!r} under {self.root}")
+        raise Refused(
+            f"no file named {file_name!r} or {shown!r} under {self.root}; name the folder holding the "
+            "audio (Label Studio's media/upload folder, or the files as they were uploaded)"
+        )
 
     def _local(self, rel: str) -> tuple[Path, str]:
         parts = [p for p in rel.replace("\\", "/").split("/") if p]
