@@ -234,6 +234,7 @@ class EspeakSynthesizer:
         self._chunks: list[np.ndarray] = []
         self._callback_error: BaseException | None = None
         self._initialized = False
+        self._set_seed: Any = None
         _ESPEAK_LOCK.acquire()
         try:
             self._open(espeakng_loader)
@@ -276,6 +277,10 @@ class EspeakSynthesizer:
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Terminate.restype = ctypes.c_int
+        self._set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)
+        if self._set_seed is not None:
+            self._set_seed.argtypes = [ctypes.c_long]
+            self._set_seed.restype = None
         self._locale = locale.setlocale(locale.LC_CTYPE)
         self._lib = lib
         # DONT_EXIT: without it a missing data directory makes the library call exit() on the process.
@@ -346,6 +351,10 @@ class EspeakSynthesizer:
         ):
             lib.espeak_SetParameter(parameter, int(value), 0)
         encoded = text.encode("utf-8")
+        # Breathy variants (the female ones) add noise from espeak-ng's own generator, which it seeds
+        # from the clock at start-up: seed it from the request so the same request sounds the same.
+        if self._set_seed is not None:
+            self._set_seed(zlib.crc32(f"{voice}|{rate}|{pitch}|{pitch_range}|{text}".encode()))
         self._chunks = []
         self._callback_error = None
         status = lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)

@@ -287,3 +287,23 @@ def test_tag_groups_cover_every_condition() -> None:
     assert {"channel:wideband", "channel:telephone"} <= set(groups["channel"])
     assert {"age:adult", "age:teen"} == set(groups["age"])
     assert {"accent:us", "accent:scottish", "accent:caribbean"} <= set(groups["accent"])
+
+
+def test_breathy_voices_sound_the_same_in_every_process() -> None:
+    # Female variants add breath noise from espeak-ng's generator, which it seeds from the clock.
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib; from labeling.synth import EspeakSynthesizer\n"
+        "with EspeakSynthesizer() as tts:\n"
+        "    print(hashlib.sha256(tts.speak('stop', voice='en-us+f2').tobytes()).hexdigest())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+        ).stdout
+        for _ in range(2)
+    }
+    assert len(runs) == 1
