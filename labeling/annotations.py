@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import pandas as pd
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -148,48 +149,61 @@ def _clean(
     }
 
 
+AUDITED = (
+    "clip_id",
+    "annotator_id",
+    "label",
+    "transcript",
+    "tags",
+    "unsure",
+    "cannot_label_reason",
+    "convention_version",
+)
+
+
 def _audit_values(a: Annotation) -> dict[str, Any]:
-    return {
-        "clip_id": a.clip_id,
-        "annotator_id": a.annotator_id,
-        "label": a.label,
-        "transcript": a.transcript,
-        "tags": list(a.tags or []),
-        "unsure": a.unsure,
-        "cannot_label_reason": a.cannot_label_reason,
-        "convention_version": a.convention_version,
-    }
+    return {key: list(a.tags or []) if key == "tags" else getattr(a, key) for key in AUDITED}
 
 
 def _stored_already(
     s: Session, clip_id: int, user_id: int, idempotency_key: str | None
 ) -> SubmitResult | None:
     """``duplicate`` or ``already_labelled`` if this submit (or another by the same person) is stored."""
-    if idempotency_key is not None:
-        hit = s.execute(
-            select(Annotation.id, Annotation.clip_id, Annotation.annotator_id).where(
-                Annotation.idempotency_key == idempotency_key
-            )
-        ).first()
-        if hit is not None:
+    same_person = (Annotation.clip_id == clip_id) & (Annotation.annotator_id == user_id)
+    match = (
+        same_person
+        if idempotency_key is None
+        else same_person | (Annotation.idempotency_key == idempotency_key)
+    )
+    hits = s.execute(
+        select(Annotation.id, Annotation.clip_id, Annotation.annotator_id, Annotation.idempotency_key).where(
+            match
+        )
+    ).all()
+    for hit in hits:
+        if idempotency_key is not None and hit.idempotency_key == idempotency_key:
             if (hit.clip_id, hit.annotator_id) != (clip_id, user_id):
                 raise AnnotationError("this idempotency key was already used for another clip or annotator")
             return SubmitResult("duplicate", clip_id, hit.id, "already saved (repeated submit)")
-    own = s.scalar(
-        select(Annotation.id).where(Annotation.clip_id == clip_id, Annotation.annotator_id == user_id)
-    )
-    if own is not None:
-        return SubmitResult("already_labelled", clip_id, own, "you have already labelled this clip")
+    if hits:
+        return SubmitResult("already_labelled", clip_id, hits[0].id, "you have already labelled this clip")
     return None
 
 
 def _outcome_after_conflict(
     s: Session, clip_id: int, user_id: int, idempotency_key: str | None
 ) -> SubmitResult:
-    """Classify a refused insert by what is in the database now."""
+    """Classify a refused submit by what is in the database now."""
     return _stored_already(s, clip_id, user_id, idempotency_key) or SubmitResult(
         "full", clip_id, None, "this clip already has all the annotations it needs"
     )
+
+
+def _insert_ignoring_duplicates(s: Session, values: dict[str, Any]) -> int | None:
+    """Insert an annotation; None when a unique key (clip + annotator, idempotency key) already holds."""
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(Annotation).values(**values).on_conflict_do_nothing().returning(Annotation.id)
+    return s.scalar(stmt)
 
 
 # --- submit and edit ---------------------------------------------------------------------------------
@@ -239,56 +253,55 @@ def submit_annotation(
     earlier = _stored_already(s, clip_id, user_id, idempotency_key)
     if earlier is not None:
         return earlier
-    clip = s.execute(select(Clip.project_id, Clip.deleted_at).where(Clip.id == clip_id)).first()
-    if clip is None or clip.project_id != project_id or clip.deleted_at is not None:
-        return SubmitResult("unavailable", clip_id, None, "this clip is no longer in the project")
     version = convention_version if convention_version is not None else current_version(s, project_id)
     now = utcnow()
+    # The row lock taken here orders concurrent submits of one clip, and the WHERE is re-checked
+    # after any wait, so k is never exceeded (the CHECK constraint stays the last guard).
+    raised = s.execute(
+        update(Clip)
+        .where(
+            Clip.id == clip_id,
+            Clip.project_id == project_id,
+            Clip.annotation_count < Clip.annotations_needed,
+            Clip.deleted_at.is_(None),
+        )
+        .values(annotation_count=Clip.annotation_count + 1)
+    )
+    if raised.rowcount != 1:  # type: ignore[attr-defined]
+        clip = s.execute(select(Clip.project_id, Clip.deleted_at).where(Clip.id == clip_id)).first()
+        if clip is None or clip.project_id != project_id or clip.deleted_at is not None:
+            return SubmitResult("unavailable", clip_id, None, "this clip is no longer in the project")
+        return _outcome_after_conflict(s, clip_id, user_id, idempotency_key)
+    row = {
+        "project_id": project_id,
+        "clip_id": clip_id,
+        "annotator_id": user_id,
+        "convention_version": version,
+        "idempotency_key": idempotency_key,
+        "source": source,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
     try:
-        with s.begin_nested():
-            # The row lock taken here orders concurrent submits of one clip; the WHERE re-checks the
-            # count after any wait, so k is never exceeded (the CHECK constraint is the last guard).
-            raised = s.execute(
-                update(Clip)
-                .where(
-                    Clip.id == clip_id,
-                    Clip.annotation_count < Clip.annotations_needed,
-                    Clip.deleted_at.is_(None),
-                )
-                .values(annotation_count=Clip.annotation_count + 1)
-            )
-            if raised.rowcount != 1:  # type: ignore[attr-defined]
-                raise _Full
-            annotation = Annotation(
-                project_id=project_id,
-                clip_id=clip_id,
-                annotator_id=user_id,
-                convention_version=version,
-                idempotency_key=idempotency_key,
-                source=source,
-                created_at=now,
-                updated_at=now,
-                **values,
-            )
-            s.add(annotation)
-            s.flush()
-    except (IntegrityError, _Full):
+        annotation_id = _insert_ignoring_duplicates(s, row)
+    except IntegrityError as exc:  # only a foreign key can fail here: unique keys are ignored above
+        raise AnnotationError(f"unknown clip {clip_id} or annotator {user_id}") from exc
+    if annotation_id is None:
+        # Someone (this person, in another tab or a retry) stored it first: give the slot back.
+        s.execute(update(Clip).where(Clip.id == clip_id).values(annotation_count=Clip.annotation_count - 1))
         return _outcome_after_conflict(s, clip_id, user_id, idempotency_key)
     s.execute(delete(Claim).where(Claim.clip_id == clip_id, Claim.user_id == user_id))
     record(
         s,
         entity="annotation",
-        entity_id=annotation.id,
+        entity_id=annotation_id,
         action="create",
-        new=_audit_values(annotation),
+        new={k: row[k] for k in AUDITED},
         actor_id=user_id,
         project_id=project_id,
     )
-    return SubmitResult("created", clip_id, annotation.id, "saved")
-
-
-class _Full(Exception):
-    pass
+    return SubmitResult("created", clip_id, annotation_id, "saved")
 
 
 def is_locked(s: Session, clip_id: int) -> bool:
