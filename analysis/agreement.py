@@ -88,11 +88,38 @@ def _require_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
 
 
 def _factorize_sorted(values: pd.Series) -> tuple[IntArray, pd.Index]:
+    codes, uniques = pd.factorize(values)
+    codes = np.asarray(codes, dtype=np.intp)
+    uniques = pd.Index(uniques)
     try:
-        codes, uniques = pd.factorize(values, sort=True)
+        # Sorting the few uniques and remapping codes is cheaper than factorize(sort=True).
+        order = np.argsort(np.asarray(uniques), kind="stable")
     except TypeError:  # mixed types that do not compare (e.g. 3 and "three"): keep first-seen order
-        codes, uniques = pd.factorize(values, sort=False)
-    return np.asarray(codes, dtype=np.intp), pd.Index(uniques)
+        return codes, uniques
+    if (order[1:] < order[:-1]).any():
+        remap = np.empty(len(order), dtype=np.intp)
+        remap[order] = np.arange(len(order))
+        codes = remap[codes]
+        uniques = uniques.take(order)
+    return codes, uniques
+
+
+def _item_codes(ids: pd.Series, name: str, *, dense: bool) -> tuple[IntArray, pd.Index]:
+    """Integer code per row for the item ids, and the ids the codes stand for.
+
+    With ``dense``, integer ids spanning a range not much wider than the number of rows (database keys)
+    are used as offsets directly, skipping a hash table. Ids in the range that were never rated get a
+    code too. Only callers that look at rated items alone (item patterns, pairs) may ask for this.
+    """
+    if ids.isna().any():
+        raise ValueError(f"the item column {name!r} has missing ids")
+    if dense and len(ids) and pd.api.types.is_integer_dtype(ids.dtype):
+        raw = ids.to_numpy()
+        lo, hi = int(raw.min()), int(raw.max())
+        if hi - lo < 2 * len(raw) + 1024:
+            return (raw - lo).astype(np.intp), pd.RangeIndex(lo, hi + 1, name=name)
+    codes, uniques = pd.factorize(ids)
+    return np.asarray(codes, dtype=np.intp), pd.Index(uniques, name=name)
 
 
 def _code_values(values: pd.Series, level: str, name: str) -> tuple[IntArray, pd.Index, FloatArray | None]:
@@ -133,6 +160,7 @@ def _code(
     value: str,
     rater: str | None = None,
     level: str = "nominal",
+    dense_items: bool = False,
 ) -> _Coded:
     _check_level(level)
     _require_columns(df, [c for c in (item, rater, value) if c is not None])
@@ -141,9 +169,7 @@ def _code(
     if not present.all():
         values = values[present]
     items_col = df[item] if present.all() else df[item][present]
-    item_codes, items = pd.factorize(items_col)
-    if len(item_codes) and item_codes.min() < 0:
-        raise ValueError(f"the item column {item!r} has missing ids")
+    item_codes, items = _item_codes(items_col, item, dense=dense_items)
     value_codes, domain, numeric = _code_values(values, level, value)
     rater_codes: IntArray | None = None
     raters: pd.Index | None = None
@@ -153,9 +179,9 @@ def _code(
             raise ValueError(f"the rater column {rater!r} has missing ids")
         rater_codes, raters = _factorize_sorted(raters_col)
     return _Coded(
-        item=np.asarray(item_codes, dtype=np.intp),
+        item=item_codes,
         value=value_codes,
-        items=pd.Index(items, name=item),
+        items=items,
         domain=pd.Index(domain, name=value),
         rater=rater_codes,
         raters=None if raters is None else raters.rename(rater),
@@ -180,25 +206,79 @@ def _counts(c: _Coded) -> npt.NDArray[np.int64]:
     return np.bincount(key, minlength=c.n_items * c.n_values).reshape(c.n_items, c.n_values)
 
 
+@dataclass(frozen=True)
+class _Patterns:
+    """Distinct per-item value-count vectors, and how many rated items share each.
+
+    Every statistic that ignores who rated (alpha, Fleiss' kappa, percent and per-class agreement)
+    is a sum over items of a function of the item's count vector, so it can be summed over patterns
+    weighted by frequency instead: exact, and a few hundred rows rather than one per item.
+    """
+
+    counts: npt.NDArray[np.int64]  # (n_patterns, n_values)
+    freq: npt.NDArray[np.int64]  # (n_patterns,)
+
+    @property
+    def m(self) -> npt.NDArray[np.int64]:
+        return self.counts.sum(axis=1)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.freq.sum())
+
+    @property
+    def n_pairable(self) -> int:
+        return int(self.freq[self.m >= 2].sum())
+
+
+# Largest key space counted with bincount (8 bytes a key); larger ones are sorted with np.unique.
+_MAX_BINCOUNT_KEYS = 1 << 21
+
+
+def _patterns(c: _Coded) -> _Patterns:
+    n_values = c.n_values
+    m = np.bincount(c.item, minlength=c.n_items)
+    rated = m > 0
+    base = int(m.max(initial=0)) + 1
+    if n_values * math.log2(base) <= 52:
+        # Each item's count vector as the digits of one number in base (max ratings + 1); float64
+        # holds it exactly below 2**53.
+        powers = float(base) ** np.arange(n_values)
+        keys = np.bincount(c.item, weights=powers[c.value], minlength=c.n_items)[rated].astype(np.int64)
+        if base**n_values <= _MAX_BINCOUNT_KEYS:
+            tally = np.bincount(keys, minlength=1)
+            unique_keys = np.flatnonzero(tally)
+            freq = tally[unique_keys]
+        else:
+            unique_keys, freq = np.unique(keys, return_counts=True)
+        digits = base ** np.arange(n_values, dtype=np.int64)
+        counts = (unique_keys[:, None] // digits[None, :]) % base
+        return _Patterns(counts.astype(np.int64), freq.astype(np.int64))
+    counts = _counts(c)[rated]
+    return _Patterns(counts, np.ones(len(counts), dtype=np.int64))
+
+
 # --------------------------------------------------------------------------------------------------
 # Krippendorff's alpha
 
 
-def _coincidences(counts: npt.NDArray[np.int64], *, weighted: bool = True) -> FloatArray:
-    """Krippendorff's coincidence matrix from item x value counts.
+def _coincidences(p: _Patterns, *, weighted: bool = True) -> FloatArray:
+    """Krippendorff's coincidence matrix.
 
     ``o[c, k]`` sums, over items, the ordered pairs of ratings of one item valued ``(c, k)``, each pair
     weighted ``1 / (m_u - 1)`` for an item with ``m_u`` ratings (``weighted=False`` counts the pairs).
     """
-    n_values = counts.shape[1]
+    n_values = p.counts.shape[1]
     o = np.zeros((n_values, n_values))
     self_pairs = np.zeros(n_values)
-    for start in range(0, len(counts), _BLOCK_ROWS):
-        block = counts[start : start + _BLOCK_ROWS].astype(np.float64)  # float for a BLAS product
+    for start in range(0, len(p.counts), _BLOCK_ROWS):
+        block = p.counts[start : start + _BLOCK_ROWS].astype(np.float64)  # float for a BLAS product
         m = block.sum(axis=1)
-        w = np.zeros(len(block))
+        w = p.freq[start : start + _BLOCK_ROWS].astype(np.float64)
         pairable = m >= 2
-        w[pairable] = 1.0 / (m[pairable] - 1) if weighted else 1.0
+        w[~pairable] = 0.0
+        if weighted:
+            w[pairable] /= m[pairable] - 1
         weighted_block = block * w[:, None]
         o += block.T @ weighted_block
         self_pairs += weighted_block.sum(axis=0)
@@ -272,9 +352,9 @@ def krippendorff_alpha(
         Alpha, at most 1; NaN when no item is pairable or when all pairable values are equal (no
         variation, so alpha is undefined).
     """
-    c = _code(df, item=item, value=value, level=level)
+    c = _code(df, item=item, value=value, level=level, dense_items=True)
     _require_columns(df, [rater])
-    return _alpha_from_coincidences(_coincidences(_counts(c)), level, c.numeric)
+    return _alpha_from_coincidences(_coincidences(_patterns(c)), level, c.numeric)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -305,12 +385,12 @@ def fleiss_kappa(
         When items have different numbers of ratings, or fewer than two. :func:`agreement_report`
         turns this into ``fleiss_kappa: None``.
     """
-    c = _code(df, item=item, rater=rater, value=value)
-    return _fleiss_from_counts(_counts(c))
+    c = _code(df, item=item, rater=rater, value=value, dense_items=True)
+    return _fleiss(_patterns(c))
 
 
-def _fleiss_from_counts(counts: npt.NDArray[np.int64]) -> float:
-    m = counts.sum(axis=1)
+def _fleiss(p: _Patterns) -> float:
+    counts, freq, m = p.counts, p.freq, p.m
     if len(m) == 0:
         raise ValueError("Fleiss' kappa needs at least one rated item")
     if m.min() != m.max():
@@ -321,13 +401,13 @@ def _fleiss_from_counts(counts: npt.NDArray[np.int64]) -> float:
     k = int(m[0])
     if k < 2:
         raise ValueError("Fleiss' kappa needs at least two ratings per item")
-    n_items = len(counts)
+    n_items = p.n_items
     p_item = ((counts.astype(np.float64) ** 2).sum(axis=1) - k) / (k * (k - 1))
-    p_class = counts.sum(axis=0) / (n_items * k)
+    p_class = (counts * freq[:, None]).sum(axis=0) / (n_items * k)
     p_chance = float((p_class**2).sum())
     if p_chance >= 1.0:
         return math.nan
-    return (float(p_item.mean()) - p_chance) / (1.0 - p_chance)
+    return (float((p_item * freq).sum()) / n_items - p_chance) / (1.0 - p_chance)
 
 
 def percent_agreement(
@@ -343,20 +423,21 @@ def percent_agreement(
     float
         In [0, 1]; NaN when no item has two ratings.
     """
-    c = _code(df, item=item, value=value)
+    c = _code(df, item=item, value=value, dense_items=True)
     _require_columns(df, [rater])
-    return _percent_from_counts(_counts(c))
+    return _percent(_patterns(c))
 
 
-def _percent_from_counts(counts: npt.NDArray[np.int64]) -> float:
-    m = counts.sum(axis=1)
+def _percent(p: _Patterns) -> float:
+    m = p.m
     pairable = m >= 2
     if not pairable.any():
         return math.nan
-    counts = counts[pairable]
+    counts = p.counts[pairable].astype(np.float64)
+    freq = p.freq[pairable]
     m = m[pairable].astype(np.float64)
-    agreeing = (counts.astype(np.float64) * (counts - 1)).sum(axis=1)
-    return float((agreeing / (m * (m - 1))).mean())
+    agreeing = (counts * (counts - 1)).sum(axis=1)
+    return float((freq * agreeing / (m * (m - 1))).sum() / freq.sum())
 
 
 def _pairs_within(groups: IntArray) -> tuple[IntArray, IntArray]:
@@ -515,29 +596,29 @@ def per_class_agreement(
         - ``alpha``: Krippendorff's alpha of this category against all others (binary, one vs rest).
         NaN where a category has no pairable ratings.
     """
-    c = _code(df, item=item, value=value)
+    c = _code(df, item=item, value=value, dense_items=True)
     _require_columns(df, [rater])
-    return _per_class_from_counts(_counts(c), c.domain)
+    return _per_class(_patterns(c), c.domain)
 
 
-def _per_class_from_counts(counts: npt.NDArray[np.int64], domain: pd.Index) -> pd.DataFrame:
-    m = counts.sum(axis=1)
-    pairable = m >= 2
-    counts = counts[pairable].astype(np.float64)
-    m = m[pairable].astype(np.float64)
-    n_c = counts.sum(axis=0)
+def _per_class(p: _Patterns, domain: pd.Index) -> pd.DataFrame:
+    pairable = p.m >= 2
+    counts = p.counts[pairable].astype(np.float64)
+    freq = p.freq[pairable].astype(np.float64)[:, None]
+    m = p.m[pairable].astype(np.float64)[:, None]
+    n_c = (freq * counts).sum(axis=0)
     n = n_c.sum()
-    same_pairs = counts * (counts - 1)
+    same_pairs = freq * counts * (counts - 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        specific = same_pairs.sum(axis=0) / (counts * (m - 1)[:, None]).sum(axis=0)
-        o_cc = (same_pairs / (m - 1)[:, None]).sum(axis=0)
+        specific = same_pairs.sum(axis=0) / (freq * counts * (m - 1)).sum(axis=0)
+        o_cc = (same_pairs / (m - 1)).sum(axis=0)
         alpha = 1.0 - (n - 1) * (n_c - o_cc) / (n_c * (n - n_c))
     alpha[(n_c == 0) | (n_c == n)] = np.nan
     return pd.DataFrame(
         {
             domain.name: domain,
             "n": n_c.astype(np.int64),
-            "n_items": (counts > 0).sum(axis=0).astype(np.int64),
+            "n_items": (freq * (counts > 0)).sum(axis=0).astype(np.int64),
             "specific_agreement": specific,
             "alpha": alpha,
         }
@@ -576,9 +657,9 @@ def rater_confusion(
         raise ValueError(f"weighting must be 'pairs' or 'coincidence'; got {weighting!r}")
     if normalize not in (None, "row"):
         raise ValueError(f"normalize must be None or 'row'; got {normalize!r}")
-    c = _code(df, item=item, value=value)
+    c = _code(df, item=item, value=value, dense_items=True)
     _require_columns(df, [rater])
-    o = _coincidences(_counts(c), weighted=weighting == "coincidence")
+    o = _coincidences(_patterns(c), weighted=weighting == "coincidence")
     if normalize == "row":
         with np.errstate(invalid="ignore", divide="ignore"):
             o = o / o.sum(axis=1, keepdims=True)
@@ -606,30 +687,27 @@ def _percentile_interval(samples: FloatArray, ci: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _alpha_bootstrap(c: _Coded, level: str, *, n_boot: int, rng: np.random.Generator) -> FloatArray:
+def _alpha_bootstrap(
+    p: _Patterns, c: _Coded, level: str, *, n_boot: int, rng: np.random.Generator
+) -> FloatArray:
     """Alpha on ``n_boot`` resamples of items, exactly and without materialising any resample.
 
     Items with the same value counts are interchangeable, so drawing items with replacement amounts
     to a multinomial draw of how many items of each count pattern the resample holds.
     """
-    counts = _counts(c)
-    n_items = len(counts)
-    base = int(counts.max(initial=0)) + 1
-    if c.n_values * math.log2(base) < 62:
-        keys = counts @ (base ** np.arange(c.n_values, dtype=np.int64))
-        _, first, frequency = np.unique(keys, return_index=True, return_counts=True)
-        patterns = counts[first]
-    else:
-        patterns, frequency = np.unique(counts, axis=0, return_counts=True)
-    m = patterns.sum(axis=1)
+    if len(p.counts) > 10_000:  # patterns were not merged (many values or ratings): merge them now
+        merged, inverse = np.unique(p.counts, axis=0, return_inverse=True)
+        p = _Patterns(merged, np.bincount(inverse.ravel(), weights=p.freq).astype(np.int64))
+    n_items = p.n_items
+    counts = p.counts.astype(np.float64)
+    m = counts.sum(axis=1)
     w = np.where(m >= 2, 1.0 / np.maximum(m - 1, 1), 0.0)
-    draws = rng.multinomial(n_items, frequency / n_items, size=n_boot)
-    out = np.empty(n_boot)
+    share = p.freq / n_items
     diag = np.diag_indices(c.n_values)
-    patterns_f = patterns.astype(np.float64)
+    out = np.empty(n_boot)
     for b in range(n_boot):
-        weighted = patterns_f * (draws[b] * w)[:, None]
-        o = patterns_f.T @ weighted
+        weighted = counts * (rng.multinomial(n_items, share) * w)[:, None]
+        o = counts.T @ weighted
         o[diag] -= weighted.sum(axis=0)
         out[b] = _alpha_from_coincidences(o, level, c.numeric)
     return out
@@ -678,9 +756,9 @@ def bootstrap_ci(
     is_alpha, kwargs = _is_alpha(metric)
     if is_alpha and kwargs.get("item", "clip_id") == item:
         level = kwargs.get("level", "nominal")
-        c = _code(df, item=item, value=kwargs.get("value", "label"), level=level)
+        c = _code(df, item=item, value=kwargs.get("value", "label"), level=level, dense_items=True)
         _require_columns(df, [kwargs.get("rater", "annotator")])
-        return _percentile_interval(_alpha_bootstrap(c, level, n_boot=n_boot, rng=rng), ci)
+        return _percentile_interval(_alpha_bootstrap(_patterns(c), c, level, n_boot=n_boot, rng=rng), ci)
 
     _require_columns(df, [item])
     item_codes, items = pd.factorize(df[item])
@@ -1032,16 +1110,16 @@ def agreement_by(
     _check_level(level)
     rows = []
     for key, part in df.groupby(by, sort=True, dropna=False, observed=True):
-        c = _code(part, item=item, value=value, level=level)
-        counts = _counts(c)
+        c = _code(part, item=item, value=value, level=level, dense_items=True)
+        p = _patterns(c)
         rows.append(
             {
                 by: key[0] if isinstance(key, tuple) else key,
-                "n_items": c.n_items,
-                "n_pairable": int((counts.sum(axis=1) >= 2).sum()),
+                "n_items": p.n_items,
+                "n_pairable": p.n_pairable,
                 "n_ratings": len(c.value),
-                "krippendorff_alpha": _alpha_from_coincidences(_coincidences(counts), level, c.numeric),
-                "percent_agreement": _percent_from_counts(counts),
+                "krippendorff_alpha": _alpha_from_coincidences(_coincidences(p), level, c.numeric),
+                "percent_agreement": _percent(p),
             }
         )
     columns = [by, "n_items", "n_pairable", "n_ratings", "krippendorff_alpha", "percent_agreement"]
@@ -1240,34 +1318,34 @@ def agreement_report(
     AgreementReport
         Call ``.to_dict()`` for JSON.
     """
-    c = _code(df, item=item, rater=rater, value=value, level=level)
+    c = _code(df, item=item, rater=rater, value=value, level=level, dense_items=True)
     _check_one_rating_per_rater(c, item, rater)
     assert c.raters is not None
-    counts = _counts(c)
-    alpha = _alpha_from_coincidences(_coincidences(counts), level, c.numeric)
+    p = _patterns(c)
+    alpha = _alpha_from_coincidences(_coincidences(p), level, c.numeric)
     interval = (math.nan, math.nan)
     if n_boot > 0:
         if not 0.0 < ci < 1.0:
             raise ValueError(f"ci must be between 0 and 1; got {ci}")
-        samples = _alpha_bootstrap(c, level, n_boot=n_boot, rng=np.random.default_rng(random_state))
+        samples = _alpha_bootstrap(p, c, level, n_boot=n_boot, rng=np.random.default_rng(random_state))
         interval = _percentile_interval(samples, ci)
     try:
-        fleiss: float | None = _fleiss_from_counts(counts)
+        fleiss: float | None = _fleiss(p)
     except ValueError:
         fleiss = None
-    nominal = c if level == "nominal" else _code(df, item=item, rater=rater, value=value)
-    nominal_counts = counts if level == "nominal" else _counts(nominal)
+    nominal = c if level == "nominal" else _code(df, item=item, rater=rater, value=value, dense_items=True)
+    nominal_p = p if level == "nominal" else _patterns(nominal)
     return AgreementReport(
         level=level,
-        n_items=c.n_items,
+        n_items=p.n_items,
         n_raters=len(c.raters),
         n_ratings=len(c.value),
-        n_pairable_items=int((counts.sum(axis=1) >= 2).sum()),
+        n_pairable_items=p.n_pairable,
         krippendorff_alpha=alpha,
         krippendorff_alpha_ci=interval,
         ci=ci,
         fleiss_kappa=fleiss,
-        percent_agreement=_percent_from_counts(nominal_counts),
+        percent_agreement=_percent(nominal_p),
         cohen_kappa_pairs=_cohen_pairs(nominal, None),
-        per_class=_per_class_from_counts(nominal_counts, nominal.domain),
+        per_class=_per_class(nominal_p, nominal.domain),
     )

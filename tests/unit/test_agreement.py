@@ -198,6 +198,30 @@ def test_alpha_equals_krippendorff_package_on_larger_data_with_missing_ratings(l
     assert krippendorff_alpha(df, level=level) == pytest.approx(expected, abs=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("n_raters", "n_classes"),
+    [(3, 4), (6, 10), (14, 20)],
+    ids=["few-patterns", "many-patterns", "dense-counts"],
+)
+def test_alpha_is_exact_however_items_are_grouped_internally(n_raters, n_classes):
+    df = random_annotations(21, n_items=400, n_raters=n_raters, n_classes=n_classes, missing=0.3)
+    df["label"] = df["label"] + 1
+    reliability = to_reliability(df)
+    for level in LEVELS:
+        expected = krippendorff.alpha(reliability, level_of_measurement=level)
+        assert krippendorff_alpha(df, level=level) == pytest.approx(expected, abs=1e-9)
+
+
+def test_alpha_does_not_depend_on_how_clips_are_identified():
+    df = to_long(KRIPPENDORFF_2011)
+    expected = krippendorff_alpha(df)
+    as_text = df.assign(clip_id="clip-" + df["clip_id"].astype(str))
+    sparse = df.assign(clip_id=df["clip_id"] * 10**12 - 5)
+    assert krippendorff_alpha(as_text) == pytest.approx(expected, abs=1e-15)
+    assert krippendorff_alpha(sparse) == pytest.approx(expected, abs=1e-15)
+    assert agreement_report(sparse, n_boot=0).n_items == 12
+
+
 def test_missing_values_are_missing_ratings_and_lone_ratings_drop_out():
     df = to_long(KRIPPENDORFF_2011)
     with_gaps = pd.concat(
