@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import soundfile as sf
 
-from labeling.formats.base import SPLITS, ImportPlan, Problem, SourceItem
+from labeling.formats.base import SPLITS, FormatError, ImportPlan, Problem, SourceItem
 
 LABEL_FIELDS = ("label", "transcript")
 MAX_ZIP_BYTES = 20 * 2**30  # uncompressed; a zip bomb stops here
@@ -28,8 +28,11 @@ MAX_ZIP_MEMBERS = 2_000_000
 MAX_CSV_BYTES = 512 * 2**20
 
 
-class SourceError(ValueError):
-    """The source as a whole cannot be read; nothing is imported."""
+class SourceError(FormatError):
+    """The source as a whole cannot be read; nothing is imported.
+
+    A :class:`~labeling.formats.base.FormatError`, so callers catch every reader's refusal as one.
+    """
 
 
 def audio_extensions() -> frozenset[str]:
