@@ -699,6 +699,8 @@ def _alpha_bootstrap(
         merged, inverse = np.unique(p.counts, axis=0, return_inverse=True)
         p = _Patterns(merged, np.bincount(inverse.ravel(), weights=p.freq).astype(np.int64))
     n_items = p.n_items
+    if n_items == 0:
+        return np.full(n_boot, np.nan)
     counts = p.counts.astype(np.float64)
     m = counts.sum(axis=1)
     w = np.where(m >= 2, 1.0 / np.maximum(m - 1, 1), 0.0)
@@ -791,6 +793,13 @@ def _nullable(domain: pd.Index, codes: IntArray) -> Any:
     return pd.array(domain).take(codes, allow_fill=True)
 
 
+def _row_argmax(a: npt.NDArray[Any]) -> IntArray:
+    """Column of each row's maximum; 0 for every row when there are no columns (no ratings at all)."""
+    if a.shape[1] == 0:
+        return np.zeros(len(a), dtype=np.intp)
+    return np.asarray(a.argmax(axis=1), dtype=np.intp)
+
+
 def _sorted_by(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     try:
         return frame.sort_values(column, kind="stable", ignore_index=True)
@@ -816,9 +825,9 @@ def majority_consensus(
     _require_columns(df, [rater])
     counts = _counts(c)
     n = counts.sum(axis=1)
-    votes = counts.max(axis=1)
+    votes = counts.max(axis=1, initial=0)
     tie = (counts == votes[:, None]).sum(axis=1) > 1
-    winner = np.where(tie, -1, counts.argmax(axis=1))
+    winner = np.where(tie, -1, _row_argmax(counts))
     method = np.where(tie, "tie", np.where(votes == n, "unanimous", "majority"))
     result = pd.DataFrame(
         {
@@ -839,9 +848,9 @@ def _leave_one_out_majority(c: _Coded, counts: npt.NDArray[np.int64]) -> IntArra
     others = counts.astype(np.int32)[c.item]
     rows = np.arange(len(c.item))
     others[rows, c.value] -= 1
-    top = others.max(axis=1)
+    top = others.max(axis=1, initial=0)
     unique_top = (others == top[:, None]).sum(axis=1) == 1
-    consensus = others.argmax(axis=1)
+    consensus = _row_argmax(others)
     consensus[(top == 0) | ~unique_top] = -1
     return consensus.astype(np.intp)
 
@@ -1006,7 +1015,7 @@ def weighted_consensus(
     multi = n >= 2
     # Ties are broken by the model (a fraction below one vote), then by domain order.
     tie_break = 0.5 * probs if probs is not None else 0.0
-    consensus = np.argmax(counts + tie_break, axis=1)
+    consensus = _row_argmax(counts + tie_break)
     n_raters = len(c.raters)
     scored = multi[c.item]
     n_scored = np.bincount(c.rater, weights=scored, minlength=n_raters)
@@ -1044,7 +1053,7 @@ def weighted_consensus(
             score += model_weight * probs * has_model[:, None]
             total = total + model_weight * has_model
         posterior = score / total[:, None]
-        consensus = posterior.argmax(axis=1)
+        consensus = _row_argmax(posterior)
     rows = np.arange(c.n_items)
     votes = counts[rows, consensus]
     result = pd.DataFrame(
