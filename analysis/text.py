@@ -294,14 +294,21 @@ def cer(ref: str, hyp: str) -> float:
     return _rate(Levenshtein.distance(ref, hyp), len(ref))
 
 
-def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> pd.DataFrame:
+def error_rates(refs: Sequence[str], hyps: Sequence[str], *, chars: bool = True) -> pd.DataFrame:
     """Word and character error counts and rates of many ``(ref, hyp)`` pairs at once.
+
+    Parameters
+    ----------
+    refs, hyps : sequences of str
+        References and hypotheses, pair by pair, compared as given.
+    chars : bool
+        Also compute the character columns (False when only WER is wanted).
 
     Returns
     -------
     DataFrame
-        One row per pair with columns ``ref_words``, ``hyp_words``, ``word_errors``, ``wer``,
-        ``ref_chars``, ``hyp_chars``, ``char_errors``, ``cer``.
+        One row per pair with columns ``ref_words``, ``hyp_words``, ``word_errors``, ``wer`` and, with
+        ``chars``, ``ref_chars``, ``hyp_chars``, ``char_errors``, ``cer``.
     """
     if len(refs) != len(hyps):
         raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses")
@@ -310,33 +317,42 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> pd.DataFrame:
     hyp_words = np.empty(n, dtype=np.int64)
     word_errors = np.empty(n, dtype=np.int64)
     distance = Levenshtein.distance
-    # One C call per pair on freshly split token lists. Building a vocabulary of word ids first was
-    # slower: it keeps millions of token objects alive at once, and allocating them dominated.
+    # One C call per pair on freshly split token lists. Mapping words to integer ids first was slower:
+    # it keeps millions of token objects alive at once, and allocating them dominated. Annotators
+    # often type the same transcript, and equal strings need no alignment.
     for i, (ref, hyp) in enumerate(zip(refs, hyps, strict=True)):
-        r, h = ref.split(), hyp.split()
+        r = ref.split()
+        if ref == hyp:
+            ref_words[i] = hyp_words[i] = len(r)
+            word_errors[i] = 0
+            continue
+        h = hyp.split()
         ref_words[i], hyp_words[i] = len(r), len(h)
         word_errors[i] = distance(r, h)
-    ref_stripped = [s.strip() for s in refs]
-    hyp_stripped = [s.strip() for s in hyps]
-    char_errors = (
-        process.cpdist(ref_stripped, hyp_stripped, scorer=Levenshtein.distance, dtype=np.int64)
-        if n
-        else np.empty(0, dtype=np.int64)
-    )
-    ref_chars = np.fromiter(map(len, ref_stripped), dtype=np.int64, count=n)
-    hyp_chars = np.fromiter(map(len, hyp_stripped), dtype=np.int64, count=n)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "ref_words": ref_words,
             "hyp_words": hyp_words,
             "word_errors": word_errors,
             "wer": word_errors / np.maximum(ref_words, 1),
-            "ref_chars": ref_chars,
-            "hyp_chars": hyp_chars,
-            "char_errors": np.asarray(char_errors, dtype=np.int64),
-            "cer": char_errors / np.maximum(ref_chars, 1),
         }
     )
+    if not chars:
+        return out
+    ref_stripped = [s.strip() for s in refs]
+    hyp_stripped = [s.strip() for s in hyps]
+    char_errors = np.zeros(n, dtype=np.int64)
+    if n:
+        char_errors = np.asarray(
+            process.cpdist(ref_stripped, hyp_stripped, scorer=Levenshtein.distance, dtype=np.int64),
+            dtype=np.int64,
+        )
+    ref_chars = np.fromiter(map(len, ref_stripped), dtype=np.int64, count=n)
+    out["ref_chars"] = ref_chars
+    out["hyp_chars"] = np.fromiter(map(len, hyp_stripped), dtype=np.int64, count=n)
+    out["char_errors"] = char_errors
+    out["cer"] = char_errors / np.maximum(ref_chars, 1)
+    return out
 
 
 def pairwise_error_rates(

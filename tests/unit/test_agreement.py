@@ -421,6 +421,15 @@ def test_report_on_complete_data_gives_fleiss_kappa():
     assert report["krippendorff_alpha_ci"] == [None, None]
 
 
+def test_report_without_any_rating_is_null_rather_than_an_error():
+    df = pd.DataFrame({"clip_id": [1, 1, 2], "annotator": ["a", "b", "a"], "label": [None, None, None]})
+    report = agreement_report(df, n_boot=20).to_dict()
+    assert report["krippendorff_alpha"] is None
+    assert report["krippendorff_alpha_ci"] == [None, None]
+    assert (report["n_items"], report["n_ratings"], report["per_class"]) == (0, 0, [])
+    assert majority_consensus(df).empty
+
+
 # ---------------------------------------------------------------------- consensus and annotators
 
 
