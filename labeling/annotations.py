@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -100,7 +101,7 @@ class LabelTask:
 
 
 def _clean(
-    project: Project,
+    project: Any,
     *,
     label: str | None,
     transcript: str | None,
@@ -165,21 +166,23 @@ def _audit_values(a: Annotation) -> dict[str, Any]:
     return {key: list(a.tags or []) if key == "tags" else getattr(a, key) for key in AUDITED}
 
 
+_ANN_COLUMNS = (Annotation.id, Annotation.clip_id, Annotation.annotator_id, Annotation.idempotency_key)
+_BY_PERSON = select(*_ANN_COLUMNS).where(
+    Annotation.clip_id == bindparam("clip_id"), Annotation.annotator_id == bindparam("user_id")
+)
+# Two index lookups rather than an OR: with a mostly-NULL key column, SQLite's statistics make an OR
+# look like a full scan.
+_BY_PERSON_OR_KEY = union_all(
+    _BY_PERSON, select(*_ANN_COLUMNS).where(Annotation.idempotency_key == bindparam("key"))
+)
+
+
 def _stored_already(
     s: Session, clip_id: int, user_id: int, idempotency_key: str | None
 ) -> SubmitResult | None:
     """``duplicate`` or ``already_labelled`` if this submit (or another by the same person) is stored."""
-    same_person = (Annotation.clip_id == clip_id) & (Annotation.annotator_id == user_id)
-    match = (
-        same_person
-        if idempotency_key is None
-        else same_person | (Annotation.idempotency_key == idempotency_key)
-    )
-    hits = s.execute(
-        select(Annotation.id, Annotation.clip_id, Annotation.annotator_id, Annotation.idempotency_key).where(
-            match
-        )
-    ).all()
+    params = {"clip_id": clip_id, "user_id": user_id, "key": idempotency_key}
+    hits = s.connection().execute(_BY_PERSON if idempotency_key is None else _BY_PERSON_OR_KEY, params).all()
     for hit in hits:
         if idempotency_key is not None and hit.idempotency_key == idempotency_key:
             if (hit.clip_id, hit.annotator_id) != (clip_id, user_id):
@@ -199,11 +202,26 @@ def _outcome_after_conflict(
     )
 
 
-def _insert_ignoring_duplicates(s: Session, values: dict[str, Any]) -> int | None:
-    """Insert an annotation; None when a unique key (clip + annotator, idempotency key) already holds."""
-    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(Annotation).values(**values).on_conflict_do_nothing().returning(Annotation.id)
-    return s.scalar(stmt)
+@cache
+def _insert_statement(dialect: str) -> Any:
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert(Annotation)
+    return ins.on_conflict_do_nothing().returning(Annotation.id)
+
+
+_PROJECT = select(Project.task_kind, Project.classes, Project.tag_groups).where(Project.id == bindparam("p"))
+_ACTIVE = select(User.active).where(User.id == bindparam("u"))
+_TAKE_SLOT = (
+    update(Clip)
+    .where(
+        Clip.id == bindparam("c"),
+        Clip.project_id == bindparam("p"),
+        Clip.annotation_count < Clip.annotations_needed,
+        Clip.deleted_at.is_(None),
+    )
+    .values(annotation_count=Clip.annotation_count + 1)
+)
+_GIVE_BACK = update(Clip).where(Clip.id == bindparam("c")).values(annotation_count=Clip.annotation_count - 1)
+_DROP_CLAIM = delete(Claim).where(Claim.clip_id == bindparam("c"), Claim.user_id == bindparam("u"))
 
 
 # --- submit and edit ---------------------------------------------------------------------------------
@@ -230,11 +248,11 @@ def submit_annotation(
     ``convention_version`` is the version the annotator was shown (default: the current one).
     Returns a :class:`SubmitResult`; concurrency outcomes never raise.
     """
-    project = s.get(Project, project_id)
+    conn = s.connection()
+    project = conn.execute(_PROJECT, {"p": project_id}).first()
     if project is None:
         raise AnnotationError(f"no project {project_id}")
-    annotator = s.get(User, user_id)
-    if annotator is None or not annotator.active:
+    if not conn.execute(_ACTIVE, {"u": user_id}).scalar():
         raise AnnotationError(f"no active user {user_id}")
     if idempotency_key is not None:
         idempotency_key = str(idempotency_key)
@@ -257,18 +275,8 @@ def submit_annotation(
     now = utcnow()
     # The row lock taken here orders concurrent submits of one clip, and the WHERE is re-checked
     # after any wait, so k is never exceeded (the CHECK constraint stays the last guard).
-    raised = s.execute(
-        update(Clip)
-        .where(
-            Clip.id == clip_id,
-            Clip.project_id == project_id,
-            Clip.annotation_count < Clip.annotations_needed,
-            Clip.deleted_at.is_(None),
-        )
-        .values(annotation_count=Clip.annotation_count + 1)
-    )
-    if raised.rowcount != 1:  # type: ignore[attr-defined]
-        clip = s.execute(select(Clip.project_id, Clip.deleted_at).where(Clip.id == clip_id)).first()
+    if conn.execute(_TAKE_SLOT, {"c": clip_id, "p": project_id}).rowcount != 1:  # type: ignore[attr-defined]
+        clip = conn.execute(select(Clip.project_id, Clip.deleted_at).where(Clip.id == clip_id)).first()
         if clip is None or clip.project_id != project_id or clip.deleted_at is not None:
             return SubmitResult("unavailable", clip_id, None, "this clip is no longer in the project")
         return _outcome_after_conflict(s, clip_id, user_id, idempotency_key)
@@ -284,14 +292,14 @@ def submit_annotation(
         **values,
     }
     try:
-        annotation_id = _insert_ignoring_duplicates(s, row)
+        annotation_id = conn.execute(_insert_statement(conn.dialect.name), row).scalar()
     except IntegrityError as exc:  # only a foreign key can fail here: unique keys are ignored above
         raise AnnotationError(f"unknown clip {clip_id} or annotator {user_id}") from exc
     if annotation_id is None:
         # Someone (this person, in another tab or a retry) stored it first: give the slot back.
-        s.execute(update(Clip).where(Clip.id == clip_id).values(annotation_count=Clip.annotation_count - 1))
+        conn.execute(_GIVE_BACK, {"c": clip_id})
         return _outcome_after_conflict(s, clip_id, user_id, idempotency_key)
-    s.execute(delete(Claim).where(Claim.clip_id == clip_id, Claim.user_id == user_id))
+    conn.execute(_DROP_CLAIM, {"c": clip_id, "u": user_id})
     record(
         s,
         entity="annotation",

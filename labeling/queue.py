@@ -20,8 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, select, text, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -55,68 +57,97 @@ class Progress:
     open_clips: int
 
 
-def _seconds(project: Project, key: str, default: int) -> int:
-    value = (project.settings or {}).get(key, default)
+def _seconds(settings: dict | None, key: str, default: int) -> int:
+    value = (settings or {}).get(key, default)
     try:
         return max(1, int(value))
     except (TypeError, ValueError):
         return default
 
 
-def lease_seconds(project: Project) -> int:
-    return _seconds(project, "lease_seconds", DEFAULT_LEASE_S)
+def lease_seconds(settings: dict | None) -> int:
+    """A project's lease length (``settings["lease_seconds"]``, default ten minutes)."""
+    return _seconds(settings, "lease_seconds", DEFAULT_LEASE_S)
 
 
-def _open(project_id: int):  # type: ignore[no-untyped-def]
+# Statements are built once with bound parameters: the queue runs on every page view, and building
+# SQLAlchemy expressions costs more than PostgreSQL or SQLite take to answer them.
+_P, _U, _NOW = bindparam("project_id"), bindparam("user_id"), bindparam("now")
+_OPEN = and_(
     # Written exactly as the partial index's predicate, so both engines can use ix_clips_open.
-    return and_(
-        Clip.project_id == project_id,
-        Clip.annotation_count < Clip.annotations_needed,
-        Clip.deleted_at.is_(None),
-    )
+    Clip.project_id == _P,
+    Clip.annotation_count < Clip.annotations_needed,
+    Clip.deleted_at.is_(None),
+)
+_MINE = exists().where(Annotation.clip_id == Clip.id, Annotation.annotator_id == _U)
+_COLUMNS = (Clip.id, Clip.annotation_count, Clip.annotations_needed, Clip.priority)
 
 
-def candidate_query(project_id: int, user_id: int, now: datetime) -> Select:
-    """The next eligible clip for ``user_id`` in queue order (one row: id, count, needed, priority)."""
-    mine = exists().where(Annotation.clip_id == Clip.id, Annotation.annotator_id == user_id)
+def candidate_query() -> Select:
+    """The next eligible clip in queue order for ``:user_id`` in ``:project_id`` at ``:now``.
+
+    One row (id, annotation_count, annotations_needed, priority) or none.
+    """
     skipped = exists().where(
         Claim.clip_id == Clip.id,
-        Claim.user_id == user_id,
+        Claim.user_id == _U,
         Claim.skipped_at.is_not(None),
-        Claim.expires_at > now,
+        Claim.expires_at > _NOW,
     )
     held_by_others = (
         select(func.count())
         .select_from(Claim)
         .where(
             Claim.clip_id == Clip.id,
-            Claim.user_id != user_id,
-            Claim.expires_at > now,
+            Claim.user_id != _U,
+            Claim.expires_at > _NOW,
             Claim.skipped_at.is_(None),
         )
         .scalar_subquery()
     )
     return (
-        select(Clip.id, Clip.annotation_count, Clip.annotations_needed, Clip.priority)
-        .where(
-            _open(project_id),
-            ~mine,
-            ~skipped,
-            Clip.annotation_count + held_by_others < Clip.annotations_needed,
-        )
+        select(*_COLUMNS)
+        .where(_OPEN, ~_MINE, ~skipped, Clip.annotation_count + held_by_others < Clip.annotations_needed)
         .order_by(Clip.annotation_count, Clip.priority.desc(), Clip.id)
         .limit(1)
     )
 
 
-def _upsert_claim(s: Session, values: dict[str, object]) -> None:
-    dialect = s.get_bind().dialect.name
-    ins = (postgresql if dialect == "postgresql" else sqlite).insert(Claim).values(**values)
-    s.execute(
-        ins.on_conflict_do_update(
+@dataclass(frozen=True)
+class _Statements:
+    settings: Any
+    forget_expired: Any
+    own_claim: Any
+    renew: Any
+    candidate: Any
+    claim: Any
+
+
+@cache
+def _statements(dialect: str) -> _Statements:
+    pg = dialect == "postgresql"
+    candidate = candidate_query()
+    upsert = (postgresql if pg else sqlite).insert(Claim)
+    return _Statements(
+        settings=select(Project.settings).where(Project.id == _P),
+        forget_expired=delete(Claim).where(Claim.user_id == _U, Claim.expires_at <= _NOW),
+        own_claim=select(*_COLUMNS)
+        .join(Claim, Claim.clip_id == Clip.id)
+        .where(Claim.user_id == _U, Claim.expires_at > _NOW, Claim.skipped_at.is_(None), _OPEN, ~_MINE)
+        .order_by(Claim.claimed_at.desc())
+        .limit(1),
+        renew=update(Claim)
+        .where(Claim.clip_id == bindparam("b_clip_id"), Claim.user_id == bindparam("b_user_id"))
+        .values(expires_at=bindparam("b_expires_at")),
+        candidate=candidate.with_for_update(skip_locked=True, of=Clip) if pg else candidate,
+        claim=upsert.on_conflict_do_update(
             index_elements=[Claim.clip_id, Claim.user_id],
-            set_={k: v for k, v in values.items() if k not in ("clip_id", "user_id")},
-        )
+            set_={
+                "claimed_at": upsert.excluded.claimed_at,
+                "expires_at": upsert.excluded.expires_at,
+                "skipped_at": upsert.excluded.skipped_at,
+            },
+        ),
     )
 
 
@@ -133,48 +164,38 @@ def next_clip(
     Run it in a write transaction of its own; the claim is part of it. On PostgreSQL that
     transaction commits asynchronously (see below), so do not add writes that must be durable.
     """
-    project = s.get(Project, project_id)
-    if project is None:
+    conn = s.connection()
+    sql = _statements(conn.dialect.name)
+    settings = conn.execute(sql.settings, {"project_id": project_id}).first()
+    if settings is None:
         raise LookupError(f"no project {project_id}")
     now = now or utcnow()
-    expires = now + timedelta(seconds=lease_s if lease_s is not None else lease_seconds(project))
-    if s.get_bind().dialect.name == "postgresql":
+    expires = now + timedelta(seconds=lease_s if lease_s is not None else lease_seconds(settings[0]))
+    if conn.dialect.name == "postgresql":
         # A claim is a lease: losing the last few to a server crash only returns clips to the queue,
         # so this transaction need not wait for its WAL flush (PostgreSQL's asynchronous commit;
         # still atomic and consistent).
-        s.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    s.execute(delete(Claim).where(Claim.user_id == user_id, Claim.expires_at <= now))
-
-    own = s.execute(
-        select(Clip.id, Clip.annotation_count, Clip.annotations_needed, Clip.priority)
-        .join(Claim, Claim.clip_id == Clip.id)
-        .where(
-            Claim.user_id == user_id,
-            Claim.expires_at > now,
-            Claim.skipped_at.is_(None),
-            _open(project_id),
-            ~exists().where(Annotation.clip_id == Clip.id, Annotation.annotator_id == user_id),
-        )
-        .order_by(Claim.claimed_at.desc())
-        .limit(1)
-    ).first()
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    params = {"project_id": project_id, "user_id": user_id, "now": now}
+    conn.execute(sql.forget_expired, params)
+    own = conn.execute(sql.own_claim, params).first()
     if own is not None:
-        s.execute(
-            update(Claim).where(Claim.clip_id == own.id, Claim.user_id == user_id).values(expires_at=expires)
-        )
+        conn.execute(sql.renew, {"b_clip_id": own.id, "b_user_id": user_id, "b_expires_at": expires})
         return QueueItem(
             own.id, project_id, own.annotation_count, own.annotations_needed, own.priority, expires, True
         )
-
-    q = candidate_query(project_id, user_id, now)
-    if s.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True, of=Clip)
-    row = s.execute(q).first()
+    row = conn.execute(sql.candidate, params).first()
     if row is None:
         return None
-    _upsert_claim(
-        s,
-        {"clip_id": row.id, "user_id": user_id, "claimed_at": now, "expires_at": expires, "skipped_at": None},
+    conn.execute(
+        sql.claim,
+        {
+            "clip_id": row.id,
+            "user_id": user_id,
+            "claimed_at": now,
+            "expires_at": expires,
+            "skipped_at": None,
+        },
     )
     return QueueItem(
         row.id, project_id, row.annotation_count, row.annotations_needed, row.priority, expires, False
@@ -199,9 +220,17 @@ def skip_clip(
     if project is None or clip is None or clip.project_id != project_id:
         raise LookupError(f"no clip {clip_id} in this project")
     now = now or utcnow()
-    until = now + timedelta(seconds=_seconds(project, "skip_seconds", DEFAULT_SKIP_S))
-    _upsert_claim(
-        s, {"clip_id": clip_id, "user_id": user_id, "claimed_at": now, "expires_at": until, "skipped_at": now}
+    until = now + timedelta(seconds=_seconds(project.settings, "skip_seconds", DEFAULT_SKIP_S))
+    conn = s.connection()
+    conn.execute(
+        _statements(conn.dialect.name).claim,
+        {
+            "clip_id": clip_id,
+            "user_id": user_id,
+            "claimed_at": now,
+            "expires_at": until,
+            "skipped_at": now,
+        },
     )
 
 
@@ -269,5 +298,7 @@ def progress(s: Session, project_id: int, user_id: int, *, now: datetime | None 
         )
     )
     median = times[len(times) // 2] / 1000 if times else None
-    open_clips = s.scalar(select(func.count()).select_from(Clip).where(_open(project_id))) or 0
+    open_clips = (
+        s.scalar(select(func.count()).select_from(Clip).where(_OPEN), {"project_id": project_id}) or 0
+    )
     return Progress(done=int(done), today=int(today), median_seconds=median, open_clips=int(open_clips))
