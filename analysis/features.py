@@ -25,6 +25,7 @@ signal of at most ``pitch_sample_rate``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -35,8 +36,9 @@ import os
 import sys
 import tempfile
 import threading
+import types
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -499,6 +501,24 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+@contextlib.contextmanager
+def _plain_main() -> Iterator[None]:
+    """Keep spawned workers from re-running the caller's ``__main__`` script.
+
+    Spawn and fork-server workers import the parent's main module by path. Under Streamlit (and its
+    AppTest) ``__main__`` is the app script itself, which a worker must never run.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or not getattr(main, "__file__", None):
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def _run_chunks(
     todo: list[tuple[str, str]],
     settings: FeatureSettings,
@@ -516,7 +536,7 @@ def _run_chunks(
         for chunk in chunks:
             collect(*_extract_chunk(chunk, settings))
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    with _plain_main(), ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
         running: set[Future] = set()
         queue = iter(chunks)
         # Keep only a few chunks in flight so a failure stops the run early and memory stays flat.

@@ -252,6 +252,31 @@ def test_parallel_workers_give_the_same_frame(tmp_path):
     assert calls[-1] == (70, 70)
 
 
+def test_parallel_workers_never_run_the_callers_main_script(tmp_path, monkeypatch):
+    # Under Streamlit the app script is __main__; spawned workers must not execute it.
+    import sys
+    import threading
+    import types
+
+    script = tmp_path / "app_script.py"
+    script.write_text("raise SystemExit('a worker ran the main script')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    # A second thread, as in a web server, rules out plain fork.
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        paths = write_clips(tmp_path / "audio", 70)
+        frame = feature_frame(paths, settings=SETTINGS, n_jobs=2)
+    finally:
+        stop.set()
+        helper.join()
+    assert len(frame) == 70
+    assert sys.modules["__main__"] is main
+
+
 def test_undecodable_file_is_named_in_the_error(tmp_path):
     paths = write_clips(tmp_path / "audio", 2)
     broken = tmp_path / "audio" / "broken.wav"
