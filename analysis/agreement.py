@@ -42,11 +42,11 @@ KappaWeights = Literal["linear", "quadratic"] | None
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
 
-# Rows of the item x value count matrix turned to float per step; bounds the extra memory of the
-# coincidence product to a few megabytes whatever the number of items.
+# Rows of a count matrix turned to float per step of the coincidence product; bounds its extra
+# memory to a few megabytes when counts could not be merged into patterns (one row per item).
 _BLOCK_ROWS = 1 << 16
-# Model weight floor and annotator weight floor in the weighted consensus: a zero weight would let a
-# single annotator's vote vanish, and a bad annotator is still better than no information.
+# Floor of annotator and model weights in the weighted consensus, so that an item rated only by
+# annotators at the floor still gets a label distribution (a zero total weight would be 0/0).
 _MIN_WEIGHT = 1e-3
 
 
