@@ -1,4 +1,5 @@
-"""Import audio into a project: :func:`import_path` for a folder or zip, :func:`import_plan` for any reader.
+"""Import audio into a project: :func:`import_source` for any source (``fmt="auto"`` detects it),
+:func:`import_path` for a folder or zip, :func:`import_plan` for what a reader planned.
 
 Each file is read once: hashed (SHA-256), decoded with libsndfile, checked, measured and stored
 content-addressed. Bad files are skipped with a reason; everything else is inserted in ONE transaction,
@@ -9,6 +10,7 @@ the same clip.
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,8 +39,12 @@ from db.models import (
     utcnow,
 )
 from labeling.audit import record, record_many
-from labeling.formats.base import ImportPlan, Problem, SourceItem
+from labeling.formats.base import FormatError, ImportPlan, Problem, SourceItem
+from labeling.formats.commonvoice import read_commonvoice
+from labeling.formats.detect import READERS, detect_format
 from labeling.formats.folder import opened, read_folder
+from labeling.formats.labelstudio import read_labelstudio
+from labeling.formats.nemo import read_nemo
 from labeling.projects import ProjectInfo, create_project, get_project
 from labeling.storage import AudioStore, sha256_bytes
 from labeling.workspace import Workspace
@@ -70,6 +76,7 @@ class ImportReport:
     seconds: float = 0.0
     created_project: bool = False
     hours: float = 0.0
+    source_format: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -297,6 +304,7 @@ def import_plan(
         seconds=time.perf_counter() - started,
         created_project=created,
         hours=sum(p.duration_s for p in fresh) / 3600,
+        source_format=plan.source_format,
     )
 
 
@@ -637,3 +645,139 @@ def import_uploads(
             actor_id=actor_id,
             progress=progress,
         )
+
+
+# ---------------------------------------------------------------- any source, by format
+
+#: What :func:`import_source` reads (``auto`` asks :func:`~labeling.formats.detect.detect_format`).
+SOURCE_FORMATS = ("auto", "folder", "labelstudio", "commonvoice", "audiofolder", "nemo")
+#: An Earmark export names its format in MANIFEST.json; the reader that reads it back.
+_EXPORT_READERS = {"csv": "audiofolder", "jsonl": "audiofolder", "audiofolder": "audiofolder"} | {
+    f: f for f in ("nemo", "labelstudio")
+}
+_COMMONVOICE_SPLITS = ("train.tsv", "dev.tsv", "test.tsv")
+
+
+def source_format(path: Path, fmt: str = "auto") -> str:
+    """The format :func:`import_source` reads ``path`` as: ``fmt`` itself, or what detection says.
+
+    A folder Earmark exported is recognised by its ``MANIFEST.json``.
+    """
+    if fmt not in SOURCE_FORMATS:
+        raise FormatError(f"unknown format {fmt!r}; choose one of {', '.join(SOURCE_FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    path = Path(path)
+    detected = detect_format(path)
+    manifest = path / "MANIFEST.json"
+    if detected == "folder" and manifest.is_file():
+        try:
+            head = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            head = None
+        if isinstance(head, dict) and head.get("earmark_export"):
+            return _EXPORT_READERS.get(str(head.get("format")), detected)
+    return detected
+
+
+def read_source(path: Path, fmt: str, *, audio_root: Path | None = None) -> ImportPlan:
+    """Plan the import of a non-folder source (``fmt`` as :func:`source_format` names it).
+
+    A folder given for a format whose reader takes one file is read whole: every NeMo manifest in it,
+    Label Studio's ``tasks.json``, or Common Voice's ``train``/``dev``/``test`` TSVs (else
+    ``validated.tsv``).
+    """
+    path = Path(path)
+    if not path.is_dir() or fmt == "audiofolder":
+        return READERS[fmt](path, audio_root=audio_root)
+    if fmt == "nemo":
+        files = sorted(p for p in path.glob("*.json*") if p.is_file() and p.name != "MANIFEST.json")
+        return _merged(path, fmt, [read_nemo(f, audio_root=audio_root) for f in files])
+    if fmt.startswith("labelstudio"):
+        if not (path / "tasks.json").is_file():
+            raise FormatError(f"{path} is a folder; name the file Label Studio exported")
+        return read_labelstudio(path / "tasks.json", audio_root=audio_root or path)
+    if fmt == "commonvoice":
+        tsvs = [path / n for n in _COMMONVOICE_SPLITS if (path / n).is_file()]
+        tsvs = tsvs or [p for p in [path / "validated.tsv"] if p.is_file()]
+        if not tsvs:
+            raise FormatError(f"{path} holds no train.tsv, dev.tsv, test.tsv or validated.tsv; name the TSV")
+        return _merged(path, fmt, [read_commonvoice(f, audio_root=audio_root) for f in tsvs])
+    raise FormatError(f"{path} is a folder; name the {fmt} file to import")
+
+
+def _merged(path: Path, fmt: str, plans: list[ImportPlan]) -> ImportPlan:
+    if not plans:
+        raise FormatError(f"{path} holds no {fmt} file to import")
+    merged = ImportPlan(source_format=fmt)
+    for plan in plans:
+        merged.items += plan.items
+        merged.problems += plan.problems
+        merged.warnings += plan.warnings
+        merged.ignored += plan.ignored
+    return merged
+
+
+def import_source(
+    ws: Workspace,
+    path: Path,
+    project: str,
+    *,
+    fmt: str = "auto",
+    audio_root: Path | None = None,
+    pattern: str | None = None,
+    metadata: Path | None = None,
+    join: str | None = None,
+    group_by: str = "speaker",
+    create: bool = True,
+    actor_id: int | None = None,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+) -> ImportReport:
+    """Import a folder, zip, Label Studio export, Common Voice TSV, audiofolder or NeMo manifest.
+
+    ``audio_root`` is the folder the source's file references point into (Label Studio's upload
+    folder, Common Voice's clips…); nothing outside it (or the source's own folder) is read.
+    ``pattern``, ``metadata`` and ``join`` apply to plain folders and zips. Every format goes through
+    :func:`import_plan`, so decoding, checks, de-duplication and the single transaction are shared.
+    Raises :class:`~labeling.formats.base.FormatError` when the source cannot be read and
+    :class:`ImportRefused` when nothing in it can be imported; either way nothing is written.
+    """
+    path = Path(path)
+    fmt = source_format(path, fmt)
+    if fmt in ("folder", "zip"):
+        return import_path(
+            ws,
+            path,
+            project,
+            pattern=pattern,
+            metadata=metadata,
+            join=join,
+            group_by=group_by,
+            create=create,
+            actor_id=actor_id,
+            progress=progress,
+            limits=limits,
+        )
+    if pattern or metadata or join:
+        raise ImportRefused(
+            f"a file-name pattern, metadata CSV or join applies to plain folders and zips; "
+            f"{path.name} is read as {fmt}"
+        )
+    plan = read_source(path, fmt, audio_root=audio_root)
+    if not plan.items:
+        listed = "; ".join(f"{p.ref}: {p.reason}" for p in plan.problems[:3])
+        more = f" (and {len(plan.problems) - 3:,} more)" if len(plan.problems) > 3 else ""
+        why = f": {listed}{more}" if listed else ": it names no audio"
+        raise ImportRefused(f"nothing in {path.name} can be imported{why}")
+    return import_plan(
+        ws,
+        project,
+        plan,
+        source=str(path),
+        group_by=group_by,
+        create=create,
+        actor_id=actor_id,
+        progress=progress,
+        limits=limits,
+    )

@@ -1,22 +1,52 @@
-"""``earmark import PATH --project NAME``: audio from a folder or zip, with names and metadata."""
+"""``earmark import PATH --project NAME [--format F]``: audio from a folder, zip, Label Studio export,
+Common Voice release, audiofolder or NeMo manifest — or labels (``--format csv``) for clips already
+imported."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from labeling.commands import print_json, progress_bar, user_errors, workspace
+from labeling.commands import UserError, print_json, progress_bar, user_errors, workspace
+
+#: ``--format`` choices: the audio sources labeling.importer.SOURCE_FORMATS reads, and labels files.
+FORMATS = ("auto", "folder", "labelstudio", "commonvoice", "audiofolder", "nemo", "csv")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import",
-        help="import audio files (folder, recursively, or zip) into a project",
+        help="import audio (folder, zip, Label Studio, Common Voice, audiofolder, NeMo) or labels",
         description="Import audio into a project. Bad files are skipped and listed; the rest lands "
-        "in one transaction. Re-running the same import adds nothing.",
+        "in one transaction. Re-running the same import adds nothing. With --format csv, apply labels "
+        "made elsewhere to clips the project already holds.",
     )
-    p.add_argument("path", type=Path, help="a folder (searched recursively) or a .zip")
+    p.add_argument(
+        "path", type=Path, help="a folder (searched recursively), a .zip, an export file or a labels file"
+    )
     p.add_argument("--project", required=True, help="project name (created if it does not exist)")
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        default="auto",
+        choices=FORMATS,
+        help="what PATH is (default: auto, told by its name and first bytes); csv: labels for "
+        "existing clips, named by clip_id, sha256 or file_name",
+    )
+    p.add_argument(
+        "--audio-root",
+        type=Path,
+        help="the folder the source's audio references point into (Label Studio's upload folder or "
+        "local files, Common Voice's clips, …); nothing outside it is read",
+    )
+    p.add_argument("--annotator", help="--format csv: whose annotations rows without an annotator column are")
+    p.add_argument(
+        "--as",
+        dest="as_",
+        choices=("annotations", "resolutions"),
+        default="annotations",
+        help="--format csv: apply rows as annotations (default) or as final labels",
+    )
     p.add_argument(
         "--pattern",
         help=r"regex with named groups over file names, e.g. "
@@ -35,17 +65,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.formats.folder import SourceError
-    from labeling.importer import ImportRefused, import_path
+    from labeling.formats.base import FormatError
+    from labeling.importer import ImportRefused, import_source
     from labeling.projects import ProjectError
 
+    if args.fmt == "csv":
+        return _run_labels(args)
+    if args.annotator or args.as_ != "annotations":
+        raise UserError("--annotator and --as apply to labels files (--format csv)")
     update, close = progress_bar("importing", quiet=args.json)
-    with workspace() as ws, user_errors(SourceError, ImportRefused, ProjectError):
+    with workspace() as ws, user_errors(FormatError, ImportRefused, ProjectError):
         try:
-            report = import_path(
+            report = import_source(
                 ws,
                 args.path,
                 args.project,
+                fmt=args.fmt,
+                audio_root=args.audio_root,
                 pattern=args.pattern,
                 metadata=args.metadata,
                 join=args.join,
@@ -60,11 +96,36 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if report.created_project:
         print(f"created project {report.project!r}")
-    print(report.summary())
-    for problem in report.rejected[:50]:
-        print(f"  rejected {problem.ref}: {problem.reason}")
-    if len(report.rejected) > 50:
-        print(f"  … and {len(report.rejected) - 50} more (use --json for the full list)")
+    print(f"read as {report.source_format}: {report.summary()}")
+    if report.n_annotations or report.n_resolutions:
+        print(f"  {report.n_annotations:,} annotations and {report.n_resolutions:,} final labels imported")
+    _print_problems(report.rejected, "not imported")
     for problem in report.warnings[:10]:
         print(f"  note {problem.ref}: {problem.reason}")
+    return 0
+
+
+def _print_problems(problems: list, what: str, limit: int = 50) -> None:
+    for problem in problems[:limit]:
+        print(f"  {what}: {problem.ref}: {problem.reason}")
+    if len(problems) > limit:
+        print(f"  … and {len(problems) - limit} more (use --json for the full list)")
+
+
+def _run_labels(args: argparse.Namespace) -> int:
+    from labeling.formats.base import FormatError
+    from labeling.labels_import import LabelImportError, import_labels
+    from labeling.projects import ProjectError
+
+    if args.pattern or args.metadata or args.join or args.audio_root:
+        raise UserError("--pattern, --metadata, --join and --audio-root apply to audio, not labels files")
+    with workspace() as ws, user_errors(FormatError, LabelImportError, ProjectError):
+        report = import_labels(ws, args.path, args.project, as_=args.as_, annotator=args.annotator)
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    print(report.summary())
+    if report.users_created:
+        print(f"  new annotator accounts (no password yet): {', '.join(report.users_created)}")
+    _print_problems(report.problems, "not applied")
     return 0
