@@ -1164,7 +1164,8 @@ def human_level_performance(
     slice_cols : sequence of str
         Columns defining slices, looked up in ``resolved`` first (clip attributes such as tags or
         speaker accent), then in ``annotations`` (rating attributes such as convention version).
-        A column of lists (several tags per clip) puts a clip in each of its tags' slices.
+        A column of lists (several tags per clip) puts a clip in each of its tags' slices. Rows whose
+        slice value is missing count only in the overall row.
 
     Returns
     -------
