@@ -1,0 +1,341 @@
+"""Dataset versions: immutable snapshots of (clip, final label, tags, split).
+
+Call :func:`create_version` to freeze the project's current final labels (narrowed by
+:class:`VersionFilters`), :func:`list_versions` for the history, :func:`version_frame` for one
+version's rows and :func:`diff_versions` for what changed between two. The content hash and the diff
+are computed in :mod:`analysis.versions`; a version with the same content as an existing one is
+refused (the database's unique key on (project, content hash) is the last guard).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from analysis.versions import VersionDiff, content_hash, version_diff
+from db.models import Clip, DatasetItem, DatasetVersion
+from labeling.audit import record
+from labeling.export import ExportError, ExportFilters, export_frame, find_version
+from labeling.projects import ProjectInfo, get_project, validate_name
+from labeling.storage import AudioStore
+
+VERSION_COLUMNS = ("clip_id", "sha256", "original_name", "label", "transcript", "tags", "split")
+
+
+class VersionError(ValueError):
+    """A dataset version cannot be made or found as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class VersionFilters:
+    """Which clips a version holds. Soft-deleted clips (e.g. superseded by a fix) are never included.
+
+    ``include_augmented`` keeps augmented clips, and only in the training split: an augmented copy in
+    dev or test would grade the model on audio it was, in effect, trained on.
+    """
+
+    resolved_only: bool = True
+    min_agreement: float | None = None
+    exclude_flagged: bool = False  # clips with an unresolved ClipFlag
+    include_augmented: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> VersionFilters:
+        known = {k: v for k, v in (d or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    project_id: int
+    name: str
+    note: str
+    parent_id: int | None
+    parent_name: str | None
+    content_hash: str
+    filters: dict[str, Any]
+    changes: dict[str, Any]
+    n_clips: int
+    created_by: int | None
+    created_at: datetime | None = None
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return d
+
+    def summary(self) -> str:
+        c = self.changes
+        since = (
+            f" since {self.parent_name!r}: +{c.get('added', 0)} -{c.get('removed', 0)} clips, "
+            f"{c.get('relabelled', 0)} relabelled, {c.get('retagged', 0)} re-tagged, "
+            f"{c.get('resplit', 0)} re-split, {c.get('augmented', 0)} augmented added"
+            if self.parent_name
+            else ""
+        )
+        return f"version {self.name!r}: {self.n_clips:,} clips, hash {self.content_hash[:12]}{since}"
+
+
+def is_augmented(derivation: Any) -> bool:
+    """Whether a clip's derivation recipe is an augmentation (``{"kind": "augment", ...}``)."""
+    if not isinstance(derivation, dict):
+        return False
+    return str(derivation.get("kind") or derivation.get("type") or "").lower().startswith("augment")
+
+
+def current_items(s: Session, project_id: int, *, filters: VersionFilters = VersionFilters()) -> pd.DataFrame:
+    """What a version made now would hold: columns :data:`VERSION_COLUMNS`, one row per clip."""
+    export_filters = ExportFilters(
+        resolved_only=filters.resolved_only,
+        min_agreement=filters.min_agreement,
+        exclude_flagged=filters.exclude_flagged,
+        exclude_augmented=not filters.include_augmented,
+    )
+    # The export's filters are the ones people already use; the store only names audio paths there,
+    # which a snapshot does not keep.
+    frame = export_frame(s, AudioStore(Path()), project_id, filters=export_filters)
+    derivations = dict(
+        s.execute(
+            select(Clip.id, Clip.derivation).where(
+                Clip.project_id == project_id, Clip.parent_clip_id.is_not(None)
+            )
+        ).all()
+    )
+    augmented = frame["clip_id"].map(lambda c: is_augmented(derivations.get(c)))
+    frame = frame[~augmented | (frame["split"] == "train")]
+    return frame[list(VERSION_COLUMNS)].reset_index(drop=True)
+
+
+def _version_row(s: Session, project_id: int, ref: str | int) -> DatasetVersion:
+    try:
+        found = find_version(s, project_id, ref)
+    except ExportError as exc:
+        raise VersionError(str(exc)) from exc
+    row = s.get(DatasetVersion, found.id)
+    assert row is not None
+    return row
+
+
+def _latest(s: Session, project_id: int) -> DatasetVersion | None:
+    return s.scalars(
+        select(DatasetVersion)
+        .where(DatasetVersion.project_id == project_id)
+        .order_by(DatasetVersion.id.desc())
+    ).first()
+
+
+def _info(s: Session, row: DatasetVersion) -> VersionInfo:
+    parent = s.get(DatasetVersion, row.parent_id) if row.parent_id else None
+    by_split = dict(
+        s.execute(
+            select(DatasetItem.split, func.count())
+            .where(DatasetItem.version_id == row.id)
+            .group_by(DatasetItem.split)
+        ).all()
+    )
+    return VersionInfo(
+        id=row.id,
+        project_id=row.project_id,
+        name=row.name,
+        note=row.note,
+        parent_id=row.parent_id,
+        parent_name=parent.name if parent else None,
+        content_hash=row.content_hash,
+        filters=dict(row.filters or {}),
+        changes=dict(row.changes or {}),
+        n_clips=row.n_clips,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        splits={str(k): int(v) for k, v in by_split.items()},
+    )
+
+
+def create_version(
+    s: Session,
+    project: str | int,
+    *,
+    name: str,
+    note: str = "",
+    filters: VersionFilters = VersionFilters(),
+    parent: int | str | Literal["latest"] | None = "latest",
+    actor_id: int | None = None,
+) -> VersionInfo:
+    """Freeze the project's current final labels, tags and splits as a new dataset version.
+
+    Parameters
+    ----------
+    project
+        Name or id.
+    name
+        Unique within the project.
+    filters
+        Which clips to include.
+    parent
+        ``"latest"`` (the project's newest version, if any), a version name or id, or None.
+
+    Raises
+    ------
+    VersionError
+        When the name is taken, no clip passes the filters, or a version with identical content exists
+        (the message names it).
+    """
+    info: ProjectInfo = get_project(s, project)
+    name = validate_name(name, what="version name")
+    if s.scalar(
+        select(DatasetVersion.id).where(DatasetVersion.project_id == info.id, DatasetVersion.name == name)
+    ):
+        raise VersionError(f"project {info.name!r} already has a dataset version named {name!r}")
+    items = current_items(s, info.id, filters=filters)
+    if items.empty:
+        raise VersionError("no clip passes the filters; a dataset version needs at least one clip")
+    digest = content_hash(items)
+    same = s.execute(
+        select(DatasetVersion.name).where(
+            DatasetVersion.project_id == info.id, DatasetVersion.content_hash == digest
+        )
+    ).scalar()
+    if same is not None:
+        raise VersionError(
+            f"the data is identical to dataset version {same!r} (hash {digest[:12]}); nothing to freeze"
+        )
+
+    if parent == "latest":
+        parent_row = _latest(s, info.id)
+    elif parent is None:
+        parent_row = None
+    else:
+        parent_row = _version_row(s, info.id, parent)
+    old = (
+        version_frame(s, parent_row.id)
+        if parent_row is not None
+        else pd.DataFrame(columns=list(VERSION_COLUMNS))
+    )
+    diff = version_diff(old, items)
+    changes = diff.summary()
+    derivations = dict(
+        s.execute(select(Clip.id, Clip.derivation).where(Clip.id.in_(diff.added["clip_id"].tolist()))).all()
+    )
+    changes["augmented"] = sum(is_augmented(derivations.get(c)) for c in diff.added["clip_id"])
+    changes["derived"] = sum(
+        (derivations.get(c) is not None and not is_augmented(derivations.get(c)))
+        for c in diff.added["clip_id"]
+    )
+
+    row = DatasetVersion(
+        project_id=info.id,
+        name=name,
+        note=note or "",
+        parent_id=parent_row.id if parent_row is not None else None,
+        content_hash=digest,
+        filters=filters.to_dict(),
+        changes=changes,
+        n_clips=len(items),
+        created_by=actor_id,
+    )
+    try:
+        with s.begin_nested():
+            s.add(row)
+            s.flush()
+    except IntegrityError as exc:
+        raise VersionError(
+            f"a dataset version with this name or identical content was just created in {info.name!r}"
+        ) from exc
+    rows = [
+        {
+            "version_id": row.id,
+            "clip_id": int(r.clip_id),
+            "label": None if pd.isna(r.label) else str(r.label),
+            "transcript": None if pd.isna(r.transcript) else str(r.transcript),
+            "tags": sorted(set(r.tags or [])),
+            "split": str(r.split),
+        }
+        for r in items.itertuples(index=False)
+    ]
+    for start in range(0, len(rows), 1000):
+        s.execute(insert(DatasetItem), rows[start : start + 1000])
+    record(
+        s,
+        entity="dataset_version",
+        entity_id=row.id,
+        action="create",
+        new={"name": name, "content_hash": digest, "n_clips": len(items), "changes": changes},
+        actor_id=actor_id,
+        project_id=info.id,
+    )
+    return _info(s, row)
+
+
+def get_version(s: Session, project: str | int, ref: str | int) -> VersionInfo:
+    """A version of the project by name or id."""
+    info = get_project(s, project)
+    return _info(s, _version_row(s, info.id, ref))
+
+
+def list_versions(s: Session, project: str | int) -> pd.DataFrame:
+    """The project's versions, oldest first: ``id, name, parent, n_clips, content_hash, note,
+    created_at`` and the change counts ``added, removed, relabelled, retagged, resplit, augmented``."""
+    info = get_project(s, project)
+    rows = s.scalars(
+        select(DatasetVersion).where(DatasetVersion.project_id == info.id).order_by(DatasetVersion.id)
+    ).all()
+    names = {r.id: r.name for r in rows}
+    counts = ("added", "removed", "relabelled", "retagged", "resplit", "augmented")
+    columns = ["id", "name", "parent", "n_clips", "content_hash", "note", "created_at", *counts]
+    return pd.DataFrame(
+        [
+            {
+                "id": r.id,
+                "name": r.name,
+                "parent": names.get(r.parent_id) if r.parent_id else None,
+                "n_clips": r.n_clips,
+                "content_hash": r.content_hash,
+                "note": r.note,
+                "created_at": r.created_at,
+                **{k: int((r.changes or {}).get(k, 0)) for k in counts},
+            }
+            for r in rows
+        ],
+        columns=columns,
+    )
+
+
+def version_frame(s: Session, version_id: int) -> pd.DataFrame:
+    """The frozen rows of a version: columns :data:`VERSION_COLUMNS`, in clip order."""
+    rows = s.execute(
+        select(
+            DatasetItem.clip_id,
+            Clip.sha256,
+            Clip.original_name,
+            DatasetItem.label,
+            DatasetItem.transcript,
+            DatasetItem.tags,
+            DatasetItem.split,
+        )
+        .join(Clip, Clip.id == DatasetItem.clip_id)
+        .where(DatasetItem.version_id == version_id)
+        .order_by(DatasetItem.clip_id)
+    ).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(VERSION_COLUMNS))
+    for col in ("label", "transcript", "tags"):
+        frame[col] = frame[col].astype(object)
+    return frame
+
+
+def diff_versions(s: Session, a: int, b: int) -> VersionDiff:
+    """What changed from version ``a`` to version ``b`` (ids; :func:`get_version` turns names into ids)."""
+    for vid in (a, b):
+        if s.get(DatasetVersion, vid) is None:
+            raise VersionError(f"no dataset version with id {vid}")
+    return version_diff(version_frame(s, a), version_frame(s, b))
