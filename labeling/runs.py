@@ -1,0 +1,773 @@
+"""Model runs: train the fixed model on a project, import someone else's predictions, read them back.
+
+Call :func:`train_run` to train :mod:`analysis.model`'s pipeline on the train split of the current
+final labels (or of a dataset version) and store the run with one prediction per clip;
+:func:`import_external_predictions` to store predictions made by another model from a CSV or JSON
+Lines file; :func:`run_predictions` for one row per predicted clip with the truth, tags and metadata
+beside it (what every error-analysis view is computed from); :func:`list_runs` for a project's runs.
+:func:`project_features` gives the cached per-clip features the model is trained on.
+
+Metrics are computed against the *current* final labels when a run is read, so relabelling a clip
+shows at once in the error analysis of every run; the metrics stored with a run are those of the
+labels it was trained and scored on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from analysis.features import FeatureSettings, feature_frame
+from analysis.model import train_and_predict
+from analysis.slices import metadata_slices, slice_table
+from analysis.text import NormalizationRules, cer, wer
+from db.models import Clip, DatasetItem, DatasetVersion, ModelRun, Prediction, Resolution
+from labeling.audit import record
+from labeling.clips import QUALITY_COLUMNS, clip_frame, metadata_columns, tag_matrix
+from labeling.projects import ProjectInfo, get_project
+from labeling.workspace import Workspace
+
+#: Columns every :func:`run_predictions` frame starts with (then ``proba_<class>``, tags, metadata).
+PREDICTION_COLUMNS = (
+    "clip_id",
+    "original_name",
+    "split",
+    "y_true",
+    "y_pred",
+    "correct",
+    "confidence",
+    "out_of_fold",
+    "transcript_true",
+    "transcript_pred",
+    "wer",
+    "cer",
+    "duration_s",
+    *QUALITY_COLUMNS,
+    "tags",
+)
+#: Metadata keys with more distinct values than this are identifiers or settings, not slices.
+MAX_SLICE_VALUES = 30
+SLICE_METRIC_SPLIT = "test"
+
+Progress = Callable[[str, int, int], None]
+
+
+class RunError(ValueError):
+    """A run that cannot be made or read; the message says why and nothing was written."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a stored run is: its id, what made it, and its metrics."""
+
+    id: int
+    project_id: int
+    name: str
+    kind: str
+    code_fingerprint: str
+    params: dict[str, Any]
+    classes: list[str]
+    metrics: dict[str, Any]
+    n_predictions: int
+    dataset_version_id: int | None = None
+    created_at: datetime | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return d
+
+
+def _project(s: Session, project: ProjectInfo | str | int) -> ProjectInfo:
+    return project if isinstance(project, ProjectInfo) else get_project(s, project)
+
+
+# --- features --------------------------------------------------------------------------------------
+
+
+def _feature_inputs(
+    s: Session, ws: Workspace, project_id: int, clip_ids: Sequence[int] | None
+) -> tuple[pd.DataFrame, FeatureSettings]:
+    live = (Clip.project_id == project_id) & Clip.deleted_at.is_(None)
+    rates = s.scalars(select(Clip.sample_rate).where(live).distinct()).all()
+    if not rates:
+        raise RunError("the project has no clips")
+    q = select(Clip.id, Clip.sha256, Clip.storage_key).where(live).order_by(Clip.id)
+    rows = pd.DataFrame(s.execute(q).all(), columns=["clip_id", "sha256", "storage_key"])
+    if clip_ids is not None:
+        wanted = pd.Index([int(c) for c in clip_ids])
+        missing = wanted.difference(rows["clip_id"])
+        if len(missing):
+            raise RunError(f"{len(missing)} clips are not live clips of this project, e.g. {missing[0]}")
+        rows = rows.set_index("clip_id").loc[wanted].reset_index()
+    rows["path"] = [str(ws.store.path(k)) for k in rows["storage_key"]]
+    return rows, FeatureSettings.for_sample_rates(rates)
+
+
+def _features(
+    ws: Workspace, rows: pd.DataFrame, settings: FeatureSettings, progress: Callable[[int, int], None] | None
+) -> pd.DataFrame:
+    by_sha = feature_frame(
+        dict(zip(rows["sha256"], rows["path"], strict=True)),
+        settings=settings,
+        cache_dir=ws.settings.cache_dir / "features",
+        n_jobs=2,
+        progress=progress,
+    )
+    frame = by_sha.loc[rows["sha256"]]
+    frame.index = pd.Index(rows["clip_id"].to_numpy(), name="clip_id")
+    return frame
+
+
+def project_features(
+    ws: Workspace,
+    project_id: int,
+    *,
+    clip_ids: Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """The model's features of a project's live clips, computed once per audio content and cached.
+
+    Settings come from :meth:`FeatureSettings.for_sample_rates` over every live clip of the project,
+    so a subset gets the same columns as the whole. Vectors are cached under
+    ``<data dir>/cache/features`` keyed by the SHA-256 of the audio.
+
+    Parameters
+    ----------
+    clip_ids
+        Only these clips, in this order (default: every live clip, by id).
+    progress
+        ``progress(done, total)`` while features are computed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``clip_id``; the columns of :func:`analysis.features.feature_names`.
+    """
+    with ws.db.read() as s:
+        rows, settings = _feature_inputs(s, ws, project_id, clip_ids)
+    return _features(ws, rows, settings, progress)
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+def _version_row(s: Session, project_id: int, version: str | int) -> DatasetVersion:
+    q = select(DatasetVersion).where(DatasetVersion.project_id == project_id)
+    by_name = s.scalar(q.where(DatasetVersion.name == str(version)))
+    if by_name is not None:
+        return by_name
+    if str(version).isdigit():
+        by_id = s.scalar(q.where(DatasetVersion.id == int(version)))
+        if by_id is not None:
+            return by_id
+    names = s.scalars(select(DatasetVersion.name).where(DatasetVersion.project_id == project_id)).all()
+    known = f"; versions: {', '.join(names)}" if names else "; the project has no dataset versions yet"
+    raise RunError(f"no dataset version {version!r}{known}")
+
+
+def _training_data(s: Session, project_id: int, version: str | int | None) -> tuple[pd.DataFrame, int | None]:
+    """clip_id, label, split of the clips to train on and predict, and the version's id."""
+    if version is None:
+        q = (
+            select(Clip.id, Resolution.label, Clip.split)
+            .outerjoin(Resolution, Resolution.clip_id == Clip.id)
+            .where(Clip.project_id == project_id, Clip.deleted_at.is_(None))
+            .order_by(Clip.id)
+        )
+        return pd.DataFrame(s.execute(q).all(), columns=["clip_id", "label", "split"]), None
+    row = _version_row(s, project_id, version)
+    q = (
+        select(DatasetItem.clip_id, DatasetItem.label, DatasetItem.split)
+        .where(DatasetItem.version_id == row.id)
+        .order_by(DatasetItem.clip_id)
+    )
+    return pd.DataFrame(s.execute(q).all(), columns=["clip_id", "label", "split"]), row.id
+
+
+def slice_metrics(
+    preds: pd.DataFrame,
+    *,
+    metric: str = "accuracy",
+    hlp: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """The slice table of a :func:`run_predictions` frame: one row per tag and per metadata value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`analysis.slices.slice_table` (``tag`` names the slice: a tag such as
+        ``noise:car`` or a metadata value such as ``accent=caribbean``) plus ``kind`` (``"tag"`` or
+        ``"metadata"``); sorted by priority, then error share.
+    """
+    tags, meta = slice_columns(preds)
+    parts = []
+    if tags:
+        parts.append(slice_table(preds, tag_cols=tags, hlp=hlp, metric=metric).assign(kind="tag"))  # type: ignore[arg-type]
+    if meta:
+        parts.append(metadata_slices(preds, cols=meta, hlp=hlp, metric=metric).assign(kind="metadata"))  # type: ignore[arg-type]
+    if not parts:
+        return pd.DataFrame(
+            columns=["tag", "n", "share", metric, "error_share", "hlp", "gap", "priority", "kind"]
+        )
+    table = pd.concat(parts, ignore_index=True)
+    table = table[table["n"] > 0]
+    return table.sort_values(
+        ["priority", "error_share"], ascending=False, na_position="last", kind="stable"
+    ).reset_index(drop=True)
+
+
+def slice_columns(preds: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(tag indicator columns, categorical metadata columns) of a :func:`run_predictions` frame."""
+    tags = sorted({t for ts in preds["tags"] for t in ts} & set(preds.columns)) if "tags" in preds else []
+    fixed = set(PREDICTION_COLUMNS) | set(tags)
+    meta = []
+    for col in preds.columns:
+        if col in fixed or str(col).startswith("proba_"):
+            continue
+        values = preds[col].dropna()
+        if values.empty or not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+            continue
+        if 2 <= values.nunique() <= MAX_SLICE_VALUES:
+            meta.append(str(col))
+    return tags, meta
+
+
+def _stored_metrics(result_metrics: Mapping[str, Any], preds: pd.DataFrame, metric: str) -> dict[str, Any]:
+    metrics: dict[str, Any] = {k: dict(v) for k, v in result_metrics.items()}
+    scored = preds[preds["split"] == SLICE_METRIC_SPLIT]
+    if scored.empty:
+        scored = preds
+    table = slice_metrics(scored, metric=metric)
+    keep = ["tag", "kind", "n", "share", metric, "error_share"]
+    metrics["slices"] = {
+        "split": SLICE_METRIC_SPLIT if (preds["split"] == SLICE_METRIC_SPLIT).any() else "all",
+        "rows": [
+            {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+            for r in json.loads(table[keep].to_json(orient="records"))
+        ],
+    }
+    return metrics
+
+
+def train_run(
+    ws: Workspace,
+    project: ProjectInfo | str | int,
+    *,
+    version: str | int | None = None,
+    params: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    actor_id: int | None = None,
+    progress: Progress | None = None,
+    random_state: int = 0,
+) -> RunSummary:
+    """Train the fixed model on a project's training split and store the run with every prediction.
+
+    The model is :func:`analysis.model.train_and_predict`'s pipeline: fitted on the labelled clips of
+    the ``train`` split, dev and test clips predicted by it, training clips predicted out of fold.
+    The run (kind ``builtin``, its code fingerprint, parameters, classes and metrics overall, per
+    split and per slice of the test split) and one prediction per clip are written in one
+    transaction with an audit event.
+
+    Parameters
+    ----------
+    project
+        A project, its name or its id.
+    version
+        Train on this dataset version's labels and splits (name or id) instead of the current
+        final labels.
+    params
+        Keyword arguments of :func:`analysis.model.build_pipeline` over its defaults.
+    name
+        The run's name (default: ``"fixed model"`` and the time).
+    progress
+        ``progress(stage, done, total)``: stage ``"features"`` per clip, then ``"training"``.
+
+    Returns
+    -------
+    RunSummary
+
+    Raises
+    ------
+    RunError
+        If the project has no class labels to learn, or a class has too few training clips.
+    """
+    with ws.db.read() as s:
+        info = _project(s, project)
+        if not info.classifies:
+            raise RunError(
+                f"project {info.name!r} is a {info.task_kind} project; the built-in model classifies. "
+                "Import your own model's transcripts with import_external_predictions instead."
+            )
+        data, version_id = _training_data(s, info.id, version)
+        if data.empty:
+            raise RunError("there are no clips to train on")
+        rows, settings = _feature_inputs(s, ws, info.id, None)
+    rows = rows.set_index("clip_id").reindex(data["clip_id"]).dropna(subset=["sha256"]).reset_index()
+    if len(rows) < len(data):
+        data = data[data["clip_id"].isin(rows["clip_id"])]
+    feature_progress = None if progress is None else (lambda d, t: progress("features", d, t))
+    features = _features(ws, rows, settings, feature_progress)
+    labels = pd.Series(data["label"].to_numpy(), index=data["clip_id"].to_numpy(), dtype="object")
+    splits = pd.Series(data["split"].to_numpy(), index=data["clip_id"].to_numpy(), dtype="object")
+    if progress is not None:
+        progress("training", 0, 1)
+    try:
+        result = train_and_predict(
+            features, labels, splits, params=params, settings=settings, random_state=random_state
+        )
+    except ValueError as exc:
+        raise RunError(f"cannot train: {exc}") from exc
+    if progress is not None:
+        progress("training", 1, 1)
+
+    classes = [str(c) for c in result.classes_]
+    p = result.predictions
+    proba = p[[f"proba_{c}" for c in result.classes_]].to_numpy()
+    pred_rows = [
+        {
+            "clip_id": int(clip_id),
+            "split": split,
+            "label": str(label),
+            "confidence": float(min(1.0, max(0.0, conf))),
+            "probabilities": [round(float(x), 6) for x in probs],
+            "out_of_fold": bool(oof),
+        }
+        for clip_id, split, label, conf, probs, oof in zip(
+            p["key"], p["split"], p["y_pred"], p["confidence"], proba, p["out_of_fold"], strict=True
+        )
+    ]
+    with ws.db.read() as s:
+        scored = _joined(s, info, p.rename(columns={"key": "clip_id"}).drop(columns=["correct"]))
+    metrics = _stored_metrics(result.metrics, scored, "accuracy")
+    with ws.db.write() as s:
+        run = ModelRun(
+            project_id=info.id,
+            dataset_version_id=version_id,
+            kind="builtin",
+            name=name or f"fixed model {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M}",
+            code_fingerprint=result.fingerprint,
+            params=dict(result.params),
+            classes=classes,
+            metrics=metrics,
+            created_by=actor_id,
+        )
+        s.add(run)
+        s.flush()
+        for start in range(0, len(pred_rows), 2000):
+            s.execute(insert(Prediction), [{"run_id": run.id, **r} for r in pred_rows[start : start + 2000]])
+        record(
+            s,
+            entity="model_run",
+            entity_id=run.id,
+            action="create",
+            new={
+                "name": run.name,
+                "kind": "builtin",
+                "fingerprint": run.code_fingerprint,
+                "params": run.params,
+                "dataset_version_id": version_id,
+                "n": len(pred_rows),
+                "test_accuracy": metrics.get("test", {}).get("accuracy"),
+            },
+            actor_id=actor_id,
+            project_id=info.id,
+        )
+        return _summary(run, len(pred_rows))
+
+
+def _summary(run: ModelRun, n: int, problems: list[str] | None = None) -> RunSummary:
+    return RunSummary(
+        id=run.id,
+        project_id=run.project_id,
+        name=run.name,
+        kind=run.kind,
+        code_fingerprint=run.code_fingerprint,
+        params=dict(run.params or {}),
+        classes=list(run.classes or []),
+        metrics=dict(run.metrics or {}),
+        n_predictions=n,
+        dataset_version_id=run.dataset_version_id,
+        created_at=run.created_at,
+        problems=list(problems or []),
+    )
+
+
+def get_run(s: Session, run_id: int) -> RunSummary:
+    run = s.get(ModelRun, int(run_id))
+    if run is None:
+        raise RunError(f"no model run {run_id}")
+    n = s.scalar(select(func.count()).select_from(Prediction).where(Prediction.run_id == run.id)) or 0
+    return _summary(run, int(n))
+
+
+# --- reading runs ----------------------------------------------------------------------------------
+
+
+def _joined(s: Session, info: ProjectInfo, preds: pd.DataFrame) -> pd.DataFrame:
+    """Predictions (clip_id, y_pred, …) joined with the clips' current truth, tags and metadata."""
+    clips = clip_frame(s, info.id, include_deleted=True)
+    meta = metadata_columns(clips)
+    tag_cols = tag_matrix(clips)
+    base = clips[["clip_id", "original_name", "label", "transcript", "duration_s", *QUALITY_COLUMNS, "tags"]]
+    base = base.rename(columns={"label": "y_true", "transcript": "transcript_true"})
+    extra = pd.concat(
+        [clips[["clip_id"]], tag_cols, clips[meta].drop(columns=tag_cols.columns, errors="ignore")], axis=1
+    )
+    if "y_true" in preds.columns:  # the labels the run was scored on, not the current ones
+        base = base.drop(columns="y_true")
+    frame = preds.merge(base, on="clip_id", how="left").merge(extra, on="clip_id", how="left")
+    for col in tag_cols.columns:
+        frame[col] = frame[col].fillna(0).astype(np.int64)
+
+    labelled = frame["y_true"].notna() & frame["y_pred"].notna()
+    correct = pd.array(np.full(len(frame), pd.NA), dtype="boolean")
+    correct[labelled.to_numpy()] = (
+        frame.loc[labelled, "y_true"].astype(str).to_numpy()
+        == frame.loc[labelled, "y_pred"].astype(str).to_numpy()
+    )
+    frame["correct"] = correct
+    frame["wer"], frame["cer"] = _error_rates(info, frame)
+    if "transcript_pred" in frame and frame["y_pred"].isna().all() and frame["wer"].notna().any():
+        # A transcription run is right on a clip when its normalised transcript is exact.
+        frame["correct"] = pd.array(np.where(frame["wer"].notna(), frame["wer"] == 0, pd.NA), dtype="boolean")
+    ordered = [c for c in PREDICTION_COLUMNS if c in frame.columns]
+    proba = [c for c in frame.columns if str(c).startswith("proba_")]
+    rest = [c for c in frame.columns if c not in ordered and c not in proba]
+    return frame[ordered + proba + rest]
+
+
+def _error_rates(info: ProjectInfo, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    n = len(frame)
+    w, c = np.full(n, np.nan), np.full(n, np.nan)
+    if "transcript_pred" not in frame or "transcript_true" not in frame:
+        return w, c
+    rules = NormalizationRules.from_dict(info.normalization)
+    refs = frame["transcript_true"].to_numpy(dtype=object, na_value=None)
+    hyps = frame["transcript_pred"].to_numpy(dtype=object, na_value=None)
+    for i, (ref, hyp) in enumerate(zip(refs, hyps, strict=True)):
+        if ref is not None and hyp is not None:
+            ref, hyp = rules.normalize(str(ref)), rules.normalize(str(hyp))
+            w[i], c[i] = wer(ref, hyp), cer(ref, hyp)
+    return w, c
+
+
+def run_predictions(s: Session, run_id: int) -> pd.DataFrame:
+    """One row per clip a run predicted, beside the clip's current final label, tags and metadata.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`PREDICTION_COLUMNS` — ``clip_id, original_name, split`` (at run time),
+        ``y_true`` (the current final label), ``y_pred``, ``correct`` (nullable boolean; NA without a
+        final label), ``confidence``, ``out_of_fold``, ``transcript_true``, ``transcript_pred``,
+        ``wer``/``cer`` (normalised by the project's rules; NaN without both transcripts),
+        ``duration_s``, the audio-quality measures and ``tags`` (list) — then ``proba_<class>`` in the
+        run's class order, one 0/1 column per tag and one column per metadata key. Ordered by clip id.
+    """
+    run = s.get(ModelRun, int(run_id))
+    if run is None:
+        raise RunError(f"no model run {run_id}")
+    info = get_project(s, run.project_id)
+    q = (
+        select(
+            Prediction.clip_id,
+            Prediction.split,
+            Prediction.label,
+            Prediction.transcript,
+            Prediction.confidence,
+            Prediction.out_of_fold,
+            Prediction.probabilities,
+        )
+        .where(Prediction.run_id == run.id)
+        .order_by(Prediction.clip_id)
+    )
+    rows = s.connection().execute(q).all()
+    preds = pd.DataFrame(
+        [r[:6] for r in rows],
+        columns=["clip_id", "split", "y_pred", "transcript_pred", "confidence", "out_of_fold"],
+    )
+    preds["confidence"] = preds["confidence"].astype("float64")
+    preds["out_of_fold"] = preds["out_of_fold"].astype(bool)
+    classes = list(run.classes or [])
+    if classes:
+        proba = np.full((len(rows), len(classes)), np.nan)
+        for i, r in enumerate(rows):
+            if r[6] is not None and len(r[6]) == len(classes):
+                proba[i] = r[6]
+        preds = pd.concat([preds, pd.DataFrame(proba, columns=[f"proba_{c}" for c in classes])], axis=1)
+    return _joined(s, info, preds)
+
+
+def list_runs(s: Session, project_id: int) -> pd.DataFrame:
+    """A project's runs, newest first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run_id, name, kind, created_at, code_fingerprint, dataset_version_id, n_predictions,
+        accuracy`` (on the test split when it has labelled clips, else overall; NaN for runs without
+        stored metrics) and ``mean_wer``.
+    """
+    counts = select(Prediction.run_id, func.count().label("n")).group_by(Prediction.run_id).subquery()
+    q = (
+        select(ModelRun, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.run_id == ModelRun.id)
+        .where(ModelRun.project_id == project_id)
+        .order_by(ModelRun.id.desc())
+    )
+    out = []
+    for run, n in s.execute(q).all():
+        m = run.metrics or {}
+        scored = m.get("test") if (m.get("test") or {}).get("n") else m.get("overall", {})
+        scored = scored or {}
+        out.append(
+            {
+                "run_id": run.id,
+                "name": run.name,
+                "kind": run.kind,
+                "created_at": run.created_at,
+                "code_fingerprint": run.code_fingerprint,
+                "dataset_version_id": run.dataset_version_id,
+                "n_predictions": int(n),
+                "accuracy": scored.get("accuracy"),
+                "mean_wer": scored.get("mean_wer"),
+            }
+        )
+    columns = [
+        "run_id",
+        "name",
+        "kind",
+        "created_at",
+        "code_fingerprint",
+        "dataset_version_id",
+        "n_predictions",
+        "accuracy",
+        "mean_wer",
+    ]
+    frame = pd.DataFrame(out, columns=columns)
+    frame["accuracy"] = frame["accuracy"].astype("float64")
+    frame["mean_wer"] = frame["mean_wer"].astype("float64")
+    return frame
+
+
+# --- external predictions --------------------------------------------------------------------------
+
+KEY_COLUMNS = ("clip_id", "sha256", "file_name")
+LABEL_COLUMNS = ("label", "prediction", "predicted", "y_pred")
+TRANSCRIPT_COLUMNS = ("transcript", "transcription", "text", "hypothesis")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise RunError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".jsonl", ".ndjson"):
+            frame = pd.read_json(path, lines=True, dtype=False)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+        else:
+            raise RunError(f"{path.name}: predictions must be a .csv, .tsv or .jsonl file")
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, RunError):
+            raise
+        raise RunError(f"{path.name} cannot be read: {exc}") from exc
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    return frame
+
+
+def _text(values: pd.Series) -> pd.Series:
+    out = values.astype("object").where(values.notna(), None)
+    return out.map(lambda v: None if v is None or str(v).strip() == "" else str(v).strip())
+
+
+def _external_rows(s: Session, info: ProjectInfo, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    key = next((c for c in KEY_COLUMNS if c in frame.columns), None)
+    if key is None:
+        raise RunError(f"the predictions need a clip column: one of {', '.join(KEY_COLUMNS)}")
+    label_col = next((c for c in LABEL_COLUMNS if c in frame.columns), None)
+    text_col = next((c for c in TRANSCRIPT_COLUMNS if c in frame.columns), None)
+    if label_col is None and text_col is None:
+        raise RunError(
+            "the predictions need a predicted label column (one of "
+            f"{', '.join(LABEL_COLUMNS)}) or a transcript column (one of {', '.join(TRANSCRIPT_COLUMNS)})"
+        )
+    q = select(Clip.id, Clip.sha256, Clip.original_name).where(
+        Clip.project_id == info.id, Clip.deleted_at.is_(None)
+    )
+    clips = pd.DataFrame(s.execute(q).all(), columns=["clip_id", "sha256", "original_name"])
+    refs = _text(frame[key])
+    if key == "clip_id":
+        lookup = dict(zip(clips["clip_id"].astype(str), clips["clip_id"], strict=True))
+    elif key == "sha256":
+        lookup = dict(zip(clips["sha256"], clips["clip_id"], strict=True))
+        refs = refs.map(lambda r: r.lower() if r else r)
+    else:
+        names = clips["original_name"]
+        tails = names.str.rsplit("/", n=1).str[-1]
+        lookup = {n: c for n, c in zip(tails, clips["clip_id"], strict=True) if (tails == n).sum() == 1}
+        lookup.update(dict(zip(names, clips["clip_id"], strict=True)))
+    clip_ids = refs.map(lambda r: lookup.get(r) if r else None)
+    problems = []
+    unknown = clip_ids.isna()
+    if unknown.any():
+        first = refs[unknown].iloc[0]
+        problems.append(f"{int(unknown.sum())} rows name no clip of this project (e.g. {first!r}); skipped")
+    confidence = pd.Series(np.nan, index=frame.index)
+    if "confidence" in frame.columns:
+        confidence = pd.to_numeric(frame["confidence"].replace("", np.nan), errors="coerce")
+        bad = confidence.notna() & ~confidence.between(0, 1)
+        if bad.any():
+            first = bad.idxmax()
+            raise RunError(
+                f"confidence must lie in [0, 1]; row {int(first) + 1} has {frame['confidence'][first]!r}"
+            )
+    out = pd.DataFrame(
+        {
+            "clip_id": clip_ids,
+            "label": _text(frame[label_col]) if label_col else None,
+            "transcript": _text(frame[text_col]) if text_col else None,
+            "confidence": confidence,
+        }
+    )
+    out = out[~unknown]
+    dupes = out["clip_id"].duplicated()
+    if dupes.any():
+        problems.append(f"{int(dupes.sum())} rows repeat a clip already predicted; the first was kept")
+        out = out[~dupes]
+    empty = out["label"].isna() & out["transcript"].isna()
+    if empty.any():
+        problems.append(f"{int(empty.sum())} rows have no prediction; skipped")
+        out = out[~empty]
+    if out.empty:
+        raise RunError("no row of the predictions names a clip of this project with a prediction")
+    out["clip_id"] = out["clip_id"].astype(np.int64)
+    return out.reset_index(drop=True), problems
+
+
+def _external_metrics(scored: pd.DataFrame) -> dict[str, Any]:
+    def summary(part: pd.DataFrame) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": int(part["correct"].notna().sum())}
+        if out["n"]:
+            out["accuracy"] = float(part["correct"].dropna().astype(bool).mean())
+        if part["wer"].notna().any():
+            out["n_transcribed"] = int(part["wer"].notna().sum())
+            out["mean_wer"] = float(part["wer"].mean())
+            out["mean_cer"] = float(part["cer"].mean())
+        conf = part["confidence"].dropna()
+        if not conf.empty:
+            out["mean_confidence"] = float(conf.mean())
+        return out
+
+    metrics = {"overall": summary(scored)}
+    for split, part in scored.groupby("split", sort=True):
+        metrics[str(split)] = summary(part)
+    return metrics
+
+
+def import_external_predictions(
+    ws: Workspace,
+    project: ProjectInfo | str | int,
+    path: str | Path,
+    *,
+    name: str,
+    fingerprint: str | None = None,
+    actor_id: int | None = None,
+) -> RunSummary:
+    """Store another model's predictions as a run (kind ``external``), scored against the final labels.
+
+    Parameters
+    ----------
+    path
+        A ``.csv``/``.tsv`` or ``.jsonl`` file, one row per clip. The clip is named by ``clip_id``,
+        ``sha256`` or ``file_name`` (the clip's original name, or its last part when unique), the first
+        of those columns present; the prediction is ``label`` (or ``prediction``, ``predicted``,
+        ``y_pred``) and/or ``transcript`` (or ``transcription``, ``text``, ``hypothesis``); an
+        optional ``confidence`` lies in [0, 1].
+    name
+        The run's name, e.g. the model's.
+    fingerprint
+        The other model's code fingerprint, if it has one (default: a hash of ``name``, so runs of
+        the same named model compare as the same code).
+
+    Returns
+    -------
+    RunSummary
+        With ``problems`` listing rows that were skipped (unknown clips, repeats, empty rows).
+
+    Raises
+    ------
+    RunError
+        If the file cannot be read, lacks the columns, or names no clip; nothing is written then.
+    """
+    frame = _read_table(Path(path))
+    with ws.db.write() as s:
+        info = _project(s, project)
+        rows, problems = _external_rows(s, info, frame)
+        clip_split = dict(
+            s.execute(select(Clip.id, Clip.split).where(Clip.id.in_(rows["clip_id"].tolist()))).all()
+        )
+        rows["split"] = rows["clip_id"].map(clip_split)
+        scored = _joined(
+            s,
+            info,
+            rows.rename(columns={"label": "y_pred", "transcript": "transcript_pred"}).assign(
+                out_of_fold=False
+            ),
+        )
+        metrics = _external_metrics(scored)
+        has_labels = rows["label"].notna().any()
+        metric = "accuracy" if has_labels else "wer"
+        scored_for_slices = scored if has_labels else scored.assign(correct=scored["wer"] == 0)
+        metrics.update(
+            {k: v for k, v in _stored_metrics({}, scored_for_slices, metric).items() if k == "slices"}
+        )
+        classes = sorted(rows["label"].dropna().unique().tolist()) if has_labels else []
+        run = ModelRun(
+            project_id=info.id,
+            kind="external",
+            name=name,
+            code_fingerprint=fingerprint or hashlib.sha256(f"external:{name}".encode()).hexdigest(),
+            params={"source": Path(path).name},
+            classes=classes,
+            metrics=metrics,
+            created_by=actor_id,
+        )
+        s.add(run)
+        s.flush()
+        records = [
+            {
+                "run_id": run.id,
+                "clip_id": int(r.clip_id),
+                "split": r.split,
+                "label": r.label,
+                "transcript": r.transcript,
+                "confidence": None if pd.isna(r.confidence) else float(r.confidence),
+                "out_of_fold": False,
+            }
+            for r in rows.itertuples(index=False)
+        ]
+        for start in range(0, len(records), 2000):
+            s.execute(insert(Prediction), records[start : start + 2000])
+        record(
+            s,
+            entity="model_run",
+            entity_id=run.id,
+            action="create",
+            new={"name": name, "kind": "external", "n": len(records), "source": Path(path).name},
+            actor_id=actor_id,
+            project_id=info.id,
+        )
+        return _summary(run, len(records), problems)
