@@ -327,7 +327,7 @@ def train_run(
         result = train_and_predict(
             features, labels, splits, params=params, settings=settings, random_state=random_state
         )
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # too few clips per class, or a parameter the model lacks
         raise RunError(f"cannot train: {exc}") from exc
     if progress is not None:
         progress("training", 1, 1)
