@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete
 
 from db.models import Project
+from labeling.demo_annotators import step_annotators
 from labeling.formats.base import ImportPlan, SourceItem
 from labeling.importer import ImportReport, import_plan
 from labeling.projects import ProjectError, ProjectNotFound, count_projects, create_project, get_project
@@ -127,7 +128,11 @@ def step_initial_batch(ws: Workspace, ctx: DemoContext) -> str:
     return f"initial batch: {report.summary()}"
 
 
-DEMO_STEPS: list[Callable[[Workspace, DemoContext], str]] = [step_project, step_initial_batch]
+DEMO_STEPS: list[Callable[[Workspace, DemoContext], str]] = [
+    step_project,
+    step_initial_batch,
+    step_annotators,
+]
 
 
 @dataclass

@@ -1,0 +1,431 @@
+"""How consistently a project's annotators label: call :func:`project_agreement`.
+
+:func:`project_agreement` gathers everything the Agreement page and ``earmark agreement --project``
+show, computed by :mod:`analysis.agreement` and :mod:`analysis.text` on the project's annotations
+(:func:`labeling.annotations.annotations_frame`). :func:`disagreements` ranks the clips a reviewer
+should look at first, and :func:`project_hlp` is human-level performance per tag, the reference the
+model's per-slice accuracy is compared with in error analysis.
+
+Everything returned is plain data (dicts, DataFrames); :func:`agreement_json` turns a
+:func:`project_agreement` result into JSON-ready values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from analysis.agreement import (
+    Level,
+    agreement_by,
+    agreement_report,
+    annotator_table,
+    cohen_kappa_matrix,
+    human_level_performance,
+    rater_confusion,
+)
+from analysis.text import NormalizationRules, error_rate_summary, pairwise_error_rates
+from db.models import Clip, ConventionVersion, GoldExample, Resolution
+from labeling.annotations import annotations_frame
+from labeling.clips import clip_tags
+from labeling.projects import ProjectInfo, get_project
+
+#: Resolution methods reached by people or a project rule; other clips still wait for a reviewer.
+SETTLED_METHODS = ("adjudicated", "unanimous", "majority")
+# Metadata keys become agreement slices when they take this many distinct values at most (a
+# speaker id with hundreds of values is not a slice anyone reads as a bar chart).
+_MAX_SLICE_VALUES = 12
+
+SLICE_COLUMNS = (
+    "slice",
+    "value",
+    "n_items",
+    "n_pairable",
+    "n_ratings",
+    "krippendorff_alpha",
+    "percent_agreement",
+)
+DISAGREEMENT_COLUMNS = (
+    "clip_id",
+    "original_name",
+    "storage_key",
+    "n",
+    "n_labels",
+    "top_label",
+    "agreement",
+    "pair",
+    "pair_share",
+    "n_unsure",
+    "score",
+    "why",
+    "votes",
+    "ratings",
+    "tags",
+    "resolution_label",
+    "resolution_method",
+)
+
+
+def _project(s: Session, project: ProjectInfo | int | str) -> ProjectInfo:
+    return project if isinstance(project, ProjectInfo) else get_project(s, project)
+
+
+def _clip_meta(s: Session, project_id: int) -> pd.DataFrame:
+    rows = s.connection().execute(
+        select(Clip.id, Clip.original_name, Clip.storage_key, Clip.meta).where(
+            Clip.project_id == project_id, Clip.deleted_at.is_(None)
+        )
+    )
+    frame = pd.DataFrame(rows.all(), columns=["clip_id", "original_name", "storage_key", "meta"])
+    tags = clip_tags(s, project_id)
+    frame["tags"] = [tags.get(cid, []) for cid in frame["clip_id"]]
+    return frame
+
+
+def _meta_slices(clips: pd.DataFrame) -> pd.DataFrame:
+    """Metadata keys with a handful of values, one column each, indexed like ``clips``."""
+    metas = clips["meta"].map(lambda m: m or {})
+    keys = list(dict.fromkeys(k for m in metas for k in m))
+    columns = {}
+    for key in keys:
+        # Object dtype, not "string": a string column's map() keeps the string dtype, which
+        # human_level_performance cannot reduce when it checks for list-valued slices.
+        values = pd.Series(
+            [None if m.get(key) is None else str(m.get(key)) for m in metas], index=clips.index, dtype=object
+        )
+        # A key the clip's tags already carry (noise=car beside the tag noise:car) adds nothing.
+        tagged = all(
+            v is None or any(t.endswith(f":{v}") for t in tags)
+            for v, tags in zip(values, clips["tags"], strict=True)
+        )
+        if not tagged and 2 <= values.nunique(dropna=True) <= _MAX_SLICE_VALUES:
+            columns[key] = values
+    return pd.DataFrame(columns, index=clips.index)
+
+
+def _resolutions(s: Session, project_id: int) -> pd.DataFrame:
+    rows = s.connection().execute(
+        select(
+            Resolution.clip_id,
+            Resolution.label,
+            Resolution.transcript,
+            Resolution.method,
+            Resolution.agreement,
+        ).where(Resolution.project_id == project_id)
+    )
+    return pd.DataFrame(rows.all(), columns=["clip_id", "label", "transcript", "method", "agreement"])
+
+
+def gold_labels(s: Session, project_id: int) -> pd.Series:
+    """The gold label of each clip that is a gold example (the newest conventions version wins)."""
+    rows = s.connection().execute(
+        select(GoldExample.clip_id, GoldExample.label)
+        .join(ConventionVersion, ConventionVersion.id == GoldExample.convention_version_id)
+        .where(ConventionVersion.project_id == project_id, GoldExample.label.is_not(None))
+        .order_by(ConventionVersion.version)
+    )
+    gold = {clip_id: label for clip_id, label in rows}
+    return pd.Series(gold, name="gold", dtype="object").rename_axis("clip_id")
+
+
+def _week(stamps: pd.Series) -> pd.Series:
+    """Monday of each timestamp's UTC week, as ``YYYY-MM-DD`` (sorts in time order)."""
+    utc = pd.to_datetime(stamps, utc=True).dt.tz_convert(None)
+    return (utc.dt.normalize() - pd.to_timedelta(utc.dt.weekday, unit="D")).dt.strftime("%Y-%m-%d")
+
+
+def _labelled(ann: pd.DataFrame) -> pd.DataFrame:
+    return ann[ann["label"].notna()].reset_index(drop=True)
+
+
+def _slice_agreement(ratings: pd.DataFrame, slices: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Alpha and percent agreement per tag and per metadata value."""
+    parts = []
+    tagged = ratings[["clip_id", "annotator", "label", "tags_clip"]].explode("tags_clip").dropna()
+    if not tagged.empty:
+        by = agreement_by(tagged.rename(columns={"tags_clip": "value"}), by="value", level=level)
+        parts.append(by.assign(slice="tag"))
+    for key in slices.columns:
+        part = ratings[["clip_id", "annotator", "label"]].assign(value=ratings["clip_id"].map(slices[key]))
+        part = part[part["value"].notna()]
+        if not part.empty:
+            parts.append(agreement_by(part, by="value", level=level).assign(slice=key))
+    if not parts:
+        return pd.DataFrame(columns=list(SLICE_COLUMNS))
+    out = pd.concat(parts, ignore_index=True)
+    out["value"] = out["value"].astype(str)
+    return out[list(SLICE_COLUMNS)]
+
+
+def _hlp(ratings: pd.DataFrame, clips: pd.DataFrame, slices: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
+    resolved = res.loc[res["label"].notna(), ["clip_id", "label"]]
+    extra = pd.concat([clips[["clip_id"]], slices], axis=1).assign(tag=clips["tags"])
+    resolved = resolved.merge(extra, on="clip_id", how="left")
+    resolved["tag"] = resolved["tag"].map(lambda t: t if isinstance(t, list) else [])
+    return human_level_performance(
+        ratings[["clip_id", "annotator", "label"]], resolved, slice_cols=["tag", *slices.columns]
+    )
+
+
+def _with_clip_slices(s: Session, project: ProjectInfo) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    ann = annotations_frame(s, project.id)
+    clips = _clip_meta(s, project.id)
+    slices = _meta_slices(clips).set_axis(clips["clip_id"].to_numpy())
+    tags = dict(zip(clips["clip_id"], clips["tags"], strict=True))
+    ann["tags_clip"] = ann["clip_id"].map(lambda c: tags.get(c, []))
+    return ann, clips, slices
+
+
+def project_agreement(
+    s: Session,
+    project: ProjectInfo | int | str,
+    *,
+    level: Level = "nominal",
+    n_boot: int = 500,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """The agreement report of a project's class labels, with everything the Agreement page shows.
+
+    Annotations without a class (transcription only, or "cannot label") are left out of the label
+    statistics. Every statistic is computed by :mod:`analysis.agreement` on the long frame
+    ``clip_id, annotator, label``.
+
+    Returns
+    -------
+    dict
+        The keys of :meth:`analysis.agreement.AgreementReport.to_dict` (``krippendorff_alpha``,
+        ``krippendorff_alpha_ci``, ``fleiss_kappa``, ``percent_agreement``, ``cohen_kappa_pairs``,
+        ``per_class``, ``n_items``, ``n_raters``…) as JSON values, then ``project``, and these
+        DataFrames:
+
+        - ``kappa_matrix``: Cohen's kappa, annotators x annotators;
+        - ``annotators``: :func:`~analysis.agreement.annotator_table` with gold labels from the
+          conventions' gold examples, plus ``unsure_rate`` and ``median_seconds``;
+        - ``confusion``: :func:`~analysis.agreement.rater_confusion` (class x class, rating pairs);
+        - ``by_version`` and ``by_week``: :func:`~analysis.agreement.agreement_by` per conventions
+          version and per UTC week (``week`` is the Monday);
+        - ``by_slice``: alpha per tag and per low-cardinality metadata value (:data:`SLICE_COLUMNS`);
+        - ``hlp``: :func:`~analysis.agreement.human_level_performance` against the resolved labels,
+          per tag and metadata slice;
+
+        and ``transcripts``: None unless the project transcribes, else ``{"overall": {...},
+        "per_clip": DataFrame, "pairs": DataFrame}`` of WER/CER between annotators after the project's
+        normalisation rules.
+    """
+    info = _project(s, project)
+    ann, clips, slices = _with_clip_slices(s, info)
+    ratings = _labelled(ann)
+    report = agreement_report(ratings, level=level, n_boot=n_boot, random_state=random_state).to_dict()
+    gold = gold_labels(s, info.id)
+    annotators = annotator_table(ratings, gold=gold if len(gold) else None)
+    if not ann.empty:
+        habits = ann.groupby("annotator").agg(
+            unsure_rate=("unsure", "mean"),
+            median_seconds=(
+                "time_spent_ms",
+                lambda t: t.dropna().median() / 1000 if t.notna().any() else math.nan,
+            ),
+        )
+        annotators = annotators.merge(habits, left_on="annotator", right_index=True, how="left")
+    by_version = agreement_by(
+        ratings.rename(columns={"convention_version": "version"}), by="version", level=level
+    )
+    by_week = agreement_by(ratings.assign(week=_week(ratings["created_at"])), by="week", level=level)
+    res = _resolutions(s, info.id)
+    transcripts = None
+    if info.transcribes:
+        rules = NormalizationRules.from_dict(info.normalization)
+        pairs = pairwise_error_rates(ann, rules=rules)
+        summary = error_rate_summary(pairs)
+        transcripts = {"overall": summary.overall, "per_clip": summary.per_clip, "pairs": pairs}
+    return {
+        **report,
+        "project": info.name,
+        "kappa_matrix": cohen_kappa_matrix(ratings),
+        "annotators": annotators,
+        "confusion": rater_confusion(ratings),
+        "by_version": by_version,
+        "by_week": by_week,
+        "by_slice": _slice_agreement(ratings, slices, level),
+        "hlp": _hlp(ratings, clips, slices, res),
+        "transcripts": transcripts,
+    }
+
+
+def project_hlp(s: Session, project: ProjectInfo | int | str) -> Mapping[str, float]:
+    """Human-level performance per clip tag: the share of annotations equal to the resolved label.
+
+    Keys are tags (``"noise:car"``) and ``"all"`` for every resolved clip; a tag whose clips have no
+    resolved label is absent. Majority resolutions include each annotator's own vote, which makes HLP
+    optimistic; adjudicated or imported labels do not.
+    """
+    info = _project(s, project)
+    ann, clips, _ = _with_clip_slices(s, info)
+    table = _hlp(_labelled(ann), clips, pd.DataFrame(index=clips["clip_id"]), _resolutions(s, info.id))
+    keep = table[table["slice"].isin(["all", "tag"]) & table["hlp"].notna()]
+    return {str(v): float(h) for v, h in zip(keep["value"], keep["hlp"], strict=True)}
+
+
+def disagreements(
+    s: Session,
+    project: ProjectInfo | int | str,
+    *,
+    limit: int | None = 50,
+    open_only: bool = True,
+    min_annotations: int | None = None,
+) -> pd.DataFrame:
+    """Clips whose annotators disagree (or hesitated), most instructive first.
+
+    A clip ranks high when its annotators split evenly, when many of them rated it, when the classes
+    they split on are a pair annotators confuse often across the project (settling it teaches a rule
+    that applies to many clips), and when annotators marked it unsure. The score is::
+
+        (1 - agreement) * (0.5 + 0.5 * n / max n) * (1 + pair_share) + 0.25 * unsure share
+
+    where ``agreement`` is the top label's share of the votes and ``pair_share`` the clip's top two
+    classes' share of all cross-class rating pairs in the project, scaled so the most confused pair
+    is 1.
+
+    Parameters
+    ----------
+    limit : int or None
+        Rows to return (None: all).
+    open_only : bool
+        Leave out clips a reviewer adjudicated or a project rule resolved (:data:`SETTLED_METHODS`).
+    min_annotations : int, optional
+        Only clips with at least this many class labels (default: the project's k, at least 2), so a
+        split that a later annotator may settle does not reach a reviewer too early.
+
+    Returns
+    -------
+    DataFrame
+        :data:`DISAGREEMENT_COLUMNS`: ``votes`` is ``{label: count}``, ``ratings`` a list of
+        ``{annotator, label, transcript, unsure}`` (names: show them to reviewers only), ``why``
+        a sentence saying why the clip ranks where it does.
+    """
+    info = _project(s, project)
+    ann = annotations_frame(s, info.id)
+    need = max(2, min_annotations if min_annotations is not None else info.annotations_per_clip)
+    ratings = _labelled(ann)
+    empty = pd.DataFrame(columns=list(DISAGREEMENT_COLUMNS))
+    if ratings.empty:
+        return empty
+    confusion = rater_confusion(ratings)
+    off_diagonal = confusion.to_numpy(copy=True)
+    np.fill_diagonal(off_diagonal, 0.0)
+    top_pair = off_diagonal.max(initial=0.0)
+    counts = ratings.groupby(["clip_id", "label"]).size().rename("count").reset_index()
+    n = ratings.groupby("clip_id").size()
+    unsure = ann.groupby("clip_id")["unsure"].sum()
+    res = _resolutions(s, info.id).set_index("clip_id")
+    clips = _clip_meta(s, info.id).set_index("clip_id")
+    max_n = int(n.max())
+    rows = []
+    for clip_id, group in counts.groupby("clip_id", sort=True):
+        if n[clip_id] < need:
+            continue
+        method = res["method"].get(clip_id)
+        if open_only and method in SETTLED_METHODS:
+            continue
+        group = group.sort_values(["count", "label"], ascending=[False, True])
+        votes = dict(zip(group["label"], group["count"].astype(int), strict=True))
+        n_unsure = int(unsure.get(clip_id, 0))
+        if len(votes) < 2 and n_unsure == 0:
+            continue
+        labels = list(votes)
+        agreement = votes[labels[0]] / n[clip_id]
+        pair = tuple(sorted(labels[:2])) if len(labels) >= 2 else None
+        pair_share = 0.0
+        if pair is not None and top_pair > 0:
+            pair_share = float(confusion.loc[pair[0], pair[1]]) / top_pair
+        score = (1 - agreement) * (0.5 + 0.5 * n[clip_id] / max_n) * (1 + pair_share) + 0.25 * n_unsure / n[
+            clip_id
+        ]
+        split = "-".join(str(v) for v in votes.values())
+        why = [f"{split} split" if pair else "all agree"]
+        if pair:
+            why.append(f"on {pair[0]}/{pair[1]}" + (", the most confused pair" if pair_share == 1.0 else ""))
+        if n_unsure:
+            why.append(f"{n_unsure} unsure")
+        own = ann[ann["clip_id"] == clip_id]
+        rows.append(
+            {
+                "clip_id": int(clip_id),
+                "original_name": clips["original_name"].get(clip_id),
+                "storage_key": clips["storage_key"].get(clip_id),
+                "n": int(n[clip_id]),
+                "n_labels": len(votes),
+                "top_label": labels[0] if votes[labels[0]] > (votes[labels[1]] if pair else 0) else None,
+                "agreement": float(agreement),
+                "pair": "/".join(pair) if pair else None,
+                "pair_share": pair_share,
+                "n_unsure": n_unsure,
+                "score": float(score),
+                "why": ", ".join(why),
+                "votes": votes,
+                "ratings": [
+                    {
+                        "annotator": r.annotator,
+                        "label": r.label,
+                        "transcript": r.transcript,
+                        "unsure": bool(r.unsure),
+                    }
+                    for r in own.itertuples(index=False)
+                ],
+                "tags": list(clips["tags"].get(clip_id, [])),
+                "resolution_label": res["label"].get(clip_id),
+                "resolution_method": method,
+            }
+        )
+    if not rows:
+        return empty
+    out = pd.DataFrame(rows, columns=list(DISAGREEMENT_COLUMNS))
+    out = out.sort_values(["score", "clip_id"], ascending=[False, True], ignore_index=True)
+    return out if limit is None else out.head(limit)
+
+
+def _frame_records(frame: pd.DataFrame, *, index: bool = False) -> list[dict[str, Any]]:
+    if index:
+        frame = frame.reset_index()
+    return [{str(k): _json(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _json(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _json(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json(v) for v in x]
+    if x is None or x is pd.NA:
+        return None
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, pd.Timestamp):
+        return x.isoformat()
+    return x
+
+
+def agreement_json(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A :func:`project_agreement` result as JSON values: each DataFrame becomes a list of row dicts
+    (``kappa_matrix`` and ``confusion`` keep their row names in ``annotator`` / ``label``)."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if key in ("kappa_matrix", "confusion"):
+            out[key] = _frame_records(value, index=True)
+        elif isinstance(value, pd.DataFrame):
+            out[key] = _frame_records(value)
+        elif key == "transcripts" and value is not None:
+            out[key] = {
+                "overall": _json(value["overall"]),
+                "per_clip": _frame_records(value["per_clip"]),
+            }
+        else:
+            out[key] = _json(value)
+    return out
