@@ -33,7 +33,7 @@ from db.models import Annotation, Clip, ClipTag, ModelRun, SliceAction
 from labeling.audit import record, record_many
 from labeling.clips import clip_frame, metadata_columns, tag_matrix
 from labeling.projects import ProjectInfo, get_project, update_project, validate_name
-from labeling.runs import RunError, run_predictions, slice_columns, slice_metrics
+from labeling.runs import RunError, redundant_metadata, run_predictions, slice_columns, slice_metrics
 
 #: Audio measures discovery bins into ranges (when the frame has them).
 MEASURES = ("duration_s", "rms_dbfs", "snr_db", "f0_median_hz")
@@ -225,6 +225,8 @@ def overall_metrics(s: Session, run_id: int, *, split: str | None = "test") -> d
 
 def _discovery_frame(preds: pd.DataFrame, extra: pd.DataFrame | None) -> tuple[pd.DataFrame, list[str]]:
     tags, meta = slice_columns(preds)
+    repeated = set(redundant_metadata(preds, tags, meta))
+    meta = [m for m in meta if m not in repeated]
     frame = pd.DataFrame(index=preds.index)
     for t in tags:
         # Only the presence of a tag is a predicate: "not noise:car" is no slice anyone would fix.
@@ -250,7 +252,7 @@ def discovered_slices(
     extra: pd.DataFrame | None = None,
     max_order: int = 2,
     top_k: int = 15,
-    min_support: float = 0.02,
+    min_support: float = 0.05,
 ) -> pd.DataFrame:
     """Slices where a run's errors concentrate, found by :func:`analysis.discovery.discover_slices`.
 
@@ -291,6 +293,8 @@ def discovered_slices(
         " AND ".join(p[0] if p[0] in tags else label for p, label in zip(preds_, _parts(name), strict=True))
         for preds_, name in zip(found["predicates"], found["slice"], strict=True)
     ]
+    # Two descriptions of the same clips (device=phone and channel:telephone) score alike; keep the first.
+    found = found.drop_duplicates(subset=["n", "error_rate", "score"], keep="first")
     return found.drop(columns=["predicates"]).reset_index(drop=True)
 
 
