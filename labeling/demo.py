@@ -22,6 +22,7 @@ from labeling.demo_annotators import step_annotators
 from labeling.formats.base import ImportPlan, SourceItem
 from labeling.importer import ImportReport, import_plan
 from labeling.projects import ProjectError, ProjectNotFound, count_projects, create_project, get_project
+from labeling.runs import step_model_run
 from labeling.workspace import Workspace
 
 DEMO_PROJECT = "Voice commands (demo)"
@@ -132,6 +133,7 @@ DEMO_STEPS: list[Callable[[Workspace, DemoContext], str]] = [
     step_project,
     step_initial_batch,
     step_annotators,
+    step_model_run,
 ]
 
 
