@@ -10,12 +10,24 @@ st.set_page_config(page_title="Earmark", page_icon=":material/graphic_eq:", layo
 
 PAGES = {
     "Data": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        # The first page a role may open is its home page (annotators: Label).
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:"),
         st.Page("pages/clips.py", title="Clips", icon=":material/library_music:"),
         st.Page("pages/import_audio.py", title="Import", icon=":material/upload:"),
+    ],
+    "Labeling": [
+        st.Page("pages/label.py", title="Label", icon=":material/headphones:"),
+        st.Page("pages/conventions.py", title="Conventions", icon=":material/menu_book:"),
     ],
 }
 
 common.workspace()
-common.project_selector()
-st.navigation(PAGES).run()
+user = common.signed_in_user()  # checked on every rerun, so a role change applies at once
+if user is None:
+    st.navigation(
+        [st.Page("pages/login.py", title="Sign in", icon=":material/login:")], position="hidden"
+    ).run()
+else:
+    common.user_box(user)
+    common.project_selector()
+    st.navigation(common.pages_for(user, PAGES)).run()

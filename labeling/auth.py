@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import tempfile
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -37,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ROLES, User
 from labeling.audit import record
+from labeling.config import Settings
 from labeling.projects import validate_name
 
 MIN_PASSWORD_LENGTH = 8
@@ -79,7 +84,6 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
 )
 
 _hasher = PasswordHasher()
-_PROCESS_SECRET = secrets.token_hex(32)
 
 
 @cache
@@ -349,9 +353,29 @@ def user_for_token(
     return _info(user)
 
 
-def session_secret(configured: str | None) -> str:
-    """The configured ``EARMARK_SECRET``, or a random one for this process (sessions end on restart)."""
-    return configured or _PROCESS_SECRET
+def session_secret(settings: Settings) -> str:
+    """``EARMARK_SECRET`` if configured, else a random secret kept in the data directory.
+
+    The file is created once (readable by its owner only), so sessions survive a restart and every
+    app process sharing the data directory accepts the same sessions.
+    """
+    if settings.secret:
+        return settings.secret
+    path = settings.data_dir / ".session-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".session-secret-")  # created 0600
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    try:
+        with suppress(FileExistsError):  # the first of two processes starting at once wins
+            path.hardlink_to(tmp)
+    finally:
+        Path(tmp).unlink()
+    return path.read_text().strip()
 
 
 # --- demo --------------------------------------------------------------------------------------------

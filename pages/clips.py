@@ -9,6 +9,7 @@ from labeling.clips import QUALITY_COLUMNS, clip_detail, load_audio, metadata_co
 from pages import charts, common
 
 PAGE_SIZE = 50
+common.require_permission("analyse")  # checked on every rerun, also when opened by URL
 project = common.current_project()
 ws = common.workspace()
 frame = common.cached_clip_frame(project.id)

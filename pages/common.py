@@ -5,9 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 from sqlalchemy import func, select
+from streamlit.navigation.page import StreamlitPage
 
 from db.migrate import SchemaOutOfDate
 from db.models import Annotation, Clip, ClipTag, Resolution
+from labeling import auth
+from labeling.auth import UserInfo
 from labeling.clips import clip_frame
 from labeling.projects import ProjectInfo, list_projects
 from labeling.workspace import Workspace
@@ -87,3 +90,104 @@ def _clip_frame(project_id: int, token: tuple[object, ...]) -> pd.DataFrame:
 
 def cached_clip_frame(project_id: int) -> pd.DataFrame:
     return _clip_frame(project_id, data_token(project_id))
+
+
+# --- who is signed in, and what they may open --------------------------------------------------------
+
+AUTH_TOKEN = "auth.token"
+
+
+def signed_in_user() -> UserInfo | None:
+    """The signed-in user, read afresh on every rerun: a changed role or a disabled account applies at once.
+
+    A trusted proxy's header (``EARMARK_TRUSTED_HEADER``) names the user when configured and present;
+    otherwise the session's signed token from the sign-in form does.
+    """
+    ws = workspace()
+    with ws.db.read() as s:
+        if ws.settings.trusted_header:
+            user = auth.user_for_header(s, st.context.headers.get(ws.settings.trusted_header))
+            if user is not None:
+                return user
+        return auth.user_for_token(s, st.session_state.get(AUTH_TOKEN), auth.session_secret(ws.settings))
+
+
+def sign_in(name: str, password: str) -> str | None:
+    """Check a name and password; on success remember the session and return None, else the reason."""
+    ws = workspace()
+    with ws.db.read() as s:
+        user = auth.authenticate(s, name, password)
+        if user is None:
+            return "Wrong name or password."
+        st.session_state[AUTH_TOKEN] = auth.issue_session_token(s, user.id, auth.session_secret(ws.settings))
+    return None
+
+
+def sign_out() -> None:
+    """Forget the session and hand back any clip the user was holding (a button callback)."""
+    from labeling.queue import release_claims
+
+    user = signed_in_user()
+    if user is not None:
+        with workspace().db.write() as s:
+            release_claims(s, user.id)
+    for key in list(st.session_state):
+        if key == AUTH_TOKEN or str(key).startswith(("label.", "conventions.")):
+            del st.session_state[key]
+
+
+def require_permission(permission: str) -> UserInfo:
+    """The signed-in user if their role holds ``permission``; otherwise a refusal, and the page stops."""
+    user = signed_in_user()
+    try:
+        return auth.require(user, permission)
+    except auth.PermissionDenied as exc:
+        st.error(f"You cannot open this page: {exc}.", icon=":material/block:")
+        st.stop()
+        raise
+
+
+def require_role(*roles: str) -> UserInfo:
+    """The signed-in user if their role is one of ``roles``; otherwise a refusal, and the page stops."""
+    user = signed_in_user()
+    if user is None or user.role not in roles:
+        who = f"the {user.role} role" if user else "nobody signed in"
+        st.error(f"You cannot open this page ({who}).", icon=":material/block:")
+        st.stop()
+        raise RuntimeError("unreachable")
+    return user
+
+
+def _refusal(page: StreamlitPage, role: str) -> StreamlitPage:
+    def refuse() -> None:
+        st.error(f"The {role} role cannot open {page.title}.", icon=":material/block:")
+
+    return st.Page(refuse, title=page.title, url_path=page.url_path, visibility="hidden")
+
+
+def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str, list[StreamlitPage]]:
+    """The navigation ``user`` gets: the pages their role may open (the first is their home page).
+
+    Every other page's URL leads to a refusal instead of the page (the policy is
+    :data:`labeling.auth.PAGE_PERMISSIONS`).
+    """
+    allowed = {
+        section: [p for p in group if auth.can_open(user.role, p.url_path)]
+        for section, group in pages.items()
+    }
+    refused = [
+        _refusal(p, user.role)
+        for group in pages.values()
+        for p in group
+        if not auth.can_open(user.role, p.url_path)
+    ]
+    nav = {section: group for section, group in allowed.items() if group}
+    if refused:
+        nav[""] = refused
+    return nav
+
+
+def user_box(user: UserInfo) -> None:
+    """Who is signed in, and the way out (sidebar)."""
+    st.sidebar.caption(f"Signed in as **{user.name}** ({user.role})")
+    st.sidebar.button("Sign out", key="auth.sign_out", on_click=sign_out, icon=":material/logout:")

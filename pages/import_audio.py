@@ -12,6 +12,7 @@ from labeling.importer import ImportRefused, ImportReport, import_path, import_u
 from labeling.projects import ProjectError
 from pages import common
 
+common.require_permission("manage_data")  # checked on every rerun, also when opened by URL
 st.title("Import audio")
 st.caption(
     "WAV, FLAC, OGG and anything else libsndfile reads. The same bytes are only ever stored once; "

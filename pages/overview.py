@@ -7,6 +7,7 @@ import streamlit as st
 from labeling.clips import batch_frame, metadata_columns, project_summary
 from pages import charts, common
 
+common.require_permission("analyse")  # checked on every rerun, also when opened by URL
 project = common.current_project()
 ws = common.workspace()
 with ws.db.read() as s:

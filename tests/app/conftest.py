@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 from streamlit.testing.v1 import AppTest
 
+from db.engine import Database
+from labeling.auth import add_user, get_user, issue_session_token, session_secret
+from labeling.config import Settings
 from labeling.importer import import_path
 from tests.audio import speechlike, write_wav
 
@@ -22,6 +27,8 @@ def app_env(sqlite_workspace, tmp_path, monkeypatch):
     for i in range(12):
         write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 3}_{i}.wav", speechlike(i))
     import_path(ws, src, "demo", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
+    with ws.db.write() as s:
+        add_user(s, name="admin", role="admin")
     monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
     st.cache_resource.clear()
@@ -31,5 +38,23 @@ def app_env(sqlite_workspace, tmp_path, monkeypatch):
     st.cache_data.clear()
 
 
-def new_app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+def new_app(user: str | None = "admin") -> AppTest:
+    """The app, signed in as ``user`` (None: nobody is signed in and the app shows its sign-in page)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if user is not None:
+        sign_in(at, user)
+    return at
+
+
+def sign_in(at: AppTest, name: str) -> AppTest:
+    """Give the app's session the token the sign-in form would have set for ``name``."""
+    db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
+    try:
+        with db.read() as s:
+            secret = session_secret(Settings.from_env())
+            at.session_state["auth.token"] = issue_session_token(s, get_user(s, name).id, secret)
+    except SQLAlchemyError:
+        pass  # no schema (a test of the schema refusal): the app stops before anyone signs in
+    finally:
+        db.dispose()
+    return at

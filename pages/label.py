@@ -1,0 +1,223 @@
+"""Label: hear a clip, see the conventions beside it, choose a class (number keys) and the next one comes.
+
+Blind by construction: everything shown comes from ``label_task``, which carries no one else's label.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import streamlit as st
+
+from labeling.annotations import (
+    AnnotationError,
+    edit_annotation,
+    label_task,
+    my_annotations,
+    submit_annotation,
+)
+from labeling.clips import load_audio
+from labeling.queue import next_clip, progress, skip_clip
+from pages import charts, common
+
+MIN_SECONDS = 0.3
+REASONS = ("unintelligible", "no speech", "wrong language", "broken audio", "other")
+user = common.require_permission("label")
+project = common.current_project()
+ws = common.workspace()
+ss = st.session_state
+
+
+def claim_next() -> None:
+    with ws.db.write() as s:
+        item = next_clip(s, project.id, user.id)
+    ss.update({"label.for": (project.id, user.id), "label.clip": item.clip_id if item else None})
+    ss.update({"label.shown_at": time.monotonic(), "label.key": uuid.uuid4().hex})
+    for key in [k for k in ss if str(k).startswith(("label.tags.", "label.transcript", "label.flags"))]:
+        del ss[key]
+
+
+def _too_soon(clip_id: int) -> bool:
+    # A click on a clip other than the one on screen, or within moments of it appearing, is the
+    # second half of a double click: it must not label a clip nobody has heard yet.
+    if clip_id != ss.get("label.clip") or time.monotonic() - ss["label.shown_at"] < MIN_SECONDS:
+        ss["label.flash"] = ("info", "Ignored a second click: listen to this clip first.")
+        return True
+    return False
+
+
+def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -> None:
+    if _too_soon(clip_id):
+        return
+    tags = [f"{g}:{v}" for g in project.tag_groups for v in ss.get(f"label.tags.{g}") or []]
+    try:
+        with ws.db.write() as s:
+            result = submit_annotation(
+                s,
+                project.id,
+                user.id,
+                clip_id,
+                label=None if cannot else label,
+                transcript=ss.get("label.transcript"),
+                tags=tags,
+                unsure="Unsure" in (ss.get("label.flags") or []),
+                cannot_label_reason=ss.get("label.reason") if cannot else None,
+                time_spent_ms=int((time.monotonic() - ss["label.shown_at"]) * 1000),
+                convention_version=ss.get("label.version"),
+                idempotency_key=key,
+            )
+    except AnnotationError as exc:
+        ss["label.flash"] = ("error", str(exc))
+        return
+    ss["label.flash"] = ("success" if result.ok else "warning", f"Clip {result.clip_id}: {result.message}")
+    claim_next()
+
+
+def skip(clip_id: int) -> None:
+    if _too_soon(clip_id):
+        return
+    with ws.db.write() as s:
+        skip_clip(s, project.id, user.id, clip_id)
+    ss["label.flash"] = ("info", f"Skipped clip {clip_id}")
+    claim_next()
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def my_progress(project_id: int, user_id: int):  # type: ignore[no-untyped-def]
+    with ws.db.read() as s:
+        return progress(s, project_id, user_id)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def figures(path: str):  # type: ignore[no-untyped-def]
+    y, sr = load_audio(Path(path))
+    return charts.waveform(y, sr), charts.spectrogram(y, sr)
+
+
+if ss.get("label.for") != (project.id, user.id):
+    claim_next()
+st.title("Label")
+mine = my_progress(project.id, user.id)
+median = f"{mine.median_seconds:.1f} s per clip · " if mine.median_seconds else ""
+st.caption(
+    f"You: {mine.done:,} labelled, {mine.today:,} today · {median}{mine.open_clips:,} clips still open"
+)
+if flash := ss.pop("label.flash", None):
+    getattr(st, flash[0])(flash[1])
+
+if ss["label.clip"] is None:
+    st.success(
+        "Nothing left for you to label in this project right now. Thank you!", icon=":material/done_all:"
+    )
+    st.button("Look again", key="label.again", on_click=claim_next)
+else:
+    with ws.db.read() as s:
+        task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
+    ss["label.version"] = task.convention.version if task.convention else None
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.subheader(f"Clip {task.clip_id}")
+        st.caption(f"{task.duration_s:.2f} s · {task.sample_rate:,} Hz")
+        st.audio(str(task.audio_path), autoplay=ss.get("label.autoplay", True))
+        wave, spec = figures(str(task.audio_path))
+        st.plotly_chart(wave, key="label.waveform", config={"displayModeBar": False})
+        st.plotly_chart(spec, key="label.spectrogram", config={"displayModeBar": False})
+        if task.prediction:
+            p = task.prediction
+            st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
+        with st.form("label.form", border=True):
+            if project.transcribes:
+                st.text_area("Transcript", key="label.transcript", height=90)
+            for group, values in project.tag_groups.items():
+                st.pills(group, values, selection_mode="multi", key=f"label.tags.{group}")
+            st.pills("Flags", ["Unsure"], selection_mode="multi", key="label.flags")
+            if project.classifies:
+                keyed = len(project.classes) <= 10
+                st.caption("Choose the class" + (" (keys 1–9, 0)" if keyed else ""))
+                cols = st.columns(min(len(project.classes), 5) or 1)
+                for i, name in enumerate(project.classes):
+                    cols[i % len(cols)].form_submit_button(
+                        name,
+                        key=f"label.class.{i}",
+                        on_click=submit,
+                        args=(name, task.clip_id, ss["label.key"]),
+                        width="stretch",
+                        shortcut=str((i + 1) % 10) if keyed else None,
+                        type="primary",
+                    )
+            else:
+                st.form_submit_button(
+                    "Submit",
+                    key="label.submit",
+                    on_click=submit,
+                    args=(None, task.clip_id, ss["label.key"]),
+                    shortcut="ctrl+enter",
+                    type="primary",
+                )
+            c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+            c1.selectbox("Cannot label because", REASONS, key="label.reason")
+            c2.form_submit_button(
+                "Cannot label",
+                key="label.cannot",
+                on_click=submit,
+                args=(None, task.clip_id, ss["label.key"]),
+                kwargs={"cannot": True},
+                shortcut="x",
+            )
+            c3.form_submit_button("Skip", key="label.skip", on_click=skip, args=(task.clip_id,), shortcut="s")
+    with right:
+        conv = task.convention
+        st.subheader(f"Conventions v{conv.version}" if conv else "Conventions")
+        with st.container(height=460, border=True):
+            st.markdown(conv.text if conv else "_No conventions written yet for this project._")
+        if task.gold:
+            with st.expander(f"Gold examples ({len(task.gold)})"):
+                for g in task.gold:
+                    st.audio(str(ws.store.path(g.storage_key)))
+                    st.markdown(
+                        f"**{g.label or ''}** {f'“{g.transcript}”' if g.transcript else ''} — {g.explanation}"
+                    )
+
+st.sidebar.toggle("Autoplay clips", value=True, key="label.autoplay")
+with st.expander("Your recent labels (editable until a reviewer adjudicates the clip)"):
+    with ws.db.read() as s:
+        recent = my_annotations(s, project.id, user.id, limit=15)
+    event = st.dataframe(
+        recent, hide_index=True, key="label.recent", on_select="rerun", selection_mode="single-row"
+    )
+    if event.selection.rows:
+        row = recent.iloc[event.selection.rows[0]]
+        if row["locked"]:
+            st.info("A reviewer has adjudicated this clip; your label is locked.")
+        else:
+            aid = int(row["annotation_id"])
+            with st.form(f"label.edit.{aid}"):
+                classes = [None, *project.classes]
+                at = classes.index(row["label"]) if row["label"] in classes else 0
+                new_label = st.selectbox("Class", classes, index=at, key=f"label.edit.class.{aid}")
+                new_text = (
+                    st.text_input("Transcript", row["transcript"] or "", key=f"label.edit.transcript.{aid}")
+                    if project.transcribes
+                    else None
+                )
+                all_tags = project.all_tags
+                old_tags = [t for t in row["tags"] if t in all_tags]
+                new_tags = st.multiselect("Tags", all_tags, old_tags, key=f"label.edit.tags.{aid}")
+                new_unsure = st.checkbox("Unsure", bool(row["unsure"]), key=f"label.edit.unsure.{aid}")
+                if st.form_submit_button("Save changes", key=f"label.edit.save.{aid}"):
+                    with ws.db.write() as s:
+                        try:
+                            result = edit_annotation(
+                                s,
+                                aid,
+                                user.id,
+                                label=new_label,
+                                transcript=new_text,
+                                tags=new_tags,
+                                unsure=new_unsure,
+                            )
+                            st.toast(result.message)
+                        except AnnotationError as exc:
+                            st.error(str(exc))
