@@ -137,7 +137,7 @@ def gold_labels(s: Session, project_id: int) -> pd.Series:
 def _week(stamps: pd.Series) -> pd.Series:
     """Monday of each timestamp's UTC week, as ``YYYY-MM-DD`` (sorts in time order)."""
     utc = pd.to_datetime(stamps, utc=True).dt.tz_convert(None)
-    return (utc.dt.normalize() - pd.to_timedelta(utc.dt.weekday, unit="D")).dt.strftime("%Y-%m-%d")
+    return (utc.dt.normalize() - pd.to_timedelta(utc.dt.day_of_week, unit="D")).dt.strftime("%Y-%m-%d")
 
 
 def _labelled(ann: pd.DataFrame) -> pd.DataFrame:
@@ -165,9 +165,10 @@ def _slice_agreement(ratings: pd.DataFrame, slices: pd.DataFrame, level: str) ->
 
 def _hlp(ratings: pd.DataFrame, clips: pd.DataFrame, slices: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
     resolved = res.loc[res["label"].notna(), ["clip_id", "label"]]
-    extra = pd.concat([clips[["clip_id"]], slices], axis=1).assign(tag=clips["tags"])
-    resolved = resolved.merge(extra, on="clip_id", how="left")
-    resolved["tag"] = resolved["tag"].map(lambda t: t if isinstance(t, list) else [])
+    # ``slices`` is indexed by clip id.
+    resolved = resolved.merge(slices, left_on="clip_id", right_index=True, how="left")
+    tags = dict(zip(clips["clip_id"], clips["tags"], strict=True))
+    resolved["tag"] = resolved["clip_id"].map(lambda c: tags.get(c, []))
     return human_level_performance(
         ratings[["clip_id", "annotator", "label"]], resolved, slice_cols=["tag", *slices.columns]
     )
