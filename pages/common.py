@@ -95,21 +95,30 @@ def cached_clip_frame(project_id: int) -> pd.DataFrame:
 # --- who is signed in, and what they may open --------------------------------------------------------
 
 AUTH_TOKEN = "auth.token"
+SESSION_COOKIE = "earmark_session"
 
 
 def signed_in_user() -> UserInfo | None:
     """The signed-in user, read afresh on every rerun: a changed role or a disabled account applies at once.
 
     A trusted proxy's header (``EARMARK_TRUSTED_HEADER``) names the user when configured and present;
-    otherwise the session's signed token from the sign-in form does.
+    otherwise the signed token from the sign-in form does, kept in this session and in a cookie so a
+    reload or a second tab stays signed in.
     """
     ws = workspace()
+    state = st.session_state
     with ws.db.read() as s:
         if ws.settings.trusted_header:
             user = auth.user_for_header(s, st.context.headers.get(ws.settings.trusted_header))
             if user is not None:
                 return user
-        return auth.user_for_token(s, st.session_state.get(AUTH_TOKEN), auth.session_secret(ws.settings))
+        token = state.get(AUTH_TOKEN)
+        if token is None and not state.get("auth.signed_out"):
+            token = st.context.cookies.get(SESSION_COOKIE)
+        user = auth.user_for_token(s, token, auth.session_secret(ws.settings))
+    if user is not None:
+        state[AUTH_TOKEN] = token
+    return user
 
 
 def sign_in(name: str, password: str) -> str | None:
@@ -119,7 +128,8 @@ def sign_in(name: str, password: str) -> str | None:
         user = auth.authenticate(s, name, password)
         if user is None:
             return "Wrong name or password."
-        st.session_state[AUTH_TOKEN] = auth.issue_session_token(s, user.id, auth.session_secret(ws.settings))
+        token = auth.issue_session_token(s, user.id, auth.session_secret(ws.settings))
+    st.session_state.update({AUTH_TOKEN: token, "auth.cookie": token, "auth.signed_out": False})
     return None
 
 
@@ -134,6 +144,21 @@ def sign_out() -> None:
     for key in list(st.session_state):
         if key == AUTH_TOKEN or str(key).startswith(("label.", "conventions.")):
             del st.session_state[key]
+    st.session_state.update({"auth.cookie": "", "auth.signed_out": True})
+
+
+def sync_session_cookie() -> None:
+    """Write (after sign-in) or clear (after sign-out) the browser's session cookie."""
+    token = st.session_state.pop("auth.cookie", None)
+    if token is None:
+        return
+    # The token is digits, hex and dots: safe inside the cookie and the script.
+    st.html(
+        f"<script>document.cookie = '{SESSION_COOKIE}={token}; Path=/; SameSite=Strict; "
+        f"Max-Age={auth.SESSION_MAX_AGE_S if token else 0}' "
+        "+ (location.protocol === 'https:' ? '; Secure' : '');</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def require_permission(permission: str) -> UserInfo:
@@ -189,5 +214,6 @@ def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str
 
 def user_box(user: UserInfo) -> None:
     """Who is signed in, and the way out (sidebar)."""
+    sync_session_cookie()
     st.sidebar.caption(f"Signed in as **{user.name}** ({user.role})")
     st.sidebar.button("Sign out", key="auth.sign_out", on_click=sign_out, icon=":material/logout:")

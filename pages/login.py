@@ -30,6 +30,7 @@ def _submit() -> None:
     state["login.error"] = problem
 
 
+common.sync_session_cookie()
 st.title("Sign in to Earmark")
 if (user := common.signed_in_user()) is not None:
     st.success(f"Signed in as {user.name} ({user.role}).", icon=":material/check:")

@@ -139,3 +139,11 @@ def settle(page, timeout: float = 60_000) -> None:  # type: ignore[no-untyped-de
 def assert_no_exception(page) -> None:  # type: ignore[no-untyped-def]
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()
+
+
+def sign_in(page, name: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    """Fill the sign-in form; the session cookie keeps the browser signed in across page loads."""
+    page.get_by_role("textbox", name="Name").fill(name)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    settle(page)

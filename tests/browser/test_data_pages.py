@@ -1,8 +1,9 @@
 import pytest
 
+from labeling.auth import add_user
 from labeling.importer import import_path
 from tests.audio import speechlike, write_wav
-from tests.browser.conftest import assert_no_exception, open_page, settle
+from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -13,12 +14,15 @@ def populated(sqlite_workspace, tmp_path):
     for i in range(8):
         write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 2}_{i}.wav", speechlike(100 + i))
     import_path(sqlite_workspace, src, "browser", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
+    with sqlite_workspace.db.write() as s:
+        add_user(s, name="eli", role="engineer", password="correct horse")
     return sqlite_workspace
 
 
 def test_pages_render_in_chromium_and_a_clip_plays(browser, serve, populated):
     server = serve(populated)
     page = open_page(browser, server.url)
+    sign_in(page, "eli", "correct horse")
     assert_no_exception(page)
     assert page.get_by_text("Clips", exact=True).first.is_visible()
     assert page.locator(".js-plotly-plot").count() >= 2  # the distribution charts drew
