@@ -168,6 +168,7 @@ def store_derived_clips(
     *,
     tag_source: str,
     actor_id: int | None = None,
+    supersede: bool = False,
 ) -> list[tuple[int, bool]]:
     """Store clips made from other clips; returns ``(clip_id, created)`` per item.
 
@@ -175,7 +176,8 @@ def store_derived_clips(
     clips, their tags and their final labels (the parent's, method ``imported``) are inserted in one
     transaction with an audit event per clip. A result identical to a clip the project already holds
     is not stored twice (``created`` is False). Derived clips need no annotation: they are never
-    offered in the labeling queue.
+    offered in the labeling queue. With ``supersede`` each parent is soft-deleted in the same
+    transaction (its audit event names the clip that replaced it): the fixed copy takes its place.
     """
     prepared = []
     for item in items:
@@ -288,6 +290,20 @@ def store_derived_clips(
                 }
             )
             out.append((clip.id, True))
+        if supersede:
+            for item, (new_id, _) in zip(items, out, strict=True):
+                parent = parents[item.parent_id]
+                if parent.deleted_at is None and new_id != parent.id:
+                    parent.deleted_at = now
+                    events.append(
+                        {
+                            "entity": "clip",
+                            "entity_id": parent.id,
+                            "action": "update",
+                            "old": {"deleted_at": None},
+                            "new": {"deleted_at": now, "superseded_by": new_id},
+                        }
+                    )
         s.flush()
         record_many(s, events, actor_id=actor_id, project_id=project_id)
     return out
