@@ -446,6 +446,10 @@ def export_project(
         frame, excluded = _export_rows(s, ws.store, info, filters, found.id if found else None)
         if frame.empty:
             total = sum(excluded.values())
+            if not total:
+                raise ExportError(
+                    f"{info.name!r} has no clips to export" + (" in that version" if found else "")
+                )
             why = ", ".join(f"{n:,} {EXCLUSION_REASONS[k]}" for k, n in excluded.items() if n)
             raise ExportError(
                 f"no clip of {info.name!r} passes the filters" + (f" (of {total:,}: {why})" if why else "")

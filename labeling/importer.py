@@ -89,7 +89,9 @@ class ImportReport:
         parts = [
             f"{self.n_imported:,} clips imported into {self.project!r} ({self.hours:.2f} h of audio)",
             f"{self.n_duplicates:,} already present",
-            f"{len(self.rejected):,} rejected",
+            # "not imported" rather than "rejected": besides files, a source's tasks, rows and cancelled
+            # annotations can be left out.
+            f"{len(self.rejected):,} not imported",
         ]
         if self.n_ignored:
             parts.append(f"{self.n_ignored:,} non-audio files ignored")
