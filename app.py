@@ -14,6 +14,7 @@ PAGES = {
         st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:"),
         st.Page("pages/clips.py", title="Clips", icon=":material/library_music:"),
         st.Page("pages/import_audio.py", title="Import", icon=":material/upload:"),
+        st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ],
     "Labeling": [
         st.Page("pages/label.py", title="Label", icon=":material/headphones:"),

@@ -1,0 +1,62 @@
+import hashlib
+import zipfile
+from pathlib import Path
+
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from db.models import Clip
+from tests.app.conftest import ROOT, new_app, sign_in
+
+
+def export_page() -> AppTest:
+    """The page on its own, signed in, with the project the sidebar would have selected."""
+    at = AppTest.from_file(str(ROOT / "pages" / "export.py"), default_timeout=60)
+    sign_in(at, "admin")
+    at.session_state["app.project"] = "demo"
+    return at.run()
+
+
+def stored_shas(ws) -> set[str]:
+    with ws.db.read() as s:
+        return set(s.scalars(select(Clip.sha256)))
+
+
+def test_export_page_renders(app_env):
+    at = new_app().run()
+    at.switch_page("pages/export.py").run()
+
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Export"
+    assert at.selectbox(key="export.format").options[:2] == [
+        "CSV: metadata.csv and the audio",
+        "JSON Lines: metadata.jsonl and the audio",
+    ]
+
+
+def test_export_page_produces_a_zip_of_the_project_to_download(app_env):
+    at = export_page()
+    at.selectbox(key="export.format").set_value("nemo")
+    at.multiselect(key="export.splits").set_value(["train", "dev", "test"])
+    at.button(key="export.submit").click().run()
+
+    assert not at.exception, at.exception
+    assert "12 clips exported as nemo" in at.success[0].value
+    assert at.get("download_button")
+    path = Path(at.session_state["export.result"]["path"])
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        audio = {hashlib.sha256(zf.read(n)).hexdigest() for n in names if n.endswith(".wav")}
+    assert any(n.endswith("/MANIFEST.json") for n in names)
+    assert any(n.endswith("_manifest.json") for n in names)
+    assert audio == stored_shas(app_env)
+
+
+def test_a_filter_leaving_nothing_says_so(app_env):
+    at = export_page()
+    at.slider(key="export.min_agreement").set_value(0.5)
+    at.button(key="export.submit").click().run()
+
+    assert not at.exception, at.exception
+    assert "no clip of 'demo' passes the filters" in at.error[0].value
+    assert not at.get("download_button")
