@@ -7,11 +7,19 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from labeling.formats.folder import SourceError
-from labeling.importer import ImportRefused, ImportReport, import_path, import_uploads
+from labeling.formats.base import FormatError
+from labeling.importer import SOURCE_FORMATS, ImportRefused, ImportReport, import_source, import_uploads
 from labeling.projects import ProjectError
 from pages import common
 
+FORMAT_NAMES = {
+    "auto": "Detect automatically",
+    "folder": "Folder or zip of audio files",
+    "labelstudio": "Label Studio export (JSON, JSON_MIN or CSV)",
+    "commonvoice": "Common Voice release (a TSV beside clips/)",
+    "audiofolder": "Hugging Face audiofolder (metadata.csv or .jsonl)",
+    "nemo": "NeMo manifest (or a folder of them)",
+}
 common.require_permission("manage_data")  # checked on every rerun, also when opened by URL
 st.title("Import audio")
 st.caption(
@@ -42,7 +50,7 @@ with st.expander("Names and metadata", expanded=False):
         "Keep each value of this field in one split", value="speaker", key="import.group_by"
     )
 
-upload_tab, folder_tab = st.tabs(["Upload", "Server folder"])
+upload_tab, folder_tab = st.tabs(["Upload", "On the server"])
 report: ImportReport | None = None
 progress_slot = st.empty()
 
@@ -57,7 +65,7 @@ def _run(fn, *args, **kwargs) -> ImportReport | None:  # type: ignore[no-untyped
         return None
     try:
         return fn(common.workspace(), *args, **kwargs)
-    except (SourceError, ImportRefused, ProjectError) as exc:
+    except (FormatError, ImportRefused, ProjectError) as exc:
         st.error(str(exc))
         return None
 
@@ -78,13 +86,25 @@ with upload_tab, st.form("import.upload_form", clear_on_submit=False):
         )
 
 with folder_tab, st.form("import.folder_form"):
-    folder = st.text_input("Folder or zip on the server", key="import.folder")
+    folder = st.text_input("Folder, zip or exported file on the server", key="import.folder")
+    fmt_col, root_col = st.columns(2)
+    fmt = fmt_col.selectbox(
+        "Format", SOURCE_FORMATS, format_func=lambda f: FORMAT_NAMES.get(f, f), key="import.format"
+    )
+    audio_root = root_col.text_input(
+        "Audio folder (optional)",
+        key="import.audio_root",
+        help="Where the source's audio references point: Label Studio's upload or local-files folder, "
+        "Common Voice's clips/… Nothing outside it (or the source's own folder) is read.",
+    )
     meta_path = st.text_input("Metadata CSV on the server (optional)", key="import.meta_path")
-    if st.form_submit_button("Import folder", type="primary") and folder:
+    if st.form_submit_button("Import", type="primary") and folder:
         report = _run(
-            import_path,
+            import_source,
             Path(folder).expanduser(),
             project.strip(),
+            fmt=fmt,
+            audio_root=Path(audio_root).expanduser() if audio_root else None,
             pattern=pattern or None,
             metadata=Path(meta_path).expanduser() if meta_path else None,
             join=join or None,
@@ -94,12 +114,19 @@ with folder_tab, st.form("import.folder_form"):
 
 if report is not None:
     progress_slot.empty()
-    st.session_state["app.project"] = report.project
     (st.success if not report.rejected else st.warning)(report.summary())
+    if st.session_state.get("app.project") != report.project:
+        # The sidebar's project list was drawn before this import; its widget cannot be set now.
+        st.info(f"Choose {report.project!r} in the sidebar's project list to work on it.")
+    if report.n_annotations or report.n_resolutions:
+        st.caption(
+            f"Read as {report.source_format}: {report.n_annotations:,} annotations and "
+            f"{report.n_resolutions:,} final labels imported."
+        )
     if report.rejected:
-        st.subheader(f"Rejected ({len(report.rejected):,})")
+        st.subheader(f"Not imported ({len(report.rejected):,})")
         st.dataframe(
-            pd.DataFrame([{"file": p.ref, "reason": p.reason} for p in report.rejected]),
+            pd.DataFrame([{"what": p.ref, "reason": p.reason} for p in report.rejected]),
             hide_index=True,
             key="import.rejected",
         )
