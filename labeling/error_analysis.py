@@ -29,6 +29,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from analysis.discovery import discover_slices
+from analysis.slices import confusion_table, per_class_metrics
 from db.models import Annotation, Clip, ClipTag, ModelRun, SliceAction
 from labeling.audit import record, record_many
 from labeling.clips import clip_frame, metadata_columns, tag_matrix
@@ -221,6 +222,21 @@ def overall_metrics(s: Session, run_id: int, *, split: str | None = "test") -> d
         }
     c = preds["correct"].dropna().astype(bool)
     return {"n": int(c.size), "accuracy": float(c.mean()) if c.size else math.nan, "errors": int((~c).sum())}
+
+
+def class_breakdown(
+    s: Session, run_id: int, *, split: str | None = "test"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Confusion counts (rows true, columns predicted) and per-class precision, recall, F1 and support.
+
+    Classes are the run's, then any other final label; clips without a final label are left out.
+    """
+    run = _run(s, run_id)
+    preds = _in_split(run_predictions(s, run.id), split)
+    scored = preds[preds["y_true"].notna() & preds["y_pred"].notna()]
+    labels = list(dict.fromkeys([*(run.classes or []), *sorted(scored["y_true"].astype(str).unique())]))
+    y_true, y_pred = scored["y_true"].astype(str), scored["y_pred"].astype(str)
+    return confusion_table(y_true, y_pred, labels=labels), per_class_metrics(y_true, y_pred, labels=labels)
 
 
 def _discovery_frame(preds: pd.DataFrame, extra: pd.DataFrame | None) -> tuple[pd.DataFrame, list[str]]:

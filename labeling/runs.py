@@ -41,6 +41,7 @@ from labeling.workspace import Workspace
 PREDICTION_COLUMNS = (
     "clip_id",
     "original_name",
+    "storage_key",
     "split",
     "y_true",
     "y_pred",
@@ -463,7 +464,18 @@ def _joined(s: Session, info: ProjectInfo, preds: pd.DataFrame) -> pd.DataFrame:
     clips = clip_frame(s, info.id, include_deleted=True)
     meta = metadata_columns(clips)
     tag_cols = tag_matrix(clips)
-    base = clips[["clip_id", "original_name", "label", "transcript", "duration_s", *QUALITY_COLUMNS, "tags"]]
+    base = clips[
+        [
+            "clip_id",
+            "original_name",
+            "storage_key",
+            "label",
+            "transcript",
+            "duration_s",
+            *QUALITY_COLUMNS,
+            "tags",
+        ]
+    ]
     base = base.rename(columns={"label": "y_true", "transcript": "transcript_true"})
     extra = pd.concat(
         [clips[["clip_id"]], tag_cols, clips[meta].drop(columns=tag_cols.columns, errors="ignore")], axis=1
@@ -512,7 +524,7 @@ def run_predictions(s: Session, run_id: int) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`PREDICTION_COLUMNS` — ``clip_id, original_name, split`` (at run time),
+        Columns :data:`PREDICTION_COLUMNS` — ``clip_id, original_name, storage_key, split`` (at run time),
         ``y_true`` (the current final label), ``y_pred``, ``correct`` (nullable boolean; NA without a
         final label), ``confidence``, ``out_of_fold``, ``transcript_true``, ``transcript_pred``,
         ``wer``/``cer`` (normalised by the project's rules; NaN without both transcripts),
