@@ -146,3 +146,74 @@ def compare_runs(s: Session, run_a: int, run_b: int, *, split: str = "test") -> 
         data_diff=data_diff,
         split=split,
     )
+
+
+# --- the demo's data iteration -------------------------------------------------------------------------
+
+#: Recipe per noise condition the demo can add to clean training clips.
+_DEMO_RECIPES = {"noise:car": ("car", 5.0), "noise:babble": ("babble", 5.0)}
+
+
+def step_improve_weakest_slice(ws: Any, ctx: Any) -> str:
+    """Demo step: one data iteration with the code held fixed.
+
+    Freeze the current labels as ``v1`` and train the fixed model on it; add noisy copies of clean
+    training clips for the weakest noise slice of that run; freeze ``v2`` and train the same model on
+    it. The Runs page then compares two runs with one fingerprint whose only difference is the data.
+    """
+    from labeling.augment import Recipe, augment_slice
+    from labeling.projects import get_project
+    from labeling.runs import RunError, train_run
+    from labeling.versions import VersionError, create_version
+
+    report = ctx.progress
+
+    def stage(name: str) -> Any:
+        return None if report is None else (lambda st, d, t: report(f"{name} {st}", d, t))
+
+    with ws.db.write() as s:
+        project_id = ctx.facts.get("project_id") or get_project(s, ctx.project).id
+        try:
+            v1 = create_version(s, project_id, name="v1", note="the labels as annotated and adjudicated")
+        except VersionError as exc:
+            return f"no data iteration: {exc}"
+    try:
+        base = train_run(ws, project_id, version=v1.name, name="fixed model on v1", progress=stage("v1"))
+    except RunError as exc:
+        return f"no data iteration: {exc}"
+    rows = [
+        r
+        for r in base.metrics.get("slices", {}).get("rows", [])
+        if r.get("kind") == "tag" and r.get("tag") in _DEMO_RECIPES and (r.get("n") or 0) >= 5
+    ]
+    if not rows:
+        return "no data iteration: the test split has no noisy slice to improve"
+    weakest = min(rows, key=lambda r: r["accuracy"])
+    kind, snr = _DEMO_RECIPES[weakest["tag"]]
+    made = augment_slice(
+        ws,
+        project_id,
+        recipe=Recipe(kind, snr_db=snr),
+        tag="noise:clean",
+        limit=300,
+        progress=None if report is None else (lambda d, t: report("augmenting", d, t)),
+        random_state=ctx.random_state,
+    )
+    with ws.db.write() as s:
+        v2 = create_version(
+            s,
+            project_id,
+            name="v2",
+            note=f"{made.n_created} clean training clips copied with {kind} noise at {snr:g} dB "
+            f"for the weakest slice, {weakest['tag']}",
+        )
+    improved = train_run(ws, project_id, version=v2.name, name="fixed model on v2", progress=stage("v2"))
+    with ws.db.read() as s:
+        cmp = compare_runs(s, base.id, improved.id)
+    row = cmp.slices.set_index("slice")
+    delta = row.loc[weakest["tag"]] if weakest["tag"] in row.index else None
+    change = f"{weakest['tag']} {delta['a']:.0%} → {delta['b']:.0%}" if delta is not None else weakest["tag"]
+    return (
+        f"data iteration: v2 adds {made.n_created} {made.tag} training clips; runs {base.id} → {improved.id} "
+        f"with the same code: {change}, McNemar p = {cmp.mcnemar.p_value:.2g}"
+    )

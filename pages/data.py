@@ -1,0 +1,158 @@
+"""Data versions & checks: freeze and diff dataset versions, check clips against the conventions and fix
+them, and augment a slice's training clips."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from labeling.augment import RECIPES, AugmentError, Recipe, augment_slice
+from labeling.checks import CheckError, fix_clips, run_data_checks
+from labeling.versions import VersionError, VersionFilters, create_version, diff_versions, list_versions
+from pages import common
+
+REPORT = "data.check_report"
+
+user = common.require_role("engineer", "admin")
+project = common.current_project()
+ws = common.workspace()
+st.title("Data versions & checks")
+versions_tab, checks_tab, augment_tab = st.tabs(["Versions", "Checks", "Augment a slice"])
+
+with versions_tab:
+    with ws.db.read() as s:
+        versions = list_versions(s, project.id)
+    with st.form("data.version_form"):
+        left, right = st.columns(2)
+        name = left.text_input("Name", value=f"v{len(versions) + 1}", key="data.version_name")
+        note = right.text_input("Note", key="data.version_note")
+        exclude_flagged = left.checkbox("Leave out clips with an open flag", key="data.version_flagged")
+        include_augmented = right.checkbox(
+            "Include augmented clips (train only)", True, key="data.version_aug"
+        )
+        if st.form_submit_button("Freeze the current labels as a version", type="primary"):
+            try:
+                with ws.db.write() as s:
+                    made = create_version(
+                        s,
+                        project.id,
+                        name=name,
+                        note=note,
+                        filters=VersionFilters(
+                            exclude_flagged=exclude_flagged, include_augmented=include_augmented
+                        ),
+                        actor_id=user.id,
+                    )
+                st.success(made.summary())
+                with ws.db.read() as s:
+                    versions = list_versions(s, project.id)
+            except VersionError as exc:
+                st.error(str(exc))
+    if versions.empty:
+        st.info("No dataset versions yet: freeze the current labels above.")
+    else:
+        st.dataframe(
+            versions.assign(content_hash=versions["content_hash"].str[:12]),
+            hide_index=True,
+            key="data.versions",
+        )
+    if len(versions) >= 2:
+        names = versions["name"].tolist()
+        left, right = st.columns(2)
+        a = left.selectbox("Compare", names, index=len(names) - 2, key="data.diff_a")
+        b = right.selectbox("with", names, index=len(names) - 1, key="data.diff_b")
+        ids = dict(zip(versions["name"], versions["id"], strict=True))
+        with ws.db.read() as s:
+            diff = diff_versions(s, int(ids[a]), int(ids[b]))
+        summary = diff.summary()
+        cols = st.columns(5)
+        for col, key in zip(cols, ("added", "removed", "relabelled", "retagged", "resplit"), strict=True):
+            col.metric(
+                key.replace("retagged", "re-tagged").replace("resplit", "re-split"), f"{summary[key]:,}"
+            )
+        changed = diff.by_tag[diff.by_tag["delta"] != 0]
+        if not changed.empty:
+            long = changed.melt(
+                id_vars="tag", value_vars=["old", "new"], var_name="version", value_name="clips"
+            )
+            long["version"] = long["version"].map({"old": a, "new": b})
+            fig = px.bar(long, x="tag", y="clips", color="version", barmode="group", title="Clips per slice")
+            fig.update_layout(height=340, margin=dict(t=40, b=10, l=10, r=10))
+            st.plotly_chart(fig, key="data.diff_chart")
+        if len(diff.relabelled):
+            st.caption("Relabelled clips")
+            st.dataframe(diff.relabelled, hide_index=True, key="data.relabelled")
+
+with checks_tab:
+    st.caption(
+        "Silence at the edges and loudness against the current conventions' rules, clipping, sample rates, "
+        "duration outliers, the same audio twice and near duplicates. A fix writes a new clip and retires "
+        "the original from the working set; the original's audio is kept for older versions."
+    )
+    if st.button("Run the checks", key="data.run_checks", type="primary"):
+        bar = st.progress(0.0, text="Decoding audio…")
+        try:
+            st.session_state[REPORT] = run_data_checks(
+                ws,
+                project.id,
+                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Decoding audio {d}/{t}"),
+            )
+        except CheckError as exc:
+            st.error(str(exc))
+        bar.empty()
+    report = st.session_state.get(REPORT)
+    if report is not None and report.project == project.name:
+        st.caption(
+            f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: {report.rules}"
+        )
+        fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
+        fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))
+        st.plotly_chart(fig, key="data.check_chart")
+        found = report.summary[report.summary["n_clips"] > 0]["check"].tolist()
+        if found:
+            check = st.selectbox("Finding", found, key="data.check")
+            rows = report.findings[report.findings["check"] == check]
+            st.dataframe(rows, hide_index=True, key="data.findings")
+            fixable = report.summary.set_index("check").loc[check, "fixable"]
+            if fixable and st.button(f"Fix these {len(rows):,} clips", key="data.fix"):
+                action = "loudness" if check == "loudness" else "silence"
+                try:
+                    fixed = fix_clips(
+                        ws, project.id, rows["clip_id"].tolist(), actions=[action], actor_id=user.id
+                    )
+                    st.success(fixed.summary())
+                    del st.session_state[REPORT]
+                except CheckError as exc:
+                    st.error(str(exc))
+        else:
+            st.success("No findings.")
+
+with augment_tab:
+    tags = sorted(
+        set(project.all_tags) | {t for ts in common.cached_clip_frame(project.id)["tags"] for t in ts}
+    )
+    with st.form("data.augment_form"):
+        left, right = st.columns(2)
+        tag = left.selectbox("Slice (tag)", tags, key="data.augment_tag") if tags else None
+        kind = right.selectbox("Augmentation", list(RECIPES), key="data.augment_kind")
+        snr = left.slider("SNR (noise), dB", -5.0, 30.0, 10.0, 1.0, key="data.augment_snr")
+        steps = right.slider("Pitch shift, semitones", -4.0, 4.0, 2.0, 0.5, key="data.augment_steps")
+        factor = left.slider("Speed factor", 0.8, 1.2, 1.1, 0.05, key="data.augment_factor")
+        limit = right.number_input("At most this many clips", 1, 100_000, 500, key="data.augment_limit")
+        go = st.form_submit_button("Make augmented training clips", type="primary")
+    if go:
+        bar = st.progress(0.0, text="Augmenting…")
+        try:
+            made = augment_slice(
+                ws,
+                project.id,
+                recipe=Recipe(kind, snr_db=snr, n_steps=steps, factor=factor),
+                tag=tag,
+                limit=int(limit),
+                actor_id=user.id,
+                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Augmenting {d}/{t}"),
+            )
+            st.success(made.summary() + ". Freeze a new version to train on them.")
+        except AugmentError as exc:
+            st.error(str(exc))
+        bar.empty()

@@ -1,0 +1,133 @@
+"""Runs: two model runs side by side (metrics, slices, McNemar, confusion change, data diff), and the
+clips whose labels the fixed model doubts."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from labeling.clips import ClipNotFound, clip_detail
+from labeling.compare import CompareError, compare_runs
+from labeling.label_issues import LabelIssueError, find_label_issue_candidates, flag_label_issues
+from labeling.runs import RunError, list_runs
+from pages import common
+
+CANDIDATES = "runs.candidates"
+
+user = common.require_role("engineer", "admin")
+project = common.current_project()
+ws = common.workspace()
+st.title("Runs")
+
+with ws.db.read() as s:
+    runs = list_runs(s, project.id)
+if len(runs) < 2:
+    st.info("Compare needs two runs: train one with `earmark train`, change the data, train again.")
+else:
+    label = {r.run_id: f"#{r.run_id} {r.name} ({r.kind})" for r in runs.itertuples()}
+    ids = runs["run_id"].tolist()
+    left, right = st.columns(2)
+    a = left.selectbox("Baseline run A", ids, index=1, format_func=label.get, key="runs.a")
+    b = right.selectbox("Run B", ids, index=0, format_func=label.get, key="runs.b")
+    try:
+        with ws.db.read() as s:
+            cmp = compare_runs(s, int(a), int(b))
+    except CompareError as exc:
+        st.warning(str(exc))
+        cmp = None
+    if cmp is not None:
+        if cmp.code_changed:
+            st.error(cmp.verdict(), icon=":material/code:")
+        else:
+            st.success(cmp.verdict(), icon=":material/dataset:")
+        overall = cmp.overall.set_index("metric")
+        cols = st.columns(4)
+        cols[0].metric("Accuracy A", f"{overall.loc['accuracy', 'a']:.3f}")
+        cols[1].metric(
+            "Accuracy B", f"{overall.loc['accuracy', 'b']:.3f}", f"{overall.loc['accuracy', 'delta']:+.3f}"
+        )
+        cols[2].metric(
+            "Macro F1 B", f"{overall.loc['macro_f1', 'b']:.3f}", f"{overall.loc['macro_f1', 'delta']:+.3f}"
+        )
+        cols[3].metric(
+            "McNemar p",
+            f"{cmp.mcnemar.p_value:.3g}",
+            help=f"{cmp.mcnemar.only_a} clips only A got right, "
+            f"{cmp.mcnemar.only_b} only B, on {cmp.n_shared:,} shared {cmp.split} clips",
+        )
+        chart, diff = st.columns(2)
+        if not cmp.slices.empty:
+            fig = px.bar(
+                cmp.slices.sort_values("delta"),
+                x="delta",
+                y="slice",
+                orientation="h",
+                color="delta",
+                color_continuous_scale="RdYlGn",
+                color_continuous_midpoint=0,
+                title="Accuracy change per slice (B − A)",
+                hover_data=["n", "a", "b"],
+            )
+            fig.update_layout(height=max(300, 22 * len(cmp.slices)), margin=dict(t=40, b=10, l=10, r=10))
+            chart.plotly_chart(fig, key="runs.slices_chart")
+        heat = px.imshow(
+            cmp.confusion_diff,
+            text_auto=True,
+            color_continuous_scale="RdBu",
+            color_continuous_midpoint=0,
+            title="Confusion change (B − A): rows true, columns predicted",
+        )
+        heat.update_layout(height=420, margin=dict(t=40, b=10, l=10, r=10))
+        diff.plotly_chart(heat, key="runs.confusion")
+        st.subheader("The data between them")
+        if cmp.data_diff is None:
+            st.caption("One of the runs was not trained on a dataset version, so there is no data diff.")
+        else:
+            d = cmp.data_diff.summary()
+            st.caption(
+                f"{cmp.version_a} → {cmp.version_b}: +{d['added']:,} −{d['removed']:,} clips, "
+                f"{d['relabelled']:,} relabelled, {d['retagged']:,} re-tagged, {d['resplit']:,} re-split"
+            )
+            changed = cmp.data_diff.by_tag[cmp.data_diff.by_tag["delta"] != 0]
+            if not changed.empty:
+                st.dataframe(changed, hide_index=True, key="runs.data_diff")
+        with st.expander("Per-slice table"):
+            st.dataframe(cmp.slices, hide_index=True, key="runs.slices")
+
+st.header("Label-issue candidates")
+st.caption(
+    "Every labelled clip, in every split, predicted by the fixed model trained without it; confident "
+    "learning lists the clips whose final label looks wrong, least confident first."
+)
+if st.button("Find label-issue candidates", key="runs.find_issues"):
+    bar = st.progress(0.0, text="Features…")
+    try:
+        st.session_state[CANDIDATES] = (
+            project.id,
+            find_label_issue_candidates(ws, project.id, progress=lambda d, t: bar.progress(d / max(t, 1))),
+        )
+    except (LabelIssueError, RunError) as exc:
+        st.error(str(exc))
+    bar.empty()
+held = st.session_state.get(CANDIDATES)
+if held is not None and held[0] == project.id:
+    candidates = held[1]
+    if candidates.empty:
+        st.success("No label-issue candidates.")
+    else:
+        st.dataframe(candidates, hide_index=True, key="runs.candidates_table")
+        pick = st.selectbox(
+            "Listen to",
+            candidates["clip_id"].tolist(),
+            format_func=lambda c: candidates.set_index("clip_id").loc[c, "original_name"],
+            key="runs.listen",
+        )
+        try:
+            with ws.db.read() as s:
+                st.audio(str(clip_detail(s, ws.store, int(pick), project_id=project.id).audio_path))
+        except ClipNotFound as exc:
+            st.warning(str(exc))
+        if st.button(f"Send all {len(candidates):,} to review", key="runs.send_review", type="primary"):
+            with ws.db.write() as s:
+                n = flag_label_issues(s, project.id, candidates, actor_id=user.id)
+            st.success(f"{n:,} clips flagged as label issues and moved up the review queue.")

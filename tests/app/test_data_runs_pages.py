@@ -1,0 +1,80 @@
+"""The Data versions & checks page and the Runs page through AppTest."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+from streamlit.testing.v1 import AppTest
+
+from db.models import Clip, DatasetVersion
+from labeling.auth import add_user
+from labeling.runs import import_external_predictions
+from tests.app.conftest import ROOT, sign_in
+
+
+def page(name: str, user: str = "eli") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=120)
+    sign_in(at, user)
+    at.session_state["app.project"] = "demo"
+    return at
+
+
+@pytest.fixture
+def env(app_env, tmp_path):
+    ws = app_env
+    with ws.db.write() as s:
+        add_user(s, name="eli", role="engineer")
+        add_user(s, name="ana", role="annotator")
+        ids = s.scalars(select(Clip.id).order_by(Clip.id)).all()
+        for n, cid in enumerate(ids):
+            s.execute(update(Clip).where(Clip.id == cid).values(split="test" if n % 2 else "train"))
+        names = s.scalars(select(Clip.original_name).order_by(Clip.id)).all()
+
+    def run(name: str, answer: str, fingerprint: str | None = None):
+        pred = tmp_path / f"{name}.csv"
+        pred.write_text("file_name,label\n" + "".join(f"{n},{answer}\n" for n in names))
+        return import_external_predictions(ws, "demo", pred, name=name, fingerprint=fingerprint)
+
+    return ws, run
+
+
+def test_data_page_freezes_a_version_and_runs_the_checks(env):
+    ws, _ = env
+    at = page("data").run()
+    assert not at.exception
+    assert at.title[0].value == "Data versions & checks"
+    at.text_input(key="data.version_name").set_value("first")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    with ws.db.read() as s:
+        assert s.scalar(select(DatasetVersion.n_clips).where(DatasetVersion.name == "first")) == 12
+    at.button(key="data.run_checks").click().run()
+    assert not at.exception
+    assert any("clips checked against the rules" in c.value for c in at.caption)
+
+
+def test_runs_page_says_when_the_code_changed(env):
+    _, run = env
+    run("always yes", "yes")
+    run("always no", "no")
+    at = page("runs").run()
+    assert not at.exception
+    assert at.title[0].value == "Runs"
+    assert any("NOT a data-only change" in e.value for e in at.error)
+
+
+def test_runs_page_credits_the_data_when_the_fingerprint_is_equal(env):
+    _, run = env
+    run("model v1", "yes", fingerprint="f" * 64)
+    run("model v2", "no", fingerprint="f" * 64)
+    at = page("runs").run()
+    assert not at.exception
+    assert not at.error
+    assert any("Same model code" in m.value for m in at.success)
+
+
+@pytest.mark.parametrize("name", ["data", "runs"])
+def test_annotators_are_refused(env, name):
+    at = page(name, user="ana").run()
+    assert any("cannot open" in e.value for e in at.error)
+    assert not at.title
