@@ -31,7 +31,8 @@ def _train() -> None:
         st.error(str(exc))
         return
     ss["errors.run"] = run.id
-    st.toast(f"Run {run.id}: test accuracy {run.metrics.get('test', {}).get('accuracy', float('nan')):.1%}")
+    scored = "test" if run.metrics.get("test", {}).get("n") else "overall"
+    st.toast(f"Run {run.id}: {scored} accuracy {run.metrics[scored]['accuracy']:.1%}")
 
 
 with ws.db.read() as s:
