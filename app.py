@@ -20,6 +20,10 @@ PAGES = {
         st.Page("pages/label.py", title="Label", icon=":material/headphones:"),
         st.Page("pages/conventions.py", title="Conventions", icon=":material/menu_book:"),
     ],
+    "Quality": [
+        st.Page("pages/agreement.py", title="Agreement", icon=":material/group:"),
+        st.Page("pages/review.py", title="Review", icon=":material/gavel:"),
+    ],
 }
 
 common.workspace()

@@ -65,10 +65,12 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
 #: A page missing here is open to staff only, so a new page never leaks to annotators by accident.
 PAGE_PERMISSIONS: Mapping[str, str] = {
     "label": "label",
+    "my_labels": "label",
     "conventions": "read_conventions",
     "overview": "analyse",
     "clips": "analyse",
     "import_audio": "manage_data",
+    "review": "review",
 }
 DEFAULT_PAGE_PERMISSION = "analyse"
 

@@ -1,5 +1,6 @@
 """Adjudication: :func:`resolve_clip` (a reviewer's final label), :func:`auto_resolve` (the project's
-unanimous/majority rule), :func:`add_gold_example` and :func:`convention_proposal_link`.
+unanimous/majority rule), :func:`add_gold_example` and :func:`convention_proposal_link` /
+:func:`convention_proposal_params` (the Conventions page, prefilled with a change proposal).
 
 A clip's final label lives in one :class:`~db.models.Resolution` row. Every change to it is written
 to the audit log, old and new value, in the caller's transaction. Once a reviewer has adjudicated a
@@ -326,8 +327,16 @@ def proposal_note(clip_id: int, votes: Mapping[str, int], tags: list[str] | tupl
     ]
 
 
+def convention_proposal_params(
+    clip_id: int, votes: Mapping[str, int], tags: list[str] | tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Query parameters that open the Conventions page with a change proposal prefilled from this clip."""
+    return cv.proposal_query(int(clip_id), proposal_note(clip_id, votes, tags))
+
+
 def convention_proposal_link(
     clip_id: int, votes: Mapping[str, int], tags: list[str] | tuple[str, ...] = ()
 ) -> str:
-    """A relative link to the Conventions page with the change proposal prefilled from this clip."""
+    """A relative link to the Conventions page with the change proposal prefilled from this clip,
+    e.g. ``conventions?clip=12&note=Clip+12+split+off+%C3%972+%2F+on+%C3%971...``."""
     return cv.proposal_link(int(clip_id), proposal_note(clip_id, votes, tags))

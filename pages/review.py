@@ -1,0 +1,141 @@
+"""Review: settle the clips annotators disagree on, most instructive first.
+
+The queue is ``labeling.agreement_service.disagreements``; a decision is ``labeling.review.resolve_clip``
+(audited, and it locks the annotators' labels), optionally with a gold example in the same transaction.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from labeling import auth
+from labeling.agreement_service import disagreements
+from labeling.conventions import ConventionError
+from labeling.review import (
+    ReviewError,
+    add_gold_example,
+    auto_resolve,
+    auto_rule,
+    convention_proposal_params,
+    resolve_clip,
+)
+from pages import common
+
+user = common.require_permission("review")
+project = common.current_project()
+ws = common.workspace()
+ss = st.session_state
+FORM_KEYS = ("review.label", "review.transcript", "review.gold", "review.why")
+
+try:
+    rule = auto_rule(project)
+except ReviewError as exc:
+    st.warning(str(exc))
+    rule = None
+
+
+def clear_form() -> None:
+    for key in FORM_KEYS:
+        ss.pop(key, None)
+
+
+def run_rule() -> None:
+    with ws.db.write() as s:
+        auth.require(common.signed_in_user(), "review")
+        n = auto_resolve(s, project.id, rule=rule, actor_id=user.id)
+    ss["review.flash"] = ("success", f"The {rule} rule resolved {n} clip{'s' * (n != 1)}.")
+
+
+def resolve(clip_id: int) -> None:
+    label = ss.get("review.label")
+    transcript = ss.get("review.transcript") or None
+    try:
+        with ws.db.write() as s:
+            auth.require(common.signed_in_user(), "review")
+            done = resolve_clip(
+                s, project.id, clip_id, label=label, transcript=transcript, reviewer_id=user.id
+            )
+            if ss.get("review.gold"):
+                add_gold_example(
+                    s,
+                    project.id,
+                    clip_id,
+                    label=done.label,
+                    transcript=done.transcript,
+                    explanation=ss.get("review.why") or "",
+                    actor_id=user.id,
+                )
+    except (ReviewError, ConventionError, auth.PermissionDenied) as exc:
+        ss["review.flash"] = ("error", f"Nothing was saved: {exc}")
+        return
+    gold = " and added it to the gold examples" if ss.get("review.gold") else ""
+    ss["review.flash"] = ("success", f"Clip {clip_id} resolved as {done.label or done.transcript}{gold}.")
+    clear_form()
+
+
+with ws.db.read() as s:
+    queue = disagreements(s, project.id, limit=None)
+
+st.title("Review")
+top = st.columns([3, 1], vertical_alignment="center")
+top[0].caption(
+    f"{len(queue):,} clips wait for a decision, most instructive first: even splits, classes annotators "
+    "often confuse, many annotators, unsure flags."
+)
+if rule is not None:
+    top[1].button(f"Auto-resolve ({rule})", key="review.auto", on_click=run_rule, icon=":material/done_all:")
+if flash := ss.pop("review.flash", None):
+    getattr(st, flash[0])(flash[1])
+if queue.empty:
+    st.success("No open disagreements in this project.", icon=":material/done_all:")
+    st.stop()
+
+ids = queue["clip_id"].tolist()
+if ss.get("review.clip") not in ids:
+    ss["review.clip"] = ids[0]
+    clear_form()
+why = dict(zip(ids, queue["why"], strict=True))
+st.selectbox(
+    "Clip", ids, key="review.clip", on_change=clear_form, format_func=lambda c: f"clip {c} · {why[c]}"
+)
+row = queue.set_index("clip_id").loc[ss["review.clip"]]
+clip_id = int(ss["review.clip"])
+
+left, right = st.columns([2, 3], gap="large")
+with left:
+    st.subheader(f"Clip {clip_id}")
+    st.caption(f"{row['original_name']} · {', '.join(row['tags'])}")
+    st.audio(str(ws.store.path(row["storage_key"])))
+    cols = st.columns(len(row["ratings"]))
+    for col, r in zip(cols, row["ratings"], strict=True):
+        # Reviewers may see who said what; this page is theirs alone (the review permission).
+        col.metric(
+            r["annotator"],
+            r["label"] or "—",
+            delta="unsure" if r["unsure"] else None,
+            delta_color="off",
+            border=True,
+        )
+        if r["transcript"]:
+            col.caption(f"“{r['transcript']}”")
+    if row["resolution_method"]:
+        st.caption(f"Current final label: {row['resolution_label']} ({row['resolution_method']})")
+
+with right, st.form("review.form"):
+    if project.classifies:
+        options = list(project.classes)
+        default = options.index(row["top_label"]) if row["top_label"] in options else 0
+        st.radio("Final class", options, index=default, key="review.label", horizontal=True)
+    if project.transcribes:
+        typed = [r["transcript"] for r in row["ratings"] if r["transcript"]]
+        st.text_input("Final transcript", value=typed[0] if typed else "", key="review.transcript")
+    st.checkbox("Also add this clip to the gold examples", key="review.gold")
+    st.text_area("Why this is the right label (shown to annotators with the gold example)", key="review.why")
+    st.form_submit_button("Resolve", type="primary", key="review.resolve", on_click=resolve, args=(clip_id,))
+
+st.page_link(
+    "pages/conventions.py",
+    label="Propose a convention change from this clip",
+    icon=":material/edit_note:",
+    query_params=convention_proposal_params(clip_id, row["votes"], row["tags"]),
+)

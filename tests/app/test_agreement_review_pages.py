@@ -1,0 +1,149 @@
+"""The Agreement and Review pages through AppTest: they render, annotators are refused, and a reviewer's
+decision in the form is stored."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from db.models import AuditEvent, Clip, GoldExample, Resolution
+from labeling.annotations import submit_annotation
+from labeling.auth import add_user, can_open
+from labeling.conventions import save_convention
+from labeling.projects import get_project, update_project
+from tests.app.conftest import ROOT, new_app, sign_in
+
+# What the three annotators say about the twelve clips (imported labels alternate yes, no).
+SAYS = {
+    "ana": ["yes", "no"] * 6,
+    "ben": ["yes", "no", "yes", "yes", "yes", "no", "no", "no", "yes", "no", "yes", "no"],
+    "cho": ["yes", "no", "no", "no", "yes", "yes", "yes", "no", "yes", "no", "yes", "no"],
+}
+
+
+@pytest.fixture
+def team(app_env):
+    """The app's demo project with k=3, three annotators who disagree on a few clips, and staff."""
+    with app_env.db.write() as s:
+        project = update_project(s, "demo", annotations_per_clip=3)
+        ids = {n: add_user(s, name=n, role="annotator").id for n in SAYS}
+        ids["rosa"] = add_user(s, name="rosa", role="reviewer").id
+        ids["eli"] = add_user(s, name="eli", role="engineer").id
+        save_convention(s, project.id, text="# Say yes or no", author_id=ids["rosa"])
+        clips = s.scalars(select(Clip.id).where(Clip.project_id == project.id).order_by(Clip.id)).all()
+        for who, labels in SAYS.items():
+            for i, (clip_id, label) in enumerate(zip(clips, labels, strict=True)):
+                unsure = who == "ben" and i == 3
+                assert submit_annotation(s, project.id, ids[who], clip_id, label=label, unsure=unsure).ok
+    return app_env
+
+
+def page(path: str, user: str) -> AppTest:
+    """``path`` opened through the app's menu (its links to other pages need the navigation)."""
+    at = new_app(user)
+    at.session_state["app.project"] = "demo"
+    return at.run().switch_page(path)
+
+
+def alone(path: str, user: str) -> AppTest:
+    """``path`` run by itself, as a stale tab or a typed URL would reach it: its own role check decides."""
+    at = AppTest.from_file(str(ROOT / path), default_timeout=60)
+    sign_in(at, user)
+    at.session_state["app.project"] = "demo"
+    return at
+
+
+@pytest.mark.parametrize("user", ["rosa", "eli", "admin"])
+def test_agreement_page_renders_the_report_for_staff(team, user):
+    at = page("pages/agreement.py", user).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Agreement"
+    metrics = {m.label: m.value for m in at.metric}
+    assert set(metrics) >= {"Krippendorff's alpha", "Fleiss' kappa", "Percent agreement"}
+    assert metrics["Fleiss' kappa"] != "n/a"  # every clip has three labels
+    assert len(at.tabs) >= 5
+
+
+def test_review_page_lists_disagreements_with_who_said_what(team):
+    at = page("pages/review.py", "rosa").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Review"
+    # The 3rd, 4th, 6th and 7th clips split 2-1.
+    assert len(at.selectbox(key="review.clip").options) == 4
+    assert {m.label for m in at.metric} == {"ana", "ben", "cho"}
+
+
+@pytest.mark.parametrize("path", ["pages/agreement.py", "pages/review.py"])
+def test_an_annotator_is_refused_both_pages(team, path):
+    at = alone(path, "ana").run()
+    assert not at.exception
+    assert "annotator role may not" in at.error[0].value
+    assert not at.metric
+    assert not at.dataframe
+    # The app's menu leaves it out (its URL leads to a refusal).
+    assert not can_open("annotator", path.removeprefix("pages/").removesuffix(".py"))
+    assert not at.metric
+
+
+def test_an_engineer_may_read_agreement_but_not_review(team):
+    at = alone("pages/review.py", "eli").run()
+    assert "engineer role may not review" in at.error[0].value
+    assert not at.metric
+    assert not can_open("engineer", "review")
+    assert can_open("engineer", "agreement")
+
+
+def test_a_reviewer_resolves_a_clip_through_the_form(team):
+    at = page("pages/review.py", "rosa").run()
+    clip_id = at.selectbox(key="review.clip").value
+    at.radio(key="review.label").set_value("no")
+    at.checkbox(key="review.gold").check()
+    at.text_area(key="review.why").input("The vowel is clearly 'o'.")
+    at.button(key="review.resolve").click().run()
+    assert not at.exception, at.exception
+    assert f"Clip {clip_id} resolved as no" in at.success[0].value
+    # The clip left the queue.
+    assert clip_id not in at.selectbox(key="review.clip").options
+    with team.db.read() as s:
+        stored = s.get(Resolution, clip_id)
+        assert (stored.label, stored.method) == ("no", "adjudicated")
+        assert s.scalar(select(GoldExample.label).where(GoldExample.clip_id == clip_id)) == "no"
+        assert s.scalar(
+            select(AuditEvent.id).where(
+                AuditEvent.entity == "resolution", AuditEvent.entity_id == str(clip_id)
+            )
+        )
+
+
+def test_gold_without_an_explanation_saves_nothing(team):
+    at = page("pages/review.py", "rosa").run()
+    clip_id = at.selectbox(key="review.clip").value
+    at.checkbox(key="review.gold").check()
+    at.button(key="review.resolve").click().run()
+    assert "Nothing was saved" in at.error[0].value
+    with team.db.read() as s:
+        assert s.get(Resolution, clip_id).method == "imported"
+
+
+def test_auto_resolve_button_applies_the_project_rule(team):
+    with team.db.write() as s:
+        update_project(s, "demo", settings={"auto_resolve": "majority"})
+    at = page("pages/review.py", "rosa").run()
+    at.button(key="review.auto").click().run()
+    assert "The majority rule resolved 12 clips" in at.success[0].value
+    assert "No open disagreements" in at.success[1].value
+    with team.db.read() as s:
+        pid = get_project(s, "demo").id
+        methods = set(s.scalars(select(Resolution.method).where(Resolution.project_id == pid)))
+    assert methods == {"unanimous", "majority"}
+
+
+def test_both_pages_are_in_the_app_menu_for_a_reviewer(team):
+    at = page("pages/agreement.py", "rosa").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Agreement"
+    at.session_state["app.project"] = "demo"
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Review"
