@@ -18,6 +18,7 @@ PAGES = {
     ],
     "Labeling": [
         st.Page("pages/label.py", title="Label", icon=":material/headphones:"),
+        st.Page("pages/my_labels.py", title="My labels", icon=":material/history:"),
         st.Page("pages/conventions.py", title="Conventions", icon=":material/menu_book:"),
     ],
     "Quality": [

@@ -16,7 +16,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -95,6 +95,39 @@ class LabelTask:
     mine: dict[str, Any] | None = None
     locked: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- keyboard -----------------------------------------------------------------------------------------
+
+RESERVED_KEYS = frozenset("cr")  # Streamlit keeps these for itself
+
+
+def class_shortcuts(classes: Sequence[str]) -> list[str | None]:
+    """The key that chooses each class on the label page.
+
+    When every class is a single letter or digit, the class is its own key (press 7 for "7");
+    otherwise 1–9 then 0 in order. Beyond ten classes there are no class keys.
+    """
+    own = [c.lower() for c in classes]
+    if (
+        own
+        and all(len(c) == 1 and c.isascii() and c.isalnum() for c in own)
+        and len(set(own)) == len(own)
+        and not RESERVED_KEYS & set(own)
+    ):
+        return list(own)
+    if len(classes) <= 10:
+        return [str((i + 1) % 10) for i in range(len(classes))]
+    return [None] * len(classes)
+
+
+def action_shortcuts(class_keys: Sequence[str | None]) -> dict[str, str]:
+    """Keys for skip and cannot-label that do not clash with the class keys."""
+    taken = {k for k in class_keys if k}
+    return {
+        action: key if key not in taken else f"shift+{key}"
+        for action, key in (("skip", "s"), ("cannot", "x"))
+    }
 
 
 # --- validation --------------------------------------------------------------------------------------

@@ -233,6 +233,13 @@ def rule_violations(clips: pd.DataFrame, rules: Mapping[str, Any] | None) -> pd.
     return pd.concat(parts, ignore_index=True)[columns].sort_values(["clip_id", "rule"], ignore_index=True)
 
 
+def demote_headings(markdown: str, *, levels: int = 2) -> str:
+    """Markdown with every ATX heading ``levels`` deeper (for showing a document inside a side panel)."""
+    return re.sub(
+        r"^(#{1,6})(?=\s)", lambda m: "#" * min(len(m.group(1)) + levels, 6), markdown, flags=re.MULTILINE
+    )
+
+
 # --- diffs (pure) ------------------------------------------------------------------------------------
 
 

@@ -13,12 +13,13 @@ import streamlit as st
 
 from labeling.annotations import (
     AnnotationError,
-    edit_annotation,
+    action_shortcuts,
+    class_shortcuts,
     label_task,
-    my_annotations,
     submit_annotation,
 )
 from labeling.clips import load_audio
+from labeling.conventions import demote_headings
 from labeling.queue import next_clip, progress, skip_clip
 from pages import charts, common
 
@@ -93,7 +94,10 @@ def my_progress(project_id: int, user_id: int):  # type: ignore[no-untyped-def]
 @st.cache_data(max_entries=16, show_spinner=False)
 def figures(path: str):  # type: ignore[no-untyped-def]
     y, sr = load_audio(Path(path))
-    return charts.waveform(y, sr), charts.spectrogram(y, sr)
+    wave, spec = charts.waveform(y, sr), charts.spectrogram(y, sr)
+    wave.update_layout(height=140)
+    spec.update_layout(height=200)
+    return wave, spec
 
 
 if ss.get("label.for") != (project.id, user.id):
@@ -116,26 +120,20 @@ else:
     with ws.db.read() as s:
         task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
     ss["label.version"] = task.convention.version if task.convention else None
+    keys = class_shortcuts(project.classes)
+    actions = action_shortcuts(keys)
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.subheader(f"Clip {task.clip_id}")
         st.caption(f"{task.duration_s:.2f} s · {task.sample_rate:,} Hz")
         st.audio(str(task.audio_path), autoplay=ss.get("label.autoplay", True))
-        wave, spec = figures(str(task.audio_path))
-        st.plotly_chart(wave, key="label.waveform", config={"displayModeBar": False})
-        st.plotly_chart(spec, key="label.spectrogram", config={"displayModeBar": False})
         if task.prediction:
             p = task.prediction
             st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
         with st.form("label.form", border=True):
             if project.transcribes:
                 st.text_area("Transcript", key="label.transcript", height=90)
-            for group, values in project.tag_groups.items():
-                st.pills(group, values, selection_mode="multi", key=f"label.tags.{group}")
-            st.pills("Flags", ["Unsure"], selection_mode="multi", key="label.flags")
             if project.classifies:
-                keyed = len(project.classes) <= 10
-                st.caption("Choose the class" + (" (keys 1–9, 0)" if keyed else ""))
                 cols = st.columns(min(len(project.classes), 5) or 1)
                 for i, name in enumerate(project.classes):
                     cols[i % len(cols)].form_submit_button(
@@ -144,7 +142,7 @@ else:
                         on_click=submit,
                         args=(name, task.clip_id, ss["label.key"]),
                         width="stretch",
-                        shortcut=str((i + 1) % 10) if keyed else None,
+                        shortcut=keys[i],
                         type="primary",
                     )
             else:
@@ -156,6 +154,10 @@ else:
                     shortcut="ctrl+enter",
                     type="primary",
                 )
+            with st.container(horizontal=True, gap="large"):
+                for group, values in project.tag_groups.items():
+                    st.pills(group, values, selection_mode="multi", key=f"label.tags.{group}")
+                st.pills("Flags", ["Unsure"], selection_mode="multi", key="label.flags")
             c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
             c1.selectbox("Cannot label because", REASONS, key="label.reason")
             c2.form_submit_button(
@@ -164,14 +166,21 @@ else:
                 on_click=submit,
                 args=(None, task.clip_id, ss["label.key"]),
                 kwargs={"cannot": True},
-                shortcut="x",
+                shortcut=actions["cannot"],
             )
-            c3.form_submit_button("Skip", key="label.skip", on_click=skip, args=(task.clip_id,), shortcut="s")
+            c3.form_submit_button(
+                "Skip", key="label.skip", on_click=skip, args=(task.clip_id,), shortcut=actions["skip"]
+            )
+        wave, spec = figures(str(task.audio_path))
+        st.plotly_chart(wave, key="label.waveform", config={"displayModeBar": False})
+        st.plotly_chart(spec, key="label.spectrogram", config={"displayModeBar": False})
     with right:
         conv = task.convention
         st.subheader(f"Conventions v{conv.version}" if conv else "Conventions")
         with st.container(height=460, border=True):
-            st.markdown(conv.text if conv else "_No conventions written yet for this project._")
+            st.markdown(
+                demote_headings(conv.text) if conv else "_No conventions written yet for this project._"
+            )
         if task.gold:
             with st.expander(f"Gold examples ({len(task.gold)})"):
                 for g in task.gold:
@@ -181,43 +190,3 @@ else:
                     )
 
 st.sidebar.toggle("Autoplay clips", value=True, key="label.autoplay")
-with st.expander("Your recent labels (editable until a reviewer adjudicates the clip)"):
-    with ws.db.read() as s:
-        recent = my_annotations(s, project.id, user.id, limit=15)
-    event = st.dataframe(
-        recent, hide_index=True, key="label.recent", on_select="rerun", selection_mode="single-row"
-    )
-    if event.selection.rows:
-        row = recent.iloc[event.selection.rows[0]]
-        if row["locked"]:
-            st.info("A reviewer has adjudicated this clip; your label is locked.")
-        else:
-            aid = int(row["annotation_id"])
-            with st.form(f"label.edit.{aid}"):
-                classes = [None, *project.classes]
-                at = classes.index(row["label"]) if row["label"] in classes else 0
-                new_label = st.selectbox("Class", classes, index=at, key=f"label.edit.class.{aid}")
-                new_text = (
-                    st.text_input("Transcript", row["transcript"] or "", key=f"label.edit.transcript.{aid}")
-                    if project.transcribes
-                    else None
-                )
-                all_tags = project.all_tags
-                old_tags = [t for t in row["tags"] if t in all_tags]
-                new_tags = st.multiselect("Tags", all_tags, old_tags, key=f"label.edit.tags.{aid}")
-                new_unsure = st.checkbox("Unsure", bool(row["unsure"]), key=f"label.edit.unsure.{aid}")
-                if st.form_submit_button("Save changes", key=f"label.edit.save.{aid}"):
-                    with ws.db.write() as s:
-                        try:
-                            result = edit_annotation(
-                                s,
-                                aid,
-                                user.id,
-                                label=new_label,
-                                transcript=new_text,
-                                tags=new_tags,
-                                unsure=new_unsure,
-                            )
-                            st.toast(result.message)
-                        except AnnotationError as exc:
-                            st.error(str(exc))

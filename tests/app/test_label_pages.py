@@ -192,3 +192,16 @@ def test_a_proposal_link_prefills_the_change_note(team):
     assert not at.exception
     assert at.text_input(key="conventions.note").value == "From clip 3: is a cough speech?"
     assert at.number_input(key="conventions.gold.clip").value == 3
+
+
+def test_my_labels_lists_the_annotators_own_labels_only(team):
+    with team.db.write() as s:
+        pid = get_project(s, "demo").id
+        ana, ben = get_user(s, "ana").id, get_user(s, "ben").id
+        assert submit_annotation(s, pid, ana, 1, label="yes").ok
+        assert submit_annotation(s, pid, ben, 2, label="no").ok
+    at = page("pages/my_labels.py", "ana").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["clip_id"].tolist() == [1]
+    assert table["locked"].tolist() == [False]

@@ -367,3 +367,20 @@ def test_python_api_round_trip(tmp_path, db_url):
         "transcript",
         "tags",
     ]
+
+
+@pytest.mark.parametrize(
+    ("classes", "keys", "actions"),
+    [
+        (list("0123456789"), list("0123456789"), {"skip": "s", "cannot": "x"}),
+        (["yes", "no", "maybe"], ["1", "2", "3"], {"skip": "s", "cannot": "x"}),
+        (["a", "s", "x"], ["a", "s", "x"], {"skip": "shift+s", "cannot": "shift+x"}),
+        (["a", "b", "c"], ["1", "2", "3"], {"skip": "s", "cannot": "x"}),  # "c" belongs to Streamlit
+        ([f"class{i}" for i in range(11)], [None] * 11, {"skip": "s", "cannot": "x"}),
+    ],
+)
+def test_keyboard_layout_of_the_label_page(classes, keys, actions):
+    from labeling.annotations import action_shortcuts, class_shortcuts
+
+    assert class_shortcuts(classes) == keys
+    assert action_shortcuts(keys) == actions
