@@ -71,14 +71,29 @@ cols[0].metric(metric.upper() if metric == "wer" else "Accuracy", f"{overall.get
 cols[1].metric("Clips scored", f"{overall['n']:,}")
 cols[2].metric("Errors", f"{overall['errors']:,}")
 
-with st.form("errors.hlp_form"):
-    st.markdown("**Human-level performance** (fraction; blank = from annotations or none)")
+from_annotations = report[report["hlp_source"] == "annotations"]
+auto_hlp = dict(zip(from_annotations["tag"], from_annotations["hlp"], strict=True))
+with (
+    st.expander("Human-level performance per tag", icon=":material/person_check:"),
+    st.form("errors.hlp_form"),
+):
+    st.caption(
+        "A fraction between 0 and 1. Blank: the annotators' agreement with the final label, shown greyed."
+    )
     entered = ea.entered_hlp(project)
     tags = list(dict.fromkeys([*project.all_tags, *report.loc[report["kind"] == "tag", "tag"]]))
     grid = st.columns(4)
     values = {
         tag: grid[i % 4].number_input(
-            tag, min_value=0.0, max_value=1.0, step=0.01, value=entered.get(tag), key=f"errors.hlp.{tag}"
+            tag,
+            min_value=0.0,
+            max_value=1.0,
+            step=0.01,
+            value=entered.get(tag),
+            placeholder=f"{auto_hlp[tag]:.3f}"
+            if tag in auto_hlp and auto_hlp[tag] == auto_hlp[tag]
+            else "none",
+            key=f"errors.hlp.{tag}",
         )
         for i, tag in enumerate(tags)
     }
@@ -111,12 +126,29 @@ if not confusion.empty:
     )
 
 st.subheader("Where the errors concentrate")
-st.dataframe(found, key="errors.discovered", hide_index=True)
+st.dataframe(
+    found,
+    key="errors.discovered",
+    hide_index=True,
+    column_config={c: st.column_config.NumberColumn(c, format="percent") for c in ("share", "error_rate")},
+)
 
 st.subheader("Listen to the errors")
 choices = ["(every clip)", *report["tag"], *found["slice"]]
 chosen = st.selectbox("Slice", list(dict.fromkeys(choices)), key="errors.slice")
 slice_expr = None if chosen == "(every clip)" else chosen
+left, right = st.columns(2)
+hint = None if slice_expr else "Choose a slice above first."
+if left.button(
+    "Send this slice to the labeling queue", key="errors.queue", disabled=not slice_expr, help=hint
+):
+    with ws.db.write() as s:
+        done = ea.send_slice_to_queue(s, project.id, slice_expr, actor_id=user.id)
+    st.success(f"{done.n_clips} clips moved up the queue ({done.n_open} still need labels).")
+if right.button("Mark for data collection", key="errors.collect", disabled=not slice_expr, help=hint):
+    with ws.db.write() as s:
+        done = ea.mark_for_collection(s, project.id, slice_expr, actor_id=user.id)
+    st.success(f"Recorded: collect more data like {done.slice!r} ({done.n_clips} clips now).")
 with ws.db.read() as s:
     examples = ea.error_examples(s, run_id, slice_expr=slice_expr, split=split, limit=10)
 st.caption(
@@ -148,14 +180,3 @@ for row in examples.itertuples(index=False):
             args=(int(row.clip_id), list(row.tags)),
             accept_new_options=True,
         )
-
-if slice_expr:
-    left, right = st.columns(2)
-    if left.button("Send this slice to the labeling queue", key="errors.queue", icon=":material/queue:"):
-        with ws.db.write() as s:
-            done = ea.send_slice_to_queue(s, project.id, slice_expr, actor_id=user.id)
-        st.success(f"{done.n_clips} clips moved up the queue ({done.n_open} still need labels).")
-    if right.button("Mark for data collection", key="errors.collect", icon=":material/mic:"):
-        with ws.db.write() as s:
-            done = ea.mark_for_collection(s, project.id, slice_expr, actor_id=user.id)
-        st.success(f"Recorded: collect more data like {done.slice!r} ({done.n_clips} clips now).")
