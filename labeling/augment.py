@@ -390,7 +390,7 @@ def augment_slice(
         The slice: clips with this tag and/or these metadata values (both optional; neither means
         every training clip).
     limit
-        At most this many parents (the first by clip id), to keep a run short.
+        At most this many parents (a random sample of the slice, seeded by ``random_state``).
     progress
         ``progress(done, total)`` per clip transformed.
     random_state
@@ -411,8 +411,9 @@ def augment_slice(
     name = _slice_name(tag, where)
     if parents.empty:
         raise AugmentError(f"the slice {name} has no labelled training clip to augment")
-    if limit is not None:
-        parents = parents.head(int(limit))
+    if limit is not None and len(parents) > int(limit):
+        # A random sample, not the first clips: those often come from a handful of speakers or words.
+        parents = parents.sample(n=int(limit), random_state=random_state).sort_values("clip_id")
     babble_pool: list[tuple[Any, np.ndarray]] = []
     if recipe.kind == "babble":
         pool = sources.sample(n=min(40, len(sources)), random_state=random_state) if len(sources) else sources

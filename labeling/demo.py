@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete
 
 from db.models import Project
+from labeling.compare import step_improve_weakest_slice
 from labeling.demo_annotators import step_annotators
 from labeling.formats.base import ImportPlan, SourceItem
 from labeling.importer import ImportReport, import_plan
@@ -134,6 +135,7 @@ DEMO_STEPS: list[Callable[[Workspace, DemoContext], str]] = [
     step_initial_batch,
     step_annotators,
     step_model_run,
+    step_improve_weakest_slice,
 ]
 
 
