@@ -10,6 +10,8 @@ the files' SHA-256, the dataset version's content hash and the code fingerprints
 
 from __future__ import annotations
 
+import gc
+import json
 import math
 import os
 import re
@@ -19,14 +21,15 @@ import time
 import unicodedata
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import Text, cast, null, select
 from sqlalchemy.orm import Session
 
 from analysis.text import NormalizationRules
@@ -176,13 +179,16 @@ def export_frame(
     (the final label, or the version's), ``tags`` (list of str), ``metadata`` (dict of str).
     With ``version_id`` the labels, tags and splits are those frozen in that dataset version.
     """
-    frame, _ = _export_rows(s, store, get_project(s, project_id), filters, version_id)
+    with _gc_paused():
+        frame, _ = _export_rows(s, store, get_project(s, project_id), filters, version_id)
     return frame
 
 
 def _export_rows(
     s: Session, store: AudioStore, info: ProjectInfo, filters: ExportFilters, version_id: int | None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
+    # Metadata comes back as JSON text, parsed below in one go: 100,000 json.loads calls (and the
+    # derivation column nobody asked about) would cost more than the query.
     base = (
         Clip.id,
         Clip.sha256,
@@ -191,10 +197,10 @@ def _export_rows(
         Clip.duration_s,
         Clip.sample_rate,
         Clip.channels,
-        Clip.meta,
+        cast(Clip.meta, Text).label("meta"),
         Clip.parent_clip_id,
-        Clip.derivation,
-        Clip.deleted_at,
+        (Clip.derivation if filters.exclude_augmented else null()).label("derivation"),
+        Clip.deleted_at.is_not(None).label("deleted"),
         Resolution.agreement,
     )
     if version_id is None:
@@ -207,7 +213,7 @@ def _export_rows(
             .join(DatasetItem, (DatasetItem.clip_id == Clip.id) & (DatasetItem.version_id == version_id))
             .outerjoin(Resolution, Resolution.clip_id == Clip.id)
         )
-    rows = s.execute(q.where(Clip.project_id == info.id).order_by(Clip.id)).all()
+    rows = s.connection().execute(q.where(Clip.project_id == info.id).order_by(Clip.id)).all()
 
     excluded: dict[str, int] = {}
     keep = list(rows)
@@ -220,7 +226,7 @@ def _export_rows(
 
     # A version is exported as frozen, even if a clip in it was deleted since (its audio is kept).
     if not filters.include_deleted and version_id is None:
-        drop("deleted", lambda r: r.deleted_at is not None)
+        drop("deleted", lambda r: bool(r.deleted))
     if filters.splits:
         wanted = set(filters.splits)
         drop("split", lambda r: r.split not in wanted)
@@ -265,11 +271,17 @@ def _export_rows(
             "label": pd.Series([r.label for r in keep], dtype=object),
             "transcript": pd.Series([r.transcript for r in keep], dtype=object),
             "tags": pd.Series(tags, dtype=object),
-            "metadata": pd.Series([dict(r.meta or {}) for r in keep], dtype=object),
+            "metadata": pd.Series(_metadata(keep), dtype=object),
         },
         columns=list(EXPORT_COLUMNS),
     )
     return frame, excluded
+
+
+def _metadata(rows: list[Any]) -> list[dict[str, Any]]:
+    """Each row's metadata from its JSON text, parsed as one JSON array."""
+    parsed = json.loads("[" + ",".join(r.meta or "null" for r in rows) + "]")
+    return [m if isinstance(m, dict) else {} for m in parsed]
 
 
 def _is_augmented(derivation: Any) -> bool:
@@ -432,13 +444,41 @@ def export_project(
     The manifest records the dataset version's hash and the code fingerprints of the model runs: for
     Label Studio those whose predictions are in the tasks, otherwise the latest run of each model.
     """
-    started = time.perf_counter()
     if fmt not in WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     if fmt == "audiofolder" and not copy_audio:
         raise ExportError(
             "the audiofolder layout keeps the audio beside its metadata; export it with the audio"
         )
+    with _gc_paused():
+        return _export_project(ws, project, fmt, Path(out), filters, version, copy_audio, progress)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while building and writing: an export allocates a few objects
+    per clip that all live to the end, and collections triggered by them would walk every one of them
+    again and again (a fifth of the time at 100,000 clips). Reference counting still frees the rest."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _export_project(
+    ws: Workspace,
+    project: str | int,
+    fmt: str,
+    out: Path,
+    filters: ExportFilters,
+    version: str | int | None,
+    copy_audio: bool,
+    progress: Progress,
+) -> ExportReport:
+    started = time.perf_counter()
     extra: dict[str, Any] = {}
     with ws.db.read() as s:
         info = get_project(s, project)
@@ -468,7 +508,7 @@ def export_project(
             fingerprints = {name: fp for name, (_, fp) in sorted(runs.items())}
     written = WRITERS[fmt](
         frame,
-        Path(out),
+        out,
         copy_audio=copy_audio,
         progress=progress,
         dataset_version=found.content_hash if found else None,
