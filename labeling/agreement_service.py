@@ -88,10 +88,26 @@ def _clip_meta(s: Session, project_id: int) -> pd.DataFrame:
     return frame
 
 
+def _same_partition(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two labellings split the clips the same way (a one-to-one map between their values)."""
+    pairs = pd.DataFrame({"a": a, "b": b}).dropna().drop_duplicates()
+    return len(pairs) > 0 and len(pairs) == pairs["a"].nunique() == pairs["b"].nunique()
+
+
 def _meta_slices(clips: pd.DataFrame) -> pd.DataFrame:
-    """Metadata keys with a handful of values, one column each, indexed like ``clips``."""
+    """Metadata keys with a handful of values, one column each, indexed like ``clips``.
+
+    A key that splits the clips exactly as a tag group does (``noise=car`` beside ``noise:car``,
+    a voice per accent) is left out: it would repeat that group's rows under another name.
+    """
     metas = clips["meta"].map(lambda m: m or {})
     keys = list(dict.fromkeys(k for m in metas for k in m))
+    groups: dict[str, list[str | None]] = {}
+    for i, tags in enumerate(clips["tags"]):
+        for tag in tags:
+            group = tag.split(":", 1)[0]
+            groups.setdefault(group, [None] * len(clips))[i] = tag
+    tag_columns = [pd.Series(values, index=clips.index, dtype=object) for values in groups.values()]
     columns = {}
     for key in keys:
         # Object dtype, not "string": a string column's map() keeps the string dtype, which
@@ -99,13 +115,13 @@ def _meta_slices(clips: pd.DataFrame) -> pd.DataFrame:
         values = pd.Series(
             [None if m.get(key) is None else str(m.get(key)) for m in metas], index=clips.index, dtype=object
         )
-        # A key the clip's tags already carry (noise=car beside the tag noise:car) adds nothing.
-        tagged = all(
-            v is None or any(t.endswith(f":{v}") for t in tags)
-            for v, tags in zip(values, clips["tags"], strict=True)
-        )
-        if not tagged and 2 <= values.nunique(dropna=True) <= _MAX_SLICE_VALUES:
-            columns[key] = values
+        if not 2 <= values.nunique(dropna=True) <= _MAX_SLICE_VALUES:
+            continue
+        if any(_same_partition(values, tagged) for tagged in tag_columns):
+            continue
+        if any(_same_partition(values, earlier) for earlier in columns.values()):
+            continue
+        columns[key] = values
     return pd.DataFrame(columns, index=clips.index)
 
 

@@ -318,11 +318,14 @@ def add_gold_example(
     )
 
 
-def proposal_note(clip_id: int, votes: Mapping[str, int], tags: list[str] | tuple[str, ...] = ()) -> str:
-    """The change-proposal text a disagreement suggests, e.g. ``Clip 12 split off ×2 / on ×1 (noise:car)``."""
+def proposal_note(votes: Mapping[str, int], tags: list[str] | tuple[str, ...] = ()) -> str:
+    """The change-proposal text of a disagreement: ``annotators split off ×2 / on ×1 (noise:car)…``.
+
+    The Conventions page puts "From clip N:" in front of it.
+    """
     split = " / ".join(f"{label} ×{n}" for label, n in votes.items())
     where = f" ({', '.join(tags)})" if tags else ""
-    return f"Clip {int(clip_id)} split {split}{where}: the conventions should say which is right and why."[
+    return f"annotators split {split}{where}; the conventions should say which is right and why."[
         :MAX_NOTE_CHARS
     ]
 
@@ -331,12 +334,12 @@ def convention_proposal_params(
     clip_id: int, votes: Mapping[str, int], tags: list[str] | tuple[str, ...] = ()
 ) -> dict[str, str]:
     """Query parameters that open the Conventions page with a change proposal prefilled from this clip."""
-    return cv.proposal_query(int(clip_id), proposal_note(clip_id, votes, tags))
+    return cv.proposal_query(int(clip_id), proposal_note(votes, tags))
 
 
 def convention_proposal_link(
     clip_id: int, votes: Mapping[str, int], tags: list[str] | tuple[str, ...] = ()
 ) -> str:
     """A relative link to the Conventions page with the change proposal prefilled from this clip,
-    e.g. ``conventions?clip=12&note=Clip+12+split+off+%C3%972+%2F+on+%C3%971...``."""
-    return cv.proposal_link(int(clip_id), proposal_note(clip_id, votes, tags))
+    e.g. ``conventions?clip=12&note=annotators+split+off+%C3%972+%2F+on+%C3%971...``."""
+    return cv.proposal_link(int(clip_id), proposal_note(votes, tags))

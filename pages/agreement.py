@@ -44,7 +44,7 @@ c1.metric(
     help="1 is perfect agreement, 0 what chance alone gives; above 0.8 is usually reliable enough to use.",
     border=True,
 )
-c2.metric("95% interval", f"{fmt(lo)} – {fmt(hi)}" if lo is not None else "n/a", border=True)
+c2.metric("Alpha, 95% interval", f"{lo:.2f} – {hi:.2f}" if lo is not None else "n/a", border=True)
 c3.metric(
     "Fleiss' kappa",
     fmt(report["fleiss_kappa"]),
@@ -69,13 +69,25 @@ tabs = dict(zip(names, st.tabs(names), strict=True))
 
 with tabs["Annotators"]:
     left, right = st.columns([2, 3])
-    if len(report["kappa_matrix"]):
+    if len(report["kappa_matrix"]) > 1:
         left.plotly_chart(charts.kappa_heatmap(report["kappa_matrix"]), key="agreement.kappa")
     right.dataframe(
         report["annotators"],
         hide_index=True,
         key="agreement.annotators",
+        column_order=[
+            "annotator",
+            "n",
+            "agreement_with_consensus",
+            "kappa_vs_consensus",
+            "agreement_with_gold",
+            "n_gold",
+            "unsure_rate",
+            "median_seconds",
+        ],
         column_config={
+            "n": st.column_config.NumberColumn("labels"),
+            "n_gold": st.column_config.NumberColumn("gold clips"),
             "agreement_with_consensus": st.column_config.ProgressColumn("agrees with others", format="%.2f"),
             "kappa_vs_consensus": st.column_config.NumberColumn("kappa vs others", format="%.3f"),
             "agreement_with_gold": st.column_config.ProgressColumn("agrees with gold", format="%.2f"),
@@ -111,7 +123,7 @@ with tabs["Slices"]:
     left, right = st.columns(2)
     tags = report["by_slice"]
     left.plotly_chart(
-        charts.slice_bars(
+        charts.slice_dots(
             tags, column="krippendorff_alpha", title="Alpha by slice", overall=report["krippendorff_alpha"]
         ),
         key="agreement.slices",
@@ -119,7 +131,7 @@ with tabs["Slices"]:
     hlp = report["hlp"]
     overall = hlp.loc[hlp["slice"] == "all", "hlp"]
     right.plotly_chart(
-        charts.slice_bars(
+        charts.slice_dots(
             hlp[hlp["slice"] != "all"],
             column="hlp",
             title="Human-level performance by slice",

@@ -77,27 +77,37 @@ def agreement_trend(frame: pd.DataFrame, *, x: str, title: str) -> go.Figure:
     return fig
 
 
-def slice_bars(frame: pd.DataFrame, *, column: str, title: str, overall: float | None = None) -> go.Figure:
-    """One horizontal bar per slice value (``value``), lowest first, with the overall figure as a line."""
+def slice_dots(frame: pd.DataFrame, *, column: str, title: str, overall: float | None = None) -> go.Figure:
+    """One dot per slice value (``value``), lowest at the top, against the overall figure (dashed).
+
+    Dots rather than bars: the values sit close to 1, and a bar would have to start at zero to be honest.
+    """
     data = frame.dropna(subset=[column]).sort_values(column, ascending=False)
     label = data["value"].astype(str)
     if "slice" in data:
         # Tags name their group already ("noise:car"); metadata values need their key ("device=phone").
         label = label.where(data["slice"] == "tag", data["slice"].astype(str) + "=" + label)
+    below = overall is not None and np.isfinite(overall)
+    colour = np.where(data[column] < overall, "#e45756", "#4c78a8") if below else "#4c78a8"
     fig = go.Figure(
-        go.Bar(
+        go.Scatter(
             x=data[column],
             y=label,
-            orientation="h",
-            customdata=data[["n_items"]] if "n_items" in data else None,
+            mode="markers",
+            marker=dict(size=np.clip(np.sqrt(data["n_items"].astype(float)) * 2.2, 6, 22), color=colour),
+            customdata=data[["n_items"]],
             hovertemplate="%{y}: %{x:.3f} over %{customdata[0]} clips<extra></extra>",
-            marker_color="#4c78a8",
         )
     )
-    if overall is not None and np.isfinite(overall):
-        fig.add_vline(x=overall, line_dash="dash", line_color="#e45756", annotation_text="all clips")
+    if below:
+        fig.add_vline(x=overall, line_dash="dash", line_color="#888", annotation_text="all clips")
+    lowest = float(data[column].min()) if len(data) else 0.0
     fig.update_layout(
-        height=max(HEIGHT, 22 * len(data) + 80), margin=_MARGIN, title=title, xaxis=dict(range=[0, 1.02])
+        height=max(HEIGHT, 20 * len(data) + 90),
+        margin=_MARGIN,
+        title=title,
+        xaxis=dict(range=[max(0.0, lowest - 0.05), 1.01]),
+        yaxis=dict(type="category"),
     )
     return fig
 

@@ -114,6 +114,7 @@ with left:
             r["label"] or "—",
             delta="unsure" if r["unsure"] else None,
             delta_color="off",
+            delta_arrow="off",
             border=True,
         )
         if r["transcript"]:

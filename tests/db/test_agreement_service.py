@@ -7,6 +7,7 @@ scikit-learn and jiwer, or counted by hand; never from the service under test.
 from __future__ import annotations
 
 import itertools
+from urllib.parse import parse_qs
 
 import jiwer
 import krippendorff
@@ -333,9 +334,10 @@ def test_gold_from_review_and_the_prefilled_proposal_link(project):
         )
     assert (gold.version, gold.label) == (2, "maybe")
     link = convention_proposal_link(clips[4], {"yes": 1, "no": 1, "maybe": 1}, ["noise:none"])
-    proposal = cv.proposal_from_query(dict(pair.split("=", 1) for pair in link.split("?", 1)[1].split("&")))
+    proposal = cv.proposal_from_query(parse_qs(link.split("?", 1)[1]))
     assert link.startswith("conventions?")
     assert proposal.clip_id == clips[4]
+    assert "yes ×1 / no ×1 / maybe ×1 (noise:none)" in proposal.note
 
 
 def test_transcript_error_rates_use_the_project_normalisation(workspace):
