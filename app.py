@@ -15,6 +15,7 @@ PAGES = {
         st.Page("pages/clips.py", title="Clips", icon=":material/library_music:"),
         st.Page("pages/import_audio.py", title="Import", icon=":material/upload:"),
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
+        st.Page("pages/data.py", title="Data versions & checks", icon=":material/fact_check:"),
     ],
     "Labeling": [
         st.Page("pages/label.py", title="Label", icon=":material/headphones:"),
