@@ -245,3 +245,30 @@ def test_external_transcripts_are_scored_by_wer(sqlite_workspace, tmp_path) -> N
     assert preds["correct"].tolist() == [False, True, False, True]
     with pytest.raises(RunError, match="the built-in model classifies"):
         train_run(ws, "asr")
+
+
+@pytest.mark.fsdd
+def test_train_and_slices_commands(sqlite_workspace, fsdd_dir, tmp_path, monkeypatch, capsys) -> None:
+    from labeling.cli import main
+
+    ws = sqlite_workspace
+    make_fsdd_project(ws, fsdd_dir, tmp_path, takes=10)
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+    assert main(["train", "--project", "digits"]) == 0
+    out = capsys.readouterr().out
+    with ws.db.read() as s:
+        run = s.scalars(select(ModelRun)).one()
+        fingerprint, test_accuracy = run.code_fingerprint, run.metrics["test"]["accuracy"]
+    assert f"code fingerprint {fingerprint}" in out
+    assert f"{test_accuracy:.3f}" in out
+    assert "speaker=theo" in out
+    assert main(["slices", "--project", "digits", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["code_fingerprint"] == fingerprint
+    assert report["overall"]["accuracy"] == pytest.approx(test_accuracy)
+    assert {r["tag"] for r in report["slices"]} >= {f"speaker={sp}" for sp in SPEAKERS}
+    assert main(["train", "--project", "digits", "--params", '{"C": "lots"}']) == 1
+    assert "cannot train" in capsys.readouterr().err
+    assert main(["slices", "--project", "nope"]) == 1
+    assert "no project named 'nope'" in capsys.readouterr().err
