@@ -11,6 +11,8 @@ from labeling.commands import UserError, print_json, progress_bar, user_errors, 
 
 #: ``--format`` choices: the audio sources labeling.importer.SOURCE_FORMATS reads, and labels files.
 FORMATS = ("auto", "folder", "labelstudio", "commonvoice", "audiofolder", "nemo", "csv")
+#: Files that may be labels for existing clips rather than audio to import.
+LABEL_SUFFIXES = (".csv", ".tsv", ".jsonl")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
                 create=not args.no_create,
                 progress=update,
             )
+        except (FormatError, ImportRefused) as exc:
+            if args.fmt == "auto" and args.path.suffix.lower() in LABEL_SUFFIXES:
+                raise UserError(
+                    f"{exc}\n(if the file holds labels for clips the project already has, "
+                    "import it with --format csv)"
+                ) from exc
+            raise
         finally:
             close()
     if args.json:

@@ -484,3 +484,5 @@ def test_cli_applies_a_labels_csv(workspace, clips, tmp_path, monkeypatch, capsy
     assert "--annotator NAME" in capsys.readouterr().err
     assert cli(["import", str(path), "--project", "voice", "--annotator", "ann"]) == 1
     assert "apply to labels files" in capsys.readouterr().err
+    assert cli(["import", str(path), "--project", "voice"]) == 1  # read as audio, the default
+    assert "import it with --format csv" in capsys.readouterr().err
