@@ -26,6 +26,10 @@ PAGES = {
         st.Page("pages/agreement.py", title="Agreement", icon=":material/group:"),
         st.Page("pages/review.py", title="Review", icon=":material/gavel:"),
     ],
+    "Model": [
+        st.Page("pages/error_analysis.py", title="Error analysis", icon=":material/troubleshoot:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/compare_arrows:"),
+    ],
 }
 
 common.workspace()
