@@ -322,13 +322,20 @@ def disagreements(
     Returns
     -------
     DataFrame
-        :data:`DISAGREEMENT_COLUMNS`: ``votes`` is ``{label: count}``, ``ratings`` a list of
+        :data:`DISAGREEMENT_COLUMNS`: ``votes`` is ``{label: count}`` (in a transcription-only
+        project, ``{normalised transcript: count}``), ``ratings`` a list of
         ``{annotator, label, transcript, unsure}`` (names: show them to reviewers only), ``why``
         a sentence saying why the clip ranks where it does.
     """
     info = _project(s, project)
     ann = annotations_frame(s, info.id)
     need = max(2, min_annotations if min_annotations is not None else info.annotations_per_clip)
+    if not info.classifies:
+        # Transcripts disagree when they still differ after the project's normalisation rules.
+        rules = NormalizationRules.from_dict(info.normalization)
+        ann = ann.assign(
+            label=ann["transcript"].map(lambda t: rules.normalize(t) if isinstance(t, str) else None)
+        )
     ratings = _labelled(ann)
     empty = pd.DataFrame(columns=list(DISAGREEMENT_COLUMNS))
     if ratings.empty:
@@ -389,7 +396,7 @@ def disagreements(
                 "ratings": [
                     {
                         "annotator": r.annotator,
-                        "label": r.label,
+                        "label": r.label if info.classifies else None,
                         "transcript": r.transcript,
                         "unsure": bool(r.unsure),
                     }

@@ -103,8 +103,9 @@ def test_a_reviewer_resolves_a_clip_through_the_form(team):
     at.button(key="review.resolve").click().run()
     assert not at.exception, at.exception
     assert f"Clip {clip_id} resolved as no" in at.success[0].value
-    # The clip left the queue.
-    assert clip_id not in at.selectbox(key="review.clip").options
+    # The clip left the queue, and the next one is on screen.
+    assert len(at.selectbox(key="review.clip").options) == 3
+    assert at.selectbox(key="review.clip").value != clip_id
     with team.db.read() as s:
         stored = s.get(Resolution, clip_id)
         assert (stored.label, stored.method) == ("no", "adjudicated")
@@ -147,3 +148,30 @@ def test_both_pages_are_in_the_app_menu_for_a_reviewer(team):
     at.switch_page("pages/review.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Review"
+
+
+def test_a_transcription_project_shows_error_rates_and_queues_differing_transcripts(app_env):
+    typed = {"ana": ["turn it off", "Um, play music", "stop"], "ben": ["turn it of", "play music", "stop."]}
+    with app_env.db.write() as s:
+        project = update_project(s, "demo", task_kind="transcription", annotations_per_clip=2)
+        ids = {n: add_user(s, name=n, role="annotator").id for n in typed}
+        add_user(s, name="rosa", role="reviewer")
+        clips = s.scalars(select(Clip.id).where(Clip.project_id == project.id).order_by(Clip.id)).all()
+        for who, lines in typed.items():
+            for clip_id, line in zip(clips[:3], lines, strict=True):
+                assert submit_annotation(s, project.id, ids[who], clip_id, transcript=line).ok
+    at = page("pages/agreement.py", "rosa").run()
+    assert not at.exception, at.exception
+    assert any("WER" in c.value for c in at.caption)
+    at.session_state["app.project"] = "demo"
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    # Only "turn it off" / "turn it of" still differs after removing fillers and punctuation.
+    assert len(at.selectbox(key="review.clip").options) == 1
+    assert at.selectbox(key="review.clip").value == clips[0]
+    at.text_input(key="review.transcript").input("turn it off")
+    at.button(key="review.resolve").click().run()
+    assert not at.exception, at.exception
+    with app_env.db.read() as s:
+        stored = s.get(Resolution, clips[0])
+        assert (stored.transcript, stored.label, stored.method) == ("turn it off", None, "adjudicated")

@@ -374,3 +374,8 @@ def test_transcript_error_rates_use_the_project_normalisation(workspace):
     hyps = [transform(t) for t in texts["b"]]
     assert report["transcripts"]["overall"]["wer"] == pytest.approx(jiwer.wer(refs, hyps))
     assert report["n_items"] == 0  # no classes in a transcription project
+    with ws.db.read() as s:
+        ranked = disagreements(s, p.id)
+    # "What's the weather" matches once normalised; the other two clips still differ.
+    assert set(ranked["clip_id"]) == set(clip_ids[:2])
+    assert ranked.set_index("clip_id").loc[clip_ids[1], "votes"] == {"play some music": 1, "play music": 1}
