@@ -153,7 +153,8 @@ def data_check_findings(
     ----------
     clips
         ``clip_id, duration_s, sample_rate, rms_dbfs, leading_silence_ms, trailing_silence_ms,
-        clipped_fraction``.
+        clipped_fraction``; optional ``parent_clip_id`` (a clip made from another is not reported as
+        a near duplicate of it, or of its siblings).
     rules
         A convention's rules (``silence_margin_ms``, ``loudness_dbfs``); missing parts fall back to
         :data:`DEFAULT_RULES`.
@@ -222,6 +223,13 @@ def data_check_findings(
         pairs = near_duplicate_pairs(
             features.reindex(ids.to_numpy()).dropna(how="all"), threshold=near_threshold
         )
+        if "parent_clip_id" in clips.columns and len(pairs):
+            # A derived clip (a fix or an augmented copy) resembles its original by design.
+            parents = pd.to_numeric(clips["parent_clip_id"], errors="coerce")
+            family = pd.Series(parents.fillna(ids).to_numpy(), index=ids.to_numpy())
+            pairs = pairs[
+                family.reindex(pairs["clip_a"]).to_numpy() != family.reindex(pairs["clip_b"]).to_numpy()
+            ]
         if pcm_hashes is not None and len(pairs):
             same = (
                 pcm_hashes.reindex(pairs["clip_a"]).to_numpy()

@@ -102,8 +102,11 @@ with checks_tab:
         bar.empty()
     report = st.session_state.get(REPORT)
     if report is not None and report.project == project.name:
+        margins, level = report.rules["silence_margin_ms"], report.rules["loudness_dbfs"]
         st.caption(
-            f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: {report.rules}"
+            f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: silence "
+            f"{margins['min']:g}–{margins['max']:g} ms at each end, loudness {level['target']:g} ± "
+            f"{level['tolerance']:g} dBFS"
         )
         fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
         fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))

@@ -129,3 +129,17 @@ def test_normalize_loudness_hits_the_target_unless_the_peak_forbids_it():
     out, info = normalize_loudness(spiky, target_dbfs=-10.0)
     assert info["peak_limited"]
     assert np.max(np.abs(out)) == pytest.approx(10 ** (-1 / 20))
+
+
+def test_a_derived_clip_is_not_a_near_duplicate_of_its_original():
+    rng = np.random.default_rng(1)
+    feats = pd.DataFrame(
+        rng.normal(size=(20, 20)), columns=[f"mfcc_mean_{i:02d}" for i in range(20)], index=range(1, 21)
+    )
+    copy = feats.loc[[5]].set_axis([21])
+    clips = clip_table([(i, 0.8, 8000, -23.0, 100.0, 100.0, 0.0) for i in range(1, 22)])
+    found = data_check_findings(clips, features=pd.concat([feats, copy]))
+    assert found[found["check"] == "near_duplicate"]["clip_id"].tolist() == [5, 21]
+    derived = clips.assign(parent_clip_id=[pd.NA] * 20 + [5])
+    found = data_check_findings(derived, features=pd.concat([feats, copy]))
+    assert found[found["check"] == "near_duplicate"].empty
