@@ -25,6 +25,7 @@ from labeling.audit import record_many
 from labeling.projects import get_project
 from labeling.queue import set_priority
 from labeling.runs import project_features
+from labeling.versions import is_augmented
 from labeling.workspace import Workspace
 
 FLAG_KIND = "label_issue"
@@ -46,14 +47,20 @@ class LabelIssueError(ValueError):
 
 
 def labelled_clips(s: Session, project_id: int) -> pd.DataFrame:
-    """Live clips with a final class label: ``clip_id, original_name, split, label``."""
+    """Live clips with a final class label, augmented copies left out: ``clip_id, original_name, split,
+    label``.
+
+    An augmented copy inherits its original's label, so it cannot be wrong on its own; and a copy in
+    another fold would teach the model the original's label, wrong or not, and hide the issue.
+    """
     rows = s.execute(
-        select(Clip.id, Clip.original_name, Clip.split, Resolution.label)
+        select(Clip.id, Clip.original_name, Clip.split, Resolution.label, Clip.derivation)
         .join(Resolution, Resolution.clip_id == Clip.id)
         .where(Clip.project_id == project_id, Clip.deleted_at.is_(None), Resolution.label.is_not(None))
         .order_by(Clip.id)
     ).all()
-    return pd.DataFrame(rows, columns=["clip_id", "original_name", "split", "label"])
+    kept = [r[:4] for r in rows if not is_augmented(r[4])]
+    return pd.DataFrame(kept, columns=["clip_id", "original_name", "split", "label"])
 
 
 def find_label_issue_candidates(

@@ -91,3 +91,15 @@ def test_babble_uses_other_speakers_and_metadata_slices_work(project):
         augment_slice(ws, "demo", recipe=Recipe("pitch"), tag="noise:nothing")
     with pytest.raises(AugmentError, match="unknown augmentation"):
         Recipe("reverse")
+
+
+def test_augmented_copies_are_not_label_issue_candidates(project):
+    from labeling.label_issues import labelled_clips
+
+    ws, ids = project
+    report = augment_slice(ws, "demo", recipe=Recipe("speed", factor=1.1), tag="noise:clean")
+    with ws.db.read() as s:
+        pid = s.scalar(select(Clip.project_id).limit(1))
+        considered = set(labelled_clips(s, pid)["clip_id"])
+    assert considered == set(ids)
+    assert not considered & set(report.clip_ids)
