@@ -322,7 +322,8 @@ def disagreements(
     Returns
     -------
     DataFrame
-        :data:`DISAGREEMENT_COLUMNS`: ``votes`` is ``{label: count}`` (in a transcription-only
+        :data:`DISAGREEMENT_COLUMNS`, and ``attrs["n_total"]``, the number of clips before ``limit``.
+        ``votes`` is ``{label: count}`` (in a transcription-only
         project, ``{normalised transcript: count}``), ``ratings`` a list of
         ``{annotator, label, transcript, unsure}`` (names: show them to reviewers only), ``why``
         a sentence saying why the clip ranks where it does.
@@ -344,74 +345,108 @@ def disagreements(
     off_diagonal = confusion.to_numpy(copy=True)
     np.fill_diagonal(off_diagonal, 0.0)
     top_pair = off_diagonal.max(initial=0.0)
-    counts = ratings.groupby(["clip_id", "label"]).size().rename("count").reset_index()
     n = ratings.groupby("clip_id").size()
-    unsure = ann.groupby("clip_id")["unsure"].sum()
-    res = _resolutions(s, info.id).set_index("clip_id")
-    clips = _clip_meta(s, info.id).set_index("clip_id")
     max_n = int(n.max())
-    rows = []
-    for clip_id, group in counts.groupby("clip_id", sort=True):
-        if n[clip_id] < need:
-            continue
-        method = res["method"].get(clip_id)
-        if open_only and method in SETTLED_METHODS:
-            continue
-        group = group.sort_values(["count", "label"], ascending=[False, True])
-        votes = dict(zip(group["label"], group["count"].astype(int), strict=True))
-        n_unsure = int(unsure.get(clip_id, 0))
-        if len(votes) < 2 and n_unsure == 0:
-            continue
-        labels = list(votes)
-        agreement = votes[labels[0]] / n[clip_id]
-        pair = tuple(sorted(labels[:2])) if len(labels) >= 2 else None
-        pair_share = 0.0
-        if pair is not None and top_pair > 0:
-            pair_share = float(confusion.loc[pair[0], pair[1]]) / top_pair
-        score = (1 - agreement) * (0.5 + 0.5 * n[clip_id] / max_n) * (1 + pair_share) + 0.25 * n_unsure / n[
-            clip_id
-        ]
-        split = "-".join(str(v) for v in votes.values())
-        why = [f"{split} split" if pair else "all agree"]
-        if pair:
-            why.append(f"on {pair[0]}/{pair[1]}" + (", the most confused pair" if pair_share == 1.0 else ""))
-        if n_unsure:
-            why.append(f"{n_unsure} unsure")
-        own = ann[ann["clip_id"] == clip_id]
-        rows.append(
-            {
-                "clip_id": int(clip_id),
-                "original_name": clips["original_name"].get(clip_id),
-                "storage_key": clips["storage_key"].get(clip_id),
-                "n": int(n[clip_id]),
-                "n_labels": len(votes),
-                "top_label": labels[0] if votes[labels[0]] > (votes[labels[1]] if pair else 0) else None,
-                "agreement": float(agreement),
-                "pair": "/".join(pair) if pair else None,
-                "pair_share": pair_share,
-                "n_unsure": n_unsure,
-                "score": float(score),
-                "why": ", ".join(why),
-                "votes": votes,
-                "ratings": [
-                    {
-                        "annotator": r.annotator,
-                        "label": r.label if info.classifies else None,
-                        "transcript": r.transcript,
-                        "unsure": bool(r.unsure),
-                    }
-                    for r in own.itertuples(index=False)
-                ],
-                "tags": list(clips["tags"].get(clip_id, [])),
-                "resolution_label": res["label"].get(clip_id),
-                "resolution_method": method,
-            }
-        )
-    if not rows:
+    unsure = ann.groupby("clip_id")["unsure"].sum().reindex(n.index, fill_value=0)
+    res = _resolutions(s, info.id).set_index("clip_id")
+    # Pick the candidates with whole-column operations first: most clips are unanimous and settled,
+    # and the per-clip work below is for the few a reviewer will see.
+    divided = ratings.drop_duplicates(["clip_id", "label"]).groupby("clip_id").size() > 1
+    wanted = (n >= need) & (divided | (unsure > 0))
+    if open_only:
+        wanted &= ~n.index.isin(res.index[res["method"].isin(SETTLED_METHODS)])
+    candidates = n.index[wanted]
+    if candidates.empty:
         return empty
-    out = pd.DataFrame(rows, columns=list(DISAGREEMENT_COLUMNS))
-    out = out.sort_values(["score", "clip_id"], ascending=[False, True], ignore_index=True)
-    return out if limit is None else out.head(limit)
+    counts = (
+        ratings[ratings["clip_id"].isin(candidates)]
+        .groupby(["clip_id", "label"])
+        .size()
+        .rename("count")
+        .reset_index()
+        .sort_values(["clip_id", "count", "label"], ascending=[True, False, True], ignore_index=True)
+    )
+    rank = counts.groupby("clip_id").cumcount()
+    first = counts[rank == 0].set_index("clip_id")
+    second = counts[rank == 1].set_index("clip_id").reindex(first.index)
+    table = pd.DataFrame(
+        {
+            "n": n[first.index],
+            "n_labels": counts.groupby("clip_id").size(),
+            "agreement": first["count"] / n[first.index],
+            "n_unsure": unsure[first.index].astype(int),
+        }
+    )
+    has_pair = second["label"].notna()
+    a = first["label"].where(has_pair).astype(object)
+    b = second["label"].astype(object)
+    low = np.where(has_pair, np.minimum(a.fillna("").astype(str), b.fillna("").astype(str)), None)
+    high = np.where(has_pair, np.maximum(a.fillna("").astype(str), b.fillna("").astype(str)), None)
+    table["pair"] = pd.Series(
+        [f"{x}/{y}" if x is not None else None for x, y in zip(low, high, strict=True)],
+        index=first.index,
+        dtype=object,
+    )
+    share = np.zeros(len(first))
+    if top_pair > 0 and has_pair.any():
+        where = confusion.index
+        rows_ix = where.get_indexer(pd.Index(first["label"][has_pair]))
+        cols_ix = where.get_indexer(pd.Index(second["label"][has_pair]))
+        share[has_pair.to_numpy()] = confusion.to_numpy()[rows_ix, cols_ix] / top_pair
+    table["pair_share"] = share
+    table["top_label"] = first["label"].where(~(second["count"] == first["count"]), None).astype(object)
+    table["score"] = (1 - table["agreement"]) * (0.5 + 0.5 * table["n"] / max_n) * (
+        1 + table["pair_share"]
+    ) + 0.25 * table["n_unsure"] / table["n"]
+    table = table.reset_index().sort_values(["score", "clip_id"], ascending=[False, True], ignore_index=True)
+    if limit is not None:
+        table = table.head(limit)
+    # Details (votes, who said what, tags) only for the rows returned.
+    shown = table["clip_id"]
+    clips = _clip_meta(s, info.id).set_index("clip_id")
+    votes = {
+        cid: dict(zip(g["label"], g["count"].astype(int), strict=True))
+        for cid, g in counts[counts["clip_id"].isin(shown)].groupby("clip_id", sort=False)
+    }
+    said = {
+        cid: [
+            {
+                "annotator": r.annotator,
+                "label": r.label if info.classifies else None,
+                "transcript": r.transcript,
+                "unsure": bool(r.unsure),
+            }
+            for r in g.itertuples(index=False)
+        ]
+        for cid, g in ann[ann["clip_id"].isin(shown)].groupby("clip_id", sort=False)
+    }
+    table["why"] = [
+        _why(votes[c], pair, share, n_unsure)
+        for c, pair, share, n_unsure in zip(
+            shown, table["pair"], table["pair_share"], table["n_unsure"], strict=True
+        )
+    ]
+    table["votes"] = [votes[c] for c in shown]
+    table["ratings"] = [said[c] for c in shown]
+    table["original_name"] = [clips["original_name"].get(c) for c in shown]
+    table["storage_key"] = [clips["storage_key"].get(c) for c in shown]
+    table["tags"] = [list(clips["tags"].get(c, [])) for c in shown]
+    table["resolution_label"] = [res["label"].get(c) for c in shown]
+    table["resolution_method"] = [res["method"].get(c) for c in shown]
+    table["clip_id"] = table["clip_id"].astype(int)
+    out = table[list(DISAGREEMENT_COLUMNS)]
+    out.attrs["n_total"] = len(candidates)
+    return out
+
+
+def _why(votes: Mapping[str, int], pair: str | None, share: float, n_unsure: int) -> str:
+    """Why a clip ranks where it is, e.g. ``2-1 split, on off/on, the most confused pair, 1 unsure``."""
+    parts = [f"{'-'.join(str(v) for v in votes.values())} split" if pair else "all agree"]
+    if pair:
+        parts.append(f"on {pair}" + (", the most confused pair" if share == 1.0 else ""))
+    if n_unsure:
+        parts.append(f"{n_unsure} unsure")
+    return ", ".join(parts)
 
 
 def _frame_records(frame: pd.DataFrame, *, index: bool = False) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ user = common.require_permission("review")
 project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
+QUEUE_SHOWN = 200
 FORM_KEYS = ("review.label", "review.transcript", "review.gold", "review.why")
 
 try:
@@ -74,13 +75,15 @@ def resolve(clip_id: int) -> None:
 
 
 with ws.db.read() as s:
-    queue = disagreements(s, project.id, limit=None)
+    queue = disagreements(s, project.id, limit=QUEUE_SHOWN)
 
 st.title("Review")
 top = st.columns([3, 1], vertical_alignment="center")
+waiting = queue.attrs.get("n_total", len(queue))
 top[0].caption(
-    f"{len(queue):,} clips wait for a decision, most instructive first: even splits, classes annotators "
-    "often confuse, many annotators, unsure flags."
+    f"{waiting:,} clips wait for a decision"
+    + (f" (the first {QUEUE_SHOWN} are listed)" if waiting > QUEUE_SHOWN else "")
+    + ", most instructive first: even splits, often confused classes, many annotators, unsure flags."
 )
 if rule is not None:
     top[1].button(f"Auto-resolve ({rule})", key="review.auto", on_click=run_rule, icon=":material/done_all:")
