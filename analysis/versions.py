@@ -108,6 +108,7 @@ class VersionDiff:
             "by_split": {
                 str(r.split): {"old": int(r.old), "new": int(r.new)} for r in self.by_split.itertuples()
             },
+            "by_tag": {str(r.tag): int(r.delta) for r in self.by_tag.itertuples() if r.delta},
         }
 
     @property

@@ -77,6 +77,7 @@ def test_diff_names_added_removed_relabelled_retagged_and_resplit_clips():
     by_split = diff.by_split.set_index("split")["new"].to_dict()
     assert by_split == {"dev": 0, "test": 0, "train": 3}
     assert diff.summary()["added"] == 1
+    assert diff.summary()["by_tag"] == {"augmented:car@10dB": 1, "noise:car": 1}
     assert not diff.unchanged
 
 
