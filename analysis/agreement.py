@@ -1203,7 +1203,8 @@ def human_level_performance(
     ]
     for col in slice_cols:
         part = merged[[item, col, "__correct"]]
-        if part[col].map(_is_listlike).any():
+        # A plain loop: Series.map keeps a string dtype under pandas 3, which cannot hold booleans.
+        if any(_is_listlike(v) for v in part[col]):
             part = part.explode(col)
         grouped = part.groupby(col, sort=True, dropna=True, observed=True).agg(
             hlp=("__correct", "mean"), n=("__correct", "size"), n_items=(item, "nunique")

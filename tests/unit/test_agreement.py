@@ -595,3 +595,15 @@ def test_human_level_performance_per_slice():
     assert got[("tags", "teen")] == (pytest.approx(3 / 4), 4)
     assert got[("tags", "accent")] == (pytest.approx(1 / 2), 2)
     assert list(out.columns) == ["slice", "value", "hlp", "n", "n_items"]
+
+
+def test_hlp_accepts_string_dtype_slices_with_missing_values():
+    ann = pd.DataFrame(
+        {"clip_id": [1, 1, 2, 2], "annotator": ["a", "b", "a", "b"], "label": ["x", "y", "x", "x"]}
+    )
+    resolved = pd.DataFrame(
+        {"clip_id": [1, 2], "label": ["x", "x"], "accent": pd.array([None, "us"], dtype="string")}
+    )
+    table = human_level_performance(ann, resolved, slice_cols=["accent"]).set_index(["slice", "value"])
+    assert table.loc[("all", "all"), "hlp"] == 0.75  # 3 of 4 ratings match the final label
+    assert table.loc[("accent", "us"), "hlp"] == 1.0
