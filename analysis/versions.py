@@ -54,10 +54,10 @@ def canonical_lines(items: pd.DataFrame) -> list[str]:
             items["sha256"], items["label"], items["transcript"], items["tags"], items["split"], strict=True
         )
     ]
-    shas = [r["sha256"] for r in records]
+    shas = [str(r["sha256"]) for r in records]
     if len(set(shas)) != len(shas):
         raise ValueError("a snapshot holds each audio content once; duplicate sha256 values found")
-    records.sort(key=lambda r: r["sha256"])
+    records.sort(key=lambda r: str(r["sha256"]))
     return [json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for r in records]
 
 
