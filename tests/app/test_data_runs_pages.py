@@ -78,3 +78,20 @@ def test_annotators_are_refused(env, name):
     at = page(name, user="ana").run()
     assert any("cannot open" in e.value for e in at.error)
     assert not at.title
+
+
+def test_fixing_loud_clips_from_the_checks_tab_replaces_them(env):
+    ws, _ = env
+    at = page("data").run()
+    at.button(key="data.run_checks").click().run()
+    at.selectbox(key="data.check").set_value("loudness").run()
+    assert not at.exception
+    at.button(key="data.fix").click().run()
+    assert not at.exception
+    assert any("replaced by fixed copies" in m.value for m in at.success)
+    with ws.db.read() as s:
+        fixed = s.scalars(
+            select(Clip.id).where(Clip.parent_clip_id.is_not(None), Clip.deleted_at.is_(None))
+        ).all()
+        retired = s.scalars(select(Clip.id).where(Clip.deleted_at.is_not(None))).all()
+    assert len(fixed) == len(retired) > 0
