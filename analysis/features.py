@@ -263,6 +263,51 @@ def _feature_vector(y: np.ndarray, sr: int, settings: FeatureSettings) -> np.nda
     ).astype(np.float64)
 
 
+def yin(
+    y: np.ndarray,
+    *,
+    fmin: float,
+    fmax: float,
+    sr: int,
+    frame_length: int,
+    hop_length: int,
+    trough_threshold: float = 0.1,
+) -> np.ndarray:
+    """YIN fundamental frequency per centred frame (de Cheveigné & Kawahara 2002), in plain numpy.
+
+    The same estimator as ``librosa.yin`` (cumulative mean normalised difference, first trough
+    below the threshold, parabolic refinement), without its numba kernels: those are compiled on
+    first use and cached on disk, and concurrent first uses from several processes (a fresh install
+    under parallel workers) have crashed the interpreter.
+    """
+    y = np.pad(np.asarray(y, dtype=np.float64), (frame_length // 2, frame_length // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(y, frame_length)[::hop_length]  # (n, frame)
+    min_period = int(np.floor(sr / fmax))
+    max_period = min(int(np.ceil(sr / fmin)), frame_length - 1)
+    # Autocorrelation by FFT, then the difference function d(t) = r(0) + r_t(0) - 2 r(t) (eq. 7).
+    spectrum = np.fft.rfft(frames, n=2 * frame_length, axis=1)
+    acf = np.fft.irfft(np.abs(spectrum) ** 2, n=2 * frame_length, axis=1)[:, : max_period + 1]
+    energy = np.cumsum(frames * frames, axis=1)
+    diff = np.zeros((len(frames), max_period + 1))
+    diff[:, 1:] = 2 * (acf[:, :1] - acf[:, 1:]) - energy[:, :max_period]
+    lags = np.arange(1, max_period + 1)
+    mean = np.cumsum(diff[:, 1:], axis=1) / lags
+    cmnd = diff[:, min_period:] / (mean[:, min_period - 1 :] + np.finfo(np.float64).tiny)
+    # Parabolic refinement of each lag from its neighbours; edges are not refined.
+    shifts = np.zeros_like(cmnd)
+    a = cmnd[:, 2:] + cmnd[:, :-2] - 2 * cmnd[:, 1:-1]
+    b = (cmnd[:, 2:] - cmnd[:, :-2]) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shifts[:, 1:-1] = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
+    trough = np.zeros_like(cmnd, dtype=bool)
+    trough[:, 1:-1] = (cmnd[:, 1:-1] < cmnd[:, :-2]) & (cmnd[:, 1:-1] <= cmnd[:, 2:])
+    trough[:, 0] = cmnd[:, 0] < cmnd[:, 1]
+    below = trough & (cmnd < trough_threshold)
+    period = np.where(below.any(axis=1), np.argmax(below, axis=1), np.argmin(cmnd, axis=1))
+    refined = min_period + period + shifts[np.arange(len(period)), period]
+    return sr / refined
+
+
 def _median_f0(y: np.ndarray, settings: FeatureSettings) -> float:
     rate = settings.pitch_rate
     if rate != settings.sample_rate:
@@ -270,7 +315,7 @@ def _median_f0(y: np.ndarray, settings: FeatureSettings) -> float:
     frame, hop = settings.pitch_frame_length, settings.pitch_hop_length
     if y.size < frame:
         y = np.pad(y, (0, frame - y.size))
-    f0 = librosa.yin(
+    f0 = yin(
         y, fmin=settings.pitch_fmin, fmax=settings.pitch_fmax, sr=rate, frame_length=frame, hop_length=hop
     )
     # YIN answers for every frame, silence included; only frames near the clip's loudest carry a voice.

@@ -7,11 +7,16 @@ need it skip there, but fail under CI (``CI=true``), where it must be present.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# numba (under librosa) caches compiled kernels beside its sources; parallel test workers compiling
+# the same kernel at once have crashed. Give each test process a cache of its own.
+os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="earmark-numba-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD_DIR = ROOT.parent / "shared" / "data" / "fsdd"

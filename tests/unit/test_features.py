@@ -292,3 +292,16 @@ def test_decode_mixes_channels_and_reports_the_file_rate(tmp_path):
     decoded, sr = decode(path)
     assert sr == 16000
     np.testing.assert_allclose(decoded, y / 2, atol=1e-4)
+
+
+def test_numpy_yin_equals_librosa_yin():
+    from analysis.features import yin
+
+    sr = 8000
+    t = np.arange(sr) / sr
+    rng = np.random.default_rng(3)
+    voiced = np.sin(2 * np.pi * 140 * t) + 0.3 * np.sin(2 * np.pi * 280 * t) + 0.05 * rng.standard_normal(sr)
+    for y in (voiced, rng.standard_normal(sr)):
+        ours = yin(y, fmin=60, fmax=500, sr=sr, frame_length=400, hop_length=160)
+        theirs = librosa.yin(y, fmin=60, fmax=500, sr=sr, frame_length=400, hop_length=160)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
