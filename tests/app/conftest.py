@@ -58,3 +58,15 @@ def sign_in(at: AppTest, name: str) -> AppTest:
     finally:
         db.dispose()
     return at
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """AppTest leaves the app script installed as ``__main__``; later tests that spawn processes
+    would have their children run it. Put the real one back."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main

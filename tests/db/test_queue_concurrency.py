@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import random
+import sys
 import traceback
+import types
 from collections import Counter
 
 from sqlalchemy import func, insert, select
@@ -70,7 +72,10 @@ def _annotator(
         out.put((results, errors))
 
 
-def test_concurrent_annotators_never_break_the_invariants(db_url):
+def test_concurrent_annotators_never_break_the_invariants(db_url, monkeypatch):
+    # Spawned children re-import the parent's __main__ by path; after an AppTest in the same worker
+    # that is the app script, which a child must never run.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     db = Database.from_url(db_url)
     upgrade(db)
     with db.write() as s:
