@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from analysis.agreement import majority_consensus
 from analysis.text import NormalizationRules
-from db.models import RESOLUTION_METHODS, Annotation, Clip, Resolution, utcnow
+from db.models import RESOLUTION_METHODS, Annotation, Clip, ClipFlag, Resolution, utcnow
 from labeling import auth
 from labeling import conventions as cv
 from labeling.annotations import annotations_frame
@@ -343,3 +343,37 @@ def convention_proposal_link(
     """A relative link to the Conventions page with the change proposal prefilled from this clip,
     e.g. ``conventions?clip=12&note=annotators+split+off+%C3%972+%2F+on+%C3%971...``."""
     return cv.proposal_link(int(clip_id), proposal_note(votes, tags))
+
+
+def settle_label_issue(
+    s: Session,
+    project: ProjectInfo | int | str,
+    clip_id: int,
+    *,
+    label: str,
+    reviewer_id: int,
+) -> ResolutionInfo:
+    """A reviewer's decision on a suspected label error: adjudicate the clip and close its flag.
+
+    Keeping the given label is a decision too: the flag closes either way, audited with the outcome.
+    """
+    info = _project(s, project)
+    done = resolve_clip(s, info, clip_id, label=label, reviewer_id=reviewer_id)
+    flags = s.scalars(
+        select(ClipFlag).where(
+            ClipFlag.clip_id == int(clip_id), ClipFlag.kind == "label_issue", ClipFlag.resolved_at.is_(None)
+        )
+    ).all()
+    for flag in flags:
+        flag.resolved_at = utcnow()
+        record(
+            s,
+            entity="clip_flag",
+            entity_id=flag.id,
+            action="update",
+            old={"kind": flag.kind, "resolved_at": None},
+            new={"kind": flag.kind, "resolved_at": flag.resolved_at, "final_label": label},
+            actor_id=reviewer_id,
+            project_id=info.id,
+        )
+    return done

@@ -10,7 +10,9 @@ import streamlit as st
 
 from labeling import auth
 from labeling.agreement_service import disagreements
+from labeling.clips import clip_detail
 from labeling.conventions import ConventionError
+from labeling.label_issues import open_label_issues
 from labeling.review import (
     ReviewError,
     add_gold_example,
@@ -18,6 +20,7 @@ from labeling.review import (
     auto_rule,
     convention_proposal_params,
     resolve_clip,
+    settle_label_issue,
 )
 from pages import common
 
@@ -74,8 +77,20 @@ def resolve(clip_id: int) -> None:
     clear_form()
 
 
+def settle(clip_id: int, label: str) -> None:
+    try:
+        with ws.db.write() as s:
+            auth.require(common.signed_in_user(), "review")
+            settle_label_issue(s, project.id, clip_id, label=label, reviewer_id=user.id)
+    except (ReviewError, auth.PermissionDenied) as exc:
+        ss["review.flash"] = ("error", f"Nothing was saved: {exc}")
+        return
+    ss["review.flash"] = ("success", f"Clip {clip_id} settled as {label}; its label-issue flag is closed.")
+
+
 with ws.db.read() as s:
     queue = disagreements(s, project.id, limit=QUEUE_SHOWN)
+    suspects = open_label_issues(s, project.id)
 
 st.title("Review")
 top = st.columns([3, 1], vertical_alignment="center")
@@ -89,6 +104,35 @@ if rule is not None:
     top[1].button(f"Auto-resolve ({rule})", key="review.auto", on_click=run_rule, icon=":material/done_all:")
 if flash := ss.pop("review.flash", None):
     getattr(st, flash[0])(flash[1])
+if not suspects.empty:
+    with st.expander(f"Suspected label errors from the model ({len(suspects):,})", icon=":material/report:"):
+        st.caption(
+            "Clips whose final label the fixed model doubts most (confident learning on out-of-fold "
+            "probabilities). Listen, then keep the label or change it; either way the flag closes."
+        )
+        ids = suspects["clip_id"].tolist()
+        chosen = st.selectbox("Suspect", ids, key="review.suspect", format_func=lambda c: f"clip {c}")
+        suspect = suspects.set_index("clip_id").loc[chosen]
+        with ws.db.read() as s:
+            st.audio(str(clip_detail(s, ws.store, int(chosen), project_id=project.id).audio_path))
+        st.caption(
+            f"{suspect['original_name']} · given **{suspect['given_label']}**, the model suggests "
+            f"**{suspect['suggested_label']}** (self-confidence {suspect['self_confidence']:.2f})"
+        )
+        keep, change = st.columns(2)
+        keep.button(
+            f"Keep '{suspect['given_label']}'",
+            key="review.suspect_keep",
+            on_click=settle,
+            args=(int(chosen), suspect["given_label"]),
+        )
+        change.button(
+            f"Relabel as '{suspect['suggested_label']}'",
+            key="review.suspect_change",
+            type="primary",
+            on_click=settle,
+            args=(int(chosen), suspect["suggested_label"]),
+        )
 if queue.empty:
     st.success("No open disagreements in this project.", icon=":material/done_all:")
     st.stop()

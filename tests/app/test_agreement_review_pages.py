@@ -175,3 +175,38 @@ def test_a_transcription_project_shows_error_rates_and_queues_differing_transcri
     with app_env.db.read() as s:
         stored = s.get(Resolution, clips[0])
         assert (stored.transcript, stored.label, stored.method) == ("turn it off", None, "adjudicated")
+
+
+def test_a_reviewer_settles_a_suspected_label_error(team):
+    import pandas as pd
+
+    from db.models import ClipFlag
+    from labeling.label_issues import flag_label_issues
+
+    with team.db.write() as s:
+        project = get_project(s, "demo")
+        clip_id = s.scalars(select(Clip.id).where(Clip.project_id == project.id).order_by(Clip.id)).first()
+        candidates = pd.DataFrame(
+            [
+                {
+                    "clip_id": clip_id,
+                    "given_label": "yes",
+                    "suggested_label": "no",
+                    "self_confidence": 0.05,
+                    "suggested_confidence": 0.9,
+                }
+            ]
+        )
+        assert flag_label_issues(s, project.id, candidates) == 1
+    at = page("pages/review.py", "rosa").run()
+    assert not at.exception, at.exception
+    at.button(key="review.suspect_change").click().run()
+    assert not at.exception, at.exception
+    assert any(f"Clip {clip_id} settled as no" in m.value for m in at.success)
+    with team.db.read() as s:
+        stored = s.get(Resolution, clip_id)
+        assert (stored.label, stored.method) == ("no", "adjudicated")
+        flag = s.scalars(select(ClipFlag).where(ClipFlag.clip_id == clip_id)).one()
+        assert flag.resolved_at is not None
+    # The settled clip leaves the suspects list.
+    assert "review.suspect" not in [w.key for w in at.selectbox]
