@@ -23,7 +23,6 @@ files. Two properties of espeak-ng matter for that, and :class:`EspeakSynthesize
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import locale
 import math
@@ -197,13 +196,10 @@ _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), 
 _ESPEAK_LOCK = threading.RLock()
 
 
-def _unload(lib: ctypes.CDLL) -> None:
-    import _ctypes
-
-    close = getattr(_ctypes, "dlclose", None) or getattr(_ctypes, "FreeLibrary", None)
-    if close is not None:
-        with contextlib.suppress(OSError):
-            close(lib._handle)
+# Private copies stay loaded for the life of the process. Unloading a library that other native code
+# may have looked into (dlclose) is a classic source of crashes far from the cause, and a copy is
+# about a megabyte per corpus synthesised.
+_LOADED: list[tuple[ctypes.CDLL, Any]] = []  # with its callback, which the copy still points at
 
 
 class EspeakSynthesizer:
@@ -292,7 +288,7 @@ class EspeakSynthesizer:
         self._initialized = True
         self.sample_rate: int = int(rate)
         # ctypes frees a callback once nothing references it; the library would then call freed
-        # memory. Keep it on the instance until the library is unloaded.
+        # memory. Keep it as long as the library (see ``_LOADED``).
         self._callback = _SynthCallback(self._collect)
         lib.espeak_SetSynthCallback(self._callback)
 
@@ -367,7 +363,7 @@ class EspeakSynthesizer:
         return (samples.astype(np.float32) / np.float32(32768.0)).astype(np.float32)
 
     def close(self) -> None:
-        """Shut espeak-ng down and unload this instance's copy of the library."""
+        """Shut espeak-ng down; this instance's copy of the library stays mapped (see ``_LOADED``)."""
         if self._lib is None and self._tmpdir is None:
             return
         self._release()
@@ -377,7 +373,7 @@ class EspeakSynthesizer:
             if self._lib is not None:
                 if self._initialized:
                     self._lib.espeak_Terminate()
-                _unload(self._lib)
+                _LOADED.append((self._lib, getattr(self, "_callback", None)))
                 if locale.setlocale(locale.LC_CTYPE) != self._locale:
                     locale.setlocale(locale.LC_CTYPE, self._locale)
         finally:

@@ -1,4 +1,7 @@
-"""Augmentation transforms, checked with numpy, scipy.signal.welch and librosa.yin as the measures."""
+"""Augmentation transforms, checked with numpy, scipy.signal.welch and YIN as the measures.
+
+YIN is analysis.features.yin, which tests/unit/test_features.py checks against librosa.yin.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from analysis.augment import (
     speed_change,
     telephone_channel,
 )
+from analysis.features import yin
 
 SR = 16_000
 
@@ -43,7 +47,7 @@ def band_fraction(x: np.ndarray, lo: float, hi: float, *, sr: int = SR) -> float
 
 
 def median_f0(x: np.ndarray, *, sr: int = SR) -> float:
-    f0 = librosa.yin(x, fmin=60.0, fmax=500.0, sr=sr, frame_length=2048)
+    f0 = yin(x, fmin=60.0, fmax=500.0, sr=sr, frame_length=2048, hop_length=2048 // 4)
     rms = librosa.feature.rms(y=x, frame_length=2048, hop_length=512)[0]
     voiced = rms[: len(f0)] > 0.3 * rms.max()
     return float(np.median(f0[voiced]))

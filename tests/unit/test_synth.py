@@ -1,6 +1,7 @@
 """The demo corpus: real espeak-ng speech, deterministic files, metadata that matches the audio.
 
-Pitch is measured with librosa.yin, spectra with scipy.signal.welch, file contents with hashlib.
+Pitch is measured with YIN (analysis.features.yin, checked against librosa.yin), spectra with
+scipy.signal.welch, file contents with hashlib.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
+from analysis.features import yin
 from labeling.synth import (
     DEMO_CLASSES,
     DEMO_COLUMNS,
@@ -36,7 +38,7 @@ SR = DEMO_SAMPLE_RATE
 
 
 def median_f0(y: np.ndarray, *, sr: int = SR) -> float:
-    f0 = librosa.yin(y, fmin=60.0, fmax=500.0, sr=sr, frame_length=1024)
+    f0 = yin(y, fmin=60.0, fmax=500.0, sr=sr, frame_length=1024, hop_length=1024 // 4)
     rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=256)[0][: len(f0)]
     return float(np.median(f0[rms > 0.3 * rms.max()]))
 
