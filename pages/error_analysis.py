@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from labeling import error_analysis as ea
@@ -60,11 +62,22 @@ run_id = left.selectbox(
 split = right.selectbox("Split", ["test", "dev", "train", "all"], key="errors.split")
 st.caption(f"Code fingerprint `{by_id.at[run_id, 'code_fingerprint']}`")
 
-with ws.db.read() as s:
-    overall = ea.overall_metrics(s, run_id, split=split)
-    report = ea.slice_report(s, run_id, split=split)
-    confusion, per_class = ea.class_breakdown(s, run_id, split=split)
-    found = ea.discovered_slices(s, run_id, split=split)
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Analysing the run…")
+def _analysis(run_id: int, split: str, data: tuple[object, ...], hlp: str) -> tuple:  # type: ignore[type-arg]
+    """Everything the page shows about a run, recomputed only when the data or hand-entered HLP change."""
+    with common.workspace().db.read() as s:
+        return (
+            ea.overall_metrics(s, run_id, split=split),
+            ea.slice_report(s, run_id, split=split),
+            *ea.class_breakdown(s, run_id, split=split),
+            ea.discovered_slices(s, run_id, split=split),
+        )
+
+
+overall, report, confusion, per_class, found = _analysis(
+    run_id, split, common.data_token(project.id), json.dumps(project.settings.get("hlp"), sort_keys=True)
+)
 metric = "wer" if "wer" in report.columns else "accuracy"
 cols = st.columns(3)
 cols[0].metric(metric.upper() if metric == "wer" else "Accuracy", f"{overall.get(metric, float('nan')):.1%}")
