@@ -7,7 +7,6 @@
                                PostgreSQL: ``postgresql+psycopg://user@host:5432/earmark``
 ``EARMARK_SECRET``             secret for signing login sessions (required for multi-user use)
 ``EARMARK_TRUSTED_HEADER``     name of a reverse-proxy header carrying the user name (off by default)
-``EARMARK_ALLOW_REMOTE_AUDIO`` ``1`` to let imports fetch audio from http(s) URLs (off by default)
 =============================  ==============================================================
 """
 
@@ -24,7 +23,6 @@ class Settings:
     database_url: str
     secret: str | None = None
     trusted_header: str | None = None
-    allow_remote_audio: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -36,7 +34,6 @@ class Settings:
             database_url=url,
             secret=env.get("EARMARK_SECRET") or None,
             trusted_header=env.get("EARMARK_TRUSTED_HEADER") or None,
-            allow_remote_audio=env.get("EARMARK_ALLOW_REMOTE_AUDIO", "").lower() in {"1", "true", "yes"},
         )
 
     @property

@@ -56,7 +56,9 @@ from labeling.formats.base import (
     SourceItem,
 )
 
-REMOTE_REFUSED = "remote URL not fetched; set EARMARK_ALLOW_REMOTE_AUDIO to allow"
+REMOTE_REFUSED = (
+    "remote URL not fetched (Earmark never downloads audio): download it, name its folder with --audio-root"
+)
 UPLOAD_PREFIX = re.compile(r"^[0-9a-fA-F]{8}-(.+)$")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".webm")
 #: Columns JSON_MIN and CSV exports add beside the task data and the controls.

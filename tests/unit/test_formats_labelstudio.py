@@ -245,7 +245,8 @@ def test_remote_urls_are_reported_not_fetched(tmp_path: Path) -> None:
     plan = read_labelstudio(_write(tmp_path / "e.json", doc))
 
     assert plan.items == []
-    assert "remote URL not fetched; set EARMARK_ALLOW_REMOTE_AUDIO to allow" in plan.problems[0].reason
+    assert "remote URL not fetched" in plan.problems[0].reason
+    assert "--audio-root" in plan.problems[0].reason
     assert "s3://" in plan.problems[1].reason
 
 
