@@ -188,8 +188,12 @@ def slice_report(
         (``annotations``, ``entered``, ``given``). Sorted by priority, then error share.
     """
     run = _run(s, run_id)
-    info = get_project(s, run.project_id)
-    preds = _in_split(run_predictions(s, run.id), split)
+    return _report(s, get_project(s, run.project_id), _in_split(run_predictions(s, run.id), split), hlp)
+
+
+def _report(
+    s: Session, info: ProjectInfo, preds: pd.DataFrame, hlp: Mapping[str, float] | None
+) -> pd.DataFrame:
     metric = _metric(preds)
     sources: dict[str, str] = {}
     merged: dict[str, float] = {}
@@ -212,7 +216,10 @@ def slice_report(
 
 def overall_metrics(s: Session, run_id: int, *, split: str | None = "test") -> dict[str, Any]:
     """Accuracy (or mean WER), clip count and error count of a run on a split, against current labels."""
-    preds = _in_split(run_predictions(s, run_id), split)
+    return _overall(_in_split(run_predictions(s, run_id), split))
+
+
+def _overall(preds: pd.DataFrame) -> dict[str, Any]:
     if _metric(preds) == "wer":
         w = preds["wer"].dropna()
         return {
@@ -232,9 +239,12 @@ def class_breakdown(
     Classes are the run's, then any other final label; clips without a final label are left out.
     """
     run = _run(s, run_id)
-    preds = _in_split(run_predictions(s, run.id), split)
+    return _breakdown(run.classes or [], _in_split(run_predictions(s, run.id), split))
+
+
+def _breakdown(classes: Sequence[str], preds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     scored = preds[preds["y_true"].notna() & preds["y_pred"].notna()]
-    labels = list(dict.fromkeys([*(run.classes or []), *sorted(scored["y_true"].astype(str).unique())]))
+    labels = list(dict.fromkeys([*classes, *sorted(scored["y_true"].astype(str).unique())]))
     y_true, y_pred = scored["y_true"].astype(str), scored["y_pred"].astype(str)
     return confusion_table(y_true, y_pred, labels=labels), per_class_metrics(y_true, y_pred, labels=labels)
 
@@ -290,6 +300,12 @@ def discovered_slices(
         ``error_rate``, ``lift``, ``score``, ``order``; best first.
     """
     preds = _in_split(run_predictions(s, run_id), split)
+    return _discovered(preds, extra=extra, max_order=max_order, top_k=top_k, min_support=min_support)
+
+
+def _discovered(
+    preds: pd.DataFrame, *, extra: pd.DataFrame | None, max_order: int, top_k: int, min_support: float
+) -> pd.DataFrame:
     metric = _metric(preds)
     frame, cols = _discovery_frame(preds, extra)
     if metric == "wer":
@@ -312,6 +328,34 @@ def discovered_slices(
     # Two descriptions of the same clips (device=phone and channel:telephone) score alike; keep the first.
     found = found.drop_duplicates(subset=["n", "error_rate", "score"], keep="first")
     return found.drop(columns=["predicates"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """Everything the Error analysis page shows about one run on one split."""
+
+    overall: dict[str, Any]
+    report: pd.DataFrame
+    confusion: pd.DataFrame
+    per_class: pd.DataFrame
+    discovered: pd.DataFrame
+
+
+def run_analysis(
+    s: Session, run_id: int, *, split: str | None = "test", hlp: Mapping[str, float] | None = None
+) -> RunAnalysis:
+    """:func:`overall_metrics`, :func:`slice_report`, :func:`class_breakdown` and
+    :func:`discovered_slices` of a run, reading its predictions once."""
+    run = _run(s, run_id)
+    preds = _in_split(run_predictions(s, run.id), split)
+    confusion, per_class = _breakdown(run.classes or [], preds)
+    return RunAnalysis(
+        overall=_overall(preds),
+        report=_report(s, get_project(s, run.project_id), preds, hlp),
+        confusion=confusion,
+        per_class=per_class,
+        discovered=_discovered(preds, extra=None, max_order=2, top_k=15, min_support=0.05),
+    )
 
 
 def _parts(expr: str) -> list[str]:

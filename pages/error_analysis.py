@@ -64,20 +64,17 @@ st.caption(f"Code fingerprint `{by_id.at[run_id, 'code_fingerprint']}`")
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Analysing the run…")
-def _analysis(run_id: int, split: str, data: tuple[object, ...], hlp: str) -> tuple:  # type: ignore[type-arg]
-    """Everything the page shows about a run, recomputed only when the data or hand-entered HLP change."""
+def _analysis(run_id: int, split: str, data: tuple[object, ...], hlp: str) -> ea.RunAnalysis:
+    """The run's tables, recomputed only when the project's data or its hand-entered HLP change."""
     with common.workspace().db.read() as s:
-        return (
-            ea.overall_metrics(s, run_id, split=split),
-            ea.slice_report(s, run_id, split=split),
-            *ea.class_breakdown(s, run_id, split=split),
-            ea.discovered_slices(s, run_id, split=split),
-        )
+        return ea.run_analysis(s, run_id, split=split)
 
 
-overall, report, confusion, per_class, found = _analysis(
+analysis = _analysis(
     run_id, split, common.data_token(project.id), json.dumps(project.settings.get("hlp"), sort_keys=True)
 )
+overall, report, found = analysis.overall, analysis.report, analysis.discovered
+confusion, per_class = analysis.confusion, analysis.per_class
 metric = "wer" if "wer" in report.columns else "accuracy"
 cols = st.columns(3)
 cols[0].metric(metric.upper() if metric == "wer" else "Accuracy", f"{overall.get(metric, float('nan')):.1%}")

@@ -85,6 +85,17 @@ def test_slice_report_equals_pandas_over_run_predictions(digits_run) -> None:
         everything = ea.slice_report(s, run_id, split="all")
     assert everything.set_index("tag").loc["speaker=theo", "n"] == 100
 
+    # The page's single read of the run gives the same tables.
+    with ws.db.read() as s:
+        whole = ea.run_analysis(s, run_id, split="test", hlp={"speaker=theo": 1.0})
+    got = whole.report.set_index("tag").loc[expected.index]
+    pd.testing.assert_frame_equal(got[expected.columns], expected, check_dtype=False)
+    correct = test["correct"].astype(bool)
+    assert whole.overall["n"] == len(test)
+    assert whole.overall["accuracy"] == pytest.approx(correct.mean())
+    assert whole.overall["errors"] == int((~correct).sum())
+    assert int(whole.confusion.to_numpy().sum()) == len(test)
+
 
 @pytest.mark.fsdd
 def test_tagging_while_listening_feeds_the_table(digits_run) -> None:
