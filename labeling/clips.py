@@ -19,7 +19,7 @@ import soundfile as sf
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Clip, ClipTag, ImportBatch, Resolution
+from db.models import Annotation, Clip, ClipTag, ImportBatch, Resolution
 from labeling.storage import AudioStore
 
 QUALITY_COLUMNS = (
@@ -231,3 +231,30 @@ def batch_frame(s: Session, project_id: int) -> pd.DataFrame:
 def batch_report(s: Session, batch_id: int) -> dict[str, Any]:
     batch = s.get(ImportBatch, batch_id)
     return dict(batch.report or {}) if batch else {}
+
+
+def data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
+    """Counts and latest changes of a project's clips, tags, resolutions and annotations.
+
+    Cheap (four indexed aggregates); it changes whenever :func:`clip_frame` or a report built on the
+    labels would, so caches can key on it instead of expiring blindly.
+    """
+    clips = s.execute(
+        select(
+            func.count(Clip.id), func.max(Clip.id), func.count(Clip.deleted_at), func.sum(Clip.priority)
+        ).where(Clip.project_id == project_id)
+    ).one()
+    tags = s.execute(
+        select(func.count(ClipTag.id), func.max(ClipTag.id))
+        .join(Clip, Clip.id == ClipTag.clip_id)
+        .where(Clip.project_id == project_id)
+    ).one()
+    res = s.execute(
+        select(func.count(), func.max(Resolution.updated_at)).where(Resolution.project_id == project_id)
+    ).one()
+    ann = s.execute(
+        select(func.count(Annotation.id), func.max(Annotation.updated_at)).where(
+            Annotation.project_id == project_id
+        )
+    ).one()
+    return (*clips, *tags, *res, *ann)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import func, select
 from streamlit.navigation.page import StreamlitPage
 
 from db.migrate import SchemaOutOfDate
-from db.models import Annotation, Clip, ClipTag, Resolution
 from labeling import auth
 from labeling.auth import UserInfo
-from labeling.clips import clip_frame
+from labeling.clips import clip_frame, data_fingerprint
 from labeling.projects import ProjectInfo, list_projects
 from labeling.workspace import Workspace
 
@@ -61,25 +59,7 @@ def current_project() -> ProjectInfo:
 def data_token(project_id: int) -> tuple[object, ...]:
     """A cheap fingerprint of a project's clip data; cached frames are keyed on it."""
     with workspace().db.read() as s:
-        clips = s.execute(
-            select(func.count(Clip.id), func.max(Clip.id), func.count(Clip.deleted_at)).where(
-                Clip.project_id == project_id
-            )
-        ).one()
-        tags = s.execute(
-            select(func.count(ClipTag.id), func.max(ClipTag.id))
-            .join(Clip, Clip.id == ClipTag.clip_id)
-            .where(Clip.project_id == project_id)
-        ).one()
-        res = s.execute(
-            select(func.count(), func.max(Resolution.updated_at)).where(Resolution.project_id == project_id)
-        ).one()
-        ann = s.execute(
-            select(func.count(Annotation.id), func.max(Annotation.updated_at)).where(
-                Annotation.project_id == project_id
-            )
-        ).one()
-    return (*clips, *tags, *res, *ann)
+        return data_fingerprint(s, project_id)
 
 
 @st.cache_data(ttl=600, show_spinner="Loading clips…", max_entries=8)
