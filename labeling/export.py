@@ -166,7 +166,7 @@ def find_version(s: Session, project_id: int, ref: str | int) -> _Version:
 
 def export_frame(
     s: Session,
-    store: AudioStore,
+    store: AudioStore | None,
     project_id: int,
     *,
     filters: ExportFilters = ExportFilters(),
@@ -175,8 +175,9 @@ def export_frame(
     """The clips to export, one row per clip, in clip order.
 
     Columns are :data:`~labeling.formats.base.EXPORT_COLUMNS`: ``clip_id, sha256, original_name,
-    audio_path`` (the stored file), ``duration_s, sample_rate, channels, split, label, transcript``
-    (the final label, or the version's), ``tags`` (list of str), ``metadata`` (dict of str).
+    audio_path`` (the stored file; None without a ``store``), ``duration_s, sample_rate, channels,
+    split, label, transcript`` (the final label, or the version's), ``tags`` (list of str),
+    ``metadata`` (dict of str).
     With ``version_id`` the labels, tags and splits are those frozen in that dataset version.
     """
     with _gc_paused():
@@ -185,7 +186,7 @@ def export_frame(
 
 
 def _export_rows(
-    s: Session, store: AudioStore, info: ProjectInfo, filters: ExportFilters, version_id: int | None
+    s: Session, store: AudioStore | None, info: ProjectInfo, filters: ExportFilters, version_id: int | None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     # Metadata comes back as JSON text, parsed below in one go: 100,000 json.loads calls (and the
     # derivation column nobody asked about) would cost more than the query.
@@ -257,13 +258,13 @@ def _export_rows(
     else:
         tags = [list(r.tags or []) for r in keep]
     # One string join per clip: resolving 100,000 paths one by one costs more than the whole query.
-    root = str(store.root.resolve()) + os.sep
+    root = str(store.root.resolve()) + os.sep if store is not None else None
     frame = pd.DataFrame(
         {
             "clip_id": [r.id for r in keep],
             "sha256": [r.sha256 for r in keep],
             "original_name": [r.original_name for r in keep],
-            "audio_path": [root + r.storage_key for r in keep],
+            "audio_path": [root + r.storage_key if root else None for r in keep],
             "duration_s": [r.duration_s for r in keep],
             "sample_rate": [r.sample_rate for r in keep],
             "channels": [r.channels for r in keep],

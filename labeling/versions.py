@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -24,7 +23,6 @@ from db.models import Clip, DatasetItem, DatasetVersion
 from labeling.audit import record
 from labeling.export import ExportError, ExportFilters, export_frame, find_version
 from labeling.projects import ProjectInfo, get_project, validate_name
-from labeling.storage import AudioStore
 
 VERSION_COLUMNS = ("clip_id", "sha256", "original_name", "label", "transcript", "tags", "split")
 
@@ -103,9 +101,8 @@ def current_items(s: Session, project_id: int, *, filters: VersionFilters = Vers
         exclude_flagged=filters.exclude_flagged,
         exclude_augmented=not filters.include_augmented,
     )
-    # The export's filters are the ones people already use; the store only names audio paths there,
-    # which a snapshot does not keep.
-    frame = export_frame(s, AudioStore(Path()), project_id, filters=export_filters)
+    # The export's filters are the ones people already use; a snapshot keeps no audio paths.
+    frame = export_frame(s, None, project_id, filters=export_filters)
     derivations = dict(
         s.execute(
             select(Clip.id, Clip.derivation).where(
