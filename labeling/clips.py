@@ -19,7 +19,7 @@ import soundfile as sf
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Annotation, Clip, ClipTag, ImportBatch, Resolution
+from db.models import Annotation, Clip, ClipFlag, ClipTag, ImportBatch, Resolution
 from labeling.storage import AudioStore
 
 QUALITY_COLUMNS = (
@@ -234,9 +234,9 @@ def batch_report(s: Session, batch_id: int) -> dict[str, Any]:
 
 
 def data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
-    """Counts and latest changes of a project's clips, tags, resolutions and annotations.
+    """Counts and latest changes of a project's clips, tags, resolutions, annotations and open flags.
 
-    Cheap (four indexed aggregates); it changes whenever :func:`clip_frame` or a report built on the
+    Cheap (five indexed aggregates); it changes whenever :func:`clip_frame` or a report built on the
     labels would, so caches can key on it instead of expiring blindly.
     """
     clips = s.execute(
@@ -257,4 +257,9 @@ def data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
             Annotation.project_id == project_id
         )
     ).one()
-    return (*clips, *tags, *res, *ann)
+    flags = s.execute(
+        select(func.count(ClipFlag.id), func.max(ClipFlag.id))
+        .join(Clip, Clip.id == ClipFlag.clip_id)
+        .where(Clip.project_id == project_id, ClipFlag.resolved_at.is_(None))
+    ).one()
+    return (*clips, *tags, *res, *ann, *flags)

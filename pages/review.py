@@ -88,9 +88,14 @@ def settle(clip_id: int, label: str) -> None:
     ss["review.flash"] = ("success", f"Clip {clip_id} settled as {label}; its label-issue flag is closed.")
 
 
-with ws.db.read() as s:
-    queue = disagreements(s, project.id, limit=QUEUE_SHOWN)
-    suspects = open_label_issues(s, project.id)
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Ranking disagreements…")
+def _queues(project_id: int, token: tuple[object, ...]):  # type: ignore[no-untyped-def]
+    """The two review queues, re-ranked only when labels, resolutions or flags change."""
+    with ws.db.read() as s:
+        return disagreements(s, project_id, limit=QUEUE_SHOWN), open_label_issues(s, project_id)
+
+
+queue, suspects = _queues(project.id, common.data_token(project.id))
 
 st.title("Review")
 top = st.columns([3, 1], vertical_alignment="center")

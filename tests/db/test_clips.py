@@ -1,6 +1,6 @@
 from sqlalchemy import update
 
-from db.models import Clip, ClipTag, Resolution, utcnow
+from db.models import Clip, ClipFlag, ClipTag, Resolution, utcnow
 from labeling.clips import clip_frame, data_fingerprint
 from labeling.importer import import_path
 from labeling.projects import get_project
@@ -24,6 +24,7 @@ def test_the_data_fingerprint_moves_exactly_when_the_clip_frame_would(workspace,
         lambda s: s.add(Resolution(clip_id=first, project_id=project.id, label="yes", method="adjudicated")),
         lambda s: s.execute(update(Clip).where(Clip.id == first).values(priority=5)),
         lambda s: s.execute(update(Clip).where(Clip.id == first).values(deleted_at=utcnow())),
+        lambda s: s.add(ClipFlag(clip_id=first, kind="label_issue")),
     ]
     seen = {before}
     for change in changes:
