@@ -239,9 +239,28 @@ def json_lines(path: Path, limits: ReadLimits) -> Iterator[tuple[int, Any | Form
         yield number, value
 
 
+#: Where a spreadsheet may start a cell: the start of the text, or after a separator it may split on.
+CELL_SEPARATORS = ",;\t\r\n"
+_FORMULA_OR_QUOTE = "[" + re.escape("".join(FORMULA_START)) + "']"
+_ESCAPE_AT = re.compile(f"(^|[{re.escape(CELL_SEPARATORS)}])(?={_FORMULA_OR_QUOTE})")
+_UNESCAPE_AT = re.compile(f"(^|[{re.escape(CELL_SEPARATORS)}])'(?={_FORMULA_OR_QUOTE})")
+
+
+def escape_cell(text: str) -> str:
+    """Put an apostrophe before every formula start a spreadsheet could see: at the start of the text
+    and after each separator (``,`` ``;`` tab, line break) a spreadsheet might split the line on. An
+    apostrophe there gets one more, so :func:`unescape_cell` restores the text exactly."""
+    return _ESCAPE_AT.sub(r"\1'", text) if text else text
+
+
 def unescape_cell(value: str) -> str:
-    """Undo :func:`labeling.formats.writers.safe_cell`: drop the apostrophe it put before a formula
-    character (or before an apostrophe)."""
+    """Undo :func:`escape_cell`."""
+    return _UNESCAPE_AT.sub(r"\1", value) if "'" in value else value
+
+
+def unescape_cell_start(value: str) -> str:
+    """Undo the escaping of exports whose manifest does not list ``escaped_csv``: an apostrophe at the
+    start only."""
     if len(value) >= 2 and value[0] == "'" and (value[1] == "'" or value[1] in FORMULA_START):
         return value[1:]
     return value
@@ -262,11 +281,13 @@ class Table:
         *,
         delimiter: str = ",",
         quoting: int = csv.QUOTE_MINIMAL,
-        unescape: bool = False,
+        unescape: bool | str | None = False,
     ) -> None:
         self.path = path
         self.limits = limits
-        self._fix = unescape_cell if unescape else (lambda s: s)
+        # "separators": Earmark's spreadsheet escaping; True or "start": that of older exports.
+        fixes = {"separators": unescape_cell, "start": unescape_cell_start, True: unescape_cell_start}
+        self._fix = fixes.get(unescape, lambda s: s) if unescape else (lambda s: s)
         self._lines = text_lines(path, limits)
         self._reader = csv.reader(self._lines, delimiter=delimiter, quoting=quoting, strict=False)
         try:
@@ -511,21 +532,23 @@ def earmark_manifest(folder: Path, *, up_to: Path | None = None) -> tuple[Path, 
 _ESCAPED_BEFORE_LISTING = ("csv", "audiofolder")
 
 
-def escaped_for_spreadsheets(table: Path, *, up_to: Path | None = None) -> bool:
-    """Whether Earmark wrote ``table`` with formula-neutralised cells (a leading apostrophe to undo).
+def escaped_for_spreadsheets(table: Path, *, up_to: Path | None = None) -> str | None:
+    """How Earmark neutralised formulas in ``table`` for spreadsheets: ``"separators"`` (an apostrophe
+    at the start and after separators), ``"start"`` (older exports: at the start only), or None.
 
     Only a ``MANIFEST.json`` Earmark wrote says so: a CSV from anywhere else is read as it is, so
     ``''Tis the season`` keeps both apostrophes.
     """
     found = earmark_manifest(Path(table).parent, up_to=up_to if up_to is not None else Path(table).parent)
     if found is None:
-        return False
+        return None
     folder, manifest = found
     rel = Path(table).absolute().relative_to(folder).as_posix()
     listed = manifest.get("escaped_csv")
     if isinstance(listed, list):
-        return rel in listed
-    return manifest.get("format") in _ESCAPED_BEFORE_LISTING and Path(rel).name == "metadata.csv"
+        return "separators" if rel in listed else None
+    legacy = manifest.get("format") in _ESCAPED_BEFORE_LISTING and Path(rel).name == "metadata.csv"
+    return "start" if legacy else None
 
 
 def referenced_audio(folder: Path, *, up_to: Path | None = None) -> frozenset[Path]:

@@ -299,6 +299,7 @@ def read_labelstudio(
         user_names=dict(user_names or {}),
         users=read_users(users, limits=limits),
         config=_config(config, path, limits),
+        config_given=config is not None,
         classes=tuple(classes),
         tag_groups={str(g): tuple(v) for g, v in (tag_groups or {}).items()},
     )
@@ -315,12 +316,29 @@ def read_labelstudio(
     warnings: list[Problem] = []
     if any(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in doc):
         tasks = _full_tasks(doc, problems, options)
-        source_format = "labelstudio"
-    else:
-        records = _min_records(doc, problems)
-        tasks = _min_tasks(records, _min_columns(path, records, options, warnings), options)
-        source_format = "labelstudio_min"
-    return _plan(path, tasks, problems, warnings, audio_root, options, source_format, limits)
+        used = {r.from_name for t in tasks for a in [*t.annotations, *t.predictions] for r in a.results}
+        _check_config(options, used, warnings)
+        return _plan(path, tasks, problems, warnings, audio_root, options, "labelstudio", limits)
+    records = _min_records(doc, problems)
+    _check_config(options, {k for r in records for k in r}, warnings)
+    columns = _min_columns(path, records, options, warnings)
+    tasks = _min_tasks(records, columns, options)
+    return _plan(path, tasks, problems, warnings, audio_root, options, "labelstudio_min", limits, columns)
+
+
+def _check_config(options: _Options, used: set[str], warnings: list[Problem]) -> None:
+    """A config about other controls is refused when named, and left aside when merely found beside."""
+    config = options.config
+    if config is None or not used or any(c.name in used for c in config.controls):
+        return
+    names = ", ".join(repr(c.name) for c in config.controls) or "no controls"
+    if options.config_given:
+        raise FormatError(
+            f"the labeling config names {names}, none of which this export holds (it holds "
+            f"{', '.join(map(repr, sorted(used)[:10]))}); is it the config of another project?"
+        )
+    warnings.append(Problem(CONFIG_NAME, f"beside the export but about other controls ({names}); not used"))
+    options.config = None
 
 
 @dataclass
@@ -331,6 +349,7 @@ class _Options:
     user_names: dict[int | str, str] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
     config: LabelConfig | None = None
+    config_given: bool = False  # named by the user, not found beside the export
     classes: tuple[str, ...] = ()
     tag_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -379,8 +398,10 @@ def _read_table(path: Path, audio_root: Path | None, limits: ReadLimits, options
         record["__ref"] = f"line {line}"
         records.append(record)
     warnings: list[Problem] = []
-    tasks = _min_tasks(records, _min_columns(path, records, options, warnings), options)
-    return _plan(path, tasks, problems, warnings, audio_root, options, "labelstudio_csv", limits)
+    _check_config(options, set(table.header), warnings)
+    columns = _min_columns(path, records, options, warnings)
+    tasks = _min_tasks(records, columns, options)
+    return _plan(path, tasks, problems, warnings, audio_root, options, "labelstudio_csv", limits, columns)
 
 
 def _check_file(path: Path) -> None:

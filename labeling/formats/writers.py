@@ -46,7 +46,7 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
-from labeling.formats._common import FORMULA_START
+from labeling.formats._common import FORMULA_START, escape_cell
 from labeling.formats.base import EXPORT_COLUMNS, FormatError, Problem
 from labeling.formats.identities import FINAL_LABEL_EMAIL, completed_by_for
 from labeling.formats.kaldi import kaldi_tables
@@ -80,6 +80,7 @@ TABLE_COLUMNS = (
     "sample_rate",
     "channels",
 )
+_NUMERIC_COLUMNS = frozenset({"clip_id", "duration_s", "sample_rate", "channels"})
 #: Metadata keys that would be mistaken for a column readers interpret get a ``metadata.`` prefix.
 _RESERVED_KEYS = frozenset(TABLE_COLUMNS) | {
     "transcript",
@@ -98,13 +99,12 @@ def safe_cell(value: Any) -> str:
     """A CSV cell a spreadsheet will not run as a formula (OWASP "CSV Injection").
 
     Text starting with ``= + - @``, tab, carriage return (or their full-width forms) gets a leading
-    apostrophe, which spreadsheets take as "this is text". Text already starting with an apostrophe
-    gets one more, so readers can undo the escape exactly. None and NaN are empty cells.
+    apostrophe, which spreadsheets take as "this is text", and so does such a start after a ``,``
+    ``;``, tab or line break inside the text, where a spreadsheet splitting on another separator
+    would start a cell. An apostrophe in those places gets one more, so readers can undo the escape
+    exactly. None and NaN are empty cells.
     """
-    text = _cell_text(value)
-    if text and (text[0] in FORMULA_START or text[0] == "'"):
-        return "'" + text
-    return text
+    return escape_cell(_cell_text(value))
 
 
 def _cell_text(value: Any) -> str:
@@ -474,7 +474,7 @@ def _sheet_line(cells: list[str]) -> str:
 
 
 class _TableWriter:
-    """Rows of one metadata table, as CSV or JSON Lines.
+    """Rows of one metadata table, as CSV or JSON Lines (``uniform``: every column on every line).
 
     A ``spreadsheet`` CSV neutralises formulas (:func:`safe_cell`) in every cell but ``file_name``
     (a file name is not a formula: the copies are named so it is none) and quotes every cell that
@@ -482,11 +482,18 @@ class _TableWriter:
     """
 
     def __init__(
-        self, sink: _HashingText, kind: str, columns: list[str], *, spreadsheet: bool = False
+        self,
+        sink: _HashingText,
+        kind: str,
+        columns: list[str],
+        *,
+        spreadsheet: bool = False,
+        uniform: bool = False,
     ) -> None:
         self.kind = kind
         self.columns = columns
         self.sink = sink
+        self.uniform = uniform
         self.spreadsheet = spreadsheet and kind == "csv"
         if self.spreadsheet:
             sink.write(_sheet_line([safe_cell(c) for c in columns]))
@@ -505,6 +512,19 @@ class _TableWriter:
                 self.sink.write(_sheet_line(cells))
             else:
                 self.csv.writerow(cells)
+        elif self.uniform:
+            # Every line has every column with one type: text "" when missing, tags as text. The
+            # ``datasets`` loader infers each split's columns from its own file and refuses a folder
+            # whose files disagree (a column missing, or all empty, in one split).
+            line = {}
+            for column in self.columns:
+                value = record.get(column)
+                if column == "tags":
+                    value = _tags_cell(value or [])
+                elif value is None and column not in _NUMERIC_COLUMNS:
+                    value = ""
+                line[column] = value
+            self.sink.write(_to_json(line) + "\n")
         else:
             slim = {k: v for k, v in record.items() if v is not None and v != []}
             self.sink.write(_to_json(slim) + "\n")
@@ -599,10 +619,13 @@ def write_audiofolder(
     ``metadata.jsonl`` (or, with ``metadata_format="csv"``, ``metadata.csv``) whose ``file_name`` is
     relative to it.
 
-    The metadata is data for ``datasets``' loader, not a spreadsheet: nothing is neutralised. JSON
-    Lines is the default because ``datasets`` reads a CSV with pandas' defaults, which turn
-    transcripts such as ``NA`` or ``null`` into missing values and ``007`` into the number 7. The
-    layout needs the audio beside its metadata, so ``copy_audio`` must be true.
+    The metadata is data for ``datasets``' loader, not a spreadsheet: nothing is neutralised. Every
+    line holds every column with one type (missing text is ``""``, tags are ``;``-separated text),
+    because ``datasets`` infers each split's columns from its own file and refuses a folder whose
+    files disagree. JSON Lines is the default because ``datasets`` reads a CSV with pandas' type
+    guessing, which turns transcripts such as ``NA`` or ``null`` into missing values, ``007`` into
+    the number 7, and a column empty in one split into another type there. The layout needs the
+    audio beside its metadata, so ``copy_audio`` must be true.
     """
     if not copy_audio:
         raise FormatError(
@@ -631,7 +654,7 @@ def write_audiofolder(
                 folder = AUDIOFOLDER_SPLITS.get(split or "", UNASSIGNED) if any_split else ""
                 if folder not in tables:
                     sink = stack.enter(export.text(f"{folder}/metadata.{metadata_format}".lstrip("/")))
-                    tables[folder] = _TableWriter(sink, metadata_format, columns, spreadsheet=False)
+                    tables[folder] = _TableWriter(sink, metadata_format, columns, uniform=True)
                 tables[folder].write(_record(row, export.audio(row, folder), with_split=False))
                 export.step()
         return export.finish()

@@ -136,7 +136,10 @@ def test_label_studio_snapshot_gives_annotators_by_email_and_predictions_as_a_ru
 
     assert (report.n_imported, report.n_annotations, report.n_resolutions) == (1, 2, 1)
     with workspace.db.read() as s:
-        assert set(s.scalars(select(User.name))) == {"labelstudio:ana@example.org", "labelstudio:ben@example.org"}
+        assert set(s.scalars(select(User.name))) == {
+            "labelstudio:ana@example.org",
+            "labelstudio:ben@example.org",
+        }
         run = s.execute(select(ModelRun.name, ModelRun.kind)).one()
         assert tuple(run) == ("svm-3", "external")
         assert s.scalar(select(Resolution.method)) == "imported"

@@ -200,7 +200,10 @@ def test_snapshot_export_reads_emails_predictions_and_ground_truth(tmp_path: Pat
     plan = read_labelstudio(_write(tmp_path / "snapshot.json", snapshot_export()), audio_root=upload_dir)
 
     (item,) = plan.items
-    assert {a.annotator for a in item.annotations} == {"labelstudio:alice@example.org", "labelstudio:bob@example.org"}
+    assert {a.annotator for a in item.annotations} == {
+        "labelstudio:alice@example.org",
+        "labelstudio:bob@example.org",
+    }
     assert (item.label, item.transcript) == ("yes", "yes please")  # bob's ground truth
     preds = {(p.model, p.label, p.transcript, p.confidence) for p in item.predictions}
     assert preds == {("svm-2025-03", "yes", None, 0.82), ("asr-v1", None, "yes", 0.5)}
