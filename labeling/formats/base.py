@@ -82,8 +82,8 @@ class ImportPlan:
     warnings: list[Problem] = field(default_factory=list)  # imported, but worth a look
     ignored: list[str] = field(default_factory=list)  # files that are not audio (README, CSV…)
     source_format: str = "folder"
-    #: Readers that write temporary audio (segments cut from longer recordings) keep the temporary
-    #: folder here: it lives as long as the plan and is removed with it.
+    #: Readers that write temporary audio (segments cut from longer recordings) keep here what
+    #: removes it: the files live as long as the plan.
     resources: list[Any] = field(default_factory=list, repr=False)
     #: Classes the source declares (a Label Studio labeling config lists every choice, used or not).
     declared_classes: list[str] = field(default_factory=list)

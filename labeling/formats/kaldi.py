@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,9 +308,9 @@ class _Cutter:
 
     def _folder(self) -> Path:
         if self.tmp is None:
-            holder = tempfile.TemporaryDirectory(prefix="earmark-segments-")
-            self.plan.resources.append(holder)  # removed when the plan is
-            self.tmp = Path(holder.name)
+            self.tmp = Path(tempfile.mkdtemp(prefix="earmark-segments-"))
+            # Removed with the plan (or at exit at the latest), whichever import used it.
+            self.plan.resources.append(weakref.finalize(self.plan, shutil.rmtree, self.tmp, True))
         return self.tmp
 
     def cut(self, limits: ReadLimits) -> None:

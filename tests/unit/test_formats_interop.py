@@ -433,3 +433,50 @@ def test_escaping_for_spreadsheets_is_undone_exactly(text: str) -> None:
     assert unescape_cell(escaped) == text
     for cell in re.split("[,;\t\r\n]", escaped):
         assert not cell.startswith(tuple("=+-@＝"))
+
+
+def test_cut_segments_live_as_long_as_the_plan(kaldi: Path) -> None:
+    import gc
+
+    plan = read_kaldi(kaldi)
+    cut = next(i.path for i in plan.items if i.name == "spk1-rec-a-0001.wav")
+    assert cut.is_file()
+    assert not cut.is_relative_to(kaldi)
+
+    del plan
+    gc.collect()
+    assert not cut.exists()
+
+
+def test_the_kaldi_export_is_a_valid_sorted_data_directory(tmp_path: Path) -> None:
+    from labeling.formats.writers import write_kaldi
+    from tests.unit.test_formats_writers import _frame
+
+    frame = _frame(tmp_path, n=4)
+    speakers = ["b-1", "b", None, "a speaker"]
+    frame["metadata"] = [{"speaker": s, "gender": "female"} if s else {} for s in speakers]
+    frame["split"] = "train"
+    frame.loc[0, "transcript"] = "two\nlines"
+
+    write_kaldi(frame, tmp_path / "out", copy_audio=True)
+    data = tmp_path / "out" / "data" / "train"
+
+    def table(name: str) -> list[list[str]]:
+        return [line.split(" ", 1) for line in (data / name).read_text(encoding="utf-8").splitlines()]
+
+    utt2spk = table("utt2spk")
+    for name in ("wav.scp", "utt2spk", "spk2utt", "text", "utt2dur", "spk2gender"):
+        keys = [row[0] for row in table(name)]
+        assert keys == sorted(keys, key=lambda k: k.encode()), name  # LC_ALL=C sort
+    assert [r[0] for r in table("wav.scp")] == [r[0] for r in utt2spk] == [r[0] for r in table("text")]
+    # spk2utt is utt2spk grouped, as Kaldi's utt2spk_to_spk2utt.pl makes it
+    grouped: dict[str, list[str]] = {}
+    for utt, spk in utt2spk:
+        grouped.setdefault(spk, []).append(utt)
+    assert {r[0]: r[1].split() for r in table("spk2utt")} == grouped
+    assert all(utt.startswith(spk) for utt, spk in utt2spk)  # utterance ids carry the speaker
+    assert all(" " not in spk for _, spk in utt2spk)
+    assert {r[0]: r[1] for r in table("spk2gender")} == {"b-1": "f", "b": "f", "a_speaker": "f"}
+    assert "two lines" in (data / "text").read_text(encoding="utf-8")
+    for _, audio in table("wav.scp"):
+        assert (tmp_path / "out" / audio).is_file()
