@@ -708,7 +708,8 @@ def _columns_inferred(
         lower = name.lower()
         if any(isinstance(v, dict) for v in raw_values):
             if any(isinstance(v, dict) and isinstance(v.get("choices"), list) for v in raw_values):
-                columns[name] = _Column("choices", "label" if lower in LABEL_NAMES else "tags", name)
+                role = "label" if lower in LABEL_NAMES else "tags"
+                columns[name] = _Column("choices", role, None if _is_tag_control(name) else name)
             elif any(isinstance(v, dict) and "text" in v for v in raw_values):
                 columns[name] = _Column("textarea", "transcript")
             continue
