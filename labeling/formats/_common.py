@@ -587,10 +587,14 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # ---------------------------------------------------------------- manifests made elsewhere
 
 
-def parse_path_map(pairs: Iterable[str]) -> list[tuple[str, Path]]:
-    """``OLD=NEW`` pairs (as ``--path-map`` gives them) as ``(old prefix, new folder)``."""
+def parse_path_map(pairs: Iterable[str | tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """``OLD=NEW`` pairs (as ``--path-map`` gives them, or already split) as ``(old prefix, new
+    folder)``."""
     out = []
     for pair in pairs:
+        if isinstance(pair, tuple):
+            out.append((str(pair[0]), Path(pair[1])))
+            continue
         old, eq, new = str(pair).partition("=")
         if not eq or not old.strip() or not new.strip():
             raise FormatError(f"--path-map takes OLD=NEW (a path prefix and the local folder); got {pair!r}")

@@ -121,7 +121,7 @@ def read_kaldi(
     *,
     audio_root: Path | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
-    path_map: Sequence[tuple[str, Path]] | Iterable[str] = (),
+    path_map: Iterable[str | tuple[str, Path]] = (),
 ) -> ImportPlan:
     """Read a Kaldi data directory, or every data directory in a folder (``data/train``, …).
 
@@ -138,7 +138,7 @@ def read_kaldi(
     root = Path(path)
     if not root.is_dir():
         raise FormatError(f"{root} is not a folder; name the Kaldi data directory (the folder of wav.scp)")
-    mapping = [p if isinstance(p, tuple) else parse_path_map([p])[0] for p in path_map]
+    mapping = parse_path_map(path_map)
     dirs = _data_dirs(root)
     if not dirs:
         raise FormatError(f"{root} holds no Kaldi data directory (no wav.scp in it or its subfolders)")

@@ -15,7 +15,7 @@ Manifests made on another machine name absolute paths there (``/content/…``, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from labeling.formats._common import (
@@ -41,7 +41,7 @@ def read_nemo(
     *,
     audio_root: Path | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
-    path_map: Sequence[tuple[str, Path]] | Iterable[str] = (),
+    path_map: Iterable[str | tuple[str, Path]] = (),
 ) -> ImportPlan:
     """Read a NeMo manifest.
 
@@ -60,7 +60,7 @@ def read_nemo(
     if not path.is_file():
         raise FormatError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
     base = path.parent
-    mapping = [p if isinstance(p, tuple) else parse_path_map([p])[0] for p in path_map]
+    mapping = parse_path_map(path_map)
     roots = [base] + ([Path(audio_root)] if audio_root is not None else []) + [new for _, new in mapping]
     resolver = Resolver(roots, allow=referenced_audio(base))
     split = split_from_words(path.stem)
