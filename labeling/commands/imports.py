@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
                 reader_options=options,
             )
         except (FormatError, ImportRefused) as exc:
-            if args.fmt == "auto" and args.path.suffix.lower() in LABEL_SUFFIXES:
+            labelstudio = "Label Studio" in str(exc)
+            if args.fmt == "auto" and args.path.suffix.lower() in LABEL_SUFFIXES and not labelstudio:
                 raise UserError(
                     f"{exc}\n(if the file holds labels for clips the project already has, "
                     "import it with --format csv)"
