@@ -704,8 +704,11 @@ def _columns_inferred(
     full_tags = {f"{g}:{v}" for g, values in options.tag_groups.items() for v in values}
     columns: dict[str, _Column] = {}
     unplaced: dict[str, list[str]] = {}
+    named = {options.label_from, options.transcript_from}
     for name, raw_values in present.items():
         lower = name.lower()
+        if name in named:
+            continue  # placed by the user
         if any(isinstance(v, dict) for v in raw_values):
             if any(isinstance(v, dict) and isinstance(v.get("choices"), list) for v in raw_values):
                 role = "label" if lower in LABEL_NAMES else "tags"
@@ -746,9 +749,10 @@ def _columns_inferred(
     candidates = {
         name: sorted({t for v in vals for t in _values(v)})[:5]
         for name, vals in present.items()
-        if name not in columns and all(isinstance(v, str) for v in vals)
+        if name not in columns and name not in named and all(isinstance(v, str) for v in vals)
     }
-    if unplaced or (annotated and not columns and candidates):
+    placed_by_user = any(n in present for n in named if n)
+    if unplaced or (annotated and not columns and not placed_by_user and candidates):
         shown = unplaced or candidates
         listed = "; ".join(f"{name!r} ({', '.join(map(repr, vals))}…)" for name, vals in shown.items())
         known = (

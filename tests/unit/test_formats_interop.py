@@ -128,6 +128,18 @@ def test_label_studio_min_without_config_or_classes_is_refused_naming_the_column
     assert "nothing was imported" in message
 
 
+def test_the_label_column_can_be_named(labelstudio: Path) -> None:
+    (labelstudio / "label_config.xml").unlink()
+
+    plan = read_labelstudio(labelstudio / MIN_EXPORT, audio_root=labelstudio / "media", label_from="digit")
+
+    got = {
+        n: [(a.annotator, a.label) for a in sorted(i.annotations, key=lambda a: a.annotator)]
+        for n, i in ((i.name, i) for i in plan.items)
+    }
+    assert got == {n: [(a, label) for a, label, _ in anns] for n, anns in EXPECTED_DIGITS.items()}
+
+
 def test_label_studio_config_names_the_controls_and_declares_every_class(labelstudio: Path) -> None:
     config = read_label_config(labelstudio / "label_config.xml")
     moved = labelstudio / "elsewhere"
