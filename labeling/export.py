@@ -14,14 +14,13 @@ import gc
 import json
 import math
 import os
-import re
 import secrets
 import shutil
 import time
 import unicodedata
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -67,8 +66,6 @@ EXCLUSION_REASONS = {
     "agreement": "below the minimum agreement",
     "no_agreement": "without annotations to measure agreement",
 }
-#: Annotators imported from a Label Studio UI export, whose Label Studio user id is in the name.
-_LABELSTUDIO_USER = re.compile(r"^labelstudio-user-(\d+)$")
 _TEXT_SUFFIXES = frozenset({".csv", ".json", ".jsonl", ".xml", ".txt", ".tsv"})
 
 
@@ -405,16 +402,6 @@ def _labelstudio_frames(
     )
 
 
-def _labelstudio_user_ids(annotators: Iterable[str]) -> dict[str, int]:
-    """Annotators that came from a Label Studio export get their Label Studio user id back."""
-    ids = {}
-    for name in annotators:
-        match = _LABELSTUDIO_USER.match(str(name))
-        if match:
-            ids[str(name)] = int(match.group(1))
-    return ids
-
-
 def export_project(
     ws: Workspace,
     project: str | int,
@@ -425,6 +412,7 @@ def export_project(
     version: str | int | None = None,
     copy_audio: bool = True,
     progress: Progress = None,
+    metadata_format: str | None = None,
 ) -> ExportReport:
     """Export a project (or one of its dataset versions) to a new folder ``out``.
 
@@ -441,6 +429,8 @@ def export_project(
         stored files where they are. The audiofolder layout always copies.
     progress
         Called with ``(clips written, total)``.
+    metadata_format
+        ``audiofolder`` only: ``jsonl`` (the default) or ``csv`` for its metadata files.
 
     The manifest records the dataset version's hash and the code fingerprints of the model runs: for
     Label Studio those whose predictions are in the tasks, otherwise the latest run of each model.
@@ -451,8 +441,13 @@ def export_project(
         raise ExportError(
             "the audiofolder layout keeps the audio beside its metadata; export it with the audio"
         )
+    options: dict[str, Any] = {}
+    if metadata_format is not None:
+        if fmt != "audiofolder" or metadata_format not in ("jsonl", "csv"):
+            raise ExportError("a metadata format (jsonl or csv) is chosen for the audiofolder layout only")
+        options["metadata_format"] = metadata_format
     with _gc_paused():
-        return _export_project(ws, project, fmt, Path(out), filters, version, copy_audio, progress)
+        return _export_project(ws, project, fmt, Path(out), filters, version, copy_audio, progress, options)
 
 
 @contextmanager
@@ -478,6 +473,7 @@ def _export_project(
     version: str | int | None,
     copy_audio: bool,
     progress: Progress,
+    options: dict[str, Any],
 ) -> ExportReport:
     started = time.perf_counter()
     extra: dict[str, Any] = {}
@@ -503,7 +499,9 @@ def _export_project(
             extra = {
                 "annotations": annotations,
                 "predictions": predictions,
-                "user_ids": _labelstudio_user_ids(annotations["annotator"].unique()),
+                "classes": info.classes,
+                "tags": info.all_tags,
+                "transcribes": info.transcribes,
             }
         else:
             fingerprints = {name: fp for name, (_, fp) in sorted(runs.items())}
@@ -515,6 +513,7 @@ def _export_project(
         dataset_version=found.content_hash if found else None,
         model_fingerprints=fingerprints,
         **extra,
+        **options,
     )
     return ExportReport(
         project=info.name,
@@ -527,8 +526,8 @@ def _export_project(
         version_name=found.name if found else None,
         model_fingerprints=fingerprints,
         excluded=excluded,
-        n_annotations=len(extra["annotations"]) if extra else 0,
-        n_predictions=len(extra["predictions"]) if extra else 0,
+        n_annotations=len(extra["annotations"]) if "annotations" in extra else 0,
+        n_predictions=len(extra["predictions"]) if "predictions" in extra else 0,
         filters=filters.to_dict(),
         seconds=time.perf_counter() - started,
     )

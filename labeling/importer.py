@@ -41,7 +41,7 @@ from db.models import (
 from labeling.audit import record, record_many
 from labeling.formats.base import FormatError, ImportPlan, Problem, SourceItem
 from labeling.formats.commonvoice import read_commonvoice
-from labeling.formats.detect import READERS, detect_format
+from labeling.formats.detect import FOLDER_READERS, READER_OPTIONS, READERS, detect_format
 from labeling.formats.folder import opened, read_folder
 from labeling.formats.labelstudio import read_labelstudio
 from labeling.formats.nemo import read_nemo
@@ -441,7 +441,7 @@ def _insert(
     if ann_rows:
         s.execute(insert(Annotation), ann_rows)
     _insert_predictions(s, info, fresh, ids, plan, actor_id)
-    _extend_classes(s, info, fresh)
+    _extend_classes(s, info, fresh, plan.declared_classes)
 
     record(
         s,
@@ -537,11 +537,14 @@ def _insert_predictions(
         )
 
 
-def _extend_classes(s: Session, info: ProjectInfo, fresh: list[_Prepared]) -> None:
+def _extend_classes(
+    s: Session, info: ProjectInfo, fresh: list[_Prepared], declared: Iterable[str] = ()
+) -> None:
     labels = {p.item.label for p in fresh if p.item.label} | {
         a.label for p in fresh for a in p.item.annotations if a.label
     }
-    new = sorted(labels - set(info.classes), key=lambda c: (len(c), c))
+    new = [c for c in declared if c not in info.classes]  # a source's declared classes, in its order
+    new += sorted(labels - set(info.classes) - set(new), key=lambda c: (len(c), c))
     if new:
         project = s.get(Project, info.id)
         assert project is not None
@@ -652,10 +655,19 @@ def import_uploads(
 # ---------------------------------------------------------------- any source, by format
 
 #: What :func:`import_source` reads (``auto`` asks :func:`~labeling.formats.detect.detect_format`).
-SOURCE_FORMATS = ("auto", "folder", "labelstudio", "commonvoice", "audiofolder", "nemo")
+SOURCE_FORMATS = (
+    "auto",
+    "folder",
+    "labelstudio",
+    "commonvoice",
+    "audiofolder",
+    "nemo",
+    "kaldi",
+    "librispeech",
+)
 #: An Earmark export names its format in MANIFEST.json; the reader that reads it back.
 _EXPORT_READERS = {"csv": "audiofolder", "jsonl": "audiofolder", "audiofolder": "audiofolder"} | {
-    f: f for f in ("nemo", "labelstudio")
+    f: f for f in ("nemo", "labelstudio", "kaldi")
 }
 _COMMONVOICE_SPLITS = ("train.tsv", "dev.tsv", "test.tsv")
 
@@ -682,23 +694,30 @@ def source_format(path: Path, fmt: str = "auto") -> str:
     return detected
 
 
-def read_source(path: Path, fmt: str, *, audio_root: Path | None = None) -> ImportPlan:
+def read_source(
+    path: Path, fmt: str, *, audio_root: Path | None = None, options: dict[str, Any] | None = None
+) -> ImportPlan:
     """Plan the import of a non-folder source (``fmt`` as :func:`source_format` names it).
 
     A folder given for a format whose reader takes one file is read whole: every NeMo manifest in it,
     Label Studio's ``tasks.json``, or Common Voice's ``train``/``dev``/``test`` TSVs (else
-    ``validated.tsv``).
+    ``validated.tsv``). ``options`` go to the reader (see ``READER_OPTIONS``).
     """
     path = Path(path)
-    if not path.is_dir() or fmt == "audiofolder":
-        return READERS[fmt](path, audio_root=audio_root)
+    options = dict(options or {})
+    family = "labelstudio" if fmt.startswith("labelstudio") else fmt
+    unknown = sorted(set(options) - READER_OPTIONS.get(family, frozenset()))
+    if unknown:
+        raise FormatError(f"{', '.join(unknown)} do(es) not apply to {fmt} sources")
+    if not path.is_dir() or fmt in FOLDER_READERS:
+        return READERS[fmt](path, audio_root=audio_root, **options)
     if fmt == "nemo":
         files = sorted(p for p in path.glob("*.json*") if p.is_file() and p.name != "MANIFEST.json")
-        return _merged(path, fmt, [read_nemo(f, audio_root=audio_root) for f in files])
+        return _merged(path, fmt, [read_nemo(f, audio_root=audio_root, **options) for f in files])
     if fmt.startswith("labelstudio"):
         if not (path / "tasks.json").is_file():
             raise FormatError(f"{path} is a folder; name the file Label Studio exported")
-        return read_labelstudio(path / "tasks.json", audio_root=audio_root or path)
+        return read_labelstudio(path / "tasks.json", audio_root=audio_root or path, **options)
     if fmt == "commonvoice":
         tsvs = [path / n for n in _COMMONVOICE_SPLITS if (path / n).is_file()]
         tsvs = tsvs or [p for p in [path / "validated.tsv"] if p.is_file()]
@@ -735,13 +754,17 @@ def import_source(
     actor_id: int | None = None,
     progress: Progress | None = None,
     limits: Limits | None = None,
+    reader_options: dict[str, Any] | None = None,
 ) -> ImportReport:
-    """Import a folder, zip, Label Studio export, Common Voice TSV, audiofolder or NeMo manifest.
+    """Import a folder, zip, Label Studio export, Common Voice TSV, audiofolder, NeMo manifest, Kaldi
+    data directory or LibriSpeech tree.
 
     ``audio_root`` is the folder the source's file references point into (Label Studio's upload
     folder, Common Voice's clips…); nothing outside it (or the source's own folder) is read.
     ``pattern``, ``metadata`` and ``join`` apply to plain folders and zips. Every format goes through
     :func:`import_plan`, so decoding, checks, de-duplication and the single transaction are shared.
+    ``reader_options`` go to the format's reader (a Label Studio ``config``, ``users``; NeMo's and
+    Kaldi's ``path_map``); a Label Studio reader also gets the project's classes and tags.
     Raises :class:`~labeling.formats.base.FormatError` when the source cannot be read and
     :class:`ImportRefused` when nothing in it can be imported; either way nothing is written.
     """
@@ -766,7 +789,15 @@ def import_source(
             f"a file-name pattern, metadata CSV or join applies to plain folders and zips; "
             f"{path.name} is read as {fmt}"
         )
-    plan = read_source(path, fmt, audio_root=audio_root)
+    options = dict(reader_options or {})
+    if fmt.startswith("labelstudio"):
+        with ws.db.read() as s:
+            known = s.scalar(select(Project.id).where(Project.name == project))
+            if known is not None:
+                info = get_project(s, known)
+                options.setdefault("classes", info.classes)
+                options.setdefault("tag_groups", info.tag_groups)
+    plan = read_source(path, fmt, audio_root=audio_root, options=options)
     if not plan.items:
         listed = "; ".join(f"{p.ref}: {p.reason}" for p in plan.problems[:3])
         more = f" (and {len(plan.problems) - 3:,} more)" if len(plan.problems) > 3 else ""

@@ -14,6 +14,8 @@ applied either
 
 An empty cell leaves the stored value as it is. Everything lands in one transaction with its audit
 events; rows that cannot be applied are listed in the report with the reason, and change nothing.
+A label the project does not have as a class refuses the whole file, as the annotation API and the
+labeling page refuse it, unless ``add_classes`` says to add the new classes to the project.
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ def apply_label_rows(
     as_: str = "annotations",
     annotator: str | None = None,
     actor_id: int | None = None,
+    add_classes: bool = False,
 ) -> LabelImportReport:
     """Apply label rows to a project's existing clips, in the caller's (write) transaction.
 
@@ -162,6 +165,9 @@ def apply_label_rows(
         one for rows without); ``"resolutions"``: each row is the clip's final label.
     actor_id
         Who applies them, for the audit log and ``Resolution.resolved_by``.
+    add_classes
+        Add labels the project does not have to its classes; without it such labels refuse the file
+        (:class:`LabelImportError`, nothing written).
 
     Returns
     -------
@@ -183,6 +189,14 @@ def apply_label_rows(
                 "the labels name no annotator; name the one who made them (--annotator NAME), "
                 "or apply them as final labels (--as resolutions)"
             )
+    unknown = sorted({r.label for r in items if r.label} - set(info.classes), key=lambda c: (len(c), c))
+    if unknown and not add_classes:
+        classes = f"its classes are {', '.join(info.classes)}" if info.classes else "it has no classes yet"
+        raise LabelImportError(
+            f"the labels name {len(unknown)} class(es) {info.name!r} does not have: "
+            f"{', '.join(unknown[:20])}{' …' if len(unknown) > 20 else ''} ({classes}); fix the file, "
+            "or add them to the project's classes (--add-classes); nothing was applied"
+        )
     resolved = _resolved_rows(s, info, items, problems)
     if as_ == "annotations":
         stored = _apply_annotations(s, info, resolved, annotator, actor_id, problems, report)
@@ -202,6 +216,7 @@ def import_labels(
     as_: str = "annotations",
     annotator: str | None = None,
     actor_id: int | None = None,
+    add_classes: bool = False,
 ) -> LabelImportReport:
     """Read a labels file (CSV, TSV or JSON Lines) and apply it in one transaction.
 
@@ -210,7 +225,9 @@ def import_labels(
     """
     rows = read_labels(Path(path))
     with ws.db.write() as s:
-        return apply_label_rows(s, project, rows, as_=as_, annotator=annotator, actor_id=actor_id)
+        return apply_label_rows(
+            s, project, rows, as_=as_, annotator=annotator, actor_id=actor_id, add_classes=add_classes
+        )
 
 
 # ---------------------------------------------------------------- annotations

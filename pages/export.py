@@ -15,10 +15,11 @@ from labeling.versions import list_versions
 from pages import common
 
 FORMATS = {
-    "csv": "CSV: metadata.csv and the audio",
+    "csv": "CSV for spreadsheets: metadata.csv and the audio",
     "jsonl": "JSON Lines: metadata.jsonl and the audio",
     "audiofolder": "Hugging Face audiofolder: a folder per split",
     "nemo": "NeMo: a manifest per split",
+    "kaldi": "Kaldi: a data directory per split",
     "labelstudio": "Label Studio: tasks.json and a labeling config",
 }
 CURRENT = "(current final labels)"

@@ -19,6 +19,8 @@ FORMAT_NAMES = {
     "commonvoice": "Common Voice release (a TSV beside clips/)",
     "audiofolder": "Hugging Face audiofolder (metadata.csv or .jsonl)",
     "nemo": "NeMo manifest (or a folder of them)",
+    "kaldi": "Kaldi data directory (wav.scp, text, utt2spk, segments)",
+    "librispeech": "LibriSpeech-style tree (*.trans.txt beside the audio)",
 }
 common.require_permission("manage_data")  # checked on every rerun, also when opened by URL
 st.title("Import audio")

@@ -8,13 +8,13 @@ from pathlib import Path
 from labeling.commands import print_json, progress_bar, user_errors, workspace
 
 #: The writers' names (labeling.export.EXPORT_FORMATS), spelt out so ``earmark --help`` stays quick.
-FORMATS = ("csv", "jsonl", "audiofolder", "nemo", "labelstudio")
+FORMATS = ("csv", "jsonl", "audiofolder", "nemo", "kaldi", "labelstudio")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a project's clips and final labels (csv, jsonl, audiofolder, nemo, labelstudio)",
+        help="export a project's clips and final labels (csv, jsonl, audiofolder, nemo, kaldi, labelstudio)",
         description="Export a project's clips with their final labels, tags, split and metadata into a "
         "new folder, with a MANIFEST.json of every file's SHA-256. The folder appears whole or not at all.",
     )
@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="copy_audio",
         action="store_false",
         help="refer to the stored audio files instead of copying them (not for audiofolder)",
+    )
+    p.add_argument(
+        "--metadata-format",
+        choices=("jsonl", "csv"),
+        help="audiofolder: write metadata.jsonl (the default) or metadata.csv (for datasets' loader: "
+        "cells exactly as the data, nothing escaped for spreadsheets)",
     )
     p.add_argument("--resolved-only", action="store_true", help="only clips with a final label")
     p.add_argument(
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 version=args.version,
                 copy_audio=args.copy_audio,
                 progress=update,
+                metadata_format=args.metadata_format,
             )
         finally:
             close()

@@ -1,6 +1,6 @@
 """``earmark import PATH --project NAME [--format F]``: audio from a folder, zip, Label Studio export,
-Common Voice release, audiofolder or NeMo manifest — or labels (``--format csv``) for clips already
-imported."""
+Common Voice release, audiofolder, NeMo manifest, Kaldi data directory or LibriSpeech tree — or labels
+(``--format csv``) for clips already imported."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ from pathlib import Path
 from labeling.commands import UserError, print_json, progress_bar, user_errors, workspace
 
 #: ``--format`` choices: the audio sources labeling.importer.SOURCE_FORMATS reads, and labels files.
-FORMATS = ("auto", "folder", "labelstudio", "commonvoice", "audiofolder", "nemo", "csv")
+FORMATS = (
+    "auto",
+    "folder",
+    "labelstudio",
+    "commonvoice",
+    "audiofolder",
+    "nemo",
+    "kaldi",
+    "librispeech",
+    "csv",
+)
 #: Files that may be labels for existing clips rather than audio to import.
 LABEL_SUFFIXES = (".csv", ".tsv", ".jsonl")
 
@@ -18,7 +28,8 @@ LABEL_SUFFIXES = (".csv", ".tsv", ".jsonl")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import",
-        help="import audio (folder, zip, Label Studio, Common Voice, audiofolder, NeMo) or labels",
+        help="import audio (folder, zip, Label Studio, Common Voice, audiofolder, NeMo, Kaldi, "
+        "LibriSpeech) or labels",
         description="Import audio into a project. Bad files are skipped and listed; the rest lands "
         "in one transaction. Re-running the same import adds nothing. With --format csv, apply labels "
         "made elsewhere to clips the project already holds.",
@@ -41,7 +52,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the folder the source's audio references point into (Label Studio's upload folder or "
         "local files, Common Voice's clips, …); nothing outside it is read",
     )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="Label Studio: the project's labeling config (label_config.xml), which says which column "
+        "of a JSON_MIN/CSV export is the label, the tags or the transcript, and lists every class",
+    )
+    p.add_argument(
+        "--users",
+        type=Path,
+        help="Label Studio: its user list (the JSON /api/users answers, or a CSV of id,email), to name "
+        "the annotators a UI export knows only by id",
+    )
+    p.add_argument("--label-column", help="Label Studio: the control (column) that holds the label")
+    p.add_argument(
+        "--path-map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="NeMo, Kaldi: read audio paths starting with OLD (a manifest made elsewhere: /content/…) "
+        "from the local folder NEW; repeat for several",
+    )
     p.add_argument("--annotator", help="--format csv: whose annotations rows without an annotator column are")
+    p.add_argument(
+        "--add-classes",
+        action="store_true",
+        help="--format csv: add labels the project does not have to its classes (otherwise refused)",
+    )
     p.add_argument(
         "--as",
         dest="as_",
@@ -73,8 +110,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fmt == "csv":
         return _run_labels(args)
-    if args.annotator or args.as_ != "annotations":
-        raise UserError("--annotator and --as apply to labels files (--format csv)")
+    if args.annotator or args.as_ != "annotations" or args.add_classes:
+        raise UserError("--annotator, --as and --add-classes apply to labels files (--format csv)")
+    options: dict = {}
+    if args.config is not None:
+        options["config"] = args.config
+    if args.users is not None:
+        options["users"] = args.users
+    if args.label_column:
+        options["label_from"] = args.label_column
+    if args.path_map:
+        options["path_map"] = args.path_map
     update, close = progress_bar("importing", quiet=args.json)
     with workspace() as ws, user_errors(FormatError, ImportRefused, ProjectError):
         try:
@@ -90,9 +136,11 @@ def run(args: argparse.Namespace) -> int:
                 group_by=args.group_by,
                 create=not args.no_create,
                 progress=update,
+                reader_options=options,
             )
         except (FormatError, ImportRefused) as exc:
-            if args.fmt == "auto" and args.path.suffix.lower() in LABEL_SUFFIXES:
+            labelstudio = "Label Studio" in str(exc)
+            if args.fmt == "auto" and args.path.suffix.lower() in LABEL_SUFFIXES and not labelstudio:
                 raise UserError(
                     f"{exc}\n(if the file holds labels for clips the project already has, "
                     "import it with --format csv)"
@@ -128,8 +176,12 @@ def _run_labels(args: argparse.Namespace) -> int:
 
     if args.pattern or args.metadata or args.join or args.audio_root:
         raise UserError("--pattern, --metadata, --join and --audio-root apply to audio, not labels files")
+    if args.config or args.users or args.label_column or args.path_map:
+        raise UserError("--config, --users, --label-column and --path-map apply to audio sources")
     with workspace() as ws, user_errors(FormatError, LabelImportError, ProjectError):
-        report = import_labels(ws, args.path, args.project, as_=args.as_, annotator=args.annotator)
+        report = import_labels(
+            ws, args.path, args.project, as_=args.as_, annotator=args.annotator, add_classes=args.add_classes
+        )
     if args.json:
         print_json(report.to_dict())
         return 0

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +101,62 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def check_depth(value: Any, limit: int, name: str) -> None:
-    """Refuse JSON nested deeper than ``limit`` levels (a list or object is one level)."""
+def check_depth(value: Any, limit: int, name: str, *, max_field: int | None = None) -> None:
+    """Refuse JSON nested deeper than ``limit`` levels (a list or object is one level), and with
+    ``max_field``, any text (value or key) longer than that many bytes of UTF-8."""
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > limit:
             raise FormatError(f"{name} is nested deeper than {limit} levels; Earmark does not read it")
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        if isinstance(node, dict):
+            children: Iterable[Any] = node.values()
+            if max_field is not None:
+                for key in node:
+                    _check_text(key, max_field, name)
+        else:
+            children = node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif max_field is not None and isinstance(child, str):
+                _check_text(child, max_field, name)
+
+
+def _check_text(text: str, limit: int, name: str) -> None:
+    # A character is at most 4 bytes of UTF-8: only long strings need encoding to measure.
+    if len(text) * 4 > limit and len(text.encode("utf-8", errors="replace")) > limit:
+        raise FormatError(_too_long(name, limit))
+
+
+def _too_long(name: str, limit: int, where: str = "") -> str:
+    return (
+        f"{name} holds a value longer than {human_bytes(limit)}{where}; labels, transcripts, metadata "
+        "and file references are never that long, so nothing was read (is it the right file?)"
+    )
+
+
+def check_field_bytes(data: bytes, name: str, limit: int) -> None:
+    """Refuse a JSON document in which some string would be longer than ``limit`` bytes, before it
+    is parsed: no run of bytes between two double quotes may be longer.
+
+    Escaped quotes inside a string shorten the runs, so this catches the plain cases cheaply;
+    :func:`parse_json` measures every parsed string as well.
+    """
+    if len(data) <= limit:
+        return
+    chunk = 1 << 20
+    run = 0
+    for offset in range(0, len(data), chunk):
+        pieces = data[offset : offset + chunk].split(b'"')
+        run += len(pieces[0])
+        if len(pieces) > 1:
+            inner = max(map(len, pieces[1:-1]), default=0)
+            if run > limit or inner > limit:
+                raise FormatError(_too_long(name, limit, f" (near byte {offset:,})"))
+            run = len(pieces[-1])
+        if run > limit:
+            raise FormatError(_too_long(name, limit, f" (near byte {offset:,})"))
 
 
 def parse_json(text: str, name: str, limits: ReadLimits, *, where: str = "") -> Any:
@@ -129,14 +176,18 @@ def parse_json(text: str, name: str, limits: ReadLimits, *, where: str = "") -> 
     except ValueError as exc:  # an integer of thousands of digits, refused by int()
         raise FormatError(f"{name}{where} is not JSON Earmark reads: {exc}") from None
     if isinstance(value, (dict, list)):
-        check_depth(value, limits.max_depth, f"{name}{where}")
+        check_depth(value, limits.max_depth, f"{name}{where}", max_field=limits.max_field_bytes)
+    elif isinstance(value, str):
+        _check_text(value, limits.max_field_bytes, f"{name}{where}")
     return value
 
 
 def load_json(path: Path, limits: ReadLimits) -> Any:
     """Read a whole JSON document within ``limits.max_json_bytes``."""
     check_size(path, limits.max_json_bytes, "JSON")
-    return parse_json(decode_utf8(path.read_bytes(), path.name), path.name, limits)
+    data = path.read_bytes()
+    check_field_bytes(data, path.name, limits.max_field_bytes)
+    return parse_json(decode_utf8(data, path.name), path.name, limits)
 
 
 def text_lines(path: Path, limits: ReadLimits, *, max_bytes: int | None = None) -> Iterator[str]:
@@ -188,9 +239,28 @@ def json_lines(path: Path, limits: ReadLimits) -> Iterator[tuple[int, Any | Form
         yield number, value
 
 
+#: Where a spreadsheet may start a cell: the start of the text, or after a separator it may split on.
+CELL_SEPARATORS = ",;\t\r\n"
+_FORMULA_OR_QUOTE = "[" + re.escape("".join(FORMULA_START)) + "']"
+_ESCAPE_AT = re.compile(f"(^|[{re.escape(CELL_SEPARATORS)}])(?={_FORMULA_OR_QUOTE})")
+_UNESCAPE_AT = re.compile(f"(^|[{re.escape(CELL_SEPARATORS)}])'(?={_FORMULA_OR_QUOTE})")
+
+
+def escape_cell(text: str) -> str:
+    """Put an apostrophe before every formula start a spreadsheet could see: at the start of the text
+    and after each separator (``,`` ``;`` tab, line break) a spreadsheet might split the line on. An
+    apostrophe there gets one more, so :func:`unescape_cell` restores the text exactly."""
+    return _ESCAPE_AT.sub(r"\1'", text) if text else text
+
+
 def unescape_cell(value: str) -> str:
-    """Undo :func:`labeling.formats.writers.safe_cell`: drop the apostrophe it put before a formula
-    character (or before an apostrophe)."""
+    """Undo :func:`escape_cell`."""
+    return _UNESCAPE_AT.sub(r"\1", value) if "'" in value else value
+
+
+def unescape_cell_start(value: str) -> str:
+    """Undo the escaping of exports whose manifest does not list ``escaped_csv``: an apostrophe at the
+    start only."""
     if len(value) >= 2 and value[0] == "'" and (value[1] == "'" or value[1] in FORMULA_START):
         return value[1:]
     return value
@@ -211,11 +281,13 @@ class Table:
         *,
         delimiter: str = ",",
         quoting: int = csv.QUOTE_MINIMAL,
-        unescape: bool = False,
+        unescape: bool | str | None = False,
     ) -> None:
         self.path = path
         self.limits = limits
-        self._fix = unescape_cell if unescape else (lambda s: s)
+        # "separators": Earmark's spreadsheet escaping; True or "start": that of older exports.
+        fixes = {"separators": unescape_cell, "start": unescape_cell_start, True: unescape_cell_start}
+        self._fix = fixes.get(unescape, lambda s: s) if unescape else (lambda s: s)
         self._lines = text_lines(path, limits)
         self._reader = csv.reader(self._lines, delimiter=delimiter, quoting=quoting, strict=False)
         try:
@@ -337,12 +409,15 @@ class Resolver:
     metadata file or manifest); it is itself inside a root or the reference is refused.
     """
 
-    def __init__(self, roots: Iterable[Path]) -> None:
+    def __init__(self, roots: Iterable[Path], *, allow: Iterable[Path] = ()) -> None:
         self.roots = []
         for root in roots:
             resolved = Path(root).resolve()
             if resolved not in self.roots:
                 self.roots.append(resolved)
+        #: Single files outside the roots that may be read all the same: the stored audio an Earmark
+        #: export refers to (its MANIFEST.json lists each one).
+        self.allowed = frozenset(Path(p) for p in allow)
 
     def _inside(self, path: Path) -> Path | None:
         return next((r for r in self.roots if path.is_relative_to(r)), None)
@@ -362,6 +437,8 @@ class Resolver:
         except (OSError, RuntimeError) as exc:  # symlink loops, names too long
             raise Refused(f"cannot follow the path ({exc.__class__.__name__})") from None
         root = self._inside(resolved)
+        if root is None and resolved in self.allowed and resolved.is_file():
+            return resolved, lexical.name
         if root is None:
             roots = ", ".join(str(r) for r in self.roots)
             hint = "a symbolic link" if self._inside(lexical) else "the path"
@@ -382,7 +459,7 @@ class Resolver:
 
 
 def metadata_from(values: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str, str]:
-    """Non-empty values as text metadata, keys stripped, a ``metadata.`` prefix removed."""
+    """Non-blank values as text metadata, kept as they are; a ``metadata.`` prefix removed."""
     skipped = set(skip)
     out: dict[str, str] = {}
     for key, value in values.items():
@@ -392,5 +469,145 @@ def metadata_from(values: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[s
         if text is None or not text.strip():
             continue
         name = key[len("metadata.") :] if key.startswith("metadata.") else key
-        out[name] = text.strip()
+        out[name] = text  # as written: a leading space can be data (NeMo's pred_text has one)
     return out
+
+
+# ---------------------------------------------------------------- delimiters and Earmark's own exports
+
+#: Delimiters a table may use; Label Studio names its TSV download ``.csv``.
+DELIMITERS = (",", "\t", ";")
+
+
+def sniff_delimiter(path: Path, default: str = ",") -> str:
+    """The delimiter of a delimited text table, from its header line.
+
+    The header's cells are names, so a delimiter that splits the header (outside quotes) into more
+    cells than the others is the one; a tie keeps ``default``. ``.tsv`` files are tab-separated
+    unless the header says otherwise.
+    """
+    try:
+        with Path(path).open("rb") as f:
+            head = f.readline(1 << 20)
+    except OSError:
+        return default
+    text = head.removeprefix(UTF8_BOM).decode("utf-8", errors="replace")
+    counts = {}
+    for delimiter in DELIMITERS:
+        try:
+            cells = next(csv.reader([text], delimiter=delimiter))
+        except (csv.Error, StopIteration):
+            cells = []
+        counts[delimiter] = len(cells)
+    best = max(counts.values())
+    if best <= 1 or counts.get(default, 0) == best:
+        return default
+    return next(d for d in DELIMITERS if counts[d] == best)
+
+
+MANIFEST_NAME = "MANIFEST.json"
+
+
+def earmark_manifest(folder: Path, *, up_to: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """``(folder holding it, content)`` of the ``MANIFEST.json`` Earmark wrote in ``folder`` or, up to
+    ``up_to``, one of its parents; None when there is none (the files were not written by Earmark)."""
+    folder = Path(folder).absolute()
+    stop = Path(up_to).absolute() if up_to is not None else folder
+    while True:
+        manifest = folder / MANIFEST_NAME
+        if manifest.is_file() and manifest.stat().st_size < 512 * 1024**2:
+            try:
+                content = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                content = None
+            if isinstance(content, dict) and content.get("earmark_export"):
+                return folder, content
+        if folder == stop or not folder.is_relative_to(stop) or folder.parent == folder:
+            return None
+        folder = folder.parent
+
+
+#: Tables Earmark escaped for spreadsheets before manifests listed them: every ``metadata.csv`` of
+#: these formats.
+_ESCAPED_BEFORE_LISTING = ("csv", "audiofolder")
+
+
+def escaped_for_spreadsheets(table: Path, *, up_to: Path | None = None) -> str | None:
+    """How Earmark neutralised formulas in ``table`` for spreadsheets: ``"separators"`` (an apostrophe
+    at the start and after separators), ``"start"`` (older exports: at the start only), or None.
+
+    Only a ``MANIFEST.json`` Earmark wrote says so: a CSV from anywhere else is read as it is, so
+    ``''Tis the season`` keeps both apostrophes.
+    """
+    found = earmark_manifest(Path(table).parent, up_to=up_to if up_to is not None else Path(table).parent)
+    if found is None:
+        return None
+    folder, manifest = found
+    rel = Path(table).absolute().relative_to(folder).as_posix()
+    listed = manifest.get("escaped_csv")
+    if isinstance(listed, list):
+        return "separators" if rel in listed else None
+    legacy = manifest.get("format") in _ESCAPED_BEFORE_LISTING and Path(rel).name == "metadata.csv"
+    return "start" if legacy else None
+
+
+def referenced_audio(folder: Path, *, up_to: Path | None = None) -> frozenset[Path]:
+    """The stored audio files an Earmark export made with ``--no-copy-audio`` refers to.
+
+    Only content-addressed files qualify (``…/ab/<sha256>.<ext>``, the SHA-256 the manifest lists
+    for them), so a manifest cannot open any other file outside the import folder.
+    """
+    found = earmark_manifest(folder, up_to=up_to)
+    if found is None:
+        return frozenset()
+    entries = found[1].get("referenced_audio")
+    if not isinstance(entries, list):
+        return frozenset()
+    paths = set()
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        ref, sha = entry.get("path"), entry.get("sha256")
+        if not (isinstance(ref, str) and isinstance(sha, str) and _SHA256.fullmatch(sha)) or "\0" in ref:
+            continue
+        path = Path(ref)
+        if path.is_absolute() and path.stem == sha and path.parent.name == sha[:2]:
+            try:
+                resolved = path.resolve()
+            except (OSError, RuntimeError):
+                continue
+            if resolved.stem == sha and resolved.parent.name == sha[:2]:
+                paths.add(resolved)
+    return frozenset(paths)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+# ---------------------------------------------------------------- manifests made elsewhere
+
+
+def parse_path_map(pairs: Iterable[str | tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """``OLD=NEW`` pairs (as ``--path-map`` gives them, or already split) as ``(old prefix, new
+    folder)``."""
+    out = []
+    for pair in pairs:
+        if isinstance(pair, tuple):
+            out.append((str(pair[0]), Path(pair[1])))
+            continue
+        old, eq, new = str(pair).partition("=")
+        if not eq or not old.strip() or not new.strip():
+            raise FormatError(f"--path-map takes OLD=NEW (a path prefix and the local folder); got {pair!r}")
+        out.append((old.strip().rstrip("/\\") or "/", Path(new.strip())))
+    return out
+
+
+def map_path(ref: str, path_map: Sequence[tuple[str, Path]]) -> str:
+    """``ref`` with the first matching ``OLD`` prefix replaced by its ``NEW`` folder."""
+    text = ref.replace("\\", "/")
+    for old, new in path_map:
+        prefix = old.replace("\\", "/")
+        if text == prefix or text.startswith(prefix.rstrip("/") + "/"):
+            rest = text[len(prefix.rstrip("/")) :].lstrip("/")
+            return str(new / rest) if rest else str(new)
+    return ref

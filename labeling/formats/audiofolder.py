@@ -12,7 +12,11 @@ labels are not taken from folder names once metadata files exist (``data/`` or `
 beside the metadata are not classes).
 
 The same function reads Earmark's own CSV and JSON Lines exports (``metadata.csv`` and
-``metadata.jsonl`` in one folder, splits in a column), given the file or its folder.
+``metadata.jsonl`` in one folder, splits in a column), given the file or its folder. Cells are read
+as written; only in a table whose ``MANIFEST.json`` says Earmark escaped it for spreadsheets is the
+leading apostrophe of a neutralised cell removed. Earmark's ``original_name`` column names the clip
+(the audio file may be named otherwise), and the stored files a ``--no-copy-audio`` export refers
+to are read where its manifest lists them.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ from labeling.formats._common import (
     Resolver,
     Table,
     clean_text,
+    escaped_for_spreadsheets,
     json_lines,
     metadata_from,
     parse_tags,
+    referenced_audio,
+    sniff_delimiter,
     split_from_words,
 )
 from labeling.formats.base import SPLITS, FormatError, ImportPlan, Problem, ReadLimits, SourceItem
@@ -66,7 +73,9 @@ def read_audiofolder(
         root, metadata_files = path, _metadata_files(path, limits)
     else:
         raise FormatError(f"{path} does not exist")
-    resolver = Resolver([root] + ([Path(audio_root)] if audio_root is not None else []))
+    resolver = Resolver(
+        [root] + ([Path(audio_root)] if audio_root is not None else []), allow=referenced_audio(root)
+    )
     plan = ImportPlan(source_format="audiofolder")
     if not metadata_files:
         _read_class_folders(root, resolver, plan, limits)
@@ -126,7 +135,7 @@ _SPLIT_FOLDERS = frozenset(
 )
 
 
-def _rows(metadata: Path, limits: ReadLimits, problems: list[Problem]):
+def _rows(metadata: Path, root: Path, limits: ReadLimits, problems: list[Problem]):
     """``(ref, columns, row)`` of a metadata file; ``columns`` is the header (JSONL: the row's keys)."""
     if metadata.suffix.lower() == ".jsonl":
         for line, value in json_lines(metadata, limits):
@@ -138,7 +147,8 @@ def _rows(metadata: Path, limits: ReadLimits, problems: list[Problem]):
             else:
                 yield ref, list(value), value
         return
-    table = Table(metadata, limits, unescape=True)
+    escaped = escaped_for_spreadsheets(metadata, up_to=root)
+    table = Table(metadata, limits, delimiter=sniff_delimiter(metadata), unescape=escaped)
     _file_column(table.header, metadata)
     for line, row in table:
         ref = f"{metadata.name} line {line}"
@@ -170,7 +180,7 @@ def _read_metadata(
 ) -> None:
     base = metadata.parent
     folder_split = _folder_split(base, root)
-    for ref, columns, row in _rows(metadata, limits, plan.problems):
+    for ref, columns, row in _rows(metadata, root, limits, plan.problems):
         try:
             file_column = _file_column(columns, metadata)
         except FormatError as exc:
@@ -205,9 +215,10 @@ def _item(
     split = clean_text(row.get("split"))
     split = split if split in SPLITS else (split_from_words(split) if split else None)
     skip = (file_column, "label", "tags", "split", transcript_column, *MEASURED_COLUMNS)
+    original = row.get("original_name")
     return SourceItem(
         path=audio,
-        name=name,
+        name=original if isinstance(original, str) and original.strip() else name,
         metadata=metadata_from(row, skip=[s for s in skip if s]),
         label=label,
         transcript=clean_text(row.get(transcript_column)) if transcript_column else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SPLITS = ("train", "dev", "test")
 
@@ -81,6 +82,11 @@ class ImportPlan:
     warnings: list[Problem] = field(default_factory=list)  # imported, but worth a look
     ignored: list[str] = field(default_factory=list)  # files that are not audio (README, CSV…)
     source_format: str = "folder"
+    #: Readers that write temporary audio (segments cut from longer recordings) keep here what
+    #: removes it: the files live as long as the plan.
+    resources: list[Any] = field(default_factory=list, repr=False)
+    #: Classes the source declares (a Label Studio labeling config lists every choice, used or not).
+    declared_classes: list[str] = field(default_factory=list)
 
 
 class FormatError(ValueError):
@@ -98,6 +104,9 @@ class ReadLimits:
     max_json_bytes: int = 2 * 1024**3
     max_table_bytes: int = 2 * 1024**3
     max_line_bytes: int = 64 * 1024**2
+    #: One text value (a label, transcript, metadata value, file reference): longer is not data
+    #: Earmark stores, and would only exhaust memory and the database.
+    max_field_bytes: int = 1024**2
     max_depth: int = 64
     max_rows: int = 10_000_000
 

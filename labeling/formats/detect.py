@@ -1,7 +1,9 @@
 """Which format a source is in, for ``--format auto``: call :func:`detect_format`.
 
 It looks only at names and the first bytes (the first task, line or header row), so it is quick on
-large files; the reader chosen then reads the whole source carefully.
+large files; the reader chosen then reads the whole source carefully. The answer may be a variant
+(``labelstudio_min``, ``labelstudio_csv``, ``zip``) of a format users name with ``--format``
+(:data:`CHOICES`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labeling.formats._common import UTF8_BOM
+from labeling.formats._common import UTF8_BOM, sniff_delimiter
 from labeling.formats.audiofolder import read_audiofolder
 from labeling.formats.base import FormatError, ImportPlan
 from labeling.formats.commonvoice import read_commonvoice
+from labeling.formats.kaldi import is_kaldi_dir, read_kaldi
 from labeling.formats.labelstudio import read_labelstudio, read_labelstudio_csv, read_labelstudio_min
+from labeling.formats.librispeech import is_librispeech_tree, read_librispeech
 from labeling.formats.nemo import read_nemo
 
 #: What :func:`detect_format` answers.
@@ -29,7 +33,21 @@ FORMATS = (
     "commonvoice",
     "audiofolder",
     "nemo",
+    "kaldi",
+    "librispeech",
 )
+#: What users name with ``--format``: every answer above is one of these or a variant of one.
+CHOICES = ("folder", "labelstudio", "commonvoice", "audiofolder", "nemo", "kaldi", "librispeech")
+#: Formats whose reader takes a folder.
+FOLDER_READERS = frozenset({"audiofolder", "kaldi", "librispeech"})
+#: Options each format's reader takes beyond ``audio_root`` (``--config``, ``--path-map``, …).
+READER_OPTIONS: dict[str, frozenset[str]] = {
+    "labelstudio": frozenset(
+        {"config", "users", "classes", "tag_groups", "label_from", "transcript_from", "audio_key"}
+    ),
+    "nemo": frozenset({"path_map"}),
+    "kaldi": frozenset({"path_map"}),
+}
 #: Readers of the formats above, by name; ``folder`` and ``zip`` are read by
 #: :mod:`labeling.formats.folder`.
 READERS: dict[str, Callable[..., ImportPlan]] = {
@@ -39,6 +57,8 @@ READERS: dict[str, Callable[..., ImportPlan]] = {
     "commonvoice": read_commonvoice,
     "audiofolder": read_audiofolder,
     "nemo": read_nemo,
+    "kaldi": read_kaldi,
+    "librispeech": read_librispeech,
 }
 METADATA_NAMES = ("metadata.csv", "metadata.jsonl")
 #: Columns only Label Studio's CSV export has beside the task data and the controls.
@@ -67,7 +87,7 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     text = head.removeprefix(UTF8_BOM).decode("utf-8", errors="replace")
     if suffix in (".csv", ".tsv"):
-        return _table_format(path, text, "\t" if suffix == ".tsv" else ",")
+        return _table_format(path, text, sniff_delimiter(path, "\t" if suffix == ".tsv" else ","))
     stripped = text.lstrip()
     if stripped.startswith("["):
         return _json_array_format(path, head)
@@ -77,7 +97,10 @@ def detect_format(path: Path) -> str:
 
 
 def _unknown(path: Path) -> str:
-    return f"could not tell the format of {path.name}; name it with --format (one of {', '.join(FORMATS)})"
+    return (
+        f"could not tell the format of {path.name}; name it with --format (one of {', '.join(CHOICES)}; "
+        "or csv for labels of clips the project already holds)"
+    )
 
 
 def _folder_format(path: Path) -> str:
@@ -89,7 +112,29 @@ def _folder_format(path: Path) -> str:
             header = _first_line(tsv).split("\t")
             if {h.strip() for h in header} >= COMMONVOICE_COLUMNS:
                 return "commonvoice"
+    if is_kaldi_dir(path):
+        return "kaldi"
+    if is_librispeech_tree(path):
+        return "librispeech"
+    if _holds_nemo_manifests(path):
+        return "nemo"
     return "folder"
+
+
+def _holds_nemo_manifests(path: Path) -> bool:
+    """A folder of NeMo manifests: a JSON (Lines) file whose first line names an ``audio_filepath``."""
+    for candidate in sorted(path.iterdir())[:1000]:
+        if candidate.suffix.lower() not in (".json", ".jsonl") or candidate.name == "MANIFEST.json":
+            continue
+        if not candidate.is_file():
+            continue
+        try:
+            first = json.loads(_first_line(candidate) or "null")
+        except json.JSONDecodeError:
+            continue
+        if isinstance(first, dict) and "audio_filepath" in first:
+            return True
+    return False
 
 
 def _first_line(path: Path) -> str:

@@ -5,7 +5,9 @@ A CSV (or TSV) or JSON Lines file with one row per label. The clip is named by `
 in that order of preference; ``label`` and/or ``transcript`` (also ``transcription``, ``text``) carry
 the label, ``tags`` the tags (``;``-separated or a JSON list), and ``annotator`` whose label it is —
 without it a row is a final label. What to do with the rows (annotations of a named annotator, or
-resolutions) is the caller's choice; this module only reads them.
+resolutions) is the caller's choice; this module only reads them. The delimiter is sniffed from the
+header; cells are read as written unless a ``MANIFEST.json`` beside the file says Earmark escaped
+them for spreadsheets.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labeling.formats._common import DEFAULT_LIMITS, Table, clean_text, json_lines, parse_tags
+from labeling.formats._common import (
+    DEFAULT_LIMITS,
+    Table,
+    clean_text,
+    escaped_for_spreadsheets,
+    json_lines,
+    parse_tags,
+    sniff_delimiter,
+)
 from labeling.formats.base import LABEL_REF_KINDS, FormatError, LabelRow, LabelRows, Problem, ReadLimits
 
 LABEL_COLUMNS = ("label",)
@@ -37,7 +47,8 @@ def read_labels(path: Path, *, limits: ReadLimits = DEFAULT_LIMITS) -> LabelRows
         records = _jsonl_records(path, limits, out.problems)
         columns = None
     elif suffix in (".csv", ".tsv", ".txt"):
-        table = Table(path, limits, delimiter="\t" if suffix == ".tsv" else ",", unescape=True)
+        delimiter = sniff_delimiter(path, "\t" if suffix == ".tsv" else ",")
+        table = Table(path, limits, delimiter=delimiter, unescape=escaped_for_spreadsheets(path))
         _columns(table.header, path.name)
         records = _table_records(table, out.problems)
         columns = table.header

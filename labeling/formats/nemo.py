@@ -4,11 +4,18 @@ Each line is an object with ``audio_filepath`` (absolute, or relative to the man
 and ``text`` (the transcript); a ``label`` (classification manifests) is the label, ``tags`` a list of
 tags, and other keys become metadata (``duration`` is measured again on import, so it is not kept).
 A line with a non-zero ``offset`` names a segment of a longer file, which Earmark does not import.
-The manifest's name sets the split when it names one (``train_manifest.json`` → train).
+The manifest's name sets the split when it names one (``train_manifest.json`` → train). Values are
+kept as written (``pred_text``, the transcript NeMo's ``transcribe_speech.py`` adds, starts with a
+space when the model emits one). ``original_name``, which Earmark's export adds when the audio file is
+named otherwise, is the clip's name.
+
+Manifests made on another machine name absolute paths there (``/content/…``, ``/mnt/…``):
+``path_map`` (``--path-map OLD=NEW``) reads them from a local copy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from labeling.formats._common import (
@@ -17,13 +24,16 @@ from labeling.formats._common import (
     Resolver,
     clean_text,
     json_lines,
+    map_path,
     metadata_from,
+    parse_path_map,
     parse_tags,
+    referenced_audio,
     split_from_words,
 )
 from labeling.formats.base import FormatError, ImportPlan, Problem, ReadLimits, SourceItem
 
-NOT_METADATA = ("audio_filepath", "duration", "text", "label", "tags", "offset")
+NOT_METADATA = ("audio_filepath", "duration", "text", "label", "tags", "offset", "original_name")
 
 
 def read_nemo(
@@ -31,6 +41,7 @@ def read_nemo(
     *,
     audio_root: Path | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
+    path_map: Iterable[str | tuple[str, Path]] = (),
 ) -> ImportPlan:
     """Read a NeMo manifest.
 
@@ -41,12 +52,17 @@ def read_nemo(
     audio_root
         The folder holding the audio when it is not under the manifest's folder (manifests often
         name absolute paths). Audio outside both is refused.
+    path_map
+        ``(OLD, NEW)`` pairs or ``"OLD=NEW"`` strings: ``audio_filepath`` values starting with OLD
+        are read from NEW instead.
     """
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
     base = path.parent
-    resolver = Resolver([base] + ([Path(audio_root)] if audio_root is not None else []))
+    mapping = parse_path_map(path_map)
+    roots = [base] + ([Path(audio_root)] if audio_root is not None else []) + [new for _, new in mapping]
+    resolver = Resolver(roots, allow=referenced_audio(base))
     split = split_from_words(path.stem)
     plan = ImportPlan(source_format="nemo")
     seen: dict[Path, int] = {}
@@ -69,9 +85,12 @@ def read_nemo(
             plan.problems.append(Problem(ref, f"segment offsets not supported (offset {offset}); skipped"))
             continue
         try:
-            audio, name = resolver.resolve(audio_ref, base)
+            audio, name = resolver.resolve(map_path(audio_ref, mapping), base)
         except Refused as exc:
-            plan.problems.append(Problem(ref, f"{audio_ref}: {exc}"))
+            hint = ""
+            if "outside" in str(exc) and Path(audio_ref).is_absolute():
+                hint = " (--path-map OLD=NEW reads it from a local copy)"
+            plan.problems.append(Problem(ref, f"{audio_ref}: {exc}{hint}"))
             continue
         if audio in seen:
             plan.problems.append(
@@ -79,10 +98,11 @@ def read_nemo(
             )
             continue
         seen[audio] = line
+        original = value.get("original_name")
         plan.items.append(
             SourceItem(
                 path=audio,
-                name=name,
+                name=original if isinstance(original, str) and original.strip() else name,
                 metadata=metadata_from(value, skip=NOT_METADATA),
                 label=clean_text(value.get("label")),
                 transcript=clean_text(value.get("text")),

@@ -12,10 +12,15 @@ clip). Every writer
   column, since copying does not change bytes), the dataset version hash and the model code
   fingerprints of the runs included; :func:`verify_export` checks a folder against it.
 
-Formats: ``csv`` and ``jsonl`` (one ``metadata.csv``/``metadata.jsonl`` table, Hugging Face style
+Formats: ``csv`` (``metadata.csv`` for people with spreadsheets: formula-neutralised cells, every
+cell holding a separator quoted), ``jsonl`` (the same table as ``metadata.jsonl``, Hugging Face style
 ``file_name``), ``audiofolder`` (one folder per split, as Hugging Face's "Create an audio dataset"
-lays out), ``nemo`` (one manifest per split) and ``labelstudio`` (tasks Label Studio imports, with
-a labeling config). :mod:`labeling.formats` readers read each of them back.
+lays out; ``metadata.jsonl`` by default, or a ``metadata.csv`` written for ``datasets``' loader, not
+for spreadsheets, so its cells are exactly the data), ``nemo`` (one manifest per split), ``kaldi``
+(a data directory per split) and ``labelstudio`` (tasks Label Studio imports, with a labeling
+config and the users to create first). ``MANIFEST.json`` lists under ``escaped_csv`` the tables whose
+cells were neutralised, so readers undo the escaping there and nowhere else.
+:mod:`labeling.formats` readers read each of them back.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import secrets
 import shutil
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,8 +46,10 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
-from labeling.formats._common import FORMULA_START
+from labeling.formats._common import FORMULA_START, escape_cell
 from labeling.formats.base import EXPORT_COLUMNS, FormatError, Problem
+from labeling.formats.identities import FINAL_LABEL_EMAIL, completed_by_for
+from labeling.formats.kaldi import kaldi_tables
 
 Progress = Callable[[int, int], None] | None
 
@@ -73,6 +80,7 @@ TABLE_COLUMNS = (
     "sample_rate",
     "channels",
 )
+_NUMERIC_COLUMNS = frozenset({"clip_id", "duration_s", "sample_rate", "channels"})
 #: Metadata keys that would be mistaken for a column readers interpret get a ``metadata.`` prefix.
 _RESERVED_KEYS = frozenset(TABLE_COLUMNS) | {
     "transcript",
@@ -91,13 +99,12 @@ def safe_cell(value: Any) -> str:
     """A CSV cell a spreadsheet will not run as a formula (OWASP "CSV Injection").
 
     Text starting with ``= + - @``, tab, carriage return (or their full-width forms) gets a leading
-    apostrophe, which spreadsheets take as "this is text". Text already starting with an apostrophe
-    gets one more, so readers can undo the escape exactly. None and NaN are empty cells.
+    apostrophe, which spreadsheets take as "this is text", and so does such a start after a ``,``
+    ``;``, tab or line break inside the text, where a spreadsheet splitting on another separator
+    would start a cell. An apostrophe in those places gets one more, so readers can undo the escape
+    exactly. None and NaN are empty cells.
     """
-    text = _cell_text(value)
-    if text and (text[0] in FORMULA_START or text[0] == "'"):
-        return "'" + text
-    return text
+    return escape_cell(_cell_text(value))
 
 
 def _cell_text(value: Any) -> str:
@@ -286,6 +293,8 @@ class _Export:
         self.entries: list[_Entry] = []
         self.referenced: list[_Entry] = []
         self._taken: set[str] = {MANIFEST_NAME.casefold()}
+        self.sheet_names = False  # name copies so a spreadsheet cell holding the name is no formula
+        self.escaped_csv: list[str] = []  # tables whose cells are neutralised for spreadsheets
 
     def reserve(self, rel: str) -> None:
         self._taken.add(unicodedata.normalize("NFC", rel).casefold())
@@ -293,6 +302,10 @@ class _Export:
     def _place(self, folder: str, row: _Row) -> str:
         source = Path(str(row.audio_path))
         base = safe_relpath(_text(row.original_name) or f"{str(row.sha256)[:16]}{source.suffix}")
+        if self.sheet_names and not folder and (base[0] in FORMULA_START or base[0] == "'"):
+            # The name is written as it is into a spreadsheet's file_name cell: make it one a
+            # spreadsheet does not take for a formula (the original name has its own column).
+            base = "_" + base
         if not Path(base).suffix and source.suffix:
             base += source.suffix.lower()
         candidate = base
@@ -348,6 +361,7 @@ class _Export:
                 "audio": "copied" if self.copy_audio else "referenced",
                 "dataset_version": self.dataset_version,
                 "model_fingerprints": self.model_fingerprints,
+                "escaped_csv": self.escaped_csv,
             }
             f.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2] + ',\n "files": [\n')
             _write_entries(f, self.entries)
@@ -447,24 +461,70 @@ def _tags_cell(tags: list[str]) -> str:
     return ";".join(tags)
 
 
-class _TableWriter:
-    """Rows of one metadata table, as CSV or JSON Lines."""
+#: A spreadsheet cell holding one of these (or starting or ending with a space) is quoted, so a
+#: spreadsheet splitting on ``;`` or tabs still reads one cell and no formula after the separator.
+_SHEET_QUOTE = re.compile(r'[,;\t"\r\n]|^\s|\s$')
 
-    def __init__(self, sink: _HashingText, kind: str, columns: list[str]) -> None:
+
+def _sheet_line(cells: list[str]) -> str:
+    out = []
+    for cell in cells:
+        out.append('"' + cell.replace('"', '""') + '"' if cell and _SHEET_QUOTE.search(cell) else cell)
+    return ",".join(out) + "\r\n"
+
+
+class _TableWriter:
+    """Rows of one metadata table, as CSV or JSON Lines (``uniform``: every column on every line).
+
+    A ``spreadsheet`` CSV neutralises formulas (:func:`safe_cell`) in every cell but ``file_name``
+    (a file name is not a formula: the copies are named so it is none) and quotes every cell that
+    holds a separator; otherwise the CSV holds the data exactly, quoted as CSV needs and no more.
+    """
+
+    def __init__(
+        self,
+        sink: _HashingText,
+        kind: str,
+        columns: list[str],
+        *,
+        spreadsheet: bool = False,
+        uniform: bool = False,
+    ) -> None:
         self.kind = kind
         self.columns = columns
         self.sink = sink
-        if kind == "csv":
+        self.uniform = uniform
+        self.spreadsheet = spreadsheet and kind == "csv"
+        if self.spreadsheet:
+            sink.write(_sheet_line([safe_cell(c) for c in columns]))
+        elif kind == "csv":
             self.csv = csv.writer(sink, lineterminator="\r\n")
-            self.csv.writerow([safe_cell(c) for c in columns])
+            self.csv.writerow(columns)
 
     def write(self, record: dict[str, Any]) -> None:
         if self.kind == "csv":
             cells = []
             for column in self.columns:
                 value = record.get(column)
-                cells.append(safe_cell(_tags_cell(value) if column == "tags" else value))
-            self.csv.writerow(cells)
+                text = _cell_text(_tags_cell(value) if column == "tags" else value)
+                cells.append(safe_cell(text) if self.spreadsheet and column != "file_name" else text)
+            if self.spreadsheet:
+                self.sink.write(_sheet_line(cells))
+            else:
+                self.csv.writerow(cells)
+        elif self.uniform:
+            # Every line has every column with one type: text "" when missing, tags as text. The
+            # ``datasets`` loader infers each split's columns from its own file and refuses a folder
+            # whose files disagree (a column missing, or all empty, in one split).
+            line = {}
+            for column in self.columns:
+                value = record.get(column)
+                if column == "tags":
+                    value = _tags_cell(value or [])
+                elif value is None and column not in _NUMERIC_COLUMNS:
+                    value = ""
+                line[column] = value
+            self.sink.write(_to_json(line) + "\n")
         else:
             slim = {k: v for k, v in record.items() if v is not None and v != []}
             self.sink.write(_to_json(slim) + "\n")
@@ -481,8 +541,12 @@ def _write_table(
     rows = list(_rows(frame))
     columns = _table_columns(rows, with_split=True)
     with _export(frame, out, kind, copy_audio, progress, **manifest) as export:
-        with export.text(f"metadata.{kind}") as sink:
-            table = _TableWriter(sink, kind, columns)
+        name = f"metadata.{kind}"
+        if kind == "csv":
+            export.sheet_names = True
+            export.escaped_csv.append(name)
+        with export.text(name) as sink:
+            table = _TableWriter(sink, kind, columns, spreadsheet=kind == "csv")
             for row in rows:
                 table.write(_record(row, export.audio(row), with_split=True))
                 export.step()
@@ -498,12 +562,15 @@ def write_csv(
     dataset_version: str | None = None,
     model_fingerprints: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write ``metadata.csv`` (one row per clip; cells safe from formula injection) and the audio.
+    """Write ``metadata.csv`` for spreadsheets (one row per clip) and the audio.
 
     Columns: ``file_name`` (relative to the table when the audio is copied, else the stored file's
     absolute path), ``label``, ``transcription``, ``tags`` (``;``-separated), ``split``, the clip's
     ``sha256``, ``clip_id``, ``original_name``, ``duration_s``, ``sample_rate``, ``channels``, then one
-    column per metadata key. Hugging Face's audiofolder loads it as it is.
+    column per metadata key. Cells a spreadsheet would run as formulas get a leading apostrophe
+    (``MANIFEST.json`` says so, and Earmark's readers remove it again); cells holding ``,`` ``;`` or a
+    tab are quoted. A copied file whose name would start a formula is saved with a leading ``_``.
+    For a loader (Hugging Face ``datasets``), export ``audiofolder`` or ``jsonl`` instead.
     """
     return _write_table(
         frame,
@@ -543,15 +610,22 @@ def write_audiofolder(
     *,
     copy_audio: bool = True,
     progress: Progress = None,
-    metadata_format: str = "csv",
+    metadata_format: str = "jsonl",
     dataset_version: str | None = None,
     model_fingerprints: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write a Hugging Face audiofolder: ``train/``, ``validation/``, ``test/`` (clips without a split
     in ``unassigned/``, or at the top when no clip has one), each with its audio files and a
-    ``metadata.csv`` (or ``metadata.jsonl``) whose ``file_name`` is relative to it.
+    ``metadata.jsonl`` (or, with ``metadata_format="csv"``, ``metadata.csv``) whose ``file_name`` is
+    relative to it.
 
-    The layout needs the audio beside its metadata, so ``copy_audio`` must be true.
+    The metadata is data for ``datasets``' loader, not a spreadsheet: nothing is neutralised. Every
+    line holds every column with one type (missing text is ``""``, tags are ``;``-separated text),
+    because ``datasets`` infers each split's columns from its own file and refuses a folder whose
+    files disagree. JSON Lines is the default because ``datasets`` reads a CSV with pandas' type
+    guessing, which turns transcripts such as ``NA`` or ``null`` into missing values, ``007`` into
+    the number 7, and a column empty in one split into another type there. The layout needs the
+    audio beside its metadata, so ``copy_audio`` must be true.
     """
     if not copy_audio:
         raise FormatError(
@@ -580,7 +654,7 @@ def write_audiofolder(
                 folder = AUDIOFOLDER_SPLITS.get(split or "", UNASSIGNED) if any_split else ""
                 if folder not in tables:
                     sink = stack.enter(export.text(f"{folder}/metadata.{metadata_format}".lstrip("/")))
-                    tables[folder] = _TableWriter(sink, metadata_format, columns)
+                    tables[folder] = _TableWriter(sink, metadata_format, columns, uniform=True)
                 tables[folder].write(_record(row, export.audio(row, folder), with_split=False))
                 export.step()
         return export.finish()
@@ -622,7 +696,8 @@ def write_nemo(
 
     Each line: ``audio_filepath`` (relative to the manifest when copied, else the stored file's
     absolute path), ``duration``, ``text`` (the transcript, "" when there is none), ``label`` and
-    ``tags`` when the clip has them, then the metadata keys.
+    ``tags`` when the clip has them, ``original_name`` when the audio file is named otherwise (NeMo
+    ignores keys it does not use), then the metadata keys.
     """
     with _export(
         frame,
@@ -643,11 +718,15 @@ def write_nemo(
                 key = split if split in names else UNASSIGNED
                 if key not in sinks:
                     sinks[key] = stack.enter(export.text(names[key]))
+                ref = export.audio(row)
                 line: dict[str, Any] = {
-                    "audio_filepath": export.audio(row),
+                    "audio_filepath": ref,
                     "duration": _number(row.duration_s),
                     "text": _text(row.transcript) or "",
                 }
+                original = _text(row.original_name)
+                if original is not None and original != ref:
+                    line["original_name"] = original
                 label = _text(row.label)
                 if label is not None:
                     line["label"] = label
@@ -684,23 +763,32 @@ def write_labelstudio(
     annotations: pd.DataFrame | None = None,
     predictions: pd.DataFrame | None = None,
     user_ids: Mapping[str, int] | None = None,
+    classes: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    transcribes: bool = False,
     document_root: Path | None = None,
     dataset_version: str | None = None,
     model_fingerprints: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write ``tasks.json`` that Label Studio imports, and ``label_config.xml`` to create its project.
+    """Write ``tasks.json`` that Label Studio imports, ``label_config.xml`` to create its project, and
+    ``labelstudio_users.json``: the people to create in Label Studio before importing the tasks.
 
     Each task: ``data.audio`` is a ``/data/local-files/?d=<path>`` reference relative to
     ``document_root`` (by default the export's parent folder when the audio is copied, else the
     stored files' common folder): start Label Studio with
     ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``
     set to it, and add a Local Files storage for the audio folder. The clip's metadata sits beside
-    ``audio`` in ``data``; the final label,
-    transcript and tags as an annotation marked ``ground_truth``; one annotation per row of
-    ``annotations`` (long: clip_id, annotator, label, transcript, tags); full prediction objects
-    (``model_version``, ``score``, ``result``) from ``predictions`` (clip_id, model, label,
-    transcript, confidence). ``completed_by`` is written only for annotators in ``user_ids``
-    (annotator → Label Studio user id), since Label Studio refuses unknown users.
+    ``audio`` in ``data`` (with ``original_name`` when the file is named otherwise); the final
+    label, transcript and tags as an annotation marked ``ground_truth`` by Earmark's final-label
+    pseudo-annotator; one annotation per row of ``annotations`` (long: clip_id, annotator, label,
+    transcript, tags); full prediction objects (``model_version``, ``score``, ``result``) from
+    ``predictions`` (clip_id, model, label, transcript, confidence).
+
+    ``completed_by`` names every annotation's author the way :mod:`labeling.formats.identities`
+    says (``user_ids`` maps annotators to Label Studio ids instead). Label Studio refuses an import
+    naming people it does not know, so create the ones ``labelstudio_users.json`` lists first. The
+    config offers every class of ``classes`` and tag of ``tags`` (the project's), used or not, and
+    any others the data holds; a transcript box when ``transcribes`` or the data has transcripts.
     """
     rows = list(_rows(frame))
     anns = _by_clip(annotations, ("clip_id", "annotator", "label", "transcript", "tags"))
@@ -715,8 +803,9 @@ def write_labelstudio(
         doc_root = Path(os.path.commonpath(parents)) if parents else Path(out).parent
     doc_root = doc_root.absolute()
     out_abs = Path(out).absolute()
-    classes: dict[str, None] = {}
-    tag_values: dict[str, None] = {}
+    class_list: dict[str, None] = dict.fromkeys(str(c) for c in classes)
+    tag_values: dict[str, None] = dict.fromkeys(str(t) for t in tags)
+    people: dict[str, str] = {}  # e-mail → name to show
     has_text = False
     ids = iter(range(1, 1 << 62))
 
@@ -724,7 +813,7 @@ def write_labelstudio(
         nonlocal has_text
         items = []
         if _text(label) is not None:
-            classes.setdefault(str(label).strip(), None)
+            class_list.setdefault(str(label).strip(), None)
             items.append(_ls_result(next(ids), "label", "choices", {"choices": [str(label).strip()]}))
         if _text(transcript) is not None:
             has_text = True
@@ -736,6 +825,14 @@ def write_labelstudio(
             items.append(_ls_result(next(ids), "tags", "choices", {"choices": tag_list}))
         return items
 
+    def author(name: str) -> int | dict[str, str]:
+        if name in users:
+            return users[name]
+        who = completed_by_for(name)
+        if isinstance(who, dict):
+            people.setdefault(who["email"], name)
+        return who
+
     with _export(
         frame,
         out,
@@ -746,6 +843,7 @@ def write_labelstudio(
         model_fingerprints=model_fingerprints,
     ) as export:
         export.reserve("label_config.xml")
+        export.reserve(LABELSTUDIO_USERS)
         with export.text("tasks.json") as sink:
             sink.write("[\n")
             for n, row in enumerate(rows):
@@ -755,30 +853,38 @@ def write_labelstudio(
                     raise FormatError(f"{audio_file} is not under the local files root {doc_root}")
                 rel = audio_file.relative_to(doc_root).as_posix()
                 data: dict[str, Any] = {"audio": f"/data/local-files/?d={quote(rel)}"}
+                original = _text(row.original_name)
+                if original is not None and original != ref:
+                    data["original_name"] = original
                 if _text(row.split) is not None:
                     data["split"] = _text(row.split)
                 for key, value in _metadata(row.metadata).items():
-                    clash = key in ("audio", "split") or key.startswith("metadata.")
+                    clash = key in ("audio", "split", "original_name") or key.startswith("metadata.")
                     data[f"metadata.{key}" if clash else key] = value
                 task: dict[str, Any] = {"data": data, "annotations": [], "predictions": []}
                 final = result(row.label, row.transcript, row.tags)
                 if final:
+                    people.setdefault(FINAL_LABEL_EMAIL, "Earmark final labels")
                     task["annotations"].append(
-                        {"result": final, "ground_truth": True, "was_cancelled": False}
+                        {
+                            "result": final,
+                            "ground_truth": True,
+                            "was_cancelled": False,
+                            "completed_by": {"email": FINAL_LABEL_EMAIL},
+                        }
                     )
                 for ann in anns.get(row.clip_id, []):
                     items = result(ann.get("label"), ann.get("transcript"), ann.get("tags"))
                     if not items:
                         continue
-                    annotation: dict[str, Any] = {
-                        "result": items,
-                        "ground_truth": False,
-                        "was_cancelled": False,
-                    }
-                    user = users.get(str(ann.get("annotator")))
-                    if user is not None:
-                        annotation["completed_by"] = user
-                    task["annotations"].append(annotation)
+                    task["annotations"].append(
+                        {
+                            "result": items,
+                            "ground_truth": False,
+                            "was_cancelled": False,
+                            "completed_by": author(str(ann.get("annotator"))),
+                        }
+                    )
                 for pred in preds.get(row.clip_id, []):
                     items = result(pred.get("label"), pred.get("transcript"), None)
                     if not items:
@@ -792,8 +898,16 @@ def write_labelstudio(
                 export.step()
             sink.write("]\n")
         with export.text("label_config.xml") as sink:
-            sink.write(_label_config(list(classes), list(tag_values), has_text or not classes))
+            with_text = has_text or transcribes or not class_list
+            sink.write(_label_config(list(class_list), list(tag_values), with_text))
+        with export.text(LABELSTUDIO_USERS) as sink:
+            listed = [{"email": e, "first_name": name, "last_name": ""} for e, name in people.items()]
+            sink.write(json.dumps(listed, ensure_ascii=False, indent=1) + "\n")
         return export.finish()
+
+
+#: The people an export's annotations name, to create in Label Studio before importing the tasks.
+LABELSTUDIO_USERS = "labelstudio_users.json"
 
 
 def _ls_result(n: int, control: str, kind: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -825,11 +939,66 @@ def _label_config(classes: list[str], tags: list[str], with_text: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- Kaldi
+
+
+def write_kaldi(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool,
+    progress: Progress = None,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write a Kaldi data directory per split under ``data/`` (see :mod:`labeling.formats.kaldi`).
+
+    Copied audio sits in the export folder under its original name and ``wav.scp`` names it
+    relative to that folder (Kaldi's scripts run from it); referenced audio by absolute path.
+    """
+    rows = list(_rows(frame))
+    splits = ("train", "dev", "test", UNASSIGNED)
+    with _export(
+        frame,
+        out,
+        "kaldi",
+        copy_audio,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        for split in splits:
+            for name in ("wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur"):
+                export.reserve(f"data/{split}/{name}")
+        by_split: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            split = _text(row.split)
+            meta = _metadata(row.metadata)
+            by_split.setdefault(split if split in splits else UNASSIGNED, []).append(
+                {
+                    "clip_id": _clip_id(row.clip_id),
+                    "audio": export.audio(row),
+                    "transcript": _text(row.transcript),
+                    "duration": _number(row.duration_s),
+                    "speaker": meta.get("speaker"),
+                    "gender": meta.get("gender"),
+                }
+            )
+            export.step()
+        for split, items in by_split.items():
+            for name, lines in kaldi_tables(items).items():
+                with export.text(f"data/{split}/{name}") as sink:
+                    for line in lines:
+                        sink.write(line + "\n")
+        return export.finish()
+
+
 #: Writers by the name ``earmark export --format`` uses.
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "csv": write_csv,
     "jsonl": write_jsonl,
     "audiofolder": write_audiofolder,
     "nemo": write_nemo,
+    "kaldi": write_kaldi,
     "labelstudio": write_labelstudio,
 }

@@ -29,7 +29,7 @@ def test_export_page_renders(app_env):
     assert not at.exception, at.exception
     assert at.title[0].value == "Export"
     assert at.selectbox(key="export.format").options[:2] == [
-        "CSV: metadata.csv and the audio",
+        "CSV for spreadsheets: metadata.csv and the audio",
         "JSON Lines: metadata.jsonl and the audio",
     ]
 

@@ -234,7 +234,7 @@ def test_filters_change_the_exported_set_as_a_user_expects(workspace, project):
             LabelRow("file_name", "up_4.wav", "ann", "=SUM(A1:A2)", "up"),
             LabelRow("file_name", "up_4.wav", "bea", "down", "down"),
         ]
-        assert apply_label_rows(s, "voice", rows).n_created == len(rows)
+        assert apply_label_rows(s, "voice", rows, add_classes=True).n_created == len(rows)
 
     everything = {"spk1/yes_1.wav", "spk2/yes_3.wav", "spk3/up_4.wav", "spk3/down_5.wav"}
     derived = {"yes_1+car.wav", "yes_1-trimmed.wav"}

@@ -136,7 +136,10 @@ def test_label_studio_snapshot_gives_annotators_by_email_and_predictions_as_a_ru
 
     assert (report.n_imported, report.n_annotations, report.n_resolutions) == (1, 2, 1)
     with workspace.db.read() as s:
-        assert set(s.scalars(select(User.name))) == {"ana@example.org", "ben@example.org"}
+        assert set(s.scalars(select(User.name))) == {
+            "labelstudio:ana@example.org",
+            "labelstudio:ben@example.org",
+        }
         run = s.execute(select(ModelRun.name, ModelRun.kind)).one()
         assert tuple(run) == ("svm-3", "external")
         assert s.scalar(select(Resolution.method)) == "imported"
@@ -291,8 +294,8 @@ def test_folder_options_on_another_format_are_refused(workspace, upload, tmp_pat
     (tmp_path / "e.json").write_text("[]")
     with pytest.raises(ImportRefused, match="pattern, metadata CSV or join applies to plain folders"):
         import_source(workspace, tmp_path / "e.json", "x", pattern=r"(?P<label>\w+)")
-    with pytest.raises(FormatError, match="unknown format 'kaldi'"):
-        import_source(workspace, tmp_path / "e.json", "x", fmt="kaldi")
+    with pytest.raises(FormatError, match="unknown format 'sphinx'"):
+        import_source(workspace, tmp_path / "e.json", "x", fmt="sphinx")
     assert counts(workspace) == NOTHING
 
 
@@ -334,7 +337,7 @@ def test_labels_csv_applied_as_annotations_is_idempotent_and_reports_unknown_ref
         encoding="utf-8",
     )
 
-    first = import_labels(workspace, path, "voice", annotator="cal")
+    first = import_labels(workspace, path, "voice", annotator="cal", add_classes=True)
 
     assert (first.n_created, first.n_updated, first.n_unchanged) == (3, 0, 0)
     reasons = {p.ref: p.reason for p in first.problems}
@@ -363,7 +366,7 @@ def test_labels_csv_applied_as_annotations_is_idempotent_and_reports_unknown_ref
     path.write_text(
         f"sha256,annotator,label\n{clips['a/one.wav']},bea,maybe\n{'0' * 64},bea,no\n", encoding="utf-8"
     )
-    changed = import_labels(workspace, path, "voice")
+    changed = import_labels(workspace, path, "voice", add_classes=True)
 
     assert (changed.n_created, changed.n_updated) == (0, 1)
     assert [(p.ref, p.reason) for p in changed.problems] == [
@@ -382,6 +385,8 @@ def test_labels_csv_applied_as_annotations_is_idempotent_and_reports_unknown_ref
 def test_labels_beyond_k_are_reported_unless_the_project_lets_imports_raise_k(workspace, clips, tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("file_name,annotator,label\none.wav,ann,yes\none.wav,bea,no\n", encoding="utf-8")
+    with workspace.db.write() as s:
+        update_project(s, "voice", classes=["yes", "no"])
 
     capped = import_labels(workspace, path, "voice")
 
@@ -431,7 +436,7 @@ def test_labels_applied_as_resolutions_replace_final_labels_but_not_adjudicated_
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
-    first = import_labels(workspace, path, "voice", as_="resolutions")
+    first = import_labels(workspace, path, "voice", as_="resolutions", add_classes=True)
 
     assert (first.n_created, first.n_updated, first.n_unchanged) == (2, 0, 0)
     assert {p.ref: p.reason for p in first.problems} == {
@@ -456,12 +461,12 @@ def test_labels_applied_as_resolutions_replace_final_labels_but_not_adjudicated_
     assert n_events == 2
     assert tags == {("a/one.wav", "noise:car")}
 
-    again = import_labels(workspace, path, "voice", as_="resolutions")
+    again = import_labels(workspace, path, "voice", as_="resolutions", add_classes=True)
 
     assert (again.n_created, again.n_updated, again.n_unchanged) == (0, 0, 2)
     with workspace.db.write() as s:
         report = apply_label_rows(
-            s, "voice", [LabelRow("file_name", "two.wav", None, "two")], as_="resolutions"
+            s, "voice", [LabelRow("file_name", "two.wav", None, "two")], as_="resolutions", add_classes=True
         )
     assert report.problems[0].reason.startswith("2 clips are named 'two.wav'")
 
@@ -472,7 +477,8 @@ def test_cli_applies_a_labels_csv(workspace, clips, tmp_path, monkeypatch, capsy
     path = tmp_path / "labels.csv"
     path.write_text("file_name,label\none.wav,yes\nnope.wav,no\n", encoding="utf-8")
 
-    code = cli(["import", str(path), "--project", "voice", "--format", "csv", "--annotator", "ann", "--json"])
+    args = ["--format", "csv", "--annotator", "ann", "--add-classes", "--json"]
+    code = cli(["import", str(path), "--project", "voice", *args])
 
     assert code == 0
     report = json.loads(capsys.readouterr().out)

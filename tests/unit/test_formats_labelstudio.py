@@ -200,7 +200,10 @@ def test_snapshot_export_reads_emails_predictions_and_ground_truth(tmp_path: Pat
     plan = read_labelstudio(_write(tmp_path / "snapshot.json", snapshot_export()), audio_root=upload_dir)
 
     (item,) = plan.items
-    assert {a.annotator for a in item.annotations} == {"alice@example.org", "bob@example.org"}
+    assert {a.annotator for a in item.annotations} == {
+        "labelstudio:alice@example.org",
+        "labelstudio:bob@example.org",
+    }
     assert (item.label, item.transcript) == ("yes", "yes please")  # bob's ground truth
     preds = {(p.model, p.label, p.transcript, p.confidence) for p in item.predictions}
     assert preds == {("svm-2025-03", "yes", None, 0.82), ("asr-v1", None, "yes", 0.5)}
@@ -284,7 +287,7 @@ def test_json_min_export_groups_annotations_by_task(tmp_path: Path, upload_dir: 
     got = {(a.annotator, a.label, a.transcript, a.tags) for a in item.annotations}
     assert got == {
         ("labelstudio-user-1", "yes", "yes", ("noisy", "far")),
-        ("bob@example.org", "no", None, ()),
+        ("labelstudio:bob@example.org", "no", None, ()),
     }
 
 
@@ -328,7 +331,7 @@ def test_csv_export_reads_json_cells(tmp_path: Path, upload_dir: Path) -> None:
     got = {(i.name, a.annotator, a.label, a.transcript, a.tags) for i in plan.items for a in i.annotations}
     assert got == {
         ("yes_01.wav", "labelstudio-user-1", "yes", "yes", ("a", "b")),
-        ("no_02.wav", "bob@example.org", "no", None, ()),
+        ("no_02.wav", "labelstudio:bob@example.org", "no", None, ()),
     }
     assert read_labelstudio(path, audio_root=upload_dir).items == plan.items
 

@@ -129,7 +129,11 @@ def _read_back(fmt: str, out: Path, audio_root: Path | None) -> ImportPlan:
     return plan
 
 
-@pytest.mark.parametrize("fmt", sorted(WRITERS))
+#: Kaldi data directories carry transcripts, speakers and splits only: tested on their own.
+TABLE_AND_TASK_FORMATS = sorted(set(WRITERS) - {"kaldi"})
+
+
+@pytest.mark.parametrize("fmt", TABLE_AND_TASK_FORMATS)
 def test_copied_exports_read_back_the_same(fmt: str, frame: pd.DataFrame, tmp_path: Path) -> None:
     out = tmp_path / f"export-{fmt}"
 
@@ -138,14 +142,12 @@ def test_copied_exports_read_back_the_same(fmt: str, frame: pd.DataFrame, tmp_pa
 
     assert plan.problems == []
     assert _got(plan) == _expected(frame)
-    # names come from the original names, made safe, and kept apart where two meet in one folder
-    again = "yes_1.wav" if fmt == "audiofolder" else f"yes_1-{frame.sha256[4][:8]}.wav"  # dev vs train
-    assert sorted(i.name for i in plan.items) == sorted(
-        ["spk1/yes_1.wav", "yes_1.wav", again, "escape.wav", "_CON.wav"]
-    )
+    # the files are named after the original names, made safe and kept apart where two meet in one
+    # folder, and the clips come back with their original names all the same
+    assert sorted(i.name for i in plan.items) == sorted(frame.original_name)
 
 
-@pytest.mark.parametrize("fmt", sorted(set(WRITERS) - {"audiofolder"}))
+@pytest.mark.parametrize("fmt", sorted(set(TABLE_AND_TASK_FORMATS) - {"audiofolder"}))
 def test_referencing_exports_read_back_the_same(
     fmt: str, frame: pd.DataFrame, store: Path, tmp_path: Path
 ) -> None:
@@ -158,6 +160,7 @@ def test_referencing_exports_read_back_the_same(
     assert plan.problems == []
     assert _got(plan) == _expected(frame)
     assert {i.path for i in plan.items} == {Path(p).resolve() for p in frame.audio_path}
+    assert sorted(i.name for i in plan.items) == sorted(frame.original_name)
 
 
 def _ui_export(audio_dir: Path) -> list[dict]:

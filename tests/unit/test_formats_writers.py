@@ -65,8 +65,12 @@ def _frame(tmp_path: Path, n: int = 3, **columns) -> pd.DataFrame:
         ("+1+1", "'+1+1"),
         ("-2+3", "'-2+3"),
         ("@SUM(A1)", "'@SUM(A1)"),
-        ("\t=1", "'\t=1"),
-        ("\r=1", "'\r=1"),
+        ("\t=1", "'\t'=1"),
+        ("\r=1", "'\r'=1"),
+        # a spreadsheet splitting on ; or tabs starts a cell after them
+        ("hello;=1+1", "hello;'=1+1"),
+        ("a,+b\t-c\n@d", "a,'+b\t'-c\n'@d"),
+        ("it's;'quoted", "it's;''quoted"),
         ("＝1+1", "'＝1+1"),
         ("'already quoted", "''already quoted"),
         ("plain text", "plain text"),
@@ -229,7 +233,7 @@ def test_audiofolder_layout(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- Label Studio
 
 
-def test_label_studio_tasks_have_full_predictions_and_completed_by_only_when_mapped(tmp_path: Path) -> None:
+def test_label_studio_tasks_have_full_predictions_and_say_who_annotated(tmp_path: Path) -> None:
     frame = _frame(tmp_path, n=1)
     annotations = pd.DataFrame(
         [
@@ -252,9 +256,12 @@ def test_label_studio_tasks_have_full_predictions_and_completed_by_only_when_map
     assert task["data"] == {"audio": "/data/local-files/?d=out/clip_0.wav", "split": "train", "speaker": "s0"}
     final, ana, ben = task["annotations"]
     assert final["ground_truth"] is True
-    assert "completed_by" not in final
+    assert final["completed_by"] == {"email": "earmark+final-label@earmark.invalid"}
     assert ana["completed_by"] == 4
-    assert "completed_by" not in ben
+    assert ben["completed_by"] == {"email": "ben@earmark.invalid"}
+    assert ana["ground_truth"] is ben["ground_truth"] is False
+    users = json.loads((tmp_path / "out" / "labelstudio_users.json").read_text(encoding="utf-8"))
+    assert {u["email"] for u in users} == {"earmark+final-label@earmark.invalid", "ben@earmark.invalid"}
     for result in [r for a in task["annotations"] for r in a["result"]]:
         assert {"id", "from_name", "to_name", "type", "value"} <= set(result)
         assert result["to_name"] == "audio"
