@@ -49,7 +49,9 @@ def _long(ids: Iterable[int], metas: Iterable[Any]) -> list[tuple[int, str, str]
 
 def _through(s: Session, project_id: int) -> int:
     return int(
-        s.scalar(select(ClipMetadataIndexed.through_clip_id).where(ClipMetadataIndexed.project_id == project_id))
+        s.scalar(
+            select(ClipMetadataIndexed.through_clip_id).where(ClipMetadataIndexed.project_id == project_id)
+        )
         or 0
     )
 
@@ -101,6 +103,11 @@ def index_clip_metadata(s: Session, project_id: int) -> int:
     return int(n or 0)
 
 
+def unindexed_metadata(s: Session, project_id: int) -> list[tuple[int, str, str]]:
+    """``(clip_id, key, value)`` of the project's clips that ``clip_metadata`` does not cover yet."""
+    return _decoded_tail(s, project_id, _through(s, project_id))
+
+
 def deleted_clip_ids(s: Session, project_id: int) -> pd.Index:
     """Ids of the project's soft-deleted clips (a short index range: ``ix_clips_deleted``)."""
     ids = s.scalars(select(Clip.id).where(Clip.project_id == project_id, Clip.deleted_at.is_not(None))).all()
@@ -114,10 +121,12 @@ def metadata_values(s: Session, project_id: int, keys: Sequence[str] | None = No
     )
     if keys is not None:
         if not keys:
-            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "clip_id" else object) for c in LONG_COLUMNS})
+            return pd.DataFrame(
+                {c: pd.Series(dtype="int64" if c == "clip_id" else object) for c in LONG_COLUMNS}
+            )
         q = q.where(ClipMetadata.key.in_(list(keys)))
     frame = read_frame(s, q, {"clip_id": "int64", "key": "object", "value": "object"})
-    tail = _decoded_tail(s, project_id, _through(s, project_id))
+    tail = unindexed_metadata(s, project_id)
     if tail:
         extra = pd.DataFrame(tail, columns=list(LONG_COLUMNS))
         if keys is not None:
@@ -139,7 +148,7 @@ def metadata_counts(s: Session, project_id: int, key: str | None = None) -> pd.D
     if key is not None:
         q = q.where(ClipMetadata.key == key)
     counts = pd.DataFrame(s.execute(q).all(), columns=["key", "value", "n"])
-    tail = _decoded_tail(s, project_id, _through(s, project_id))
+    tail = unindexed_metadata(s, project_id)
     deleted = deleted_clip_ids(s, project_id)
     adjust = []
     if tail:
@@ -175,7 +184,11 @@ def metadata_keys(s: Session, project_id: int) -> list[str]:
         .group_by(ClipMetadata.key)
     ).all()
     seen = dict(first)
-    for cid, key, _ in _decoded_tail(s, project_id, _through(s, project_id)):
+    for cid, key, _ in unindexed_metadata(s, project_id):
         seen.setdefault(key, cid)
-    return sorted(seen, key=lambda k: (seen[k], k))
-
+    # Keys a clip introduced together keep that clip's order.
+    firsts = sorted(set(seen.values()))
+    order: dict[tuple[int, str], int] = {}
+    for cid, raw in s.execute(select(Clip.id, cast(Clip.meta, Text)).where(Clip.id.in_(firsts))):
+        order.update({(cid, k): i for i, k in enumerate(json.loads(raw or "{}"))})
+    return sorted(seen, key=lambda k: (seen[k], order.get((seen[k], k), 0), k))

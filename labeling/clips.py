@@ -116,6 +116,18 @@ def clip_frame(s: Session, project_id: int, *, include_deleted: bool = False) ->
     return frame
 
 
+def project_tags(s: Session, project_id: int) -> list[str]:
+    """The distinct tags on the project's live clips, sorted (one grouped index scan)."""
+    return sorted(
+        s.scalars(
+            select(ClipTag.tag)
+            .join(Clip, Clip.id == ClipTag.clip_id)
+            .where(Clip.project_id == project_id, Clip.deleted_at.is_(None))
+            .group_by(ClipTag.tag)
+        )
+    )
+
+
 def metadata_columns(frame: pd.DataFrame) -> list[str]:
     """The metadata columns of a :func:`clip_frame` (everything after the base columns)."""
     return [c for c in frame.columns if c not in BASE_COLUMNS]
@@ -239,10 +251,12 @@ def data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
     It changes whenever :func:`clip_frame` or a report built on the labels would, so caches can key on
     it instead of expiring blindly; it is read on every rerun of a cached page, so each part is an
     index lookup or an index-only count (a few tens of milliseconds at a million clips): the newest
-    clip (clips are never deleted, only soft-deleted), soft-deleted clips (partial index ``ix_clips_deleted``), queue priorities (``ix_clips_prioritised``),
-    tags (over all projects: a tag carries no project), the newest resolution and annotation change
-    (``ix_*_project_updated``) and open label-issue flags.
+    clip (clips are never deleted, only soft-deleted), soft-deleted clips (partial index
+    ``ix_clips_deleted``), queue priorities (``ix_clips_prioritised``), tags (over all projects: a
+    tag carries no project), the newest resolution and annotation change (``ix_*_project_updated``)
+    and open label-issue flags.
     """
+
     def one(*columns: Any, where: Any = None) -> tuple[Any, ...]:
         q = select(*columns)
         return tuple(s.execute(q if where is None else q.where(*where)).one())
@@ -250,8 +264,12 @@ def data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
     # Each aggregate on its own: SQLite answers a lone max() from the end of an index, but a count
     # and a max together walk the whole range.
     clips = one(func.max(Clip.id), where=[Clip.project_id == project_id])
-    deleted = one(func.count(), func.max(Clip.deleted_at), where=[Clip.project_id == project_id, text("deleted_at IS NOT NULL")])
     # Literal conditions, not bound parameters, so both engines match them to the partial indexes.
+    deleted = one(
+        func.count(),
+        func.max(Clip.deleted_at),
+        where=[Clip.project_id == project_id, text("deleted_at IS NOT NULL")],
+    )
     prioritised = one(
         func.count(),
         func.sum(Clip.priority),

@@ -51,7 +51,9 @@ def _column(values: tuple[Any, ...] | list[Any], dtype: str) -> Any:
         return np.array(values, dtype=bool)
     if dtype == "Int64":
         return pd.array(values, dtype="Int64")
-    return pd.Series(values, dtype=object).to_numpy()
+    # A Series of object dtype: pandas would otherwise infer its Arrow-backed string dtype, a copy
+    # that makes later element-wise work slower, not faster.
+    return pd.Series(values, dtype=object)
 
 
 def _sqlite(s: Session, stmt: Select[Any], dtypes: Mapping[str, str]) -> pd.DataFrame:
@@ -65,7 +67,10 @@ def _sqlite(s: Session, stmt: Select[Any], dtypes: Mapping[str, str]) -> pd.Data
             columns = list(zip(*rows, strict=True)) if rows else [() for _ in dtypes]
             del rows
             return pd.DataFrame(
-                {name: _column(col, dtype) for (name, dtype), col in zip(dtypes.items(), columns, strict=True)}
+                {
+                    name: _column(col, dtype)
+                    for (name, dtype), col in zip(dtypes.items(), columns, strict=True)
+                }
             )
     finally:
         cursor.close()
@@ -78,10 +83,10 @@ def _postgres(s: Session, stmt: Select[Any], dtypes: Mapping[str, str]) -> pd.Da
     conn = s.connection()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     buffer = io.BytesIO()
-    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-            for block in copy:
-                buffer.write(block)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        for block in copy:
+            buffer.write(block)
     buffer.seek(0)
     if not buffer.getbuffer().nbytes:
         return pd.DataFrame({name: _column([], dtype) for name, dtype in dtypes.items()})
@@ -98,7 +103,9 @@ def _postgres(s: Session, stmt: Select[Any], dtypes: Mapping[str, str]) -> pd.Da
             frame[name] = frame[name].map({"t": True, "f": False}).astype(bool)
         elif dtype == "object":
             # Keep object dtype with None for NULL, as the SQLite path returns.
-            frame[name] = pd.Series(frame[name].to_numpy(dtype=object), dtype=object).where(frame[name].notna(), None)
+            frame[name] = pd.Series(frame[name].to_numpy(dtype=object), dtype=object).where(
+                frame[name].notna(), None
+            )
     return frame
 
 

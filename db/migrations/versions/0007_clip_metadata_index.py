@@ -53,7 +53,9 @@ def _backfill() -> None:
         sa.column("value", sa.String),
     )
     indexed = sa.table(
-        "clip_metadata_indexed", sa.column("project_id", sa.Integer), sa.column("through_clip_id", sa.BigInteger)
+        "clip_metadata_indexed",
+        sa.column("project_id", sa.Integer),
+        sa.column("through_clip_id", sa.BigInteger),
     )
     last = 0
     through: dict[int, int] = {}
@@ -81,7 +83,9 @@ def _backfill() -> None:
             through[pid] = max(through.get(pid, 0), cid)
         last = rows[-1][0]
     if through:
-        bind.execute(sa.insert(indexed), [{"project_id": p, "through_clip_id": c} for p, c in through.items()])
+        bind.execute(
+            sa.insert(indexed), [{"project_id": p, "through_clip_id": c} for p, c in through.items()]
+        )
 
 
 def upgrade() -> None:
@@ -95,12 +99,17 @@ def upgrade() -> None:
             ["clip_id"], ["clips.id"], name=op.f("fk_clip_metadata_clip_id_clips"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["project_id"], ["projects.id"], name=op.f("fk_clip_metadata_project_id_projects"), ondelete="CASCADE"
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_clip_metadata_project_id_projects"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("clip_id", "key", name=op.f("pk_clip_metadata")),
     )
     with op.batch_alter_table("clip_metadata", schema=None) as batch_op:
-        batch_op.create_index("ix_clip_metadata_slice", ["project_id", "key", "value", "clip_id"], unique=False)
+        batch_op.create_index(
+            "ix_clip_metadata_slice", ["project_id", "key", "value", "clip_id"], unique=False
+        )
     op.create_table(
         "clip_metadata_indexed",
         sa.Column("project_id", sa.Integer(), nullable=False),
