@@ -46,6 +46,13 @@ CLI_TARGET_S = 5.0
 MEMORY_TARGET_MB = 2048
 GROWTH_TARGET = 12.0
 
+DATA = (
+    "The data: 10 classes, k = 3, 30 annotators; one annotation on 60% of clips and three on 30% "
+    "(1.5 annotations per clip), final labels on those 30%, one tag per clip, metadata `speaker` "
+    "(500 values) and `accent`."
+)
+# Pages whose links (st.page_link) need the app's navigation: opened through app.py.
+NEEDS_NAVIGATION = {"review"}
 # page file -> title shown in the report
 PAGES = {
     "overview": "Overview",
@@ -129,34 +136,47 @@ def child(page: str) -> dict[str, Any]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    firsts = []
+    firsts, first_cpu = [], []
     at = None
     for _ in range(FIRST_RUNS):
         st.cache_data.clear()
         st.cache_resource.clear()
-        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=900)
-        _sign_in(at)
-        at.session_state["app.project"] = "bench"
-        t0 = time.perf_counter()
+        if page in NEEDS_NAVIGATION:
+            # Its links need the app's page list: open the app, then the page with empty caches.
+            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
+            _sign_in(at)
+            at.session_state["app.project"] = "bench"
+            at.run()
+            st.cache_data.clear()
+            at.switch_page(f"pages/{page}.py")
+        else:
+            at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=900)
+            _sign_in(at)
+            at.session_state["app.project"] = "bench"
+        t0, c0 = time.perf_counter(), time.process_time()
         at.run()
         firsts.append(time.perf_counter() - t0)
+        first_cpu.append(time.process_time() - c0)
         if at.exception:
             raise SystemExit(f"{page}: {at.exception[0].message}")
     assert at is not None
     change = _change(page)
-    reruns, what = [], "plain rerun"
+    reruns, rerun_cpu, what = [], [], "plain rerun"
     for i in range(RERUNS):
         what = change(at, i)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         at.run()
         reruns.append(time.perf_counter() - t0)
+        rerun_cpu.append(time.process_time() - c0)
         if at.exception:
             raise SystemExit(f"{page} rerun: {at.exception[0].message}")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "first_s": statistics.median(firsts),
         "first_all": firsts,
+        "first_cpu_s": statistics.median(first_cpu),
         "rerun_s": statistics.median(reruns),
+        "rerun_cpu_s": statistics.median(rerun_cpu),
         "rerun_all": reruns,
         "rerun_what": what,
         "peak_mb": peak_kb / 1024,
@@ -168,8 +188,9 @@ def child_cli() -> dict[str, Any]:
     """``earmark agreement --project bench --json``, timed in this process as a user would run it."""
     import resource
 
-    runs = []
+    runs, cpu = [], []
     for _ in range(FIRST_RUNS):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         done = subprocess.run(
             [str(Path(sys.executable).parent / "earmark"), "agreement", "--project", "bench", "--json"],
@@ -178,11 +199,18 @@ def child_cli() -> dict[str, Any]:
             check=False,
         )
         runs.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         if done.returncode:
             raise SystemExit(f"earmark agreement failed: {done.stderr[-2000:]}")
         json.loads(done.stdout)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"first_s": statistics.median(runs), "first_all": runs, "peak_mb": peak_kb / 1024}
+    return {
+        "first_s": statistics.median(runs),
+        "first_all": runs,
+        "first_cpu_s": statistics.median(cpu),
+        "peak_mb": peak_kb / 1024,
+    }
 
 
 # --- the driver --------------------------------------------------------------------------------------
@@ -234,7 +262,9 @@ def report(results: dict[str, dict[int, dict[str, dict[str, Any]]]], sizes: list
         f"of {RERUNS} reruns after the page's usual widget change (the Label page: a submit). Targets at "
         f"the largest size: first ≤ {FIRST_TARGET_S:g} s, rerun ≤ {RERUN_TARGET_S:g} s (Label submit ≤ "
         f"{SUBMIT_TARGET_S * 1000:.0f} ms), peak memory < {MEMORY_TARGET_MB:,} MB, growth "
-        f"(time at {big:,} ÷ time at {base or 0:,}) ≤ {GROWTH_TARGET:g}×.",
+        f"(time at {big:,} ÷ time at {base or 0:,}) ≤ {GROWTH_TARGET:g}×. Wall-clock medians, with the "
+        "process's CPU seconds in brackets: on a shared, loaded machine the CPU time is the steadier "
+        "figure, and growth is computed on it.",
         "",
     ]
     for engine, by_size in results.items():
@@ -249,20 +279,24 @@ def report(results: dict[str, dict[int, dict[str, dict[str, Any]]]], sizes: list
             cells = []
             for n in sizes:
                 r = by_size.get(n, {}).get(page)
-                cells.append(
-                    f"{_fmt(r, 'first_s')} / {_fmt(r, 'rerun_s')}" if page != "cli" else _fmt(r, "first_s")
-                )
+                cell = _fmt(r, "first_s") if page == "cli" else f"{_fmt(r, 'first_s')} / {_fmt(r, 'rerun_s')}"
+                if r and "first_cpu_s" in r:
+                    cpu = f"{r['first_cpu_s']:.2f}" + (
+                        f" / {r['rerun_cpu_s']:.2f}" if "rerun_cpu_s" in r else ""
+                    )
+                    cell += f" (CPU {cpu})"
+                cells.append(cell)
             top = by_size.get(big, {}).get(page)
             low = by_size.get(base, {}).get(page) if base else None
             growth, verdict = "—", "—"
             if top and "error" not in top:
                 parts = []
                 if low and "error" not in low:
-                    g_first = top["first_s"] / low["first_s"]
+                    g_first = top["first_cpu_s"] / max(low["first_cpu_s"], 1e-3)
                     growth = f"{g_first:.1f}×"
                     parts.append(f"growth {_ok(g_first, GROWTH_TARGET)}")
-                    if "rerun_s" in top:
-                        g_rerun = top["rerun_s"] / low["rerun_s"]
+                    if "rerun_cpu_s" in top:
+                        g_rerun = top["rerun_cpu_s"] / max(low["rerun_cpu_s"], 1e-3)
                         growth += f" / {g_rerun:.1f}×"
                 if page == "cli":
                     parts.insert(0, f"≤ {CLI_TARGET_S:g} s {_ok(top['first_s'], CLI_TARGET_S)}")
@@ -285,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pages", default=",".join([*PAGES, "cli"]))
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--no-report", action="store_true", help="print results, leave BENCHMARKS.md")
+    parser.add_argument("--results", type=Path, help="also append each result as a JSON line to this file")
+    parser.add_argument("--report-from", type=Path, help="write BENCHMARKS.md from saved --results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
     if args.child:
@@ -293,6 +329,16 @@ def main(argv: list[str] | None = None) -> None:
 
     from bench import _pages_data
 
+    if args.report_from:
+        # Rebuild the section from results saved by earlier runs (--results), e.g. one per engine.
+        saved: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
+        for line in args.report_from.read_text().splitlines():
+            r = json.loads(line)
+            saved.setdefault(r.pop("engine"), {}).setdefault(r.pop("n"), {})[r.pop("page")] = r
+        all_sizes = sorted({n for by_size in saved.values() for n in by_size})
+        meta = f"{machine()}, load average {os.getloadavg()[0]:.1f} when the report was written. " + DATA
+        write_section("pages", report(saved, all_sizes, meta))
+        return
     sizes = sorted(int(n) for n in args.sizes.split(","))
     pages = args.pages.split(",")
     results: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
@@ -314,13 +360,16 @@ def main(argv: list[str] | None = None) -> None:
                 r = _measure(built, page)
                 results.setdefault(label, {}).setdefault(n, {})[page] = r
                 print(f"{label} {n:>9,} {page:<15} {json.dumps(r)}", flush=True)
+                if args.results:
+                    with args.results.open("a") as fh:
+                        fh.write(json.dumps({"engine": label, "n": n, "page": page, **r}) + "\n")
     if args.build_only or args.no_report or not results:
         return
     meta = (
         f"{machine()}, load average {os.getloadavg()[0]:.1f} at the end. Projects: "
         + "; ".join(builds)
-        + ". The data: 10 classes, k = 3, 30 annotators; one annotation on 60% of clips and three on "
-        "30%, final labels on those 30%, one tag per clip, metadata `speaker` (500 values) and `accent`."
+        + ". "
+        + DATA
     )
     write_section("pages", report(results, sizes, meta))
 

@@ -452,6 +452,10 @@ Index(
 # project's labels is an index lookup, and soft-deleted or prioritised clips are a short index range.
 Index("ix_clips_project", Clip.project_id)
 Index("ix_annotations_project_updated", Annotation.project_id, Annotation.updated_at)
+# "My labels" (newest first): without it the planner walks the index above, the whole project.
+Index(
+    "ix_annotations_annotator_updated", Annotation.project_id, Annotation.annotator_id, Annotation.updated_at
+)
 Index("ix_resolutions_project_updated", Resolution.project_id, Resolution.updated_at)
 Index(
     "ix_clips_deleted",

@@ -129,6 +129,10 @@ def _read_ratings(s: Session, info: ProjectInfo, *, transcripts: bool = False) -
     frame["annotator"] = (
         np.array([names.get(int(u)) for u in uniques], dtype=object)[ids] if len(ids) else None
     )
+    # Labels as a Categorical of the labels used, in sorted order: the metrics code values that way
+    # anyway, and every report and slice then reuses the codes instead of hashing strings again.
+    codes, labels = pd.factorize(frame["label"], sort=True)
+    frame["label"] = pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype="str"))
     days, unique_days = pd.factorize(frame.pop("day"))
     frame["week"] = _week(pd.Series(unique_days)).to_numpy(dtype=object)[days] if len(days) else None
     return frame
@@ -199,11 +203,13 @@ def _meta_slices(s: Session, project_id: int, tags: pd.DataFrame) -> pd.DataFram
 
 
 def _resolutions(s: Session, project_id: int) -> pd.DataFrame:
-    q = select(Resolution.clip_id, Resolution.label, Resolution.method, Resolution.agreement).where(
+    q = select(Resolution.clip_id, Resolution.label, Resolution.method).where(
         Resolution.project_id == project_id
     )
-    return read_frame(
-        s, q, {"clip_id": "int64", "label": "object", "method": "object", "agreement": "float64"}
+    return _once(
+        s,
+        ("resolutions", project_id),
+        lambda: read_frame(s, q, {"clip_id": "int64", "label": "object", "method": "object"}),
     )
 
 
@@ -442,7 +448,7 @@ def disagreements(
         return empty
     counts = (
         ratings[ratings["clip_id"].isin(candidates)]
-        .groupby(["clip_id", "label"])
+        .groupby(["clip_id", "label"], observed=True)
         .size()
         .rename("count")
         .reset_index()

@@ -116,16 +116,27 @@ def deleted_clip_ids(s: Session, project_id: int) -> pd.Index:
 
 def metadata_values(s: Session, project_id: int, keys: Sequence[str] | None = None) -> pd.DataFrame:
     """Live clips' metadata in long form: ``clip_id, key, value`` (text), one row per clip and key."""
-    q = select(ClipMetadata.clip_id, ClipMetadata.key, ClipMetadata.value).where(
-        ClipMetadata.project_id == project_id
-    )
-    if keys is not None:
-        if not keys:
-            return pd.DataFrame(
-                {c: pd.Series(dtype="int64" if c == "clip_id" else object) for c in LONG_COLUMNS}
-            )
-        q = q.where(ClipMetadata.key.in_(list(keys)))
-    frame = read_frame(s, q, {"clip_id": "int64", "key": "object", "value": "object"})
+    if keys is None:
+        q = select(ClipMetadata.clip_id, ClipMetadata.key, ClipMetadata.value).where(
+            ClipMetadata.project_id == project_id
+        )
+        frame = read_frame(s, q, {"clip_id": "int64", "key": "object", "value": "object"})
+    else:
+        # Key by key: the key is then not read back once per row.
+        parts = [
+            read_frame(
+                s,
+                select(ClipMetadata.clip_id, ClipMetadata.value).where(
+                    ClipMetadata.project_id == project_id, ClipMetadata.key == key
+                ),
+                {"clip_id": "int64", "value": "object"},
+            ).assign(key=key)[list(LONG_COLUMNS)]
+            for key in dict.fromkeys(keys)
+        ]
+        empty = pd.DataFrame(
+            {c: pd.Series(dtype="int64" if c == "clip_id" else object) for c in LONG_COLUMNS}
+        )
+        frame = pd.concat(parts, ignore_index=True) if parts else empty
     tail = unindexed_metadata(s, project_id)
     if tail:
         extra = pd.DataFrame(tail, columns=list(LONG_COLUMNS))

@@ -124,6 +124,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("annotations", schema=None) as batch_op:
         batch_op.create_index("ix_annotations_project_updated", ["project_id", "updated_at"], unique=False)
+        batch_op.create_index(
+            "ix_annotations_annotator_updated", ["project_id", "annotator_id", "updated_at"], unique=False
+        )
     with op.batch_alter_table("resolutions", schema=None) as batch_op:
         batch_op.create_index("ix_resolutions_project_updated", ["project_id", "updated_at"], unique=False)
     with op.batch_alter_table("clips", schema=None) as batch_op:
@@ -153,6 +156,7 @@ def downgrade() -> None:
     with op.batch_alter_table("resolutions", schema=None) as batch_op:
         batch_op.drop_index("ix_resolutions_project_updated")
     with op.batch_alter_table("annotations", schema=None) as batch_op:
+        batch_op.drop_index("ix_annotations_annotator_updated")
         batch_op.drop_index("ix_annotations_project_updated")
     op.drop_table("clip_metadata_indexed")
     with op.batch_alter_table("clip_metadata", schema=None) as batch_op:
