@@ -28,6 +28,7 @@ from db.engine import Database
 from db.migrate import upgrade
 from db.models import ImportBatch
 from labeling.auth import add_user
+from labeling.clip_metadata import index_clip_metadata
 from labeling.conventions import save_convention
 from labeling.projects import create_project
 from labeling.storage import AudioStore
@@ -279,11 +280,7 @@ def _load(db: Database, store: AudioStore, n: int, progress: bool = True) -> int
 
 
 def _after_import(db: Database, project_id: int) -> None:
-    """What an import does once its clips are in: index their metadata, if this version of Earmark does."""
-    try:
-        from labeling.clips import index_clip_metadata  # type: ignore[attr-defined]
-    except ImportError:
-        return
+    """What an import does once its clips are in: index their metadata."""
     with db.write() as s:
         index_clip_metadata(s, project_id)
 
@@ -353,7 +350,7 @@ def project(engine: str, n: int, *, postgres: str = "") -> BuiltProject:
         db = Database.from_url(url)
         try:
             upgrade(db)  # a cached project built under an older schema
-            _after_import(db, 1)
+            _after_import(db, 1)  # the bench database holds one project
         finally:
             db.dispose()
     return BuiltProject(engine, n, url, folder / "data", int(info["n_annotations"]), float(info["build_s"]))

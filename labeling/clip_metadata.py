@@ -15,7 +15,7 @@ Soft-deleted clips keep their rows; the readers leave them out.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -56,9 +56,9 @@ def _through(s: Session, project_id: int) -> int:
     )
 
 
-def _decoded_tail(s: Session, project_id: int, after: int) -> list[tuple[int, str, str]]:
-    """``(clip_id, key, value)`` of the project's clips past ``after``, decoded from their JSON."""
-    out: list[tuple[int, str, str]] = []
+def _tail_batches(s: Session, project_id: int, after: int) -> Iterator[list[tuple[int, str, str]]]:
+    """``(clip_id, key, value)`` of the project's clips past ``after``, decoded from their JSON a
+    batch of clips at a time."""
     last = after
     while True:
         rows = s.execute(
@@ -68,11 +68,15 @@ def _decoded_tail(s: Session, project_id: int, after: int) -> list[tuple[int, st
             .limit(_BATCH)
         ).all()
         if not rows:
-            return out
+            return
         # One json.loads per batch rather than one decoder call per row.
         metas = json.loads("[" + ",".join(r[1] or "null" for r in rows) + "]")
-        out.extend(_long((r[0] for r in rows), metas))
+        yield _long((r[0] for r in rows), metas)
         last = rows[-1][0]
+
+
+def _decoded_tail(s: Session, project_id: int, after: int) -> list[tuple[int, str, str]]:
+    return [row for batch in _tail_batches(s, project_id, after) for row in batch]
 
 
 def index_clip_metadata(s: Session, project_id: int) -> int:
@@ -82,15 +86,12 @@ def index_clip_metadata(s: Session, project_id: int) -> int:
     newest = s.scalar(select(func.max(Clip.id)).where(Clip.project_id == project_id)) or 0
     if newest <= after:
         return 0
-    rows = _decoded_tail(s, project_id, after)
-    for start in range(0, len(rows), _BATCH):
-        s.execute(
-            insert(ClipMetadata),
-            [
-                {"clip_id": c, "key": k, "project_id": project_id, "value": v}
-                for c, k, v in rows[start : start + _BATCH]
-            ],
-        )
+    for batch in _tail_batches(s, project_id, after):
+        if batch:
+            s.execute(
+                insert(ClipMetadata),
+                [{"clip_id": c, "key": k, "project_id": project_id, "value": v} for c, k, v in batch],
+            )
     if after:
         s.execute(
             update(ClipMetadataIndexed)
