@@ -202,6 +202,7 @@ def test_the_clip_table_filters_in_the_database_as_the_frame_filter_does(project
     got = pd.concat([page for page, _ in pages], ignore_index=True)
     assert got["clip_id"].tolist() == expected["clip_id"].tolist()
     assert got["tags"].tolist() == expected["tags"].tolist()
+
     def plain(values: pd.Series) -> list:
         return [None if pd.isna(v) else v for v in values]
 
