@@ -25,6 +25,7 @@ that means something, so they take numbers or an *ordered* Categorical.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -233,6 +234,8 @@ class _Patterns:
 
 # Largest key space counted with bincount (8 bytes a key); larger ones are sorted with np.unique.
 _MAX_BINCOUNT_KEYS = 1 << 21
+# Largest (group, item) space agreement_by indexes directly (8 bytes each) rather than sorting.
+_MAX_DENSE_PAIRS = 1 << 25
 
 
 def _patterns(c: _Coded) -> _Patterns:
@@ -1117,22 +1120,74 @@ def agreement_by(
     """
     _require_columns(df, [by, item, rater, value])
     _check_level(level)
-    rows = []
-    for key, part in df.groupby(by, sort=True, dropna=False, observed=True):
-        c = _code(part, item=item, value=value, level=level, dense_items=True)
-        p = _patterns(c)
-        rows.append(
-            {
-                by: key[0] if isinstance(key, tuple) else key,
-                "n_items": p.n_items,
-                "n_pairable": p.n_pairable,
-                "n_ratings": len(c.value),
-                "krippendorff_alpha": _alpha_from_coincidences(_coincidences(p), level, c.numeric),
-                "percent_agreement": _percent(p),
-            }
-        )
     columns = [by, "n_items", "n_pairable", "n_ratings", "krippendorff_alpha", "percent_agreement"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    # Every group at once: items and values are coded over the whole frame (a value a group never
+    # uses has no count there, so it changes none of the group's statistics), and each group's
+    # count patterns come from one pass over (group, item) pairs instead of a pass per group.
+    group_codes, keys = pd.factorize(df[by], sort=True, use_na_sentinel=False)
+    if isinstance(df[by].dtype, pd.CategoricalDtype):
+        keys = pd.Index(keys.astype(object))
+    c = _code(df, item=item, value=value, level=level, dense_items=True)
+    group = np.asarray(group_codes, dtype=np.int64)[df[value].notna().to_numpy()]
+    n_groups = len(keys)
+    patterns = _grouped_patterns(group, c, n_groups)
+    n_ratings = np.bincount(group, minlength=n_groups)
+    rows = [
+        {
+            by: key,
+            "n_items": p.n_items,
+            "n_pairable": p.n_pairable,
+            "n_ratings": int(n),
+            "krippendorff_alpha": _alpha_from_coincidences(_coincidences(p), level, c.numeric),
+            "percent_agreement": _percent(p),
+        }
+        for key, p, n in zip(keys, patterns, n_ratings, strict=True)
+    ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _grouped_patterns(group: npt.NDArray[np.int64], c: _Coded, n_groups: int) -> list[_Patterns]:
+    """:func:`_patterns` of each group's ratings (``group[i]`` is the group of rating ``i``)."""
+    n_items = max(c.n_items, 1)
+    combined = group * n_items + c.item
+    if n_groups * n_items <= _MAX_DENSE_PAIRS:  # a count per possible pair beats sorting the ratings
+        seen = np.zeros(n_groups * n_items, dtype=np.int64)
+        seen[combined] = 1
+        pair = np.flatnonzero(seen)
+        seen[pair] = np.arange(len(pair))
+        inverse = seen[combined]
+    else:
+        pair, inverse = np.unique(combined, return_inverse=True)
+        inverse = inverse.ravel()
+    pair_group = pair // n_items
+    m = np.bincount(inverse, minlength=len(pair))
+    n_values = c.n_values
+    base = int(m.max(initial=0)) + 1
+    if n_values * math.log2(base) <= 52:
+        powers = float(base) ** np.arange(n_values)
+        keys = np.bincount(inverse, weights=powers[c.value], minlength=len(pair)).astype(np.int64)
+        span = int(keys.max(initial=0)) + 1
+        if span * n_groups < 2**62:
+            merged, freq = np.unique(pair_group * span + keys, return_counts=True)
+            groups_of, unique_keys = merged // span, merged % span
+        else:
+            (groups_of, unique_keys), freq = np.unique(
+                np.stack([pair_group, keys]), axis=1, return_counts=True
+            )
+        digits = base ** np.arange(n_values, dtype=np.int64)
+        counts = (unique_keys[:, None] // digits[None, :]) % base
+        bounds = np.searchsorted(groups_of, np.arange(n_groups + 1))
+        return [
+            _Patterns(counts[a:b].astype(np.int64), freq[a:b].astype(np.int64))
+            for a, b in itertools.pairwise(bounds)
+        ]
+    counts = np.bincount(
+        inverse.astype(np.int64) * n_values + c.value, minlength=len(pair) * n_values
+    ).reshape(len(pair), n_values)
+    bounds = np.searchsorted(pair_group, np.arange(n_groups + 1))
+    return [_Patterns(counts[a:b], np.ones(b - a, dtype=np.int64)) for a, b in itertools.pairwise(bounds)]
 
 
 def _is_listlike(x: Any) -> bool:
@@ -1204,7 +1259,9 @@ def human_level_performance(
     for col in slice_cols:
         part = merged[[item, col, "__correct"]]
         # A plain loop: Series.map keeps a string dtype under pandas 3, which cannot hold booleans.
-        if any(_is_listlike(v) for v in part[col]):
+        # Columns that pandas can type as scalars (strings, numbers) skip it.
+        kind = pd.api.types.infer_dtype(part[col], skipna=True)
+        if kind in ("mixed", "unknown-array", "empty") and any(_is_listlike(v) for v in part[col]):
             part = part.explode(col)
         grouped = part.groupby(col, sort=True, dropna=True, observed=True).agg(
             hlp=("__correct", "mean"), n=("__correct", "size"), n_items=(item, "nunique")

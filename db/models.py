@@ -41,6 +41,8 @@ NAMING_CONVENTION = {
 ROLES = ("annotator", "reviewer", "engineer", "admin")
 TASK_KINDS = ("classification", "transcription", "both")
 SPLITS = ("train", "dev", "test")
+META_KEY_LENGTH = 100
+META_VALUE_LENGTH = 200
 RESOLUTION_METHODS = ("unanimous", "majority", "adjudicated", "imported", "weighted")
 RUN_KINDS = ("builtin", "external", "command")
 
@@ -413,6 +415,29 @@ class SliceAction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ClipMetadata(Base):
+    """A clip's metadata values that can slice the data (scalars up to :data:`META_VALUE_LENGTH`
+    characters), decoded once when the clip is stored so that counts, filters and per-slice
+    statistics are index scans rather than JSON decoded per view. ``Clip.meta`` stays the record."""
+
+    __tablename__ = "clip_metadata"
+    __table_args__ = (Index("ix_clip_metadata_slice", "project_id", "key", "value", "clip_id"),)
+
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(META_KEY_LENGTH), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    value: Mapped[str] = mapped_column(String(META_VALUE_LENGTH))
+
+
+class ClipMetadataIndexed(Base):
+    """How far :class:`ClipMetadata` covers a project: every clip with an id up to ``through_clip_id``."""
+
+    __tablename__ = "clip_metadata_indexed"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    through_clip_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 # Partial index so the queue scan touches only clips that still need labels (both engines support it).
 Index(
     "ix_clips_open",
@@ -422,4 +447,28 @@ Index(
     Clip.id,
     sqlite_where=text("annotation_count < annotations_needed AND deleted_at IS NULL"),
     postgresql_where=text("annotation_count < annotations_needed AND deleted_at IS NULL"),
+)
+# Cheap change detection for cached views (labeling.clips.data_fingerprint): the newest change of a
+# project's labels is an index lookup, and soft-deleted or prioritised clips are a short index range.
+Index("ix_clips_project", Clip.project_id)
+Index("ix_annotations_project_updated", Annotation.project_id, Annotation.updated_at)
+# "My labels" (newest first): without it the planner walks the index above, the whole project.
+Index(
+    "ix_annotations_annotator_updated", Annotation.project_id, Annotation.annotator_id, Annotation.updated_at
+)
+Index("ix_resolutions_project_updated", Resolution.project_id, Resolution.updated_at)
+Index(
+    "ix_clips_deleted",
+    Clip.project_id,
+    Clip.deleted_at,
+    sqlite_where=text("deleted_at IS NOT NULL"),
+    postgresql_where=text("deleted_at IS NOT NULL"),
+)
+Index(
+    "ix_clips_prioritised",
+    Clip.project_id,
+    Clip.priority,
+    Clip.id,
+    sqlite_where=text("priority <> 0"),
+    postgresql_where=text("priority <> 0"),
 )

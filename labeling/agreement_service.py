@@ -13,12 +13,12 @@ Everything returned is plain data (dicts, DataFrames); :func:`agreement_json` tu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from analysis.agreement import (
@@ -31,9 +31,9 @@ from analysis.agreement import (
     rater_confusion,
 )
 from analysis.text import NormalizationRules, error_rate_summary, pairwise_error_rates
-from db.models import Clip, ConventionVersion, GoldExample, Resolution
-from labeling.annotations import annotations_frame
-from labeling.clips import clip_tags
+from db.models import Annotation, Clip, ClipTag, ConventionVersion, GoldExample, Resolution, User
+from labeling.clip_metadata import deleted_clip_ids, metadata_counts, metadata_keys, metadata_values
+from labeling.columnar import read_frame
 from labeling.projects import ProjectInfo, get_project
 
 #: Resolution methods reached by people or a project rule; other clips still wait for a reviewer.
@@ -76,66 +76,141 @@ def _project(s: Session, project: ProjectInfo | int | str) -> ProjectInfo:
     return project if isinstance(project, ProjectInfo) else get_project(s, project)
 
 
-def _clip_meta(s: Session, project_id: int) -> pd.DataFrame:
-    rows = s.connection().execute(
-        select(Clip.id, Clip.original_name, Clip.storage_key, Clip.meta).where(
-            Clip.project_id == project_id, Clip.deleted_at.is_(None)
-        )
+def _once(s: Session, key: tuple[Any, ...], read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """``read()`` once per session: a page that shows the report and the disagreements reads the
+    project's ratings once. The frame is shared: callers derive new frames, never change it."""
+    cache = s.info.setdefault("agreement_service", {})
+    if key not in cache:
+        cache[key] = read()
+    return cache[key]
+
+
+def _ratings(s: Session, info: ProjectInfo, *, transcripts: bool = False) -> pd.DataFrame:
+    return _once(
+        s, ("ratings", info.id, transcripts), lambda: _read_ratings(s, info, transcripts=transcripts)
     )
-    frame = pd.DataFrame(rows.all(), columns=["clip_id", "original_name", "storage_key", "meta"])
-    tags = clip_tags(s, project_id)
-    frame["tags"] = [tags.get(cid, []) for cid in frame["clip_id"]]
+
+
+def _read_ratings(s: Session, info: ProjectInfo, *, transcripts: bool = False) -> pd.DataFrame:
+    """The annotations of the project's live clips, as whole columns: ``clip_id, annotator_id,
+    annotator, label, unsure, time_spent_ms, convention_version, week`` (and ``transcript``), sorted by
+    clip and annotator id. The columns :func:`labeling.annotations.annotations_frame` would give these
+    reports, read without per-row decoding (``week`` is the Monday of the UTC day, computed per day)."""
+    if s.get_bind().dialect.name == "postgresql":
+        day = func.to_char(func.timezone("UTC", Annotation.created_at), "YYYY-MM-DD")
+    else:  # SQLite keeps UTC timestamps as ISO text
+        day = func.substr(Annotation.created_at, 1, 10)
+    columns = {
+        "clip_id": (Annotation.clip_id, "int64"),
+        "annotator_id": (Annotation.annotator_id, "int64"),
+        "label": (Annotation.label, "object"),
+        "unsure": (Annotation.unsure, "bool"),
+        "time_spent_ms": (Annotation.time_spent_ms, "Int64"),
+        "convention_version": (Annotation.convention_version, "Int64"),
+        "day": (day, "object"),
+    }
+    if transcripts:
+        columns["transcript"] = (Annotation.transcript, "object")
+    frame = read_frame(
+        s,
+        select(*(c for c, _ in columns.values())).where(Annotation.project_id == info.id),
+        {name: dtype for name, (_, dtype) in columns.items()},
+    )
+    deleted = deleted_clip_ids(s, info.id)
+    if len(deleted):
+        frame = frame[~frame["clip_id"].isin(deleted)]
+    clip, who = frame["clip_id"].to_numpy(), frame["annotator_id"].to_numpy()
+    key = clip * (int(who.max(initial=0)) + 1) + who
+    if len(key) and not (key[1:] > key[:-1]).all():
+        frame = frame.iloc[np.argsort(key, kind="stable")]
+    frame = frame.reset_index(drop=True)
+    names = dict(s.execute(select(User.id, User.name)).all())
+    ids, uniques = pd.factorize(frame["annotator_id"])
+    frame["annotator"] = (
+        np.array([names.get(int(u)) for u in uniques], dtype=object)[ids] if len(ids) else None
+    )
+    # Labels as a Categorical of the labels used, in sorted order: the metrics code values that way
+    # anyway, and every report and slice then reuses the codes instead of hashing strings again.
+    codes, labels = pd.factorize(frame["label"], sort=True)
+    frame["label"] = pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype="str"))
+    days, unique_days = pd.factorize(frame.pop("day"))
+    frame["week"] = _week(pd.Series(unique_days)).to_numpy(dtype=object)[days] if len(days) else None
     return frame
 
 
-def _same_partition(a: pd.Series, b: pd.Series) -> bool:
-    """Whether two labellings split the clips the same way (a one-to-one map between their values)."""
-    pairs = pd.DataFrame({"a": a, "b": b}).dropna().drop_duplicates()
-    return len(pairs) > 0 and len(pairs) == pairs["a"].nunique() == pairs["b"].nunique()
+def _tags_long(s: Session, project_id: int) -> pd.DataFrame:
+    """``clip_id, tag``: every tag of the project's live clips."""
+    q = (
+        select(ClipTag.clip_id, ClipTag.tag)
+        .join(Clip, Clip.id == ClipTag.clip_id)
+        .where(Clip.project_id == project_id, Clip.deleted_at.is_(None))
+    )
+    return _once(s, ("tags", project_id), lambda: read_frame(s, q, {"clip_id": "int64", "tag": "object"}))
 
 
-def _meta_slices(clips: pd.DataFrame) -> pd.DataFrame:
-    """Metadata keys with a handful of values, one column each, indexed like ``clips``.
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two labellings of the same clips split them the same way (a one-to-one map between
+    their values; clips missing either value are left out)."""
+    ca, _ = pd.factorize(a)
+    cb, _ = pd.factorize(b)
+    both = (ca >= 0) & (cb >= 0)
+    pairs = np.unique(ca[both].astype(np.int64) * (int(cb.max(initial=0)) + 1) + cb[both])
+    if not len(pairs):
+        return False
+    return len(pairs) == len(np.unique(ca[both])) == len(np.unique(cb[both]))
+
+
+def _meta_slices(s: Session, project_id: int, tags: pd.DataFrame) -> pd.DataFrame:
+    """Metadata keys with a handful of values, one column each, indexed by clip id (every live clip
+    that has a value for one of them).
 
     A key that splits the clips exactly as a tag group does (``noise=car`` beside ``noise:car``,
     a voice per accent) is left out: it would repeat that group's rows under another name.
     """
-    metas = clips["meta"].map(lambda m: m or {})
-    keys = list(dict.fromkeys(k for m in metas for k in m))
-    groups: dict[str, list[str | None]] = {}
-    for i, tags in enumerate(clips["tags"]):
-        for tag in tags:
-            group = tag.split(":", 1)[0]
-            groups.setdefault(group, [None] * len(clips))[i] = tag
-    tag_columns = [pd.Series(values, index=clips.index, dtype=object) for values in groups.values()]
-    columns = {}
+    counts = metadata_counts(s, project_id)
+    n_values = counts.groupby("key")["value"].nunique()
+    keys = [k for k in metadata_keys(s, project_id) if 2 <= n_values.get(k, 0) <= _MAX_SLICE_VALUES]
+    if not keys:
+        return pd.DataFrame(index=pd.Index([], dtype="int64", name="clip_id"))
+    long = metadata_values(s, project_id, keys)
+    per_key = {key: part.set_index("clip_id")["value"] for key, part in long.groupby("key", sort=False)}
+    wide = pd.DataFrame(per_key)
+    codes, uniques = pd.factorize(tags["tag"])
+    group_of = np.array([str(t).split(":", 1)[0] for t in uniques], dtype=object)
+    groups = tags.assign(group=group_of[codes] if len(codes) else [])
+    # A clip with two tags of one group is represented by the last in sorted order.
+    groups = groups.sort_values(["clip_id", "tag"]).drop_duplicates(["clip_id", "group"], keep="last")
+    columns: dict[str, pd.Series] = {}
+    everyone = wide.index.union(pd.Index(groups["clip_id"].unique()))
+    tag_columns = [
+        part.set_index("clip_id")["tag"].reindex(everyone).to_numpy(dtype=object)
+        for _, part in groups.groupby("group", sort=False)
+    ]
     for key in keys:
         # Object dtype, not "string": a string column's map() keeps the string dtype, which
         # human_level_performance cannot reduce when it checks for list-valued slices.
-        values = pd.Series(
-            [None if m.get(key) is None else str(m.get(key)) for m in metas], index=clips.index, dtype=object
-        )
-        if not 2 <= values.nunique(dropna=True) <= _MAX_SLICE_VALUES:
+        values = wide[key].astype(object).where(wide[key].notna(), None)
+        aligned = values.reindex(everyone).to_numpy(dtype=object)
+        if any(_same_partition(aligned, tagged) for tagged in tag_columns):
             continue
-        if any(_same_partition(values, tagged) for tagged in tag_columns):
-            continue
-        if any(_same_partition(values, earlier) for earlier in columns.values()):
+        if any(
+            _same_partition(aligned, earlier.reindex(everyone).to_numpy(dtype=object))
+            for earlier in columns.values()
+        ):
             continue
         columns[key] = values
-    return pd.DataFrame(columns, index=clips.index)
+    return pd.DataFrame(columns, index=wide.index).rename_axis(None)
 
 
 def _resolutions(s: Session, project_id: int) -> pd.DataFrame:
-    rows = s.connection().execute(
-        select(
-            Resolution.clip_id,
-            Resolution.label,
-            Resolution.transcript,
-            Resolution.method,
-            Resolution.agreement,
-        ).where(Resolution.project_id == project_id)
+    q = select(Resolution.clip_id, Resolution.label, Resolution.method).where(
+        Resolution.project_id == project_id
     )
-    return pd.DataFrame(rows.all(), columns=["clip_id", "label", "transcript", "method", "agreement"])
+    return _once(
+        s,
+        ("resolutions", project_id),
+        lambda: read_frame(s, q, {"clip_id": "int64", "label": "object", "method": "object"}),
+    )
 
 
 def gold_labels(s: Session, project_id: int) -> pd.Series:
@@ -160,15 +235,17 @@ def _labelled(ann: pd.DataFrame) -> pd.DataFrame:
     return ann[ann["label"].notna()].reset_index(drop=True)
 
 
-def _slice_agreement(ratings: pd.DataFrame, slices: pd.DataFrame, level: str) -> pd.DataFrame:
+def _slice_agreement(
+    ratings: pd.DataFrame, tags: pd.DataFrame, slices: pd.DataFrame, level: str
+) -> pd.DataFrame:
     """Alpha and percent agreement per tag and per metadata value."""
     parts = []
-    tagged = ratings[["clip_id", "annotator", "label", "tags_clip"]].explode("tags_clip").dropna()
+    rated = ratings[["clip_id", "annotator", "label"]]
+    tagged = rated.merge(tags.rename(columns={"tag": "value"}), on="clip_id")
     if not tagged.empty:
-        by = agreement_by(tagged.rename(columns={"tags_clip": "value"}), by="value", level=level)
-        parts.append(by.assign(slice="tag"))
+        parts.append(agreement_by(tagged, by="value", level=level).assign(slice="tag"))
     for key in slices.columns:
-        part = ratings[["clip_id", "annotator", "label"]].assign(value=ratings["clip_id"].map(slices[key]))
+        part = rated.assign(value=rated["clip_id"].map(slices[key]))
         part = part[part["value"].notna()]
         if not part.empty:
             parts.append(agreement_by(part, by="value", level=level).assign(slice=key))
@@ -179,24 +256,34 @@ def _slice_agreement(ratings: pd.DataFrame, slices: pd.DataFrame, level: str) ->
     return out[list(SLICE_COLUMNS)]
 
 
-def _hlp(ratings: pd.DataFrame, clips: pd.DataFrame, slices: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
+def _hlp(ratings: pd.DataFrame, tags: pd.DataFrame, slices: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~analysis.agreement.human_level_performance` per tag and metadata slice.
+
+    Tags are a clip's list; rather than a list column exploded after the merge, each rating is
+    repeated once per tag of its clip, which groups to the same rows."""
     resolved = res.loc[res["label"].notna(), ["clip_id", "label"]]
+    rated = ratings[["clip_id", "annotator", "label"]]
     # ``slices`` is indexed by clip id.
-    resolved = resolved.merge(slices, left_on="clip_id", right_index=True, how="left")
-    tags = dict(zip(clips["clip_id"], clips["tags"], strict=True))
-    resolved["tag"] = resolved["clip_id"].map(lambda c: tags.get(c, []))
-    return human_level_performance(
-        ratings[["clip_id", "annotator", "label"]], resolved, slice_cols=["tag", *slices.columns]
+    by_meta = human_level_performance(
+        rated,
+        resolved.merge(slices, left_on="clip_id", right_index=True, how="left"),
+        slice_cols=list(slices.columns),
+    )
+    by_tag = human_level_performance(rated.merge(tags, on="clip_id"), resolved, slice_cols=["tag"])
+    return pd.concat(
+        [
+            by_meta[by_meta["slice"] == "all"],
+            by_tag[by_tag["slice"] == "tag"],
+            by_meta[by_meta["slice"] != "all"],
+        ],
+        ignore_index=True,
     )
 
 
 def _with_clip_slices(s: Session, project: ProjectInfo) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    ann = annotations_frame(s, project.id)
-    clips = _clip_meta(s, project.id)
-    slices = _meta_slices(clips).set_axis(clips["clip_id"].to_numpy())
-    tags = dict(zip(clips["clip_id"], clips["tags"], strict=True))
-    ann["tags_clip"] = ann["clip_id"].map(lambda c: tags.get(c, []))
-    return ann, clips, slices
+    ann = _ratings(s, project, transcripts=project.transcribes)
+    tags = _tags_long(s, project.id)
+    return ann, tags, _meta_slices(s, project.id, tags)
 
 
 def project_agreement(
@@ -236,7 +323,7 @@ def project_agreement(
         normalisation rules.
     """
     info = _project(s, project)
-    ann, clips, slices = _with_clip_slices(s, info)
+    ann, tags, slices = _with_clip_slices(s, info)
     ratings = _labelled(ann)
     report = agreement_report(ratings, level=level, n_boot=n_boot, random_state=random_state).to_dict()
     gold = gold_labels(s, info.id)
@@ -253,7 +340,7 @@ def project_agreement(
     by_version = agreement_by(
         ratings.rename(columns={"convention_version": "version"}), by="version", level=level
     )
-    by_week = agreement_by(ratings.assign(week=_week(ratings["created_at"])), by="week", level=level)
+    by_week = agreement_by(ratings, by="week", level=level)
     res = _resolutions(s, info.id)
     transcripts = None
     if info.transcribes:
@@ -269,8 +356,8 @@ def project_agreement(
         "confusion": rater_confusion(ratings),
         "by_version": by_version,
         "by_week": by_week,
-        "by_slice": _slice_agreement(ratings, slices, level),
-        "hlp": _hlp(ratings, clips, slices, res),
+        "by_slice": _slice_agreement(ratings, tags, slices, level),
+        "hlp": _hlp(ratings, tags, slices, res),
         "transcripts": transcripts,
     }
 
@@ -283,8 +370,9 @@ def project_hlp(s: Session, project: ProjectInfo | int | str) -> Mapping[str, fl
     optimistic; adjudicated or imported labels do not.
     """
     info = _project(s, project)
-    ann, clips, _ = _with_clip_slices(s, info)
-    table = _hlp(_labelled(ann), clips, pd.DataFrame(index=clips["clip_id"]), _resolutions(s, info.id))
+    ratings = _labelled(_ratings(s, info))
+    no_slices = pd.DataFrame(index=pd.Index([], dtype="int64"))
+    table = _hlp(ratings, _tags_long(s, info.id), no_slices, _resolutions(s, info.id))
     keep = table[table["slice"].isin(["all", "tag"]) & table["hlp"].notna()]
     return {str(v): float(h) for v, h in zip(keep["value"], keep["hlp"], strict=True)}
 
@@ -329,7 +417,7 @@ def disagreements(
         a sentence saying why the clip ranks where it does.
     """
     info = _project(s, project)
-    ann = annotations_frame(s, info.id)
+    ann = _ratings(s, info, transcripts=not info.classifies)
     need = max(2, min_annotations if min_annotations is not None else info.annotations_per_clip)
     if not info.classifies:
         # Transcripts disagree when they still differ after the project's normalisation rules.
@@ -360,7 +448,7 @@ def disagreements(
         return empty
     counts = (
         ratings[ratings["clip_id"].isin(candidates)]
-        .groupby(["clip_id", "label"])
+        .groupby(["clip_id", "label"], observed=True)
         .size()
         .rename("count")
         .reset_index()
@@ -401,24 +489,12 @@ def disagreements(
     table = table.reset_index().sort_values(["score", "clip_id"], ascending=[False, True], ignore_index=True)
     if limit is not None:
         table = table.head(limit)
-    # Details (votes, who said what, tags) only for the rows returned.
+    # Details (votes, who said what, names, tags) only for the rows returned.
     shown = table["clip_id"]
-    clips = _clip_meta(s, info.id).set_index("clip_id")
+    details = _clip_details(s, info, [int(c) for c in shown])
     votes = {
         cid: dict(zip(g["label"], g["count"].astype(int), strict=True))
         for cid, g in counts[counts["clip_id"].isin(shown)].groupby("clip_id", sort=False)
-    }
-    said = {
-        cid: [
-            {
-                "annotator": r.annotator,
-                "label": r.label if info.classifies else None,
-                "transcript": r.transcript,
-                "unsure": bool(r.unsure),
-            }
-            for r in g.itertuples(index=False)
-        ]
-        for cid, g in ann[ann["clip_id"].isin(shown)].groupby("clip_id", sort=False)
     }
     table["why"] = [
         _why(votes[c], pair, share, n_unsure)
@@ -427,15 +503,49 @@ def disagreements(
         )
     ]
     table["votes"] = [votes[c] for c in shown]
-    table["ratings"] = [said[c] for c in shown]
-    table["original_name"] = [clips["original_name"].get(c) for c in shown]
-    table["storage_key"] = [clips["storage_key"].get(c) for c in shown]
-    table["tags"] = [list(clips["tags"].get(c, [])) for c in shown]
+    table["ratings"] = [details["ratings"].get(c, []) for c in shown]
+    table["original_name"] = [details["original_name"].get(c) for c in shown]
+    table["storage_key"] = [details["storage_key"].get(c) for c in shown]
+    table["tags"] = [details["tags"].get(c, []) for c in shown]
     table["resolution_label"] = [res["label"].get(c) for c in shown]
     table["resolution_method"] = [res["method"].get(c) for c in shown]
     table["clip_id"] = table["clip_id"].astype(int)
     out = table[list(DISAGREEMENT_COLUMNS)]
     out.attrs["n_total"] = len(candidates)
+    return out
+
+
+def _clip_details(s: Session, info: ProjectInfo, clip_ids: list[int]) -> dict[str, dict[int, Any]]:
+    """Name, storage key, tags and who said what, for a page of clips (``original_name``,
+    ``storage_key``, ``tags``, ``ratings`` keyed by clip id; ratings in annotator-id order)."""
+    out: dict[str, dict[int, Any]] = {"original_name": {}, "storage_key": {}, "tags": {}, "ratings": {}}
+    for start in range(0, len(clip_ids), 500):
+        chunk = clip_ids[start : start + 500]
+        for cid, name, key in s.execute(
+            select(Clip.id, Clip.original_name, Clip.storage_key).where(Clip.id.in_(chunk))
+        ):
+            out["original_name"][cid], out["storage_key"][cid] = name, key
+        for cid, tag in s.execute(
+            select(ClipTag.clip_id, ClipTag.tag)
+            .where(ClipTag.clip_id.in_(chunk))
+            .order_by(ClipTag.clip_id, ClipTag.tag)
+        ):
+            out["tags"].setdefault(cid, []).append(tag)
+        said = s.execute(
+            select(Annotation.clip_id, User.name, Annotation.label, Annotation.transcript, Annotation.unsure)
+            .join(User, User.id == Annotation.annotator_id)
+            .where(Annotation.clip_id.in_(chunk))
+            .order_by(Annotation.clip_id, Annotation.annotator_id)
+        )
+        for cid, name, label, transcript, unsure in said:
+            out["ratings"].setdefault(cid, []).append(
+                {
+                    "annotator": name,
+                    "label": label if info.classifies else None,
+                    "transcript": transcript,
+                    "unsure": bool(unsure),
+                }
+            )
     return out
 
 

@@ -38,6 +38,7 @@ from analysis.augment import (
 from analysis.quality import audio_quality
 from db.models import Clip, ClipTag, Resolution, utcnow
 from labeling.audit import record_many
+from labeling.clip_metadata import index_clip_metadata
 from labeling.clips import load_audio
 from labeling.projects import get_project
 from labeling.storage import sha256_bytes
@@ -305,6 +306,7 @@ def store_derived_clips(
                         }
                     )
         s.flush()
+        index_clip_metadata(s, project_id)
         record_many(s, events, actor_id=actor_id, project_id=project_id)
     return out
 

@@ -39,6 +39,7 @@ from db.models import (
     utcnow,
 )
 from labeling.audit import record, record_many
+from labeling.clip_metadata import index_clip_metadata
 from labeling.formats.base import FormatError, ImportPlan, Problem, SourceItem
 from labeling.formats.commonvoice import read_commonvoice
 from labeling.formats.detect import FOLDER_READERS, READER_OPTIONS, READERS, detect_format
@@ -394,6 +395,7 @@ def _insert(
     for start in range(0, len(rows), 1000):
         result = s.execute(insert(Clip).returning(Clip.id, Clip.sha256), rows[start : start + 1000])
         ids.update({sha: cid for cid, sha in result})
+    index_clip_metadata(s, info.id)
 
     tag_rows = [
         {"clip_id": ids[p.sha256], "tag": t, "source": "import", "created_by": actor_id, "created_at": now}

@@ -72,3 +72,27 @@ def spectrogram(y: np.ndarray, sr: int) -> go.Figure:
         height=240, margin=dict(t=10, b=10, l=10, r=10), xaxis_title="seconds", yaxis_title="Hz"
     )
     return fig
+
+
+def bar_from_counts(counts: pd.Series, *, title: str, name: str = "", top: int = 40) -> go.Figure:
+    """:func:`bar_counts` for values already counted in the database (``counts``: value -> clips)."""
+    counts = counts.head(top)
+    fig = px.bar(
+        x=counts.index.astype(str), y=counts.to_numpy(), labels={"x": name, "y": "clips"}, title=title
+    )
+    fig.update_layout(height=HEIGHT, margin=dict(t=40, b=10, l=10, r=10), xaxis_type="category")
+    return fig
+
+
+def histogram_from_bins(edges: np.ndarray, counts: np.ndarray, *, title: str, unit: str = "") -> go.Figure:
+    """:func:`histogram` for values binned before they reach the page (``len(edges) == len(counts) + 1``)."""
+    fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name=""))
+    fig.update_layout(
+        title=title,
+        height=HEIGHT,
+        margin=dict(t=40, b=10, l=10, r=10),
+        xaxis_title=unit,
+        yaxis_title="clips",
+        bargap=0,
+    )
+    return fig

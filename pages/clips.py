@@ -4,31 +4,53 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis.filters import filter_clips
-from labeling.clips import QUALITY_COLUMNS, clip_detail, load_audio, metadata_columns
+from labeling.clip_query import ClipFilters, clip_filter_options, clip_page, metadata_options
+from labeling.clips import clip_detail, load_audio
 from pages import charts, common
 
 PAGE_SIZE = 50
 common.require_permission("analyse")  # checked on every rerun, also when opened by URL
 project = common.current_project()
 ws = common.workspace()
-frame = common.cached_clip_frame(project.id)
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Loading clips…")
+def _options(project_id: int, token: tuple[object, ...]):  # type: ignore[no-untyped-def]
+    with ws.db.read() as s:
+        return clip_filter_options(s, project_id)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _values(project_id: int, key: str, token: tuple[object, ...]) -> list[str]:
+    with ws.db.read() as s:
+        return metadata_options(s, project_id, key)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _page(project_id: int, filters: ClipFilters, page: int, keys: tuple[str, ...], token: tuple[object, ...]):  # type: ignore[no-untyped-def]
+    with ws.db.read() as s:
+        return clip_page(
+            s, project_id, filters, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, metadata_keys=keys
+        )
+
+
+token = common.data_token(project.id)
+options = _options(project.id, token)
 st.title("Clips")
-if frame.empty:
+if options.n_clips == 0:
     st.info("This project has no clips yet. Add some on the Import page.")
     st.stop()
 
-meta_cols = metadata_columns(frame)
-all_tags = sorted(set(frame["tags"].explode().dropna()))
+meta_cols = options.metadata_keys
 with st.sidebar.expander("Filters", expanded=True):
     name = st.text_input("Name contains", key="clips.name")
-    splits = st.multiselect("Split", sorted(frame["split"].unique()), key="clips.split")
-    labels = st.multiselect("Final label", sorted(frame["label"].dropna().unique()), key="clips.label")
-    tags = st.multiselect("Has all tags", all_tags, key="clips.tags")
+    splits = st.multiselect("Split", options.splits, key="clips.split")
+    labels = st.multiselect("Final label", options.labels, key="clips.label")
+    tags = st.multiselect("Has all tags", options.tags, key="clips.tags")
     meta_filter: dict[str, list[str]] = {}
     column = st.selectbox("Metadata field", ["(none)", *meta_cols], key="clips.meta_col")
     if column != "(none)":
-        values = sorted(frame[column].dropna().astype(str).unique())
+        values = _values(project.id, column, token)
         meta_filter[column] = st.multiselect(f"{column} is", values, key="clips.meta_values")
     ranges = {}
     for col, label in (
@@ -36,39 +58,29 @@ with st.sidebar.expander("Filters", expanded=True):
         ("rms_dbfs", "RMS level (dBFS)"),
         ("snr_db", "SNR estimate (dB)"),
     ):
-        values = frame[col].dropna()
-        if len(values) and values.min() < values.max():
-            lo, hi = float(values.min()), float(values.max())
+        if col in options.ranges and options.ranges[col][0] < options.ranges[col][1]:
+            lo, hi = options.ranges[col]
             chosen = st.slider(label, lo, hi, (lo, hi), key=f"clips.range.{col}")
             if chosen != (lo, hi):
                 ranges[col] = chosen
 
-shown = filter_clips(
-    frame,
-    splits=splits,
-    labels=labels,
-    tags_all=tags,
-    metadata=meta_filter,
+filters = ClipFilters(
+    splits=tuple(splits),
+    labels=tuple(labels),
+    tags_all=tuple(tags),
+    metadata={k: tuple(v) for k, v in meta_filter.items()},
     name_contains=name,
     ranges=ranges,
 )
-pages = max(1, -(-len(shown) // PAGE_SIZE))
+shown_cols = tuple(meta_cols[:6])
+first, matched = _page(project.id, filters, 1, shown_cols, token)
+pages = max(1, -(-matched // PAGE_SIZE))
 top = st.columns([3, 1])
-top[0].caption(f"{len(shown):,} of {len(frame):,} clips match")
+top[0].caption(f"{matched:,} of {options.n_clips:,} clips match")
 page = top[1].number_input("Page", 1, pages, 1, key="clips.page") if pages > 1 else 1
-window = shown.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-table_cols = [
-    "clip_id",
-    "original_name",
-    "label",
-    "split",
-    "duration_s",
-    *QUALITY_COLUMNS[:2],
-    "tags",
-    *meta_cols[:6],
-]
+window = first if page == 1 else _page(project.id, filters, int(page), shown_cols, token)[0]
 event = st.dataframe(
-    window[table_cols],
+    window,
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",

@@ -9,7 +9,7 @@ from streamlit.navigation.page import StreamlitPage
 from db.migrate import SchemaOutOfDate
 from labeling import auth
 from labeling.auth import UserInfo
-from labeling.clips import clip_frame, data_fingerprint
+from labeling.clips import clip_frame, data_fingerprint, project_tags
 from labeling.projects import ProjectInfo, list_projects
 from labeling.workspace import Workspace
 
@@ -70,6 +70,17 @@ def _clip_frame(project_id: int, token: tuple[object, ...]) -> pd.DataFrame:
 
 def cached_clip_frame(project_id: int) -> pd.DataFrame:
     return _clip_frame(project_id, data_token(project_id))
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=8)
+def _project_tags(project_id: int, token: tuple[object, ...]) -> list[str]:
+    with workspace().db.read() as s:
+        return project_tags(s, project_id)
+
+
+def cached_project_tags(project_id: int) -> list[str]:
+    """The tags on the project's clips (without reading every clip)."""
+    return _project_tags(project_id, data_token(project_id))
 
 
 # --- who is signed in, and what they may open --------------------------------------------------------

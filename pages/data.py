@@ -131,9 +131,7 @@ with checks_tab:
             st.success("No findings.")
 
 with augment_tab:
-    tags = sorted(
-        set(project.all_tags) | {t for ts in common.cached_clip_frame(project.id)["tags"] for t in ts}
-    )
+    tags = sorted(set(project.all_tags) | set(common.cached_project_tags(project.id)))
     with st.form("data.augment_form"):
         left, right = st.columns(2)
         tag = left.selectbox("Slice (tag)", tags, key="data.augment_tag") if tags else None

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labeling.clips import batch_frame, metadata_columns, project_summary
+from labeling.overview import metadata_value_counts, project_overview
 from pages import charts, common
 
 common.require_permission("analyse")  # checked on every rerun, also when opened by URL
 project = common.current_project()
 ws = common.workspace()
-with ws.db.read() as s:
-    summary = project_summary(s, project.id)
-    batches = batch_frame(s, project.id)
-frame = common.cached_clip_frame(project.id)
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Counting clips…")
+def _overview(project_id: int, token: tuple[object, ...]):  # type: ignore[no-untyped-def]
+    with ws.db.read() as s:
+        return project_overview(s, project_id)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _meta_counts(project_id: int, key: str, n_clips: int, token: tuple[object, ...]):  # type: ignore[no-untyped-def]
+    with ws.db.read() as s:
+        return metadata_value_counts(s, project_id, key, n_clips=n_clips)
+
+
+token = common.data_token(project.id)
+view = _overview(project.id, token)
+summary = view.summary
 
 st.title(project.name)
 st.caption(
@@ -26,37 +39,42 @@ cols[1].metric("Hours of audio", f"{summary['hours']:.2f}")
 cols[2].metric("With a final label", f"{summary['n_resolved']:,}")
 cols[3].metric("Import batches", f"{summary['n_batches']:,}")
 
-if frame.empty:
+if summary["n_clips"] == 0:
     st.info("This project has no clips yet. Add some on the Import page.")
     st.stop()
 
 left, right = st.columns(2)
-if frame["label"].notna().any():
-    left.plotly_chart(charts.bar_counts(frame["label"], title="Final labels"), key="overview.labels")
+if len(view.labels):
+    left.plotly_chart(
+        charts.bar_from_counts(view.labels, title="Final labels", name="label"), key="overview.labels"
+    )
 else:
     left.info("No final labels yet.")
-right.plotly_chart(charts.bar_counts(frame["split"], title="Split"), key="overview.split")
+right.plotly_chart(charts.bar_from_counts(view.splits, title="Split", name="split"), key="overview.split")
 
 left, right = st.columns(2)
 left.plotly_chart(
-    charts.histogram(frame["duration_s"], title="Duration", unit="seconds"), key="overview.duration"
+    charts.histogram_from_bins(view.duration.edges, view.duration.counts, title="Duration", unit="seconds"),
+    key="overview.duration",
 )
 right.plotly_chart(
-    charts.histogram(frame["rms_dbfs"], title="Loudness (RMS)", unit="dBFS"), key="overview.loudness"
+    charts.histogram_from_bins(
+        view.loudness.edges, view.loudness.counts, title="Loudness (RMS)", unit="dBFS"
+    ),
+    key="overview.loudness",
 )
 
-meta_cols = metadata_columns(frame)
-tags = frame["tags"].explode().dropna()
-if meta_cols or not tags.empty:
+if view.metadata_keys or len(view.tags):
     st.subheader("Metadata and tags")
     left, right = st.columns(2)
-    if meta_cols:
-        column = left.selectbox("Metadata field", meta_cols, key="overview.meta")
+    if view.metadata_keys:
+        column = left.selectbox("Metadata field", view.metadata_keys, key="overview.meta")
+        counts = _meta_counts(project.id, column, summary["n_clips"], token)
         left.plotly_chart(
-            charts.bar_counts(frame[column].rename(column), title=column), key="overview.meta_chart"
+            charts.bar_from_counts(counts, title=column, name=column), key="overview.meta_chart"
         )
-    if not tags.empty:
-        right.plotly_chart(charts.bar_counts(tags.rename("tag"), title="Tags"), key="overview.tags")
+    if len(view.tags):
+        right.plotly_chart(charts.bar_from_counts(view.tags, title="Tags", name="tag"), key="overview.tags")
 
 st.subheader("Import batches")
-st.dataframe(batches, hide_index=True, key="overview.batches")
+st.dataframe(view.batches, hide_index=True, key="overview.batches")

@@ -607,3 +607,44 @@ def test_hlp_accepts_string_dtype_slices_with_missing_values():
     table = human_level_performance(ann, resolved, slice_cols=["accent"]).set_index(["slice", "value"])
     assert table.loc[("all", "all"), "hlp"] == 0.75  # 3 of 4 ratings match the final label
     assert table.loc[("accent", "us"), "hlp"] == 1.0
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_agreement_by_many_slices_at_once_equals_the_krippendorff_package_per_slice(level):
+    # Clips sliced by a clip attribute with many values (and one value whose clips were rated once
+    # only), as the Agreement page slices by tag and metadata: every slice is computed in one pass.
+    df = random_annotations(29, n_items=600, n_raters=5, n_classes=4, missing=0.3)
+    rng = np.random.default_rng(5)
+    speaker = pd.Series(rng.choice([f"s{i:02d}" for i in range(23)], 600), index=np.arange(600))
+    df["speaker"] = df["clip_id"].map(speaker)
+    single = df[df["speaker"] == "s00"].drop_duplicates("clip_id")
+    df = pd.concat([df[df["speaker"] != "s00"], single], ignore_index=True)
+    out = agreement_by(df, by="speaker", level=level).set_index("speaker")
+    assert list(out.index) == sorted(df["speaker"].unique())
+    for value, part in df.groupby("speaker"):
+        pairable = part.groupby("clip_id").filter(lambda g: len(g) >= 2)
+        row = out.loc[value]
+        assert row["n_ratings"] == len(part)
+        assert row["n_items"] == part["clip_id"].nunique()
+        assert row["n_pairable"] == pairable["clip_id"].nunique()
+        if pairable.empty:
+            assert np.isnan(row["krippendorff_alpha"])
+            continue
+        expected = krippendorff.alpha(to_reliability(part), level_of_measurement=level)
+        assert row["krippendorff_alpha"] == pytest.approx(expected, abs=1e-9)
+        shares = [
+            sum(n * (n - 1) for n in g["label"].value_counts()) / (len(g) * (len(g) - 1))
+            for _, g in pairable.groupby("clip_id")
+        ]
+        assert row["percent_agreement"] == pytest.approx(np.mean(shares))
+
+
+def test_agreement_by_keeps_a_group_whose_ratings_are_all_missing():
+    df = random_annotations(3, n_items=40, n_raters=3, missing=0.0)
+    df["week"] = np.where(df["clip_id"] < 20, "2026-01-05", "2026-01-12")
+    df.loc[df["week"] == "2026-01-12", "label"] = nan
+    out = agreement_by(df, by="week").set_index("week")
+    assert list(out.index) == ["2026-01-05", "2026-01-12"]
+    assert out.loc["2026-01-12", "n_ratings"] == 0
+    assert out.loc["2026-01-12", "n_items"] == 0
+    assert np.isnan(out.loc["2026-01-12", "krippendorff_alpha"])
