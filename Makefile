@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Earmark needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e '.[postgres,demo]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[postgres,demo,s3]' --group dev
 	touch $(STAMP)
 
 run: $(STAMP)
