@@ -184,7 +184,7 @@ def s3_filesystem() -> Any:
     return s3fs.S3FileSystem(endpoint_url=endpoint, use_listings_cache=False)
 
 
-@dataclass
+@dataclass(eq=False)  # one store per process; compared (and hashed) by identity
 class S3AudioStore:
     """Content-addressed audio under ``s3://bucket/prefix``, with a bounded local read cache.
 
