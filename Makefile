@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/earmark db upgrade
 	$(BIN)/earmark demo --if-empty
+# One background worker beside the app runs training, label issues, exports…; it stops with the app.
+	$(BIN)/earmark worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
 
 test: $(STAMP)
