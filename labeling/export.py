@@ -419,7 +419,7 @@ def export_project(
     project: str | int,
     *,
     fmt: str,
-    out: Path,
+    out: Path | str,
     filters: ExportFilters = ExportFilters(),
     version: str | int | None = None,
     copy_audio: bool = True,
@@ -432,7 +432,9 @@ def export_project(
     fmt
         One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``labelstudio``.
     out
-        A folder that does not exist yet (or is empty). It appears whole or not at all.
+        A folder that does not exist yet (or is empty). It appears whole or not at all. Or an
+        ``s3://bucket/prefix`` holding no objects yet: the export is built locally and uploaded there,
+        its ``MANIFEST.json`` last.
     version
         A dataset version's name or id: export its frozen labels, and record its content hash.
     copy_audio

@@ -179,3 +179,19 @@ def test_the_audio_url_comes_from_the_environment(tmp_path, s3_audio_url):
     assert settings.audio_location == s3_audio_url
     assert settings.audio_cache_mb == 64
     assert Settings.from_env({"EARMARK_DATA_DIR": str(tmp_path)}).audio_location == str(tmp_path / "audio")
+
+
+def test_the_export_command_writes_to_an_s3_prefix(stores, s3_server, monkeypatch, capsys):
+    from labeling.cli import main
+
+    _, remote = stores
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(remote.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", remote.settings.database_url)
+    monkeypatch.setenv("EARMARK_AUDIO_URL", remote.store.url)
+    target = f"s3://{s3_server.new_bucket()}/run-7"
+    assert main(["export", "--project", "demo", "--format", "jsonl", "--out", target]) == 0
+    assert f"to {target}" in capsys.readouterr().out
+    manifest = json.loads(s3_filesystem().cat_file(f"{target.removeprefix('s3://')}/MANIFEST.json"))
+    assert manifest["clips"] == 8
+    assert main(["export", "--project", "demo", "--format", "jsonl", "--out", target]) == 1
+    assert "already holds objects" in capsys.readouterr().err
