@@ -472,20 +472,26 @@ class JobContext:
 
     def _write(self, values: dict[str, Any]) -> None:
         try:
-            with self.ws.db.write() as s:
-                held = s.execute(
-                    update(Job)
-                    .where(Job.id == self.job.id, Job.lease_token == self.token, Job.status == "running")
-                    .values(**values)
-                    .returning(Job.cancel_requested)
-                ).first()
+            held = _touch(self.ws, self.job.id, self.token, values)
         except OperationalError:
             return  # the database is busy: progress is a courtesy, the next report will get through
         if held is None:
             self.lost.set()
-        elif held[0]:
+        elif held:
             self.cancelled.set()
         self.check()
+
+
+def _touch(ws: Workspace, job_id: int, token: str, values: dict[str, Any]) -> bool | None:
+    """Update a job this worker holds; whether it was asked to cancel, or None if it is no longer ours."""
+    with ws.db.write() as s:
+        held = s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.lease_token == token, Job.status == "running")
+            .values(**values)
+            .returning(Job.cancel_requested)
+        ).first()
+    return None if held is None else bool(held[0])
 
 
 class _Heartbeat(threading.Thread):
@@ -499,25 +505,15 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(self.lease_s / 3):
-            now = utcnow()
+            renewed = {"lease_expires_at": utcnow() + timedelta(seconds=self.lease_s)}
             try:
-                with self.ctx.ws.db.write() as s:
-                    held = s.execute(
-                        update(Job)
-                        .where(
-                            Job.id == self.ctx.job.id,
-                            Job.lease_token == self.ctx.token,
-                            Job.status == "running",
-                        )
-                        .values(lease_expires_at=now + timedelta(seconds=self.lease_s))
-                        .returning(Job.cancel_requested)
-                    ).first()
+                held = _touch(self.ctx.ws, self.ctx.job.id, self.ctx.token, renewed)
             except OperationalError:
                 continue
             if held is None:
                 self.ctx.lost.set()
                 return
-            if held[0]:
+            if held:
                 self.ctx.cancelled.set()
 
 

@@ -137,17 +137,11 @@ def s3_server():  # type: ignore[no-untyped-def]
         import s3fs  # noqa: F401
     except ImportError as exc:
         need(False, f"the S3 tests need moto[server] and s3fs ({exc.name} is missing)")
-    from tests.s3server import S3Server
+    from tests.s3server import S3Server, environment
 
     server = S3Server.start()
-    saved = {k: os.environ.get(k) for k in server.environ()}
-    os.environ.update(server.environ())
-    yield server
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with environment(server.environ()):
+        yield server
     server.stop()
 
 

@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 CREDENTIALS = {
@@ -61,7 +63,7 @@ class S3Server:
         from labeling.storage import s3_filesystem
 
         name = f"earmark-{uuid.uuid4().hex[:12]}"
-        with _env(self.environ()):
+        with environment(self.environ()):
             s3_filesystem().mkdir(name)
         return name
 
@@ -74,18 +76,19 @@ class S3Server:
             self.process.wait()
 
 
-class _env:
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-        self.saved: dict[str, str | None] = {}
-
-    def __enter__(self) -> None:
-        for k, v in self.values.items():
-            self.saved[k] = os.environ.get(k)
-            os.environ[k] = v
-
-    def __exit__(self, *_: object) -> None:
-        for k, v in self.saved.items():
+@contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables for the block, then put back what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
