@@ -55,7 +55,12 @@ def job_table() -> None:
 
 job_table()
 
-job_id = st.number_input("Job", min_value=1, step=1, value=None, key="jobs.pick", placeholder="a job number")
+with ws.db.read() as s:
+    recent = list_jobs(s, project_id=selected.id if only_this and selected else None, limit=50)
+label = {r.job_id: f"#{r.job_id} {r.kind} · {r.status}" for r in recent.itertuples()}
+job_id = st.selectbox(
+    "Details of", list(label), index=None, format_func=label.get, key="jobs.pick", placeholder="choose a job"
+)
 if job_id is not None:
     try:
         with ws.db.read() as s:

@@ -31,7 +31,7 @@ def test_the_jobs_page_lists_jobs_and_starts_and_cancels_one(app_env) -> None:
     # A second click says one is already waiting instead of queueing another.
     at.button(key="jobs.start").click().run()
     assert "already queued by admin" in at.warning[0].value
-    at.number_input(key="jobs.pick").set_value(int(table["job_id"][0])).run()
+    at.selectbox(key="jobs.pick").set_value(int(table["job_id"][0])).run()
     at.button(key="jobs.detail.cancel").click().run()
     assert not at.exception, at.exception
     assert "was cancelled" in at.info[-1].value
