@@ -237,10 +237,16 @@ class S3AudioStore:
         key = storage_key(sha256 or sha256_bytes(data), ext)
         # One conditional request: the store itself refuses to overwrite an existing object. A store
         # that ignores If-None-Match rewrites the same bytes under the same key, which changes nothing.
+        target = self._object(key)
         try:
-            self.fs.pipe_file(self._object(key), data, IfNoneMatch="*")
+            self.fs.pipe_file(target, data, IfNoneMatch="*")
         except FileExistsError:
             return key, False
+        except OSError:
+            # A store that refuses conditional writes (or a passing fault): look, then write.
+            if self.fs.exists(target):
+                return key, False
+            self.fs.pipe_file(target, data)
         return key, True
 
     def remove(self, key: str) -> None:
