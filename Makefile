@@ -14,12 +14,14 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Earmark needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e '.[postgres,demo]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[postgres,demo,s3]' --group dev
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/earmark db upgrade
 	$(BIN)/earmark demo --if-empty
+# One background worker beside the app runs training, label issues, exports…; it stops with the app.
+	$(BIN)/earmark worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
 
 test: $(STAMP)

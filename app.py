@@ -29,6 +29,7 @@ PAGES = {
     "Model": [
         st.Page("pages/error_analysis.py", title="Error analysis", icon=":material/troubleshoot:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/compare_arrows:"),
+        st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:"),
     ],
 }
 

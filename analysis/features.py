@@ -38,7 +38,7 @@ import tempfile
 import threading
 import types
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -458,6 +458,12 @@ def _source_digest() -> str:
 def cache_location(cache_dir: Path, settings: FeatureSettings) -> Path:
     """Directory holding the cached vectors for ``settings`` computed by this version of the code."""
     return Path(cache_dir) / f"{settings.fingerprint()}-{_source_digest()}"
+
+
+def cached_keys(keys: Sequence[str], *, settings: FeatureSettings, cache_dir: Path) -> set[str]:
+    """Which of ``keys`` already have vectors cached for ``settings`` (their audio need not be read)."""
+    store = _ShardStore(cache_location(cache_dir, settings), len(feature_names(settings)))
+    return set(store.get_many([str(k) for k in keys]))
 
 
 def feature_frame(

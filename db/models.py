@@ -438,6 +438,63 @@ class ClipMetadataIndexed(Base):
     through_clip_id: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE_JOB_STATES = ("queued", "running")
+
+
+class Job(Base):
+    """Long work (training, label issues, features, drift, imports, exports) run by ``earmark worker``.
+
+    A worker claims a job by taking a lease (``lease_token``, ``lease_expires_at``) that its heartbeat
+    renews; a job whose lease ran out is claimed again, up to ``max_attempts``. Only the lease holder
+    may report progress or finish it. ``scope`` (the project, or the name an import creates) holds at
+    most one active job of a kind, enforced by a partial unique index.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_in("status", JOB_STATES), name="status"),
+        CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(String(300))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+    log: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+# Workers look for queued jobs and expired leases, oldest first.
+Index("ix_jobs_claim", Job.status, Job.id)
+# One active job of a kind per scope: a second click finds the first instead of starting another.
+Index(
+    "uq_jobs_active",
+    Job.kind,
+    Job.scope,
+    unique=True,
+    sqlite_where=text("status IN ('queued', 'running')"),
+    postgresql_where=text("status IN ('queued', 'running')"),
+)
+
+
 # Partial index so the queue scan touches only clips that still need labels (both engines support it).
 Index(
     "ix_clips_open",

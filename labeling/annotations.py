@@ -32,7 +32,7 @@ from db.models import Annotation, Claim, Clip, ModelRun, Prediction, Project, Re
 from labeling.audit import record
 from labeling.conventions import ConventionInfo, GoldInfo, current_convention, current_version, gold_examples
 from labeling.projects import ProjectInfo, get_project
-from labeling.storage import AudioStore
+from labeling.storage import AudioStorage
 
 MAX_TRANSCRIPT_CHARS = 20_000
 MAX_REASON_CHARS = 500
@@ -422,7 +422,7 @@ def _mine(a: Annotation) -> dict[str, Any]:
     }
 
 
-def label_task(s: Session, store: AudioStore, project_id: int, user_id: int, clip_id: int) -> LabelTask:
+def label_task(s: Session, store: AudioStorage, project_id: int, user_id: int, clip_id: int) -> LabelTask:
     """What the label page needs for ``clip_id``: the audio, the choices, the conventions beside it,
     ``user_id``'s own earlier annotation if any — and never another annotator's label or the final
     label. The model's prediction is included only when ``project.settings["pre_annotation"]`` is on.

@@ -363,6 +363,7 @@ def session_secret(settings: Settings) -> str:
     """
     if settings.secret:
         return settings.secret
+    settings.require_secret()  # a shared database needs one secret shared by every server
     path = settings.data_dir / ".session-secret"
     try:
         return path.read_text().strip()

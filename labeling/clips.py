@@ -20,7 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from db.models import Annotation, Clip, ClipFlag, ClipTag, ImportBatch, Resolution
-from labeling.storage import AudioStore
+from labeling.storage import AudioStorage
 
 QUALITY_COLUMNS = (
     "peak_dbfs",
@@ -166,7 +166,9 @@ class ClipDetail:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def clip_detail(s: Session, store: AudioStore, clip_id: int, *, project_id: int | None = None) -> ClipDetail:
+def clip_detail(
+    s: Session, store: AudioStorage, clip_id: int, *, project_id: int | None = None
+) -> ClipDetail:
     clip = s.get(Clip, clip_id)
     if clip is None or (project_id is not None and clip.project_id != project_id):
         raise ClipNotFound(f"no clip {clip_id}" + (" in this project" if project_id is not None else ""))

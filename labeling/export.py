@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
 import secrets
 import shutil
 import time
@@ -46,9 +45,9 @@ from db.models import (
     User,
 )
 from labeling.formats.base import EXPORT_COLUMNS
-from labeling.formats.writers import WRITERS, safe_name
+from labeling.formats.writers import MANIFEST_NAME, WRITERS, safe_name
 from labeling.projects import ProjectInfo, get_project
-from labeling.storage import AudioStore
+from labeling.storage import AudioStorage, is_remote_url, publish_folder, require_empty_prefix
 from labeling.workspace import Workspace
 
 Progress = Callable[[int, int], None] | None
@@ -163,7 +162,7 @@ def find_version(s: Session, project_id: int, ref: str | int) -> _Version:
 
 def export_frame(
     s: Session,
-    store: AudioStore | None,
+    store: AudioStorage | None,
     project_id: int,
     *,
     filters: ExportFilters = ExportFilters(),
@@ -183,7 +182,7 @@ def export_frame(
 
 
 def _export_rows(
-    s: Session, store: AudioStore | None, info: ProjectInfo, filters: ExportFilters, version_id: int | None
+    s: Session, store: AudioStorage | None, info: ProjectInfo, filters: ExportFilters, version_id: int | None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     # Metadata comes back as JSON text, parsed below in one go: 100,000 json.loads calls (and the
     # derivation column nobody asked about) would cost more than the query.
@@ -255,7 +254,7 @@ def _export_rows(
     else:
         tags = [list(r.tags or []) for r in keep]
     # One string join per clip: resolving 100,000 paths one by one costs more than the whole query.
-    root = str(store.root.resolve()) + os.sep if store is not None else None
+    root = store.base if store is not None else None
     frame = pd.DataFrame(
         {
             "clip_id": [r.id for r in keep],
@@ -407,7 +406,7 @@ def export_project(
     project: str | int,
     *,
     fmt: str,
-    out: Path,
+    out: Path | str,
     filters: ExportFilters = ExportFilters(),
     version: str | int | None = None,
     copy_audio: bool = True,
@@ -421,7 +420,9 @@ def export_project(
     fmt
         One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``labelstudio``.
     out
-        A folder that does not exist yet (or is empty). It appears whole or not at all.
+        A folder that does not exist yet (or is empty). It appears whole or not at all. Or an
+        ``s3://bucket/prefix`` holding no objects yet: the export is built locally and uploaded there,
+        its ``MANIFEST.json`` last.
     version
         A dataset version's name or id: export its frozen labels, and record its content hash.
     copy_audio
@@ -447,7 +448,42 @@ def export_project(
             raise ExportError("a metadata format (jsonl or csv) is chosen for the audiofolder layout only")
         options["metadata_format"] = metadata_format
     with _gc_paused():
+        if is_remote_url(out):
+            return _export_to_url(ws, project, fmt, str(out), filters, version, copy_audio, progress, options)
         return _export_project(ws, project, fmt, Path(out), filters, version, copy_audio, progress, options)
+
+
+def _export_to_url(
+    ws: Workspace,
+    project: str | int,
+    fmt: str,
+    url: str,
+    filters: ExportFilters,
+    version: str | int | None,
+    copy_audio: bool,
+    progress: Progress,
+    options: dict[str, Any],
+) -> ExportReport:
+    """Build the export in a local scratch folder, then upload it under the ``s3://`` prefix ``url``
+    (manifest last); a prefix that already holds objects is refused before any work."""
+    try:
+        require_empty_prefix(url)
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        raise ExportError(str(exc)) from None
+    scratch = ws.settings.data_dir / "exports" / f".upload-{secrets.token_hex(6)}"
+    scratch.mkdir(parents=True)
+    try:
+        report = _export_project(
+            ws, project, fmt, scratch / "export", filters, version, copy_audio, progress, options
+        )
+        try:
+            publish_folder(scratch / "export", url, last=MANIFEST_NAME)
+        except FileExistsError as exc:
+            raise ExportError(str(exc)) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report.out = url
+    return report
 
 
 @contextmanager

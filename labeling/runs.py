@@ -27,7 +27,7 @@ import pandas as pd
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from analysis.features import FeatureSettings, feature_frame
+from analysis.features import FeatureSettings, cached_keys, feature_frame
 from analysis.model import train_and_predict
 from analysis.slices import metadata_slices, slice_table
 from analysis.text import NormalizationRules, cer, wer
@@ -112,13 +112,44 @@ def _feature_inputs(
         if len(missing):
             raise RunError(f"{len(missing)} clips are not live clips of this project, e.g. {missing[0]}")
         rows = rows.set_index("clip_id").loc[wanted].reset_index()
-    rows["path"] = [str(ws.store.path(k)) for k in rows["storage_key"]]
+    if ws.store.is_local:
+        rows["path"] = [str(ws.store.path(k)) for k in rows["storage_key"]]
     return rows, FeatureSettings.for_sample_rates(rates)
+
+
+#: Clips fetched from a remote store per round of feature extraction (well inside the read cache).
+REMOTE_FEATURE_CHUNK = 1000
+
+
+def _fetch_and_cache_features(
+    ws: Workspace, rows: pd.DataFrame, settings: FeatureSettings, progress: Callable[[int, int], None] | None
+) -> None:
+    """Compute the vectors not cached yet, fetching their audio from the remote store a chunk at a time,
+    so the bounded read cache never has to hold the whole project."""
+    cache_dir = ws.settings.cache_dir / "features"
+    known = cached_keys(rows["sha256"].tolist(), settings=settings, cache_dir=cache_dir)
+    todo = rows[~rows["sha256"].isin(known)].drop_duplicates("sha256")
+    total, done = len(rows), len(rows) - len(todo)
+    for start in range(0, len(todo), REMOTE_FEATURE_CHUNK):
+        part = todo.iloc[start : start + REMOTE_FEATURE_CHUNK]
+        ws.store.fetch_many(part["storage_key"])
+        before = done
+        feature_frame(
+            {sha: ws.store.path(key) for sha, key in zip(part["sha256"], part["storage_key"], strict=True)},
+            settings=settings,
+            cache_dir=cache_dir,
+            n_jobs=2,
+            progress=(lambda d, _t, b=before: progress(b + d, total)) if progress else None,
+        )
+        done += len(part)
 
 
 def _features(
     ws: Workspace, rows: pd.DataFrame, settings: FeatureSettings, progress: Callable[[int, int], None] | None
 ) -> pd.DataFrame:
+    if "path" not in rows:
+        _fetch_and_cache_features(ws, rows, settings, progress)
+        rows = rows.assign(path="")  # every vector is in the cache now: no file is opened
     by_sha = feature_frame(
         dict(zip(rows["sha256"], rows["path"], strict=True)),
         settings=settings,

@@ -1,16 +1,27 @@
-"""Content-addressed audio storage: ``AudioStore(root).put(data, ext)`` returns the storage key.
+"""Content-addressed audio storage: ``open_store(url, cache_dir=…)``, then ``store.put(data, ext)``.
 
 The key is derived from the SHA-256 of the bytes, so the same bytes are stored once however often
 they are imported. Stored files are written atomically and made read-only: originals never change.
+
+Two stores share one interface (:class:`AudioStorage`): :class:`AudioStore`, a local folder, and
+:class:`S3AudioStore`, an ``s3://bucket/prefix`` in any S3-compatible object store, read and written
+through fsspec/s3fs with the standard AWS credentials and endpoint settings. Objects there are written
+once and never overwritten; :meth:`~AudioStorage.path` hands back a local copy from a bounded read
+cache, so everything that decodes or plays audio works on a file as it does with the local store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import tempfile
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -26,9 +37,87 @@ def storage_key(sha256: str, ext: str) -> str:
     return f"{sha256[:2]}/{sha256}.{ext}"
 
 
+#: What a storage key looks like: two hex digits, the SHA-256, the extension.
+KEY_PATTERN = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.[a-z0-9]{1,8}$")
+DEFAULT_CACHE_BYTES = 2 * 2**30
+
+
+class AudioStorage(Protocol):
+    """What every audio store offers; keys come from :func:`storage_key`."""
+
+    @property
+    def url(self) -> str:
+        """Where the store is (a folder, or ``s3://bucket/prefix``)."""
+        ...
+
+    @property
+    def is_local(self) -> bool: ...
+
+    def path(self, key: str) -> Path:
+        """A local file holding the clip's bytes (for a remote store: a copy in the read cache)."""
+        ...
+
+    @property
+    def base(self) -> str:
+        """What a key is appended to for :meth:`location` (an absolute folder with a separator, or a URL
+        ending in ``/``)."""
+        ...
+
+    def location(self, key: str) -> str:
+        """Where the clip lives, for references in exports: an absolute path or an ``s3://`` URL."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def read_bytes(self, key: str) -> bytes: ...
+
+    def put(self, data: bytes, ext: str, *, sha256: str | None = None) -> tuple[str, bool]: ...
+
+    def remove(self, key: str) -> None: ...
+
+    def fetch_many(self, keys: Iterable[str]) -> None:
+        """Bring many clips into the read cache at once (nothing to do for a local store)."""
+        ...
+
+    def iter_keys(self) -> Iterator[str]:
+        """Every stored audio key."""
+        ...
+
+
 @dataclass(frozen=True)
 class AudioStore:
+    """A local folder of content-addressed audio files."""
+
     root: Path
+
+    @property
+    def url(self) -> str:
+        return str(self.root.resolve())
+
+    @property
+    def is_local(self) -> bool:
+        return True
+
+    @property
+    def base(self) -> str:
+        return str(self.root.resolve()) + os.sep
+
+    def location(self, key: str) -> str:
+        return str(self.path(key))
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def fetch_many(self, keys: Iterable[str]) -> None:
+        return None
+
+    def iter_keys(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob("??/*"):
+            key = path.relative_to(self.root).as_posix()
+            if KEY_PATTERN.match(key):
+                yield key
 
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -62,3 +151,235 @@ class AudioStore:
     def remove(self, key: str) -> None:
         """Remove a file this process just wrote (used to undo a failed import)."""
         self.path(key).unlink(missing_ok=True)
+
+
+# --- object storage ----------------------------------------------------------------------------------
+
+
+def is_remote_url(url: str | os.PathLike[str] | None) -> bool:
+    """True for an ``s3://`` URL (the only remote scheme Earmark writes to)."""
+    return str(url or "").startswith("s3://")
+
+
+def _split_s3(url: str) -> tuple[str, str]:
+    rest = url[len("s3://") :].strip("/")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"an object-store URL needs a bucket: {url!r} (s3://bucket/prefix)")
+    return bucket, prefix.strip("/")
+
+
+def s3_filesystem() -> Any:
+    """An s3fs filesystem configured from the standard AWS environment and config files.
+
+    Credentials come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE`` or
+    ``~/.aws``; a non-AWS store (MinIO, Ceph, GCS interoperability) is named by ``AWS_ENDPOINT_URL_S3``
+    or ``AWS_ENDPOINT_URL``. Listings are never cached: another server may have written meanwhile.
+    """
+    try:
+        import s3fs
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("s3:// storage needs s3fs: pip install 'earmark[s3]'") from exc
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    return s3fs.S3FileSystem(endpoint_url=endpoint, use_listings_cache=False)
+
+
+@dataclass(eq=False)  # one store per process; compared (and hashed) by identity
+class S3AudioStore:
+    """Content-addressed audio under ``s3://bucket/prefix``, with a bounded local read cache.
+
+    Objects are written once: every write is conditional (``If-None-Match: *``), so an existing key
+    is never written again. The cache holds at most ``cache_bytes`` and drops the least
+    recently used copies first; a copy never goes stale, since a key names its content.
+    """
+
+    bucket_url: str
+    cache_dir: Path
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+    fs: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cached: int | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.bucket, self.prefix = _split_s3(self.bucket_url)
+        self.cache_dir = Path(self.cache_dir)
+        if self.fs is None:
+            self.fs = s3_filesystem()
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+    def _object(self, key: str) -> str:
+        if not KEY_PATTERN.match(key):
+            raise ValueError(f"not a storage key: {key!r}")
+        return f"{self.bucket}/{self.prefix}/{key}" if self.prefix else f"{self.bucket}/{key}"
+
+    @property
+    def base(self) -> str:
+        return self.url + "/"
+
+    def location(self, key: str) -> str:
+        return f"s3://{self._object(key)}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._object(key)))
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def put(self, data: bytes, ext: str, *, sha256: str | None = None) -> tuple[str, bool]:
+        """Store ``data``; returns (key, created). Existing content is left untouched."""
+        key = storage_key(sha256 or sha256_bytes(data), ext)
+        # One conditional request: the store itself refuses to overwrite an existing object. A store
+        # that ignores If-None-Match rewrites the same bytes under the same key, which changes nothing.
+        target = self._object(key)
+        try:
+            self.fs.pipe_file(target, data, IfNoneMatch="*")
+        except FileExistsError:
+            return key, False
+        except OSError:
+            # A store that refuses conditional writes (or a passing fault): look, then write.
+            if self.fs.exists(target):
+                return key, False
+            self.fs.pipe_file(target, data)
+        return key, True
+
+    def remove(self, key: str) -> None:
+        """Remove an object this process just wrote (used to undo a failed import)."""
+        self.fs.rm_file(self._object(key))
+        (self.cache_dir / key).unlink(missing_ok=True)
+
+    def iter_keys(self) -> Iterator[str]:
+        base = f"{self.bucket}/{self.prefix}".rstrip("/") + "/"
+        for name in self.fs.find(base):
+            key = str(name)[len(base) :]
+            if KEY_PATTERN.match(key):
+                yield key
+
+    # --- the read cache
+
+    def path(self, key: str) -> Path:
+        local = self.cache_dir / key
+        try:
+            os.utime(local)  # a hit: mark it recently used
+            return local
+        except FileNotFoundError:
+            pass
+        self._keep(key, self.fs.cat_file(self._object(key)))
+        return local
+
+    def fetch_many(self, keys: Iterable[str]) -> None:
+        """Fetch the clips not cached yet, many requests at a time."""
+        wanted = [k for k in dict.fromkeys(keys) if not (self.cache_dir / k).is_file()]
+        for start in range(0, len(wanted), 256):
+            chunk = wanted[start : start + 256]
+            got = self.fs.cat([self._object(k) for k in chunk], on_error="raise")
+            for k in chunk:
+                self._keep(k, got[self._object(k)])
+
+    def _keep(self, key: str, data: bytes) -> None:
+        local = self.cache_dir / key
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            Path(tmp).replace(local)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        with self._lock:
+            if self._cached is None:
+                self._cached = sum(p.stat().st_size for p in self.cache_dir.glob("??/*") if p.is_file())
+            else:
+                self._cached += len(data)
+            if self._cached > self.cache_bytes:
+                self._cached = self._evict(keep=local)
+
+    def _evict(self, *, keep: Path) -> int:
+        """Drop the least recently used copies until the cache is at 80% of its bound; the new size."""
+        files = []
+        for p in self.cache_dir.glob("??/*"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # another process evicted it
+                continue
+            files.append((st.st_mtime, st.st_size, p))
+        total = sum(size for _, size, _ in files)
+        for _, size, p in sorted(files, key=lambda f: f[0]):
+            if total <= self.cache_bytes * 0.8:
+                break
+            if p != keep:
+                p.unlink(missing_ok=True)
+                total -= size
+        return total
+
+
+def open_store(url: str | Path, *, cache_dir: Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> AudioStorage:
+    """The store at ``url``: a local folder, or an ``s3://bucket/prefix`` read through ``cache_dir``."""
+    if is_remote_url(url):
+        return S3AudioStore(str(url), cache_dir=cache_dir, cache_bytes=cache_bytes)
+    if "://" in str(url):
+        raise ValueError(f"unsupported audio store {url!r}: use a folder or an s3://bucket/prefix URL")
+    return AudioStore(Path(url))
+
+
+# --- whole files to and from URLs (exports) --------------------------------------------------------
+
+
+def copy_file(source: str, target: Path) -> None:
+    """Copy a stored file (a local path or an ``s3://`` URL) to the local file ``target``."""
+    if is_remote_url(source):
+        s3_filesystem().get_file(source[len("s3://") :], str(target))
+    else:
+        shutil.copyfile(source, target)
+
+
+def read_url(ref: str) -> bytes:
+    """The bytes of a local file or an ``s3://`` object."""
+    if is_remote_url(ref):
+        return bytes(s3_filesystem().cat_file(ref[len("s3://") :]))
+    return Path(ref).read_bytes()
+
+
+def require_empty_prefix(url: str) -> None:
+    """Refuse an ``s3://`` prefix that already holds objects: exports never overwrite one another."""
+    bucket, prefix = _split_s3(url)
+    fs = s3_filesystem()
+    if not fs.exists(bucket):
+        raise FileNotFoundError(f"there is no bucket {bucket!r} at the configured object store")
+    if prefix and fs.find(f"{bucket}/{prefix}/", maxdepth=None, withdirs=False):
+        raise FileExistsError(f"{url} already holds objects; choose a new prefix")
+
+
+def publish_folder(folder: Path, url: str, *, last: str | None = None) -> list[str]:
+    """Upload every file under ``folder`` to the prefix ``url``; ``last`` (a relative path, e.g. the
+    manifest) goes up after everything else, so a reader that finds it finds the whole export."""
+    require_empty_prefix(url)
+    bucket, prefix = _split_s3(url)
+    base = f"{bucket}/{prefix}".rstrip("/")
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    rels = [p.relative_to(folder).as_posix() for p in files]
+    order = sorted(range(len(files)), key=lambda i: rels[i] == last)
+    fs = s3_filesystem()
+    first = [i for i in order if rels[i] != last]
+    if first:
+        fs.put([str(files[i]) for i in first], [f"{base}/{rels[i]}" for i in first])
+    for i in order[len(first) :]:
+        fs.put_file(str(files[i]), f"{base}/{rels[i]}")
+    return [f"s3://{base}/{r}" for r in rels]
+
+
+def upload_file(path: Path, url: str) -> str:
+    """Upload one local file to ``url`` (an ``s3://`` object that must not exist yet)."""
+    fs = s3_filesystem()
+    target = url[len("s3://") :]
+    if fs.exists(target):
+        raise FileExistsError(f"{url} already exists")
+    fs.put_file(str(path), target)  # multipart for large files
+    return url

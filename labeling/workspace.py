@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from db.engine import Database
 from db.migrate import require_current_schema
 from labeling.config import Settings
-from labeling.storage import AudioStore
+from labeling.storage import AudioStorage, open_store
 
 
 @dataclass(frozen=True)
 class Workspace:
     settings: Settings
     db: Database
-    store: AudioStore
+    store: AudioStorage
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, require_schema: bool = True) -> Workspace:
@@ -31,7 +31,16 @@ class Workspace:
             except BaseException:
                 db.dispose()
                 raise
-        return cls(settings=settings, db=db, store=AudioStore(settings.audio_dir))
+        try:
+            store = open_store(
+                settings.audio_location,
+                cache_dir=settings.cache_dir / "audio",
+                cache_bytes=settings.audio_cache_mb * 2**20,
+            )
+        except BaseException:
+            db.dispose()
+            raise
+        return cls(settings=settings, db=db, store=store)
 
     def close(self) -> None:
         self.db.dispose()

@@ -10,21 +10,29 @@ from db.migrate import SchemaOutOfDate
 from labeling import auth
 from labeling.auth import UserInfo
 from labeling.clips import clip_frame, data_fingerprint, project_tags
+from labeling.config import ConfigError, Settings
 from labeling.projects import ProjectInfo, list_projects
 from labeling.workspace import Workspace
 
 
 @st.cache_resource(show_spinner=False)
 def _open_workspace() -> Workspace:
-    return Workspace.open()
+    settings = Settings.from_env()
+    settings.require_secret()
+    return Workspace.open(settings)
 
 
 def workspace() -> Workspace:
-    """This process's one workspace; stops the page with the fix if the schema is out of date."""
+    """This process's one workspace; stops the page with the fix if the schema is out of date or the
+    configuration is incomplete."""
     try:
         return _open_workspace()
     except SchemaOutOfDate as exc:
         st.error(f"{exc}", icon=":material/database:")
+        st.stop()
+        raise
+    except ConfigError as exc:
+        st.error(f"{exc}", icon=":material/settings:")
         st.stop()
         raise
 

@@ -7,8 +7,8 @@ import json
 import streamlit as st
 
 from labeling import error_analysis as ea
-from labeling.runs import RunError, list_runs, train_run
-from pages import charts_errors, common
+from labeling.runs import list_runs
+from pages import charts_errors, common, job_status
 
 user = common.require_role("engineer", "admin")
 project = common.current_project()
@@ -18,33 +18,19 @@ ss = st.session_state
 st.title("Error analysis")
 
 
-def _train() -> None:
-    bar = st.progress(0.0, text="Computing features…")
-    try:
-        run = train_run(
-            ws,
-            project.id,
-            actor_id=user.id,
-            progress=lambda stage, done, total: bar.progress(
-                done / max(total, 1), text=f"{stage}: {done}/{total}"
-            ),
-        )
-    except RunError as exc:
-        st.error(str(exc))
-        return
-    ss["errors.run"] = run.id
-    scored = "test" if run.metrics.get("test", {}).get("n") else "overall"
-    st.toast(f"Run {run.id}: {scored} accuracy {run.metrics[scored]['accuracy']:.1%}")
-
-
+train_job = job_status.latest("train", project_id=project.id)
 with ws.db.read() as s:
     runs = list_runs(s, project.id)
-with st.expander("Train the fixed model", expanded=runs.empty, icon=":material/model_training:"):
+if train_job is not None and train_job.status == "succeeded" and ss.get("errors.seen_job") != train_job.id:
+    ss["errors.seen_job"] = train_job.id  # a run just finished: show it
+    if (train_job.result or {}).get("run_id") in set(runs.get("run_id", [])):
+        ss["errors.run"] = train_job.result["run_id"]  # type: ignore[index]
+training = train_job is not None and train_job.active
+with st.expander("Train the fixed model", expanded=runs.empty or training, icon=":material/model_training:"):
     st.caption("The same model code every time, trained on the train split of the current final labels.")
     if st.button("Train the model", key="errors.train", type="primary"):
-        _train()
-        with ws.db.read() as s:
-            runs = list_runs(s, project.id)
+        train_job = job_status.start("train", user, project_id=project.id) or train_job
+    job_status.show(train_job, user, key="errors.train_job")
 if runs.empty:
     st.info("No model runs yet: train the model above, or run `earmark train --project ...`.")
     st.stop()

@@ -8,11 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from db.models import SPLITS
-from labeling.export import EXCLUSION_REASONS, EXPORT_FORMATS, ExportError, ExportFilters, export_zip
-from labeling.formats.base import FormatError
-from labeling.projects import ProjectError
+from labeling.export import EXCLUSION_REASONS, EXPORT_FORMATS, ExportError, ExportFilters
+from labeling.job_kinds import download_bytes, zip_available
 from labeling.versions import list_versions
-from pages import common
+from pages import common, job_status
 
 FORMATS = {
     "csv": "CSV for spreadsheets: metadata.csv and the audio",
@@ -23,9 +22,8 @@ FORMATS = {
     "labelstudio": "Label Studio: tasks.json and a labeling config",
 }
 CURRENT = "(current final labels)"
-RESULT = "export.result"
 
-common.require_permission("analyse")
+user = common.require_permission("analyse")
 project = common.current_project()
 ws = common.workspace()
 st.title("Export")
@@ -66,11 +64,6 @@ with st.form("export.form"):
     submitted = st.form_submit_button("Prepare the export", type="primary", key="export.submit")
 
 if submitted:
-    bar = st.progress(0.0, text="Reading the clips…")
-
-    def _progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Writing {done:,} of {total:,} clips")
-
     try:
         filters = ExportFilters(
             resolved_only=resolved_only,
@@ -80,35 +73,26 @@ if submitted:
             exclude_augmented=exclude_augmented,
             splits=tuple(splits),
         )
-        report, path = export_zip(
-            ws,
-            project.id,
-            fmt=fmt,
-            filters=filters,
-            version=None if version == CURRENT else version,
-            progress=_progress,
-        )
-    except (ExportError, FormatError, ProjectError) as exc:
-        st.session_state.pop(RESULT, None)
+    except ExportError as exc:
         st.error(str(exc))
     else:
-        st.session_state[RESULT] = {"project_id": project.id, "path": str(path), "report": report.to_dict()}
-    finally:
-        bar.empty()
+        labels_from = None if version == CURRENT else version
+        params = {"fmt": fmt, "filters": filters.to_dict(), "version": labels_from}
+        job_status.start("export", user, project_id=project.id, params=params)
 
-result = st.session_state.get(RESULT)
-if result and result["project_id"] == project.id and Path(result["path"]).is_file():
-    report = result["report"]
-    path = Path(result["path"])
+job = job_status.show(job_status.latest("export", project_id=project.id), user, key="export.job")
+report = job.result if job is not None and job.status == "succeeded" else None
+if report and zip_available(report.get("zip")):
+    name = Path(report["zip"]).name
     st.success(
         f"{report['n_clips']:,} clips exported as {report['format']}"
         + (f" from version {report['version_name']!r}" if report["version_name"] else "")
-        + f" — {path.stat().st_size / 2**20:,.1f} MiB zipped."
+        + f" — {report['zip_bytes'] / 2**20:,.1f} MiB zipped."
     )
     st.download_button(
-        f"Download {path.name}",
-        data=lambda: path.read_bytes(),  # read only when clicked
-        file_name=path.name,
+        f"Download {name}",
+        data=lambda: download_bytes(report["zip"]),  # read only when clicked
+        file_name=name,
         mime="application/zip",
         type="primary",
         icon=":material/download:",

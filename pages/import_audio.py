@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from labeling.formats.base import FormatError
-from labeling.importer import SOURCE_FORMATS, ImportRefused, ImportReport, import_source, import_uploads
+from labeling.importer import SOURCE_FORMATS, ImportRefused, ImportReport, import_uploads
 from labeling.projects import ProjectError
-from pages import common
+from pages import common, job_status
 
 FORMAT_NAMES = {
     "auto": "Detect automatically",
@@ -22,7 +20,7 @@ FORMAT_NAMES = {
     "kaldi": "Kaldi data directory (wav.scp, text, utt2spk, segments)",
     "librispeech": "LibriSpeech-style tree (*.trans.txt beside the audio)",
 }
-common.require_permission("manage_data")  # checked on every rerun, also when opened by URL
+user = common.require_permission("manage_data")  # checked on every rerun, also when opened by URL
 st.title("Import audio")
 st.caption(
     "WAV, FLAC, OGG and anything else libsndfile reads. The same bytes are only ever stored once; "
@@ -101,18 +99,24 @@ with folder_tab, st.form("import.folder_form"):
     )
     meta_path = st.text_input("Metadata CSV on the server (optional)", key="import.meta_path")
     if st.form_submit_button("Import", type="primary") and folder:
-        report = _run(
-            import_source,
-            Path(folder).expanduser(),
-            project.strip(),
-            fmt=fmt,
-            audio_root=Path(audio_root).expanduser() if audio_root else None,
-            pattern=pattern or None,
-            metadata=Path(meta_path).expanduser() if meta_path else None,
-            join=join or None,
-            group_by=group_by or "speaker",
-            progress=_progress,
-        )
+        if not project.strip():
+            st.error("Name the project to import into.")
+        else:
+            # A large import: run by a worker (which must see this path), surviving a closed tab.
+            source = {"path": folder, "project": project.strip(), "fmt": fmt, "audio_root": audio_root}
+            options = {"pattern": pattern, "metadata": meta_path, "join": join, "group_by": group_by}
+            job_status.start(
+                "import",
+                user,
+                project_id=None,
+                params={**source, **{k: v or None for k, v in options.items()}},
+                scope=f"import:{project.strip()}",
+            )
+with folder_tab:
+    job = job_status.show(job_status.latest("import", owner_id=user.id), user, key="import.job")
+    rejected = (job.result or {}).get("rejected") if job is not None else None
+    if rejected:
+        st.dataframe(pd.DataFrame(rejected), hide_index=True, key="import.job_rejected")
 
 if report is not None:
     progress_slot.empty()

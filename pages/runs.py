@@ -3,16 +3,15 @@ clips whose labels the fixed model doubts."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from labeling.clips import ClipNotFound, clip_detail
 from labeling.compare import CompareError, compare_runs
-from labeling.label_issues import LabelIssueError, find_label_issue_candidates, flag_label_issues
-from labeling.runs import RunError, list_runs
-from pages import common
-
-CANDIDATES = "runs.candidates"
+from labeling.label_issues import flag_label_issues
+from labeling.runs import list_runs
+from pages import common, job_status
 
 user = common.require_role("engineer", "admin")
 project = common.current_project()
@@ -100,18 +99,10 @@ st.caption(
     "learning lists the clips whose final label looks wrong, least confident first."
 )
 if st.button("Find label-issue candidates", key="runs.find_issues"):
-    bar = st.progress(0.0, text="Features…")
-    try:
-        st.session_state[CANDIDATES] = (
-            project.id,
-            find_label_issue_candidates(ws, project.id, progress=lambda d, t: bar.progress(d / max(t, 1))),
-        )
-    except (LabelIssueError, RunError) as exc:
-        st.error(str(exc))
-    bar.empty()
-held = st.session_state.get(CANDIDATES)
-if held is not None and held[0] == project.id:
-    candidates = held[1]
+    job_status.start("label_issues", user, project_id=project.id)
+job = job_status.show(job_status.latest("label_issues", project_id=project.id), user, key="runs.issues_job")
+if job is not None and job.status == "succeeded" and job.result:
+    candidates = pd.DataFrame(job.result["candidates"], columns=job.result["columns"])
     if candidates.empty:
         st.success("No label-issue candidates.")
     else:

@@ -98,7 +98,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_url")
 
 
-def make_workspace(data_dir: Path, url: str):  # type: ignore[no-untyped-def]
+def make_workspace(data_dir: Path, url: str, *, audio_url: str | None = None):  # type: ignore[no-untyped-def]
     from db.engine import Database
     from db.migrate import upgrade
     from labeling.config import Settings
@@ -107,7 +107,7 @@ def make_workspace(data_dir: Path, url: str):  # type: ignore[no-untyped-def]
     db = Database.from_url(url)
     upgrade(db)
     db.dispose()
-    return Workspace.open(Settings(data_dir=data_dir, database_url=url))
+    return Workspace.open(Settings(data_dir=data_dir, database_url=url, audio_url=audio_url))
 
 
 @pytest.fixture
@@ -124,3 +124,28 @@ def sqlite_workspace(tmp_path: Path, sqlite_url: str):  # type: ignore[no-untype
     ws = make_workspace(tmp_path / "data", sqlite_url)
     yield ws
     ws.close()
+
+
+# --- object storage ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server():  # type: ignore[no-untyped-def]
+    """moto's standalone S3 server, started for this test process; the AWS variables point at it."""
+    try:
+        import moto.server  # noqa: F401
+        import s3fs  # noqa: F401
+    except ImportError as exc:
+        need(False, f"the S3 tests need moto[server] and s3fs ({exc.name} is missing)")
+    from tests.s3server import S3Server, environment
+
+    server = S3Server.start()
+    with environment(server.environ()):
+        yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_audio_url(s3_server) -> str:  # type: ignore[no-untyped-def]
+    """An ``s3://`` prefix in a fresh bucket."""
+    return f"s3://{s3_server.new_bucket()}/audio"

@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--project", required=True, help="project name or id")
     p.add_argument("--format", dest="fmt", required=True, choices=FORMATS, help="what to write")
-    p.add_argument("--out", type=Path, required=True, help="a new (or empty) folder to write")
+    p.add_argument(
+        "--out",
+        type=_out,
+        required=True,
+        help="a new (or empty) folder to write, or a new s3://bucket/prefix in the object store",
+    )
     p.add_argument("--version", help="a dataset version (name or id): export its frozen labels")
     p.add_argument(
         "--no-copy-audio",
@@ -92,3 +97,10 @@ def run(args: argparse.Namespace) -> int:
     for name, fingerprint in report.model_fingerprints.items():
         print(f"  model {name}: code {fingerprint[:16]}…")
     return 0
+
+
+def _out(value: str) -> Path | str:
+    """A local folder, or an ``s3://`` prefix kept as the URL it is."""
+    from labeling.storage import is_remote_url
+
+    return value if is_remote_url(value) else Path(value)

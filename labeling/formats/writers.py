@@ -50,6 +50,7 @@ from labeling.formats._common import FORMULA_START, escape_cell
 from labeling.formats.base import EXPORT_COLUMNS, FormatError, Problem
 from labeling.formats.identities import FINAL_LABEL_EMAIL, completed_by_for
 from labeling.formats.kaldi import kaldi_tables
+from labeling.storage import copy_file, is_remote_url
 
 Progress = Callable[[int, int], None] | None
 
@@ -325,12 +326,12 @@ class _Export:
             ref = str(row.audio_path) if os.sep == "/" else Path(str(row.audio_path)).as_posix()
             self.referenced.append(_Entry(ref, str(row.sha256), -1))
             return ref
-        source = Path(str(row.audio_path))
+        source = str(row.audio_path)
         rel = self._place(folder, row)
         target = self.tmp / folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            shutil.copyfile(source, target)
+            copy_file(source, target)
         except FileNotFoundError:
             raise FormatError(f"clip {row.clip_id}: its stored audio {source} is missing") from None
         self.entries.append(_Entry(f"{folder}/{rel}".lstrip("/"), str(row.sha256), target.stat().st_size))
@@ -383,6 +384,17 @@ def _write_entries(f: IO[str], entries: list[_Entry]) -> None:
         if e.bytes >= 0:
             record["bytes"] = e.bytes
         f.write("  " + _to_json(record) + (",\n" if i < len(entries) - 1 else "\n"))
+
+
+def _labelstudio_audio(ref: str, out_abs: Path, doc_root: Path, copied: bool) -> str:
+    """A task's audio: a local-files URL under ``doc_root``, or an object store's own ``s3://`` URL
+    (which Label Studio reads through a cloud storage connection)."""
+    if not copied and is_remote_url(ref):
+        return ref
+    audio_file = out_abs / ref if copied else Path(ref)
+    if not audio_file.is_relative_to(doc_root):
+        raise FormatError(f"{audio_file} is not under the local files root {doc_root}")
+    return f"/data/local-files/?d={quote(audio_file.relative_to(doc_root).as_posix())}"
 
 
 @contextmanager
@@ -848,11 +860,7 @@ def write_labelstudio(
             sink.write("[\n")
             for n, row in enumerate(rows):
                 ref = export.audio(row)
-                audio_file = out_abs / ref if copy_audio else Path(ref)
-                if not audio_file.is_relative_to(doc_root):
-                    raise FormatError(f"{audio_file} is not under the local files root {doc_root}")
-                rel = audio_file.relative_to(doc_root).as_posix()
-                data: dict[str, Any] = {"audio": f"/data/local-files/?d={quote(rel)}"}
+                data: dict[str, Any] = {"audio": _labelstudio_audio(ref, out_abs, doc_root, copy_audio)}
                 original = _text(row.original_name)
                 if original is not None and original != ref:
                     data["original_name"] = original

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from db.models import Clip, ClipTag, SliceAction
 from labeling.auth import add_user
+from labeling.jobs import run_next_job
 from labeling.runs import import_external_predictions
 from tests.app.conftest import ROOT, sign_in
 
@@ -75,13 +76,17 @@ def test_tagging_a_clip_while_listening_and_queueing_a_slice(with_run) -> None:
 
 
 def test_train_button_makes_a_run_and_shows_it(with_run) -> None:
-    _, external = with_run
+    ws, external = with_run
     at = page("eli").run()
     assert at.selectbox(key="errors.run").value == external.id
     at.button(key="errors.train").click().run()
     assert not at.exception
+    assert "Waiting for a worker" in at.get("progress")[0].proto.text  # queued for a worker
+    assert run_next_job(ws).status == "succeeded"  # what `earmark worker` does
+    at.run()
+    assert not at.exception
     assert at.selectbox(key="errors.run").value == external.id + 1
-    assert "accuracy" in at.toast[0].value
+    assert "accuracy" in at.success[0].value
 
 
 def test_an_annotator_is_refused(with_run) -> None:

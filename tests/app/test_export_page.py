@@ -6,6 +6,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Clip
+from labeling.jobs import latest_job, run_next_job
 from tests.app.conftest import ROOT, new_app, sign_in
 
 
@@ -39,11 +40,15 @@ def test_export_page_produces_a_zip_of_the_project_to_download(app_env):
     at.selectbox(key="export.format").set_value("nemo")
     at.multiselect(key="export.splits").set_value(["train", "dev", "test"])
     at.button(key="export.submit").click().run()
+    assert not at.exception, at.exception
+    assert run_next_job(app_env).status == "succeeded"
+    at.run()
 
     assert not at.exception, at.exception
-    assert "12 clips exported as nemo" in at.success[0].value
+    assert any("12 clips exported as nemo" in s.value for s in at.success)
     assert at.get("download_button")
-    path = Path(at.session_state["export.result"]["path"])
+    with app_env.db.read() as s:
+        path = Path(latest_job(s, "export").result["zip"])
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         audio = {hashlib.sha256(zf.read(n)).hexdigest() for n in names if n.endswith(".wav")}
@@ -56,6 +61,8 @@ def test_a_filter_leaving_nothing_says_so(app_env):
     at = export_page()
     at.slider(key="export.min_agreement").set_value(0.5)
     at.button(key="export.submit").click().run()
+    assert run_next_job(app_env).status == "failed"
+    at.run()
 
     assert not at.exception, at.exception
     assert "no clip of 'demo' passes the filters" in at.error[0].value

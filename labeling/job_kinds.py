@@ -1,0 +1,138 @@
+"""The built-in job kinds: each wraps an existing service, reporting its progress to the job.
+
+A kind is ``fn(ctx) -> dict`` registered with :func:`labeling.jobs.job_kind`; the dict (plain JSON) is
+the job's result, and its ``summary`` the line shown beside the finished job.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from labeling.jobs import JobContext, job_kind
+from labeling.storage import is_remote_url, upload_file
+
+
+@job_kind("train", title="Training")
+def train(ctx: JobContext) -> dict[str, Any]:
+    from labeling.runs import train_run
+
+    run = train_run(
+        ctx.ws,
+        int(ctx.project_id or 0),
+        version=ctx.params.get("version"),
+        actor_id=ctx.owner_id,
+        progress=lambda stage, done, total: ctx.progress(
+            done, total, f"{stage.capitalize()}: {done:,} of {total:,}"
+        ),
+    )
+    scored = "test" if run.metrics.get("test", {}).get("n") else "overall"
+    accuracy = run.metrics.get(scored, {}).get("accuracy")
+    summary = f"Run {run.id} ({run.name})" + (
+        f": {scored} accuracy {accuracy:.1%}" if accuracy is not None else ""
+    )
+    return {"run_id": run.id, "name": run.name, "scored": scored, "accuracy": accuracy, "summary": summary}
+
+
+@job_kind("label_issues", title="Label-issue detection")
+def label_issues(ctx: JobContext) -> dict[str, Any]:
+    from labeling.label_issues import find_label_issue_candidates
+
+    found = find_label_issue_candidates(ctx.ws, int(ctx.project_id or 0), progress=ctx.stage("Predicting"))
+    # Through pandas' JSON writer: numpy scalars and NaN become plain JSON values.
+    records = json.loads(found.to_json(orient="records", date_format="iso"))
+    return {
+        "candidates": records,
+        "columns": list(found.columns),
+        "summary": f"{len(found):,} label-issue candidates",
+    }
+
+
+@job_kind("features", title="Feature extraction")
+def features(ctx: JobContext) -> dict[str, Any]:
+    from labeling.runs import project_features
+
+    frame = project_features(ctx.ws, int(ctx.project_id or 0), progress=ctx.stage("Computing features"))
+    return {"clips": len(frame), "features": frame.shape[1], "summary": f"Features of {len(frame):,} clips"}
+
+
+@job_kind("import", title="Import", needs_project=False, needs_params=True)
+def import_(ctx: JobContext) -> dict[str, Any]:
+    """A folder, zip or exported file readable by the worker (``path``) into project ``project``."""
+    from labeling.importer import import_source
+
+    p = ctx.params
+
+    def path(key: str) -> Path | None:
+        return Path(p[key]).expanduser() if p.get(key) else None
+
+    report = import_source(
+        ctx.ws,
+        Path(p["path"]).expanduser(),
+        str(p["project"]),
+        fmt=p.get("fmt", "auto"),
+        audio_root=path("audio_root"),
+        pattern=p.get("pattern"),
+        metadata=path("metadata"),
+        join=p.get("join"),
+        group_by=p.get("group_by") or "speaker",
+        actor_id=ctx.owner_id,
+        progress=ctx.stage("Reading files"),
+    )
+    return {**report.to_dict(), "summary": report.summary()}
+
+
+@job_kind("export", title="Export", permission="analyse", needs_params=True)
+def export(ctx: JobContext) -> dict[str, Any]:
+    """An export to ``out`` (a new folder or ``s3://`` prefix), or else one zip to download.
+
+    With an object store the zip goes to its ``exports/`` prefix, so any app server can serve it.
+    """
+    from labeling.export import ExportFilters, export_project, export_zip
+
+    p = ctx.params
+    filters = ExportFilters(
+        **{**p.get("filters", {}), "splits": tuple(p.get("filters", {}).get("splits", ()))}
+    )
+    if p.get("out"):
+        report = export_project(
+            ctx.ws,
+            int(ctx.project_id or 0),
+            fmt=p["fmt"],
+            out=p["out"],
+            filters=filters,
+            version=p.get("version"),
+            copy_audio=bool(p.get("copy_audio", True)),
+            progress=ctx.stage("Writing clips"),
+        )
+        return {**report.to_dict(), "summary": report.summary()}
+    report, zipped = export_zip(
+        ctx.ws,
+        int(ctx.project_id or 0),
+        fmt=p["fmt"],
+        filters=filters,
+        version=p.get("version"),
+        progress=ctx.stage("Writing clips"),
+    )
+    size = zipped.stat().st_size
+    where = str(zipped)
+    if not ctx.ws.store.is_local:
+        ctx.progress(0, 1, "Uploading the zip")
+        where = upload_file(zipped, f"{ctx.ws.store.base}exports/{zipped.name}")
+        zipped.unlink()
+    report.out = where
+    return {**report.to_dict(), "zip": where, "zip_bytes": size, "summary": report.summary()}
+
+
+def download_bytes(ref: str) -> bytes:
+    """The bytes of an export job's zip, wherever it was kept."""
+    from labeling.storage import read_url
+
+    return read_url(ref)
+
+
+def zip_available(ref: str | None) -> bool:
+    if not ref:
+        return False
+    return True if is_remote_url(ref) else Path(ref).is_file()
