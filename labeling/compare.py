@@ -175,7 +175,7 @@ def step_improve_weakest_slice(ws: Any, ctx: Any) -> str:
     report = ctx.progress
 
     def stage(name: str) -> Any:
-        return None if report is None else (lambda st, d, t: report(f"{name} {st}", d, t))
+        return None if report is None else (lambda st, d, t: report(f"Training on {name}: {st}", d, t))
 
     with ws.db.write() as s:
         project_id = ctx.facts.get("project_id") or get_project(s, ctx.project).id
@@ -202,7 +202,9 @@ def step_improve_weakest_slice(ws: Any, ctx: Any) -> str:
         recipe=Recipe(kind, snr_db=snr),
         tag=source,
         limit=200,
-        progress=None if report is None else (lambda d, t: report("augmenting", d, t)),
+        progress=None
+        if report is None
+        else (lambda d, t: report(f"Copying {source} training clips through the {kind} recipe", d, t)),
         random_state=ctx.random_state,
     )
     with ws.db.write() as s:
