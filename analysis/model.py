@@ -309,7 +309,8 @@ def train_and_predict(
             X_train,
             y_train,
             folds,
-            stage="Predicting each training clip with a model that did not see it, fold",
+            stage=f"Cross-validating on the {len(y_train):,} training clips (each predicted by a model "
+            "that did not see it), fold",
             progress=progress,
         )
         out_of_fold[is_train] = True
@@ -397,6 +398,8 @@ def out_of_fold_probabilities(
             f"the smallest class is too small for out-of-fold probabilities with {merged['classifier']!r}: "
             f"each training fold needs {_per_class_minimum(merged)} clips of every class"
         )
-    stage = f"Predicting each of {len(y):,} labelled clips with a model that did not see it, fold"
+    stage = (
+        f"Cross-validating on {len(y):,} labelled clips (each predicted by a model that did not see it), fold"
+    )
     proba = _out_of_fold(build_pipeline(**merged), X, y, folds, stage=stage, progress=progress)
     return pd.DataFrame(proba, index=X.index, columns=pd.Index(np.unique(y), name="class"))

@@ -127,6 +127,7 @@ def published_at(start: datetime) -> tuple[datetime, datetime]:
 
 
 def step_annotators(ws: Workspace, ctx: DemoContext) -> str:
+    """Demo step: three annotators label part of the corpus under two versions of the conventions."""
     rng = np.random.default_rng([7, ctx.random_state])
     project_id = ctx.facts["project_id"]
     with ws.db.write() as s:

@@ -63,7 +63,7 @@ SLICE_METRIC_SPLIT = "test"
 Progress = Callable[[str, int, int], None]
 
 
-FEATURES_STAGE = "Computing the audio features of each clip"
+FEATURES_STAGE = "Computing the audio features, clip"
 
 
 class RunError(ValueError):
@@ -582,17 +582,18 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
     pandas.DataFrame
         ``run_id, name, kind, created_at, code_fingerprint, dataset_version_id, n_predictions,
         accuracy`` (on the test split when it has labelled clips, else overall; NaN for runs without
-        stored metrics) and ``mean_wer``.
+        stored metrics), ``mean_wer`` and ``version`` (the dataset version's name, or None).
     """
     counts = select(Prediction.run_id, func.count().label("n")).group_by(Prediction.run_id).subquery()
     q = (
-        select(ModelRun, func.coalesce(counts.c.n, 0))
+        select(ModelRun, func.coalesce(counts.c.n, 0), DatasetVersion.name)
         .outerjoin(counts, counts.c.run_id == ModelRun.id)
+        .outerjoin(DatasetVersion, DatasetVersion.id == ModelRun.dataset_version_id)
         .where(ModelRun.project_id == project_id)
         .order_by(ModelRun.id.desc())
     )
     out = []
-    for run, n in s.execute(q).all():
+    for run, n, version in s.execute(q).all():
         m = run.metrics or {}
         scored = m.get("test") if (m.get("test") or {}).get("n") else m.get("overall", {})
         scored = scored or {}
@@ -607,6 +608,7 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
                 "n_predictions": int(n),
                 "accuracy": scored.get("accuracy"),
                 "mean_wer": scored.get("mean_wer"),
+                "version": version,
             }
         )
     columns = [
@@ -619,6 +621,7 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
         "n_predictions",
         "accuracy",
         "mean_wer",
+        "version",
     ]
     frame = pd.DataFrame(out, columns=columns)
     frame["accuracy"] = frame["accuracy"].astype("float64")

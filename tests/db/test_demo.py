@@ -13,8 +13,14 @@ from labeling.projects import ProjectError, get_project
 
 def test_demo_creates_a_tagged_labelled_project_once(sqlite_workspace):
     ws = sqlite_workspace
-    report = create_demo(ws, size="tiny")
+    steps: list[tuple[int, int, str, str | None]] = []
+    report = create_demo(ws, size="tiny", on_step=lambda *step: steps.append(step))
     assert report.created
+    # Each step is told as it starts and as it ends, with the line the report keeps.
+    n = len(report.lines)
+    assert [(i, total, result is None) for i, total, _, result in steps[:2]] == [(1, n, True), (1, n, False)]
+    assert [result for *_, result in steps[1::2]] == report.lines
+    assert steps[0][2] == "create the project with its classes, tag groups and k".capitalize()
     with ws.db.read() as s:
         project = get_project(s, DEMO_PROJECT)
         frame = clip_frame(s, project.id)

@@ -97,7 +97,7 @@ def test_training_says_what_it_does_fold_by_fold():
     total = folds[0][2]
     assert total >= 2
     assert [(done, n) for _, done, n in folds] == [(i, total) for i in range(total + 1)]
-    assert all(stage.startswith("Predicting each training clip") for stage, _, _ in folds)
+    assert all(stage.startswith(f"Cross-validating on the {n_train} training clips") for stage, _, _ in folds)
 
 
 def test_other_splits_are_predicted_by_a_model_refitted_on_all_training_clips(run):
