@@ -16,7 +16,7 @@ import jiwer
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from db.models import AuditEvent, Clip, DatasetItem, DatasetVersion, ModelRun, Prediction, Resolution
 from labeling.importer import import_path
@@ -272,3 +272,33 @@ def test_train_and_slices_commands(sqlite_workspace, fsdd_dir, tmp_path, monkeyp
     assert "cannot train" in capsys.readouterr().err
     assert main(["slices", "--project", "nope"]) == 1
     assert "no project named 'nope'" in capsys.readouterr().err
+
+
+def test_identical_runs_compare_as_no_change(sqlite_workspace, tmp_path) -> None:
+    from labeling.compare import compare_runs
+    from tests.audio import speechlike, write_wav
+
+    ws = sqlite_workspace
+    src = tmp_path / "src"
+    for i in range(8):
+        write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 2}_{i}.wav", speechlike(i))
+    import_path(ws, src, "same", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
+    with ws.db.write() as s:
+        s.execute(update(Clip).values(split="test"))
+    names = sorted(p.name for p in src.glob("*.wav"))
+    runs = []
+    for run, guess in (("first", "yes"), ("again", "yes"), ("other", "no")):
+        pred = tmp_path / f"{run}.csv"
+        pred.write_text(
+            "file_name,label\n" + "".join(f"{n},{guess if j % 3 else 'no'}\n" for j, n in enumerate(names))
+        )
+        runs.append(import_external_predictions(ws, "same", pred, name=run).id)
+    with ws.db.read() as s:
+        same = compare_runs(s, runs[0], runs[1])
+        different = compare_runs(s, runs[0], runs[2])
+    assert same.no_change
+    assert same.verdict().startswith(
+        "No change: both runs are right and wrong on the same 8 shared test clips"
+    )
+    assert not different.no_change
+    assert not different.verdict().startswith("No change")
