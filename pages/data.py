@@ -13,7 +13,7 @@ from pages import common
 
 REPORT = "data.check_report"
 
-user = common.require_role("engineer", "admin")
+user = common.require_permission("manage_data")
 project = common.current_project()
 ws = common.workspace()
 st.title("Data versions & checks")
@@ -46,6 +46,11 @@ with versions_tab:
                 st.success(made.summary())
                 with ws.db.read() as s:
                     versions = list_versions(s, project.id)
+                # The selectors below (drawn after this) compare the new version with the one before.
+                st.session_state["data.diff_b"] = made.name
+                st.session_state["data.diff_a"] = (
+                    versions["name"].iloc[-2] if len(versions) > 1 else made.name
+                )
             except VersionError as exc:
                 st.error(str(exc))
     if versions.empty:

@@ -24,7 +24,7 @@ FORMATS = {
 CURRENT = "(current final labels)"
 RESULT = "export.result"
 
-common.require_permission("analyse")
+common.require_permission("manage_data")  # checked on every rerun, also when opened by URL
 project = common.current_project()
 ws = common.workspace()
 st.title("Export")
