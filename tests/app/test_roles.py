@@ -12,11 +12,8 @@ from labeling.auth import add_user
 from tests.app.conftest import ROOT, sign_in
 
 #: (file stem, title) of every page of the app behind the sign-in, read from app.py.
-PAGES = [
-    (stem, title)
-    for stem, title in re.findall(r'st\.Page\("pages/(\w+)\.py", title="([^"]+)"', (ROOT / "app.py").read_text())
-    if stem != "login"
-]
+DECLARED = re.findall(r'st\.Page\("pages/(\w+)\.py", title="([^"]+)"', (ROOT / "app.py").read_text())
+PAGES = [(stem, title) for stem, title in DECLARED if stem != "login"]
 ROLES = ("annotator", "reviewer", "engineer", "admin")
 
 

@@ -133,7 +133,7 @@ def test_a_preview_is_the_copy_the_slice_would_get_and_stores_nothing(project):
         assert s.scalars(select(Clip.id)).all() == before
     assert preview.clip_id == ids[0]
     assert preview.n_parents == 3
-    original, sr = sf.read(ws.store.path(_key(ws, ids[0])))
+    original, _sr = sf.read(ws.store.path(_key(ws, ids[0])))
     np.testing.assert_allclose(preview.original, original, atol=1e-4)
     snr = 10 * np.log10(np.mean(original**2) / np.mean((preview.augmented - original) ** 2))
     assert snr == pytest.approx(5.0, abs=0.2)

@@ -283,8 +283,10 @@ def test_the_error_browser_pages_through_every_error_of_a_slice_and_by_confusion
         ("yes", "no", 30),
     ]
     assert yes_as_no.n_errors == 30
-    assert set(yes_as_no.rows["y_true"]) == {"yes"} and set(yes_as_no.rows["y_pred"]) == {"no"}
+    assert set(yes_as_no.rows["y_true"]) == {"yes"}
+    assert set(yes_as_no.rows["y_pred"]) == {"no"}
     assert {names[c] for c in yes_as_no.rows["clip_id"]} == set(
         meta.loc[meta["speaker"] == "s2", "file_name"]
     )
-    assert beyond.page == 2 and len(beyond.rows) == 10
+    assert beyond.page == 2
+    assert len(beyond.rows) == 10

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select, update
 
-from db.models import Annotation, Clip
+from db.models import Annotation, Claim, Clip, utcnow
 from labeling.annotations import submit_annotation
 from labeling.auth import add_user
 from labeling.projects import (
@@ -18,7 +20,6 @@ from labeling.projects import (
     preview_settings,
     settings_history,
 )
-from labeling.queue import next_clip
 from tests.db.test_queue import add_clips
 
 
@@ -78,7 +79,7 @@ def test_removing_a_chosen_tag_is_refused_but_an_unused_one_may_go(labelled):
 
 
 def test_lowering_k_keeps_every_annotation_and_asks_first(labelled):
-    ws, pid, clips, users, admin = labelled
+    ws, pid, clips, _users, admin = labelled
     with ws.db.read() as s:
         preview = preview_settings(s, pid, {"annotations_per_clip": 2})
     assert preview.confirm
@@ -99,7 +100,7 @@ def test_lowering_k_keeps_every_annotation_and_asks_first(labelled):
 
 
 def test_raising_k_says_how_many_clips_reopen(labelled):
-    ws, pid, clips, users, admin = labelled
+    ws, pid, clips, _users, admin = labelled
     with ws.db.read() as s:
         preview = preview_settings(s, pid, {"annotations_per_clip": 4})
     # One more annotation for each of the four clips; clip 0 was finished and reopens.
@@ -124,14 +125,16 @@ def test_a_stale_preview_cannot_confirm_a_change(labelled):
 
 
 def test_lowering_k_names_clips_someone_is_labelling(labelled):
-    ws, pid, clips, users, admin = labelled
-    with ws.db.write() as s:
-        served = next_clip(s, pid, users[3])  # dan has labelled nothing: he is served an open clip
-    assert served is not None
+    ws, pid, clips, users, _ = labelled
+    with ws.db.write() as s:  # dan holds clip 2 (one annotation), which k=1 would close
+        s.add(Claim(clip_id=clips[2], user_id=users[3], expires_at=utcnow() + timedelta(minutes=10)))
     with ws.db.read() as s:
         preview = preview_settings(s, pid, {"annotations_per_clip": 1})
-    if served.clip_id in clips[1:3]:
-        assert "1 of them being labelled right now" in preview.effects[0]
+    assert preview.effects == [
+        "k falls from 3 to 1: no annotation is removed (2 clips keep more than 1); 2 clips waiting for more "
+        "annotations count as finished with what they have, 1 of them being labelled right now (that label "
+        "will be refused)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -161,7 +164,7 @@ def test_bad_settings_are_refused_with_the_reason(labelled, changes, message):
 
 
 def test_settings_keep_keys_they_do_not_edit_and_are_audited(labelled):
-    ws, pid, clips, users, admin = labelled
+    ws, pid, _clips, _users, admin = labelled
     with ws.db.write() as s:
         apply_settings(
             s, pid, {"settings": {"auto_resolve": "majority", "pre_annotation": True}}, actor_id=admin
