@@ -6,10 +6,10 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from labeling.augment import RECIPES, AugmentError, Recipe, augment_slice
 from labeling.checks import CheckError, fix_clips, run_data_checks
 from labeling.versions import VersionError, VersionFilters, create_version, diff_versions, list_versions
 from pages import common
+from pages.augment_form import augment_form
 
 REPORT = "data.check_report"
 
@@ -136,31 +136,11 @@ with checks_tab:
             st.success("No findings.")
 
 with augment_tab:
-    tags = sorted(
-        set(project.all_tags) | {t for ts in common.cached_clip_frame(project.id)["tags"] for t in ts}
+    augment_form(
+        ws,
+        project,
+        user,
+        sorted(
+            set(project.all_tags) | {t for ts in common.cached_clip_frame(project.id)["tags"] for t in ts}
+        ),
     )
-    with st.form("data.augment_form"):
-        left, right = st.columns(2)
-        tag = left.selectbox("Slice (tag)", tags, key="data.augment_tag") if tags else None
-        kind = right.selectbox("Augmentation", list(RECIPES), key="data.augment_kind")
-        snr = left.slider("SNR (noise), dB", -5.0, 30.0, 10.0, 1.0, key="data.augment_snr")
-        steps = right.slider("Pitch shift, semitones", -4.0, 4.0, 2.0, 0.5, key="data.augment_steps")
-        factor = left.slider("Speed factor", 0.8, 1.2, 1.1, 0.05, key="data.augment_factor")
-        limit = right.number_input("At most this many clips", 1, 100_000, 500, key="data.augment_limit")
-        go = st.form_submit_button("Make augmented training clips", type="primary")
-    if go:
-        bar = st.progress(0.0, text="Augmenting…")
-        try:
-            made = augment_slice(
-                ws,
-                project.id,
-                recipe=Recipe(kind, snr_db=snr, n_steps=steps, factor=factor),
-                tag=tag,
-                limit=int(limit),
-                actor_id=user.id,
-                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Augmenting {d}/{t}"),
-            )
-            st.success(made.summary() + ". Freeze a new version to train on them.")
-        except AugmentError as exc:
-            st.error(str(exc))
-        bar.empty()
