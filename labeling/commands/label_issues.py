@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from labeling.commands import print_json, user_errors, workspace
-from labeling.commands.stages import StageReporter
+from labeling.commands._stages import StageReporter
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ import json
 import math
 
 from labeling.commands import UserError, print_json, user_errors, workspace
-from labeling.commands.stages import StageReporter
+from labeling.commands._stages import StageReporter
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from labeling.commands.stages import StageReporter
+from labeling.commands._stages import StageReporter
 from labeling.progress import progress_text
 
 
