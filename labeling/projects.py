@@ -236,6 +236,15 @@ SETTING_DEFAULTS: dict[str, Any] = {
 }
 AUTO_RESOLVE_RULES = ("unanimous", "majority", "off")
 EDITABLE = ("task_kind", "classes", "tag_groups", "annotations_per_clip", "normalization", "settings")
+#: What each editable field is called where people read it.
+FIELD_NAMES = {
+    "task_kind": "task",
+    "classes": "classes",
+    "tag_groups": "tag groups",
+    "annotations_per_clip": "annotations per clip (k)",
+    "normalization": "transcript normalisation",
+    "settings": "workflow settings",
+}
 
 
 class SettingsNeedConfirmation(ProjectError):
@@ -462,7 +471,7 @@ def _k_effects(s: Session, project_id: int, old_k: int, new_k: int) -> tuple[lis
         )
         effects = [
             f"k rises from {old_k} to {new_k}: {_plural(extra, 'more annotation')} will be asked for; "
-            f"{_plural(reopened, 'finished clip')} reopen"
+            f"{_plural(reopened, 'finished clip')} {'reopens' if reopened == 1 else 'reopen'}"
             + (f" ({resolved:,} of them already have a final label, which stays)" if resolved else "")
         ]
         return effects, reopened > 0 or extra > 0
@@ -480,7 +489,11 @@ def _k_effects(s: Session, project_id: int, old_k: int, new_k: int) -> tuple[lis
     effects = [
         f"k falls from {old_k} to {new_k}: no annotation is removed"
         + (f" ({_plural(above, 'clip')} keep more than {new_k})" if above else "")
-        + f"; {_plural(closed, 'clip')} waiting for more annotations count as finished with what they have"
+        + (
+            f"; {_plural(closed, 'clip')} waiting for more annotations count as finished with what they have"
+            if closed
+            else ""
+        )
         + (f", {held:,} of them being labelled right now (that label will be refused)" if held else "")
     ]
     return effects, closed > 0
@@ -581,7 +594,7 @@ def settings_history(s: Session, project_id: int, *, limit: int = 100) -> pd.Dat
                     {
                         "at": e.at,
                         "who": names.get(e.actor_id, "(script)") if e.actor_id else "(script)",
-                        "field": key,
+                        "field": FIELD_NAMES[key],
                         "old": None if e.action == "create" else _shown(old.get(key)),
                         "new": _shown(new.get(key)),
                     }

@@ -79,7 +79,11 @@ else:
                 title="Accuracy change per slice (B − A)",
                 hover_data=["n", "a", "b"],
             )
-            fig.update_layout(height=max(300, 22 * len(cmp.slices)), margin=dict(t=40, b=10, l=10, r=10))
+            fig.update_layout(
+                height=max(300, 22 * len(cmp.slices)),
+                margin=dict(t=40, b=10, l=10, r=10),
+                coloraxis_showscale=False,  # the x axis already reads the change; the bar needs the room
+            )
             chart.plotly_chart(fig, key="runs.slices_chart")
         heat = px.imshow(
             cmp.confusion_diff,

@@ -14,6 +14,7 @@ from analysis.text import NormalizationRules
 from db.models import TASK_KINDS
 from labeling.projects import (
     AUTO_RESOLVE_RULES,
+    FIELD_NAMES,
     SETTING_DEFAULTS,
     ProjectError,
     SettingsNeedConfirmation,
@@ -87,7 +88,10 @@ def _apply(changes: dict[str, Any], token: str | None) -> None:
     except ProjectError as exc:
         ss["settings.flash"] = ("error", str(exc))
     else:
-        done = ", ".join(before.changes) or "nothing"
+        if not before.changes:
+            ss["settings.flash"] = ("info", "Nothing to save: the settings are as they were.")
+            return
+        done = ", ".join(FIELD_NAMES[f] for f in before.changes)
         ss["settings.flash"] = ("success", f"Saved: {done}." + "".join(f" {e}." for e in before.effects))
 
 
@@ -106,14 +110,16 @@ with st.form(key("form")):
         st.subheader("What annotators answer")
         st.selectbox("Task", TASK_KINDS, index=TASK_KINDS.index(project.task_kind), key=key("kind"))
         st.text_area(
-            "Classes (one per line or comma-separated; the first nine get the number keys)",
-            "\n".join(project.classes),
+            "Classes (comma-separated; the first nine get the number keys 1–9)",
+            ", ".join(project.classes),
             key=key("classes"),
+            height=68,
         )
         st.text_area(
             "Tag groups (one per line: group: value, value)",
             format_tag_groups(project.tag_groups),
             key=key("tags"),
+            height=150,
             placeholder="noise: car, babble\nchannel: telephone",
         )
         st.number_input("Annotations per clip (k)", 1, 50, project.annotations_per_clip, key=key("k"))
@@ -161,7 +167,7 @@ with st.form(key("form")):
 
 flash = ss.pop("settings.flash", None)
 if flash:
-    (st.success if flash[0] == "success" else st.error)(flash[1])
+    {"success": st.success, "info": st.info}.get(flash[0], st.error)(flash[1])
 pending: tuple[int, dict[str, Any], SettingsPreview] | None = ss.get(PENDING)
 if pending is not None and pending[0] == project.id:
     _, changes, preview = pending
@@ -169,7 +175,7 @@ if pending is not None and pending[0] == project.id:
         st.warning("This change affects clips in the labeling queue. Check what it does first:")
         st.dataframe(
             [
-                {"setting": f, "now": json.dumps(old), "after": json.dumps(new)}
+                {"setting": FIELD_NAMES[f], "now": json.dumps(old), "after": json.dumps(new)}
                 for f, (old, new) in preview.changes.items()
             ],
             hide_index=True,

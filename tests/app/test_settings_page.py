@@ -43,7 +43,7 @@ def test_an_imported_project_gets_its_classes_and_tags(env):
     widget(at, "selectbox", "Auto-resolve").set_value("majority")
     at = save(at)
     assert not at.exception
-    assert "Saved: classes, tag_groups, settings." in at.success[0].value
+    assert "Saved: classes, tag groups, workflow settings." in at.success[0].value
     with env.db.read() as s:
         info = get_project(s, "demo")
         audited = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.entity == "project"))
@@ -52,7 +52,7 @@ def test_an_imported_project_gets_its_classes_and_tags(env):
     assert info.settings["auto_resolve"] == "majority"
     assert audited == 2  # created by the import, changed here
     # The form now shows what is stored.
-    assert widget(at, "text_area", "Classes").value == "yes\nno\nmaybe"
+    assert widget(at, "text_area", "Classes").value == "yes, no, maybe"
 
 
 def test_removing_a_class_the_final_labels_use_is_refused(env):
@@ -78,7 +78,7 @@ def test_raising_k_asks_first_and_applies_when_confirmed(env):
         assert get_project(s, "demo").annotations_per_clip == 1
     at = at.button(key="settings.confirm").click().run()
     assert not at.exception
-    assert "Saved: annotations_per_clip." in at.success[0].value
+    assert "Saved: annotations per clip (k)." in at.success[0].value
     with env.db.read() as s:
         assert get_project(s, "demo").annotations_per_clip == 3
         assert set(s.scalars(select(Clip.annotations_needed))) == {3}

@@ -105,7 +105,7 @@ def test_raising_k_says_how_many_clips_reopen(labelled):
         preview = preview_settings(s, pid, {"annotations_per_clip": 4})
     # One more annotation for each of the four clips; clip 0 was finished and reopens.
     assert preview.effects == [
-        "k rises from 3 to 4: 4 more annotations will be asked for; 1 finished clip reopen"
+        "k rises from 3 to 4: 4 more annotations will be asked for; 1 finished clip reopens"
     ]
     with ws.db.write() as s:
         apply_settings(s, pid, {"annotations_per_clip": 4}, token=preview.token, actor_id=admin)
@@ -179,12 +179,15 @@ def test_settings_keep_keys_they_do_not_edit_and_are_audited(labelled):
         history = settings_history(s, pid)
     latest = history.iloc[0]
     assert set(history["who"].head(2)) == {"boss"}
-    assert set(history.head(2)["field"]) == {"settings", "task_kind"}
+    assert set(history.head(2)["field"]) == {"workflow settings", "task"}
     assert latest["at"] is not None
     # The creation is the oldest entry: every field, with no old value.
     created = history[history["old"].isna()]
-    assert {"classes", "tag_groups", "annotations_per_clip"} <= set(created["field"])
-    assert history.index[history["old"].isna()].min() > history.index[history["field"] == "settings"].min()
+    assert {"classes", "tag groups", "annotations per clip (k)"} <= set(created["field"])
+    assert (
+        history.index[history["old"].isna()].min()
+        > history.index[history["field"] == "workflow settings"].min()
+    )
 
 
 def test_tag_groups_are_typed_as_lines():
