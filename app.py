@@ -38,6 +38,6 @@ user = common.signed_in_user()  # checked on every rerun, so a role change appli
 if user is None:
     st.navigation(common.signed_out_pages(PAGES), position="hidden").run()
 else:
+    common.project_selector()  # above the account box: it must stay in view below a long menu
     common.user_box(user)
-    common.project_selector()
-    st.navigation(common.pages_for(user, PAGES)).run()
+    st.navigation(common.pages_for(user, PAGES), expanded=True).run()
