@@ -40,7 +40,7 @@ from analysis.quality import audio_quality
 from db.models import Clip, ClipTag, Resolution, utcnow
 from labeling.audit import record_many
 from labeling.clips import load_audio
-from labeling.projects import get_project
+from labeling.projects import ProjectInfo, get_project
 from labeling.storage import sha256_bytes
 from labeling.workspace import Workspace
 
@@ -375,6 +375,18 @@ def _slice_name(tag: str | None, where: Mapping[str, str] | None) -> str:
     return " & ".join(parts) if parts else "all training clips"
 
 
+def _parents(
+    ws: Workspace, project: str | int, tag: str | None, where: Mapping[str, str] | None
+) -> tuple[ProjectInfo, pd.DataFrame]:
+    """The project and its slice's augmentable training clips; refused when there are none."""
+    with ws.db.read() as s:
+        info = get_project(s, project)
+        parents = slice_parents(s, info.id, tag=tag, where=where)
+    if parents.empty:
+        raise AugmentError(f"the slice {_slice_name(tag, where)} has no labelled training clip to augment")
+    return info, parents
+
+
 @dataclass(frozen=True)
 class AugmentPreview:
     """One clip of a slice and what a recipe makes of it, to listen to before augmenting the slice."""
@@ -400,11 +412,7 @@ def preview_augmentation(
 
     The copy is the one :func:`augment_slice` with the same ``random_state`` stores for that clip.
     """
-    with ws.db.read() as s:
-        info = get_project(s, project)
-        parents = slice_parents(s, info.id, tag=tag, where=where)
-    if parents.empty:
-        raise AugmentError(f"the slice {_slice_name(tag, where)} has no labelled training clip to augment")
+    info, parents = _parents(ws, project, tag, where)
     first = parents.iloc[[0]]
     with ws.db.read() as s:
         name = s.scalar(select(Clip.original_name).where(Clip.id == int(first["clip_id"].iloc[0])))
@@ -494,12 +502,7 @@ def augment_slice(
     AugmentError
         If the slice holds no labelled training clip.
     """
-    with ws.db.read() as s:
-        info = get_project(s, project)
-        parents = slice_parents(s, info.id, tag=tag, where=where)
-    name = _slice_name(tag, where)
-    if parents.empty:
-        raise AugmentError(f"the slice {name} has no labelled training clip to augment")
+    info, parents = _parents(ws, project, tag, where)
     if limit is not None and len(parents) > int(limit):
         # A random sample, not the first clips: those often come from a handful of speakers or words.
         parents = parents.sample(n=int(limit), random_state=random_state).sort_values("clip_id")
@@ -507,7 +510,7 @@ def augment_slice(
     stored = store_derived_clips(ws, info.id, items, tag_source="augment", actor_id=actor_id)
     return AugmentReport(
         project=info.name,
-        slice=name,
+        slice=_slice_name(tag, where),
         recipe=recipe.to_dict(),
         tag=recipe.tag,
         n_parents=len(parents),
