@@ -56,7 +56,7 @@ class Comparison:
     def verdict(self) -> str:
         """One sentence on what the comparison can and cannot say."""
         acc = self.overall.set_index("metric").loc["accuracy"]
-        if self.no_change:
+        if self.no_change and not self.code_changed:
             return (
                 f"No change: both runs are right and wrong on the same {self.n_shared:,} shared {self.split} "
                 f"clips, with the same confusions (accuracy {acc['a']:.3f})."

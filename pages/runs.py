@@ -48,7 +48,7 @@ else:
         st.warning(str(exc))
         cmp = None
     if cmp is not None:
-        verdict = st.info if cmp.no_change else st.error if cmp.code_changed else st.success
+        verdict = st.error if cmp.code_changed else st.info if cmp.no_change else st.success
         verdict(cmp.verdict(), icon=":material/code:" if cmp.code_changed else ":material/dataset:")
     if cmp is not None and not cmp.no_change:
         overall = cmp.overall.set_index("metric")
