@@ -51,6 +51,8 @@ def project_selector() -> None:
         state["app.project"] = chosen
     elif linked in names and linked != state.get("app.project_linked"):
         state["app.project"] = linked  # the URL names another project: a link, a reload, a new tab
+    elif linked is not None and linked not in names:
+        st.sidebar.warning(f"The link names no project called {linked!r}.", icon=":material/link_off:")
     if state.get("app.project") not in names:
         state["app.project"] = names[0]
     st.sidebar.selectbox("Project", names, key="app.project")

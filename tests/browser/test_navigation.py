@@ -95,6 +95,12 @@ def test_the_project_survives_reload_new_tab_and_shared_link(browser, serve, two
     sign_in(shared, "eli", "correct horse")
     assert selected(shared, "Project") == "beta"
     other.close()
+    # A link to a project that is not there says so and opens the first one.
+    page.goto(f"{server.url}/clips?project=gone")
+    settle(page)
+    assert page.get_by_text("The link names no project called 'gone'").is_visible()
+    assert selected(page, "Project") == "alpha"
+    page.wait_for_url("**project=alpha")
     assert_no_exception(page)
     mine.close()
 
