@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export EARMARK_DATA_DIR ?= $(CURDIR)/earmark-data
 
-.PHONY: run test lint bench venv demo clean browser-deps
+.PHONY: run test lint bench venv clean
 
 venv: $(STAMP)
 

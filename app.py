@@ -16,6 +16,7 @@ PAGES = {
         st.Page("pages/import_audio.py", title="Import", icon=":material/upload:"),
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
         st.Page("pages/data.py", title="Data versions & checks", icon=":material/fact_check:"),
+        st.Page("pages/settings.py", title="Project settings", icon=":material/tune:"),
     ],
     "Labeling": [
         st.Page("pages/label.py", title="Label", icon=":material/headphones:"),
@@ -36,10 +37,8 @@ PAGES = {
 common.workspace()
 user = common.signed_in_user()  # checked on every rerun, so a role change applies at once
 if user is None:
-    st.navigation(
-        [st.Page("pages/login.py", title="Sign in", icon=":material/login:")], position="hidden"
-    ).run()
+    st.navigation(common.signed_out_pages(PAGES), position="hidden").run()
 else:
+    common.project_selector()  # above the account box: it must stay in view below a long menu
     common.user_box(user)
-    common.project_selector()
-    st.navigation(common.pages_for(user, PAGES)).run()
+    st.navigation(common.pages_for(user, PAGES), expanded=True).run()

@@ -15,7 +15,7 @@ import hashlib
 import inspect
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -38,6 +38,9 @@ DEFAULT_PARAMS: dict[str, Any] = {"classifier": "svc", "C": 10.0, "gamma": "scal
 """Parameters of the default model; 0.985 test accuracy on the official FSDD split (8 kHz features)."""
 
 TRAIN = "train"
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: what the training is doing, and how far it is."""
 
 
 def build_pipeline(
@@ -205,6 +208,34 @@ def _folds(
     return None
 
 
+def _out_of_fold(
+    pipeline: Pipeline,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: StratifiedKFold,
+    *,
+    stage: str,
+    progress: Progress | None,
+) -> np.ndarray:
+    """``cross_val_predict(pipeline, X, y, cv=folds, method="predict_proba")``, reporting each fold.
+
+    Columns follow ``np.unique(y)``; a fold whose training part lacks a class gives it probability 0.
+    """
+    classes = np.unique(y)
+    proba = np.zeros((len(y), len(classes)))
+    n_folds = folds.get_n_splits()
+    for done, (fit_rows, test_rows) in enumerate(folds.split(X, y)):
+        if progress is not None:
+            progress(stage, done, n_folds)
+        model = clone(pipeline).fit(X.iloc[fit_rows], y[fit_rows])
+        proba[np.ix_(test_rows, np.searchsorted(classes, model.classes_))] = model.predict_proba(
+            X.iloc[test_rows]
+        )
+    if progress is not None:
+        progress(stage, n_folds, n_folds)
+    return proba
+
+
 def _summary(y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray) -> dict[str, float]:
     if y_true.size == 0:
         return {"n": 0, "accuracy": float("nan"), "macro_f1": float("nan"), "mean_confidence": float("nan")}
@@ -225,6 +256,7 @@ def train_and_predict(
     settings: FeatureSettings | None = None,
     n_folds: int = 5,
     random_state: int = 0,
+    progress: Progress | None = None,
 ) -> RunResult:
     """Fit the model on the training split and predict every clip honestly.
 
@@ -246,6 +278,8 @@ def train_and_predict(
         Feature settings of ``features``, recorded in the fingerprint.
     n_folds, random_state
         Cross-validation of the training split.
+    progress
+        ``progress(stage, done, total)``: fitting the model (0 then 1 of 1), then each fold.
 
     Returns
     -------
@@ -259,14 +293,25 @@ def train_and_predict(
     X_train, y_train = features.loc[is_train], y_all[is_train].to_numpy()
     _check_trainable(y_train, merged, "the training split")
 
+    fitting = f"Fitting the model on {len(y_train):,} training clips"
+    if progress is not None:
+        progress(fitting, 0, 1)
     pipeline = clone(build_pipeline(**merged)).fit(X_train, y_train)
     classes = pipeline.classes_
     proba = pipeline.predict_proba(features)
+    if progress is not None:
+        progress(fitting, 1, 1)
     out_of_fold = np.zeros(len(features), dtype=bool)
     folds = _folds(y_train, merged, n_folds, random_state)
     if folds is not None:
-        proba[is_train] = cross_val_predict(
-            clone(build_pipeline(**merged)), X_train, y_train, cv=folds, method="predict_proba"
+        proba[is_train] = _out_of_fold(
+            build_pipeline(**merged),
+            X_train,
+            y_train,
+            folds,
+            stage=f"Cross-validating on the {len(y_train):,} training clips (each predicted by a model "
+            "that did not see it), fold",
+            progress=progress,
         )
         out_of_fold[is_train] = True
 
@@ -311,6 +356,7 @@ def out_of_fold_probabilities(
     params: Mapping[str, Any] | None = None,
     n_folds: int = 5,
     random_state: int = 0,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Class probabilities of every labelled clip from a model that did not see it.
 
@@ -325,6 +371,8 @@ def out_of_fold_probabilities(
         Class per clip key; NA means unlabelled and the clip is left out.
     params, n_folds, random_state
         As for :func:`train_and_predict`; ``n_folds`` shrinks to the size of the smallest class.
+    progress
+        ``progress(stage, done, total)`` per fold.
 
     Returns
     -------
@@ -350,5 +398,8 @@ def out_of_fold_probabilities(
             f"the smallest class is too small for out-of-fold probabilities with {merged['classifier']!r}: "
             f"each training fold needs {_per_class_minimum(merged)} clips of every class"
         )
-    proba = cross_val_predict(clone(build_pipeline(**merged)), X, y, cv=folds, method="predict_proba")
+    stage = (
+        f"Cross-validating on {len(y):,} labelled clips (each predicted by a model that did not see it), fold"
+    )
+    proba = _out_of_fold(build_pipeline(**merged), X, y, folds, stage=stage, progress=progress)
     return pd.DataFrame(proba, index=X.index, columns=pd.Index(np.unique(y), name="class"))

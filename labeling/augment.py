@@ -5,7 +5,8 @@ training clips with a final label are transformed by one recipe (:data:`RECIPES`
 babble at an SNR, a telephone channel, a pitch shift, a speed change — the signal processing is
 :mod:`analysis.augment`) and stored as NEW clips: content-addressed audio, ``parent_clip_id`` and
 the recipe in ``derivation``, the parent's tags with the condition's tag replacing its group's (a
-car-noise copy of a clean clip is ``noise:car``, not ``noise:clean``) plus ``augmented:<recipe>``,
+car-noise copy of a clean clip is ``noise:car``, not ``noise:clean``; a metadata field of that name
+changes with it) plus ``augmented:<recipe>``,
 the parent's final label as their own (method ``imported``), and split ``train`` always: an augmented
 copy in dev or test would grade the model on audio it has, in effect, seen.
 
@@ -40,7 +41,7 @@ from db.models import Clip, ClipTag, Resolution, utcnow
 from labeling.audit import record_many
 from labeling.clip_metadata import index_clip_metadata
 from labeling.clips import load_audio
-from labeling.projects import get_project
+from labeling.projects import ProjectInfo, get_project
 from labeling.storage import sha256_bytes
 from labeling.workspace import Workspace
 
@@ -221,6 +222,9 @@ def store_derived_clips(
                 out.append((existing[digest], False))
                 continue
             stem = parent.original_name.rsplit(".", 1)[0]
+            conditions = dict(
+                t.split(":", 1) for t in item.add_tags if ":" in t and not t.startswith("augmented:")
+            )
             clip = Clip(
                 project_id=project_id,
                 sha256=digest,
@@ -231,7 +235,12 @@ def store_derived_clips(
                 channels=1,
                 frames=frames,
                 audio_format="WAV",
-                meta=dict(parent.meta or {}),
+                # A metadata field named like a condition's group says what the copy now is, not the parent
+                # (a telephone copy of a wideband clip is channel=telephone), so tag and metadata agree.
+                meta={
+                    **(parent.meta or {}),
+                    **{g: v for g, v in conditions.items() if g in (parent.meta or {})},
+                },
                 split=item.split or parent.split,
                 import_batch_id=parent.import_batch_id,
                 annotations_needed=0,
@@ -244,7 +253,7 @@ def store_derived_clips(
             s.add(clip)
             s.flush()
             existing[digest] = clip.id
-            replaced = {_groups(t) for t in item.add_tags if ":" in t and not t.startswith("augmented:")}
+            replaced = set(conditions)
             tags = [t for t in tags_of.get(parent.id, []) if _groups(t) not in replaced]
             tags = list(dict.fromkeys([*tags, *item.add_tags]))
             if tags:
@@ -368,6 +377,97 @@ def _slice_name(tag: str | None, where: Mapping[str, str] | None) -> str:
     return " & ".join(parts) if parts else "all training clips"
 
 
+def _parents(
+    ws: Workspace, project: str | int, tag: str | None, where: Mapping[str, str] | None
+) -> tuple[ProjectInfo, pd.DataFrame]:
+    """The project and its slice's augmentable training clips; refused when there are none."""
+    with ws.db.read() as s:
+        info = get_project(s, project)
+        parents = slice_parents(s, info.id, tag=tag, where=where)
+    if parents.empty:
+        raise AugmentError(f"the slice {_slice_name(tag, where)} has no labelled training clip to augment")
+    return info, parents
+
+
+@dataclass(frozen=True)
+class AugmentPreview:
+    """One clip of a slice and what a recipe makes of it, to listen to before augmenting the slice."""
+
+    clip_id: int
+    original_name: str
+    sample_rate: int
+    original: np.ndarray
+    augmented: np.ndarray
+    n_parents: int
+
+
+def preview_augmentation(
+    ws: Workspace,
+    project: str | int,
+    *,
+    recipe: Recipe,
+    tag: str | None = None,
+    where: Mapping[str, str] | None = None,
+    random_state: int = 0,
+) -> AugmentPreview:
+    """What :func:`augment_slice` would make of one clip of the slice (the first, by id); nothing is stored.
+
+    The copy is the one :func:`augment_slice` with the same ``random_state`` stores for that clip.
+    """
+    info, parents = _parents(ws, project, tag, where)
+    first = parents.iloc[[0]]
+    with ws.db.read() as s:
+        name = s.scalar(select(Clip.original_name).where(Clip.id == int(first["clip_id"].iloc[0])))
+    items = _augmented(ws, info.id, first, recipe, random_state)
+    original, sr = load_audio(ws.store.path(first["storage_key"].iloc[0]))
+    return AugmentPreview(
+        clip_id=items[0].parent_id,
+        original_name=str(name),
+        sample_rate=sr,
+        original=original,
+        augmented=items[0].samples,
+        n_parents=len(parents),
+    )
+
+
+def _augmented(
+    ws: Workspace,
+    project_id: int,
+    parents: pd.DataFrame,
+    recipe: Recipe,
+    random_state: int,
+    progress: Progress | None = None,
+) -> list[DerivedAudio]:
+    """The recipe applied to each parent, each with its own seeded noise stream."""
+    babble_pool: list[tuple[Any, np.ndarray]] = []
+    if recipe.kind == "babble":
+        with ws.db.read() as s:
+            sources = slice_parents(s, project_id)
+        pool = sources.sample(n=min(40, len(sources)), random_state=random_state) if len(sources) else sources
+        babble_pool = [(r.speaker, load_audio(ws.store.path(r.storage_key))[0]) for r in pool.itertuples()]
+    items = []
+    for done, row in enumerate(parents.itertuples(index=False), 1):
+        y, sr = load_audio(ws.store.path(row.storage_key))
+        seed = int(np.random.SeedSequence([random_state, int(row.clip_id)]).generate_state(1)[0])
+        others = [a for spk, a in babble_pool if spk is None or spk != row.speaker]
+        # Babble built only from the target speaker's own voice is a different, easier condition.
+        out = apply_recipe(y, sr, recipe, babble_sources=others, random_state=seed)
+        items.append(
+            DerivedAudio(
+                parent_id=int(row.clip_id),
+                samples=out,
+                sample_rate=sr,
+                derivation={"kind": "augment", "recipe": recipe.to_dict(), "seed": seed},
+                name_suffix=recipe.tag.split(":", 1)[1],
+                add_tags=[t for t in (recipe.condition_tag, recipe.tag) if t],
+                split="train",
+            )
+        )
+        if progress is not None:
+            progress(done, len(parents))
+    return items
+
+
 def augment_slice(
     ws: Workspace,
     project: str | int,
@@ -404,47 +504,15 @@ def augment_slice(
     AugmentError
         If the slice holds no labelled training clip.
     """
-    with ws.db.read() as s:
-        info = get_project(s, project)
-        parents = slice_parents(s, info.id, tag=tag, where=where)
-        sources = pd.DataFrame()
-        if recipe.kind == "babble":
-            sources = slice_parents(s, info.id)
-    name = _slice_name(tag, where)
-    if parents.empty:
-        raise AugmentError(f"the slice {name} has no labelled training clip to augment")
+    info, parents = _parents(ws, project, tag, where)
     if limit is not None and len(parents) > int(limit):
         # A random sample, not the first clips: those often come from a handful of speakers or words.
         parents = parents.sample(n=int(limit), random_state=random_state).sort_values("clip_id")
-    babble_pool: list[tuple[Any, np.ndarray]] = []
-    if recipe.kind == "babble":
-        pool = sources.sample(n=min(40, len(sources)), random_state=random_state) if len(sources) else sources
-        babble_pool = [(r.speaker, load_audio(ws.store.path(r.storage_key))[0]) for r in pool.itertuples()]
-
-    items = []
-    for done, row in enumerate(parents.itertuples(index=False), 1):
-        y, sr = load_audio(ws.store.path(row.storage_key))
-        seed = int(np.random.SeedSequence([random_state, int(row.clip_id)]).generate_state(1)[0])
-        others = [a for spk, a in babble_pool if spk is None or spk != row.speaker]
-        # Babble built only from the target speaker's own voice is a different, easier condition.
-        out = apply_recipe(y, sr, recipe, babble_sources=others, random_state=seed)
-        items.append(
-            DerivedAudio(
-                parent_id=int(row.clip_id),
-                samples=out,
-                sample_rate=sr,
-                derivation={"kind": "augment", "recipe": recipe.to_dict(), "seed": seed},
-                name_suffix=recipe.tag.split(":", 1)[1],
-                add_tags=[t for t in (recipe.condition_tag, recipe.tag) if t],
-                split="train",
-            )
-        )
-        if progress is not None:
-            progress(done, len(parents))
+    items = _augmented(ws, info.id, parents, recipe, random_state, progress)
     stored = store_derived_clips(ws, info.id, items, tag_source="augment", actor_id=actor_id)
     return AugmentReport(
         project=info.name,
-        slice=name,
+        slice=_slice_name(tag, where),
         recipe=recipe.to_dict(),
         tag=recipe.tag,
         n_parents=len(parents),

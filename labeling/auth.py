@@ -58,6 +58,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "review": frozenset({"reviewer", "admin"}),
     "analyse": STAFF,
     "manage_data": frozenset({"engineer", "admin"}),
+    "edit_settings": frozenset({"engineer", "admin"}),
     "manage_users": frozenset({"admin"}),
 }
 
@@ -70,7 +71,13 @@ PAGE_PERMISSIONS: Mapping[str, str] = {
     "overview": "analyse",
     "clips": "analyse",
     "import_audio": "manage_data",
+    "export": "manage_data",
+    "data": "manage_data",
+    "error_analysis": "manage_data",
+    "runs": "manage_data",
+    "jobs": "manage_data",
     "review": "review",
+    "settings": "edit_settings",
 }
 DEFAULT_PAGE_PERMISSION = "analyse"
 

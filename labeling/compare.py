@@ -46,9 +46,21 @@ class Comparison:
     def n_shared(self) -> int:
         return self.mcnemar.n
 
+    @property
+    def no_change(self) -> bool:
+        """Both runs are right and wrong on the same clips, with the same confusions."""
+        return (
+            self.mcnemar.only_a == 0 and self.mcnemar.only_b == 0 and not self.confusion_diff.to_numpy().any()
+        )
+
     def verdict(self) -> str:
         """One sentence on what the comparison can and cannot say."""
         acc = self.overall.set_index("metric").loc["accuracy"]
+        if self.no_change and not self.code_changed:
+            return (
+                f"No change: both runs are right and wrong on the same {self.n_shared:,} shared {self.split} "
+                f"clips, with the same confusions (accuracy {acc['a']:.3f})."
+            )
         change = f"accuracy {acc['a']:.3f} → {acc['b']:.3f} on {self.n_shared:,} shared {self.split} clips"
         sig = f"McNemar p = {self.mcnemar.p_value:.3g}"
         if self.code_changed:
@@ -77,6 +89,7 @@ class Comparison:
             "code_changed": self.code_changed,
             "data_only": not self.code_changed,
             "verdict": self.verdict(),
+            "no_change": self.no_change,
             "split": self.split,
             "n_shared": self.n_shared,
             "overall": self.overall.to_dict("records"),
@@ -175,7 +188,7 @@ def step_improve_weakest_slice(ws: Any, ctx: Any) -> str:
     report = ctx.progress
 
     def stage(name: str) -> Any:
-        return None if report is None else (lambda st, d, t: report(f"{name} {st}", d, t))
+        return None if report is None else (lambda st, d, t: report(f"Training on {name}: {st}", d, t))
 
     with ws.db.write() as s:
         project_id = ctx.facts.get("project_id") or get_project(s, ctx.project).id
@@ -202,7 +215,9 @@ def step_improve_weakest_slice(ws: Any, ctx: Any) -> str:
         recipe=Recipe(kind, snr_db=snr),
         tag=source,
         limit=200,
-        progress=None if report is None else (lambda d, t: report("augmenting", d, t)),
+        progress=None
+        if report is None
+        else (lambda d, t: report(f"Copying {source} training clips through the {kind} recipe", d, t)),
         random_state=ctx.random_state,
     )
     with ws.db.write() as s:

@@ -90,7 +90,7 @@ def import_corpus_batch(
             size=size,
             random_state=ctx.random_state,
             batch=batch,
-            progress=ctx.report(f"synthesising {batch} speech"),
+            progress=ctx.report(f"Synthesising the {batch} batch's speech, clip"),
         )
         plan = _plan_from_corpus(corpus, Path(tmp), labelled=labelled)
         return import_plan(
@@ -99,12 +99,13 @@ def import_corpus_batch(
             plan,
             source=f"demo:{batch}",
             create=False,
-            progress=ctx.report(f"importing {batch} batch"),
+            progress=ctx.report(f"Decoding, checking and storing the {batch} batch, clip"),
             batch_name=f"demo {batch} batch",
         )
 
 
 def step_project(ws: Workspace, ctx: DemoContext) -> str:
+    """Demo step: create the project with its classes, tag groups and k."""
     from labeling.synth import DEMO_CLASSES, demo_tag_groups
 
     groups = {g: [v.split(":", 1)[-1] for v in values] for g, values in demo_tag_groups().items()}
@@ -125,6 +126,7 @@ def step_project(ws: Workspace, ctx: DemoContext) -> str:
 
 
 def step_initial_batch(ws: Workspace, ctx: DemoContext) -> str:
+    """Demo step: synthesise the speech, mix in noise and channels, and import it."""
     report = import_corpus_batch(ws, ctx, batch="initial", labelled=True, size=ctx.size)
     ctx.facts["initial_batch_id"] = report.batch_id
     return f"initial batch: {report.summary()}"
@@ -137,6 +139,13 @@ DEMO_STEPS: list[Callable[[Workspace, DemoContext], str]] = [
     step_model_run,
     step_improve_weakest_slice,
 ]
+
+
+def step_title(step: Callable[..., str]) -> str:
+    """A step's first docstring line, without its "Demo step:" prefix."""
+    first = (step.__doc__ or step.__name__).strip().splitlines()[0]
+    title = first.removeprefix("Demo step:").strip().rstrip(".")
+    return title[:1].upper() + title[1:]
 
 
 @dataclass
@@ -155,8 +164,13 @@ def create_demo(
     size: str | int = "standard",
     random_state: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
+    on_step: Callable[[int, int, str, str | None], None] | None = None,
 ) -> DemoReport:
-    """Create the demo project. With ``if_empty``, do nothing when any project already exists."""
+    """Create the demo project. With ``if_empty``, do nothing when any project already exists.
+
+    ``progress(stage, done, total)`` reports the work inside each step; ``on_step(number, n_steps,
+    title, result)`` is told of each step as it starts (``result`` None) and as it ends (its line).
+    """
     started = time.perf_counter()
     with ws.db.read() as s:
         if if_empty and count_projects(s) > 0:
@@ -168,8 +182,13 @@ def create_demo(
         else:
             raise ProjectError(f"a project named {project!r} already exists")
     ctx = DemoContext(project=project, size=size, random_state=random_state, progress=progress)
+    tell = on_step or (lambda number, n, title, result: None)
+    lines = []
     try:
-        lines = [step(ws, ctx) for step in DEMO_STEPS]
+        for number, step in enumerate(DEMO_STEPS, 1):
+            tell(number, len(DEMO_STEPS), step_title(step), None)
+            lines.append(step(ws, ctx))
+            tell(number, len(DEMO_STEPS), step_title(step), lines[-1])
     except BaseException:
         # A demo that stopped half-way would mislead every page: remove what was made.
         with ws.db.write() as s:

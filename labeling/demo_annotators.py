@@ -15,7 +15,7 @@ the rest. Everything is drawn from a fixed seed.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -102,7 +102,32 @@ def _conventions(s, project_id: int, text: str, author_id: int) -> tuple[int, in
     return current.version, later.version
 
 
+#: The demo's labelling history: 20 days, each label up to four hours into its day, ending before now.
+HISTORY_DAYS, V1_DAYS, DAY_MINUTES = 20, 14, 240
+
+
+def labelling_start(now: datetime) -> datetime:
+    return now - timedelta(days=HISTORY_DAYS, minutes=DAY_MINUTES)
+
+
+def labelled_at(start: datetime, i: int, n: int, cut: int, minutes: float) -> datetime:
+    """When the demo's ``i``-th of ``n`` clips was labelled: the first ``cut`` under conventions v1
+    over two weeks, the rest under v2 over the remaining days; ``minutes`` into that day."""
+    if i < cut:
+        days = V1_DAYS * i / max(cut, 1)
+    else:
+        days = V1_DAYS + (HISTORY_DAYS - V1_DAYS) * (i - cut) / max(n - cut, 1)
+    return start + timedelta(days=days, minutes=minutes)
+
+
+def published_at(start: datetime) -> tuple[datetime, datetime]:
+    """When conventions v1 and v2 were published: a day before the first label, and an hour before
+    the first label made under v2."""
+    return start - timedelta(days=1), start + timedelta(days=V1_DAYS, hours=-1)
+
+
 def step_annotators(ws: Workspace, ctx: DemoContext) -> str:
+    """Demo step: three annotators label part of the corpus under two versions of the conventions."""
     rng = np.random.default_rng([7, ctx.random_state])
     project_id = ctx.facts["project_id"]
     with ws.db.write() as s:
@@ -135,8 +160,8 @@ def step_annotators(ws: Workspace, ctx: DemoContext) -> str:
                 explanation="The hiss at the end is faint under the noise, but it is there: off, not on.",
                 actor_id=ids["rosa"],
             )
-    now = utcnow()
-    start = now - timedelta(days=20)
+    start = labelling_start(utcnow())
+    published = dict(zip((v1, v2), published_at(start), strict=True))
     times: list[dict[str, object]] = []
     for who in ("ana", "ben", "cho"):
         speed = {"ana": 2600, "ben": 2200, "cho": 1100}[who]
@@ -155,17 +180,15 @@ def step_annotators(ws: Workspace, ctx: DemoContext) -> str:
                     convention_version=version,
                     source="demo",
                 )
-                # Version 1 covers the first two weeks, version 2 the last few days.
-                days = 14 * i / max(cut, 1) if i < cut else 14 + 6 * (i - cut) / max(len(chosen) - cut, 1)
-                at = start + timedelta(days=days, minutes=float(rng.uniform(0, 240)))
+                at = labelled_at(start, i, len(chosen), cut, float(rng.uniform(0, DAY_MINUTES)))
                 times.append({"id": result.annotation_id, "created_at": at, "updated_at": at})
     with ws.db.write() as s:
         s.execute(update(Annotation), times)
-        for version, days in ((v1, 21), (v2, 6)):
+        for version, at in published.items():
             s.execute(
                 update(ConventionVersion)
                 .where(ConventionVersion.project_id == project_id, ConventionVersion.version == version)
-                .values(created_at=now - timedelta(days=days))
+                .values(created_at=at)
             )
         info = get_project(s, project_id)
         update_project(s, project_id, settings={**info.settings, "auto_resolve": "unanimous"})

@@ -3,7 +3,8 @@
 Call :func:`slice_report` for the slice table of a run (one row per tag and per metadata value: size,
 accuracy or WER, share of the errors, human-level performance, gap and priority),
 :func:`discovered_slices` for the conjunctions of tags, metadata and binned audio measures where the
-errors concentrate, and :func:`error_examples` for the misclassified clips of one slice. While
+errors concentrate, and :func:`error_examples` for the misclassified clips of one slice
+(:func:`error_page` pages through them, by confusion pair if asked). While
 listening, :func:`tag_clip` / :func:`untag_clip` add error-analysis tags (source ``analysis``), which
 the next report counts at once. :func:`set_hlp` stores a hand-entered HLP for a slice; HLP otherwise
 comes from the annotations (how often one annotator agrees with the final label). A slice worth
@@ -33,6 +34,7 @@ from analysis.slices import confusion_table, per_class_metrics
 from db.models import Annotation, Clip, ClipTag, ModelRun, SliceAction
 from labeling.audit import record, record_many
 from labeling.clips import clip_frame, metadata_columns, tag_matrix
+from labeling.progress import StageProgress
 from labeling.projects import ProjectInfo, get_project, update_project, validate_name
 from labeling.runs import RunError, redundant_metadata, run_predictions, slice_columns, slice_metrics
 
@@ -342,19 +344,33 @@ class RunAnalysis:
 
 
 def run_analysis(
-    s: Session, run_id: int, *, split: str | None = "test", hlp: Mapping[str, float] | None = None
+    s: Session,
+    run_id: int,
+    *,
+    split: str | None = "test",
+    hlp: Mapping[str, float] | None = None,
+    progress: StageProgress | None = None,
 ) -> RunAnalysis:
     """:func:`overall_metrics`, :func:`slice_report`, :func:`class_breakdown` and
-    :func:`discovered_slices` of a run, reading its predictions once."""
+    :func:`discovered_slices` of a run, reading its predictions once; ``progress(stage, done, total)``
+    is told each of the four steps."""
+    say = progress or (lambda stage, done, total: None)
     run = _run(s, run_id)
+    say("Analysing the run (reading its predictions), step", 0, 4)
     preds = _in_split(run_predictions(s, run.id), split)
+    say(f"Analysing the run (confusion matrix of {len(preds):,} clips), step", 1, 4)
     confusion, per_class = _breakdown(run.classes or [], preds)
+    say("Analysing the run (every slice against human-level performance), step", 2, 4)
+    report = _report(s, get_project(s, run.project_id), preds, hlp)
+    say("Analysing the run (searching for where the errors concentrate), step", 3, 4)
+    discovered = _discovered(preds, extra=None, max_order=2, top_k=15, min_support=0.05)
+    say("Analysing the run, step", 4, 4)
     return RunAnalysis(
         overall=_overall(preds),
-        report=_report(s, get_project(s, run.project_id), preds, hlp),
+        report=report,
         confusion=confusion,
         per_class=per_class,
-        discovered=_discovered(preds, extra=None, max_order=2, top_k=15, min_support=0.05),
+        discovered=discovered,
     )
 
 
@@ -417,7 +433,7 @@ def error_examples(
     slice_expr: str | None = None,
     split: str | None = "test",
     only_errors: bool = True,
-    limit: int = 200,
+    limit: int | None = 200,
 ) -> pd.DataFrame:
     """The clips of a slice the run got wrong, most confident mistakes first (what to listen to).
 
@@ -433,11 +449,70 @@ def error_examples(
     if only_errors:
         wrong = (preds["wer"] > 0) if _metric(preds) == "wer" else (preds["correct"] == False)  # noqa: E712
         preds = preds[wrong.fillna(False).to_numpy(dtype=bool)]
-    return (
-        preds.sort_values("confidence", ascending=False, na_position="last")
-        .head(limit)
-        .reset_index(drop=True)
-    )
+    ranked = preds.sort_values("confidence", ascending=False, na_position="last", kind="stable")
+    return (ranked if limit is None else ranked.head(limit)).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """One page of a slice's errors (most confident first) and what can narrow them further.
+
+    ``rows`` are rows of :func:`labeling.runs.run_predictions`; ``n_errors`` counts every error of
+    the slice that matches ``pair``; ``pairs`` (``y_true, y_pred, n``, most frequent first) are the
+    confusions among the slice's errors, whatever ``pair`` is.
+    """
+
+    rows: pd.DataFrame
+    n_errors: int
+    page: int
+    page_size: int
+    pairs: pd.DataFrame
+
+    @property
+    def n_pages(self) -> int:
+        return max(1, -(-self.n_errors // self.page_size))
+
+    @property
+    def first(self) -> int:
+        """1-based position of the page's first error (0 when there is none)."""
+        return self.page * self.page_size + 1 if self.n_errors else 0
+
+
+def error_page(
+    s: Session,
+    run_id: int,
+    *,
+    slice_expr: str | None = None,
+    split: str | None = "test",
+    pair: tuple[str, str] | None = None,
+    page: int = 0,
+    page_size: int = 10,
+) -> ErrorPage:
+    """Page ``page`` of the errors of a slice, optionally only those where class ``pair[0]`` was
+    predicted as ``pair[1]``; every error of the slice can be paged through.
+
+    A page past the end gives the last page.
+    """
+    errors = error_examples(s, run_id, slice_expr=slice_expr, split=split, limit=None)
+    if "y_true" in errors.columns and len(errors):
+        pairs = (
+            errors.groupby(["y_true", "y_pred"], dropna=True, observed=True)
+            .size()
+            .rename("n")
+            .reset_index()
+            .sort_values(["n", "y_true", "y_pred"], ascending=[False, True, True], kind="stable")
+            .reset_index(drop=True)
+        )
+    else:
+        pairs = pd.DataFrame({"y_true": [], "y_pred": [], "n": []})
+    if pair is not None:
+        keep = (errors["y_true"].astype("string") == pair[0]) & (errors["y_pred"].astype("string") == pair[1])
+        errors = errors[keep.fillna(False).to_numpy(dtype=bool)]
+    size = max(1, int(page_size))
+    last = max(0, -(-len(errors) // size) - 1)
+    page = min(max(0, int(page)), last)
+    rows = errors.iloc[page * size : (page + 1) * size].reset_index(drop=True)
+    return ErrorPage(rows=rows, n_errors=len(errors), page=page, page_size=size, pairs=pairs)
 
 
 # --- tagging while listening -----------------------------------------------------------------------

@@ -145,7 +145,9 @@ def _prepare(item: SourceItem, limits: Limits, store: AudioStore) -> _Prepared |
                 )
             y = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-        return Problem(item.name, f"not readable audio ({str(exc).strip() or type(exc).__name__})")
+        # libsndfile's own words, without the "Error opening <_io.BytesIO object at 0x…>:" prefix.
+        why = str(getattr(exc, "error_string", None) or exc).strip() or type(exc).__name__
+        return Problem(item.name, f"not readable audio ({why})")
     if len(y) == 0:
         return Problem(item.name, "holds no audio samples")
     frames = len(y)  # what actually decoded, not what the header promised

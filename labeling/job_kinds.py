@@ -22,10 +22,9 @@ def train(ctx: JobContext) -> dict[str, Any]:
         ctx.ws,
         int(ctx.project_id or 0),
         version=ctx.params.get("version"),
+        name=ctx.params.get("name"),
         actor_id=ctx.owner_id,
-        progress=lambda stage, done, total: ctx.progress(
-            done, total, f"{stage.capitalize()}: {done:,} of {total:,}"
-        ),
+        progress=ctx.stages(),
     )
     scored = "test" if run.metrics.get("test", {}).get("n") else "overall"
     accuracy = run.metrics.get(scored, {}).get("accuracy")
@@ -39,7 +38,7 @@ def train(ctx: JobContext) -> dict[str, Any]:
 def label_issues(ctx: JobContext) -> dict[str, Any]:
     from labeling.label_issues import find_label_issue_candidates
 
-    found = find_label_issue_candidates(ctx.ws, int(ctx.project_id or 0), progress=ctx.stage("Predicting"))
+    found = find_label_issue_candidates(ctx.ws, int(ctx.project_id or 0), progress=ctx.stages())
     # Through pandas' JSON writer: numpy scalars and NaN become plain JSON values.
     records = json.loads(found.to_json(orient="records", date_format="iso"))
     return {

@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from db.models import ACTIVE_JOB_STATES, Job, User, utcnow
+from labeling.progress import StageProgress, progress_text
 from labeling.workspace import Workspace
 
 DEFAULT_LEASE_S = 60.0
@@ -458,8 +459,12 @@ class JobContext:
         self._write(values)
 
     def stage(self, name: str) -> Callable[[int, int], None]:
-        """A ``progress(done, total)`` callback for one stage, reported as "<name> 12 of 40"."""
-        return lambda done, total: self.progress(done, total, f"{name} {done:,} of {total:,}")
+        """A ``progress(done, total)`` callback for one stage, reported as "<name>: 12 of 40"."""
+        return lambda done, total: self.progress(done, total, progress_text(name, done, total))
+
+    def stages(self) -> StageProgress:
+        """A ``progress(stage, done, total)`` callback for services that say which stage they are in."""
+        return lambda stage, done, total: self.progress(done, total, progress_text(stage, done, total))
 
     def log(self, line: str) -> None:
         self.check()

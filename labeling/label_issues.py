@@ -11,7 +11,7 @@ page lists) and a higher queue priority.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -22,9 +22,10 @@ from analysis.label_issues import find_label_issues
 from analysis.model import out_of_fold_probabilities
 from db.models import Clip, ClipFlag, Resolution, utcnow
 from labeling.audit import record_many
+from labeling.progress import StageProgress
 from labeling.projects import get_project
 from labeling.queue import set_priority
-from labeling.runs import project_features
+from labeling.runs import FEATURES_STAGE, project_features
 from labeling.versions import is_augmented
 from labeling.workspace import Workspace
 
@@ -70,7 +71,7 @@ def find_label_issue_candidates(
     params: Mapping[str, Any] | None = None,
     n_folds: int = 5,
     random_state: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: StageProgress | None = None,
 ) -> pd.DataFrame:
     """Clips whose final label the fixed model finds implausible, most suspicious first.
 
@@ -81,7 +82,8 @@ def find_label_issue_candidates(
     params
         Parameters of :func:`analysis.model.build_pipeline` (the project's model, held fixed).
     progress
-        ``progress(done, total)`` while features are computed.
+        ``progress(stage, done, total)``: the audio features per clip, then each cross-validation
+        fold (see :mod:`labeling.progress`).
 
     Returns
     -------
@@ -94,11 +96,16 @@ def find_label_issue_candidates(
         clips = labelled_clips(s, info.id)
     if clips.empty:
         raise LabelIssueError(f"project {info.name!r} has no clips with a final class label")
-    features = project_features(ws, info.id, clip_ids=clips["clip_id"].tolist(), progress=progress)
+    features = project_features(
+        ws,
+        info.id,
+        clip_ids=clips["clip_id"].tolist(),
+        progress=None if progress is None else (lambda d, t: progress(FEATURES_STAGE, d, t)),
+    )
     labels = pd.Series(clips["label"].astype(object).to_numpy(), index=features.index)
     try:
         proba = out_of_fold_probabilities(
-            features, labels, params=params, n_folds=n_folds, random_state=random_state
+            features, labels, params=params, n_folds=n_folds, random_state=random_state, progress=progress
         )
     except ValueError as exc:
         raise LabelIssueError(f"cannot estimate out-of-fold probabilities: {exc}") from exc
@@ -181,7 +188,7 @@ def review_label_issues(
     *,
     actor_id: int | None = None,
     params: Mapping[str, Any] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: StageProgress | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Find the candidates and send them to review in one call: (candidates, clips newly flagged)."""
     candidates = find_label_issue_candidates(ws, project, params=params, progress=progress)

@@ -63,6 +63,9 @@ SLICE_METRIC_SPLIT = "test"
 Progress = Callable[[str, int, int], None]
 
 
+FEATURES_STAGE = "Computing the audio features, clip"
+
+
 class RunError(ValueError):
     """A run that cannot be made or read; the message says why and nothing was written."""
 
@@ -367,7 +370,9 @@ def train_run(
     name
         The run's name (default: ``"fixed model"`` and the time).
     progress
-        ``progress(stage, done, total)``: stage ``"features"`` per clip, then ``"training"``.
+        ``progress(stage, done, total)``: the audio features per clip (:data:`FEATURES_STAGE`), then
+        fitting and each cross-validation fold (see :func:`analysis.model.train_and_predict`), then
+        storing the predictions; ``stage`` says it in words.
 
     Returns
     -------
@@ -392,20 +397,24 @@ def train_run(
     rows = rows.set_index("clip_id").reindex(data["clip_id"]).dropna(subset=["sha256"]).reset_index()
     if len(rows) < len(data):
         data = data[data["clip_id"].isin(rows["clip_id"])]
-    feature_progress = None if progress is None else (lambda d, t: progress("features", d, t))
+    feature_progress = None if progress is None else (lambda d, t: progress(FEATURES_STAGE, d, t))
     features = _features(ws, rows, settings, feature_progress)
     labels = pd.Series(data["label"].to_numpy(), index=data["clip_id"].to_numpy(), dtype="object")
     splits = pd.Series(data["split"].to_numpy(), index=data["clip_id"].to_numpy(), dtype="object")
-    if progress is not None:
-        progress("training", 0, 1)
     try:
         result = train_and_predict(
-            features, labels, splits, params=params, settings=settings, random_state=random_state
+            features,
+            labels,
+            splits,
+            params=params,
+            settings=settings,
+            random_state=random_state,
+            progress=progress,
         )
     except (ValueError, TypeError) as exc:  # too few clips per class, or a parameter the model lacks
         raise RunError(f"cannot train: {exc}") from exc
     if progress is not None:
-        progress("training", 1, 1)
+        progress(f"Storing {len(result.predictions):,} predictions", 0, 1)
 
     classes = [str(c) for c in result.classes_]
     p = result.predictions
@@ -604,17 +613,18 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
     pandas.DataFrame
         ``run_id, name, kind, created_at, code_fingerprint, dataset_version_id, n_predictions,
         accuracy`` (on the test split when it has labelled clips, else overall; NaN for runs without
-        stored metrics) and ``mean_wer``.
+        stored metrics), ``mean_wer`` and ``version`` (the dataset version's name, or None).
     """
     counts = select(Prediction.run_id, func.count().label("n")).group_by(Prediction.run_id).subquery()
     q = (
-        select(ModelRun, func.coalesce(counts.c.n, 0))
+        select(ModelRun, func.coalesce(counts.c.n, 0), DatasetVersion.name)
         .outerjoin(counts, counts.c.run_id == ModelRun.id)
+        .outerjoin(DatasetVersion, DatasetVersion.id == ModelRun.dataset_version_id)
         .where(ModelRun.project_id == project_id)
         .order_by(ModelRun.id.desc())
     )
     out = []
-    for run, n in s.execute(q).all():
+    for run, n, version in s.execute(q).all():
         m = run.metrics or {}
         scored = m.get("test") if (m.get("test") or {}).get("n") else m.get("overall", {})
         scored = scored or {}
@@ -629,6 +639,7 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
                 "n_predictions": int(n),
                 "accuracy": scored.get("accuracy"),
                 "mean_wer": scored.get("mean_wer"),
+                "version": version,
             }
         )
     columns = [
@@ -641,6 +652,7 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
         "n_predictions",
         "accuracy",
         "mean_wer",
+        "version",
     ]
     frame = pd.DataFrame(out, columns=columns)
     frame["accuracy"] = frame["accuracy"].astype("float64")
@@ -922,7 +934,7 @@ def step_model_run(ws: Workspace, ctx: Any) -> str:
             ws,
             project_id,
             name="fixed model (demo)",
-            progress=None if report is None else (lambda stage, d, t: report(f"model {stage}", d, t)),
+            progress=report,
         )
     except RunError as exc:
         # A tiny demo has too few clips per class for the model; the rest of the demo still stands.

@@ -54,18 +54,36 @@ def accuracy_vs_hlp(report: pd.DataFrame, *, metric: str = "accuracy", top: int 
 
 
 def confusion_heatmap(confusion: pd.DataFrame) -> go.Figure:
-    """Counts of true (rows) against predicted (columns) classes, the diagonal being right."""
+    """Counts of true (rows) against predicted (columns) classes, the diagonal being right.
+
+    Heatmap cells cannot be selected in plotly, so an invisible marker sits on each cell: a click on
+    a cell selects its marker, whose ``customdata`` is ``[true, predicted, count]``.
+    """
+    cols, rows = [str(c) for c in confusion.columns], [str(c) for c in confusion.index]
+    z = confusion.to_numpy()
+    cells = [(t, p, int(z[i, j])) for i, t in enumerate(rows) for j, p in enumerate(cols)]
     fig = go.Figure(
-        go.Heatmap(
-            z=confusion.to_numpy(),
-            x=[str(c) for c in confusion.columns],
-            y=[str(c) for c in confusion.index],
-            colorscale="Blues",
-            text=confusion.to_numpy(),
-            texttemplate="%{text}",
-            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
-            showscale=False,
-        )
+        [
+            go.Heatmap(
+                z=z,
+                x=cols,
+                y=rows,
+                colorscale="Blues",
+                text=z,
+                texttemplate="%{text}",
+                hoverinfo="skip",
+                showscale=False,
+            ),
+            go.Scatter(
+                x=[p for _, p, _ in cells],
+                y=[t for t, _, _ in cells],
+                customdata=[list(c) for c in cells],
+                mode="markers",
+                marker=dict(symbol="square", size=28, color="rgba(0,0,0,0)"),
+                hovertemplate="true %{y}, predicted %{x}: %{customdata[2]}<extra>click to listen</extra>",
+                showlegend=False,
+            ),
+        ]
     )
     fig.update_layout(
         title="Confusion matrix",

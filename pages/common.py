@@ -42,15 +42,37 @@ def projects() -> list[ProjectInfo]:
         return list_projects(s)
 
 
+PROJECT_PARAM = "project"
+
+
 def project_selector() -> None:
-    """The sidebar's project choice; kept in session state under ``app.project``."""
+    """The sidebar's project choice, kept in session state under ``app.project`` and in the URL
+    (``?project=NAME``), so a reload, a second tab or a shared link opens the same project."""
     names = [p.name for p in projects()]
     if not names:
         st.sidebar.info("No projects yet. Import audio or run `earmark demo`.")
         return
-    if st.session_state.get("app.project") not in names:
-        st.session_state["app.project"] = names[0]
+    state = st.session_state
+    chosen = state.pop("app.project_next", None)
+    linked = st.query_params.get(PROJECT_PARAM)
+    if chosen in names:
+        state["app.project"] = chosen
+    elif linked in names and linked != state.get("app.project_linked"):
+        state["app.project"] = linked  # the URL names another project: a link, a reload, a new tab
+    elif linked is not None and linked not in names:
+        st.sidebar.warning(f"The link names no project called {linked!r}.", icon=":material/link_off:")
+    if state.get("app.project") not in names:
+        state["app.project"] = names[0]
     st.sidebar.selectbox("Project", names, key="app.project")
+    if linked != state["app.project"]:
+        st.query_params[PROJECT_PARAM] = state["app.project"]
+    state["app.project_linked"] = state["app.project"]
+
+
+def select_project(name: str) -> None:
+    """Make ``name`` the selected project from the next run on (the sidebar is drawn before a page
+    runs, so a page that creates a project calls this and then reruns)."""
+    st.session_state["app.project_next"] = name
 
 
 def current_project() -> ProjectInfo:
@@ -209,6 +231,19 @@ def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str
     if refused:
         nav[""] = refused
     return nav
+
+
+def signed_out_pages(pages: dict[str, list[StreamlitPage]]) -> list[StreamlitPage]:
+    """The navigation before sign-in: the sign-in page, also at every page's address, so a shared
+    link (``/review?project=…``) shows the sign-in and then, its address unchanged, the page."""
+    return [
+        st.Page("pages/login.py", title="Sign in", icon=":material/login:"),
+        *(
+            st.Page("pages/login.py", title="Sign in", url_path=p.url_path, visibility="hidden")
+            for group in pages.values()
+            for p in group
+        ),
+    ]
 
 
 def user_box(user: UserInfo) -> None:

@@ -99,6 +99,9 @@ def publish() -> None:
                 based_on=ss["conventions.based_on"],
             )
         ss["conventions.flash"] = ("success", f"Published version {saved.version}.")
+        # The history's diff selectors show what this version changed.
+        ss["conventions.diff.to"] = saved.version
+        ss["conventions.diff.from"] = ss["conventions.based_on"] or saved.version
         ss.pop("conventions.based_on")
     except (cv.ConventionError, auth.PermissionDenied) as exc:
         ss["conventions.flash"] = ("error", str(exc))

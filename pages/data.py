@@ -6,14 +6,14 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from labeling.augment import RECIPES, AugmentError, Recipe, augment_slice
 from labeling.checks import CheckError, fix_clips, run_data_checks
 from labeling.versions import VersionError, VersionFilters, create_version, diff_versions, list_versions
 from pages import common
+from pages.augment_form import augment_form
 
 REPORT = "data.check_report"
 
-user = common.require_role("engineer", "admin")
+user = common.require_permission("manage_data")
 project = common.current_project()
 ws = common.workspace()
 st.title("Data versions & checks")
@@ -46,6 +46,11 @@ with versions_tab:
                 st.success(made.summary())
                 with ws.db.read() as s:
                     versions = list_versions(s, project.id)
+                # The selectors below (drawn after this) compare the new version with the one before.
+                st.session_state["data.diff_b"] = made.name
+                st.session_state["data.diff_a"] = (
+                    versions["name"].iloc[-2] if len(versions) > 1 else made.name
+                )
             except VersionError as exc:
                 st.error(str(exc))
     if versions.empty:
@@ -131,29 +136,9 @@ with checks_tab:
             st.success("No findings.")
 
 with augment_tab:
-    tags = sorted(set(project.all_tags) | set(common.cached_project_tags(project.id)))
-    with st.form("data.augment_form"):
-        left, right = st.columns(2)
-        tag = left.selectbox("Slice (tag)", tags, key="data.augment_tag") if tags else None
-        kind = right.selectbox("Augmentation", list(RECIPES), key="data.augment_kind")
-        snr = left.slider("SNR (noise), dB", -5.0, 30.0, 10.0, 1.0, key="data.augment_snr")
-        steps = right.slider("Pitch shift, semitones", -4.0, 4.0, 2.0, 0.5, key="data.augment_steps")
-        factor = left.slider("Speed factor", 0.8, 1.2, 1.1, 0.05, key="data.augment_factor")
-        limit = right.number_input("At most this many clips", 1, 100_000, 500, key="data.augment_limit")
-        go = st.form_submit_button("Make augmented training clips", type="primary")
-    if go:
-        bar = st.progress(0.0, text="Augmenting…")
-        try:
-            made = augment_slice(
-                ws,
-                project.id,
-                recipe=Recipe(kind, snr_db=snr, n_steps=steps, factor=factor),
-                tag=tag,
-                limit=int(limit),
-                actor_id=user.id,
-                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Augmenting {d}/{t}"),
-            )
-            st.success(made.summary() + ". Freeze a new version to train on them.")
-        except AugmentError as exc:
-            st.error(str(exc))
-        bar.empty()
+    augment_form(
+        ws,
+        project,
+        user,
+        sorted(set(project.all_tags) | set(common.cached_project_tags(project.id))),
+    )

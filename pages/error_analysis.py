@@ -7,53 +7,60 @@ import json
 import streamlit as st
 
 from labeling import error_analysis as ea
+from labeling.progress import fraction, progress_text
 from labeling.runs import list_runs
-from pages import charts_errors, common, job_status
+from pages import charts_errors, common, error_browser
+from pages.train_form import run_labels, train_form
 
-user = common.require_role("engineer", "admin")
+user = common.require_permission("manage_data")
 project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
 
 st.title("Error analysis")
 
-
-train_job = job_status.latest("train", project_id=project.id)
 with ws.db.read() as s:
     runs = list_runs(s, project.id)
-if train_job is not None and train_job.status == "succeeded" and ss.get("errors.seen_job") != train_job.id:
-    ss["errors.seen_job"] = train_job.id  # a run just finished: show it
-    if (train_job.result or {}).get("run_id") in set(runs.get("run_id", [])):
-        ss["errors.run"] = train_job.result["run_id"]  # type: ignore[index]
-training = train_job is not None and train_job.active
-with st.expander("Train the fixed model", expanded=runs.empty or training, icon=":material/model_training:"):
-    st.caption("The same model code every time, trained on the train split of the current final labels.")
-    if st.button("Train the model", key="errors.train", type="primary"):
-        train_job = job_status.start("train", user, project_id=project.id) or train_job
-    job_status.show(train_job, user, key="errors.train_job")
+with st.expander("Train the fixed model", expanded=runs.empty, icon=":material/model_training:"):
+    st.caption("The same model code every time, trained on the train split of the labels you choose.")
+    trained = train_form(ws, project, user, key="errors")
+    if trained is not None:
+        ss["errors.run"] = trained.id
+        scored = "test" if trained.metrics.get("test", {}).get("n") else "overall"
+        st.toast(f"Run {trained.id}: {scored} accuracy {trained.metrics[scored]['accuracy']:.1%}")
+        with ws.db.read() as s:
+            runs = list_runs(s, project.id)
 if runs.empty:
     st.info("No model runs yet: train the model above, or run `earmark train --project ...`.")
     st.stop()
 
 by_id = runs.set_index("run_id")
+labels = run_labels(runs)
 left, right = st.columns([3, 1])
 run_id = left.selectbox(
-    "Run",
-    by_id.index.tolist(),
-    key="errors.run",
-    format_func=lambda r: (
-        f"#{r} {by_id.at[r, 'name']} · {by_id.at[r, 'kind']} · code {by_id.at[r, 'code_fingerprint'][:12]}"
-    ),
+    "Run", by_id.index.tolist(), key="errors.run", format_func=labels.get, on_change=error_browser.reset
 )
-split = right.selectbox("Split", ["test", "dev", "train", "all"], key="errors.split")
+split = right.selectbox(
+    "Split", ["test", "dev", "train", "all"], key="errors.split", on_change=error_browser.reset
+)
 st.caption(f"Code fingerprint `{by_id.at[run_id, 'code_fingerprint']}`")
 
 
-@st.cache_data(ttl=600, max_entries=16, show_spinner="Analysing the run…")
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
 def _analysis(run_id: int, split: str, data: tuple[object, ...], hlp: str) -> ea.RunAnalysis:
     """The run's tables, recomputed only when the project's data or its hand-entered HLP change."""
+    working = st.empty()  # made in here, so a cache hit replays it (and its clearing) harmlessly
     with common.workspace().db.read() as s:
-        return ea.run_analysis(s, run_id, split=split)
+        result = ea.run_analysis(
+            s,
+            run_id,
+            split=split,
+            progress=lambda stage, done, total: working.progress(
+                fraction(done, total), text=progress_text(stage, done, total)
+            ),
+        )
+    working.empty()
+    return result
 
 
 analysis = _analysis(
@@ -111,15 +118,30 @@ st.dataframe(
     },
 )
 left, right = st.columns(2)
-left.plotly_chart(charts_errors.priority_bars(report), key="errors.priority_chart")
-right.plotly_chart(charts_errors.accuracy_vs_hlp(report, metric=metric), key="errors.hlp_chart")
-
+left.plotly_chart(
+    charts_errors.priority_bars(report),
+    key="errors.priority_chart",
+    on_select=lambda: error_browser.pick_slice("errors.priority_chart", "y"),
+    selection_mode="points",
+)
+right.plotly_chart(
+    charts_errors.accuracy_vs_hlp(report, metric=metric),
+    key="errors.hlp_chart",
+    on_select=lambda: error_browser.pick_slice("errors.hlp_chart", "x"),
+    selection_mode="points",
+)
 if not confusion.empty:
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts_errors.confusion_heatmap(confusion), key="errors.confusion")
+    left.plotly_chart(
+        charts_errors.confusion_heatmap(confusion),
+        key="errors.confusion",
+        on_select=error_browser.pick_pair,
+        selection_mode="points",
+    )
     right.dataframe(
         per_class, key="errors.per_class", column_config={"support": st.column_config.NumberColumn()}
     )
+st.caption("Click a slice's bar or a cell of the confusion matrix to listen to those errors below.")
 
 st.subheader("Where the errors concentrate")
 st.dataframe(
@@ -129,50 +151,4 @@ st.dataframe(
     column_config={c: st.column_config.NumberColumn(c, format="percent") for c in ("share", "error_rate")},
 )
 
-st.subheader("Listen to the errors")
-choices = ["(every clip)", *report["tag"], *found["slice"]]
-chosen = st.selectbox("Slice", list(dict.fromkeys(choices)), key="errors.slice")
-slice_expr = None if chosen == "(every clip)" else chosen
-left, right = st.columns(2)
-hint = None if slice_expr else "Choose a slice above first."
-if left.button(
-    "Send this slice to the labeling queue", key="errors.queue", disabled=not slice_expr, help=hint
-):
-    with ws.db.write() as s:
-        done = ea.send_slice_to_queue(s, project.id, slice_expr, actor_id=user.id)
-    st.success(f"{done.n_clips} clips moved up the queue ({done.n_open} still need labels).")
-if right.button("Mark for data collection", key="errors.collect", disabled=not slice_expr, help=hint):
-    with ws.db.write() as s:
-        done = ea.mark_for_collection(s, project.id, slice_expr, actor_id=user.id)
-    st.success(f"Recorded: collect more data like {done.slice!r} ({done.n_clips} clips now).")
-with ws.db.read() as s:
-    examples = ea.error_examples(s, run_id, slice_expr=slice_expr, split=split, limit=10)
-st.caption(
-    f"{len(examples)} most confident mistakes shown" if len(examples) else "No mistakes in this slice."
-)
-
-
-def _retag(clip_id: int, before: list[str]) -> None:
-    after = ss[f"errors.tags.{clip_id}"]
-    with ws.db.write() as s:
-        for tag in set(after) - set(before):
-            ea.tag_clip(s, clip_id, tag, actor_id=user.id)
-        for tag in set(before) - set(after):
-            ea.untag_clip(s, clip_id, tag, actor_id=user.id)
-
-
-for row in examples.itertuples(index=False):
-    with st.container(border=True):
-        a, b = st.columns([2, 3])
-        a.audio(str(ws.store.path(row.storage_key)))
-        a.markdown(f"**{row.original_name}**  \ntrue **{row.y_true}**, predicted **{row.y_pred}**")
-        a.progress(float(row.confidence), text=f"confidence {row.confidence:.0%}")
-        b.multiselect(
-            "Tags",
-            sorted({*project.all_tags, *row.tags}),
-            default=list(row.tags),
-            key=f"errors.tags.{row.clip_id}",
-            on_change=_retag,
-            args=(int(row.clip_id), list(row.tags)),
-            accept_new_options=True,
-        )
+error_browser.render(ws, project, user, run_id=run_id, split=split, slices=[*report["tag"], *found["slice"]])

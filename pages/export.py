@@ -23,7 +23,7 @@ FORMATS = {
 }
 CURRENT = "(current final labels)"
 
-user = common.require_permission("analyse")
+user = common.require_permission("manage_data")  # checked on every rerun, also when opened by URL
 project = common.current_project()
 ws = common.workspace()
 st.title("Export")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from db.models import TASK_KINDS
 from labeling.formats.base import FormatError
 from labeling.importer import SOURCE_FORMATS, ImportRefused, ImportReport, import_uploads
-from labeling.projects import ProjectError
+from labeling.projects import ProjectError, create_project, parse_tag_groups, split_names
 from pages import common, job_status
 
 FORMAT_NAMES = {
@@ -21,12 +22,54 @@ FORMAT_NAMES = {
     "librispeech": "LibriSpeech-style tree (*.trans.txt beside the audio)",
 }
 user = common.require_permission("manage_data")  # checked on every rerun, also when opened by URL
+ss = st.session_state
 st.title("Import audio")
 st.caption(
     "WAV, FLAC, OGG and anything else libsndfile reads. The same bytes are only ever stored once; "
     "bad files are skipped with a reason and the rest lands in one transaction."
 )
 existing = [p.name for p in common.projects()]
+
+
+def _create_project() -> None:
+    try:
+        with common.workspace().db.write() as s:
+            made = create_project(
+                s,
+                name=ss["import.new.name"],
+                task_kind=ss["import.new.kind"],
+                classes=split_names(ss["import.new.classes"]),
+                tag_groups=parse_tag_groups(ss["import.new.tags"]),
+                annotations_per_clip=int(ss["import.new.k"]),
+                actor_id=user.id,
+            )
+    except ProjectError as exc:
+        ss["import.flash"] = ("error", f"The project was not created: {exc}.")
+        return
+    common.select_project(made.name)
+    ss["import.project"] = made.name
+    ss["import.flash"] = ("success", f"Created {made.name!r}; import its audio below.")
+
+
+with (
+    st.expander("New project", icon=":material/add:", expanded=not existing),
+    st.form("import.new_project", clear_on_submit=True),
+):
+    left, right = st.columns([3, 1])
+    left.text_input("Name", key="import.new.name")
+    right.selectbox("Task", TASK_KINDS, key="import.new.kind")
+    left.text_input("Classes (comma-separated)", key="import.new.classes", placeholder="yes, no, up, down")
+    right.number_input("Annotations per clip (k)", 1, 50, 1, key="import.new.k")
+    st.text_area(
+        "Tag groups (one per line: group: value, value)",
+        key="import.new.tags",
+        placeholder="noise: car, babble\nchannel: telephone",
+        height=80,
+    )
+    st.form_submit_button("Create project", on_click=_create_project)
+flash = ss.pop("import.flash", None)
+if flash:
+    (st.success if flash[0] == "success" else st.error)(flash[1])
 project = st.text_input(
     "Project",
     value=st.session_state.get("app.project", ""),
@@ -119,11 +162,20 @@ with folder_tab:
         st.dataframe(pd.DataFrame(rejected), hide_index=True, key="import.job_rejected")
 
 if report is not None:
+    ss["import.report"] = report
+    if ss.get("app.project") != report.project:
+        common.select_project(report.project)  # the sidebar was drawn before this import
+        st.rerun()
+report = ss.pop("import.report", None)
+if report is not None:
     progress_slot.empty()
     (st.success if not report.rejected else st.warning)(report.summary())
-    if st.session_state.get("app.project") != report.project:
-        # The sidebar's project list was drawn before this import; its widget cannot be set now.
-        st.info(f"Choose {report.project!r} in the sidebar's project list to work on it.")
+    if report.created_project:
+        st.page_link(
+            "pages/settings.py",
+            label=f"Set {report.project!r}'s classes, tags and k in Project settings",
+            icon=":material/tune:",
+        )
     if report.n_annotations or report.n_resolutions:
         st.caption(
             f"Read as {report.source_format}: {report.n_annotations:,} annotations and "

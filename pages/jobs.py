@@ -9,7 +9,7 @@ from labeling.auth import allowed
 from labeling.jobs import JobError, get_job, job_kinds, list_jobs
 from pages import common, job_status
 
-user = common.require_permission("analyse")
+user = common.require_permission("manage_data")
 ws = common.workspace()
 st.title("Jobs")
 st.caption(

@@ -12,18 +12,29 @@ from labeling.compare import CompareError, compare_runs
 from labeling.label_issues import flag_label_issues
 from labeling.runs import list_runs
 from pages import common, job_status
+from pages.train_form import run_labels, train_form
 
-user = common.require_role("engineer", "admin")
+user = common.require_permission("manage_data")
 project = common.current_project()
 ws = common.workspace()
 st.title("Runs")
 
 with ws.db.read() as s:
     runs = list_runs(s, project.id)
+with st.expander("Train the fixed model", expanded=len(runs) < 2, icon=":material/model_training:"):
+    st.caption("Train on one dataset version, change the data, freeze the next version and train on it.")
+    trained = train_form(ws, project, user, key="runs")
+    if trained is not None:
+        # Compare the new run (B) with the run before it (A).
+        st.session_state["runs.b"] = trained.id
+        if len(runs):
+            st.session_state["runs.a"] = int(runs["run_id"].iloc[0])
+        with ws.db.read() as s:
+            runs = list_runs(s, project.id)
 if len(runs) < 2:
-    st.info("Compare needs two runs: train one with `earmark train`, change the data, train again.")
+    st.info("Compare needs two runs: train one above, change the data, freeze a version and train again.")
 else:
-    label = {r.run_id: f"#{r.run_id} {r.name} ({r.kind})" for r in runs.itertuples()}
+    label = run_labels(runs)
     ids = runs["run_id"].tolist()
     left, right = st.columns(2)
     a = left.selectbox("Baseline run A", ids, index=1, format_func=label.get, key="runs.a")
@@ -35,10 +46,9 @@ else:
         st.warning(str(exc))
         cmp = None
     if cmp is not None:
-        if cmp.code_changed:
-            st.error(cmp.verdict(), icon=":material/code:")
-        else:
-            st.success(cmp.verdict(), icon=":material/dataset:")
+        verdict = st.error if cmp.code_changed else st.info if cmp.no_change else st.success
+        verdict(cmp.verdict(), icon=":material/code:" if cmp.code_changed else ":material/dataset:")
+    if cmp is not None and not cmp.no_change:
         overall = cmp.overall.set_index("metric")
         cols = st.columns(4)
         cols[0].metric("Accuracy A", f"{overall.loc['accuracy', 'a']:.3f}")
@@ -67,7 +77,11 @@ else:
                 title="Accuracy change per slice (B − A)",
                 hover_data=["n", "a", "b"],
             )
-            fig.update_layout(height=max(300, 22 * len(cmp.slices)), margin=dict(t=40, b=10, l=10, r=10))
+            fig.update_layout(
+                height=max(300, 22 * len(cmp.slices)),
+                margin=dict(t=40, b=10, l=10, r=10),
+                coloraxis_showscale=False,  # the x axis already reads the change; the bar needs the room
+            )
             chart.plotly_chart(fig, key="runs.slices_chart")
         heat = px.imshow(
             cmp.confusion_diff,
@@ -78,6 +92,10 @@ else:
         )
         heat.update_layout(height=420, margin=dict(t=40, b=10, l=10, r=10))
         diff.plotly_chart(heat, key="runs.confusion")
+        with st.expander("Per-slice table"):
+            st.dataframe(cmp.slices, hide_index=True, key="runs.slices")
+
+    if cmp is not None:
         st.subheader("The data between them")
         if cmp.data_diff is None:
             st.caption("One of the runs was not trained on a dataset version, so there is no data diff.")
@@ -90,8 +108,6 @@ else:
             changed = cmp.data_diff.by_tag[cmp.data_diff.by_tag["delta"] != 0]
             if not changed.empty:
                 st.dataframe(changed, hide_index=True, key="runs.data_diff")
-        with st.expander("Per-slice table"):
-            st.dataframe(cmp.slices, hide_index=True, key="runs.slices")
 
 st.header("Label-issue candidates")
 st.caption(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from labeling.commands import UserError, user_errors, workspace
+from labeling.commands._stages import StageReporter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from labeling.demo import DEMO_PROJECT, create_demo
     from labeling.projects import ProjectError
 
@@ -29,34 +27,31 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
 
     size: str | int = int(args.size) if str(args.size).isdigit() else args.size
-    bars: dict[str, tqdm] = {}
+    report = StageReporter()
 
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            for other in bars.values():
-                other.close()
-            bar = bars[stage] = tqdm(
-                total=total, desc=stage, file=sys.stderr, leave=False, mininterval=0.3, disable=None
-            )
-        bar.n = done
-        bar.refresh()
+    def on_step(number: int, n_steps: int, title: str, result: str | None) -> None:
+        if result is None:
+            report.say(f"Step {number} of {n_steps}: {title}")
+        else:
+            report.close()
+            print(f"  {result}", flush=True)
 
     with workspace() as ws, user_errors(ProjectError, EspeakUnavailableError, ValueError):
         try:
-            report = create_demo(
+            made = create_demo(
                 ws,
                 project=args.project or DEMO_PROJECT,
                 if_empty=args.if_empty,
                 size=size,
                 random_state=args.seed,
-                progress=progress,
+                progress=report,
+                on_step=on_step,
             )
         finally:
-            for bar in bars.values():
-                bar.close()
-    for line in report.lines:
-        print(line)
-    if report.created:
-        print(f"demo project {report.project!r} ready in {report.seconds:.0f} s")
+            report.close()
+    if not made.created:
+        for line in made.lines:
+            print(line)
+    else:
+        print(f"demo project {made.project!r} ready in {made.seconds:.0f} s", flush=True)
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from labeling.commands import print_json, progress_bar, user_errors, workspace
+from labeling.commands import print_json, user_errors, workspace
+from labeling.commands._stages import StageReporter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,12 +28,12 @@ def run(args: argparse.Namespace) -> int:
     from labeling.projects import ProjectError, get_project
     from labeling.runs import RunError
 
-    update, close = progress_bar("features", quiet=args.json)
+    report = StageReporter(quiet=args.json)
     with workspace() as ws, user_errors(LabelIssueError, ProjectError, RunError):
         try:
-            found = find_label_issue_candidates(ws, args.project, progress=update)
+            found = find_label_issue_candidates(ws, args.project, progress=report)
         finally:
-            close()
+            report.close()
         flagged = 0
         if args.flag:
             with ws.db.write() as s:

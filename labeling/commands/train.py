@@ -6,7 +6,8 @@ import argparse
 import json
 import math
 
-from labeling.commands import UserError, print_json, progress_bar, user_errors, workspace
+from labeling.commands import UserError, print_json, user_errors, workspace
+from labeling.commands._stages import StageReporter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,21 +48,14 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--params is not JSON: {exc}") from exc
         if not isinstance(params, dict):
             raise UserError("--params must be a JSON object such as '{\"C\": 3}'")
-    bars: dict[str, tuple] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = progress_bar(stage, quiet=args.json)
-        bars[stage][0](done, total)
-
+    report = StageReporter(quiet=args.json)
     with workspace() as ws, user_errors(RunError, ProjectError):
         try:
             summary = train_run(
-                ws, args.project, version=args.version, params=params, name=args.name, progress=progress
+                ws, args.project, version=args.version, params=params, name=args.name, progress=report
             )
         finally:
-            for _, close in bars.values():
-                close()
+            report.close()
     if args.json:
         print_json(summary.to_dict())
         return 0

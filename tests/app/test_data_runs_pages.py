@@ -95,3 +95,27 @@ def test_fixing_loud_clips_from_the_checks_tab_replaces_them(env):
         ).all()
         retired = s.scalars(select(Clip.id).where(Clip.deleted_at.is_not(None))).all()
     assert len(fixed) == len(retired) > 0
+
+
+def test_the_augment_form_shows_one_recipe_and_plays_an_example_first(env):
+    from labeling.error_analysis import tag_clip
+
+    ws, _ = env
+    with ws.db.write() as s:
+        for cid in s.scalars(select(Clip.id)):
+            tag_clip(s, cid, "noise:clean")
+        n_before = len(s.scalars(select(Clip.id)).all())
+    at = page("data").run()
+    at.selectbox(key="data.augment_kind").set_value("pitch").run()
+    assert not at.exception
+    assert [s.label for s in at.slider] == ["Semitones"]  # no SNR or speed slider for a pitch shift
+    at.button(key="data.augment_listen").click().run()
+    assert not at.exception
+    assert len(at.get("audio")) == 2  # as recorded, and as the copy would sound
+    with ws.db.read() as s:
+        assert len(s.scalars(select(Clip.id)).all()) == n_before  # listening stores nothing
+    at.button(key="data.augment_go").click().run()
+    assert not at.exception
+    assert "augmented training clips (augmented:pitch+2)" in at.success[0].value
+    with ws.db.read() as s:
+        assert len(s.scalars(select(Clip.id)).all()) == n_before + 6  # the six training clips

@@ -147,3 +147,8 @@ def sign_in(page, name: str, password: str) -> None:  # type: ignore[no-untyped-
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     settle(page)
+
+
+def selected(page, label: str) -> str:  # type: ignore[no-untyped-def]
+    """The value a selectbox labelled ``label`` shows."""
+    return page.get_by_role("combobox", name=label).first.input_value()

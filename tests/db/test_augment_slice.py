@@ -8,7 +8,7 @@ import soundfile as sf
 from sqlalchemy import select, update
 
 from db.models import Clip, ClipTag, Resolution
-from labeling.augment import AugmentError, Recipe, augment_slice
+from labeling.augment import AugmentError, Recipe, augment_slice, preview_augmentation
 from labeling.importer import import_path
 from labeling.versions import VersionFilters, create_version, version_frame
 from tests.audio import speechlike, write_wav
@@ -103,3 +103,49 @@ def test_augmented_copies_are_not_label_issue_candidates(project):
         considered = set(labelled_clips(s, pid)["clip_id"])
     assert considered == set(ids)
     assert not considered & set(report.clip_ids)
+
+
+def test_a_copy_s_metadata_agrees_with_its_condition_tag(project):
+    ws, ids = project
+    with ws.db.write() as s:
+        for cid in ids:
+            clip = s.get(Clip, cid)
+            clip.meta = {**clip.meta, "channel": "wideband", "noise": "clean"}
+            s.add(ClipTag(clip_id=cid, tag="channel:wideband"))
+    report = augment_slice(ws, "demo", recipe=Recipe("telephone"), tag="noise:clean")
+    with ws.db.read() as s:
+        for clip in s.scalars(select(Clip).where(Clip.id.in_(report.clip_ids))):
+            tags = set(s.scalars(select(ClipTag.tag).where(ClipTag.clip_id == clip.id)))
+            assert "channel:telephone" in tags
+            assert "channel:wideband" not in tags
+            # The slice channel=wideband must not hold telephone copies; what the recipe left alone stays.
+            assert clip.meta["channel"] == "telephone"
+            assert clip.meta["noise"] == "clean"
+            assert clip.meta["speaker"] == s.get(Clip, clip.parent_clip_id).meta["speaker"]
+
+
+def test_a_preview_is_the_copy_the_slice_would_get_and_stores_nothing(project):
+    ws, ids = project
+    with ws.db.read() as s:
+        before = s.scalars(select(Clip.id)).all()
+    preview = preview_augmentation(ws, "demo", recipe=Recipe("car", snr_db=5.0), tag="noise:clean")
+    with ws.db.read() as s:
+        assert s.scalars(select(Clip.id)).all() == before
+    assert preview.clip_id == ids[0]
+    assert preview.n_parents == 3
+    original, _sr = sf.read(ws.store.path(_key(ws, ids[0])))
+    np.testing.assert_allclose(preview.original, original, atol=1e-4)
+    snr = 10 * np.log10(np.mean(original**2) / np.mean((preview.augmented - original) ** 2))
+    assert snr == pytest.approx(5.0, abs=0.2)
+    made = augment_slice(ws, "demo", recipe=Recipe("car", snr_db=5.0), tag="noise:clean")
+    with ws.db.read() as s:
+        first = s.scalar(select(Clip).where(Clip.id.in_(made.clip_ids), Clip.parent_clip_id == ids[0]))
+        stored, _ = sf.read(ws.store.path(first.storage_key))
+    np.testing.assert_allclose(stored, preview.augmented, atol=1 / 2**15 * 2)
+    with pytest.raises(AugmentError, match="no labelled training clip"):
+        preview_augmentation(ws, "demo", recipe=Recipe("car"), tag="noise:nothing")
+
+
+def _key(ws, clip_id):
+    with ws.db.read() as s:
+        return s.get(Clip, clip_id).storage_key

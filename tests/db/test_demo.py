@@ -1,15 +1,26 @@
+from datetime import UTC, datetime, timedelta
+
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
+from db.models import Annotation, ConventionVersion, utcnow
 from labeling.clips import clip_frame
 from labeling.demo import DEMO_PROJECT, create_demo
+from labeling.demo_annotators import DAY_MINUTES, labelled_at, labelling_start, published_at
 from labeling.projects import ProjectError, get_project
 
 
 def test_demo_creates_a_tagged_labelled_project_once(sqlite_workspace):
     ws = sqlite_workspace
-    report = create_demo(ws, size="tiny")
+    steps: list[tuple[int, int, str, str | None]] = []
+    report = create_demo(ws, size="tiny", on_step=lambda *step: steps.append(step))
     assert report.created
+    # Each step is told as it starts and as it ends, with the line the report keeps.
+    n = len(report.lines)
+    assert [(i, total, result is None) for i, total, _, result in steps[:2]] == [(1, n, True), (1, n, False)]
+    assert [result for *_, result in steps[1::2]] == report.lines
+    assert steps[0][2] == "create the project with its classes, tag groups and k".capitalize()
     with ws.db.read() as s:
         project = get_project(s, DEMO_PROJECT)
         frame = clip_frame(s, project.id)
@@ -23,8 +34,34 @@ def test_demo_creates_a_tagged_labelled_project_once(sqlite_workspace):
     # Audio is stored and decodes at the corpus rate.
     assert (frame["sample_rate"] == 16000).all()
     assert pd.notna(frame["rms_dbfs"]).all()
+    # The demo's labelling history lies in the past, each label after the conventions it followed.
+    with ws.db.read() as s:
+        published = dict(
+            s.execute(
+                select(ConventionVersion.version, ConventionVersion.created_at).where(
+                    ConventionVersion.project_id == project.id
+                )
+            ).all()
+        )
+        labelled = s.execute(select(Annotation.created_at, Annotation.convention_version)).all()
+    assert labelled
+    assert max(at for at, _ in labelled) <= utcnow()
+    assert all(at >= published[version] for at, version in labelled)
 
     again = create_demo(ws, size="tiny", if_empty=True)
     assert not again.created
     with pytest.raises(ProjectError, match="already exists"):
         create_demo(ws, size="tiny")
+
+
+def test_the_demo_history_ends_before_now_and_follows_its_conventions():
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    start = labelling_start(now)
+    v1, v2 = published_at(start)
+    n, cut = 300, 200  # the standard demo's size and share under v1
+    latest = [labelled_at(start, i, n, cut, DAY_MINUTES) for i in range(n)]
+    earliest = [labelled_at(start, i, n, cut, 0.0) for i in range(n)]
+    assert max(latest) <= now
+    assert min(earliest[:cut]) > v1
+    assert min(earliest[cut:]) > v2
+    assert max(latest[:cut]) < v2 + timedelta(days=1)

@@ -248,3 +248,45 @@ def test_hlp_from_annotations_is_overridden_by_entered_values(sqlite_workspace, 
         row = ea.slice_report(s, run.id, split=None).set_index("tag").loc["noise:car"]
     assert row["hlp"] == 0.9
     assert row["hlp_source"] == "entered"
+
+
+def test_the_error_browser_pages_through_every_error_of_a_slice_and_by_confusion_pair(
+    sqlite_workspace, tmp_path
+) -> None:
+    ws = sqlite_workspace
+    _, meta = _tagged_project(ws, tmp_path)
+    # The other model says the opposite for speakers s1 (all "no" clips) and s2 (all "yes" clips).
+    flip = {"yes": "no", "no": "yes"}
+    bad = meta["speaker"].isin(["s1", "s2"])
+    pred = tmp_path / "pred.csv"
+    pd.DataFrame(
+        {"file_name": meta["file_name"], "label": meta["label"].where(~bad, meta["label"].map(flip))}
+    ).to_csv(pred, index=False)
+    run = import_external_predictions(ws, "tagged", pred, name="theirs")
+    with ws.db.read() as s:
+        names = dict(s.execute(select(Clip.id, Clip.original_name)).all())
+        pages = [ea.error_page(s, run.id, slice_expr="speaker=s1", split=None, page=i) for i in range(3)]
+        everything = ea.error_page(s, run.id, split=None, page_size=25)
+        yes_as_no = ea.error_page(s, run.id, split=None, pair=("yes", "no"), page_size=100)
+        beyond = ea.error_page(s, run.id, slice_expr="speaker=s1", split=None, page=99)
+    s1 = set(meta.loc[meta["speaker"] == "s1", "file_name"])
+    # Thirty errors in s1, ten a page, each once: not just the ten most confident.
+    assert [p.n_errors for p in pages] == [30, 30, 30]
+    seen = [names[c] for p in pages for c in p.rows["clip_id"]]
+    assert len(seen) == 30
+    assert set(seen) == s1
+    assert (pages[1].first, pages[0].n_pages) == (11, 3)
+    # The confusions among all sixty errors, most frequent first, and a filter by one of them.
+    assert everything.n_errors == bad.sum() == 60
+    assert sorted(map(tuple, everything.pairs[["y_true", "y_pred", "n"]].to_numpy().tolist())) == [
+        ("no", "yes", 30),
+        ("yes", "no", 30),
+    ]
+    assert yes_as_no.n_errors == 30
+    assert set(yes_as_no.rows["y_true"]) == {"yes"}
+    assert set(yes_as_no.rows["y_pred"]) == {"no"}
+    assert {names[c] for c in yes_as_no.rows["clip_id"]} == set(
+        meta.loc[meta["speaker"] == "s2", "file_name"]
+    )
+    assert beyond.page == 2
+    assert len(beyond.rows) == 10

@@ -16,11 +16,12 @@ import jiwer
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from db.models import AuditEvent, Clip, DatasetItem, DatasetVersion, ModelRun, Prediction, Resolution
 from labeling.importer import import_path
 from labeling.runs import (
+    FEATURES_STAGE,
     RunError,
     import_external_predictions,
     list_runs,
@@ -66,8 +67,14 @@ def test_train_run_stores_every_prediction_and_metrics_sklearn_agrees_with(digit
     assert summary.kind == "builtin"
     assert summary.n_predictions == n_clips
     assert summary.classes == [str(d) for d in range(10)]
-    assert ("features", n_clips, n_clips) in stages
-    assert stages[-1] == ("training", 1, 1)
+    # Progress in words: the features of every clip, fitting, each fold, then storing.
+    assert (FEATURES_STAGE, n_clips, n_clips) in stages
+    assert any(
+        stage.startswith("Fitting the model on") and done == total == 1 for stage, done, total in stages
+    )
+    folds = [(done, total) for stage, done, total in stages if stage.startswith("Cross-validating")]
+    assert folds[-1][0] == folds[-1][1] >= 2
+    assert stages[-1] == (f"Storing {n_clips:,} predictions", 0, 1)
 
     with ws.db.read() as s:
         run = s.get(ModelRun, summary.id)
@@ -272,3 +279,33 @@ def test_train_and_slices_commands(sqlite_workspace, fsdd_dir, tmp_path, monkeyp
     assert "cannot train" in capsys.readouterr().err
     assert main(["slices", "--project", "nope"]) == 1
     assert "no project named 'nope'" in capsys.readouterr().err
+
+
+def test_identical_runs_compare_as_no_change(sqlite_workspace, tmp_path) -> None:
+    from labeling.compare import compare_runs
+    from tests.audio import speechlike, write_wav
+
+    ws = sqlite_workspace
+    src = tmp_path / "src"
+    for i in range(8):
+        write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 2}_{i}.wav", speechlike(i))
+    import_path(ws, src, "same", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
+    with ws.db.write() as s:
+        s.execute(update(Clip).values(split="test"))
+    names = sorted(p.name for p in src.glob("*.wav"))
+    runs = []
+    for run, guess in (("first", "yes"), ("again", "yes"), ("other", "no")):
+        pred = tmp_path / f"{run}.csv"
+        pred.write_text(
+            "file_name,label\n" + "".join(f"{n},{guess if j % 3 else 'no'}\n" for j, n in enumerate(names))
+        )
+        runs.append(import_external_predictions(ws, "same", pred, name=run, fingerprint="their model v1").id)
+    with ws.db.read() as s:
+        same = compare_runs(s, runs[0], runs[1])
+        different = compare_runs(s, runs[0], runs[2])
+    assert same.no_change
+    assert same.verdict().startswith(
+        "No change: both runs are right and wrong on the same 8 shared test clips"
+    )
+    assert not different.no_change
+    assert not different.verdict().startswith("No change")

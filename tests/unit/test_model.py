@@ -83,6 +83,23 @@ def test_training_clips_are_predicted_out_of_fold_by_sklearn_cross_validation(ru
     np.testing.assert_allclose(preds.loc[train, [f"proba_{c}" for c in result.classes_]], expected)
 
 
+def test_training_says_what_it_does_fold_by_fold():
+    data = blobs(12)
+    features, labels = data.drop(columns="label"), data["label"]
+    splits = split_of(features.index)
+    seen: list[tuple[str, int, int]] = []
+    train_and_predict(features, labels, splits, progress=lambda *step: seen.append(step))
+    n_train = int((splits == "train").sum())
+    fit = f"Fitting the model on {n_train} training clips"
+    assert seen[:2] == [(fit, 0, 1), (fit, 1, 1)]
+    folds = seen[2:]
+    # One report as each fold starts and one at the end; never "0 of 1" for the folds.
+    total = folds[0][2]
+    assert total >= 2
+    assert [(done, n) for _, done, n in folds] == [(i, total) for i in range(total + 1)]
+    assert all(stage.startswith(f"Cross-validating on the {n_train} training clips") for stage, _, _ in folds)
+
+
 def test_other_splits_are_predicted_by_a_model_refitted_on_all_training_clips(run):
     features, labels, splits, result = run
     train = (splits == "train").to_numpy()

@@ -1,0 +1,84 @@
+"""The Project settings page through AppTest: save, refuse what would orphan labels, confirm k changes."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from db.models import AuditEvent, Clip
+from labeling.auth import add_user
+from labeling.projects import get_project
+from tests.app.conftest import ROOT, sign_in
+
+
+@pytest.fixture
+def env(app_env):
+    with app_env.db.write() as s:
+        add_user(s, name="eli", role="engineer")
+    return app_env
+
+
+def settings_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / "settings.py"), default_timeout=120)
+    sign_in(at, "eli")
+    at.session_state["app.project"] = "demo"
+    return at.run()
+
+
+def widget(at: AppTest, kind: str, label: str):  # type: ignore[no-untyped-def]
+    return next(w for w in getattr(at, kind) if w.label.startswith(label))
+
+
+def save(at: AppTest) -> AppTest:
+    return next(b for b in at.button if b.label == "Save settings").click().run()
+
+
+def test_an_imported_project_gets_its_classes_and_tags(env):
+    at = settings_page()
+    assert not at.exception
+    assert at.title[0].value == "Project settings"
+    widget(at, "text_area", "Classes").set_value("yes, no\nmaybe")
+    widget(at, "text_area", "Tag groups").set_value("noise: car, clean\nchannel: telephone")
+    widget(at, "selectbox", "Auto-resolve").set_value("majority")
+    at = save(at)
+    assert not at.exception
+    assert "Saved: classes, tag groups, workflow settings." in at.success[0].value
+    with env.db.read() as s:
+        info = get_project(s, "demo")
+        audited = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.entity == "project"))
+    assert info.classes == ["yes", "no", "maybe"]
+    assert info.tag_groups == {"noise": ["car", "clean"], "channel": ["telephone"]}
+    assert info.settings["auto_resolve"] == "majority"
+    assert audited == 2  # created by the import, changed here
+    # The form now shows what is stored.
+    assert widget(at, "text_area", "Classes").value == "yes, no, maybe"
+
+
+def test_removing_a_class_the_final_labels_use_is_refused(env):
+    at = settings_page()
+    widget(at, "text_area", "Classes").set_value("yes, no")
+    at = save(at)
+    widget(at, "text_area", "Classes").set_value("maybe")
+    at = save(at)
+    assert not at.exception
+    assert "class 'yes' cannot be removed: 6 final labels use it" in at.error[0].value
+    with env.db.read() as s:
+        assert get_project(s, "demo").classes == ["yes", "no"]
+
+
+def test_raising_k_asks_first_and_applies_when_confirmed(env):
+    at = settings_page()
+    widget(at, "number_input", "Annotations per clip").set_value(3)
+    at = save(at)
+    assert not at.exception
+    assert "affects clips in the labeling queue" in at.warning[0].value
+    assert any("k rises from 1 to 3" in m.value for m in at.markdown)
+    with env.db.read() as s:
+        assert get_project(s, "demo").annotations_per_clip == 1
+    at = at.button(key="settings.confirm").click().run()
+    assert not at.exception
+    assert "Saved: annotations per clip (k)." in at.success[0].value
+    with env.db.read() as s:
+        assert get_project(s, "demo").annotations_per_clip == 3
+        assert set(s.scalars(select(Clip.annotations_needed))) == {3}

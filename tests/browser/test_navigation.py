@@ -1,0 +1,148 @@
+"""Navigation in Chromium: the menu lists what the role may open, the chosen project lives in the URL
+(reload, new tab, shared link), and what was just created is what the selectors show."""
+
+from __future__ import annotations
+
+import pytest
+
+from labeling.auth import add_user
+from labeling.conventions import save_convention
+from labeling.importer import import_path
+from labeling.projects import get_project
+from labeling.versions import create_version
+from tests.audio import speechlike, write_wav
+from tests.browser.conftest import assert_no_exception, open_page, selected, settle, sign_in
+
+pytestmark = pytest.mark.browser
+PATTERN = r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav"
+
+
+@pytest.fixture
+def two_projects(sqlite_workspace, tmp_path):
+    ws = sqlite_workspace
+    for n, name in enumerate(("alpha", "beta")):
+        src = tmp_path / name
+        for i in range(6):
+            write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 3}_{i}.wav", speechlike(500 + 10 * n + i))
+        import_path(ws, src, name, pattern=PATTERN)
+    with ws.db.write() as s:
+        add_user(s, name="eli", role="engineer", password="correct horse")
+        add_user(s, name="rosa", role="reviewer", password="correct horse")
+        create_version(s, "beta", name="v1")
+        beta = get_project(s, "beta").id
+    write_wav(tmp_path / "more" / "yes_spk9_9.wav", speechlike(599))
+    import_path(ws, tmp_path / "more", "beta", pattern=PATTERN)  # so v2 differs from v1
+    with ws.db.write() as s:
+        save_convention(s, beta, text="# Rules\n\nSay what you hear.", note="first")
+        save_convention(s, beta, text="# Rules\n\nSay what you hear, once.", note="second", based_on=1)
+    return ws
+
+
+def _menu(page) -> list[str]:  # type: ignore[no-untyped-def]
+    # Each link reads "<icon ligature>\n\n<title>".
+    return [
+        t.strip().splitlines()[-1] for t in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    ]
+
+
+def _choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_role("combobox", name=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def test_a_reviewer_s_menu_lists_only_the_pages_a_reviewer_may_open(browser, serve, two_projects):
+    server = serve(two_projects)
+    page = open_page(browser, server.url)
+    sign_in(page, "rosa", "correct horse")
+    assert _menu(page) == ["Overview", "Clips", "Label", "My labels", "Conventions", "Agreement", "Review"]
+    for refused in ("data", "export", "error_analysis", "runs", "settings", "import_audio"):
+        page.goto(f"{server.url}/{refused}")
+        settle(page)
+        assert page.get_by_text("The reviewer role cannot open").is_visible(), refused
+    assert_no_exception(page)
+
+
+def test_the_project_survives_reload_new_tab_and_shared_link(browser, serve, two_projects):
+    server = serve(two_projects)
+    mine = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = mine.new_page()
+    page.goto(server.url)
+    settle(page)
+    sign_in(page, "eli", "correct horse")
+    assert selected(page, "Project") == "alpha"
+    _choose(page, "Project", "beta")
+    page.wait_for_url("**project=beta**")
+    page.reload()
+    settle(page)
+    assert selected(page, "Project") == "beta"
+    # Another page from the menu keeps it, and so does its address.
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Clips").click()
+    settle(page)
+    assert selected(page, "Project") == "beta"
+    page.wait_for_url("**/clips?project=beta")
+    # A second tab opened on that address (same browser, so still signed in).
+    tab = mine.new_page()
+    tab.goto(page.url)
+    settle(tab)
+    assert selected(tab, "Project") == "beta"
+    assert tab.get_by_role("heading", name="Clips").is_visible()
+    # A colleague's browser: the shared link leads to the sign-in, then to the project it names.
+    other = browser.new_context(viewport={"width": 1400, "height": 1000})
+    shared = other.new_page()
+    shared.goto(f"{server.url}/clips?project=beta")
+    settle(shared)
+    sign_in(shared, "eli", "correct horse")
+    assert selected(shared, "Project") == "beta"
+    other.close()
+    # A link to a project that is not there says so and opens the first one.
+    page.goto(f"{server.url}/clips?project=gone")
+    settle(page)
+    assert page.get_by_text("The link names no project called 'gone'").is_visible()
+    assert selected(page, "Project") == "alpha"
+    page.wait_for_url("**project=alpha")
+    assert_no_exception(page)
+    mine.close()
+
+
+def test_what_was_just_created_is_what_the_selectors_show(browser, serve, two_projects):
+    server = serve(two_projects)
+    page = open_page(browser, server.url)
+    sign_in(page, "eli", "correct horse")
+
+    # A new project, with classes, tags and k, from the Import page.
+    page.goto(f"{server.url}/import_audio")
+    settle(page)
+    page.locator('[data-testid="stExpander"] summary', has_text="New project").click()
+    page.get_by_role("textbox", name="Name").fill("gamma")
+    page.get_by_role("textbox", name="Classes (comma-separated)").fill("yes, no, maybe")
+    page.get_by_role("textbox", name="Tag groups (one per line: group: value, value)").fill(
+        "noise: car, clean"
+    )
+    page.get_by_role("button", name="Create project").click()
+    settle(page)
+    assert selected(page, "Project") == "gamma"
+    page.wait_for_url("**project=gamma")
+    assert page.get_by_text("Created 'gamma'").is_visible()
+
+    # A new dataset version: the diff compares it with the one before.
+    _choose(page, "Project", "beta")
+    page.goto(f"{server.url}/data?project=beta")
+    settle(page)
+    page.get_by_role("button", name="Freeze the current labels as a version").click()
+    settle(page)
+    assert (selected(page, "Compare"), selected(page, "with")) == ("v1", "v2")
+
+    # A new conventions version: the history's diff shows what it changed.
+    page.goto(f"{server.url}/conventions?project=beta")
+    settle(page)
+    page.get_by_role("tab", name="History").click()
+    assert (selected(page, "From"), selected(page, "To")) == ("1", "2")
+    page.get_by_role("tab", name="Edit").click()
+    page.get_by_role("textbox", name="Markdown").fill("# Rules\n\nSay what you hear, once, clearly.")
+    page.get_by_role("textbox", name="What changed and why").fill("clearly")
+    page.get_by_role("button", name="Publish new version").click()
+    settle(page)
+    page.get_by_role("tab", name="History").click()
+    assert (selected(page, "From"), selected(page, "To")) == ("2", "3")
+    assert_no_exception(page)
