@@ -23,7 +23,6 @@ from labeling.conventions import demote_headings
 from labeling.queue import next_clip, progress, skip_clip
 from pages import charts, common
 
-MIN_SECONDS = 0.3
 REASONS = ("unintelligible", "no speech", "wrong language", "broken audio", "other")
 user = common.require_permission("label")
 project = common.current_project()
@@ -34,25 +33,25 @@ ss = st.session_state
 def claim_next() -> None:
     with ws.db.write() as s:
         item = next_clip(s, project.id, user.id)
+    # Every widget of the form is keyed by this token: a new clip gets new widgets (nothing chosen
+    # for the last clip stays selected), and a press on the last clip's widgets names the last clip.
     ss.update({"label.for": (project.id, user.id), "label.clip": item.clip_id if item else None})
     ss.update({"label.shown_at": time.monotonic(), "label.key": uuid.uuid4().hex})
-    for key in [k for k in ss if str(k).startswith(("label.tags.", "label.transcript", "label.flags"))]:
-        del ss[key]
 
 
-def _too_soon(clip_id: int) -> bool:
-    # A click on a clip other than the one on screen, or within moments of it appearing, is the
-    # second half of a double click: it must not label a clip nobody has heard yet.
-    if clip_id != ss.get("label.clip") or time.monotonic() - ss["label.shown_at"] < MIN_SECONDS:
-        ss["label.flash"] = ("info", "Ignored a second click: listen to this clip first.")
+def _stale(clip_id: int) -> bool:
+    # A press that went down while the previous clip was still on screen names that clip (its widgets'
+    # keys say so); it must not label the clip that replaced it, which nobody has heard yet.
+    if clip_id != ss.get("label.clip"):
+        ss["label.flash"] = ("info", f"Ignored a key press meant for clip {clip_id}: it is already done.")
         return True
     return False
 
 
 def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -> None:
-    if _too_soon(clip_id):
+    if _stale(clip_id):
         return
-    tags = [f"{g}:{v}" for g in project.tag_groups for v in ss.get(f"label.tags.{g}") or []]
+    tags = [f"{g}:{v}" for g in project.tag_groups for v in ss.get(f"label.tags.{g}.{key}") or []]
     try:
         with ws.db.write() as s:
             result = submit_annotation(
@@ -61,10 +60,10 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
                 user.id,
                 clip_id,
                 label=None if cannot else label,
-                transcript=ss.get("label.transcript"),
+                transcript=ss.get(f"label.transcript.{key}"),
                 tags=tags,
-                unsure="Unsure" in (ss.get("label.flags") or []),
-                cannot_label_reason=ss.get("label.reason") if cannot else None,
+                unsure="Unsure" in (ss.get(f"label.flags.{key}") or []),
+                cannot_label_reason=ss.get(f"label.reason.{key}") if cannot else None,
                 time_spent_ms=int((time.monotonic() - ss["label.shown_at"]) * 1000),
                 convention_version=ss.get("label.version"),
                 idempotency_key=key,
@@ -77,7 +76,7 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
 
 
 def skip(clip_id: int) -> None:
-    if _too_soon(clip_id):
+    if _stale(clip_id):
         return
     with ws.db.write() as s:
         skip_clip(s, project.id, user.id, clip_id)
@@ -120,6 +119,7 @@ else:
     with ws.db.read() as s:
         task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
     ss["label.version"] = task.convention.version if task.convention else None
+    token = ss["label.key"]
     keys = class_shortcuts(project.classes)
     actions = action_shortcuts(keys)
     left, right = st.columns([3, 2], gap="large")
@@ -130,17 +130,17 @@ else:
         if task.prediction:
             p = task.prediction
             st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
-        with st.form("label.form", border=True):
+        with st.form(f"label.form.{token}", border=True):
             if project.transcribes:
-                st.text_area("Transcript", key="label.transcript", height=90)
+                st.text_area("Transcript", key=f"label.transcript.{token}", height=90)
             if project.classifies:
                 cols = st.columns(min(len(project.classes), 5) or 1)
                 for i, name in enumerate(project.classes):
                     cols[i % len(cols)].form_submit_button(
                         name,
-                        key=f"label.class.{i}",
+                        key=f"label.class.{i}.{token}",
                         on_click=submit,
-                        args=(name, task.clip_id, ss["label.key"]),
+                        args=(name, task.clip_id, token),
                         width="stretch",
                         shortcut=keys[i],
                         type="primary",
@@ -148,28 +148,32 @@ else:
             else:
                 st.form_submit_button(
                     "Submit",
-                    key="label.submit",
+                    key=f"label.submit.{token}",
                     on_click=submit,
-                    args=(None, task.clip_id, ss["label.key"]),
+                    args=(None, task.clip_id, token),
                     shortcut="ctrl+enter",
                     type="primary",
                 )
             with st.container(horizontal=True, gap="large"):
                 for group, values in project.tag_groups.items():
-                    st.pills(group, values, selection_mode="multi", key=f"label.tags.{group}")
-                st.pills("Flags", ["Unsure"], selection_mode="multi", key="label.flags")
+                    st.pills(group, values, selection_mode="multi", key=f"label.tags.{group}.{token}")
+                st.pills("Flags", ["Unsure"], selection_mode="multi", key=f"label.flags.{token}")
             c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-            c1.selectbox("Cannot label because", REASONS, key="label.reason")
+            c1.selectbox("Cannot label because", REASONS, key=f"label.reason.{token}")
             c2.form_submit_button(
                 "Cannot label",
-                key="label.cannot",
+                key=f"label.cannot.{token}",
                 on_click=submit,
-                args=(None, task.clip_id, ss["label.key"]),
+                args=(None, task.clip_id, token),
                 kwargs={"cannot": True},
                 shortcut=actions["cannot"],
             )
             c3.form_submit_button(
-                "Skip", key="label.skip", on_click=skip, args=(task.clip_id,), shortcut=actions["skip"]
+                "Skip",
+                key=f"label.skip.{token}",
+                on_click=skip,
+                args=(task.clip_id,),
+                shortcut=actions["skip"],
             )
         wave, spec = figures(str(task.audio_path))
         st.plotly_chart(wave, key="label.waveform", config={"displayModeBar": False})

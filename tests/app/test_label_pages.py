@@ -50,6 +50,11 @@ def listened(at: AppTest) -> AppTest:
     return at
 
 
+def key(at: AppTest, widget: str) -> str:
+    """The key of a Label page widget: each clip on screen gets its own widgets."""
+    return f"label.{widget}.{at.session_state['label.key']}"
+
+
 def test_the_sign_in_form_lets_a_known_user_in(team):
     at = new_app(user=None).run()
     assert at.title[0].value == "Sign in to Earmark"
@@ -99,8 +104,8 @@ def test_label_submit_and_next(team):
     at = page("pages/label.py", "ana").run()
     assert not at.exception
     first = int(at.subheader[0].value.removeprefix("Clip "))
-    second_class = at.button(key="label.class.1").label
-    listened(at).button(key="label.class.1").click().run()
+    second_class = at.button(key=key(at, "class.1")).label
+    listened(at).button(key=key(at, "class.1")).click().run()
     assert not at.exception
     assert at.success[0].value == f"Clip {first}: saved"
     second = int(at.subheader[0].value.removeprefix("Clip "))
@@ -115,22 +120,14 @@ def test_label_submit_and_next(team):
         assert stored.time_spent_ms >= 1000
 
     # Skip sets the clip aside; "cannot label" stores the reason and no class.
-    listened(at).button(key="label.skip").click().run()
+    listened(at).button(key=key(at, "skip")).click().run()
     third = int(at.subheader[0].value.removeprefix("Clip "))
     assert third not in (first, second)
-    at.selectbox(key="label.reason").set_value("no speech")
-    listened(at).button(key="label.cannot").click().run()
+    at.selectbox(key=key(at, "reason")).set_value("no speech")
+    listened(at).button(key=key(at, "cannot")).click().run()
     with team.db.read() as s:
         reasons = dict(s.execute(select(Annotation.clip_id, Annotation.cannot_label_reason)).all())
     assert reasons == {first: None, third: "no speech"}
-
-
-def test_a_click_before_the_clip_could_be_heard_is_ignored(team):
-    at = page("pages/label.py", "ana").run()
-    at.button(key="label.class.0").click().run()  # the tail of a double click on the previous clip
-    assert "Ignored a second click" in at.info[0].value
-    with team.db.read() as s:
-        assert s.scalars(select(Annotation)).all() == []
 
 
 def test_labeling_is_blind_to_what_others_said(team, tmp_path):
@@ -149,7 +146,7 @@ def test_labeling_is_blind_to_what_others_said(team, tmp_path):
             assert submit_annotation(s, words.id, ben, cid, transcript=f"zebra crossing {cid}").ok
     at = page("pages/label.py", "ana", project="words").run()
     assert not at.exception
-    assert at.text_area(key="label.transcript").value in ("", None)
+    assert at.text_area(key=key(at, "transcript")).value in ("", None)
     text = shown_text(at)
     assert "Clip " in text
     assert "Write what you hear." in text
@@ -172,7 +169,7 @@ def test_reviewer_publishes_a_version_that_annotators_then_see(team):
     at = page("pages/label.py", "ana").run()
     assert at.subheader[1].value == "Conventions v1"
     assert "Say **yes** only for a clear yes." in shown_text(at)
-    listened(at).button(key="label.class.0").click().run()
+    listened(at).button(key=key(at, "class.0")).click().run()
     with team.db.read() as s:
         assert s.scalar(select(Annotation.convention_version)) == 1
 
