@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from labeling.augment import RECIPES, AugmentError, Recipe, augment_slice
-from labeling.checks import CheckError, fix_clips, run_data_checks
+from labeling.checks import FIXES_FOR, CheckError, fix_clips, preview_fix, run_data_checks
 from labeling.versions import VersionError, VersionFilters, create_version, diff_versions, list_versions
 from pages import common
 
@@ -83,11 +83,49 @@ with versions_tab:
             st.caption("Relabelled clips")
             st.dataframe(diff.relabelled, hide_index=True, key="data.relabelled")
 
+
+def fix_checked_clips(check: str, clip_ids: list[int]) -> None:
+    """The fix button, then what the fix would change and a yes or no: nothing is written before yes."""
+    action, plan = FIXES_FOR[check], (project.id, check, tuple(clip_ids))
+    if st.button(f"Fix these {len(clip_ids):,} clips", key="data.fix"):
+        st.session_state["data.fix_plan"] = plan
+    if st.session_state.get("data.fix_plan") != plan:
+        return
+    try:
+        st.warning(preview_fix(ws, project.id, clip_ids, actions=[action]).summary(), icon=":material/info:")
+    except CheckError as exc:
+        st.error(str(exc))
+        return
+    yes, no = st.columns([1, 3])
+    if no.button("Cancel", key="data.fix_cancel"):
+        del st.session_state["data.fix_plan"]
+        st.rerun()
+    if yes.button(f"Yes, fix {len(clip_ids):,} clips", key="data.fix_confirm", type="primary"):
+        del st.session_state["data.fix_plan"]
+        bar = st.progress(0.0, text="Fixing…")
+        try:
+            fixed = fix_clips(
+                ws,
+                project.id,
+                clip_ids,
+                actions=[action],
+                actor_id=user.id,
+                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Fixing clip {d:,} of {t:,}"),
+            )
+            st.session_state["data.fix_done"] = fixed.summary()
+            del st.session_state[REPORT]
+        except CheckError as exc:
+            st.error(str(exc))
+        bar.empty()
+        st.rerun()
+
+
 with checks_tab:
     st.caption(
         "Silence at the edges and loudness against the current conventions' rules, clipping, sample rates, "
-        "duration outliers, the same audio twice and near duplicates. A fix writes a new clip and retires "
-        "the original from the working set; the original's audio is kept for older versions."
+        "duration outliers, the same audio twice and near duplicates. A fix writes a new clip that takes "
+        "over the original's annotations, final label, flags and queue place, and retires the original; "
+        "its audio is kept for older versions. You see what a fix changes before it runs."
     )
     if st.button("Run the checks", key="data.run_checks", type="primary"):
         bar = st.progress(0.0, text="Decoding audio…")
@@ -100,6 +138,8 @@ with checks_tab:
         except CheckError as exc:
             st.error(str(exc))
         bar.empty()
+    if done := st.session_state.pop("data.fix_done", None):
+        st.success(done)
     report = st.session_state.get(REPORT)
     if report is not None and report.project == project.name:
         margins, level = report.rules["silence_margin_ms"], report.rules["loudness_dbfs"]
@@ -116,17 +156,8 @@ with checks_tab:
             check = st.selectbox("Finding", found, key="data.check")
             rows = report.findings[report.findings["check"] == check]
             st.dataframe(rows, hide_index=True, key="data.findings")
-            fixable = report.summary.set_index("check").loc[check, "fixable"]
-            if fixable and st.button(f"Fix these {len(rows):,} clips", key="data.fix"):
-                action = "loudness" if check == "loudness" else "silence"
-                try:
-                    fixed = fix_clips(
-                        ws, project.id, rows["clip_id"].tolist(), actions=[action], actor_id=user.id
-                    )
-                    st.success(fixed.summary())
-                    del st.session_state[REPORT]
-                except CheckError as exc:
-                    st.error(str(exc))
+            if report.summary.set_index("check").loc[check, "fixable"]:
+                fix_checked_clips(check, rows["clip_id"].tolist())
         else:
             st.success("No findings.")
 
