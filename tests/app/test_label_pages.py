@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from db.models import Annotation, ConventionVersion
+from db.models import Annotation, Clip, ConventionVersion
 from labeling.annotations import submit_annotation
 from labeling.auth import add_user, get_user
 from labeling.conventions import save_convention
 from labeling.importer import import_path
+from labeling.missing_audio import missing_audio_frame
 from labeling.projects import get_project, update_project
 from tests.app.conftest import ROOT, new_app, sign_in
 
@@ -119,15 +120,61 @@ def test_label_submit_and_next(team):
         )
         assert stored.time_spent_ms >= 1000
 
-    # Skip sets the clip aside; "cannot label" stores the reason and no class.
+    # Skip sets the clip aside; "cannot label" asks for the reason, then stores it and no class.
     listened(at).button(key=key(at, "skip")).click().run()
     third = int(at.subheader[0].value.removeprefix("Clip "))
     assert third not in (first, second)
+    listened(at).button(key=key(at, "cannot")).click().run()
+    assert "Choose the reason" in at.warning[0].value
+    assert int(at.subheader[0].value.removeprefix("Clip ")) == third
     at.selectbox(key=key(at, "reason")).set_value("no speech")
     listened(at).button(key=key(at, "cannot")).click().run()
+    assert at.success[0].value == f"Clip {third}: marked as cannot label (no speech)"
     with team.db.read() as s:
         reasons = dict(s.execute(select(Annotation.clip_id, Annotation.cannot_label_reason)).all())
     assert reasons == {first: None, third: "no speech"}
+
+    # The last label can be taken back: its clip comes back, open again.
+    at.button(key=key(at, "undo")).click().run()
+    assert not at.exception
+    assert at.info[0].value == f"Clip {third}: your label is undone"
+    assert int(at.subheader[0].value.removeprefix("Clip ")) == third
+    with team.db.read() as s:
+        assert set(s.scalars(select(Annotation.clip_id))) == {first}
+
+
+def test_the_count_of_open_clips_is_this_annotator_s(team):
+    with team.db.write() as s:
+        clip = s.scalars(select(Clip).order_by(Clip.id)).first()
+        submit_annotation(s, clip.project_id, get_user(s, "ana").id, clip.id, label="yes")
+    at = page("pages/label.py", "ana").run()
+    assert "11 clips left for you" in at.caption[0].value
+    # ben may still label the clip ana did (k = 2): all twelve are open for him.
+    at = page("pages/label.py", "ben").run()
+    assert "12 clips left for you" in at.caption[0].value
+
+
+def test_a_clip_without_audio_is_flagged_and_the_pages_go_on(team):
+    with team.db.write() as s:
+        first, split, *_ = s.scalars(select(Clip).order_by(Clip.id)).all()
+        for clip in (first, split):
+            team.store.path(clip.storage_key).unlink()
+        submit_annotation(s, split.project_id, get_user(s, "ana").id, split.id, label="yes")
+        submit_annotation(s, split.project_id, get_user(s, "ben").id, split.id, label="no")
+        add_user(s, name="cho", role="annotator", password=PASSWORD)
+    # The queue hands cho the first clip; the page flags it and hands over the next one.
+    at = page("pages/label.py", "cho").run()
+    assert not at.exception
+    assert f"audio of clip {first.id} is missing" in at.warning[0].value
+    assert int(at.subheader[0].value.removeprefix("Clip ")) not in (first.id, split.id)
+    # Pages that play a clip say so too, flag it, and go on.
+    for path in ("pages/agreement.py", "pages/review.py"):
+        at = new_app("rosa").run().switch_page(path).run()
+        assert not at.exception, path
+        assert any(f"audio of clip {split.id} is missing" in w.value for w in at.warning), path
+    assert any(e.label == "Clips whose audio is missing (2)" for e in at.expander)  # for reviewers
+    with team.db.read() as s:
+        assert missing_audio_frame(s, first.project_id)["clip_id"].tolist() == [first.id, split.id]
 
 
 def test_labeling_is_blind_to_what_others_said(team, tmp_path):
