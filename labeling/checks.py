@@ -183,7 +183,7 @@ class FixPreview:
             f"the queue place of {_plural(w.waiting, 'clip')} still waiting for annotations",
         ]
         if w.claims:
-            carried.append(f"{_plural(w.claims, 'claim')} of annotators working on them now")
+            carried.append(f"{_plural(w.claims, 'claim')} annotators hold on them now")
         return (
             f"Fixing {_plural(w.n_clips, 'clip')} ({', '.join(self.actions)}) writes a fixed copy of each "
             "clip outside the rules and retires the originals (their audio stays for older versions). "

@@ -202,6 +202,33 @@ def next_clip(
     )
 
 
+def _claim(
+    s: Session, project_id: int, user_id: int, clip_id: int, *, now: datetime | None, skip: bool
+) -> None:
+    """Write ``user_id``'s claim on one clip: a lease (``skip=False``) or a skip."""
+    project = s.get(Project, project_id)
+    clip = s.get(Clip, clip_id)
+    if project is None or clip is None or clip.project_id != project_id:
+        raise LookupError(f"no clip {clip_id} in this project")
+    now = now or utcnow()
+    seconds = (
+        _seconds(project.settings, "skip_seconds", DEFAULT_SKIP_S)
+        if skip
+        else lease_seconds(project.settings)
+    )
+    conn = s.connection()
+    conn.execute(
+        _statements(conn.dialect.name).claim,
+        {
+            "clip_id": clip_id,
+            "user_id": user_id,
+            "claimed_at": now,
+            "expires_at": now + timedelta(seconds=seconds),
+            "skipped_at": now if skip else None,
+        },
+    )
+
+
 def skip_clip(
     s: Session,
     project_id: int,
@@ -215,23 +242,7 @@ def skip_clip(
     The clip stops counting as theirs, so others may take the slot; the skipper is not offered it
     again until the skip expires.
     """
-    project = s.get(Project, project_id)
-    clip = s.get(Clip, clip_id)
-    if project is None or clip is None or clip.project_id != project_id:
-        raise LookupError(f"no clip {clip_id} in this project")
-    now = now or utcnow()
-    until = now + timedelta(seconds=_seconds(project.settings, "skip_seconds", DEFAULT_SKIP_S))
-    conn = s.connection()
-    conn.execute(
-        _statements(conn.dialect.name).claim,
-        {
-            "clip_id": clip_id,
-            "user_id": user_id,
-            "claimed_at": now,
-            "expires_at": until,
-            "skipped_at": now,
-        },
-    )
+    _claim(s, project_id, user_id, clip_id, now=now, skip=True)
 
 
 def hold_clip(
@@ -239,22 +250,7 @@ def hold_clip(
 ) -> None:
     """Claim one given clip for ``user_id`` (a lease, as :func:`next_clip` would take), so the next
     :func:`next_clip` hands it back: the label page brings back a clip whose label was just undone."""
-    project = s.get(Project, project_id)
-    clip = s.get(Clip, clip_id)
-    if project is None or clip is None or clip.project_id != project_id:
-        raise LookupError(f"no clip {clip_id} in this project")
-    now = now or utcnow()
-    conn = s.connection()
-    conn.execute(
-        _statements(conn.dialect.name).claim,
-        {
-            "clip_id": clip_id,
-            "user_id": user_id,
-            "claimed_at": now,
-            "expires_at": now + timedelta(seconds=lease_seconds(project.settings)),
-            "skipped_at": None,
-        },
-    )
+    _claim(s, project_id, user_id, clip_id, now=now, skip=False)
 
 
 def release_claims(s: Session, user_id: int) -> int:

@@ -96,11 +96,12 @@ def fix_checked_clips(check: str, clip_ids: list[int]) -> None:
     except CheckError as exc:
         st.error(str(exc))
         return
-    yes, no = st.columns([1, 3])
-    if no.button("Cancel", key="data.fix_cancel"):
-        del st.session_state["data.fix_plan"]
-        st.rerun()
-    if yes.button(f"Yes, fix {len(clip_ids):,} clips", key="data.fix_confirm", type="primary"):
+    with st.container(horizontal=True):
+        go = st.button(f"Yes, fix {len(clip_ids):,} clips", key="data.fix_confirm", type="primary")
+        if st.button("Cancel", key="data.fix_cancel"):
+            del st.session_state["data.fix_plan"]
+            st.rerun()
+    if go:
         del st.session_state["data.fix_plan"]
         bar = st.progress(0.0, text="Fixing…")
         try:

@@ -130,7 +130,7 @@ stats.caption(
     f"You: {mine.done:,} labelled, {mine.today:,} today{median} · {mine.open_clips:,} clips left for you"
 )
 if flash := ss.pop("label.flash", None):
-    getattr(st, flash[0])(flash[1])
+    getattr(stats, flash[0])(flash[1])  # beside the title: the form does not move down
 
 if ss["label.clip"] is None:
     st.success(

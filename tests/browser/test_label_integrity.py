@@ -9,15 +9,13 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from db.models import Annotation
 from labeling.auth import add_user
 from labeling.importer import import_path
 from labeling.projects import update_project
 from tests.audio import speechlike, write_wav
-from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
+from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in, stored_annotations
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse"
@@ -39,13 +37,7 @@ def tagged(sqlite_workspace, tmp_path):
 
 
 def stored(ws) -> list[tuple]:  # type: ignore[no-untyped-def]
-    with ws.db.read() as s:
-        return [
-            tuple(r)
-            for r in s.execute(
-                select(Annotation.clip_id, Annotation.label, Annotation.tags).order_by(Annotation.id)
-            )
-        ]
+    return stored_annotations(ws, "clip_id", "label", "tags")
 
 
 def clip_on_screen(page) -> int:  # type: ignore[no-untyped-def]

@@ -11,14 +11,12 @@ import plotly.colors
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from db.models import Annotation
 from labeling.auth import add_user
 from labeling.importer import import_path
 from labeling.projects import update_project
 from tests.audio import speechlike, write_wav
-from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
+from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in, stored_annotations
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse"
@@ -45,19 +43,7 @@ def project(sqlite_workspace, tmp_path):
 
 
 def stored(ws) -> list[tuple]:  # type: ignore[no-untyped-def]
-    with ws.db.read() as s:
-        return [
-            tuple(r)
-            for r in s.execute(
-                select(
-                    Annotation.clip_id,
-                    Annotation.label,
-                    Annotation.tags,
-                    Annotation.unsure,
-                    Annotation.transcript,
-                )
-            )
-        ]
+    return stored_annotations(ws, "clip_id", "label", "tags", "unsure", "transcript")
 
 
 def on_screen(page) -> int:  # type: ignore[no-untyped-def]
