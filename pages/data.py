@@ -84,41 +84,45 @@ with versions_tab:
             st.dataframe(diff.relabelled, hide_index=True, key="data.relabelled")
 
 
-def fix_checked_clips(check: str, clip_ids: list[int]) -> None:
-    """The fix button, then what the fix would change and a yes or no: nothing is written before yes."""
-    action, plan = FIXES_FOR[check], (project.id, check, tuple(clip_ids))
+def fix_prompt(check: str, clip_ids: list[int]) -> bool:
+    """The fix button, then what the fix would change and a yes or no; True once the answer is yes."""
+    plan = (project.id, check, tuple(clip_ids))
     if st.button(f"Fix these {len(clip_ids):,} clips", key="data.fix"):
         st.session_state["data.fix_plan"] = plan
     if st.session_state.get("data.fix_plan") != plan:
-        return
+        return False
     try:
-        st.warning(preview_fix(ws, project.id, clip_ids, actions=[action]).summary(), icon=":material/info:")
+        preview = preview_fix(ws, project.id, clip_ids, actions=[FIXES_FOR[check]])
     except CheckError as exc:
         st.error(str(exc))
-        return
+        return False
+    st.warning(preview.summary(), icon=":material/info:")
     with st.container(horizontal=True):
         go = st.button(f"Yes, fix {len(clip_ids):,} clips", key="data.fix_confirm", type="primary")
         if st.button("Cancel", key="data.fix_cancel"):
             del st.session_state["data.fix_plan"]
             st.rerun()
-    if go:
-        del st.session_state["data.fix_plan"]
-        bar = st.progress(0.0, text="Fixing…")
-        try:
-            fixed = fix_clips(
-                ws,
-                project.id,
-                clip_ids,
-                actions=[action],
-                actor_id=user.id,
-                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Fixing clip {d:,} of {t:,}"),
-            )
-            st.session_state["data.fix_done"] = fixed.summary()
-            del st.session_state[REPORT]
-        except CheckError as exc:
-            st.error(str(exc))
-        bar.empty()
-        st.rerun()
+    return go
+
+
+def run_fix(check: str, clip_ids: list[int]) -> None:
+    """Fix the clips (nothing was written before the yes), then forget the checks they answered."""
+    del st.session_state["data.fix_plan"]
+    bar = st.progress(0.0, text="Fixing…")
+    try:
+        fixed = fix_clips(
+            ws,
+            project.id,
+            clip_ids,
+            actions=[FIXES_FOR[check]],
+            actor_id=user.id,
+            progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Fixing clip {d:,} of {t:,}"),
+        )
+        st.success(fixed.summary() + ". Run the checks again to see what is left.")
+        del st.session_state[REPORT]
+    except CheckError as exc:
+        st.error(str(exc))
+    bar.empty()
 
 
 with checks_tab:
@@ -139,28 +143,31 @@ with checks_tab:
         except CheckError as exc:
             st.error(str(exc))
         bar.empty()
-    if done := st.session_state.pop("data.fix_done", None):
-        st.success(done)
-    report = st.session_state.get(REPORT)
+    report, confirmed = st.session_state.get(REPORT), False
+    findings = st.empty()  # cleared once a fix has run: they describe clips that are now retired
     if report is not None and report.project == project.name:
-        margins, level = report.rules["silence_margin_ms"], report.rules["loudness_dbfs"]
-        st.caption(
-            f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: silence "
-            f"{margins['min']:g}–{margins['max']:g} ms at each end, loudness {level['target']:g} ± "
-            f"{level['tolerance']:g} dBFS"
-        )
-        fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
-        fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))
-        st.plotly_chart(fig, key="data.check_chart")
-        found = report.summary[report.summary["n_clips"] > 0]["check"].tolist()
-        if found:
-            check = st.selectbox("Finding", found, key="data.check")
-            rows = report.findings[report.findings["check"] == check]
-            st.dataframe(rows, hide_index=True, key="data.findings")
-            if report.summary.set_index("check").loc[check, "fixable"]:
-                fix_checked_clips(check, rows["clip_id"].tolist())
-        else:
-            st.success("No findings.")
+        with findings.container():
+            margins, level = report.rules["silence_margin_ms"], report.rules["loudness_dbfs"]
+            st.caption(
+                f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: silence "
+                f"{margins['min']:g}–{margins['max']:g} ms at each end, loudness {level['target']:g} ± "
+                f"{level['tolerance']:g} dBFS"
+            )
+            fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
+            fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))
+            st.plotly_chart(fig, key="data.check_chart")
+            found = report.summary[report.summary["n_clips"] > 0]["check"].tolist()
+            if found:
+                check = st.selectbox("Finding", found, key="data.check")
+                rows = report.findings[report.findings["check"] == check]
+                st.dataframe(rows, hide_index=True, key="data.findings")
+                if report.summary.set_index("check").loc[check, "fixable"]:
+                    confirmed = fix_prompt(check, rows["clip_id"].tolist())
+            else:
+                st.success("No findings.")
+    if confirmed:
+        findings.empty()
+        run_fix(check, rows["clip_id"].tolist())
 
 with augment_tab:
     tags = sorted(
