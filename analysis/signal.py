@@ -41,17 +41,25 @@ def spectrogram_db(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float32]]:
     """Magnitude spectrogram in dB relative to its maximum, floored at ``-top_db``.
 
+    Frames are centred (``n_fft // 2`` zeros at each end) and Hann-windowed, as ``librosa.stft``
+    does; plain numpy, because librosa's first STFT in a process costs seconds (its lazy imports
+    and compiled helpers) and a page shows this on its first render.
+
     Returns
     -------
     (times_s, freqs_hz, S_db) with ``S_db`` of shape (len(freqs_hz), len(times_s)).
     """
-    import librosa
-
     y = np.asarray(y, dtype=np.float32)
     n_fft = int(min(n_fft, max(16, 2 ** int(np.floor(np.log2(max(len(y), 16)))))))
     hop = max(n_fft // 4, int(np.ceil(len(y) / max_frames)))
-    S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, center=True))
-    S_db = librosa.amplitude_to_db(S, ref=np.max, top_db=top_db).astype(np.float32)
-    times = librosa.frames_to_time(np.arange(S.shape[1]), sr=sr, hop_length=hop)
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    padded = np.pad(y, n_fft // 2)
+    n_frames = 1 + max(0, len(padded) - n_fft) // hop
+    frames = padded[np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]]
+    window = np.hanning(n_fft + 1)[:-1]  # periodic Hann
+    S = np.abs(np.fft.rfft(frames * window, axis=1)).T
+    amin = 1e-5
+    db = 20 * np.log10(np.maximum(S, amin)) - 20 * np.log10(max(float(S.max(initial=0.0)), amin))
+    S_db: npt.NDArray[np.float32] = np.maximum(db, db.max(initial=0.0) - top_db).astype(np.float32)
+    times = np.arange(n_frames, dtype=np.float64) * hop / sr
+    freqs: npt.NDArray[np.float64] = np.fft.rfftfreq(n_fft, d=1 / sr).astype(np.float64)
     return times, freqs, S_db

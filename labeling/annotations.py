@@ -1,5 +1,6 @@
-"""Annotations: :func:`submit_annotation`, :func:`edit_annotation`, :func:`label_task` (what the label
-page shows), :func:`my_annotations` and :func:`annotations_frame` (long format, for agreement).
+"""Annotations: :func:`submit_annotation`, :func:`edit_annotation`, :func:`undo_annotation`,
+:func:`label_task` (what the label page shows), :func:`label_keymap` (its keys), :func:`my_annotations`
+and :func:`annotations_frame` (long format, for agreement).
 
 The database holds the invariants; these services turn its refusals into plain outcomes:
 
@@ -38,7 +39,9 @@ MAX_TRANSCRIPT_CHARS = 20_000
 MAX_REASON_CHARS = 500
 MAX_KEY_CHARS = 100
 
-Status = Literal["created", "duplicate", "updated", "already_labelled", "full", "locked", "unavailable"]
+Status = Literal[
+    "created", "duplicate", "updated", "undone", "already_labelled", "full", "locked", "unavailable"
+]
 
 ANNOTATION_COLUMNS = (
     "annotation_id",
@@ -73,7 +76,7 @@ class SubmitResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("created", "duplicate", "updated")
+        return self.status in ("created", "duplicate", "updated", "undone")
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,57 @@ def action_shortcuts(class_keys: Sequence[str | None]) -> dict[str, str]:
         action: key if key not in taken else f"shift+{key}"
         for action, key in (("skip", "s"), ("cannot", "x"))
     }
+
+
+#: Keys the label page's player handles in the browser, whatever the project.
+PLAYER_KEYS = (
+    ("Space", "play or pause; once the clip has ended, play it again"),
+    ("[ / ]", "slower / faster playback"),
+    ("+ / -", "zoom the waveform in / out"),
+    ("Backspace or Ctrl+Z", "undo your last label while it can still be changed"),
+    ("?", "show these shortcuts"),
+)
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(frozen=True)
+class Keymap:
+    """Every key of the label page for one project; no key does two things."""
+
+    classes: list[str | None]  # per class, in the project's order
+    skip: str
+    cannot: str
+    unsure: str | None
+    tags: dict[str, str]  # "group:value" -> key
+
+    def sheet(self, classes: Sequence[str]) -> list[tuple[str, str]]:
+        """(key, what it does) rows for the shortcut sheet."""
+        rows = [(k, f"label as {c}") for c, k in zip(classes, self.classes, strict=True) if k]
+        if self.unsure:
+            rows.append((self.unsure, "mark or unmark Unsure"))
+        rows += [(k, f"tag {tag}") for tag, k in self.tags.items()]
+        rows += [(self.skip, "skip this clip"), (self.cannot, "cannot label (choose the reason first)")]
+        return [(k.upper() if len(k) == 1 else k.title(), what) for k, what in rows] + list(PLAYER_KEYS)
+
+
+def label_keymap(classes: Sequence[str], tag_groups: dict[str, Sequence[str]]) -> Keymap:
+    """The keys of the label page: classes (:func:`class_shortcuts`), skip and cannot-label
+    (:func:`action_shortcuts`), ``u`` for Unsure, and a letter for each tag, taken from the tag's own
+    letters where one is free (``car`` is ``a`` when ``c`` is taken), else the first free letter.
+    Tags beyond the free letters get no key."""
+    class_keys = class_shortcuts(classes)
+    actions = action_shortcuts(class_keys)
+    taken = {k for k in class_keys if k} | set(actions.values()) | RESERVED_KEYS
+    unsure = "u" if "u" not in taken else None
+    taken.add("u")
+    tags: dict[str, str] = {}
+    for group, values in tag_groups.items():
+        for value in values:
+            free = [ch for ch in f"{value.lower()}{_LETTERS}" if ch in _LETTERS and ch not in taken]
+            if free:
+                tags[f"{group}:{value}"] = free[0]
+                taken.add(free[0])
+    return Keymap(class_keys, actions["skip"], actions["cannot"], unsure, tags)
 
 
 # --- validation --------------------------------------------------------------------------------------
@@ -404,6 +458,52 @@ def edit_annotation(
         project_id=a.project_id,
     )
     return SubmitResult("updated", a.clip_id, a.id, "updated")
+
+
+_RULE_MADE = ("unanimous", "majority", "weighted")
+
+
+def undo_annotation(s: Session, project_id: int, user_id: int, annotation_id: int) -> SubmitResult:
+    """Take back one's own annotation, in the caller's (write) transaction: the clip gets its slot back.
+
+    Refused (``locked``) once a reviewer has adjudicated the clip, like an edit. A final label a
+    project rule drew from the annotations (unanimous, majority) goes too, since it no longer has the
+    votes it was drawn from; the rule draws it again when the clip is labelled again. Audited.
+    """
+    a = s.get(Annotation, annotation_id)
+    if a is None or a.annotator_id != user_id or a.project_id != project_id:
+        return SubmitResult("unavailable", a.clip_id if a else -1, None, "there is no label of yours to undo")
+    if is_locked(s, a.clip_id):
+        return SubmitResult("locked", a.clip_id, a.id, "a reviewer has adjudicated this clip; it is locked")
+    clip = s.scalar(select(Clip).where(Clip.id == a.clip_id).with_for_update())
+    assert clip is not None
+    res = s.get(Resolution, a.clip_id)
+    if res is not None and res.method in _RULE_MADE:
+        old = {k: getattr(res, k) for k in ("label", "transcript", "method", "agreement")}
+        s.delete(res)
+        record(
+            s,
+            entity="resolution",
+            entity_id=a.clip_id,
+            action="delete",
+            old=old,
+            actor_id=user_id,
+            project_id=project_id,
+        )
+    before = _audit_values(a)
+    s.delete(a)
+    clip.annotation_count = max(0, clip.annotation_count - 1)
+    s.flush()
+    record(
+        s,
+        entity="annotation",
+        entity_id=annotation_id,
+        action="delete",
+        old=before,
+        actor_id=user_id,
+        project_id=project_id,
+    )
+    return SubmitResult("undone", clip.id, None, "your label is undone")
 
 
 # --- reading -----------------------------------------------------------------------------------------

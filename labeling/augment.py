@@ -43,6 +43,7 @@ from labeling.clip_metadata import index_clip_metadata
 from labeling.clips import load_audio
 from labeling.projects import ProjectInfo, get_project
 from labeling.storage import sha256_bytes
+from labeling.supersede import carry_workflow
 from labeling.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -178,8 +179,11 @@ def store_derived_clips(
     clips, their tags and their final labels (the parent's, method ``imported``) are inserted in one
     transaction with an audit event per clip. A result identical to a clip the project already holds
     is not stored twice (``created`` is False). Derived clips need no annotation: they are never
-    offered in the labeling queue. With ``supersede`` each parent is soft-deleted in the same
-    transaction (its audit event names the clip that replaced it): the fixed copy takes its place.
+    offered in the labeling queue. With ``supersede`` each new clip takes its parent's place: it
+    takes over the parent's whole workflow (:func:`labeling.supersede.carry_workflow`: annotations,
+    final label, flags, gold examples, claims and queue state) instead of a copy of its final label,
+    and the parent is soft-deleted in the same transaction (its audit event names the clip that
+    replaced it and what moved). A parent whose result is a clip that exists already is left as it is.
     """
     prepared = []
     for item in items:
@@ -196,10 +200,16 @@ def store_derived_clips(
     out: list[tuple[int, bool]] = []
     with ws.db.write() as s:
         parent_ids = sorted({it.parent_id for it in items})
-        parents = {c.id: c for c in s.scalars(select(Clip).where(Clip.id.in_(parent_ids)))}
-        resolutions = {
-            r.clip_id: r for r in s.scalars(select(Resolution).where(Resolution.clip_id.in_(parent_ids)))
-        }
+        # Superseded parents are locked first: nothing may be annotated on them while their work moves.
+        q = select(Clip).where(Clip.id.in_(parent_ids))
+        parents = {c.id: c for c in s.scalars(q.with_for_update() if supersede else q)}
+        resolutions = (
+            {}
+            if supersede
+            else {
+                r.clip_id: r for r in s.scalars(select(Resolution).where(Resolution.clip_id.in_(parent_ids)))
+            }
+        )
         tags_of: dict[int, list[str]] = {}
         for cid, tag in s.execute(
             select(ClipTag.clip_id, ClipTag.tag).where(ClipTag.clip_id.in_(parent_ids))
@@ -301,9 +311,10 @@ def store_derived_clips(
             )
             out.append((clip.id, True))
         if supersede:
-            for item, (new_id, _) in zip(items, out, strict=True):
+            for item, (new_id, created) in zip(items, out, strict=True):
                 parent = parents[item.parent_id]
-                if parent.deleted_at is None and new_id != parent.id:
+                if parent.deleted_at is None and created:
+                    moved = carry_workflow(s, parent, s.get_one(Clip, new_id))
                     parent.deleted_at = now
                     events.append(
                         {
@@ -311,7 +322,7 @@ def store_derived_clips(
                             "entity_id": parent.id,
                             "action": "update",
                             "old": {"deleted_at": None},
-                            "new": {"deleted_at": now, "superseded_by": new_id},
+                            "new": {"deleted_at": now, "superseded_by": new_id, "carried": moved},
                         }
                     )
         s.flush()

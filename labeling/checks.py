@@ -1,5 +1,6 @@
 """Data checks of a project against its conventions, and fixes that make new clips: call
-:func:`run_data_checks` for the findings and :func:`fix_clips` to repair silence and loudness.
+:func:`run_data_checks` for the findings, :func:`preview_fix` for what a fix would change and
+:func:`fix_clips` to repair silence and loudness.
 
 The checks themselves are :func:`analysis.checks.data_check_findings`, over the quality measures
 stored at import, every live clip's decoded-audio hash (for the same recording in two containers)
@@ -8,10 +9,13 @@ version (``silence_margin_ms``, ``loudness_dbfs``), else :data:`analysis.checks.
 
 A fix never changes a stored clip. It writes a NEW clip (trimmed or padded silence, normalised
 loudness) that points at its original (``parent_clip_id``, the recipe in ``derivation``), carries its
-tags, split and final label, and takes its place in the working set: the original is soft-deleted,
-with an audit event naming the clip that superseded it. Soft-deleting rather than flagging keeps the
-next dataset version from holding both the original and its fix (two copies of one recording, one
-label) while every earlier version still refers to the original's audio, which stays in the store.
+tags and split, and takes its place in the working set and in the labeling workflow: annotations,
+final label, flags, gold examples, claims and queue state move to the copy unchanged
+(:mod:`labeling.supersede`), so a fix never settles a disagreement or drops anyone's work. The
+original is soft-deleted, with an audit event naming the clip that superseded it and what moved.
+Soft-deleting rather than flagging keeps the next dataset version from holding both the original and
+its fix (two copies of one recording, one label) while every earlier version still refers to the
+original's audio, which stays in the store.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from labeling.augment import DerivedAudio, store_derived_clips
 from labeling.clips import clip_frame, load_audio
 from labeling.conventions import current_convention
 from labeling.projects import get_project
+from labeling.supersede import WorkflowSummary, workflow_summary
 from labeling.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -141,11 +146,91 @@ class FixReport:
     actions: list[str]
     fixed: dict[int, int] = field(default_factory=dict)  # original clip id -> new clip id
     unchanged: list[int] = field(default_factory=list)  # already within the rules
+    kept: dict[int, int] = field(default_factory=dict)  # original -> existing clip its fix would equal
 
     def summary(self) -> str:
-        return f"{len(self.fixed):,} clips replaced by fixed copies ({', '.join(self.actions)})" + (
-            f"; {len(self.unchanged):,} needed no change" if self.unchanged else ""
+        text = f"{len(self.fixed):,} clips replaced by fixed copies ({', '.join(self.actions)})"
+        if self.unchanged:
+            text += f"; {len(self.unchanged):,} needed no change"
+        if self.kept:
+            text += (
+                f"; {len(self.kept):,} left as they are because their fixed audio equals a clip the "
+                f"project holds already (clips {', '.join(map(str, sorted(self.kept.values())[:5]))})"
+            )
+        return text
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class FixPreview:
+    """What :func:`fix_clips` would change, before anything is written."""
+
+    project: str
+    actions: list[str]
+    workflow: WorkflowSummary
+
+    def summary(self) -> str:
+        w = self.workflow
+        carried = [
+            f"{_plural(w.annotations, 'annotation')} on {_plural(w.annotated_clips, 'clip')}",
+            f"{_plural(w.disagreements, 'open disagreement')} (still for a reviewer to settle)",
+            f"{_plural(w.final_labels, 'final label')} ({w.adjudicated:,} adjudicated)",
+            _plural(w.open_flags, "open flag"),
+            _plural(w.gold_examples, "gold example"),
+            f"the queue place of {_plural(w.waiting, 'clip')} still waiting for annotations",
+        ]
+        if w.claims:
+            carried.append(f"{_plural(w.claims, 'claim')} annotators hold on them now")
+        return (
+            f"Fixing {_plural(w.n_clips, 'clip')} ({', '.join(self.actions)}) writes a fixed copy of each "
+            "clip outside the rules and retires the originals (their audio stays for older versions). "
+            f"Each copy takes over its original's workflow unchanged: {'; '.join(carried)}. "
+            "Nothing is settled, relabelled or dropped; clips already within the rules are left alone."
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"project": self.project, "actions": self.actions, **self.workflow.to_dict()}
+
+
+def _fix_target(
+    ws: Workspace, project: str | int, clip_ids: Sequence[int], actions: Sequence[str]
+) -> tuple[Any, list[Any]]:
+    """The project and the ``(id, storage_key)`` rows of the clips to fix; CheckError when invalid."""
+    unknown = sorted(set(actions) - set(FIX_ACTIONS))
+    if unknown or not actions:
+        raise CheckError(f"fixes are {', '.join(FIX_ACTIONS)}; got {', '.join(unknown) or 'none'}")
+    ids = sorted({int(c) for c in clip_ids})
+    with ws.db.read() as s:
+        info = get_project(s, project)
+        rows = []
+        for start in range(0, len(ids), 500):
+            rows += s.execute(
+                select(Clip.id, Clip.storage_key).where(
+                    Clip.project_id == info.id,
+                    Clip.id.in_(ids[start : start + 500]),
+                    Clip.deleted_at.is_(None),
+                )
+            ).all()
+    if len(rows) != len(ids):
+        missing = sorted(set(ids) - {r.id for r in rows})
+        raise CheckError(f"clips {', '.join(map(str, missing[:5]))} are not live clips of {info.name!r}")
+    return info, rows
+
+
+def preview_fix(
+    ws: Workspace, project: str | int, clip_ids: Sequence[int], *, actions: Sequence[str] = FIX_ACTIONS
+) -> FixPreview:
+    """What fixing ``clip_ids`` would change: the workflow their fixed copies would take over.
+
+    Reads only. Raises :class:`CheckError` as :func:`fix_clips` would.
+    """
+    info, rows = _fix_target(ws, project, clip_ids, actions)
+    with ws.db.read() as s:
+        summary = workflow_summary(s, [r.id for r in rows])
+    return FixPreview(project=info.name, actions=list(actions), workflow=summary)
 
 
 def fix_clips(
@@ -160,28 +245,18 @@ def fix_clips(
     """Replace clips by fixed copies: silence fitted to the margins and/or loudness at the target.
 
     Each clip with something to fix gets a new clip (derivation ``{"kind": "fix", "steps": [...]}``)
-    and is soft-deleted from the working set in the same transaction as the audit events.
+    that takes over its workflow (see :func:`preview_fix` for what that is), and is soft-deleted from
+    the working set in the same transaction as the audit events. A clip whose fixed audio equals a
+    clip the project already holds is left as it is (``FixReport.kept``).
 
     Raises
     ------
     CheckError
         For an unknown action or a clip that is not a live clip of the project.
     """
-    unknown = sorted(set(actions) - set(FIX_ACTIONS))
-    if unknown or not actions:
-        raise CheckError(f"fixes are {', '.join(FIX_ACTIONS)}; got {', '.join(unknown) or 'none'}")
-    ids = sorted({int(c) for c in clip_ids})
+    info, rows = _fix_target(ws, project, clip_ids, actions)
     with ws.db.read() as s:
-        info = get_project(s, project)
         rules, source = project_rules(s, info.id)
-        rows = s.execute(
-            select(Clip.id, Clip.storage_key).where(
-                Clip.project_id == info.id, Clip.id.in_(ids), Clip.deleted_at.is_(None)
-            )
-        ).all()
-    if len(rows) != len(ids):
-        missing = sorted(set(ids) - {r.id for r in rows})
-        raise CheckError(f"clips {', '.join(map(str, missing[:5]))} are not live clips of {info.name!r}")
     margins, loudness = rules["silence_margin_ms"], rules["loudness_dbfs"]
     report = FixReport(project=info.name, actions=list(actions))
     items = []
@@ -217,5 +292,6 @@ def fix_clips(
     if not items:
         return report
     stored = store_derived_clips(ws, info.id, items, tag_source="fix", actor_id=actor_id, supersede=True)
-    report.fixed = {it.parent_id: cid for it, (cid, _) in zip(items, stored, strict=True)}
+    for it, (cid, created) in zip(items, stored, strict=True):
+        (report.fixed if created else report.kept)[it.parent_id] = cid
     return report

@@ -202,6 +202,33 @@ def next_clip(
     )
 
 
+def _claim(
+    s: Session, project_id: int, user_id: int, clip_id: int, *, now: datetime | None, skip: bool
+) -> None:
+    """Write ``user_id``'s claim on one clip: a lease (``skip=False``) or a skip."""
+    project = s.get(Project, project_id)
+    clip = s.get(Clip, clip_id)
+    if project is None or clip is None or clip.project_id != project_id:
+        raise LookupError(f"no clip {clip_id} in this project")
+    now = now or utcnow()
+    seconds = (
+        _seconds(project.settings, "skip_seconds", DEFAULT_SKIP_S)
+        if skip
+        else lease_seconds(project.settings)
+    )
+    conn = s.connection()
+    conn.execute(
+        _statements(conn.dialect.name).claim,
+        {
+            "clip_id": clip_id,
+            "user_id": user_id,
+            "claimed_at": now,
+            "expires_at": now + timedelta(seconds=seconds),
+            "skipped_at": now if skip else None,
+        },
+    )
+
+
 def skip_clip(
     s: Session,
     project_id: int,
@@ -215,23 +242,15 @@ def skip_clip(
     The clip stops counting as theirs, so others may take the slot; the skipper is not offered it
     again until the skip expires.
     """
-    project = s.get(Project, project_id)
-    clip = s.get(Clip, clip_id)
-    if project is None or clip is None or clip.project_id != project_id:
-        raise LookupError(f"no clip {clip_id} in this project")
-    now = now or utcnow()
-    until = now + timedelta(seconds=_seconds(project.settings, "skip_seconds", DEFAULT_SKIP_S))
-    conn = s.connection()
-    conn.execute(
-        _statements(conn.dialect.name).claim,
-        {
-            "clip_id": clip_id,
-            "user_id": user_id,
-            "claimed_at": now,
-            "expires_at": until,
-            "skipped_at": now,
-        },
-    )
+    _claim(s, project_id, user_id, clip_id, now=now, skip=True)
+
+
+def hold_clip(
+    s: Session, project_id: int, user_id: int, clip_id: int, *, now: datetime | None = None
+) -> None:
+    """Claim one given clip for ``user_id`` (a lease, as :func:`next_clip` would take), so the next
+    :func:`next_clip` hands it back: the label page brings back a clip whose label was just undone."""
+    _claim(s, project_id, user_id, clip_id, now=now, skip=False)
 
 
 def release_claims(s: Session, user_id: int) -> int:
@@ -281,7 +300,8 @@ def set_priority(
 
 
 def progress(s: Session, project_id: int, user_id: int, *, now: datetime | None = None) -> Progress:
-    """How much ``user_id`` has labelled in this project (in all, today), and how many clips are open."""
+    """How much ``user_id`` has labelled in this project (in all, today), and how many clips are still
+    open for them (needing labels, not labelled or skipped by them)."""
     now = now or utcnow()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     mine = (Annotation.project_id == project_id) & (Annotation.annotator_id == user_id)
@@ -298,7 +318,19 @@ def progress(s: Session, project_id: int, user_id: int, *, now: datetime | None 
         )
     )
     median = times[len(times) // 2] / 1000 if times else None
+    # Open for this annotator: clips that still need labels, that they have not labelled and have
+    # not set aside (what the queue could still hand them), not everyone's remaining work.
+    set_aside = exists().where(
+        Claim.clip_id == Clip.id,
+        Claim.user_id == _U,
+        Claim.skipped_at.is_not(None),
+        Claim.expires_at > _NOW,
+    )
     open_clips = (
-        s.scalar(select(func.count()).select_from(Clip).where(_OPEN), {"project_id": project_id}) or 0
+        s.scalar(
+            select(func.count()).select_from(Clip).where(_OPEN, ~_MINE, ~set_aside),
+            {"project_id": project_id, "user_id": user_id, "now": now},
+        )
+        or 0
     )
     return Progress(done=int(done), today=int(today), median_seconds=median, open_clips=int(open_clips))

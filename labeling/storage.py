@@ -54,7 +54,8 @@ class AudioStorage(Protocol):
     def is_local(self) -> bool: ...
 
     def path(self, key: str) -> Path:
-        """A local file holding the clip's bytes (for a remote store: a copy in the read cache)."""
+        """A local file holding the clip's bytes (for a remote store: a copy in the read cache). When the
+        store has lost the clip, the path names no file: callers check ``is_file()``."""
         ...
 
     @property
@@ -270,7 +271,11 @@ class S3AudioStore:
             return local
         except FileNotFoundError:
             pass
-        self._keep(key, self.fs.cat_file(self._object(key)))
+        try:
+            data = self.fs.cat_file(self._object(key))
+        except FileNotFoundError:
+            return local  # the store has lost it: like a local store, a path with no file behind it
+        self._keep(key, data)
         return local
 
     def fetch_many(self, keys: Iterable[str]) -> None:

@@ -10,8 +10,8 @@ import streamlit as st
 
 from labeling import auth
 from labeling.agreement_service import disagreements, project_agreement
+from pages import audio, common
 from pages import charts_agreement as charts
-from pages import common
 
 user = common.require_permission("analyse")
 project = common.current_project()
@@ -156,7 +156,7 @@ with tabs["Disagreements"]:
         with st.container(border=True):
             a, b = st.columns([2, 3], vertical_alignment="center")
             a.markdown(f"**Clip {row.clip_id}** · {row.original_name}")
-            a.audio(str(ws.store.path(row.storage_key)))
+            audio.play_clip(int(row.clip_id), ws.store.path(row.storage_key), where=a)
             if show_names:
                 said = " · ".join(f"{r['annotator']}: **{r['label']}**" for r in row.ratings)
             else:

@@ -10,6 +10,12 @@ import plotly.graph_objects as go
 from analysis.signal import spectrogram_db, waveform_envelope
 
 HEIGHT = 320
+# Magma written as rgb() stops: the plotly.js bundled with Streamlit misreads its first stop as hex
+# ("#000004"), so the -80 dB floor (silence) painted pink instead of black.
+MAGMA = [
+    [i / (len(px.colors.sequential.Magma) - 1), "rgb({}, {}, {})".format(*px.colors.hex_to_rgb(c))]
+    for i, c in enumerate(px.colors.sequential.Magma)
+]
 
 
 def bar_counts(values: pd.Series, *, title: str, top: int = 40) -> go.Figure:
@@ -63,13 +69,13 @@ def waveform(y: np.ndarray, sr: int) -> go.Figure:
     return fig
 
 
-def spectrogram(y: np.ndarray, sr: int) -> go.Figure:
+def spectrogram(y: np.ndarray, sr: int, *, height: int = 240) -> go.Figure:
     times, freqs, S = spectrogram_db(y, sr)
     fig = go.Figure(
-        go.Heatmap(x=times, y=freqs, z=S, colorscale="Magma", zmin=-80, zmax=0, colorbar=dict(title="dB"))
+        go.Heatmap(x=times, y=freqs, z=S, colorscale=MAGMA, zmin=-80, zmax=0, colorbar=dict(title="dB"))
     )
     fig.update_layout(
-        height=240, margin=dict(t=10, b=10, l=10, r=10), xaxis_title="seconds", yaxis_title="Hz"
+        height=height, margin=dict(t=10, b=10, l=10, r=10), xaxis_title="seconds", yaxis_title="Hz"
     )
     return fig
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from labeling.clip_query import ClipFilters, clip_filter_options, clip_page, metadata_options
 from labeling.clips import clip_detail, load_audio
-from pages import charts, common
+from pages import audio, charts, common
 
 PAGE_SIZE = 50
 common.require_permission("analyse")  # checked on every rerun, also when opened by URL
@@ -96,10 +96,10 @@ clip_id = int(window.iloc[rows[0]]["clip_id"])
 with ws.db.read() as s:
     detail = clip_detail(s, ws.store, clip_id, project_id=project.id)
 st.subheader(detail.original_name)
-st.audio(str(detail.audio_path))
-y, sr = load_audio(detail.audio_path)
-st.plotly_chart(charts.waveform(y, sr), key="clips.waveform")
-st.plotly_chart(charts.spectrogram(y, sr), key="clips.spectrogram")
+if audio.play_clip(detail.id, detail.audio_path) is not None:
+    y, sr = load_audio(detail.audio_path)
+    st.plotly_chart(charts.waveform(y, sr), key="clips.waveform")
+    st.plotly_chart(charts.spectrogram(y, sr), key="clips.spectrogram")
 left, right = st.columns(2)
 left.markdown("**Clip**")
 left.json(

@@ -9,7 +9,7 @@ import streamlit as st
 
 from labeling import auth
 from labeling import conventions as cv
-from pages import common
+from pages import audio, common
 
 user = common.require_permission("read_conventions")
 project = common.current_project()
@@ -40,7 +40,7 @@ with tabs[0]:
         if current.rules:
             st.json(current.rules, expanded=False)
         for g in gold:
-            st.audio(str(ws.store.path(g.storage_key)))
+            audio.play_clip(g.clip_id, ws.store.path(g.storage_key))
             said = f" “{g.transcript}”" if g.transcript else ""
             st.markdown(f"**{g.label or ''}**{said} — {g.explanation} *(clip {g.clip_id})*")
 

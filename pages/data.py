@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from labeling.checks import CheckError, fix_clips, run_data_checks
+from labeling.checks import FIXES_FOR, CheckError, fix_clips, preview_fix, run_data_checks
 from labeling.versions import VersionError, VersionFilters, create_version, diff_versions, list_versions
 from pages import common
 from pages.augment_form import augment_form
@@ -88,11 +88,54 @@ with versions_tab:
             st.caption("Relabelled clips")
             st.dataframe(diff.relabelled, hide_index=True, key="data.relabelled")
 
+
+def fix_prompt(check: str, clip_ids: list[int]) -> bool:
+    """The fix button, then what the fix would change and a yes or no; True once the answer is yes."""
+    plan = (project.id, check, tuple(clip_ids))
+    if st.button(f"Fix these {len(clip_ids):,} clips", key="data.fix"):
+        st.session_state["data.fix_plan"] = plan
+    if st.session_state.get("data.fix_plan") != plan:
+        return False
+    try:
+        preview = preview_fix(ws, project.id, clip_ids, actions=[FIXES_FOR[check]])
+    except CheckError as exc:
+        st.error(str(exc))
+        return False
+    st.warning(preview.summary(), icon=":material/info:")
+    with st.container(horizontal=True):
+        go = st.button(f"Yes, fix {len(clip_ids):,} clips", key="data.fix_confirm", type="primary")
+        if st.button("Cancel", key="data.fix_cancel"):
+            del st.session_state["data.fix_plan"]
+            st.rerun()
+    return go
+
+
+def run_fix(check: str, clip_ids: list[int]) -> None:
+    """Fix the clips (nothing was written before the yes), then forget the checks they answered."""
+    del st.session_state["data.fix_plan"]
+    bar = st.progress(0.0, text="Fixing…")
+    try:
+        fixed = fix_clips(
+            ws,
+            project.id,
+            clip_ids,
+            actions=[FIXES_FOR[check]],
+            actor_id=user.id,
+            progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Fixing clip {d:,} of {t:,}"),
+        )
+        st.success(fixed.summary() + ". Run the checks again to see what is left.")
+        del st.session_state[REPORT]
+    except CheckError as exc:
+        st.error(str(exc))
+    bar.empty()
+
+
 with checks_tab:
     st.caption(
         "Silence at the edges and loudness against the current conventions' rules, clipping, sample rates, "
-        "duration outliers, the same audio twice and near duplicates. A fix writes a new clip and retires "
-        "the original from the working set; the original's audio is kept for older versions."
+        "duration outliers, the same audio twice and near duplicates. A fix writes a new clip that takes "
+        "over the original's annotations, final label, flags and queue place, and retires the original; "
+        "its audio is kept for older versions. You see what a fix changes before it runs."
     )
     if st.button("Run the checks", key="data.run_checks", type="primary"):
         bar = st.progress(0.0, text="Decoding audio…")
@@ -105,35 +148,31 @@ with checks_tab:
         except CheckError as exc:
             st.error(str(exc))
         bar.empty()
-    report = st.session_state.get(REPORT)
+    report, confirmed = st.session_state.get(REPORT), False
+    findings = st.empty()  # cleared once a fix has run: they describe clips that are now retired
     if report is not None and report.project == project.name:
-        margins, level = report.rules["silence_margin_ms"], report.rules["loudness_dbfs"]
-        st.caption(
-            f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: silence "
-            f"{margins['min']:g}–{margins['max']:g} ms at each end, loudness {level['target']:g} ± "
-            f"{level['tolerance']:g} dBFS"
-        )
-        fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
-        fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))
-        st.plotly_chart(fig, key="data.check_chart")
-        found = report.summary[report.summary["n_clips"] > 0]["check"].tolist()
-        if found:
-            check = st.selectbox("Finding", found, key="data.check")
-            rows = report.findings[report.findings["check"] == check]
-            st.dataframe(rows, hide_index=True, key="data.findings")
-            fixable = report.summary.set_index("check").loc[check, "fixable"]
-            if fixable and st.button(f"Fix these {len(rows):,} clips", key="data.fix"):
-                action = "loudness" if check == "loudness" else "silence"
-                try:
-                    fixed = fix_clips(
-                        ws, project.id, rows["clip_id"].tolist(), actions=[action], actor_id=user.id
-                    )
-                    st.success(fixed.summary())
-                    del st.session_state[REPORT]
-                except CheckError as exc:
-                    st.error(str(exc))
-        else:
-            st.success("No findings.")
+        with findings.container():
+            margins, level = report.rules["silence_margin_ms"], report.rules["loudness_dbfs"]
+            st.caption(
+                f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: silence "
+                f"{margins['min']:g}–{margins['max']:g} ms at each end, loudness {level['target']:g} ± "
+                f"{level['tolerance']:g} dBFS"
+            )
+            fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
+            fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))
+            st.plotly_chart(fig, key="data.check_chart")
+            found = report.summary[report.summary["n_clips"] > 0]["check"].tolist()
+            if found:
+                check = st.selectbox("Finding", found, key="data.check")
+                rows = report.findings[report.findings["check"] == check]
+                st.dataframe(rows, hide_index=True, key="data.findings")
+                if report.summary.set_index("check").loc[check, "fixable"]:
+                    confirmed = fix_prompt(check, rows["clip_id"].tolist())
+            else:
+                st.success("No findings.")
+    if confirmed:
+        findings.empty()
+        run_fix(check, rows["clip_id"].tolist())
 
 with augment_tab:
     augment_form(

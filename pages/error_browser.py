@@ -11,6 +11,7 @@ from labeling import error_analysis as ea
 from labeling.auth import UserInfo
 from labeling.projects import ProjectInfo
 from labeling.workspace import Workspace
+from pages import audio
 
 EVERY_CLIP = "(every clip)"
 EVERY_PAIR = ""
@@ -132,7 +133,7 @@ def _error(ws: Workspace, project: ProjectInfo, user: UserInfo, row) -> None:  #
 
     with st.container(border=True):
         a, b = st.columns([2, 3])
-        a.audio(str(ws.store.path(row.storage_key)))
+        audio.play_clip(int(row.clip_id), ws.store.path(row.storage_key), where=a)
         a.markdown(f"**{row.original_name}**  \ntrue **{row.y_true}**, predicted **{row.y_pred}**")
         if row.confidence == row.confidence:  # external runs may carry no confidence
             a.progress(float(row.confidence), text=f"confidence {row.confidence:.0%}")

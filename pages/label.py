@@ -1,30 +1,26 @@
 """Label: hear a clip, see the conventions beside it, choose a class (number keys) and the next one comes.
 
 Blind by construction: everything shown comes from ``label_task``, which carries no one else's label.
+Every widget of a clip's form, and its player, is keyed by the token the clip got when it came on
+screen: nothing chosen for one clip stays selected on the next, and a key pressed on one clip can only
+ever act on that clip.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
-from labeling.annotations import (
-    AnnotationError,
-    action_shortcuts,
-    class_shortcuts,
-    label_task,
-    submit_annotation,
-)
+from labeling.annotations import AnnotationError, label_keymap, label_task, submit_annotation, undo_annotation
 from labeling.clips import load_audio
 from labeling.conventions import demote_headings
-from labeling.queue import next_clip, progress, skip_clip
-from pages import charts, common
+from labeling.queue import hold_clip, next_clip, progress, skip_clip
+from pages import audio, charts, common, label_form, player
 
-MIN_SECONDS = 0.3
-REASONS = ("unintelligible", "no speech", "wrong language", "broken audio", "other")
 user = common.require_permission("label")
 project = common.current_project()
 ws = common.workspace()
@@ -36,23 +32,28 @@ def claim_next() -> None:
         item = next_clip(s, project.id, user.id)
     ss.update({"label.for": (project.id, user.id), "label.clip": item.clip_id if item else None})
     ss.update({"label.shown_at": time.monotonic(), "label.key": uuid.uuid4().hex})
-    for key in [k for k in ss if str(k).startswith(("label.tags.", "label.transcript", "label.flags"))]:
-        del ss[key]
 
 
-def _too_soon(clip_id: int) -> bool:
-    # A click on a clip other than the one on screen, or within moments of it appearing, is the
-    # second half of a double click: it must not label a clip nobody has heard yet.
-    if clip_id != ss.get("label.clip") or time.monotonic() - ss["label.shown_at"] < MIN_SECONDS:
-        ss["label.flash"] = ("info", "Ignored a second click: listen to this clip first.")
+def _stale(clip_id: int, key: str | None = None) -> bool:
+    # A press that went down while the previous clip was still on screen names that clip (its widgets'
+    # keys say so); it must not act on the clip that replaced it, which nobody has heard yet.
+    if clip_id != ss.get("label.clip") or (key is not None and key != ss.get("label.key")):
+        ss["label.flash"] = ("info", f"Ignored a key press meant for clip {clip_id}: it is already done.")
         return True
     return False
 
 
 def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -> None:
-    if _too_soon(clip_id):
+    if _stale(clip_id, key):
         return
-    tags = [f"{g}:{v}" for g in project.tag_groups for v in ss.get(f"label.tags.{g}") or []]
+    reason = ss.get(f"label.reason.{key}") if cannot else None
+    if cannot and not reason:
+        ss["label.flash"] = (
+            "warning",
+            "Why can this clip not be labelled? Choose the reason, then Cannot label.",
+        )
+        return
+    tags = [f"{g}:{v}" for g in project.tag_groups for v in ss.get(f"label.tags.{g}.{key}") or []]
     try:
         with ws.db.write() as s:
             result = submit_annotation(
@@ -61,10 +62,10 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
                 user.id,
                 clip_id,
                 label=None if cannot else label,
-                transcript=ss.get("label.transcript"),
+                transcript=ss.get(f"label.transcript.{key}"),
                 tags=tags,
-                unsure="Unsure" in (ss.get("label.flags") or []),
-                cannot_label_reason=ss.get("label.reason") if cannot else None,
+                unsure="Unsure" in (ss.get(f"label.flags.{key}") or []),
+                cannot_label_reason=reason,
                 time_spent_ms=int((time.monotonic() - ss["label.shown_at"]) * 1000),
                 convention_version=ss.get("label.version"),
                 idempotency_key=key,
@@ -72,17 +73,39 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
     except AnnotationError as exc:
         ss["label.flash"] = ("error", str(exc))
         return
-    ss["label.flash"] = ("success" if result.ok else "warning", f"Clip {result.clip_id}: {result.message}")
+    said = f"marked as cannot label ({reason})" if cannot and result.status == "created" else result.message
+    ss["label.flash"] = ("success" if result.ok else "warning", f"Clip {result.clip_id}: {said}")
+    ss["label.last"] = (result.annotation_id, clip_id) if result.status == "created" else None
     claim_next()
 
 
-def skip(clip_id: int) -> None:
-    if _too_soon(clip_id):
+def skip(clip_id: int, *, missing: bool = False) -> None:
+    if _stale(clip_id):
         return
     with ws.db.write() as s:
         skip_clip(s, project.id, user.id, clip_id)
-    ss["label.flash"] = ("info", f"Skipped clip {clip_id}")
+    ss["label.flash"] = (
+        (
+            "warning",
+            f"The audio of clip {clip_id} is missing; it is flagged for a reviewer. Here is the next clip.",
+        )
+        if missing
+        else ("info", f"Skipped clip {clip_id}")
+    )
     claim_next()
+
+
+def undo(clip_id: int, key: str) -> None:
+    """Backspace, Ctrl+Z or the Undo button: take back the last label and put its clip back on screen."""
+    if _stale(clip_id, key) or (last := ss.pop("label.last", None)) is None:
+        return
+    with ws.db.write() as s:
+        result = undo_annotation(s, project.id, user.id, last[0])
+        if result.ok:
+            hold_clip(s, project.id, user.id, last[1])
+    ss["label.flash"] = ("info" if result.ok else "warning", f"Clip {result.clip_id}: {result.message}")
+    if result.ok:
+        claim_next()
 
 
 @st.cache_data(ttl=20, show_spinner=False)
@@ -92,101 +115,70 @@ def my_progress(project_id: int, user_id: int):  # type: ignore[no-untyped-def]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def figures(path: str):  # type: ignore[no-untyped-def]
+def spectrogram(path: str):  # type: ignore[no-untyped-def]
     y, sr = load_audio(Path(path))
-    wave, spec = charts.waveform(y, sr), charts.spectrogram(y, sr)
-    wave.update_layout(height=140)
-    spec.update_layout(height=200)
-    return wave, spec
+    return charts.spectrogram(y, sr, height=190)
 
 
 if ss.get("label.for") != (project.id, user.id):
     claim_next()
-st.title("Label")
 mine = my_progress(project.id, user.id)
-median = f"{mine.median_seconds:.1f} s per clip · " if mine.median_seconds else ""
-st.caption(
-    f"You: {mine.done:,} labelled, {mine.today:,} today · {median}{mine.open_clips:,} clips still open"
+head, stats = st.columns([1, 4], vertical_alignment="bottom")
+head.title("Label")
+median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
+stats.caption(
+    f"You: {mine.done:,} labelled, {mine.today:,} today{median} · {mine.open_clips:,} clips left for you"
 )
 if flash := ss.pop("label.flash", None):
-    getattr(st, flash[0])(flash[1])
+    getattr(stats, flash[0])(flash[1])  # beside the title: the form does not move down
 
 if ss["label.clip"] is None:
     st.success(
         "Nothing left for you to label in this project right now. Thank you!", icon=":material/done_all:"
     )
     st.button("Look again", key="label.again", on_click=claim_next)
-else:
-    with ws.db.read() as s:
-        task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
-    ss["label.version"] = task.convention.version if task.convention else None
-    keys = class_shortcuts(project.classes)
-    actions = action_shortcuts(keys)
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        st.subheader(f"Clip {task.clip_id}")
-        st.caption(f"{task.duration_s:.2f} s · {task.sample_rate:,} Hz")
-        st.audio(str(task.audio_path), autoplay=ss.get("label.autoplay", True))
-        if task.prediction:
-            p = task.prediction
-            st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
-        with st.form("label.form", border=True):
-            if project.transcribes:
-                st.text_area("Transcript", key="label.transcript", height=90)
-            if project.classifies:
-                cols = st.columns(min(len(project.classes), 5) or 1)
-                for i, name in enumerate(project.classes):
-                    cols[i % len(cols)].form_submit_button(
-                        name,
-                        key=f"label.class.{i}",
-                        on_click=submit,
-                        args=(name, task.clip_id, ss["label.key"]),
-                        width="stretch",
-                        shortcut=keys[i],
-                        type="primary",
-                    )
-            else:
-                st.form_submit_button(
-                    "Submit",
-                    key="label.submit",
-                    on_click=submit,
-                    args=(None, task.clip_id, ss["label.key"]),
-                    shortcut="ctrl+enter",
-                    type="primary",
+    st.stop()
+with ws.db.read() as s:
+    task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
+if audio.clip_audio(task.clip_id, task.audio_path) is None:
+    skip(task.clip_id, missing=True)
+    st.rerun()
+ss["label.version"] = task.convention.version if task.convention else None
+token, keys = ss["label.key"], label_keymap(project.classes, project.tag_groups)
+left, right = st.columns([3, 2], gap="medium")
+with left:
+    title, undo_box = st.columns([3, 1], vertical_alignment="bottom")
+    title.subheader(f"Clip {task.clip_id}")
+    title.caption(f"{task.duration_s:.2f} s · {task.sample_rate:,} Hz")
+    if ss.get("label.last"):
+        undo_box.button("Undo last", key=f"label.undo.{token}", on_click=undo, args=(task.clip_id, token))
+    player.waveform_player(
+        task.audio_path,
+        token=token,
+        pills=player.pill_keys(keys, project.tag_groups, token),
+        sheet=keys.sheet(project.classes),
+        autoplay=ss.get("label.autoplay", True),
+        on_undo=partial(undo, task.clip_id, token),
+    )
+    if task.prediction:
+        p = task.prediction
+        st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
+    label_form.label_form(project, task.clip_id, keys, token, submit=submit, skip=skip)
+with right:
+    conv = task.convention
+    st.subheader(f"Conventions v{conv.version}" if conv else "Conventions")
+    with st.container(height=460, border=True):
+        st.markdown(demote_headings(conv.text) if conv else "_No conventions written yet for this project._")
+    if task.gold:
+        with st.expander(f"Gold examples ({len(task.gold)})"):
+            for g in task.gold:
+                audio.play_clip(g.clip_id, ws.store.path(g.storage_key))
+                st.markdown(
+                    f"**{g.label or ''}** {f'“{g.transcript}”' if g.transcript else ''} — {g.explanation}"
                 )
-            with st.container(horizontal=True, gap="large"):
-                for group, values in project.tag_groups.items():
-                    st.pills(group, values, selection_mode="multi", key=f"label.tags.{group}")
-                st.pills("Flags", ["Unsure"], selection_mode="multi", key="label.flags")
-            c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-            c1.selectbox("Cannot label because", REASONS, key="label.reason")
-            c2.form_submit_button(
-                "Cannot label",
-                key="label.cannot",
-                on_click=submit,
-                args=(None, task.clip_id, ss["label.key"]),
-                kwargs={"cannot": True},
-                shortcut=actions["cannot"],
-            )
-            c3.form_submit_button(
-                "Skip", key="label.skip", on_click=skip, args=(task.clip_id,), shortcut=actions["skip"]
-            )
-        wave, spec = figures(str(task.audio_path))
-        st.plotly_chart(wave, key="label.waveform", config={"displayModeBar": False})
-        st.plotly_chart(spec, key="label.spectrogram", config={"displayModeBar": False})
-    with right:
-        conv = task.convention
-        st.subheader(f"Conventions v{conv.version}" if conv else "Conventions")
-        with st.container(height=460, border=True):
-            st.markdown(
-                demote_headings(conv.text) if conv else "_No conventions written yet for this project._"
-            )
-        if task.gold:
-            with st.expander(f"Gold examples ({len(task.gold)})"):
-                for g in task.gold:
-                    st.audio(str(ws.store.path(g.storage_key)))
-                    st.markdown(
-                        f"**{g.label or ''}** {f'“{g.transcript}”' if g.transcript else ''} — {g.explanation}"
-                    )
 
+with left:  # last: the rest of the page is usable while it is drawn
+    st.plotly_chart(
+        spectrogram(str(task.audio_path)), key="label.spectrogram", config={"displayModeBar": False}
+    )
 st.sidebar.toggle("Autoplay clips", value=True, key="label.autoplay")

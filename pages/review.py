@@ -22,7 +22,7 @@ from labeling.review import (
     resolve_clip,
     settle_label_issue,
 )
-from pages import common
+from pages import audio, common
 
 user = common.require_permission("review")
 project = common.current_project()
@@ -119,7 +119,8 @@ if not suspects.empty:
         chosen = st.selectbox("Suspect", ids, key="review.suspect", format_func=lambda c: f"clip {c}")
         suspect = suspects.set_index("clip_id").loc[chosen]
         with ws.db.read() as s:
-            st.audio(str(clip_detail(s, ws.store, int(chosen), project_id=project.id).audio_path))
+            detail = clip_detail(s, ws.store, int(chosen), project_id=project.id)
+        audio.play_clip(detail.id, detail.audio_path)
         st.caption(
             f"{suspect['original_name']} · given **{suspect['given_label']}**, the model suggests "
             f"**{suspect['suggested_label']}** (self-confidence {suspect['self_confidence']:.2f})"
@@ -138,6 +139,7 @@ if not suspects.empty:
             on_click=settle,
             args=(int(chosen), suspect["suggested_label"]),
         )
+audio.missing_audio_panel(project.id)
 if queue.empty:
     st.success("No open disagreements in this project.", icon=":material/done_all:")
     st.stop()
@@ -157,7 +159,7 @@ left, right = st.columns([2, 3], gap="large")
 with left:
     st.subheader(f"Clip {clip_id}")
     st.caption(f"{row['original_name']} · {', '.join(row['tags'])}")
-    st.audio(str(ws.store.path(row["storage_key"])))
+    audio.play_clip(clip_id, ws.store.path(row["storage_key"]))
     cols = st.columns(len(row["ratings"]))
     for col, r in zip(cols, row["ratings"], strict=True):
         # Reviewers may see who said what; this page is theirs alone (the review permission).

@@ -11,7 +11,7 @@ from labeling.clips import ClipNotFound, clip_detail
 from labeling.compare import CompareError, compare_runs
 from labeling.label_issues import flag_label_issues
 from labeling.runs import list_runs
-from pages import common, job_status
+from pages import audio, common, job_status
 from pages.train_form import run_labels, train_form
 
 user = common.require_permission("manage_data")
@@ -131,7 +131,8 @@ if job is not None and job.status == "succeeded" and job.result:
         )
         try:
             with ws.db.read() as s:
-                st.audio(str(clip_detail(s, ws.store, int(pick), project_id=project.id).audio_path))
+                detail = clip_detail(s, ws.store, int(pick), project_id=project.id)
+            audio.play_clip(detail.id, detail.audio_path)
         except ClipNotFound as exc:
             st.warning(str(exc))
         if st.button(f"Send all {len(candidates):,} to review", key="runs.send_review", type="primary"):

@@ -88,6 +88,12 @@ def test_fixing_loud_clips_from_the_checks_tab_replaces_them(env):
     assert not at.exception
     at.button(key="data.fix").click().run()
     assert not at.exception
+    # First what would change, and nothing changed yet; then yes.
+    assert any("retires the originals" in m.value for m in at.warning)
+    with ws.db.read() as s:
+        assert not s.scalars(select(Clip.id).where(Clip.deleted_at.is_not(None))).all()
+    at.button(key="data.fix_confirm").click().run()
+    assert not at.exception
     assert any("replaced by fixed copies" in m.value for m in at.success)
     with ws.db.read() as s:
         fixed = s.scalars(

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from db.models import Annotation, ConventionVersion
+from db.models import Annotation, Clip, ConventionVersion
 from labeling.annotations import submit_annotation
 from labeling.auth import add_user, get_user
 from labeling.conventions import save_convention
 from labeling.importer import import_path
+from labeling.missing_audio import missing_audio_frame
 from labeling.projects import get_project, update_project
 from tests.app.conftest import ROOT, new_app, sign_in
 
@@ -48,6 +49,11 @@ def listened(at: AppTest) -> AppTest:
     """Pretend the annotator has listened for a second (the page ignores instant double clicks)."""
     at.session_state["label.shown_at"] = time.monotonic() - 1.0
     return at
+
+
+def key(at: AppTest, widget: str) -> str:
+    """The key of a Label page widget: each clip on screen gets its own widgets."""
+    return f"label.{widget}.{at.session_state['label.key']}"
 
 
 def test_the_sign_in_form_lets_a_known_user_in(team):
@@ -99,8 +105,8 @@ def test_label_submit_and_next(team):
     at = page("pages/label.py", "ana").run()
     assert not at.exception
     first = int(at.subheader[0].value.removeprefix("Clip "))
-    second_class = at.button(key="label.class.1").label
-    listened(at).button(key="label.class.1").click().run()
+    second_class = at.button(key=key(at, "class.1")).label
+    listened(at).button(key=key(at, "class.1")).click().run()
     assert not at.exception
     assert at.success[0].value == f"Clip {first}: saved"
     second = int(at.subheader[0].value.removeprefix("Clip "))
@@ -114,23 +120,61 @@ def test_label_submit_and_next(team):
         )
         assert stored.time_spent_ms >= 1000
 
-    # Skip sets the clip aside; "cannot label" stores the reason and no class.
-    listened(at).button(key="label.skip").click().run()
+    # Skip sets the clip aside; "cannot label" asks for the reason, then stores it and no class.
+    listened(at).button(key=key(at, "skip")).click().run()
     third = int(at.subheader[0].value.removeprefix("Clip "))
     assert third not in (first, second)
-    at.selectbox(key="label.reason").set_value("no speech")
-    listened(at).button(key="label.cannot").click().run()
+    listened(at).button(key=key(at, "cannot")).click().run()
+    assert "Choose the reason" in at.warning[0].value
+    assert int(at.subheader[0].value.removeprefix("Clip ")) == third
+    at.selectbox(key=key(at, "reason")).set_value("no speech")
+    listened(at).button(key=key(at, "cannot")).click().run()
+    assert at.success[0].value == f"Clip {third}: marked as cannot label (no speech)"
     with team.db.read() as s:
         reasons = dict(s.execute(select(Annotation.clip_id, Annotation.cannot_label_reason)).all())
     assert reasons == {first: None, third: "no speech"}
 
-
-def test_a_click_before_the_clip_could_be_heard_is_ignored(team):
-    at = page("pages/label.py", "ana").run()
-    at.button(key="label.class.0").click().run()  # the tail of a double click on the previous clip
-    assert "Ignored a second click" in at.info[0].value
+    # The last label can be taken back: its clip comes back, open again.
+    at.button(key=key(at, "undo")).click().run()
+    assert not at.exception
+    assert at.info[0].value == f"Clip {third}: your label is undone"
+    assert int(at.subheader[0].value.removeprefix("Clip ")) == third
     with team.db.read() as s:
-        assert s.scalars(select(Annotation)).all() == []
+        assert set(s.scalars(select(Annotation.clip_id))) == {first}
+
+
+def test_the_count_of_open_clips_is_this_annotator_s(team):
+    with team.db.write() as s:
+        clip = s.scalars(select(Clip).order_by(Clip.id)).first()
+        submit_annotation(s, clip.project_id, get_user(s, "ana").id, clip.id, label="yes")
+    at = page("pages/label.py", "ana").run()
+    assert "11 clips left for you" in at.caption[0].value
+    # ben may still label the clip ana did (k = 2): all twelve are open for him.
+    at = page("pages/label.py", "ben").run()
+    assert "12 clips left for you" in at.caption[0].value
+
+
+def test_a_clip_without_audio_is_flagged_and_the_pages_go_on(team):
+    with team.db.write() as s:
+        first, split, *_ = s.scalars(select(Clip).order_by(Clip.id)).all()
+        for clip in (first, split):
+            team.store.path(clip.storage_key).unlink()
+        submit_annotation(s, split.project_id, get_user(s, "ana").id, split.id, label="yes")
+        submit_annotation(s, split.project_id, get_user(s, "ben").id, split.id, label="no")
+        add_user(s, name="cho", role="annotator", password=PASSWORD)
+    # The queue hands cho the first clip; the page flags it and hands over the next one.
+    at = page("pages/label.py", "cho").run()
+    assert not at.exception
+    assert f"audio of clip {first.id} is missing" in at.warning[0].value
+    assert int(at.subheader[0].value.removeprefix("Clip ")) not in (first.id, split.id)
+    # Pages that play a clip say so too, flag it, and go on.
+    for path in ("pages/agreement.py", "pages/review.py"):
+        at = new_app("rosa").run().switch_page(path).run()
+        assert not at.exception, path
+        assert any(f"audio of clip {split.id} is missing" in w.value for w in at.warning), path
+    assert any(e.label == "Clips whose audio is missing (2)" for e in at.expander)  # for reviewers
+    with team.db.read() as s:
+        assert missing_audio_frame(s, first.project_id)["clip_id"].tolist() == [first.id, split.id]
 
 
 def test_labeling_is_blind_to_what_others_said(team, tmp_path):
@@ -149,7 +193,7 @@ def test_labeling_is_blind_to_what_others_said(team, tmp_path):
             assert submit_annotation(s, words.id, ben, cid, transcript=f"zebra crossing {cid}").ok
     at = page("pages/label.py", "ana", project="words").run()
     assert not at.exception
-    assert at.text_area(key="label.transcript").value in ("", None)
+    assert at.text_area(key=key(at, "transcript")).value in ("", None)
     text = shown_text(at)
     assert "Clip " in text
     assert "Write what you hear." in text
@@ -172,7 +216,7 @@ def test_reviewer_publishes_a_version_that_annotators_then_see(team):
     at = page("pages/label.py", "ana").run()
     assert at.subheader[1].value == "Conventions v1"
     assert "Say **yes** only for a clear yes." in shown_text(at)
-    listened(at).button(key="label.class.0").click().run()
+    listened(at).button(key=key(at, "class.0")).click().run()
     with team.db.read() as s:
         assert s.scalar(select(Annotation.convention_version)) == 1
 

@@ -152,3 +152,14 @@ def sign_in(page, name: str, password: str) -> None:  # type: ignore[no-untyped-
 def selected(page, label: str) -> str:  # type: ignore[no-untyped-def]
     """The value a selectbox labelled ``label`` shows."""
     return page.get_by_role("combobox", name=label).first.input_value()
+
+
+def stored_annotations(ws, *columns: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """What the database holds, oldest first: one tuple of the named ``Annotation`` columns per row."""
+    from sqlalchemy import select
+
+    from db.models import Annotation
+
+    with ws.db.read() as s:
+        query = select(*(getattr(Annotation, c) for c in columns)).order_by(Annotation.id)
+        return [tuple(r) for r in s.execute(query)]

@@ -334,7 +334,21 @@ def test_annotations_are_long_format_with_the_convention_version(setup):
     ]
     assert frame["tags"].tolist() == [[], ["noise:none"], []]
     assert frame["unsure"].tolist() == [False, False, True]
-    assert (mine.done, mine.today, mine.open_clips) == (2, 2, 2)
+    # Both clips still need a third label, but ben has labelled both: nothing is open for him.
+    assert (mine.done, mine.today, mine.open_clips) == (2, 2, 0)
+
+
+def test_open_clips_count_what_is_left_for_this_annotator(setup):
+    ws, pid, (ana, ben, *_) = setup
+    with ws.db.write() as s:
+        a, b, _ = add_clips(s, pid, 3, k=2)
+    _submit(ws, pid, ana, a, label="1")
+    with ws.db.write() as s:
+        skip_clip(s, pid, ana, b)
+    with ws.db.read() as s:
+        ana_left, ben_left = progress(s, pid, ana).open_clips, progress(s, pid, ben).open_clips
+    assert ana_left == 1  # c: a is labelled by her and b set aside
+    assert ben_left == 3  # a still needs a second label, from someone else than ana
 
 
 def test_python_api_round_trip(tmp_path, db_url):

@@ -295,9 +295,10 @@ def test_decode_mixes_channels_and_reports_the_file_rate(tmp_path):
 
 
 def test_numpy_yin_equals_librosa_yin(tmp_path):
-    # librosa.yin runs in a child process: its compiled kernels have crashed test workers on a fresh
-    # install, and a crash there cannot take the worker with it. The JIT stays on: with numba 0.68,
-    # NUMBA_DISABLE_JIT breaks librosa's own guvectorize kernels as librosa is imported.
+    # librosa.yin runs in a child process: its numba-compiled kernels have crashed test workers on a
+    # fresh install, and a crash there fails this test only. The JIT stays on, with a cache of its own:
+    # with it off, numba 0.68 cannot import librosa unless another process compiled its ufuncs into
+    # the shared cache first, which made this test pass or fail by the order the suite ran in.
     import json
     import os
     import subprocess
@@ -317,7 +318,8 @@ def test_numpy_yin_equals_librosa_yin(tmp_path):
         "print(json.dumps([librosa.yin(y, fmin=60, fmax=500, sr=8000, frame_length=400, hop_length=160)"
         ".tolist() for y in ys]))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    env.pop("NUMBA_DISABLE_JIT", None)
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "signals.npy")],
         capture_output=True,

@@ -1,0 +1,273 @@
+// The Label page's player: a waveform drawn from the server's min/max envelope, a playhead that
+// follows playback, click-to-seek, zoom, playback speed, and the page's keys. Plain DOM and canvas,
+// no dependencies, so the app runs offline from PyPI alone.
+//
+// Keys are read on the window and ignored while the annotator types (text boxes, select boxes):
+// a "u" in a transcript is a letter, never "Unsure". Class keys, Skip and Cannot label are
+// Streamlit's own button shortcuts; this handles the rest. Every action a key sends to the server
+// names the clip it was pressed on (data.token), so a key pressed while the next clip is on its way
+// can only act on the clip that was on screen.
+
+const RATES = [0.5, 0.75, 1, 1.25, 1.5, 2];
+const ZOOMS = [1, 2, 4, 8, 16];
+const HEIGHT = 84;
+
+function stored(name, choices, fallback) {
+  try {
+    const value = Number(window.localStorage.getItem(`earmark.player.${name}`));
+    return choices.includes(value) ? value : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function store(name, value) {
+  try {
+    window.localStorage.setItem(`earmark.player.${name}`, String(value));
+  } catch {
+    // private windows may refuse storage; the setting then lasts for this clip only
+  }
+}
+
+function typing(event) {
+  const target = event.composedPath()[0];
+  if (!(target instanceof Element)) return false;
+  if (target.isContentEditable) return true;
+  if (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return true;
+  return ["textbox", "combobox", "listbox", "option", "searchbox"].includes(target.getAttribute("role"));
+}
+
+function build(parent) {
+  // A child of our own: the parent also holds the stylesheet Streamlit put there.
+  parent.querySelector(".em-root")?.remove();
+  const root = document.createElement("div");
+  root.className = "em-root";
+  parent.appendChild(root);
+  root.innerHTML = `
+    <div class="em-player" data-testid="earmark-player">
+      <div class="em-bar">
+        <button type="button" class="em-play" title="Play or pause (Space)" aria-label="Play">&#9654;</button>
+        <span class="em-time" aria-live="off">0.00 s</span>
+        <span class="em-rate" title="Playback speed: [ slower, ] faster">1&times;</span>
+        <span class="em-spacer"></span>
+        <button type="button" class="em-zoom-out" title="Zoom out (-)" aria-label="Zoom out">&minus;</button>
+        <span class="em-zoom" title="Zoom">1&times;</span>
+        <button type="button" class="em-zoom-in" title="Zoom in (+)" aria-label="Zoom in">+</button>
+        <button type="button" class="em-help" title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts">?</button>
+      </div>
+      <div class="em-scroll"><canvas class="em-wave" aria-label="Waveform: click to play from there"></canvas></div>
+      <audio class="em-audio" preload="auto"></audio>
+      <div class="em-sheet" role="dialog" aria-label="Keyboard shortcuts" hidden>
+        <div class="em-sheet-card">
+          <div class="em-sheet-head"><strong>Keyboard shortcuts</strong>
+            <button type="button" class="em-sheet-close" aria-label="Close">&times;</button></div>
+          <p class="em-sheet-note">Keys do nothing while you type in a text box.</p>
+          <table class="em-sheet-table"></table>
+        </div>
+      </div>
+    </div>`;
+  return {
+    play: root.querySelector(".em-play"),
+    time: root.querySelector(".em-time"),
+    rate: root.querySelector(".em-rate"),
+    zoom: root.querySelector(".em-zoom"),
+    zoomIn: root.querySelector(".em-zoom-in"),
+    zoomOut: root.querySelector(".em-zoom-out"),
+    help: root.querySelector(".em-help"),
+    scroll: root.querySelector(".em-scroll"),
+    canvas: root.querySelector(".em-wave"),
+    audio: root.querySelector(".em-audio"),
+    sheet: root.querySelector(".em-sheet"),
+    close: root.querySelector(".em-sheet-close"),
+    table: root.querySelector(".em-sheet-table"),
+  };
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  // Streamlit calls this again on every rerun with the data, without cleaning up the last call:
+  // keep the player (and its playback) while the clip is the same, else start afresh.
+  const live = parentElement.__earmarkPlayer;
+  if (live && live.token === data.token) return live.cleanup;
+  if (live) live.cleanup();
+  const el = build(parentElement);
+  const { audio, canvas, scroll } = el;
+  const mins = data.mins || [];
+  const maxs = data.maxs || [];
+  const duration = Number(data.duration) || 0;
+  const state = { rate: stored("rate", RATES, 1), zoom: stored("zoom", ZOOMS, 1), frame: 0 };
+  const css = getComputedStyle(parentElement.host || parentElement);
+  const colour = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+  const played = colour("--st-primary-color", "#ff4b4b");
+  const wave = colour("--st-text-color", "#31333f");
+
+  for (const [key, what] of data.sheet || []) {
+    const row = el.table.insertRow();
+    row.insertCell().innerHTML = `<kbd></kbd>`;
+    row.cells[0].firstChild.textContent = key;
+    row.insertCell().textContent = what;
+  }
+
+  function position() {
+    return duration > 0 ? Math.min(1, audio.currentTime / duration) : 0;
+  }
+
+  function draw() {
+    const width = Math.max(1, Math.floor(scroll.clientWidth * state.zoom));
+    const ratio = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(width * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(HEIGHT * ratio);
+      canvas.style.width = `${width}px`;
+      canvas.style.height = `${HEIGHT}px`;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, HEIGHT);
+    const mid = HEIGHT / 2;
+    const n = mins.length;
+    const head = position() * width;
+    for (let x = 0; x < width && n; x++) {
+      const a = Math.floor((x / width) * n);
+      const b = Math.max(a + 1, Math.floor(((x + 1) / width) * n));
+      let lo = 0;
+      let hi = 0;
+      for (let i = a; i < b && i < n; i++) {
+        lo = Math.min(lo, mins[i]);
+        hi = Math.max(hi, maxs[i]);
+      }
+      ctx.fillStyle = x < head ? played : wave;
+      ctx.globalAlpha = x < head ? 1 : 0.55;
+      ctx.fillRect(x, mid - hi * mid * 0.95, 1, Math.max(1, (hi - lo) * mid * 0.95));
+    }
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = played;
+    ctx.fillRect(Math.min(head, width - 2), 0, 2, HEIGHT);
+    el.time.textContent = `${audio.currentTime.toFixed(2)} / ${duration.toFixed(2)} s`;
+    el.rate.textContent = `${state.rate}\u00d7`;
+    el.zoom.textContent = `${state.zoom}\u00d7`;
+    el.play.innerHTML = audio.paused ? "&#9654;" : "&#10074;&#10074;";
+    el.play.setAttribute("aria-label", audio.paused ? "Play" : "Pause");
+    if (!audio.paused && (head < scroll.scrollLeft || head > scroll.scrollLeft + scroll.clientWidth)) {
+      scroll.scrollLeft = Math.max(0, head - scroll.clientWidth * 0.1);
+    }
+  }
+
+  function tick() {
+    draw();
+    state.frame = audio.paused ? 0 : requestAnimationFrame(tick);
+  }
+
+  function toggle() {
+    if (audio.paused) {
+      if (audio.ended || audio.currentTime >= duration - 0.01) audio.currentTime = 0;
+      audio.play().catch(() => {});
+    } else {
+      audio.pause();
+    }
+  }
+
+  function setRate(step) {
+    const i = Math.min(RATES.length - 1, Math.max(0, RATES.indexOf(state.rate) + step));
+    state.rate = RATES[i];
+    audio.playbackRate = state.rate;
+    store("rate", state.rate);
+    draw();
+  }
+
+  function setZoom(step) {
+    const before = position();
+    const i = Math.min(ZOOMS.length - 1, Math.max(0, ZOOMS.indexOf(state.zoom) + step));
+    state.zoom = ZOOMS[i];
+    store("zoom", state.zoom);
+    draw();
+    scroll.scrollLeft = Math.max(0, before * canvas.clientWidth - scroll.clientWidth / 2);
+  }
+
+  function press(spec) {
+    // A tag or Unsure pill of this clip's form: click it as the annotator would.
+    const host = document.querySelector(`.${spec.container}`);
+    const pills = host ? host.querySelectorAll("button") : [];
+    if (pills[spec.index]) pills[spec.index].click();
+  }
+
+  function showSheet(show) {
+    el.sheet.hidden = !show;
+  }
+
+  const keys = new Map();
+  for (const spec of data.pills || []) keys.set(spec.key, () => press(spec));
+  keys.set(" ", toggle);
+  keys.set("[", () => setRate(-1));
+  keys.set("]", () => setRate(1));
+  keys.set("+", () => setZoom(1));
+  keys.set("=", () => setZoom(1));
+  keys.set("-", () => setZoom(-1));
+  keys.set("?", () => showSheet(el.sheet.hidden));
+  keys.set("Backspace", () => setTriggerValue("undo", data.token));
+
+  function onKey(event) {
+    if (!parentElement.isConnected || event.defaultPrevented || event.isComposing || typing(event)) return;
+    if (event.key === "Escape" && !el.sheet.hidden) {
+      showSheet(false);
+      event.preventDefault();
+      return;
+    }
+    const undo = (event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "z";
+    if (!undo && (event.ctrlKey || event.metaKey || event.altKey)) return;
+    // Exact keys: a tag's key is a lower-case letter, so Shift+letter stays free.
+    const action = keys.get(undo ? "Backspace" : event.key);
+    if (!action) return;
+    event.preventDefault();
+    event.stopPropagation();
+    if (!event.repeat) action();
+  }
+
+  function onKeyUp(event) {
+    // A focused button would take Space as a click on key-up; Space belongs to the player.
+    if (event.key === " " && !typing(event)) event.preventDefault();
+  }
+
+  canvas.addEventListener("click", (event) => {
+    const box = canvas.getBoundingClientRect();
+    audio.currentTime = Math.max(0, Math.min(1, (event.clientX - box.left) / box.width)) * duration;
+    draw();
+  });
+  el.play.addEventListener("click", toggle);
+  el.zoomIn.addEventListener("click", () => setZoom(1));
+  el.zoomOut.addEventListener("click", () => setZoom(-1));
+  el.help.addEventListener("click", () => showSheet(el.sheet.hidden));
+  el.close.addEventListener("click", () => showSheet(false));
+  el.sheet.addEventListener("click", (event) => {
+    if (event.target === el.sheet) showSheet(false);
+  });
+  audio.addEventListener("play", tick);
+  audio.addEventListener("pause", draw);
+  audio.addEventListener("ended", draw);
+  audio.addEventListener("seeked", draw);
+  audio.addEventListener("loadedmetadata", () => {
+    audio.playbackRate = state.rate;
+    draw();
+  });
+  window.addEventListener("keydown", onKey, true);
+  window.addEventListener("keyup", onKeyUp, true);
+  const resize = new ResizeObserver(draw);
+  resize.observe(scroll);
+
+  audio.src = data.src;
+  audio.defaultPlaybackRate = state.rate;
+  audio.playbackRate = state.rate;
+  if (data.autoplay) audio.play().catch(() => {});
+  draw();
+
+  const cleanup = () => {
+    if (parentElement.__earmarkPlayer?.cleanup === cleanup) parentElement.__earmarkPlayer = undefined;
+    window.removeEventListener("keydown", onKey, true);
+    window.removeEventListener("keyup", onKeyUp, true);
+    resize.disconnect();
+    cancelAnimationFrame(state.frame);
+    audio.pause();
+  };
+  parentElement.__earmarkPlayer = { token: data.token, cleanup };
+  return cleanup;
+}
