@@ -79,6 +79,7 @@ PAGES = {
     "my_labels": "My labels",
     "conventions": "Conventions",
     "agreement": "Agreement",
+    "agreement_stored": "Agreement, report stored",
     "review": "Review",
     "error_analysis": "Error analysis",
     "runs": "Runs",
@@ -154,9 +155,15 @@ def child(page: str) -> dict[str, Any]:
 
     firsts, first_cpu = [], []
     at = None
+    stored = page.endswith("_stored")
+    page = page.removesuffix("_stored")
+    if stored:
+        _store_agreement()  # computed once, untimed: what a worker does after labels change
     for _ in range(FIRST_RUNS):
         st.cache_data.clear()
         st.cache_resource.clear()
+        if page == "agreement" and not stored:
+            _drop_stored_reports()  # the report is computed in the page, as on its very first view
         if page in NEEDS_NAVIGATION:
             # Its links need the app's page list: open the app, then the page with empty caches.
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
@@ -200,16 +207,50 @@ def child(page: str) -> dict[str, Any]:
     }
 
 
-def child_cli() -> dict[str, Any]:
-    """``earmark agreement --project bench --json``, timed in this process as a user would run it."""
+def _drop_stored_reports() -> None:
+    from sqlalchemy import delete
+
+    from db.engine import Database
+    from db.models import StoredReport
+
+    db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
+    try:
+        with db.write() as s:
+            s.execute(delete(StoredReport))
+    finally:
+        db.dispose()
+
+
+def _store_agreement() -> None:
+    from db.engine import Database
+    from labeling.agreement_service import agreement_view
+    from labeling.projects import get_project
+
+    db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
+    try:
+        with db.read() as s:
+            project_id = get_project(s, "bench").id
+        agreement_view(db, project_id)
+    finally:
+        db.dispose()
+
+
+def child_cli(*, stored: bool = False) -> dict[str, Any]:
+    """``earmark agreement --project bench --json``, timed in this process as a user would run it:
+    computed each time (``stored`` False), or answered from the report an earlier run stored."""
     import resource
 
     runs, cpu = [], []
+    command = [str(Path(sys.executable).parent / "earmark"), "agreement", "--project", "bench", "--json"]
+    if stored:
+        subprocess.run(command, capture_output=True, check=True)  # untimed: stores the report
     for _ in range(FIRST_RUNS):
+        if not stored:
+            _drop_stored_reports()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         done = subprocess.run(
-            [str(Path(sys.executable).parent / "earmark"), "agreement", "--project", "bench", "--json"],
+            command,
             capture_output=True,
             text=True,
             check=False,
@@ -291,11 +332,19 @@ def report(results: dict[str, dict[int, dict[str, dict[str, Any]]]], sizes: list
             f"| page | {head} | peak MB at {big:,} | growth first / rerun | targets |",
             "|---|" + "---:|" * len(sizes) + "---:|---:|---|",
         ]
-        for page, title in [*PAGES.items(), ("cli", "`earmark agreement --json`")]:
+        for page, title in [
+            *PAGES.items(),
+            ("cli", "`earmark agreement --json`"),
+            ("cli_stored", "`earmark agreement --json`, report stored"),
+        ]:
             cells = []
             for n in sizes:
                 r = by_size.get(n, {}).get(page)
-                cell = _fmt(r, "first_s") if page == "cli" else f"{_fmt(r, 'first_s')} / {_fmt(r, 'rerun_s')}"
+                cell = (
+                    _fmt(r, "first_s")
+                    if page.startswith("cli")
+                    else f"{_fmt(r, 'first_s')} / {_fmt(r, 'rerun_s')}"
+                )
                 if r and "first_cpu_s" in r:
                     cpu = f"{r['first_cpu_s']:.2f}" + (
                         f" / {r['rerun_cpu_s']:.2f}" if "rerun_cpu_s" in r else ""
@@ -314,7 +363,7 @@ def report(results: dict[str, dict[int, dict[str, dict[str, Any]]]], sizes: list
                     if "rerun_cpu_s" in top:
                         g_rerun = top["rerun_cpu_s"] / max(low["rerun_cpu_s"], 1e-3)
                         growth += f" / {g_rerun:.1f}×"
-                if page == "cli":
+                if page.startswith("cli"):
                     parts.insert(0, f"≤ {CLI_TARGET_S:g} s {_ok(top['first_s'], CLI_TARGET_S)}")
                 else:
                     rerun_target = SUBMIT_TARGET_S if page == "label" else RERUN_TARGET_S
@@ -332,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_pages")
     parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
     parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--pages", default=",".join([*PAGES, "cli"]))
+    parser.add_argument("--pages", default=",".join([*PAGES, "cli", "cli_stored"]))
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--no-report", action="store_true", help="print results, leave BENCHMARKS.md")
     parser.add_argument("--results", type=Path, help="also append each result as a JSON line to this file")
@@ -340,7 +389,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
     if args.child:
-        print(json.dumps(child_cli() if args.child == "cli" else child(args.child)))
+        if args.child.startswith("cli"):
+            print(json.dumps(child_cli(stored=args.child == "cli_stored")))
+        else:
+            print(json.dumps(child(args.child)))
         return
 
     from bench import _pages_data

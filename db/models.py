@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    LargeBinary,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -480,6 +481,24 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class StoredReport(Base):
+    """A report that takes seconds to compute on a large project (agreement), kept with the data
+    fingerprint it was computed on, so every process and app server can show it at once and say
+    whether labels have changed since."""
+
+    __tablename__ = "stored_reports"
+    __table_args__ = (UniqueConstraint("project_id", "kind", "params"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    params: Mapped[str] = mapped_column(String(200))
+    token: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    seconds: Mapped[float] = mapped_column(Float)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # Workers look for queued jobs and expired leases, oldest first.

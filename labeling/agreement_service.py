@@ -13,8 +13,11 @@ Everything returned is plain data (dicts, DataFrames); :func:`agreement_json` tu
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,8 +36,13 @@ from analysis.agreement import (
 from analysis.text import NormalizationRules, error_rate_summary, pairwise_error_rates
 from db.models import Annotation, Clip, ClipTag, ConventionVersion, GoldExample, Resolution, User
 from labeling.clip_metadata import deleted_clip_ids, metadata_counts, metadata_keys, metadata_values
+from labeling.clips import data_fingerprint
 from labeling.columnar import read_frame
 from labeling.projects import ProjectInfo, get_project
+from labeling.report_store import read_report, save_report, token_digest
+
+if TYPE_CHECKING:
+    from db.engine import Database
 
 #: Resolution methods reached by people or a project rule; other clips still wait for a reviewer.
 SETTLED_METHODS = ("adjudicated", "unanimous", "majority")
@@ -598,3 +606,95 @@ def agreement_json(result: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = _json(value)
     return out
+
+
+# --- the stored report -------------------------------------------------------------------------------
+
+#: ``stored_reports`` kind of what the Agreement page shows (the report and the split clips).
+AGREEMENT_VIEW = "agreement_view"
+#: Split clips the Agreement page plays.
+VIEW_EXAMPLES = 12
+
+
+def view_params(n_boot: int = 500) -> dict[str, int]:
+    """The stored Agreement view's parameters (part of its key in ``stored_reports``)."""
+    return {"n_boot": n_boot, "examples": VIEW_EXAMPLES}
+
+
+@dataclass(frozen=True)
+class AgreementView:
+    """The Agreement page's data: the report, the most instructive split clips, and how current they are.
+
+    ``fresh`` is False when labels changed after the stored report was computed (it is then shown as
+    it was, with ``computed_at``, while a worker computes the new one).
+    """
+
+    report: dict[str, Any]
+    split: pd.DataFrame
+    fresh: bool
+    computed_at: datetime
+    seconds: float
+
+
+def agreement_view(
+    db: Database,
+    project_id: int,
+    *,
+    n_boot: int = 500,
+    allow_stale: bool = False,
+    recompute: bool = False,
+) -> AgreementView:
+    """What the Agreement page shows, from ``stored_reports`` while the labels are unchanged.
+
+    A large project's report takes seconds (every rating is read), so it is computed once per data
+    change and shared by every process and app server. With ``allow_stale`` a report computed on
+    older labels is returned as it is (``fresh`` False) instead of being recomputed here;
+    ``recompute`` computes even when a current one is stored (the worker's refresh).
+    """
+    params = view_params(n_boot)
+    with db.read() as s:
+        token = data_fingerprint(s, project_id)
+        stored = None if recompute else read_report(s, project_id, AGREEMENT_VIEW, params)
+    if stored is not None and (stored.token == token_digest(token) or allow_stale):
+        report, split = stored.value
+        return AgreementView(
+            report, split, stored.token == token_digest(token), stored.computed_at, stored.seconds
+        )
+    started = time.perf_counter()
+    with db.read() as s:
+        # The fingerprint is read first, so the stored report is never labelled newer than its data.
+        token = data_fingerprint(s, project_id)
+        report = project_agreement(s, project_id, n_boot=n_boot)
+        split = disagreements(s, project_id, limit=VIEW_EXAMPLES, open_only=False)
+    seconds = time.perf_counter() - started
+    with db.write() as s:
+        value = (report, split)
+        stored_at = save_report(s, project_id, AGREEMENT_VIEW, params, token, value, seconds=seconds)
+    return AgreementView(report, split, True, stored_at, seconds)
+
+
+def stored_agreement(
+    db: Database,
+    project: int | str,
+    *,
+    level: Level = "nominal",
+    n_boot: int = 500,
+    random_state: int = 0,
+) -> tuple[dict[str, Any], bool]:
+    """:func:`project_agreement`, from ``stored_reports`` while the labels are unchanged.
+
+    Returns the report and whether it was read (True) rather than computed now. ``earmark agreement
+    --project`` answers from it, so asking twice, or from a cron job, does not read every rating twice.
+    """
+    params = {"level": level, "n_boot": n_boot, "seed": random_state}
+    with db.read() as s:
+        project_id = _project(s, project).id
+        token = data_fingerprint(s, project_id)
+        stored = read_report(s, project_id, "agreement", params)
+        if stored is not None and stored.token == token_digest(token):
+            return stored.value, True
+        started = time.perf_counter()
+        report = project_agreement(s, project_id, level=level, n_boot=n_boot, random_state=random_state)
+    with db.write() as s:
+        save_report(s, project_id, "agreement", params, token, report, seconds=time.perf_counter() - started)
+    return report, False

@@ -135,3 +135,22 @@ def zip_available(ref: str | None) -> bool:
     if not ref:
         return False
     return True if is_remote_url(ref) else Path(ref).is_file()
+
+
+@job_kind("agreement", title="Agreement report", permission="analyse")
+def agreement(ctx: JobContext) -> dict[str, Any]:
+    """Recompute the stored agreement report after labels changed (the Agreement page starts it)."""
+    from labeling.agreement_service import agreement_view
+
+    step = ctx.stage("Computing agreement")
+    step(0, 1)
+    n_boot = int(ctx.params.get("n_boot", 500))
+    view = agreement_view(ctx.ws.db, int(ctx.project_id or 0), n_boot=n_boot, recompute=True)
+    step(1, 1)
+    alpha = view.report.get("krippendorff_alpha")
+    return {
+        "seconds": round(view.seconds, 2),
+        "krippendorff_alpha": alpha,
+        "summary": f"Agreement over {view.report.get('n_ratings', 0):,} labels"
+        + (f": alpha {alpha:.3f}" if alpha is not None else ""),
+    }

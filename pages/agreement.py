@@ -1,7 +1,8 @@
 """Agreement: how consistently annotators label, where they split, and whether the conventions help.
 
-Everything shown comes from ``labeling.agreement_service.project_agreement`` and ``disagreements``
-(``earmark agreement --project NAME --json`` prints the same report).
+Everything shown comes from ``labeling.agreement_service.agreement_view``: the report of
+``project_agreement`` and the split clips of ``disagreements``, stored per data change so that a large
+project's report shows at once (``earmark agreement --project NAME --json`` prints the same report).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from labeling import auth
-from labeling.agreement_service import disagreements, project_agreement
-from pages import audio, common
+from labeling.agreement_service import AGREEMENT_VIEW, AgreementView, agreement_view, view_params
+from pages import audio, common, stored_report
 from pages import charts_agreement as charts
 
 user = common.require_permission("analyse")
@@ -18,19 +19,34 @@ project = common.current_project()
 ws = common.workspace()
 
 
-@st.cache_data(ttl=120, show_spinner="Computing agreement…", max_entries=8)
-def load(project_id: int, token: tuple[object, ...]):  # type: ignore[no-untyped-def]
-    with ws.db.read() as s:
-        return project_agreement(s, project_id, n_boot=500), disagreements(
-            s, project_id, limit=12, open_only=False
-        )
+PARAMS = view_params()
+
+
+@st.cache_data(ttl=600, show_spinner="Computing agreement…", max_entries=8)
+def load(project_id: int, token: tuple[object, ...], stored: object) -> AgreementView:
+    # Keyed on the labels and on the stored report, so a report a worker stores shows at once.
+    return agreement_view(ws.db, project_id, allow_stale=True)
 
 
 def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-report, split = load(project.id, common.data_token(project.id))
+view = load(
+    project.id, common.data_token(project.id), stored_report.stamp(project.id, AGREEMENT_VIEW, PARAMS)
+)
+if not view.fresh and stored_report.refresh_notice(
+    kind=AGREEMENT_VIEW,
+    job_kind="agreement",
+    project_id=project.id,
+    params=PARAMS,
+    user=user,
+    computed_at=view.computed_at,
+):
+    with st.spinner("Computing agreement…"):
+        agreement_view(ws.db, project.id, recompute=True)
+    st.rerun()
+report, split = view.report, view.split
 st.title("Agreement")
 lo, hi = report["krippendorff_alpha_ci"]
 st.caption(

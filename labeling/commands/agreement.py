@@ -145,13 +145,14 @@ def run(args: argparse.Namespace) -> int:
             print(_summary(report))
         return 0
 
-    from labeling.agreement_service import agreement_json, project_agreement
+    from labeling.agreement_service import agreement_json, stored_agreement
     from labeling.projects import ProjectError
 
-    with workspace() as ws, user_errors(ProjectError, ValueError), ws.db.read() as s:
-        result = agreement_json(
-            project_agreement(s, args.project, level=args.level, n_boot=args.n_boot, random_state=args.seed)
+    with workspace() as ws, user_errors(ProjectError, ValueError):
+        report, _ = stored_agreement(
+            ws.db, args.project, level=args.level, n_boot=args.n_boot, random_state=args.seed
         )
+        result = agreement_json(report)
     if args.json:
         print_json(result)
     else:

@@ -210,3 +210,22 @@ def test_a_reviewer_settles_a_suspected_label_error(team):
         assert flag.resolved_at is not None
     # The settled clip leaves the suspects list.
     assert "review.suspect" not in [w.key for w in at.selectbox]
+
+
+def test_agreement_shows_an_older_report_as_such_and_computes_it_on_request(team):
+    at = page("pages/agreement.py", "rosa").run()
+    assert "from 3 annotators (36 labels)" in at.caption[0].value
+    with team.db.write() as s:
+        project = update_project(s, "demo", annotations_per_clip=4)
+        dan = add_user(s, name="dan", role="annotator").id
+        first = s.scalars(select(Clip.id).where(Clip.project_id == project.id).order_by(Clip.id)).first()
+        assert submit_annotation(s, project.id, dan, first, label="no").ok
+    # Another visitor after the new label: the stored report, said to be older than the labels.
+    at = page("pages/agreement.py", "eli").run()
+    assert not at.exception, at.exception
+    assert "from 3 annotators (36 labels)" in at.caption[0].value
+    assert any("labels have changed since" in i.value for i in at.info)
+    at.button(key="agreement_view.recompute").click().run()
+    assert not at.exception, at.exception
+    assert "from 4 annotators (37 labels)" in at.caption[0].value
+    assert not any("labels have changed since" in i.value for i in at.info)

@@ -1,0 +1,63 @@
+"""A report computed on older labels, shown as it is while a worker recomputes it.
+
+The Agreement page reads its report from ``stored_reports`` (see :mod:`labeling.report_store`); when
+labels changed since, it shows that report with the time it was computed, queues a refresh job and
+reruns by itself once the job has stored the new one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from labeling.auth import UserInfo
+from labeling.jobs import JobBusy, JobError, submit_job
+from labeling.report_store import report_stamp
+from pages import common
+
+#: How often a page showing an older report looks for the new one.
+POLL_S = 2.0
+
+
+def stamp(project_id: int, kind: str, params: dict[str, int]) -> tuple[str, datetime] | None:
+    """The stored report's digest and time: part of the page cache's key, so a new report shows."""
+    with common.workspace().db.read() as s:
+        return report_stamp(s, project_id, kind, params)
+
+
+def refresh_notice(
+    *,
+    kind: str,
+    job_kind: str,
+    project_id: int,
+    params: dict[str, int],
+    user: UserInfo,
+    computed_at: datetime,
+) -> bool:
+    """Say the report predates the latest labels, queue its refresh, and rerun when it lands.
+
+    Returns True when the user asked to compute it here and now instead.
+    """
+    try:
+        with common.workspace().db.write() as s:
+            submit_job(s, job_kind, project_id=project_id, owner_id=user.id, params=dict(params))
+    except (JobBusy, JobError):
+        pass  # already queued or running (here or on another server)
+    when = computed_at.strftime("%Y-%m-%d %H:%M UTC")
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.info(
+        f"Shown as computed at {when}; labels have changed since. A background job is recomputing it, "
+        "and this page updates when it is done.",
+        icon=":material/update:",
+    )
+    now = right.button("Compute now", key=f"{kind}.recompute", help="Compute it in this page instead")
+    first = stamp(project_id, kind, params)
+
+    @st.fragment(run_every=POLL_S)
+    def wait_for_new() -> None:
+        if stamp(project_id, kind, params) != first:
+            st.rerun(scope="app")
+
+    wait_for_new()
+    return now
