@@ -67,6 +67,9 @@ first render at a million clips is well above 3 s (SQLite: 13.5 s of CPU for Agr
 2.5 s is the driver building a Python object per value of the ratings, and as much again for tags and
 metadata): they miss the first-render and CLI targets. Reaching them needs the report kept up to date
 as labels arrive rather than recomputed from every rating."""
+# Pages that show a report stored per data change (labeling.report_store): measured computed in the
+# page (stored reports dropped first) and, as "<page>_stored", read from the report a worker stored.
+STORED = {"agreement", "review"}
 # Pages whose links (st.page_link) need the app's navigation: opened through app.py.
 NEEDS_NAVIGATION = {"review"}
 # page file -> title shown in the report
@@ -81,6 +84,7 @@ PAGES = {
     "agreement": "Agreement",
     "agreement_stored": "Agreement, report stored",
     "review": "Review",
+    "review_stored": "Review, ranking stored",
     "error_analysis": "Error analysis",
     "runs": "Runs",
 }
@@ -158,11 +162,11 @@ def child(page: str) -> dict[str, Any]:
     stored = page.endswith("_stored")
     page = page.removesuffix("_stored")
     if stored:
-        _store_agreement()  # computed once, untimed: what a worker does after labels change
+        _store_report(page)  # computed once, untimed: what a worker does after labels change
     for _ in range(FIRST_RUNS):
         st.cache_data.clear()
         st.cache_resource.clear()
-        if page == "agreement" and not stored:
+        if page in STORED and not stored:
             _drop_stored_reports()  # the report is computed in the page, as on its very first view
         if page in NEEDS_NAVIGATION:
             # Its links need the app's page list: open the app, then the page with empty caches.
@@ -221,16 +225,16 @@ def _drop_stored_reports() -> None:
         db.dispose()
 
 
-def _store_agreement() -> None:
+def _store_report(page: str) -> None:
     from db.engine import Database
-    from labeling.agreement_service import agreement_view
+    from labeling.agreement_service import agreement_view, review_queue
     from labeling.projects import get_project
 
     db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
     try:
         with db.read() as s:
             project_id = get_project(s, "bench").id
-        agreement_view(db, project_id)
+        (agreement_view if page == "agreement" else review_queue)(db, project_id)
     finally:
         db.dispose()
 

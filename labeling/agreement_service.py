@@ -698,3 +698,66 @@ def stored_agreement(
     with db.write() as s:
         save_report(s, project_id, "agreement", params, token, report, seconds=time.perf_counter() - started)
     return report, False
+
+
+#: ``stored_reports`` kind of the Review page's ranked queue of open disagreements.
+REVIEW_QUEUE = "review_queue"
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    """The Review page's ranked disagreements; ``fresh`` False when labels changed after the ranking
+    was computed (clips settled since are already left out; new splits join when it is recomputed)."""
+
+    queue: pd.DataFrame
+    fresh: bool
+    computed_at: datetime
+    seconds: float
+
+
+def review_queue(
+    db: Database,
+    project_id: int,
+    *,
+    limit: int = 200,
+    allow_stale: bool = False,
+    recompute: bool = False,
+) -> ReviewQueue:
+    """:func:`disagreements` (open ones, the first ``limit``), from ``stored_reports`` per data change.
+
+    Ranking reads every rating, seconds at a million clips; a reviewer settling one clip must not pay
+    that. With ``allow_stale`` the stored ranking is returned without the clips settled since it was
+    computed (one indexed look-up of the listed clips), so the next clip shows at once while a worker
+    re-ranks.
+    """
+    params = {"limit": limit}
+    with db.read() as s:
+        token = data_fingerprint(s, project_id)
+        stored = None if recompute else read_report(s, project_id, REVIEW_QUEUE, params)
+        if stored is not None and stored.token == token_digest(token):
+            return ReviewQueue(stored.value, True, stored.computed_at, stored.seconds)
+        if stored is not None and allow_stale:
+            queue = stored.value
+            settled = set(
+                s.scalars(
+                    select(Resolution.clip_id).where(
+                        Resolution.project_id == project_id,
+                        Resolution.clip_id.in_([int(c) for c in queue["clip_id"]]),
+                        Resolution.method.in_(SETTLED_METHODS),
+                    )
+                )
+            )
+            left = queue[~queue["clip_id"].isin(settled)].reset_index(drop=True)
+            left.attrs = {
+                **queue.attrs,
+                "n_total": max(0, queue.attrs.get("n_total", len(queue)) - len(settled)),
+            }
+            return ReviewQueue(left, False, stored.computed_at, stored.seconds)
+    started = time.perf_counter()
+    with db.read() as s:
+        token = data_fingerprint(s, project_id)
+        queue = disagreements(s, project_id, limit=limit)
+    seconds = time.perf_counter() - started
+    with db.write() as s:
+        stored_at = save_report(s, project_id, REVIEW_QUEUE, params, token, queue, seconds=seconds)
+    return ReviewQueue(queue, True, stored_at, seconds)

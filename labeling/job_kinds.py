@@ -154,3 +154,20 @@ def agreement(ctx: JobContext) -> dict[str, Any]:
         "summary": f"Agreement over {view.report.get('n_ratings', 0):,} labels"
         + (f": alpha {alpha:.3f}" if alpha is not None else ""),
     }
+
+
+@job_kind("review_queue", title="Review ranking", permission="review")
+def review_ranking(ctx: JobContext) -> dict[str, Any]:
+    """Re-rank the open disagreements after labels changed (the Review page starts it)."""
+    from labeling.agreement_service import review_queue
+
+    step = ctx.stage("Ranking disagreements")
+    step(0, 1)
+    ranked = review_queue(ctx.ws.db, int(ctx.project_id or 0), recompute=True)
+    step(1, 1)
+    waiting = int(ranked.queue.attrs.get("n_total", len(ranked.queue)))
+    return {
+        "seconds": round(ranked.seconds, 2),
+        "waiting": waiting,
+        "summary": f"{waiting:,} clips wait for review",
+    }

@@ -35,6 +35,8 @@ def fmt(x: float | None) -> str:
 view = load(
     project.id, common.data_token(project.id), stored_report.stamp(project.id, AGREEMENT_VIEW, PARAMS)
 )
+report, split = view.report, view.split
+st.title("Agreement")
 if not view.fresh and stored_report.refresh_notice(
     kind=AGREEMENT_VIEW,
     job_kind="agreement",
@@ -46,8 +48,6 @@ if not view.fresh and stored_report.refresh_notice(
     with st.spinner("Computing agreement…"):
         agreement_view(ws.db, project.id, recompute=True)
     st.rerun()
-report, split = view.report, view.split
-st.title("Agreement")
 lo, hi = report["krippendorff_alpha_ci"]
 st.caption(
     f"{report['n_pairable_items']:,} clips with two or more class labels from "

@@ -1,7 +1,8 @@
 """Review: settle the clips annotators disagree on, most instructive first.
 
-The queue is ``labeling.agreement_service.disagreements``; a decision is ``labeling.review.resolve_clip``
-(audited, and it locks the annotators' labels), optionally with a gold example in the same transaction.
+The queue is ``labeling.agreement_service.review_queue`` (``disagreements``, stored per data change);
+a decision is ``labeling.review.resolve_clip`` (audited, and it locks the annotators' labels),
+optionally with a gold example in the same transaction.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from labeling import auth
-from labeling.agreement_service import disagreements
+from labeling.agreement_service import REVIEW_QUEUE, ReviewQueue, review_queue
 from labeling.clips import clip_detail
 from labeling.conventions import ConventionError
 from labeling.label_issues import open_label_issues
@@ -22,13 +23,14 @@ from labeling.review import (
     resolve_clip,
     settle_label_issue,
 )
-from pages import audio, common
+from pages import audio, common, stored_report
 
 user = common.require_permission("review")
 project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
 QUEUE_SHOWN = 200
+QUEUE_PARAMS = {"limit": QUEUE_SHOWN}
 FORM_KEYS = ("review.label", "review.transcript", "review.gold", "review.why")
 
 try:
@@ -89,15 +91,35 @@ def settle(clip_id: int, label: str) -> None:
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Ranking disagreements…")
-def _queues(project_id: int, token: tuple[object, ...]):  # type: ignore[no-untyped-def]
-    """The two review queues, re-ranked only when labels, resolutions or flags change."""
+def _queue(project_id: int, token: tuple[object, ...], stored: object) -> ReviewQueue:
+    """The ranked disagreements: stored per data change, so settling a clip does not re-rank them all."""
+    return review_queue(ws.db, project_id, limit=QUEUE_SHOWN, allow_stale=True)
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def _suspects(project_id: int, token: tuple[object, ...]):  # type: ignore[no-untyped-def]
     with ws.db.read() as s:
-        return disagreements(s, project_id, limit=QUEUE_SHOWN), open_label_issues(s, project_id)
+        return open_label_issues(s, project_id)
 
 
-queue, suspects = _queues(project.id, common.data_token(project.id))
+token = common.data_token(project.id)
+ranked = _queue(project.id, token, stored_report.stamp(project.id, REVIEW_QUEUE, QUEUE_PARAMS))
+queue, suspects = ranked.queue, _suspects(project.id, token)
 
 st.title("Review")
+if not ranked.fresh and stored_report.refresh_notice(
+    kind=REVIEW_QUEUE,
+    job_kind="review_queue",
+    project_id=project.id,
+    params=QUEUE_PARAMS,
+    user=user,
+    computed_at=ranked.computed_at,
+    message="Ranked at {when}: clips settled since are left out, and new disagreements join the queue "
+    "when it is ranked again.",
+):
+    with st.spinner("Ranking disagreements…"):
+        review_queue(ws.db, project.id, limit=QUEUE_SHOWN, recompute=True)
+    st.rerun()
 top = st.columns([3, 1], vertical_alignment="center")
 waiting = queue.attrs.get("n_total", len(queue))
 top[0].caption(

@@ -34,10 +34,12 @@ def refresh_notice(
     params: dict[str, int],
     user: UserInfo,
     computed_at: datetime,
+    message: str = "Shown as computed at {when}; labels have changed since.",
 ) -> bool:
     """Say the report predates the latest labels, queue its refresh, and rerun when it lands.
 
-    Returns True when the user asked to compute it here and now instead.
+    ``message`` says what is shown (``{when}``: the time it was computed). Returns True when the user
+    asked to compute it here and now instead.
     """
     try:
         with common.workspace().db.write() as s:
@@ -47,8 +49,7 @@ def refresh_notice(
     when = computed_at.strftime("%Y-%m-%d %H:%M UTC")
     left, right = st.columns([5, 1], vertical_alignment="center")
     left.info(
-        f"Shown as computed at {when}; labels have changed since. A background job is recomputing it, "
-        "and this page updates when it is done.",
+        message.format(when=when) + " A background job is recomputing it; the page updates when it is done.",
         icon=":material/update:",
     )
     now = right.button("Compute now", key=f"{kind}.recompute", help="Compute it in this page instead")

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Clip, StoredReport
-from labeling.agreement_service import agreement_view, disagreements, project_agreement
+from labeling.agreement_service import agreement_view, disagreements, project_agreement, review_queue
 from labeling.annotations import submit_annotation
 from labeling.auth import add_user
 from labeling.cli import main
@@ -24,6 +24,7 @@ from labeling.importer import import_path
 from labeling.jobs import run_next_job, submit_job
 from labeling.projects import get_project, update_project
 from labeling.report_store import decode_value, encode_value
+from labeling.review import resolve_clip
 from tests.audio import speechlike, write_wav
 from tests.conftest import make_workspace
 
@@ -159,3 +160,30 @@ def test_earmark_agreement_answers_from_the_stored_report_until_a_label_changes(
         update_project(s, pid, annotations_per_clip=4)
         assert submit_annotation(s, pid, ids["dan"], clips[2], label="maybe").ok
     assert ask()["n_ratings"] == 25
+
+
+def test_a_settled_clip_leaves_the_stored_review_queue_at_once_and_a_job_re_ranks_it(team):
+    ws, pid, _, _ = team
+    with ws.db.read() as s:
+        expected = disagreements(s, pid, limit=200)["clip_id"].tolist()
+    first = review_queue(ws.db, pid)
+    assert first.fresh
+    assert first.queue["clip_id"].tolist() == expected
+    assert len(expected) >= 3
+    settled = expected[0]
+    with ws.db.write() as s:
+        reviewer = add_user(s, name="rosa", role="reviewer").id
+        resolve_clip(s, pid, settled, label="yes", reviewer_id=reviewer)
+    shown = review_queue(ws.db, pid, allow_stale=True)
+    assert not shown.fresh
+    assert shown.queue["clip_id"].tolist() == expected[1:]  # the settled clip is gone, the rest as ranked
+    assert shown.queue.attrs["n_total"] == len(expected) - 1
+    with ws.db.write() as s:
+        submit_job(s, "review_queue", project_id=pid, owner_id=reviewer)
+    done = run_next_job(ws, worker="test-worker")
+    assert done is not None
+    assert done.status == "succeeded", done.error
+    again = review_queue(ws.db, pid, allow_stale=True)
+    assert again.fresh
+    with ws.db.read() as s:
+        assert again.queue["clip_id"].tolist() == disagreements(s, pid, limit=200)["clip_id"].tolist()
