@@ -78,8 +78,9 @@ first render; and read from the report a worker stored ("stored"), which is what
 every other process and every other app server gets until the labels change, and what a page shows
 (saying so) while the worker recomputes after a change. The rerun of the stored Review page is the
 next clip chosen; the command's figure includes starting Python and importing Earmark (about 1 s of
-CPU). Computing at a million clips stays as it was (CPU 9–10 s for the agreement report, 4–5 s for
-the ranking, linear in the ratings); the worker pays it once per change, not each visitor."""
+CPU); the stored rows' peak memory includes computing the report once in the same process. Computing
+at a million clips stays linear in the ratings (CPU 5–10 s for the agreement report, 2.5–4.5 s for the
+ranking, SQLite the higher); the worker pays it once per change of the labels, not each visitor."""
 # Pages whose links (st.page_link) need the app's navigation: opened through app.py.
 NEEDS_NAVIGATION = {"review"}
 # page file -> title shown in the report
