@@ -142,25 +142,32 @@ def signed_in_user() -> UserInfo | None:
     return user
 
 
+def client_address() -> str:
+    """The browser's address as the server sees it (sign-ins are throttled per client too)."""
+    return st.context.ip_address or "local"
+
+
 def sign_in(name: str, password: str) -> str | None:
     """Check a name and password; on success remember the session and return None, else the reason."""
     ws = workspace()
-    with ws.db.read() as s:
-        user = auth.authenticate(s, name, password)
-        if user is None:
-            return "Wrong name or password."
-        token = auth.issue_session_token(s, user.id, auth.session_secret(ws.settings))
-    st.session_state.update({AUTH_TOKEN: token, "auth.cookie": token, "auth.signed_out": False})
+    with ws.db.write() as s:
+        result = auth.sign_in(s, name, password, auth.session_secret(ws.settings), client=client_address())
+    if result.token is None:
+        return result.error
+    st.session_state.update({AUTH_TOKEN: result.token, "auth.cookie": result.token, "auth.signed_out": False})
     return None
 
 
 def sign_out() -> None:
-    """Forget the session and hand back any clip the user was holding (a button callback)."""
+    """End the session on the server and hand back any clip the user was holding (a button callback)."""
     from labeling.queue import release_claims
 
+    ws = workspace()
     user = signed_in_user()
-    if user is not None:
-        with workspace().db.write() as s:
+    token = st.session_state.get(AUTH_TOKEN)
+    with ws.db.write() as s:
+        auth.end_session(s, token, auth.session_secret(ws.settings))
+        if user is not None:
             release_claims(s, user.id)
     for key in list(st.session_state):
         if key == AUTH_TOKEN or str(key).startswith(("label.", "conventions.")):
@@ -173,7 +180,9 @@ def sync_session_cookie() -> None:
     token = st.session_state.pop("auth.cookie", None)
     if token is None:
         return
-    # The token is digits, hex and dots: safe inside the cookie and the script.
+    # The token is digits, hex and dots: safe inside the cookie and the script. Set from JavaScript, the
+    # cookie cannot be HttpOnly; what protects it is that the server can end the session (sign-out,
+    # disabling the account, a new password) and that it expires (see README, "Security").
     st.html(
         f"<script>document.cookie = '{SESSION_COOKIE}={token}; Path=/; SameSite=Strict; "
         f"Max-Age={auth.SESSION_MAX_AGE_S if token else 0}' "
