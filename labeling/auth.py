@@ -426,6 +426,7 @@ def count_sessions(s: Session, user_id: int, *, now: float | None = None) -> int
 FREE_FAILURES_PER_ACCOUNT = 5
 FREE_FAILURES_PER_CLIENT = 20
 THROTTLE_WINDOW_S = 15 * 60
+FIRST_WAIT_S = 60
 MAX_WAIT_S = 15 * 60
 
 
@@ -442,7 +443,7 @@ class SignInResult:
 def _wait_after(failures: int, free: int, last: datetime | None, at: datetime) -> int:
     if failures < free or last is None:
         return 0
-    wait = min(2 ** (failures - free + 1), MAX_WAIT_S)  # 2 s, 4 s, 8 s … up to a quarter of an hour
+    wait = min(FIRST_WAIT_S * 2 ** (failures - free), MAX_WAIT_S)  # 1, 2, 4, 8, then 15 min
     return max(0, int(wait - (at - last).total_seconds() + 0.999))
 
 
