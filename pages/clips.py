@@ -6,7 +6,7 @@ import streamlit as st
 
 from labeling.clip_query import ClipFilters, clip_filter_options, clip_page, metadata_options
 from labeling.clips import clip_detail, load_audio
-from pages import audio, charts, common
+from pages import audio, charts, common, plots
 
 PAGE_SIZE = 50
 common.require_permission("analyse")  # checked on every rerun, also when opened by URL
@@ -98,8 +98,8 @@ with ws.db.read() as s:
 st.subheader(detail.original_name)
 if audio.play_clip(detail.id, detail.audio_path) is not None:
     y, sr = load_audio(detail.audio_path)
-    st.plotly_chart(charts.waveform(y, sr), key="clips.waveform")
-    st.plotly_chart(charts.spectrogram(y, sr), key="clips.spectrogram")
+    plots.show(st, charts.waveform(y, sr), key="clips.waveform")
+    plots.show(st, charts.spectrogram(y, sr), key="clips.spectrogram")
 left, right = st.columns(2)
 left.markdown("**Clip**")
 left.json(
