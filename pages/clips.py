@@ -87,6 +87,7 @@ event = st.dataframe(
     key="clips.table",
     column_config={"duration_s": st.column_config.NumberColumn(format="%.2f")},
 )
+common.csv_download(window, file_name=f"clips-{project.name}-page-{int(page)}.csv", key="clips.download")
 rows = event.selection.rows if event and event.selection else []
 if not rows:
     st.caption("Select a row to listen to the clip.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
@@ -113,6 +115,21 @@ def cached_project_tags(project_id: int) -> list[str]:
     return _project_tags(project_id, data_token(project_id))
 
 
+def csv_download(frame: pd.DataFrame, *, file_name: str, key: str, where: Any = None) -> None:
+    """A "Download CSV" button for a table the page shows, with formulas neutralised for spreadsheets
+    (the tables' built-in download is switched off: it writes ``=…`` cells as they are)."""
+    from labeling.formats.writers import spreadsheet_csv
+
+    (st if where is None else where).download_button(
+        "Download CSV",
+        data=spreadsheet_csv(frame),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+    )
+
+
 # --- who is signed in, and what they may open --------------------------------------------------------
 
 AUTH_TOKEN = "auth.token"
@@ -144,7 +161,8 @@ def signed_in_user() -> UserInfo | None:
 
 def client_address() -> str:
     """The browser's address as the server sees it (sign-ins are throttled per client too)."""
-    return st.context.ip_address or "local"
+    ip = st.context.ip_address  # None from localhost (and not a str under AppTest)
+    return ip if isinstance(ip, str) and ip else "local"
 
 
 def sign_in(name: str, password: str) -> str | None:
