@@ -133,7 +133,9 @@ def safe_figure(fig: go.Figure) -> go.Figure:
     Every chart goes through this on its way to the page (``pages.plots.show``); values a click
     reports back are escaped too, and :func:`raw_value` turns them back into the stored value.
     """
-    return go.Figure(_escape(fig.to_dict()))
+    # _escape builds new containers (numeric arrays are shared, never changed), so the input figure is
+    # left as it was; the values were validated when it was built.
+    return go.Figure(_escape(fig.to_plotly_json()), _validate=False)
 
 
 def raw_value(value: Any) -> Any:

@@ -83,6 +83,7 @@ def test_escaped_figures_hold_no_markup_from_the_data_but_keep_their_own_line_br
         safe = list(_strings(charts.safe_figure(fig).to_dict()))
         assert not any("<a" in s or "</a>" in s for s in safe), [s for s in safe if "<a" in s]
         assert any("&lt;a href" in s for s in safe)
+        assert list(_strings(fig.to_dict())) == raw  # the figure handed in is left as it was
         # Our own hover templates still format (plotly reads these tags).
         templates = [s for s in safe if "<extra>" in s]
         assert len(templates) == sum("<extra>" in s for s in raw)
