@@ -485,6 +485,10 @@ def sign_in(
     """
     account, client = _account_key(name), (client or "unknown")[:100]
     at = _at(now)
+    # Failures older than the window count for nothing; drop them so the table stays small.
+    s.execute(
+        delete(SignInFailure).where(SignInFailure.created_at < at - timedelta(seconds=THROTTLE_WINDOW_S))
+    )
     wait = sign_in_wait(s, account, client, now=now)
     if wait > 0:
         record(
