@@ -7,6 +7,9 @@ import streamlit as st
 from pages import common
 
 st.set_page_config(page_title="Earmark", page_icon=":material/graphic_eq:", layout="wide")
+# Also in .streamlit/config.toml; set here too for servers started from another folder. Tables'
+# built-in CSV download writes formulas as they are: pages offer a neutralised one instead.
+st.set_option("client.disableDataExport", True)
 
 PAGES = {
     "Data": [

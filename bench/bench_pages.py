@@ -111,7 +111,7 @@ def _sign_in(at: Any) -> None:
 
     db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
     try:
-        with db.read() as s:
+        with db.write() as s:
             at.session_state["auth.token"] = issue_session_token(
                 s, get_user(s, "admin").id, session_secret(Settings.from_env())
             )

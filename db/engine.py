@@ -14,8 +14,9 @@ turn a read-then-write transaction into SQLITE_BUSY under concurrency, so we iss
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,13 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        path = Path(parsed.database).expanduser().resolve()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # SQLite would create the file world-readable (0644 under the usual umask); it holds password
+        # hashes. Its -wal and -shm files take the database file's mode.
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
 
     @event.listens_for(engine, "connect")

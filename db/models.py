@@ -548,3 +548,33 @@ Index(
     sqlite_where=text("priority <> 0"),
     postgresql_where=text("priority <> 0"),
 )
+
+
+class AuthSession(Base):
+    """A signed-in browser: the token's secret part is stored hashed; deleting the row ends the session.
+
+    Every rerun of every app server looks the row up, so signing out, disabling the account or
+    changing its password ends the session everywhere at once.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the token's nonce
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignInFailure(Base):
+    """A failed sign-in, counted per account name and per client address to slow down guessing."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(200))
+    client: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+Index("ix_sign_in_failures_account", SignInFailure.account, SignInFailure.created_at)
+Index("ix_sign_in_failures_client", SignInFailure.client, SignInFailure.created_at)

@@ -1,7 +1,8 @@
 """Accounts, passwords, sessions and the role policy.
 
-Call :func:`add_user` / :func:`set_password` to manage accounts, :func:`authenticate` to check a
-password, :func:`issue_session_token` / :func:`user_for_token` to keep someone signed in, and
+Call :func:`add_user` / :func:`set_password` to manage accounts, :func:`sign_in` to check a password
+(throttled per account and per client, failures audited) and start a server-side session,
+:func:`user_for_token` on every rerun to find who is signed in, :func:`end_session` to sign out, and
 :func:`can_open` to decide whether a role may open a page. Passwords are hashed with argon2id; the
 hash never leaves this module (:class:`UserInfo` has no hash, the audit log records no password).
 
@@ -29,17 +30,17 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from db.models import ROLES, User
+from db.models import ROLES, AuthSession, SignInFailure, User
 from labeling.audit import record
 from labeling.config import Settings
 from labeling.projects import validate_name
@@ -262,6 +263,7 @@ def set_password(s: Session, ref: str | int, password: str, *, actor_id: int | N
     user = _user_row(s, ref)
     user.password_hash = hash_password(password)
     s.flush()
+    end_sessions(s, user.id)
     record(
         s, entity="user", entity_id=user.id, action="update", new={"password": "changed"}, actor_id=actor_id
     )
@@ -283,6 +285,8 @@ def update_user(
         user.role = check_role(role)
     if active is not None:
         user.active = bool(active)
+        if not user.active:
+            end_sessions(s, user.id)  # so switching it back on later revives none of them
     after = {"role": user.role, "active": user.active}
     if after != before:
         s.flush()
@@ -319,22 +323,50 @@ def user_for_header(s: Session, value: str | None) -> UserInfo | None:
 # --- sessions ----------------------------------------------------------------------------------------
 
 
-def _fingerprint(user: User) -> str:
-    # Changing the password (or external identity) changes this, which ends existing sessions.
-    basis = f"{user.password_hash or ''}|{user.external_id or ''}"
-    return hashlib.sha256(basis.encode()).hexdigest()[:16]
-
-
 def _sign(secret: str, payload: str) -> str:
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
-def issue_session_token(s: Session, user_id: int, secret: str, *, now: float | None = None) -> str:
-    """A signed token naming the user; valid for :data:`SESSION_MAX_AGE_S` or until the password changes."""
+def _session_id(nonce: str) -> str:
+    # Only a hash of the nonce is stored: a copy of the database signs nobody in.
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def _at(epoch: float | None) -> datetime:
+    return datetime.fromtimestamp(epoch if epoch is not None else time.time(), UTC)
+
+
+def issue_session_token(
+    s: Session, user_id: int, secret: str, *, now: float | None = None, max_age_s: int = SESSION_MAX_AGE_S
+) -> str:
+    """Start a server-side session for the user and return its signed token (write transaction).
+
+    The session ends after ``max_age_s``, at sign-out (:func:`end_session`), or when the account is
+    disabled or its password changes (:func:`end_sessions`); re-enabling an account revives none.
+    """
     user = _user_row(s, user_id)
     issued = int(now if now is not None else time.time())
-    payload = f"{user.id}.{issued}.{_fingerprint(user)}"
+    nonce = secrets.token_hex(16)
+    s.execute(delete(AuthSession).where(AuthSession.expires_at < _at(issued)))  # keep the table short
+    s.add(
+        AuthSession(
+            id=_session_id(nonce), user_id=user.id, created_at=_at(issued), expires_at=_at(issued + max_age_s)
+        )
+    )
+    s.flush()
+    payload = f"{user.id}.{issued}.{nonce}"
     return f"{payload}.{_sign(secret, payload)}"
+
+
+def _parse_token(token: str | None, secret: str) -> tuple[int, int, str] | None:
+    try:
+        user_id, issued, nonce, signature = (token or "").split(".")
+        payload = f"{user_id}.{issued}.{nonce}"
+        if not hmac.compare_digest(signature, _sign(secret, payload)):
+            return None
+        return int(user_id), int(issued), nonce
+    except ValueError:
+        return None
 
 
 def user_for_token(
@@ -345,21 +377,150 @@ def user_for_token(
     now: float | None = None,
     max_age_s: int = SESSION_MAX_AGE_S,
 ) -> UserInfo | None:
-    """The active user a token was issued to, read fresh (a changed role applies at once), or None."""
-    try:
-        user_id, issued, fingerprint, signature = (token or "").split(".")
-        payload = f"{user_id}.{issued}.{fingerprint}"
-        if not hmac.compare_digest(signature, _sign(secret, payload)):
-            return None
-        age = (now if now is not None else time.time()) - int(issued)
-        if not 0 <= age <= max_age_s:
-            return None
-        user = s.get(User, int(user_id))
-    except ValueError:
+    """The active user whose live session the token names, read fresh (a changed role applies at once),
+    or None when the token is forged, too old, or its session has ended."""
+    parsed = _parse_token(token, secret)
+    if parsed is None:
         return None
-    if user is None or not user.active or not hmac.compare_digest(fingerprint, _fingerprint(user)):
+    user_id, issued, nonce = parsed
+    at = _at(now)
+    if not 0 <= at.timestamp() - issued <= max_age_s:
+        return None
+    row = s.get(AuthSession, _session_id(nonce))
+    if row is None or row.user_id != user_id or row.expires_at < at:
+        return None
+    user = s.get(User, user_id)
+    if user is None or not user.active:
         return None
     return _info(user)
+
+
+def end_session(s: Session, token: str | None, secret: str) -> bool:
+    """Sign out: the token's session ends on every server at once. Whether there was one to end."""
+    parsed = _parse_token(token, secret)
+    if parsed is None:
+        return False
+    result = s.execute(delete(AuthSession).where(AuthSession.id == _session_id(parsed[2])))
+    ended = bool(getattr(result, "rowcount", 0))
+    if ended:
+        record(s, entity="session", entity_id=parsed[0], action="delete", actor_id=parsed[0])
+    return ended
+
+
+def end_sessions(s: Session, user_id: int) -> int:
+    """End every session of a user (disabled account, new password); how many there were."""
+    result = s.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def count_sessions(s: Session, user_id: int, *, now: float | None = None) -> int:
+    """The user's live sessions (for the accounts table and tests)."""
+    q = select(func.count()).select_from(AuthSession)
+    q = q.where(AuthSession.user_id == user_id, AuthSession.expires_at >= _at(now))
+    return int(s.scalar(q) or 0)
+
+
+# --- throttling sign-ins -----------------------------------------------------------------------------
+
+#: Failures allowed within :data:`THROTTLE_WINDOW_S` before each further try must wait.
+FREE_FAILURES_PER_ACCOUNT = 5
+FREE_FAILURES_PER_CLIENT = 20
+THROTTLE_WINDOW_S = 15 * 60
+FIRST_WAIT_S = 60
+MAX_WAIT_S = 15 * 60
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """What a sign-in attempt gave: a user and token, or the reason and how long to wait."""
+
+    user: UserInfo | None
+    token: str | None = None
+    error: str | None = None
+    retry_after_s: int = 0
+
+
+def _wait_after(failures: int, free: int, last: datetime | None, at: datetime) -> int:
+    if failures < free or last is None:
+        return 0
+    wait = min(FIRST_WAIT_S * 2 ** (failures - free), MAX_WAIT_S)  # 1, 2, 4, 8, then 15 min
+    return max(0, int(wait - (at - last).total_seconds() + 0.999))
+
+
+def sign_in_wait(s: Session, name: str, client: str, *, now: float | None = None) -> int:
+    """Seconds before the next sign-in may be tried for this account name or from this client.
+
+    Counted in the database, so a reload, a new browser or another app server does not reset it.
+    """
+    at = _at(now)
+    since = at - timedelta(seconds=THROTTLE_WINDOW_S)
+    waits = []
+    for column, value, free in (
+        (SignInFailure.account, _account_key(name), FREE_FAILURES_PER_ACCOUNT),
+        (SignInFailure.client, client[:100], FREE_FAILURES_PER_CLIENT),
+    ):
+        n, last = s.execute(
+            select(func.count(), func.max(SignInFailure.created_at)).where(
+                column == value, SignInFailure.created_at >= since
+            )
+        ).one()
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        waits.append(_wait_after(int(n or 0), free, last, at))
+    return max(waits)
+
+
+def _account_key(name: str) -> str:
+    return (name or "").strip()[:200]
+
+
+def sign_in(
+    s: Session, name: str, password: str, secret: str, *, client: str, now: float | None = None
+) -> SignInResult:
+    """Check a name and password from ``client`` (an address) and, if right, start a session.
+
+    Runs in one write transaction: a refused or throttled try is written to ``sign_in_failures`` and
+    to the audit log (entity ``sign_in_failure`` with the client and the reason, never the password);
+    a success clears the account's failures and is audited as a new ``session``.
+    """
+    account, client = _account_key(name), (client or "unknown")[:100]
+    at = _at(now)
+    # Failures older than the window count for nothing; drop them so the table stays small.
+    s.execute(
+        delete(SignInFailure).where(SignInFailure.created_at < at - timedelta(seconds=THROTTLE_WINDOW_S))
+    )
+    wait = sign_in_wait(s, account, client, now=now)
+    if wait > 0:
+        record(
+            s,
+            entity="sign_in_failure",
+            entity_id=account,
+            action="create",
+            new={"client": client, "reason": "throttled"},
+        )
+        return SignInResult(
+            None, error=f"Too many failed sign-ins. Try again in {_duration(wait)}.", retry_after_s=wait
+        )
+    user = authenticate(s, account, password)
+    if user is None:
+        s.add(SignInFailure(account=account, client=client, created_at=at))
+        record(
+            s,
+            entity="sign_in_failure",
+            entity_id=account,
+            action="create",
+            new={"client": client, "reason": "wrong name or password"},
+        )
+        return SignInResult(None, error="Wrong name or password.")
+    s.execute(delete(SignInFailure).where(SignInFailure.account == account))
+    record(s, entity="session", entity_id=user.id, action="create", new={"client": client}, actor_id=user.id)
+    return SignInResult(user, token=issue_session_token(s, user.id, secret, now=now))
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} s"
+    return f"{(seconds + 59) // 60} min"
 
 
 def session_secret(settings: Settings) -> str:

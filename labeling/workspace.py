@@ -23,7 +23,7 @@ class Workspace:
     def open(cls, settings: Settings | None = None, *, require_schema: bool = True) -> Workspace:
         """Connect to the configured database; refuse an out-of-date schema unless told not to."""
         settings = settings or Settings.from_env()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # not world-readable
         db = Database.from_url(settings.database_url)
         if require_schema:
             try:

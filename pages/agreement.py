@@ -11,7 +11,7 @@ import streamlit as st
 
 from labeling import auth
 from labeling.agreement_service import AGREEMENT_VIEW, AgreementView, agreement_view, view_params
-from pages import audio, common, stored_report
+from pages import audio, common, plots, stored_report
 from pages import charts_agreement as charts
 
 user = common.require_permission("analyse")
@@ -86,7 +86,7 @@ tabs = dict(zip(names, st.tabs(names), strict=True))
 with tabs["Annotators"]:
     left, right = st.columns([2, 3])
     if len(report["kappa_matrix"]) > 1:
-        left.plotly_chart(charts.kappa_heatmap(report["kappa_matrix"]), key="agreement.kappa")
+        plots.show(left, charts.kappa_heatmap(report["kappa_matrix"]), key="agreement.kappa")
     right.dataframe(
         report["annotators"],
         hide_index=True,
@@ -116,7 +116,7 @@ with tabs["Annotators"]:
 with tabs["Classes"]:
     left, right = st.columns([3, 2])
     if len(report["confusion"]):
-        left.plotly_chart(charts.confusion_heatmap(report["confusion"]), key="agreement.confusion")
+        plots.show(left, charts.confusion_heatmap(report["confusion"]), key="agreement.confusion")
     right.dataframe(report["per_class"], hide_index=True, key="agreement.per_class")
     right.caption(
         "Specific agreement: of the label pairs that involve a class, the share where both chose it."
@@ -125,12 +125,14 @@ with tabs["Classes"]:
 with tabs["Over time"]:
     left, right = st.columns(2)
     if len(report["by_version"]):
-        left.plotly_chart(
+        plots.show(
+            left,
             charts.agreement_trend(report["by_version"], x="version", title="By conventions version"),
             key="agreement.by_version",
         )
     if len(report["by_week"]):
-        right.plotly_chart(
+        plots.show(
+            right,
             charts.agreement_trend(report["by_week"], x="week", title="By week (UTC, Mondays)"),
             key="agreement.by_week",
         )
@@ -138,7 +140,8 @@ with tabs["Over time"]:
 with tabs["Slices"]:
     left, right = st.columns(2)
     tags = report["by_slice"]
-    left.plotly_chart(
+    plots.show(
+        left,
         charts.slice_dots(
             tags, column="krippendorff_alpha", title="Alpha by slice", overall=report["krippendorff_alpha"]
         ),
@@ -146,7 +149,8 @@ with tabs["Slices"]:
     )
     hlp = report["hlp"]
     overall = hlp.loc[hlp["slice"] == "all", "hlp"]
-    right.plotly_chart(
+    plots.show(
+        right,
         charts.slice_dots(
             hlp[hlp["slice"] != "all"],
             column="hlp",
@@ -162,7 +166,7 @@ if "Transcripts" in tabs:
         o = report["transcripts"]["overall"]
         st.caption(f"WER {fmt(o['wer'])}, CER {fmt(o['cer'])} over {o['n_pairs']:,} transcript pairs.")
         if len(report["transcripts"]["per_clip"]):
-            st.plotly_chart(charts.wer_histogram(report["transcripts"]["per_clip"]), key="agreement.wer")
+            plots.show(st, charts.wer_histogram(report["transcripts"]["per_clip"]), key="agreement.wer")
 
 with tabs["Disagreements"]:
     show_names = auth.allowed(user.role, "review")

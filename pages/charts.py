@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -10,6 +14,9 @@ import plotly.graph_objects as go
 from analysis.signal import spectrogram_db, waveform_envelope
 
 HEIGHT = 320
+# plotly.js renders a subset of HTML in every label, hover text and title (<a href> included), so
+# names that come from the data are escaped; our own templates keep their line breaks and <extra>.
+_TEMPLATE_TAGS = re.compile(r"&lt;(br|/?extra)&gt;")
 # Magma written as rgb() stops: the plotly.js bundled with Streamlit misreads its first stop as hex
 # ("#000004"), so the -80 dB floor (silence) painted pink instead of black.
 MAGMA = [
@@ -102,3 +109,39 @@ def histogram_from_bins(edges: np.ndarray, counts: np.ndarray, *, title: str, un
         bargap=0,
     )
     return fig
+
+
+def _escape(value: Any, *, template: bool = False) -> Any:
+    if isinstance(value, str):
+        escaped = html.escape(value, quote=False)
+        return _TEMPLATE_TAGS.sub(r"<\1>", escaped) if template else escaped
+    if isinstance(value, dict):
+        return {k: _escape(v, template=k.endswith("template")) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape(v, template=template) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OUS":
+        return np.array([_escape(v, template=template) for v in value.ravel()], dtype=object).reshape(
+            value.shape
+        )
+    return value
+
+
+def safe_figure(fig: go.Figure) -> go.Figure:
+    """The figure with every string escaped for plotly's HTML subset, so a class, tag, metadata value,
+    annotator or slice name such as ``<a href=…>`` shows as text instead of becoming a link.
+
+    Every chart goes through this on its way to the page (``pages.plots.show``); values a click
+    reports back are escaped too, and :func:`raw_value` turns them back into the stored value.
+    """
+    # _escape builds new containers (numeric arrays are shared, never changed), so the input figure is
+    # left as it was; the values were validated when it was built.
+    return go.Figure(_escape(fig.to_plotly_json()), _validate=False)
+
+
+def raw_value(value: Any) -> Any:
+    """The stored value behind a value a chart click reports (undoes :func:`safe_figure`'s escaping)."""
+    if isinstance(value, str):
+        return html.unescape(value)
+    if isinstance(value, list):
+        return [raw_value(v) for v in value]
+    return value

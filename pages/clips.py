@@ -6,7 +6,7 @@ import streamlit as st
 
 from labeling.clip_query import ClipFilters, clip_filter_options, clip_page, metadata_options
 from labeling.clips import clip_detail, load_audio
-from pages import audio, charts, common
+from pages import audio, charts, common, plots
 
 PAGE_SIZE = 50
 common.require_permission("analyse")  # checked on every rerun, also when opened by URL
@@ -87,6 +87,7 @@ event = st.dataframe(
     key="clips.table",
     column_config={"duration_s": st.column_config.NumberColumn(format="%.2f")},
 )
+common.csv_download(window, file_name=f"clips-{project.name}-page-{int(page)}.csv", key="clips.download")
 rows = event.selection.rows if event and event.selection else []
 if not rows:
     st.caption("Select a row to listen to the clip.")
@@ -98,8 +99,8 @@ with ws.db.read() as s:
 st.subheader(detail.original_name)
 if audio.play_clip(detail.id, detail.audio_path) is not None:
     y, sr = load_audio(detail.audio_path)
-    st.plotly_chart(charts.waveform(y, sr), key="clips.waveform")
-    st.plotly_chart(charts.spectrogram(y, sr), key="clips.spectrogram")
+    plots.show(st, charts.waveform(y, sr), key="clips.waveform")
+    plots.show(st, charts.spectrogram(y, sr), key="clips.spectrogram")
 left, right = st.columns(2)
 left.markdown("**Clip**")
 left.json(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
@@ -113,6 +115,21 @@ def cached_project_tags(project_id: int) -> list[str]:
     return _project_tags(project_id, data_token(project_id))
 
 
+def csv_download(frame: pd.DataFrame, *, file_name: str, key: str, where: Any = None) -> None:
+    """A "Download CSV" button for a table the page shows, with formulas neutralised for spreadsheets
+    (the tables' built-in download is switched off: it writes ``=…`` cells as they are)."""
+    from labeling.formats.writers import spreadsheet_csv
+
+    (st if where is None else where).download_button(
+        "Download CSV",
+        data=spreadsheet_csv(frame),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+    )
+
+
 # --- who is signed in, and what they may open --------------------------------------------------------
 
 AUTH_TOKEN = "auth.token"
@@ -142,25 +159,33 @@ def signed_in_user() -> UserInfo | None:
     return user
 
 
+def client_address() -> str:
+    """The browser's address as the server sees it (sign-ins are throttled per client too)."""
+    ip = st.context.ip_address  # None from localhost (and not a str under AppTest)
+    return ip if isinstance(ip, str) and ip else "local"
+
+
 def sign_in(name: str, password: str) -> str | None:
     """Check a name and password; on success remember the session and return None, else the reason."""
     ws = workspace()
-    with ws.db.read() as s:
-        user = auth.authenticate(s, name, password)
-        if user is None:
-            return "Wrong name or password."
-        token = auth.issue_session_token(s, user.id, auth.session_secret(ws.settings))
-    st.session_state.update({AUTH_TOKEN: token, "auth.cookie": token, "auth.signed_out": False})
+    with ws.db.write() as s:
+        result = auth.sign_in(s, name, password, auth.session_secret(ws.settings), client=client_address())
+    if result.token is None:
+        return result.error
+    st.session_state.update({AUTH_TOKEN: result.token, "auth.cookie": result.token, "auth.signed_out": False})
     return None
 
 
 def sign_out() -> None:
-    """Forget the session and hand back any clip the user was holding (a button callback)."""
+    """End the session on the server and hand back any clip the user was holding (a button callback)."""
     from labeling.queue import release_claims
 
+    ws = workspace()
     user = signed_in_user()
-    if user is not None:
-        with workspace().db.write() as s:
+    token = st.session_state.get(AUTH_TOKEN)
+    with ws.db.write() as s:
+        auth.end_session(s, token, auth.session_secret(ws.settings))
+        if user is not None:
             release_claims(s, user.id)
     for key in list(st.session_state):
         if key == AUTH_TOKEN or str(key).startswith(("label.", "conventions.")):
@@ -173,7 +198,9 @@ def sync_session_cookie() -> None:
     token = st.session_state.pop("auth.cookie", None)
     if token is None:
         return
-    # The token is digits, hex and dots: safe inside the cookie and the script.
+    # The token is digits, hex and dots: safe inside the cookie and the script. Set from JavaScript, the
+    # cookie cannot be HttpOnly; what protects it is that the server can end the session (sign-out,
+    # disabling the account, a new password) and that it expires (see README, "Security").
     st.html(
         f"<script>document.cookie = '{SESSION_COOKIE}={token}; Path=/; SameSite=Strict; "
         f"Max-Age={auth.SESSION_MAX_AGE_S if token else 0}' "

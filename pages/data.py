@@ -8,7 +8,7 @@ import streamlit as st
 
 from labeling.checks import FIXES_FOR, CheckError, fix_clips, preview_fix, run_data_checks
 from labeling.versions import VersionError, VersionFilters, create_version, diff_versions, list_versions
-from pages import common
+from pages import common, plots
 from pages.augment_form import augment_form
 
 REPORT = "data.check_report"
@@ -83,7 +83,7 @@ with versions_tab:
             long["version"] = long["version"].map({"old": a, "new": b})
             fig = px.bar(long, x="tag", y="clips", color="version", barmode="group", title="Clips per slice")
             fig.update_layout(height=340, margin=dict(t=40, b=10, l=10, r=10))
-            st.plotly_chart(fig, key="data.diff_chart")
+            plots.show(st, fig, key="data.diff_chart")
         if len(diff.relabelled):
             st.caption("Relabelled clips")
             st.dataframe(diff.relabelled, hide_index=True, key="data.relabelled")
@@ -160,7 +160,7 @@ with checks_tab:
             )
             fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
             fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))
-            st.plotly_chart(fig, key="data.check_chart")
+            plots.show(st, fig, key="data.check_chart")
             found = report.summary[report.summary["n_clips"] > 0]["check"].tolist()
             if found:
                 check = st.selectbox("Finding", found, key="data.check")

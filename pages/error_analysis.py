@@ -9,7 +9,7 @@ import streamlit as st
 from labeling import error_analysis as ea
 from labeling.progress import fraction, progress_text
 from labeling.runs import list_runs
-from pages import charts_errors, common, error_browser
+from pages import charts_errors, common, error_browser, plots
 from pages.train_form import run_labels, train_form
 
 user = common.require_permission("manage_data")
@@ -118,13 +118,15 @@ st.dataframe(
     },
 )
 left, right = st.columns(2)
-left.plotly_chart(
+plots.show(
+    left,
     charts_errors.priority_bars(report),
     key="errors.priority_chart",
     on_select=lambda: error_browser.pick_slice("errors.priority_chart", "y"),
     selection_mode="points",
 )
-right.plotly_chart(
+plots.show(
+    right,
     charts_errors.accuracy_vs_hlp(report, metric=metric),
     key="errors.hlp_chart",
     on_select=lambda: error_browser.pick_slice("errors.hlp_chart", "x"),
@@ -132,7 +134,8 @@ right.plotly_chart(
 )
 if not confusion.empty:
     left, right = st.columns([3, 2])
-    left.plotly_chart(
+    plots.show(
+        left,
         charts_errors.confusion_heatmap(confusion),
         key="errors.confusion",
         on_select=error_browser.pick_pair,

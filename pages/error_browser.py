@@ -12,6 +12,7 @@ from labeling.auth import UserInfo
 from labeling.projects import ProjectInfo
 from labeling.workspace import Workspace
 from pages import audio
+from pages.charts import raw_value
 
 EVERY_CLIP = "(every clip)"
 EVERY_PAIR = ""
@@ -27,7 +28,8 @@ def reset() -> None:
 
 def _clicked(chart: str) -> dict | None:
     points = (ss.get(chart) or {}).get("selection", {}).get("points") or []
-    return points[0] if points else None
+    # Charts show escaped text (pages.charts.safe_figure); a click reports it, we want the stored value.
+    return {k: raw_value(v) for k, v in points[0].items()} if points else None
 
 
 def pick_slice(chart: str, axis: str) -> None:

@@ -19,7 +19,7 @@ from labeling.annotations import AnnotationError, label_keymap, label_task, subm
 from labeling.clips import load_audio
 from labeling.conventions import demote_headings
 from labeling.queue import hold_clip, next_clip, progress, skip_clip
-from pages import audio, charts, common, label_form, player
+from pages import audio, charts, common, label_form, player, plots
 
 user = common.require_permission("label")
 project = common.current_project()
@@ -178,7 +178,7 @@ with right:
                 )
 
 with left:  # last: the rest of the page is usable while it is drawn
-    st.plotly_chart(
-        spectrogram(str(task.audio_path)), key="label.spectrogram", config={"displayModeBar": False}
+    plots.show(
+        st, spectrogram(str(task.audio_path)), key="label.spectrogram", config={"displayModeBar": False}
     )
 st.sidebar.toggle("Autoplay clips", value=True, key="label.autoplay")

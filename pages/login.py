@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from labeling import auth
 from pages import common
-
-MAX_QUICK_TRIES = 5
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -20,13 +16,10 @@ def _accounts() -> tuple[int, list[tuple[str, str, str]]]:
 
 
 def _submit() -> None:
+    # Guessing is slowed down in the database (per account and per client), not in this session.
     state = st.session_state
-    failures = state.get("login.failures", 0)
-    if failures >= MAX_QUICK_TRIES:
-        time.sleep(min(2.0 * (failures - MAX_QUICK_TRIES + 1), 10.0))  # slow down guessing
     problem = common.sign_in(state.get("login.name", ""), state.get("login.password", ""))
     state["login.password"] = ""
-    state["login.failures"] = 0 if problem is None else failures + 1
     state["login.error"] = problem
 
 

@@ -20,14 +20,16 @@ if recent.empty:
     st.stop()
 
 shown = ["clip_id", "label", "transcript", "tags", "unsure", "cannot_label_reason", "updated_at", "locked"]
+columns = [c for c in shown if c != "transcript" or project.transcribes]
 event = st.dataframe(
     recent,
     hide_index=True,
     key="my_labels.table",
     on_select="rerun",
     selection_mode="single-row",
-    column_order=[c for c in shown if c != "transcript" or project.transcribes],
+    column_order=columns,
 )
+common.csv_download(recent[columns], file_name=f"my-labels-{project.name}.csv", key="my_labels.download")
 if not event.selection.rows:
     st.stop()
 row = recent.iloc[event.selection.rows[0]]

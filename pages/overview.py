@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from labeling.overview import metadata_value_counts, project_overview
-from pages import charts, common
+from pages import charts, common, plots
 
 common.require_permission("analyse")  # checked on every rerun, also when opened by URL
 project = common.current_project()
@@ -45,19 +45,21 @@ if summary["n_clips"] == 0:
 
 left, right = st.columns(2)
 if len(view.labels):
-    left.plotly_chart(
-        charts.bar_from_counts(view.labels, title="Final labels", name="label"), key="overview.labels"
+    plots.show(
+        left, charts.bar_from_counts(view.labels, title="Final labels", name="label"), key="overview.labels"
     )
 else:
     left.info("No final labels yet.")
-right.plotly_chart(charts.bar_from_counts(view.splits, title="Split", name="split"), key="overview.split")
+plots.show(right, charts.bar_from_counts(view.splits, title="Split", name="split"), key="overview.split")
 
 left, right = st.columns(2)
-left.plotly_chart(
+plots.show(
+    left,
     charts.histogram_from_bins(view.duration.edges, view.duration.counts, title="Duration", unit="seconds"),
     key="overview.duration",
 )
-right.plotly_chart(
+plots.show(
+    right,
     charts.histogram_from_bins(
         view.loudness.edges, view.loudness.counts, title="Loudness (RMS)", unit="dBFS"
     ),
@@ -70,11 +72,9 @@ if view.metadata_keys or len(view.tags):
     if view.metadata_keys:
         column = left.selectbox("Metadata field", view.metadata_keys, key="overview.meta")
         counts = _meta_counts(project.id, column, summary["n_clips"], token)
-        left.plotly_chart(
-            charts.bar_from_counts(counts, title=column, name=column), key="overview.meta_chart"
-        )
+        plots.show(left, charts.bar_from_counts(counts, title=column, name=column), key="overview.meta_chart")
     if len(view.tags):
-        right.plotly_chart(charts.bar_from_counts(view.tags, title="Tags", name="tag"), key="overview.tags")
+        plots.show(right, charts.bar_from_counts(view.tags, title="Tags", name="tag"), key="overview.tags")
 
 st.subheader("Import batches")
 st.dataframe(view.batches, hide_index=True, key="overview.batches")

@@ -11,7 +11,7 @@ from labeling.clips import ClipNotFound, clip_detail
 from labeling.compare import CompareError, compare_runs
 from labeling.label_issues import flag_label_issues
 from labeling.runs import list_runs
-from pages import audio, common, job_status
+from pages import audio, common, job_status, plots
 from pages.train_form import run_labels, train_form
 
 user = common.require_permission("manage_data")
@@ -82,7 +82,7 @@ else:
                 margin=dict(t=40, b=10, l=10, r=10),
                 coloraxis_showscale=False,  # the x axis already reads the change; the bar needs the room
             )
-            chart.plotly_chart(fig, key="runs.slices_chart")
+            plots.show(chart, fig, key="runs.slices_chart")
         heat = px.imshow(
             cmp.confusion_diff,
             text_auto=True,
@@ -91,7 +91,7 @@ else:
             title="Confusion change (B − A): rows true, columns predicted",
         )
         heat.update_layout(height=420, margin=dict(t=40, b=10, l=10, r=10))
-        diff.plotly_chart(heat, key="runs.confusion")
+        plots.show(diff, heat, key="runs.confusion")
         with st.expander("Per-slice table"):
             st.dataframe(cmp.slices, hide_index=True, key="runs.slices")
 

@@ -1,9 +1,8 @@
-"""``earmark db upgrade|check|backup``."""
+"""``earmark db upgrade|check|backup|restore``."""
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -20,9 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     dbsub.add_parser("check", help="say whether the schema is current (exit 3 if not)").set_defaults(
         run=check
     )
-    b = dbsub.add_parser("backup", help="copy a consistent snapshot of the SQLite database to PATH")
+    b = dbsub.add_parser(
+        "backup",
+        help="write a consistent backup to PATH (SQLite: a database file; PostgreSQL: pg_dump -Fc)",
+    )
     b.add_argument("path", type=Path)
     b.set_defaults(run=backup)
+    r = dbsub.add_parser(
+        "restore", help="restore a backup made by 'earmark db backup' into an empty database"
+    )
+    r.add_argument("path", type=Path)
+    r.set_defaults(run=restore)
 
 
 def upgrade(args: argparse.Namespace) -> int:
@@ -51,27 +58,32 @@ def check(args: argparse.Namespace) -> int:
 
 
 def backup(args: argparse.Namespace) -> int:
+    from db.backup import BackupError
+    from db.backup import backup as do_backup
+
     with workspace(require_schema=False) as ws:
-        url = make_url(ws.db.url)
-        if url.get_backend_name() != "sqlite":
-            safe = url.set(drivername="postgresql").render_as_string(hide_password=True)
-            raise UserError(
-                "earmark db backup copies SQLite databases. For PostgreSQL use its own tool, e.g.\n"
-                f"  pg_dump --format=custom --file {args.path} '{safe}'",
-                exit_code=2,
-            )
-        target = Path(args.path).expanduser()
-        if target.exists():
-            raise UserError(f"{target} already exists; choose a new file name")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # SQLite's online backup API: a consistent copy even while the app is writing.
-        src = sqlite3.connect(str(url.database))
-        dst = sqlite3.connect(str(target))
         try:
-            with dst:
-                src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
-        print(f"backed up {url.database} to {target} ({target.stat().st_size / 2**20:.1f} MiB)")
+            done = do_backup(ws.db, args.path)
+        except BackupError as exc:
+            raise UserError(str(exc)) from exc
+        where = make_url(ws.db.url).render_as_string(hide_password=True)
+        print(f"backed up {where} to {done.path} ({done.size_bytes / 2**20:.1f} MiB, {done.engine})")
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    from db.backup import BackupError
+    from db.backup import restore as do_restore
+    from db.migrate import schema_status
+
+    with workspace(require_schema=False) as ws:
+        try:
+            do_restore(ws.db, args.path)
+        except BackupError as exc:
+            raise UserError(str(exc)) from exc
+        where = make_url(ws.db.url).render_as_string(hide_password=True)
+        print(f"restored {args.path} into {where}")
+        status = schema_status(ws.db)
+        if not status.up_to_date:
+            print(status.message())
     return 0

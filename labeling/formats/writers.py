@@ -485,6 +485,20 @@ def _sheet_line(cells: list[str]) -> str:
     return ",".join(out) + "\r\n"
 
 
+def spreadsheet_csv(frame: pd.DataFrame) -> bytes:
+    """A table as CSV a spreadsheet opens safely (the app's own "Download CSV" of tables it shows).
+
+    Every cell goes through :func:`safe_cell` and every cell holding a separator is quoted, as in the
+    export's ``metadata.csv``; list cells (tags) are written like the export writes tags. UTF-8 with
+    a byte-order mark, so spreadsheets read accents right.
+    """
+    lines = [_sheet_line([safe_cell(c) for c in frame.columns])]
+    for row in frame.itertuples(index=False, name=None):
+        cells = [_tags_cell(list(v)) if isinstance(v, list | tuple) else v for v in row]
+        lines.append(_sheet_line([safe_cell(c) for c in cells]))
+    return ("\ufeff" + "".join(lines)).encode("utf-8")
+
+
 class _TableWriter:
     """Rows of one metadata table, as CSV or JSON Lines (``uniform``: every column on every line).
 

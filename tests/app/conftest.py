@@ -50,7 +50,7 @@ def sign_in(at: AppTest, name: str) -> AppTest:
     """Give the app's session the token the sign-in form would have set for ``name``."""
     db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
     try:
-        with db.read() as s:
+        with db.write() as s:
             secret = session_secret(Settings.from_env())
             at.session_state["auth.token"] = issue_session_token(s, get_user(s, name).id, secret)
     except SQLAlchemyError:

@@ -62,6 +62,7 @@ def test_the_sign_in_form_lets_a_known_user_in(team):
     at.text_input(key="login.name").input("ana")
     at.text_input(key="login.password").input("wrong horse")
     at.button(key="login.submit").click().run()
+    assert not at.exception, at.exception
     assert at.error[0].value == "Wrong name or password."
     assert "auth.token" not in at.session_state
 

@@ -108,6 +108,111 @@ def test_session_tokens_end_with_tampering_age_password_change_or_disabling(work
         assert auth.user_for_token(s, token, SECRET, now=1_000_060) is None
 
 
+def test_signing_out_ends_the_session_for_every_browser_holding_the_token(workspace):
+    with workspace.db.write() as s:
+        ana = auth.add_user(s, name="ana", role="annotator", password="correct horse")
+        kept = auth.issue_session_token(s, ana.id, SECRET)
+        token = auth.issue_session_token(s, ana.id, SECRET)
+    with workspace.db.write() as s:
+        assert auth.end_session(s, token, SECRET)
+    # A copy of the cookie in a fresh browser is as dead as the signed-out tab; the other tab lives.
+    with workspace.db.read() as s:
+        assert auth.user_for_token(s, token, SECRET) is None
+        assert auth.user_for_token(s, kept, SECRET) == ana
+    with workspace.db.write() as s:
+        assert not auth.end_session(s, token, SECRET)
+        assert not auth.end_session(s, "forged.1.2.3", SECRET)
+
+
+def test_reenabling_an_account_does_not_revive_its_old_sessions(workspace):
+    with workspace.db.write() as s:
+        ana = auth.add_user(s, name="ana", role="annotator", password="correct horse")
+        token = auth.issue_session_token(s, ana.id, SECRET)
+    with workspace.db.write() as s:
+        auth.update_user(s, "ana", active=False)
+    with workspace.db.write() as s:
+        auth.update_user(s, "ana", active=True)
+    with workspace.db.read() as s:
+        assert auth.user_for_token(s, token, SECRET) is None
+        assert auth.count_sessions(s, ana.id) == 0
+    with workspace.db.write() as s:
+        fresh = auth.sign_in(s, "ana", "correct horse", SECRET, client="10.0.0.1")
+    with workspace.db.read() as s:
+        assert auth.user_for_token(s, fresh.token, SECRET) == ana
+
+
+def test_a_token_names_its_own_session_only(workspace):
+    with workspace.db.write() as s:
+        ana = auth.add_user(s, name="ana", role="annotator", password="correct horse")
+        ben = auth.add_user(s, name="ben", role="admin", password="correct horse")
+        token = auth.issue_session_token(s, ana.id, SECRET)
+    # Re-signing ana's nonce for ben (as someone holding the secret but no session of ben's would)
+    # finds no session of ben's.
+    _, issued, nonce, _ = token.split(".")
+    payload = f"{ben.id}.{issued}.{nonce}"
+    import hashlib
+    import hmac
+
+    forged = f"{payload}.{hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()}"
+    with workspace.db.read() as s:
+        assert auth.user_for_token(s, forged, SECRET) is None
+
+
+def test_guessing_is_throttled_per_account_in_the_database_and_audited(workspace):
+    with workspace.db.write() as s:
+        auth.add_user(s, name="ana", role="annotator", password="correct horse")
+    t0 = 2_000_000
+    for i in range(auth.FREE_FAILURES_PER_ACCOUNT):
+        with workspace.db.write() as s:
+            result = auth.sign_in(s, "ana", f"guess {i}", SECRET, client="10.0.0.9", now=t0 + i)
+        assert result.user is None
+        assert result.error == "Wrong name or password."
+    # Another server (its own engine on the same database) sees the same count: the right password
+    # is refused without being checked, from another client too.
+    other = type(workspace.db).from_url(workspace.db.url)
+    try:
+        with other.write() as s:
+            refused = auth.sign_in(s, "ana", "correct horse", SECRET, client="10.0.0.10", now=t0 + 5)
+    finally:
+        other.dispose()
+    assert refused.user is None
+    assert refused.token is None
+    assert refused.retry_after_s > 0
+    assert "Too many failed sign-ins" in refused.error
+    with workspace.db.write() as s:
+        later = auth.sign_in(
+            s, "ana", "correct horse", SECRET, client="10.0.0.10", now=t0 + 5 + refused.retry_after_s
+        )
+    assert later.user is not None
+    assert later.user.name == "ana"
+    with workspace.db.read() as s:
+        events = s.scalars(select(AuditEvent).where(AuditEvent.entity == "sign_in_failure")).all()
+        sessions = s.scalars(select(AuditEvent).where(AuditEvent.entity == "session")).all()
+        s.expunge_all()
+    reasons = [e.new["reason"] for e in events]
+    assert reasons.count("wrong name or password") == auth.FREE_FAILURES_PER_ACCOUNT
+    assert reasons.count("throttled") == 1
+    assert {e.entity_id for e in events} == {"ana"}
+    assert {e.new["client"] for e in events if e.new["reason"] != "throttled"} == {"10.0.0.9"}
+    assert not any("guess" in str(e.new) or "horse" in str(e.new) for e in events)
+    assert [(e.action, e.new["client"]) for e in sessions] == [("create", "10.0.0.10")]
+
+
+def test_one_client_guessing_many_accounts_is_throttled(workspace):
+    with workspace.db.write() as s:
+        auth.add_user(s, name="zoe", role="annotator", password="correct horse")
+    t0 = 3_000_000
+    for i in range(auth.FREE_FAILURES_PER_CLIENT):
+        with workspace.db.write() as s:
+            auth.sign_in(s, f"user{i}", "password1", SECRET, client="203.0.113.7", now=t0 + i)
+    with workspace.db.write() as s:
+        refused = auth.sign_in(s, "zoe", "correct horse", SECRET, client="203.0.113.7", now=t0 + 20)
+        elsewhere = auth.sign_in(s, "zoe", "correct horse", SECRET, client="198.51.100.1", now=t0 + 20)
+    assert refused.user is None
+    assert refused.retry_after_s > 0
+    assert elsewhere.user is not None
+
+
 def test_trusted_header_names_an_existing_account_only(sqlite_workspace):
     with sqlite_workspace.db.write() as s:
         auth.add_user(s, name="ana", role="annotator", external_id="ana@example.org")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import unicodedata
 from pathlib import Path
@@ -277,3 +279,24 @@ def test_label_studio_tasks_have_full_predictions_and_say_who_annotated(tmp_path
     assert '<Audio name="audio" value="$audio"/>' in config
     assert '<Choice value="class0"/>' in config
     assert '<TextArea name="transcription" toName="audio"' in config
+
+
+def test_a_shown_table_downloads_as_csv_a_spreadsheet_reads_as_text() -> None:
+    from labeling.formats.writers import spreadsheet_csv
+
+    frame = pd.DataFrame(
+        {
+            "label": ["=cmd|' /C calc'!A0", "+x", "@x", "hello;=1+1"],
+            "tags": [["a", "=b"], [], ["c"], ["d"]],
+            "n": [1, 2, 3, None],
+        }
+    )
+    text = spreadsheet_csv(frame).decode("utf-8-sig")
+    # Read back with the standard csv module and with pandas (independent readers).
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["label", "tags", "n"]
+    assert [r[0] for r in rows[1:]] == ["'=cmd|' /C calc'!A0", "'+x", "'@x", "hello;'=1+1"]
+    assert rows[1][1] == "a;'=b"
+    assert pd.read_csv(io.StringIO(text))["label"].tolist()[3] == "hello;'=1+1"
+    # Split on ';' as some spreadsheets do: the quoted cell keeps its second half from becoming a cell.
+    assert '"hello;\'=1+1"' in text
