@@ -648,14 +648,15 @@ def agreement_view(
 
     A large project's report takes seconds (every rating is read), so it is computed once per data
     change and shared by every process and app server. With ``allow_stale`` a report computed on
-    older labels is returned as it is (``fresh`` False) instead of being recomputed here;
+    older labels is returned as it is (``fresh`` False) instead of being recomputed here, when it took
+    :data:`~labeling.report_store.INLINE_S` or more to compute;
     ``recompute`` computes even when a current one is stored (the worker's refresh).
     """
     params = view_params(n_boot)
     with db.read() as s:
         token = data_fingerprint(s, project_id)
         stored = None if recompute else read_report(s, project_id, AGREEMENT_VIEW, params)
-    if stored is not None and (stored.token == token_digest(token) or allow_stale):
+    if stored is not None and stored.usable(token, allow_stale=allow_stale):
         report, split = stored.value
         return AgreementView(
             report, split, stored.token == token_digest(token), stored.computed_at, stored.seconds
@@ -726,9 +727,9 @@ def review_queue(
     """:func:`disagreements` (open ones, the first ``limit``), from ``stored_reports`` per data change.
 
     Ranking reads every rating, seconds at a million clips; a reviewer settling one clip must not pay
-    that. With ``allow_stale`` the stored ranking is returned without the clips settled since it was
-    computed (one indexed look-up of the listed clips), so the next clip shows at once while a worker
-    re-ranks.
+    that. With ``allow_stale`` (and a ranking that took :data:`~labeling.report_store.INLINE_S` or
+    more) the stored ranking is returned without the clips settled since it was computed (one indexed
+    look-up of the listed clips), so the next clip shows at once while a worker re-ranks.
     """
     params = {"limit": limit}
     with db.read() as s:
@@ -736,7 +737,7 @@ def review_queue(
         stored = None if recompute else read_report(s, project_id, REVIEW_QUEUE, params)
         if stored is not None and stored.token == token_digest(token):
             return ReviewQueue(stored.value, True, stored.computed_at, stored.seconds)
-        if stored is not None and allow_stale:
+        if stored is not None and stored.usable(token, allow_stale=allow_stale):
             queue = stored.value
             settled = set(
                 s.scalars(

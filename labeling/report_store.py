@@ -9,6 +9,9 @@ previous report, saying so, while a worker recomputes it::
     if stored is None or stored.token != token_digest(token):
         ...compute, then save_report(s, project_id, "agreement", params, token, value, seconds=...)
 
+A report that took less than :data:`INLINE_S` to compute is simply recomputed when stale: only slow
+ones are worth showing as they were.
+
 Values are plain JSON with pandas frames inside (written as Parquet, which keeps dtypes and index),
 never pickles: a row of the database must not be able to run code in the app.
 """
@@ -45,6 +48,10 @@ __all__ = [
 ]
 
 
+#: Stale reports that took less than this to compute are recomputed at once rather than shown as stored.
+INLINE_S = 1.0
+
+
 @dataclass(frozen=True)
 class Stored:
     """A stored report: its value, the fingerprint digest it was computed on, when, and how long it took."""
@@ -53,6 +60,10 @@ class Stored:
     token: str
     computed_at: datetime
     seconds: float
+
+    def usable(self, token: tuple[object, ...], *, allow_stale: bool) -> bool:
+        """Current for ``token``, or stale but slow enough to compute that showing it is worth it."""
+        return self.token == token_digest(token) or (allow_stale and self.seconds >= INLINE_S)
 
 
 def token_digest(token: tuple[object, ...]) -> str:

@@ -4,10 +4,10 @@ decision in the form is stored."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from db.models import AuditEvent, Clip, GoldExample, Resolution
+from db.models import AuditEvent, Clip, GoldExample, Resolution, StoredReport
 from labeling.annotations import submit_annotation
 from labeling.auth import add_user, can_open
 from labeling.conventions import save_convention
@@ -216,6 +216,7 @@ def test_agreement_shows_an_older_report_as_such_and_computes_it_on_request(team
     at = page("pages/agreement.py", "rosa").run()
     assert "from 3 annotators (36 labels)" in at.caption[0].value
     with team.db.write() as s:
+        s.execute(update(StoredReport).values(seconds=30.0))  # as a large project's report would take
         project = update_project(s, "demo", annotations_per_clip=4)
         dan = add_user(s, name="dan", role="annotator").id
         first = s.scalars(select(Clip.id).where(Clip.project_id == project.id).order_by(Clip.id)).first()

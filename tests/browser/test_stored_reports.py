@@ -4,9 +4,9 @@ replaces it by itself when the background job has recomputed it (no reload, no c
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from db.models import Clip
+from db.models import Clip, StoredReport
 from labeling.annotations import submit_annotation
 from labeling.auth import add_user
 from labeling.importer import import_path
@@ -55,6 +55,7 @@ def test_an_older_report_is_said_to_be_older_and_the_new_one_replaces_it_by_itse
     assert page.get_by_text("(12 labels)").first.is_visible()
 
     with ws.db.write() as s:
+        s.execute(update(StoredReport).values(seconds=30.0))  # as a large project's report would take
         update_project(s, pid, annotations_per_clip=3)
         submit_annotation(s, pid, users["cho"], clips[0], label="no")
     page.goto(f"{server.url}/agreement")

@@ -13,7 +13,7 @@ import krippendorff
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from db.models import Clip, StoredReport
 from labeling.agreement_service import agreement_view, disagreements, project_agreement, review_queue
@@ -58,6 +58,12 @@ def alpha_of(says: dict[str, list[str]]) -> float:
     return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
 
 
+def as_if_slow(ws) -> None:  # type: ignore[no-untyped-def]
+    """Make the stored reports look as a large project's do: many seconds to compute."""
+    with ws.db.write() as s:
+        s.execute(update(StoredReport).values(seconds=30.0))
+
+
 def stored_rows(ws):  # type: ignore[no-untyped-def]
     with ws.db.read() as s:
         return s.execute(select(StoredReport.kind, StoredReport.computed_at)).all()
@@ -93,6 +99,7 @@ def test_the_stored_report_is_the_report_and_every_process_reads_it_without_reco
 def test_a_new_label_makes_it_stale_and_the_agreement_job_recomputes_it(team):
     ws, pid, ids, clips = team
     before = agreement_view(ws.db, pid)
+    as_if_slow(ws)
     with ws.db.write() as s:
         project = get_project(s, pid)
         update_project(s, project.id, annotations_per_clip=4)
@@ -116,12 +123,17 @@ def test_a_new_label_makes_it_stale_and_the_agreement_job_recomputes_it(team):
     assert len(stored_rows(ws)) == 1  # replaced, not piled up
 
 
-def test_without_allow_stale_a_changed_project_is_recomputed_at_once(team):
+@pytest.mark.parametrize("slow", [True, False])
+def test_a_changed_project_is_recomputed_at_once_unless_stale_is_allowed_and_computing_is_slow(team, slow):
     ws, pid, ids, clips = team
     agreement_view(ws.db, pid)
+    if slow:
+        as_if_slow(ws)
     with ws.db.write() as s:
         update_project(s, pid, annotations_per_clip=4)
         assert submit_annotation(s, pid, ids["dan"], clips[1], label="yes").ok
+    # A quick report is recomputed even where an older one may be shown.
+    assert agreement_view(ws.db, pid, allow_stale=True).fresh is not slow
     view = agreement_view(ws.db, pid)
     assert view.fresh
     assert view.report["n_ratings"] == 25
@@ -170,6 +182,7 @@ def test_a_settled_clip_leaves_the_stored_review_queue_at_once_and_a_job_re_rank
     assert first.fresh
     assert first.queue["clip_id"].tolist() == expected
     assert len(expected) >= 3
+    as_if_slow(ws)
     settled = expected[0]
     with ws.db.write() as s:
         reviewer = add_user(s, name="rosa", role="reviewer").id
