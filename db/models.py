@@ -568,6 +568,9 @@ class ProductionClip(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     duration_s: Mapped[float] = mapped_column(Float)
     sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(BigInteger)
+    audio_format: Mapped[str] = mapped_column(String(20))
     # The import's quality measures and the drift measures, by name (see analysis.drift.MEASURES).
     measures: Mapped[dict[str, Any]] = mapped_column(default=dict)
     clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id", ondelete="SET NULL"), index=True)
