@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime, timedelta
@@ -527,28 +527,23 @@ class DriftCheckResult:
         return _plain(d)
 
 
-def alarm_rule(history: Sequence[Mapping[str, Any]], *, alarm_p: float = 0.001) -> str:
-    """The level of the newest batch given the batch history (oldest first; each a stored check with
-    ``drift``, ``min_p``, ``too_small`` and ``concept_drift``).
+def _as_report(stats: Mapping[str, Any]) -> Any:
+    """A stored check as the DriftReport the alarm rule reads (verdict, smallest p, concept)."""
+    from analysis.drift import DriftReport, MeasureResult
 
-    One drifted batch is a warning; an alarm needs two drifted batches in a row, p < ``alarm_p``,
-    or concept drift (accuracy on the labelled sample worse than on the reference).
-    """
-    if not history:
-        return "none"
-    cur = history[-1]
-    if cur.get("concept_drift"):
-        return "alarm"
-    if cur.get("too_small"):
-        return "too_small"
-    if not cur.get("drift"):
-        return "none"
-    min_p = cur.get("min_p")
-    if min_p is not None and min_p < alarm_p:
-        return "alarm"
-    if len(history) > 1 and history[-2].get("drift"):
-        return "alarm"
-    return "warning"
+    concept = stats.get("concept")
+    fields = set(MeasureResult.__dataclass_fields__)
+    return DriftReport(
+        drift=bool(stats.get("drift")),
+        level=str(stats.get("report_level") or stats.get("level") or "none"),
+        measures=[],
+        multivariate=None,
+        reasons=[],
+        n_reference=int(stats.get("n_reference") or 0),
+        n_batch=int(stats.get("n_batch") or 0),
+        min_p=float(stats["min_p"]) if stats.get("min_p") is not None else math.nan,
+        concept=MeasureResult(**{k: v for k, v in concept.items() if k in fields}) if concept else None,
+    )
 
 
 def _latest_checks(s: Session, project_id: int) -> dict[int, DriftCheck]:
@@ -558,14 +553,12 @@ def _latest_checks(s: Session, project_id: int) -> dict[int, DriftCheck]:
     return {r.current_batch_id: r for r in rows if r.current_batch_id is not None}
 
 
-def _history_entry(check: DriftCheck) -> dict[str, Any]:
-    st = check.statistics or {}
-    return {
-        "drift": bool(st.get("drift")),
-        "min_p": st.get("min_p"),
-        "too_small": st.get("report_level") == "too_small",
-        "concept_drift": bool((st.get("concept") or {}).get("drift")),
-    }
+def _with_correct(frame: pd.DataFrame, mask: pd.Series | None = None) -> pd.DataFrame:
+    out = _stored_measures(frame)
+    if "correct" in frame:
+        correct = frame["correct"].astype("float64")
+        out["correct"] = correct.where(mask, np.nan) if mask is not None else correct
+    return out
 
 
 def run_drift_check(
@@ -578,8 +571,14 @@ def run_drift_check(
     progress: StageProgress | None = None,
     random_state: int | None = 0,
 ) -> DriftCheckResult:
-    """Compare a production batch with the reference, store the check, and say its level."""
-    from analysis.drift import concept_drift, drift_report
+    """Compare a production batch with the reference, store the check, and say its level.
+
+    The level follows :func:`analysis.drift.alarm_level` over the batch history (each batch's latest
+    check, in the order the batches arrived): one drifted batch is a warning; two in a row, p < 0.001
+    or concept drift an alarm. Concept drift is measured on the labelled *random* sample only, so that
+    the clips picked for being atypical or unsure do not bias the accuracy estimate.
+    """
+    from analysis.drift import alarm_level, drift_report
 
     ref = reference_frame(ws, project, version=reference, progress=progress)
     with ws.db.read() as s:
@@ -588,55 +587,35 @@ def run_drift_check(
     settings = project_settings(info)
     if progress:
         progress(f"Comparing {len(cur):,} production clips with {len(ref):,} reference clips", 0, 1)
+    random_sample = (cur["sample_reason"] == "random") & cur["label"].notna()
     report = drift_report(
-        _stored_measures(ref),
-        _stored_measures(cur),
+        _with_correct(ref),
+        _with_correct(cur, random_sample),
         alpha=float(settings["alpha"]),
         min_batch=int(settings["min_batch"]),
         random_state=random_state,
     )
-    concept = None
-    sample = (
-        cur[(cur["sample_reason"] == "random") & cur["label"].notna()] if "correct" in cur else cur.iloc[:0]
-    )
-    if "correct" in ref and len(sample):
-        result = concept_drift(
-            ref["correct"].dropna().astype(bool).to_numpy(),
-            sample["correct"].astype(bool).to_numpy(),
-            alpha=float(settings["alpha"]),
-            min_labels=int(settings["min_labels"]),
-        )
-        concept = _plain(result)
     report_dict = _plain(report.to_dict())
-    reasons = list(report.reasons)
-    if concept and concept.get("drift"):
-        b, r = concept.get("batch") or {}, concept.get("reference") or {}
-        reasons.insert(0, _concept_reason(concept, r, b))
+    concept = report_dict.get("concept")
     stats = {
         **report_dict,
-        "drift": bool(report.drift),
         "report_level": report.level,
-        "min_p": _plain(report.min_p),
-        "concept": concept,
-        "reasons": reasons,
-        "n_labelled": len(sample),
+        "n_labelled": int(random_sample.sum()),
+        "reference_version_id": ref.attrs.get("version_id"),
     }
     with ws.db.write() as s:
         latest = _latest_checks(s, info.id)
         order = production_batches(s, info.id)["batch_id"].tolist()
         batch_id = int(cur.attrs["batch_id"])
-        pos = order.index(batch_id)
-        history = [_history_entry(latest[b]) for b in order[:pos] if b in latest]
-        history.append(
-            {
-                "drift": stats["drift"],
-                "min_p": stats["min_p"],
-                "too_small": report.level == "too_small",
-                "concept_drift": bool((concept or {}).get("drift")),
-            }
-        )
-        level = alarm_rule(history, alarm_p=float(settings["alarm_p"]))
-        if level == "alarm" and history[-1]["drift"] and len(history) > 1 and history[-2]["drift"]:
+        earlier = [
+            _as_report(latest[b].statistics or {}) for b in order[: order.index(batch_id)] if b in latest
+        ]
+        level = alarm_level([*earlier, report])
+        if report.level == "too_small" and level != "alarm":
+            level = "too_small"
+        reasons = list(report.reasons)
+        judged = [r for r in earlier if r.level != "too_small"]
+        if level == "alarm" and report.drift and judged and judged[-1].drift:
             reasons.append("drifted in two batches in a row")
         stats["level"] = level
         stats["reasons"] = reasons
@@ -664,17 +643,6 @@ def run_drift_check(
             concept=concept,
             created_at=check.created_at,
         )
-
-
-def _concept_reason(concept: Mapping[str, Any], ref: Mapping[str, Any], cur: Mapping[str, Any]) -> str:
-    def acc(d: Mapping[str, Any]) -> str:
-        value = d.get("accuracy", d.get("mean"))
-        return f"{value:.0%}" if isinstance(value, float) else "?"
-
-    return (
-        f"accuracy on the labelled sample {acc(cur)} against {acc(ref)} on the reference "
-        f"(Fisher p = {concept.get('p_value', float('nan')):.3g})"
-    )
 
 
 def latest_check(ws: Workspace, project: str | int, batch: str | int) -> DriftCheckResult | None:
