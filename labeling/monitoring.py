@@ -255,12 +255,12 @@ def live_model_scorer(ws: Workspace, project_id: int) -> Callable[[list[Any]], p
     """What scores a folder of production audio: the live model, or a clear refusal."""
     with ws.db.read() as s:
         row = live_model_row(s, project_id)
-    if row is None:
+        run_id = row.run_id if row is not None else None
+    if run_id is None:
         raise ProductionError(
             "a folder of audio carries no predictions, and no live model is marked to score it; "
             "mark a run as live (earmark live --project NAME --run ID) or import a prediction log"
         )
-    run_id = row.run_id
 
     def score(prepared: list[Any]) -> pd.DataFrame:
         ws.store.fetch_many(p.storage_key for p in prepared)
@@ -450,13 +450,10 @@ def batch_frame(s: Session, project: str | int | ProjectInfo, batch: str | int) 
         "label",
     ]
     frame = pd.DataFrame(s.execute(q).all(), columns=names)
-    measures = pd.DataFrame(list(frame["measures"]), index=frame.index).rename(columns=RENAMED)
-    measures = measures.drop(columns=[c for c in ("snr_db_import",) if c in measures])
-    frame = pd.concat(
-        [frame.drop(columns=["measures"]), measures.drop(columns=["snr_db"], errors="ignore")], axis=1
-    )
-    if "snr_db" in measures:
-        frame["snr_db"] = measures["snr_db"]
+    measures = pd.DataFrame(list(frame["measures"]), index=frame.index)
+    # The import's percentile SNR keeps its own name; the SNR tested is WADA-SNR.
+    measures = measures.rename(columns={"snr_db": "snr_import_db"}).rename(columns=RENAMED)
+    frame = pd.concat([frame.drop(columns=["measures"]), measures], axis=1)
     for col in ("confidence", "latency_ms"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
     if info.transcribes and not info.classifies:
@@ -712,7 +709,15 @@ def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None =
         info = _project(s, project)
         live = live_model(s, info)
         batches = production_batches(s, info.id)
-        latest = _latest_checks(s, info.id)
+        latest = {
+            b: (
+                c.verdict,
+                bool((c.statistics or {}).get("drift")),
+                list((c.statistics or {}).get("reasons") or []),
+                c.created_at,
+            )
+            for b, c in _latest_checks(s, info.id).items()
+        }
         actions = s.execute(
             select(MonitoringAction.action, MonitoringAction.batch_id, MonitoringAction.until)
             .where(MonitoringAction.project_id == info.id)
@@ -723,11 +728,11 @@ def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None =
     snoozed_until = max(snoozes) if snoozes else None
     levels, drifts, reasons, checked = [], [], [], []
     for b in batches["batch_id"]:
-        c = latest.get(int(b))
-        levels.append(c.verdict if c else "unchecked")
-        drifts.append(bool((c.statistics or {}).get("drift")) if c else None)
-        reasons.append("; ".join((c.statistics or {}).get("reasons") or []) if c else "")
-        checked.append(c.created_at if c else None)
+        verdict, drifted, why, when = latest.get(int(b), ("unchecked", None, [], None))
+        levels.append(verdict)
+        drifts.append(drifted)
+        reasons.append("; ".join(why))
+        checked.append(when)
     batches = batches.assign(
         level=levels,
         drift=drifts,

@@ -74,9 +74,8 @@ def run_drift(args: argparse.Namespace) -> int:
         mark = "DRIFT" if m.get("drift") else "     "
         effect = m.get("effect")
         effect_s = "—" if effect is None else f"{effect:+.3g} {m.get('effect_unit') or ''}".rstrip()
-        print(
-            f"  {mark} {m['name']:<22} {m.get('test', ''):<14} p = {_fmt_p(m.get('p_value')):<8} effect {effect_s}"
-        )
+        p = _fmt_p(m.get("p_value"))
+        print(f"  {mark} {m['name']:<22} {m.get('test', ''):<14} p = {p:<8} effect {effect_s}")
     return 0
 
 
