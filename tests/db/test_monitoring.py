@@ -36,7 +36,7 @@ from labeling.versions import create_version, current_items
 
 PATTERN = r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.wav"
 KNOWN = ("jackson", "nicolas", "theo")
-NOW = "2026-11-30T09:00:00+00:00"
+NOW = "2025-06-01T09:00:00+00:00"
 
 
 def _copy(fsdd_dir: Path, names: list[str], dest: Path) -> Path:
@@ -213,7 +213,7 @@ def test_bad_lines_are_listed_and_the_rest_lands_once(workspace, fsdd_dir, tmp_p
         json.dumps({**_good("9_theo_0.wav", 10)}),
         json.dumps({**_good(names[0], 11), "prediction": "eleven"}),
         json.dumps({**_good(names[0], 12), "latency_ms": -3}),
-        json.dumps({**_good(names[0], 13), "timestamp": "2026-11-30T09:00:00"}),
+        json.dumps({**_good(names[0], 13), "timestamp": "2025-06-01T09:00:00"}),
         json.dumps({**_good(names[0], 14), "timestamp": "2999-01-01T00:00:00+00:00"}),
         json.dumps({**_good("../outside.wav", 15)}),
     ]
