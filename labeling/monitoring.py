@@ -229,8 +229,16 @@ def _fit_run(ws: Workspace, run: ModelRun) -> tuple[Any, Any]:
 
 
 def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.DataFrame:
-    """``label`` and ``confidence`` of a run's model on audio files (``{sha256: path}``), by sha256."""
+    """``label`` and ``confidence`` of a run's model on audio files (``{key: path}``), by key.
+
+    Feature vectors are cached by the SHA-256 of each file's bytes, whatever the caller's keys."""
+    from pathlib import Path
+
     from analysis.features import feature_frame
+    from labeling.storage import sha256_bytes
+
+    keys = list(paths)
+    shas = [sha256_bytes(Path(paths[k]).read_bytes()) for k in keys]
 
     with ws.db.read() as s:
         run = s.get(ModelRun, run_id)
@@ -240,12 +248,13 @@ def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.Data
     if run.kind != "builtin":
         raise MonitoringError(f"run {run.id} was imported; only the built-in model can score new audio")
     model, settings = _fit_run(ws, run)
-    features = feature_frame(dict(paths), settings=settings, cache_dir=ws.settings.cache_dir / "features")
-    proba = model.predict_proba(features.to_numpy())
+    by_sha = dict(zip(shas, (paths[k] for k in keys), strict=True))
+    features = feature_frame(by_sha, settings=settings, cache_dir=ws.settings.cache_dir / "features")
+    proba = model.predict_proba(features.loc[shas].to_numpy())
     classes = np.asarray(model.classes_)
     out = pd.DataFrame(
         {"label": classes[proba.argmax(axis=1)].astype(str), "confidence": proba.max(axis=1)},
-        index=features.index,
+        index=pd.Index(keys),
     )
     out.attrs["model"] = run.name
     return out
