@@ -1290,19 +1290,28 @@ def monitoring_view(ws: Workspace, project: str | int) -> MonitoringView:
             if spec is None:
                 continue
             ref, cur = m.get("reference") or {}, m.get("batch") or {}
+            label, unit, value, ref_mid = spec.label, spec.unit, _middle(cur), _middle(ref)
+            if spec.kind == "rate":  # shares, drawn in percent beside the reference's share
+                unit = "%"
+                value = None if value is None else 100 * value
+                ref_mid = None if ref_mid is None else 100 * ref_mid
+            elif spec.kind == "categorical":  # how much of the mix moved (total-variation distance)
+                label, unit = f"{spec.label} mix change", "% of clips"
+                value = None if m.get("effect") is None else 100 * float(m["effect"])
+                ref_mid = 0.0
             rows.append(
                 {
                     "batch_id": int(b.batch_id),
                     "batch": b.name,
                     "created_at": b.created_at,
                     "measure": spec.name,
-                    "label": spec.label,
+                    "label": label,
                     "family": spec.family,
                     "kind": spec.kind,
-                    "unit": spec.unit,
-                    "value": _middle(cur),
+                    "unit": unit,
+                    "value": value,
                     "ref_p5": ref.get("p5"),
-                    "ref_median": _middle(ref),
+                    "ref_median": ref_mid,
                     "ref_p95": ref.get("p95"),
                     "drift": bool(m.get("drift")),
                     "p_value": m.get("p_value"),

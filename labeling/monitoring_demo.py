@@ -25,6 +25,7 @@ from labeling.monitoring import (
     send_to_labeling,
 )
 from labeling.production import import_production
+from labeling.projects import get_project, update_project
 from labeling.workspace import Workspace
 
 #: Requests per demo batch, by demo size (the tiny demo has no model to put live).
@@ -61,7 +62,14 @@ def _log(
 
 
 def _label_random_sample(ws: Workspace, project_id: int, batch: str, words: dict[str, str]) -> int:
-    """Queue the batch's labeling sample and give its random part the spoken words as final labels."""
+    """Queue the batch's labeling sample and give its random part the spoken words as final labels.
+
+    The demo project asks for 40 random clips a batch (the default is 20), enough for a concept-drift
+    verdict (30 labels) on a batch of 120."""
+    with ws.db.write() as s:
+        info = get_project(s, project_id)
+        monitoring = {**dict(info.settings.get("monitoring") or {}), "sample_minimum": 40}
+        update_project(s, project_id, settings={**info.settings, "monitoring": monitoring})
     sample = labeling_sample(ws, project_id, batch)
     send_to_labeling(ws, project_id, batch, sample)
     with ws.db.write() as s:

@@ -141,8 +141,8 @@ _SPEAKER_TABLE: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("new_york", "adult", "f1"),
         ("new_york", "teen", "m5"),
     ),
-    # Production traffic from a school pilot: teenagers the initial batch never heard, recorded as
-    # the initial batch was, so only the voices change (higher pitch, shorter vocal tracts).
+    # Production traffic from a school pilot: teenagers the initial batch never heard (higher pitch,
+    # shorter vocal tracts than the mostly adult initial batch).
     "teens": (
         ("us", "teen", "m2"),
         ("us", "teen", "f1"),
@@ -169,7 +169,12 @@ _CONDITIONS: dict[str, dict[str, Any]] = {
         "snr_db": {20.0: 0.30, 10.0: 0.35, 5.0: 0.35},
     },
 }
-_CONDITIONS["teens"] = _CONDITIONS["initial"]
+# The school pilot records on classroom tablets: far-field, with other children talking.
+_CONDITIONS["teens"] = {
+    "noise": {"clean": 0.30, "car": 0.05, "babble": 0.65},
+    "channel": {"wideband": 0.50, "telephone": 0.0, "far_field": 0.50},
+    "snr_db": {20.0: 0.20, 10.0: 0.40, 5.0: 0.40},
+}
 
 _TAKES_PER_WORD = 4
 #: Named sizes: clips per batch. "standard" for the initial batch is every speaker saying every word

@@ -51,6 +51,17 @@ def measure_tile(rows: pd.DataFrame, *, min_batch: int) -> go.Figure:
                 showlegend=False,
             )
         )
+    elif rows["ref_median"].notna().any():
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=rows["ref_median"],
+                mode="lines",
+                line=dict(color="#2ca02c", dash="dash", width=1),
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
     p = rows["p_value"].map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.2g}")
     fig.add_trace(
         go.Scatter(

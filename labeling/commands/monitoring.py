@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fmt_p(p: object) -> str:
-    return "—" if not isinstance(p, int | float) else (f"{p:.3g}" if p >= 0.001 else "< 0.001")
+    return "p = —" if not isinstance(p, int | float) else (f"p = {p:.3g}" if p >= 0.001 else "p < 0.001")
 
 
 def run_drift(args: argparse.Namespace) -> int:
@@ -75,7 +75,7 @@ def run_drift(args: argparse.Namespace) -> int:
         effect = m.get("effect")
         effect_s = "—" if effect is None else f"{effect:+.3g} {m.get('effect_unit') or ''}".rstrip()
         p = _fmt_p(m.get("p_value"))
-        print(f"  {mark} {m['name']:<22} {m.get('test', ''):<14} p = {p:<8} effect {effect_s}")
+        print(f"  {mark} {m['name']:<22} {m.get('test', ''):<26} {p:<11} effect {effect_s}")
     return 0
 
 
