@@ -1321,6 +1321,32 @@ def monitoring_view(ws: Workspace, project: str | int) -> MonitoringView:
                     "too_small": int(st.get("n_batch") or 0) < min_batch,
                 }
             )
+        concept = st.get("concept") or {}
+        if concept:
+            ref, cur = concept.get("reference") or {}, concept.get("batch") or {}
+            acc, ref_acc = cur.get("accuracy"), ref.get("accuracy")
+            rows.append(
+                {
+                    "batch_id": int(b.batch_id),
+                    "batch": b.name,
+                    "created_at": b.created_at,
+                    "measure": "accuracy",
+                    "label": "Accuracy on the labelled random sample",
+                    "family": "output",
+                    "kind": "concept",
+                    "unit": "%",
+                    "value": None if acc is None else 100 * acc,
+                    "ref_p5": None,
+                    "ref_median": None if ref_acc is None else 100 * ref_acc,
+                    "ref_p95": None,
+                    "drift": bool(concept.get("drift")),
+                    "p_value": concept.get("p_value"),
+                    "effect": concept.get("effect"),
+                    "effect_unit": "pp",
+                    "n": int(cur.get("n") or 0),
+                    "too_small": int(cur.get("n") or 0) < int(project_settings(info)["min_labels"]),
+                }
+            )
     measures = pd.DataFrame(rows)
     order: list[str] = []
     if not measures.empty:
@@ -1352,6 +1378,8 @@ def measure_detail(
     from analysis.drift import MEASURES
 
     spec = MEASURES.get(measure)
+    if measure == "accuracy":
+        raise MonitoringError("accuracy is one number per batch: see it per tag in the table below")
     if spec is None:
         raise MonitoringError(f"unknown measure {measure!r}; measures: {', '.join(MEASURES)}")
     ref = reference_frame(ws, project)

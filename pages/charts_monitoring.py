@@ -10,6 +10,8 @@ DRIFT = "#d62728"
 OK = "#1f77b4"
 SMALL = "#b0b0b0"
 BAND = "rgba(44, 160, 44, 0.15)"
+REFERENCE = "#1f77b4"
+BATCH = "#ff7f0e"
 TILE_HEIGHT = 210
 MARGIN = dict(t=36, b=6, l=6, r=6)
 
@@ -28,7 +30,7 @@ def measure_tile(rows: pd.DataFrame, *, min_batch: int) -> go.Figure:
     A click selects a point whose ``customdata`` is ``[batch_id, measure]``.
     """
     first = rows.iloc[-1]
-    small = rows["n"] < min_batch
+    small = rows["too_small"].astype(bool) if "too_small" in rows else rows["n"] < min_batch
     colours = [SMALL if s else (DRIFT if d else OK) for s, d in zip(small, rows["drift"], strict=True)]
     x = rows["batch"].astype(str).tolist()
     fig = go.Figure()
@@ -155,9 +157,8 @@ def distributions(reference: pd.Series, batch: pd.Series, *, label: str, unit: s
             barmode="overlay", yaxis_title="% of clips", xaxis_title=f"{label} ({unit})" if unit else label
         )
     fig.update_layout(
-        title=f"{label}: reference vs batch",
         height=320,
-        margin=dict(t=40, b=10, l=10, r=10),
+        margin=dict(t=30, b=10, l=10, r=10),
         legend=dict(orientation="h", y=1.12, x=1, xanchor="right"),
     )
     return fig

@@ -33,8 +33,8 @@ def test_a_click_on_a_measure_shows_its_histograms(browser, serve, sqlite_worksp
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     settle(page)
     assert_no_exception(page)
-    detail = page.locator(CHART).filter(has_text="Loudness (RMS): reference vs batch").first
-    detail.wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Loudness (RMS): reference vs batch").wait_for(timeout=30_000)
+    detail = page.locator(CHART).filter(has_text="reference (n = 120)").first
     assert detail.locator("g.trace.bars").count() == 2  # reference and batch
     assert page.get_by_text("The batch's clips furthest out").count() == 1
     assert page.locator("audio").count() >= 1
