@@ -368,7 +368,9 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
         out["pitch_hz"] = float(np.median(f0[voiced]))
 
     # Syllable nuclei: peaks of the 10 ms energy envelope smoothed over ~50 ms.
+    # The envelope is padded with silence: trimmed clips start and end inside a syllable.
     env_db = 20 * np.log10(np.maximum(rms, 1e-10))
+    env_db = np.pad(env_db, 5, constant_values=env_db.max() - 60.0)
     smooth = np.convolve(env_db, np.ones(5) / 5, mode="same")
     peaks, _ = signal.find_peaks(
         smooth, prominence=6.0, distance=max(1, round(0.1 * sr / hop)), height=smooth.max() - 25.0
