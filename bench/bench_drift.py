@@ -30,9 +30,9 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +54,9 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "drift"
 SETTINGS = FeatureSettings(sample_rate=8000)
 N_REFERENCE = 1200
 N_NULL = 500  # identically distributed batches per size
-N_SHIFT = 200  # batches per shift and size
+N_SHIFT = 100  # batches per shift and size
 N_FIXED_REFERENCES = 10
-N_PER_FIXED = 100
+N_PER_FIXED = 50
 LOW_CONFIDENCE = 0.6
 CONDITIONS = [
     "clean",
@@ -172,7 +172,7 @@ def measures(paths: list[Path]) -> tuple[str, dict[str, pd.DataFrame]]:
         print(
             f"  measured {condition}: {len(frame)} clips in {time.perf_counter() - start:.0f} s", flush=True
         )
-    return out
+    return key, out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -276,6 +276,15 @@ class Tally:
     evidently_small: int = 0
     n: int = 0
     n_concept: int = 0
+    channel: int = 0
+    led_by: Counter[str] = field(default_factory=Counter)
+
+    def leader(self) -> str:
+        if not self.led_by:
+            return "—"
+        name, count = self.led_by.most_common(1)[0]
+        label = MEASURES[name].label if name in MEASURES else "MMD only"
+        return f"{label} ({count}/{self.ours})"
 
     def rate(self, field: str) -> float:
         denom = self.n_concept if field == "concept" else self.n
@@ -292,27 +301,111 @@ def _frame(
     return frame.join(outputs[out_key])
 
 
-def run_scenario(
-    draw: Callable[[np.random.Generator], tuple[pd.DataFrame, pd.DataFrame]],
-    *,
-    n_batches: int,
-    seed: int,
-    concept_labels: int | None = None,
-) -> Tally:
+@dataclass(frozen=True)
+class Scenario:
+    """A family of batches: ``kind`` is ``same`` (reference and batch from the same clips, the batch
+    under ``condition`` and optionally re-weighted to the label prior shift), ``left_out`` (the batch,
+    or ``share`` of it, from a speaker the reference and the model never saw) or ``fixed`` (one
+    reference, drawn with ``reference_seed``, against batches from its complement)."""
+
+    name: str
+    size: int
+    target: str
+    kind: str = "same"
+    condition: str = "clean"
+    share: float = 1.0
+    prior_shift: bool = False
+    n_batches: int = N_SHIFT
+    concept_labels: int | None = None
+    reference_seed: int = 0
+
+
+_STATE: dict[str, object] = {}  # frames for the scenario workers, inherited when the pool forks
+
+
+def _draw(sc: Scenario, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frames = _STATE["frames"]
+    speakers: np.ndarray = _STATE["speakers"]  # type: ignore[assignment]
+    n = len(speakers)
+    if sc.kind == "left_out":
+        loso = _STATE["loso"]
+        spk = sorted(loso)[int(rng.integers(len(loso)))]  # type: ignore[arg-type]
+        frame = loso[spk]  # type: ignore[index]
+        inside = rng.permutation(np.flatnonzero(speakers != spk))
+        outside = np.flatnonzero(speakers == spk)
+        ref_idx, rest = inside[:N_REFERENCE], inside[N_REFERENCE:]
+        k = round(sc.share * sc.size)
+        picked = np.concatenate(
+            [rng.choice(outside, k, replace=False), rng.choice(rest, sc.size - k, replace=False)]
+        )
+        return frame.iloc[ref_idx], frame.iloc[rng.permutation(picked)]
+    if sc.kind == "fixed":
+        order = np.random.default_rng(sc.reference_seed).permutation(n)
+    else:
+        order = rng.permutation(n)
+    ref_idx, rest = order[:N_REFERENCE], order[N_REFERENCE:]
+    p = None
+    if sc.prior_shift:
+        digits: np.ndarray = _STATE["digits"]  # type: ignore[assignment]
+        weights = np.where(digits[rest] <= 2, 3.0, 1.0)
+        p = weights / weights.sum()
+    bat_idx = rng.choice(rest, sc.size, replace=False, p=p)
+    return frames["clean"].iloc[ref_idx], frames[sc.condition].iloc[bat_idx]  # type: ignore[index]
+
+
+def run_scenario(args: tuple[Scenario, int]) -> tuple[Scenario, Tally]:
+    sc, seed = args
     rng = np.random.default_rng(seed)
     tally = Tally()
-    for i in range(n_batches):
-        ref, bat = draw(rng)
+    for i in range(sc.n_batches):
+        ref, bat = _draw(sc, rng)
         report = drift_report(ref.drop(columns="correct"), bat.drop(columns="correct"), random_state=seed + i)
         tally.n += 1
         tally.ours += report.drift
+        if report.drift:
+            first = report.measures[0]
+            tally.led_by[first.name if first.drift else "mmd"] += 1
+            tally.channel += any("channel changed" in r for r in report.reasons)
         tally.evidently_large += evidently_rule(ref, bat, COLUMNS, large=True)
         tally.evidently_small += evidently_rule(ref, bat, COLUMNS, large=False)
-        if concept_labels:
-            labelled = bat["correct"].iloc[:concept_labels]
+        if sc.concept_labels:
+            labelled = bat["correct"].iloc[: sc.concept_labels]
             tally.concept += concept_drift(ref["correct"], labelled).drift
             tally.n_concept += 1
-    return tally
+    return sc, tally
+
+
+SCENARIOS = [
+    *[
+        Scenario("no drift (fresh split each batch)", size, "≤ 5%", n_batches=N_NULL, concept_labels=50)
+        for size in (50, 200)
+    ],
+    Scenario("left-out speaker", 50, "≥ 95%", kind="left_out", concept_labels=50),
+    Scenario("pitch +2 semitones", 50, "≥ 95%", condition="pitch_up2"),
+    Scenario("pitch −2 semitones", 50, "≥ 95%", condition="pitch_down2"),
+    Scenario("white noise 10 dB", 50, "≥ 95%", condition="white10"),
+    Scenario("babble 10 dB", 50, "≥ 95%", condition="babble10"),
+    Scenario("car noise 10 dB", 50, "≥ 95%", condition="car10"),
+    Scenario("telephone channel", 50, "≥ 95%", condition="telephone"),
+    Scenario("gain −10 dB", 50, "≥ 95%", condition="gain_minus10"),
+    Scenario("pitch +1 semitone", 50, "—", condition="pitch_up1"),
+    Scenario("30% left-out speaker", 50, "—", kind="left_out", share=0.3),
+    Scenario("label prior shift (0–2 ×3)", 50, "—", prior_shift=True),
+    Scenario("left-out speaker", 200, "≥ 95%", kind="left_out", concept_labels=50),
+    Scenario("30% left-out speaker", 200, "≥ 95%", kind="left_out", share=0.3),
+    Scenario("pitch +1 semitone", 200, "≥ 95%", condition="pitch_up1"),
+    Scenario("label prior shift (0–2 ×3)", 200, "≥ 75%", prior_shift=True),
+    Scenario("white noise 10 dB", 200, "≥ 95%", condition="white10"),
+    Scenario("telephone channel", 200, "≥ 95%", condition="telephone"),
+    Scenario("gain −10 dB", 200, "≥ 95%", condition="gain_minus10"),
+]
+FIXED = [
+    Scenario(
+        f"fixed reference {r}", size, "≤ 10%", kind="fixed", n_batches=N_PER_FIXED, reference_seed=50_000 + r
+    )
+    for size in (50, 200)
+    for r in range(N_FIXED_REFERENCES)
+]
 
 
 def main() -> None:
@@ -333,109 +426,44 @@ def main() -> None:
         pd.to_pickle(outputs, outputs_file)
     print(f"  measures and model outputs ready in {time.perf_counter() - start:.0f} s", flush=True)
     frames = {c: _frame(data, outputs, c, c) for c in CONDITIONS}
-    loso = {s: _frame(data, outputs, "clean", f"loso:{s}") for s in sorted(speakers.unique())}
+    _STATE.update(
+        frames=frames,
+        loso={s: _frame(data, outputs, "clean", f"loso:{s}") for s in sorted(speakers.unique())},
+        speakers=speakers.to_numpy(),
+        digits=digits.to_numpy(),
+    )
     n = len(index)
-    spk_arr = speakers.to_numpy()
-    digit_arr = digits.to_numpy()
 
-    def same(cond: str, size: int, weights: np.ndarray | None = None):  # type: ignore[no-untyped-def]
-        def draw(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-            order = rng.permutation(n)
-            ref_idx, rest = order[:N_REFERENCE], order[N_REFERENCE:]
-            p = None if weights is None else weights[rest] / weights[rest].sum()
-            bat_idx = rng.choice(rest, size, replace=False, p=p)
-            return frames["clean"].iloc[ref_idx], frames[cond].iloc[bat_idx]
-
-        return draw
-
-    def left_out(size: int, share: float = 1.0):  # type: ignore[no-untyped-def]
-        def draw(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-            spk = sorted(loso)[int(rng.integers(len(loso)))]
-            frame = loso[spk]
-            inside = rng.permutation(np.flatnonzero(spk_arr != spk))
-            outside = np.flatnonzero(spk_arr == spk)
-            ref_idx, rest = inside[:N_REFERENCE], inside[N_REFERENCE:]
-            k = round(share * size)
-            bat_idx = np.concatenate(
-                [rng.choice(outside, k, replace=False), rng.choice(rest, size - k, replace=False)]
+    jobs = [(sc, 1000 + 10_000 * i) for i, sc in enumerate(SCENARIOS + FIXED)]
+    rows: list[tuple[Scenario, Tally]] = []
+    fixed_rates: dict[int, list[float]] = {50: [], 200: []}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        for sc, tally in pool.map(run_scenario, jobs):
+            if sc.kind == "fixed":
+                fixed_rates[sc.size].append(tally.rate("ours"))
+                continue
+            rows.append((sc, tally))
+            print(
+                f"  {sc.name} @ {sc.size}: ours {tally.rate('ours'):.1%}, Evidently "
+                f"{tally.rate('evidently_large'):.1%} / {tally.rate('evidently_small'):.1%}, concept "
+                f"{tally.rate('concept'):.1%} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
             )
-            return frame.iloc[ref_idx], frame.iloc[rng.permutation(bat_idx)]
-
-        return draw
-
-    rows: list[tuple[str, int, Tally, str]] = []
-    seed = 1000
-
-    def record(name: str, draw, size: int, n_batches: int, target: str, concept: int | None = None) -> None:  # type: ignore[no-untyped-def]
-        nonlocal seed
-        t0 = time.perf_counter()
-        tally = run_scenario(draw, n_batches=n_batches, seed=seed, concept_labels=concept)
-        seed += 10_000
-        rows.append((name, size, tally, target))
-        print(
-            f"  {name} @ {size}: ours {tally.rate('ours'):.1%}, Evidently {tally.rate('evidently_large'):.1%}"
-            f" / {tally.rate('evidently_small'):.1%}, concept {tally.rate('concept'):.1%}"
-            f" ({time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
-
-    for size in (50, 200):
-        record("no drift (fresh split each batch)", same("clean", size), size, N_NULL, "≤ 5%", concept=50)
-
-    # Fixed references: the false-alarm rate of each, over batches from its own complement.
-    fixed_rates = {50: [], 200: []}
-    for size in (50, 200):
-        for r in range(N_FIXED_REFERENCES):
-            order = np.random.default_rng(50_000 + r).permutation(n)
-            ref_idx, rest = order[:N_REFERENCE], order[N_REFERENCE:]
-
-            def draw(rng: np.random.Generator, ref_idx=ref_idx, rest=rest, size=size):  # type: ignore[no-untyped-def]
-                return frames["clean"].iloc[ref_idx], frames["clean"].iloc[
-                    rng.choice(rest, size, replace=False)
-                ]
-
-            tally = run_scenario(draw, n_batches=N_PER_FIXED, seed=60_000 + 1000 * r + size)
-            fixed_rates[size].append(tally.rate("ours"))
-        print(f"  fixed references @ {size}: worst {max(fixed_rates[size]):.1%}", flush=True)
+    print(f"  fixed references: worst {max(fixed_rates[50]):.1%} / {max(fixed_rates[200]):.1%}", flush=True)
 
     check_rng = np.random.default_rng(7)
+    clean = frames["clean"].drop(columns="correct")
     self_checks = [
         drift_report(f, f, random_state=k).drift
         for k, size in enumerate([50, 50, 200, 200, 1200, 1200, 2000])
-        for f in [frames["clean"].drop(columns="correct").iloc[check_rng.permutation(n)[:size]]]
+        for f in [clean.iloc[check_rng.permutation(n)[:size]]]
     ]
-
-    shifts50 = [
-        ("left-out speaker", left_out(50)),
-        ("pitch +2 semitones", same("pitch_up2", 50)),
-        ("pitch −2 semitones", same("pitch_down2", 50)),
-        ("white noise 10 dB", same("white10", 50)),
-        ("babble 10 dB", same("babble10", 50)),
-        ("car noise 10 dB", same("car10", 50)),
-        ("telephone channel", same("telephone", 50)),
-        ("gain −10 dB", same("gain_minus10", 50)),
-    ]
-    for name, draw in shifts50:
-        record(name, draw, 50, N_SHIFT, "≥ 95%", concept=50 if name == "left-out speaker" else None)
-    prior = np.where(digit_arr <= 2, 3.0, 1.0)
-    shifts200 = [
-        ("left-out speaker", left_out(200), "≥ 95%"),
-        ("30% left-out speaker", left_out(200, 0.3), "≥ 95%"),
-        ("pitch +1 semitone", same("pitch_up1", 200), "≥ 95%"),
-        ("label prior shift (0–2 ×3)", same("clean", 200, prior), "≥ 75%"),
-        ("white noise 10 dB", same("white10", 200), "≥ 95%"),
-        ("telephone channel", same("telephone", 200), "≥ 95%"),
-        ("gain −10 dB", same("gain_minus10", 200), "≥ 95%"),
-    ]
-    for name, draw, target in shifts200:
-        record(name, draw, 200, N_SHIFT, target)
-    record("pitch +1 semitone", same("pitch_up1", 50), 50, N_SHIFT, "—")
-    record("30% left-out speaker", left_out(50, 0.3), 50, N_SHIFT, "—")
 
     # Speed: 10,000 clips against 100,000, rows resampled from the real clean measures.
     rng = np.random.default_rng(3)
-    big_ref = frames["clean"].iloc[rng.integers(0, n, 100_000)].drop(columns="correct").reset_index(drop=True)
-    big_bat = frames["clean"].iloc[rng.integers(0, n, 10_000)].drop(columns="correct").reset_index(drop=True)
+    big_ref = clean.iloc[rng.integers(0, n, 100_000)].reset_index(drop=True)
+    big_bat = clean.iloc[rng.integers(0, n, 10_000)].reset_index(drop=True)
     ours_s = median_seconds(lambda: drift_report(big_ref, big_bat), repeat=5)
     evid_s = median_seconds(lambda: evidently_rule(big_ref, big_bat, COLUMNS, large=True), repeat=5)
     big_drift = drift_report(big_ref, big_bat).drift
@@ -468,12 +496,15 @@ def _markdown(rows, fixed_rates, self_checks, ours_s, evid_s, big_drift, outputs
         "*large* (its choice for references over 1,000 rows: Wasserstein/std or Jensen-Shannon ≥ 0.1) and "
         "*small* (KS/chi-squared/z-test at p < 0.05); dataset drift when ≥ 50% of columns drift.",
         "",
-        "| batch | clips | target | `drift_report` | concept (50 labels) | Evidently large | Evidently small |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| batch | clips | target | `drift_report` | smallest p most often | says channel | concept (50 labels) "
+        "| Evidently large | Evidently small |",
+        "|---|---:|---|---:|---|---:|---:|---:|---:|",
     ]
-    for name, size, tally, target in rows:
+    for sc, tally in rows:
+        name, size, target = sc.name, sc.size, sc.target
         lines.append(
             f"| {name} | {size} | {target} | {pct(tally.rate('ours'))} ({tally.ours}/{tally.n}) | "
+            f"{tally.leader()} | {tally.channel} | "
             f"{pct(tally.rate('concept'))} | {pct(tally.rate('evidently_large'))} | {pct(tally.rate('evidently_small'))} |"
         )
     lines += [

@@ -70,7 +70,7 @@ def test_wada_snr_flags_an_estimate_stuck_at_the_end_of_its_table():
 
 
 def test_wada_snr_falls_as_white_noise_is_added_to_a_real_recording(fsdd_dir):
-    y, sr = sf.read(fsdd_dir / "recordings" / "3_theo_10.wav")
+    y, _sr = sf.read(fsdd_dir / "recordings" / "3_theo_10.wav")
     noise = np.random.default_rng(0).standard_normal(len(y))
     estimates = [wada_snr(augment.mix_at_snr(y, noise, snr_db=s, random_state=0))[0] for s in (20, 10, 0)]
     # Real digits are not the paper's Gamma-distributed speech: the order holds, the dB values need not.
@@ -133,7 +133,8 @@ def test_per_measure_p_values_and_effects_match_scipy_in_real_units():
     assert by_name["rms_dbfs"].effect == pytest.approx(-10, abs=2.5)
     assert by_name["rms_dbfs"].effect_unit == "dB"
     assert by_name["pitch_hz"].effect_unit == "Hz"
-    assert report.drift and report.level == "warning"
+    assert report.drift
+    assert report.level == "warning"
     assert {m.name for m in report.measures if m.drift} == {"rms_dbfs", "pitch_hz"}
     assert report.measures[0].drift  # drifted measures come first
     assert any("Loudness (RMS) median −" in r and "dB" in r for r in report.reasons)
@@ -149,7 +150,8 @@ def test_bonferroni_threshold_splits_alpha_over_groups_and_measures():
     report = drift_report(ref, bat, alpha=0.05)
     inputs = [m for m in report.measures if m.family == "input"]
     assert all(m.threshold == pytest.approx(0.05 / 3 / 7) for m in inputs)
-    assert report.multivariate is not None and report.multivariate.threshold == pytest.approx(0.05 / 3)
+    assert report.multivariate is not None
+    assert report.multivariate.threshold == pytest.approx(0.05 / 3)
     predicted = next(m for m in report.measures if m.name == "predicted")
     assert predicted.threshold == pytest.approx(0.05 / 3)
 
@@ -233,7 +235,8 @@ def test_no_verdict_under_fifty_clips():
     assert not report.drift
     assert report.level == "too_small"
     assert not any(m.drift for m in report.measures)
-    assert "49 clips" in report.reasons[0] and "50" in report.reasons[0]
+    assert "49 clips" in report.reasons[0]
+    assert "50" in report.reasons[0]
     assert drift_report(ref, speech_frame(50, rng, rms_dbfs=-20)).drift
 
 
@@ -272,7 +275,8 @@ def test_report_is_json_safe():
     bat.loc[0, "pitch_hz"] = np.nan
     ref["latency_ms"], bat["latency_ms"] = rng.gamma(2, 50, 200), rng.gamma(2, 50, 60)
     payload = json.loads(json.dumps(drift_report(ref, bat).to_dict(), allow_nan=False))
-    assert payload["drift"] is True and payload["level"] == "warning"
+    assert payload["drift"] is True
+    assert payload["level"] == "warning"
     assert {
         "name",
         "drift",
@@ -285,7 +289,8 @@ def test_report_is_json_safe():
         "batch",
     } <= set(payload["measures"][0])
     latency = next(m for m in payload["measures"] if m["name"] == "latency_ms")
-    assert latency["test"] == "not tested" and latency["drift"] is False
+    assert latency["test"] == "not tested"
+    assert latency["drift"] is False
 
 
 # --- concept drift and alarms ---------------------------------------------------------------------
@@ -301,7 +306,8 @@ def test_concept_drift_is_fishers_exact_test_against_the_reference_correctness()
     assert result.batch["n"] == 50
     assert result.batch["ci_low"] < 0.70 < result.batch["ci_high"]
     small = concept_drift(ref, bat[:29])
-    assert not small.drift and math.isnan(small.p_value)
+    assert not small.drift
+    assert math.isnan(small.p_value)
 
 
 def _report(drift: bool, min_p: float = 0.01, level: str | None = None, concept: bool = False):
@@ -321,7 +327,8 @@ def test_alarm_needs_two_drifted_batches_in_a_row_a_tiny_p_or_concept_drift():
     assert alarm_level([clean]) == "none"
     assert shifted.min_p < 0.001
     assert alarm_level([clean, shifted]) == "alarm"
-    assert with_concept.concept is not None and with_concept.concept.drift
+    assert with_concept.concept is not None
+    assert with_concept.concept.drift
     assert alarm_level([clean, with_concept]) == "alarm"
     assert alarm_level([shifted, clean]) == "none"
     from dataclasses import replace
