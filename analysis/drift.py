@@ -3,7 +3,8 @@
 Which function to call:
 
 - :func:`clip_measures` -- the per-clip measures that the import does not already store: median pitch,
-  spectral centroid, a speaking-rate proxy and a reference-free SNR (WADA).
+  spectral centroid, the energy below 300 Hz, a speaking-rate proxy and a reference-free SNR (WADA,
+  stored as the ``snr_db`` measure; the import's own SNR is a percentile proxy).
 - :func:`drift_report` -- one batch against a reference, both one row per clip with any of the
   :data:`MEASURES` columns; returns a :class:`DriftReport` with a verdict, a test and an effect size in
   real units per measure, and reasons in plain words.
@@ -41,9 +42,11 @@ against the reference accuracy as a fixed number (that ignores the reference's o
 One drifted batch is a warning. :func:`alarm_level` raises an alarm on two drifted batches in a row, on
 a batch whose smallest p-value is below 0.001, or on concept drift.
 
-A telephone channel shifts the pitch that YIN measures (the fundamental is filtered out below 300 Hz),
-so when pitch moved together with the spectral centroid the reason says the channel changed rather than
-the speakers.
+A telephone channel shifts the pitch that YIN measures (the fundamental is filtered out below 300 Hz).
+The energy below 300 Hz tells a channel from a voice: a band limit removes it (-15 dB on FSDD), a
+pitch shift of two semitones barely moves it (about 1 dB). When it drifts by 6 dB or more the reasons
+say the channel changed, and that the pitch and centroid moves follow from it; without that measure,
+pitch moving together with the centroid is reported as a possible channel change.
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ MEASURES: Mapping[str, MeasureSpec] = dict(
         _spec("snr_db", "input", "continuous", "dB", "SNR (WADA)", 3.0),
         _spec("pitch_hz", "input", "continuous", "Hz", "Pitch (median F0)", 10.0),
         _spec("centroid_hz", "input", "continuous", "Hz", "Spectral centroid", 100.0),
+        _spec("low_band_db", "input", "continuous", "dB", "Energy below 300 Hz", 3.0),
         _spec("speaking_rate", "input", "continuous", "nuclei/s", "Speaking rate", 0.3),
         _spec("predicted", "output", "categorical", "TV distance", "Predicted class", 0.05),
         _spec("confidence", "output", "continuous", "", "Confidence", 0.03),
@@ -127,6 +131,9 @@ LARGE_BATCH = 1000
 MMD_MAX_REFERENCE = 2000
 MMD_MAX_BATCH = 500
 ALARM_P = 0.001
+CHANNEL_LOW_HZ = 300.0
+CHANNEL_SHIFT_DB = 6.0
+"""A drift of the energy below 300 Hz by this much is a channel (a band limit), not a voice."""
 
 # ---------------------------------------------------------------------------------------------------
 # Per-clip measures
@@ -141,6 +148,7 @@ ALARM_P = 0.001
 # reached at 100 dB: so few samples sit below the noise that the top of the table is flat, and a clean
 # clip's estimate runs off its end.
 _WADA_DB = np.arange(-20.0, 101.0)
+WADA_RANGE_DB = (-20.0, 100.0)
 _WADA_G = np.array(
     [
         0.409434,
@@ -320,6 +328,8 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
     dict
         ``pitch_hz``: median YIN F0 (60-400 Hz) over frames within 25 dB of the loudest;
         ``centroid_hz``: centroid of the long-term power spectrum of those frames;
+        ``low_band_db``: the share of that spectrum's energy below 300 Hz, in dB (a telephone line
+        removes it: -15 dB on FSDD, where a pitch shift of two semitones moves it by about 1 dB);
         ``speaking_rate``: peaks of the smoothed energy envelope (syllable nuclei, at least 6 dB
         prominent and 100 ms apart) per second of non-silent audio;
         ``wada_snr_db``: :func:`wada_snr`, and ``wada_at_end`` (1.0 when it is stuck at its table's
@@ -330,7 +340,7 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
         x = x.mean(axis=1)
     if sr <= 0:
         raise ValueError(f"sample rate must be positive, got {sr}")
-    out = {"pitch_hz": math.nan, "centroid_hz": math.nan, "speaking_rate": math.nan}
+    out = {"pitch_hz": math.nan, "centroid_hz": math.nan, "low_band_db": math.nan, "speaking_rate": math.nan}
     snr, at_end = wada_snr(x)
     out["wada_snr_db"] = snr
     out["wada_at_end"] = float(at_end) if not math.isnan(snr) else math.nan
@@ -350,6 +360,8 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
     freqs = np.fft.rfftfreq(frame, 1 / sr)
     if spectrum.sum() > 0:
         out["centroid_hz"] = float((freqs * spectrum).sum() / spectrum.sum())
+        low = spectrum[freqs < CHANNEL_LOW_HZ].sum()
+        out["low_band_db"] = float(10 * np.log10(max(low / spectrum.sum(), 1e-12)))
 
     # Median F0 over loud frames; two periods of 60 Hz fit in the YIN frame.
     fmin, fmax = 60.0, min(400.0, sr / 4)
@@ -368,7 +380,9 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
         out["pitch_hz"] = float(np.median(f0[voiced]))
 
     # Syllable nuclei: peaks of the 10 ms energy envelope smoothed over ~50 ms.
+    # The envelope is padded with silence: trimmed clips start and end inside a syllable.
     env_db = 20 * np.log10(np.maximum(rms, 1e-10))
+    env_db = np.pad(env_db, 5, constant_values=env_db.max() - 60.0)
     smooth = np.convolve(env_db, np.ones(5) / 5, mode="same")
     peaks, _ = signal.find_peaks(
         smooth, prominence=6.0, distance=max(1, round(0.1 * sr / hop)), height=smooth.max() - 25.0
@@ -560,8 +574,9 @@ def mmd_test(
     """Kernel two-sample test (biased MMD², Gaussian kernel, median-distance bandwidth).
 
     Both arrays are rows of already comparable features (e.g. standardised). Reference and batch are
-    subsampled to at most ``max_reference`` and ``max_batch`` rows. Each permutation only needs the sums
-    of the kernel over the smaller group, so it costs O(m²) for a group of m rows, not O(N²).
+    subsampled to at most ``max_reference`` and ``max_batch`` rows. Each permutation only needs the row sums
+    and the block of the kernel over the smaller group: a gather for small groups, else one matrix
+    product for all permutations.
 
     Returns
     -------
@@ -597,21 +612,21 @@ def mmd_test(
     m = min(nx, nz)
     r = n - m
 
-    def mmd_of(idx: np.ndarray) -> np.ndarray:  # idx: (b, m) indices of the smaller group
-        ss = np.empty(len(idx))
-        step = max(1, 4_000_000 // (m * m))
-        for start in range(0, len(idx), step):
-            block = idx[start : start + step]
-            ss[start : start + step] = kernel[block[:, :, None], block[:, None, :]].sum(axis=(1, 2))
-        s_row = row[idx].sum(axis=1)
+    def mmd_of(chosen: np.ndarray) -> np.ndarray:  # chosen: (b, m) indices of the smaller group
+        if m <= 100:  # gathering b blocks of m x m is cheaper than a product with the whole kernel
+            ss = np.array([kernel[c][:, c].sum() for c in chosen])
+        else:  # w' K w for every 0/1 column w at once: one matrix product
+            member = np.zeros((n, len(chosen)))
+            member[chosen.T, np.arange(len(chosen))[None, :]] = 1.0
+            ss = np.einsum("ib,ib->b", member, kernel @ member)
+        s_row = row[chosen].sum(axis=1)
         sr = s_row - ss
         rr = total - 2 * s_row + ss
         return ss / (m * m) + rr / (r * r) - 2 * sr / (m * r)
 
     small = np.arange(nx, n) if nz <= nx else np.arange(nx)
     observed = float(mmd_of(small[None, :])[0])
-    perms = np.argsort(rng.random((n_permutations, n)), axis=1)[:, :m]
-    null = mmd_of(perms)
+    null = mmd_of(np.argsort(rng.random((n_permutations, n)), axis=1)[:, :m])
     p = (1.0 + float(np.sum(null >= observed - 1e-12))) / (1.0 + n_permutations)
     return observed, p, math.sqrt(med)
 
@@ -729,6 +744,10 @@ def drift_report(
         else:
             ref_v, bat_v = _numeric(reference, name), _numeric(batch, name)
             ref_s, bat_s = _summary(ref_v), _summary(bat_v)
+            if name == "snr_db":  # WADA estimates pinned to its table's ends are bounds, not values
+                for values, summary in ((ref_v, ref_s), (bat_v, bat_s)):
+                    ends = (values <= WADA_RANGE_DB[0]) | (values >= WADA_RANGE_DB[1])
+                    summary["share_at_table_end"] = float(ends.mean()) if values.size else math.nan
             if not spec.tested or ref_v.size < 2 or bat_v.size < 2:
                 test, stat, p = ("not tested" if not spec.tested else "too few values"), math.nan, math.nan
                 effect = float(np.median(bat_v) - np.median(ref_v)) if ref_v.size and bat_v.size else math.nan
@@ -817,12 +836,20 @@ def _reasons(
             unit = f" {r.effect_unit}" if r.effect_unit else ""
             text = f"{spec.label} median {_signed(r.effect, fmt)}{unit} (KS p = {_p(r.p_value)})"
         reasons.append(text)
-    centroid = by_name.get("centroid_hz")
-    pitch = by_name.get("pitch_hz")
-    if pitch is not None and pitch.drift and centroid is not None and centroid.drift:
+    centroid, pitch, band = by_name.get("centroid_hz"), by_name.get("pitch_hz"), by_name.get("low_band_db")
+    pitch_moved = pitch is not None and pitch.drift
+    if band is not None and band.drift and abs(band.effect) >= CHANNEL_SHIFT_DB:
+        also = " and the measured pitch" if pitch_moved else ""
         reasons.append(
-            "pitch moved together with the spectral centroid: the recording channel changed "
-            "(e.g. a telephone band), which also shifts measured pitch; not necessarily new speakers"
+            f"the recording channel changed: energy below {CHANNEL_LOW_HZ:.0f} Hz "
+            f"{_signed(band.effect, '.0f')} dB "
+            f"(a band limit such as a telephone line), which moves the spectral centroid{also}; "
+            "this is not by itself a sign of new speakers"
+        )
+    elif band is None and pitch_moved and centroid is not None and centroid.drift:
+        reasons.append(
+            "pitch moved together with the spectral centroid: the recording channel may have changed "
+            "(a telephone band also shifts measured pitch), not necessarily the speakers"
         )
     if multivariate is not None and multivariate.drift:
         reasons.append(f"joint distribution of input measures changed (MMD p = {_p(multivariate.p_value)})")
