@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -288,6 +289,15 @@ def _decode_measures(ws: Workspace, key: str) -> dict[str, float | None]:
     return _jsonable(_measure(y.mean(axis=1), int(sr)))
 
 
+@functools.cache
+def drift_measure_names() -> frozenset[str]:
+    """What :func:`analysis.drift.clip_measures` returns (measured once on a short tone)."""
+    from analysis.drift import clip_measures
+
+    t = np.arange(1600) / 16000
+    return frozenset(clip_measures(0.1 * np.sin(2 * np.pi * 200 * t), 16000))
+
+
 def ensure_drift_measures(
     ws: Workspace, clips: pd.DataFrame, progress: Callable[[int, int], None] | None = None
 ) -> pd.DataFrame:
@@ -305,6 +315,11 @@ def ensure_drift_measures(
                     )
                 ).all()
             )
+    wanted = drift_measure_names()
+    # Measures stored before analysis.drift learnt a new one are measured again.
+    stale = [c for c, m in known.items() if not wanted <= set(m)]
+    for c in stale:
+        known.pop(c)
     todo = clips[~clips["clip_id"].isin(known)]
     total, done = len(ids), len(ids) - len(todo)
     for start in range(0, len(todo), 500):
@@ -314,6 +329,9 @@ def ensure_drift_measures(
             measured = list(pool.map(lambda k: _decode_measures(ws, k), part["storage_key"]))
         fresh = {int(c): m for c, m in zip(part["clip_id"], measured, strict=True)}
         with ws.db.write() as s:
+            redo = [c for c in fresh if c in stale]
+            if redo:
+                s.execute(delete(ClipDriftMeasures).where(ClipDriftMeasures.clip_id.in_(redo)))
             s.execute(insert(ClipDriftMeasures), [{"clip_id": c, "measures": m} for c, m in fresh.items()])
         known.update(fresh)
         done += len(part)
