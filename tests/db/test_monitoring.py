@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from db.models import Clip, DriftCheck, ProductionClip, Resolution
 from labeling.cli import main
 from labeling.importer import import_path
+from labeling.jobs import run_next_job, submit_job
 from labeling.monitoring import (
     acknowledge,
     admit_labelled,
@@ -97,6 +98,13 @@ def test_a_random_split_stays_quiet_and_new_speakers_raise_an_alarm(
     clean = import_production(ws, same, "digits", batch="clean")
     assert clean.n_logged == 120
     assert clean.scored_by == "live"
+    # The page's "Check for drift" is a background job a worker runs.
+    with ws.db.write() as s:
+        project_id = s.scalar(select(Clip.project_id).limit(1))
+        submit_job(s, "drift", project_id=project_id, owner_id=None, params={"batch": "clean"})
+    job = run_next_job(ws)
+    assert job.status == "succeeded", job.error
+    assert job.result["level"] == "none"
     quiet = run_drift_check(ws, "digits", "clean")
     assert quiet.level == "none", quiet.reasons
     assert not quiet.drift
@@ -114,7 +122,7 @@ def test_a_random_split_stays_quiet_and_new_speakers_raise_an_alarm(
 
     # Every check is stored; the production clips never became project clips.
     with ws.db.read() as s:
-        assert s.scalar(select(func.count()).select_from(DriftCheck)) == 2
+        assert s.scalar(select(func.count()).select_from(DriftCheck)) == 3
         assert s.scalar(select(func.count()).select_from(Clip)) == 240
         assert s.scalar(select(func.count()).select_from(ProductionClip)) == 220
 
