@@ -389,9 +389,11 @@ def reference_frame(
             items = held
         preds = pd.DataFrame(columns=["clip_id", "predicted", "confidence"])
         if live is not None:
+            # A transcription model's output is its transcript (empty when it heard nothing).
+            answer = Prediction.label if info.classifies else Prediction.transcript
             preds = pd.DataFrame(
                 s.execute(
-                    select(Prediction.clip_id, Prediction.label, Prediction.confidence).where(
+                    select(Prediction.clip_id, answer, Prediction.confidence).where(
                         Prediction.run_id == live.run_id
                     )
                 ).all(),
@@ -409,6 +411,8 @@ def reference_frame(
     frame = _output_columns(frame, low)
     if not has_pred.any():
         frame = frame.drop(columns=["predicted", "confidence", "empty", "low_confidence"])
+    elif not info.classifies:
+        frame = frame.drop(columns=["predicted"])  # free text: its emptiness is tested, not its mix
     else:
         frame["correct"] = (frame["predicted"] == frame["label"]).where(has_pred & frame["label"].notna())
     frame.attrs["version_id"] = version_id

@@ -285,3 +285,22 @@ def test_monitor_with_no_batches_says_so(workspace):
     summary = monitor_summary(workspace, "empty")
     assert summary.batches.empty
     assert not summary.alarm
+
+
+def test_a_transcription_log_counts_empty_transcripts_as_empty_outputs(workspace, fsdd_dir, tmp_path):
+    from labeling.monitoring import batch_frame
+
+    with workspace.db.write() as s:
+        create_project(s, name="asr", task_kind="transcription")
+    names = ["0_theo_0.wav", "1_theo_0.wav", "2_theo_0.wav"]
+    folder = _copy(fsdd_dir, names, tmp_path / "asr")
+    records = [
+        {"audio": n, "timestamp": NOW, "model": "asr-1", "transcript": t, "request_id": n}
+        for n, t in zip(names, ["zero", "", "two"], strict=True)
+    ]
+    report = log_predictions(workspace, "asr", records, batch="day1", audio_root=folder)
+    assert report.n_logged == 3
+    with workspace.db.read() as s:
+        frame = batch_frame(s, "asr", "day1")
+    assert frame["empty"].tolist() == [0.0, 1.0, 0.0]
+    assert "predicted" not in frame
