@@ -110,7 +110,7 @@ MEASURES: Mapping[str, MeasureSpec] = dict(
         _spec("peak_dbfs", "input", "continuous", "dB", "Peak level", 2.0),
         _spec("leading_silence_ms", "input", "continuous", "ms", "Leading silence", 50.0),
         _spec("trailing_silence_ms", "input", "continuous", "ms", "Trailing silence", 50.0),
-        _spec("clipped_fraction", "input", "continuous", "%", "Clipped samples", 0.1),
+        _spec("clipped_fraction", "input", "continuous", "pp", "Clipped samples", 0.1),
         _spec("snr_db", "input", "continuous", "dB", "SNR (WADA)", 3.0),
         _spec("pitch_hz", "input", "continuous", "Hz", "Pitch (median F0)", 10.0),
         _spec("centroid_hz", "input", "continuous", "Hz", "Spectral centroid", 100.0),
