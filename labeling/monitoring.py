@@ -608,10 +608,10 @@ def run_drift_check(
     """
     from analysis.drift import alarm_level, drift_report
 
-    ref = reference_frame(ws, project, version=reference, progress=progress)
     with ws.db.read() as s:
         info = _project(s, project)
-        cur = batch_frame(s, info, batch)
+        cur = batch_frame(s, info, batch)  # an unknown batch is refused before any audio is measured
+    ref = reference_frame(ws, project, version=reference, progress=progress)
     settings = project_settings(info)
     if progress:
         progress(f"Comparing {len(cur):,} production clips with {len(ref):,} reference clips", 0, 1)

@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "are scored by it.",
     )
     live.add_argument("--project", required=True, help="project name or id")
-    live.add_argument("--run", type=int, required=True, help="the run's id (earmark runs list)")
+    live.add_argument(
+        "--run", dest="run_id", type=int, required=True, help="the run's id (earmark runs list)"
+    )
     live.add_argument("--reference", help="dataset version (name or id) to measure drift against")
     live.set_defaults(run=run_live)
 
@@ -108,7 +110,7 @@ def run_live(args: argparse.Namespace) -> int:
     from labeling.projects import ProjectError
 
     with workspace() as ws, user_errors(MonitoringError, ProjectError):
-        info = mark_live(ws, args.project, args.run, reference=args.reference)
+        info = mark_live(ws, args.project, args.run_id, reference=args.reference)
     ref = info.reference_version or "none (name one with --reference)"
     print(f"run {info.run_id} ({info.run_name}) is live; drift reference: {ref}")
     if info.reference_version is None:

@@ -94,7 +94,7 @@ def _teen_log(fsdd_dir: Path, tmp_path: Path, n: int = 150) -> Path:
 def test_a_random_split_stays_quiet_and_new_speakers_raise_an_alarm(
     deployed, fsdd_dir, tmp_path, monkeypatch, capsys
 ):
-    ws, _run, same = deployed
+    ws, run, same = deployed
     clean = import_production(ws, same, "digits", batch="clean")
     assert clean.n_logged == 120
     assert clean.scored_by == "live"
@@ -143,6 +143,9 @@ def test_a_random_split_stays_quiet_and_new_speakers_raise_an_alarm(
     summary = json.loads(capsys.readouterr().out)
     assert [b["name"] for b in summary["batches"]] == ["clean", "teen"]
     assert summary["alarm"] is False
+    assert main(["live", "--project", "digits", "--run", "9999"]) == 1
+    assert main(["live", "--project", "digits", "--run", str(run.id)]) == 0
+    assert "drift reference: v1" in capsys.readouterr().out
 
 
 def test_labelled_production_clips_show_an_accuracy_drop_and_join_the_next_version(
