@@ -34,6 +34,7 @@ PAGES = {
         st.Page("pages/error_analysis.py", title="Error analysis", icon=":material/troubleshoot:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/compare_arrows:"),
         st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:"),
+        st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
     ],
 }
 

@@ -578,3 +578,97 @@ class SignInFailure(Base):
 
 Index("ix_sign_in_failures_account", SignInFailure.account, SignInFailure.created_at)
 Index("ix_sign_in_failures_client", SignInFailure.client, SignInFailure.created_at)
+
+
+class ProductionClip(Base):
+    """One request of production traffic: the audio the live model heard and what it answered.
+
+    Kept apart from :class:`Clip` so that production audio never enters train/dev/test, dataset
+    versions or label-issue detection. Sending one to labeling makes a :class:`Clip` (``clip_id``);
+    only ``admitted_at`` (set by "add to the next dataset version") lets that clip into a version.
+    ``dedup_key`` is the request id, else the audio hash and timestamp: re-ingesting adds nothing.
+    """
+
+    __tablename__ = "production_clips"
+    __table_args__ = (
+        UniqueConstraint("project_id", "dedup_key"),
+        CheckConstraint("latency_ms IS NULL OR latency_ms >= 0", name="latency_nonnegative"),
+        CheckConstraint("confidence IS NULL OR (confidence >= 0 AND confidence <= 1)", name="confidence"),
+        Index("ix_production_clips_batch", "batch_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    original_name: Mapped[str] = mapped_column(String(1000))
+    timestamp: Mapped[datetime] = mapped_column()
+    model: Mapped[str] = mapped_column(String(200), default="")
+    prediction: Mapped[str | None] = mapped_column(String(200))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    device: Mapped[str | None] = mapped_column(String(200))
+    user_action: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(String(500))
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    duration_s: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(BigInteger)
+    audio_format: Mapped[str] = mapped_column(String(20))
+    # The import's quality measures and the drift measures, by name (see analysis.drift.MEASURES).
+    measures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id", ondelete="SET NULL"), index=True)
+    sample_reason: Mapped[str | None] = mapped_column(String(40))
+    admitted_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LiveModel(Base):
+    """The run an engineer marked as deployed, and the reference its drift checks are measured against.
+
+    The newest row of a project is the live model; the reference is frozen with it and changes only by
+    an audited rebaseline.
+    """
+
+    __tablename__ = "live_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"))
+    reference_version_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"))
+    marked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClipDriftMeasures(Base):
+    """The drift measures of a project clip (pitch, spectral centroid, speaking rate, WADA-SNR),
+    computed once from its audio the first time it serves as a reference."""
+
+    __tablename__ = "clip_drift_measures"
+
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    measures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+MONITORING_ACTIONS = ("acknowledge", "snooze", "rebaseline")
+
+
+class MonitoringAction(Base):
+    """An engineer's answer to an alarm: acknowledged, snoozed until a time, or a rebaseline."""
+
+    __tablename__ = "monitoring_actions"
+    __table_args__ = (CheckConstraint(_in("action", MONITORING_ACTIONS), name="action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(20))
+    until: Mapped[datetime | None] = mapped_column()
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -220,3 +220,31 @@ class Client:
         with self.workspace.db.write() as s:
             pid, uid = self._ids(s, project, author)
             return _conventions.save_convention(s, pid, text=text, rules=rules, note=note, author_id=uid)
+
+    # --- production traffic ---------------------------------------------------------------------------
+
+    def log_predictions(
+        self,
+        project: str | int,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        batch: str,
+        audio_root: str | Path = ".",
+    ) -> Any:
+        """Log production requests (the records of a prediction log: ``audio`` relative to
+        ``audio_root``, ``timestamp`` with a zone, ``model``, ``prediction`` or ``transcript``,
+        ``confidence``, ``latency_ms``, optional ``request_id``…) into the production batch ``batch``.
+
+        Bad records are listed in the report (``record N``: the reason); the rest lands in one
+        transaction. Logging the same request again adds nothing. Returns a
+        :class:`labeling.production.ProductionReport`.
+        """
+        from labeling.production import log_predictions
+
+        return log_predictions(self.workspace, project, records, batch=batch, audio_root=Path(audio_root))
+
+    def drift_check(self, project: str | int, batch: str, *, reference: str | int | None = None) -> Any:
+        """Check a production batch for drift and store the check (see ``earmark drift``)."""
+        from labeling.monitoring import run_drift_check
+
+        return run_drift_check(self.workspace, project, batch, reference=reference)

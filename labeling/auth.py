@@ -79,6 +79,7 @@ PAGE_PERMISSIONS: Mapping[str, str] = {
     "jobs": "manage_data",
     "review": "review",
     "settings": "edit_settings",
+    "monitoring": "manage_data",
 }
 DEFAULT_PAGE_PERMISSION = "analyse"
 

@@ -22,6 +22,7 @@ from labeling.compare import step_improve_weakest_slice
 from labeling.demo_annotators import step_annotators
 from labeling.formats.base import ImportPlan, SourceItem
 from labeling.importer import ImportReport, import_plan
+from labeling.monitoring_demo import step_production_batches
 from labeling.projects import ProjectError, ProjectNotFound, count_projects, create_project, get_project
 from labeling.runs import step_model_run
 from labeling.workspace import Workspace
@@ -138,6 +139,7 @@ DEMO_STEPS: list[Callable[[Workspace, DemoContext], str]] = [
     step_annotators,
     step_model_run,
     step_improve_weakest_slice,
+    step_production_batches,
 ]
 
 

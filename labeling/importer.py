@@ -112,13 +112,20 @@ class _Prepared:
     duration_s: float
     audio_format: str
     quality: dict[str, float | None]
+    # Measures a caller adds from the decoded samples (production traffic: the drift measures).
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 class ImportRefused(ValueError):
     """The import as a whole was refused; nothing was written."""
 
 
-def _prepare(item: SourceItem, limits: Limits, store: AudioStore) -> _Prepared | Problem:
+Measure = Callable[[np.ndarray, int], dict[str, float]]
+
+
+def _prepare(
+    item: SourceItem, limits: Limits, store: AudioStore, measure: Measure | None = None
+) -> _Prepared | Problem:
     try:
         size = item.path.stat().st_size
     except OSError as exc:
@@ -157,6 +164,7 @@ def _prepare(item: SourceItem, limits: Limits, store: AudioStore) -> _Prepared |
     if not np.isfinite(y).all():
         return Problem(item.name, "decodes to non-finite samples")
     quality = audio_quality(y if channels > 1 else y[:, 0], sr).to_dict()
+    extra = measure(y.mean(axis=1) if channels > 1 else y[:, 0], int(sr)) if measure is not None else {}
     ext = item.path.suffix.lower().lstrip(".") or fmt.lower()
     digest = sha256_bytes(data)
     # Stored here, outside any transaction: content addressing makes it harmless if the import
@@ -174,16 +182,21 @@ def _prepare(item: SourceItem, limits: Limits, store: AudioStore) -> _Prepared |
         duration_s=float(duration),
         audio_format=str(fmt),
         quality=quality,
+        extra=extra,
     )
 
 
 def _prepare_all(
-    items: list[SourceItem], limits: Limits, store: AudioStore, progress: Progress | None
+    items: list[SourceItem],
+    limits: Limits,
+    store: AudioStore,
+    progress: Progress | None,
+    measure: Measure | None = None,
 ) -> Iterable[_Prepared | Problem]:
     # libsndfile, hashing, numpy and file I/O release the GIL for most of the work; a few threads
     # keep both cores busy while others wait on the disk.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        work = pool.map(lambda it: _prepare(it, limits, store), items)
+        work = pool.map(lambda it: _prepare(it, limits, store, measure), items)
         for done, result in enumerate(work, 1):
             if progress:
                 progress(done, len(items))

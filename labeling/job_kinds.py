@@ -171,3 +171,21 @@ def review_ranking(ctx: JobContext) -> dict[str, Any]:
         "waiting": waiting,
         "summary": f"{waiting:,} clips wait for review",
     }
+
+
+@job_kind("drift", title="Drift check", needs_params=True)
+def drift(ctx: JobContext) -> dict[str, Any]:
+    """A production batch (``batch``) against the live model's reference, or ``reference``."""
+    from labeling.monitoring import run_drift_check
+
+    result = run_drift_check(
+        ctx.ws,
+        int(ctx.project_id or 0),
+        ctx.params["batch"],
+        reference=ctx.params.get("reference"),
+        actor_id=ctx.owner_id,
+        progress=ctx.stages(),
+    )
+    why = "; ".join(result.reasons[:2])
+    summary = f"Batch {result.batch}: {result.level}" + (f" — {why}" if why else "")
+    return {"check_id": result.id, "batch": result.batch, "level": result.level, "summary": summary}

@@ -22,6 +22,7 @@ from analysis.label_issues import find_label_issues
 from analysis.model import out_of_fold_probabilities
 from db.models import Clip, ClipFlag, Resolution, utcnow
 from labeling.audit import record_many
+from labeling.production_hold import held_back_clip_ids
 from labeling.progress import StageProgress
 from labeling.projects import get_project
 from labeling.queue import set_priority
@@ -58,6 +59,7 @@ def labelled_clips(s: Session, project_id: int) -> pd.DataFrame:
         select(Clip.id, Clip.original_name, Clip.split, Resolution.label, Clip.derivation)
         .join(Resolution, Resolution.clip_id == Clip.id)
         .where(Clip.project_id == project_id, Clip.deleted_at.is_(None), Resolution.label.is_not(None))
+        .where(Clip.id.not_in(held_back_clip_ids(project_id)))
         .order_by(Clip.id)
     ).all()
     kept = [r[:4] for r in rows if not is_augmented(r[4])]

@@ -34,6 +34,7 @@ from analysis.text import NormalizationRules, cer, wer
 from db.models import Clip, DatasetItem, DatasetVersion, ModelRun, Prediction, Resolution
 from labeling.audit import record, record_many
 from labeling.clips import QUALITY_COLUMNS, clip_frame, metadata_columns, tag_matrix
+from labeling.production_hold import held_back_clip_ids
 from labeling.projects import ProjectInfo, get_project
 from labeling.workspace import Workspace
 
@@ -219,6 +220,7 @@ def _training_data(s: Session, project_id: int, version: str | int | None) -> tu
             select(Clip.id, Resolution.label, Clip.split)
             .outerjoin(Resolution, Resolution.clip_id == Clip.id)
             .where(Clip.project_id == project_id, Clip.deleted_at.is_(None))
+            .where(Clip.id.not_in(held_back_clip_ids(project_id)))
             .order_by(Clip.id)
         )
         return pd.DataFrame(s.execute(q).all(), columns=["clip_id", "label", "split"]), None

@@ -68,7 +68,7 @@ __all__ = [
 
 DEMO_CLASSES: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 DEMO_SAMPLE_RATE = 16_000
-DEMO_BATCHES: tuple[str, ...] = ("initial", "production")
+DEMO_BATCHES: tuple[str, ...] = ("initial", "production", "teens")
 
 #: Columns of the frame :func:`synthesize_demo_corpus` returns, in order.
 DEMO_COLUMNS: tuple[str, ...] = (
@@ -141,6 +141,19 @@ _SPEAKER_TABLE: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("new_york", "adult", "f1"),
         ("new_york", "teen", "m5"),
     ),
+    # Production traffic from a school pilot: teenagers the initial batch never heard (higher pitch,
+    # shorter vocal tracts than the mostly adult initial batch).
+    "teens": (
+        ("us", "teen", "m2"),
+        ("us", "teen", "f1"),
+        ("us", "teen", "f5"),
+        ("british", "teen", "m3"),
+        ("british", "teen", "f4"),
+        ("scottish", "teen", "m5"),
+        ("lancastrian", "teen", "m4"),
+        ("west_midlands", "teen", "f2"),
+        ("caribbean", "teen", "f3"),
+    ),
 }
 
 # How each batch was recorded. Production moves to cars and brings a new far-field device.
@@ -156,6 +169,12 @@ _CONDITIONS: dict[str, dict[str, Any]] = {
         "snr_db": {20.0: 0.30, 10.0: 0.35, 5.0: 0.35},
     },
 }
+# The school pilot records on classroom tablets: far-field, with other children talking.
+_CONDITIONS["teens"] = {
+    "noise": {"clean": 0.30, "car": 0.05, "babble": 0.65},
+    "channel": {"wideband": 0.50, "telephone": 0.0, "far_field": 0.50},
+    "snr_db": {20.0: 0.20, 10.0: 0.40, 5.0: 0.40},
+}
 
 _TAKES_PER_WORD = 4
 #: Named sizes: clips per batch. "standard" for the initial batch is every speaker saying every word
@@ -163,6 +182,7 @@ _TAKES_PER_WORD = 4
 DEMO_SIZES: dict[str, dict[str, int]] = {
     "initial": {"tiny": 24, "small": 200, "standard": len(_SPEAKER_TABLE["initial"]) * 10 * _TAKES_PER_WORD},
     "production": {"tiny": 12, "small": 60, "standard": 160},
+    "teens": {"tiny": 12, "small": 60, "standard": 120},
 }
 _MAX_CLIPS = 10_000
 

@@ -22,6 +22,7 @@ from analysis.versions import VersionDiff, content_hash, version_diff
 from db.models import Clip, DatasetItem, DatasetVersion
 from labeling.audit import record
 from labeling.export import ExportError, ExportFilters, export_frame, find_version
+from labeling.production_hold import held_back_clip_ids
 from labeling.projects import ProjectInfo, get_project, validate_name
 
 VERSION_COLUMNS = ("clip_id", "sha256", "original_name", "label", "transcript", "tags", "split")
@@ -103,6 +104,9 @@ def current_items(s: Session, project_id: int, *, filters: VersionFilters = Vers
     )
     # The export's filters are the ones people already use; a snapshot keeps no audio paths.
     frame = export_frame(s, None, project_id, filters=export_filters)
+    held = set(s.scalars(held_back_clip_ids(project_id)))
+    if held:
+        frame = frame[~frame["clip_id"].isin(held)]
     derivations = dict(
         s.execute(
             select(Clip.id, Clip.derivation).where(

@@ -98,6 +98,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="speaker",
         help="metadata field whose values never straddle splits (default: speaker)",
     )
+    p.add_argument(
+        "--production",
+        action="store_true",
+        help="PATH is production traffic: a prediction log (JSON Lines) or a folder of audio that the "
+        "live model scores; kept apart from train/dev/test (needs --batch)",
+    )
+    p.add_argument("--batch", help="--production: the production batch's name (e.g. the day: 2026-11-30)")
     p.add_argument("--no-create", action="store_true", help="fail if the project does not exist")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run)
@@ -108,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
     from labeling.importer import ImportRefused, import_source
     from labeling.projects import ProjectError
 
+    if args.production:
+        return _run_production(args)
+    if args.batch:
+        raise UserError("--batch names a production batch; add --production")
     if args.fmt == "csv":
         return _run_labels(args)
     if args.annotator or args.as_ != "annotations" or args.add_classes:
@@ -189,4 +200,30 @@ def _run_labels(args: argparse.Namespace) -> int:
     if report.users_created:
         print(f"  new annotator accounts (no password yet): {', '.join(report.users_created)}")
     _print_problems(report.problems, "not applied")
+    return 0
+
+
+def _run_production(args: argparse.Namespace) -> int:
+    from labeling.production import ProductionError, import_production
+    from labeling.projects import ProjectError
+
+    if not args.batch:
+        raise UserError("--production needs --batch NAME (the production batch these requests belong to)")
+    if args.fmt != "auto" or args.pattern or args.metadata or args.join or args.config or args.users:
+        raise UserError("--production reads a prediction log or a folder of audio; drop the format options")
+    from labeling.monitoring import MonitoringError
+
+    update, close = progress_bar("logging", quiet=args.json)
+    with workspace() as ws, user_errors(ProductionError, ProjectError, MonitoringError):
+        try:
+            report = import_production(
+                ws, args.path, args.project, batch=args.batch, audio_root=args.audio_root, progress=update
+            )
+        finally:
+            close()
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    print(report.summary())
+    _print_problems(report.rejected, "not taken")
     return 0

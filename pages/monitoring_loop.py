@@ -1,0 +1,198 @@
+"""The Monitoring page's panels (no page of its own): the live model, a measure's distributions and tail
+clips, and the loop back — send to labeling, add to the next version, acknowledge / snooze /
+rebaseline, shadow comparison. Each bulk action shows what it will change before it is confirmed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from labeling import monitoring as mon
+from labeling.auth import UserInfo
+from labeling.projects import ProjectInfo
+from labeling.runs import list_runs
+from labeling.versions import list_versions
+from labeling.workspace import Workspace
+from pages import charts_monitoring as charts
+from pages import plots
+from pages.charts import raw_value
+from pages.train_form import run_labels
+
+ss = st.session_state
+
+
+def pick_measure(chart: str) -> None:
+    """A tile's point was clicked: show that measure of that batch below."""
+    points = (ss.get(chart) or {}).get("selection", {}).get("points") or []
+    if points and points[0].get("customdata"):
+        batch_id, measure = raw_value(points[0]["customdata"][:2])
+        ss["monitoring.measure"] = str(measure)
+        ss["monitoring.picked_batch"] = int(batch_id)
+
+
+def live_model_panel(ws: Workspace, project: ProjectInfo, user: UserInfo, view: mon.MonitoringView) -> None:
+    live = view.live
+    if live is not None:
+        st.caption(
+            f"Live model: run {live.run_id} ({live.run_name}) · reference: {live.reference_version or 'none'}"
+            f" (its dev/test clips) · since {live.since:%Y-%m-%d %H:%M} UTC"
+        )
+    with ws.db.read() as s:
+        runs = list_runs(s, project.id)
+    with st.expander("Mark the live model", expanded=live is None, icon=":material/rocket_launch:"):
+        if runs.empty:
+            st.caption("Train a model first (Error analysis page, or `earmark train`).")
+            return
+        labels = run_labels(runs)
+        with st.form("monitoring.live_form"):
+            run_id = st.selectbox(
+                "Deployed run", list(labels), format_func=labels.get, key="monitoring.live_run"
+            )
+            go = st.form_submit_button("Mark as live", key="monitoring.live_go")
+        if go:
+            try:
+                mon.mark_live(ws, project.id, int(run_id), actor_id=user.id)
+            except mon.MonitoringError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+
+
+def _audio(ws: Workspace, key: str, where: Any) -> None:
+    # Production clips are not project clips: a missing file is reported, never flagged on a clip.
+    ws.store.fetch_many([key])
+    path = ws.store.path(key)
+    if path.is_file():
+        where.audio(str(path))
+    else:
+        where.warning("This request's audio is missing from the store.", icon=":material/music_off:")
+
+
+def measure_panel(ws: Workspace, project: ProjectInfo, batch: Any, measure: str) -> None:
+    try:
+        detail = mon.measure_detail(ws, project.id, batch, measure)
+    except mon.MonitoringError as exc:
+        st.warning(str(exc))
+        return
+    st.subheader(f"{detail.label}: reference vs batch")
+    plots.show(
+        st,
+        charts.distributions(
+            detail.reference, detail.batch, label=detail.label, unit=detail.unit, kind=detail.kind
+        ),
+        key="monitoring.detail",
+    )
+    if detail.tails.empty:
+        return
+    st.caption("The batch's clips furthest out, beyond the reference's 5th–95th percentile where any are:")
+    cols = st.columns(3)
+    for i, row in enumerate(detail.tails.itertuples()):
+        where = cols[i % 3]
+        where.markdown(f"**{row.side}** · {row.value:.3g} {detail.unit} · `{row.original_name}`")
+        _audio(ws, row.storage_key, where)
+
+
+def loop_panel(
+    ws: Workspace, project: ProjectInfo, user: UserInfo, batch: str, view: mon.MonitoringView
+) -> None:
+    st.subheader("Close the loop")
+    label_tab, version_tab, alarm_tab, shadow_tab = st.tabs(
+        ["Send to labeling", "Add to the next version", "Alarm", "Shadow comparison"]
+    )
+    with label_tab:
+        st.caption(
+            "A uniform random 5% of the batch (at least 20 clips), so accuracy estimates stay unbiased, "
+            "plus its most atypical, least confident and empty-output clips — with a queue priority."
+        )
+        if st.button("Preview the sample", key="monitoring.sample_preview"):
+            ss["monitoring.sample"] = mon.labeling_sample(ws, project.id, batch)
+        sample = ss.get("monitoring.sample")
+        if sample is not None:
+            st.dataframe(sample, hide_index=True, key="monitoring.sample_table")
+            counts = sample["reason"].value_counts().to_dict()
+            if not sample.empty and st.button(
+                f"Send these {len(sample):,} clips to labeling ({counts})",
+                type="primary",
+                key="monitoring.send",
+            ):
+                n = mon.send_to_labeling(ws, project.id, batch, sample, actor_id=user.id)
+                ss.pop("monitoring.sample", None)
+                st.success(f"{n:,} clips queued for labeling.")
+    with version_tab:
+        st.caption(
+            "Labelled production clips stay out of dataset versions until added here; the next version "
+            "made on the Data page then holds them."
+        )
+        st.metric("Labelled, waiting", f"{view.waiting:,}")
+        if view.waiting and st.button(
+            f"Add {view.waiting:,} clips to the next version", key="monitoring.admit"
+        ):
+            n = mon.admit_labelled(ws, project.id, actor_id=user.id)
+            st.success(f"{n:,} clips will be in the next dataset version.")
+    with alarm_tab:
+        _alarm_actions(ws, project, user, batch)
+    with shadow_tab:
+        _shadow(ws, project, batch)
+
+
+def _alarm_actions(ws: Workspace, project: ProjectInfo, user: UserInfo, batch: str) -> None:
+    left, right = st.columns(2)
+    note = left.text_input("Note", key="monitoring.note", placeholder="why")
+    if left.button(f"Acknowledge {batch!r}", key="monitoring.ack"):
+        mon.acknowledge(ws, project.id, batch, note=note, actor_id=user.id)
+        st.rerun()
+    hours = right.number_input(
+        "Snooze hours", min_value=1, max_value=720, value=24, key="monitoring.snooze_h"
+    )
+    if right.button("Snooze alarms", key="monitoring.snooze"):
+        mon.snooze(ws, project.id, hours=float(hours), note=note, actor_id=user.id)
+        st.rerun()
+    with ws.db.read() as s:
+        versions = list_versions(s, project.id)
+    if versions.empty:
+        return
+    with st.form("monitoring.rebaseline"):
+        st.caption("Rebaseline: measure every batch from now on against another version (audited).")
+        version = st.selectbox(
+            "Reference version", versions["name"].tolist(), key="monitoring.rebase_version"
+        )
+        why = st.text_input("Why (required)", key="monitoring.rebase_note")
+        if st.form_submit_button("Rebaseline", key="monitoring.rebase_go"):
+            try:
+                mon.rebaseline(ws, project.id, version, note=why, actor_id=user.id)
+            except mon.MonitoringError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"The reference is now {version!r}.")
+
+
+def _shadow(ws: Workspace, project: ProjectInfo, batch: str) -> None:
+    with ws.db.read() as s:
+        runs = list_runs(s, project.id)
+    runs = runs[runs["kind"] == "builtin"] if "kind" in runs else runs
+    if runs.empty:
+        st.caption("No candidate runs: train one on a newer version first.")
+        return
+    labels = run_labels(runs)
+    candidate = st.selectbox(
+        "Candidate run", list(labels), format_func=labels.get, key="monitoring.candidate"
+    )
+    if st.button("Compare on this batch", key="monitoring.shadow_go"):
+        with st.spinner("Scoring the batch with the candidate…"):
+            try:
+                ss["monitoring.shadow"] = mon.shadow_comparison(ws, project.id, batch, int(candidate))
+            except mon.MonitoringError as exc:
+                st.error(str(exc))
+    report = ss.get("monitoring.shadow")
+    if report is None:
+        return
+    cols = st.columns(4)
+    cols[0].metric("Disagreement", f"{report.disagreement:.1%}", help=f"on {report.n:,} requests")
+    fmt = lambda a: "—" if a is None else f"{a:.1%}"  # noqa: E731
+    cols[1].metric("Live accuracy", fmt(report.live_accuracy), help=f"{report.n_labelled} labelled")
+    cols[2].metric("Candidate accuracy", fmt(report.candidate_accuracy))
+    cols[3].metric("McNemar p", f"{report.p_value:.3g}")
+    st.info(report.recommendation)
+    if not report.per_tag.empty:
+        st.dataframe(report.per_tag, hide_index=True, key="monitoring.shadow_tags")

@@ -1,0 +1,354 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from scipy import stats
+from sklearn.metrics.pairwise import rbf_kernel
+
+from analysis import augment
+from analysis.drift import (
+    MEASURES,
+    alarm_level,
+    clip_measures,
+    concept_drift,
+    drift_report,
+    mmd_test,
+    wada_snr,
+)
+
+SR = 8000
+
+
+def harmonic(f0: float, seconds: float = 0.6, sr: int = SR, n_harmonics: int = 8) -> np.ndarray:
+    t = np.arange(round(seconds * sr)) / sr
+    y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, n_harmonics + 1) if f0 * k < sr / 2)
+    return 0.3 * y / np.max(np.abs(y))
+
+
+def speech_frame(n: int, rng: np.random.Generator, **shifts: float) -> pd.DataFrame:
+    """Clips' measures drawn like FSDD's (medians and spreads of the real corpus), optionally shifted."""
+    frame = pd.DataFrame(
+        {
+            "duration_s": rng.gamma(9.0, 0.05, n),
+            "rms_dbfs": rng.normal(-30, 6, n),
+            "peak_dbfs": rng.normal(-17, 6, n),
+            "snr_db": rng.normal(20, 15, n),
+            "pitch_hz": rng.normal(125, 20, n),
+            "centroid_hz": rng.normal(420, 70, n),
+            "speaking_rate": rng.normal(2.5, 0.5, n),
+        }
+    )
+    for name, delta in shifts.items():
+        frame[name] += delta
+    return frame
+
+
+# --- per-clip measures ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0, 30.0])
+def test_wada_snr_recovers_the_snr_of_its_own_signal_model(snr_db):
+    # Kim & Stern's model: speech amplitudes Gamma(shape 0.4) with random sign, plus Gaussian noise.
+    rng = np.random.default_rng(int(snr_db))
+    n = 400_000
+    speech = stats.gamma.rvs(0.4, size=n, random_state=rng) * rng.choice([-1.0, 1.0], n)
+    noise = rng.standard_normal(n) * np.sqrt(np.mean(speech**2) / 10 ** (snr_db / 10))
+    estimate, at_end = wada_snr(speech + noise)
+    assert estimate == pytest.approx(snr_db, abs=1.0)
+    assert not at_end
+
+
+def test_wada_snr_flags_an_estimate_stuck_at_the_end_of_its_table():
+    rng = np.random.default_rng(0)
+    clean = stats.gamma.rvs(0.4, size=100_000, random_state=rng) * rng.choice([-1.0, 1.0], 100_000)
+    estimate, at_end = wada_snr(clean)
+    assert (estimate, at_end) == (100.0, True)
+    assert math.isnan(wada_snr(np.zeros(100))[0])
+
+
+def test_wada_snr_falls_as_white_noise_is_added_to_a_real_recording(fsdd_dir):
+    y, _sr = sf.read(fsdd_dir / "recordings" / "3_theo_10.wav")
+    noise = np.random.default_rng(0).standard_normal(len(y))
+    estimates = [wada_snr(augment.mix_at_snr(y, noise, snr_db=s, random_state=0))[0] for s in (20, 10, 0)]
+    # Real digits are not the paper's Gamma-distributed speech: the order holds, the dB values need not.
+    assert estimates[0] > estimates[1] > estimates[2]
+
+
+def test_pitch_of_a_harmonic_tone_is_its_fundamental():
+    for f0 in (110.0, 220.0):
+        assert clip_measures(harmonic(f0), SR)["pitch_hz"] == pytest.approx(f0, rel=0.01)
+
+
+def test_centroid_of_tones_is_the_power_weighted_mean_frequency_and_low_band_their_share():
+    t = np.arange(SR) / SR
+    assert clip_measures(0.5 * np.sin(2 * np.pi * 1000 * t), SR)["centroid_hz"] == pytest.approx(
+        1000, rel=0.02
+    )
+    two = 0.3 * np.sin(2 * np.pi * 500 * t) + 0.3 * np.sin(2 * np.pi * 1500 * t)
+    assert clip_measures(two, SR)["centroid_hz"] == pytest.approx(1000, rel=0.02)
+    # 100 Hz and 1 kHz at equal amplitude: half the energy lies below 300 Hz, -3.01 dB.
+    low_high = 0.3 * np.sin(2 * np.pi * 100 * t) + 0.3 * np.sin(2 * np.pi * 1000 * t)
+    assert clip_measures(low_high, SR)["low_band_db"] == pytest.approx(10 * np.log10(0.5), abs=0.1)
+
+
+def test_speaking_rate_counts_energy_bursts_per_second_of_sound():
+    def bursts(k: int) -> np.ndarray:
+        on, off = np.ones(int(0.12 * SR)), np.full(int(0.12 * SR), 1e-3)
+        envelope = np.concatenate([np.concatenate([on, off]) for _ in range(k)])
+        return harmonic(150, seconds=len(envelope) / SR) * envelope
+
+    three, six = clip_measures(bursts(3), SR)["speaking_rate"], clip_measures(bursts(6), SR)["speaking_rate"]
+    # Each burst is 120 ms of sound: one nucleus per 0.12 s, whatever the number of bursts.
+    assert three == pytest.approx(1 / 0.12, rel=0.15)
+    assert six == pytest.approx(three, rel=0.1)
+
+
+def test_silent_clip_has_undefined_measures():
+    m = clip_measures(np.zeros(4000), SR)
+    assert all(math.isnan(v) for v in m.values())
+
+
+# --- tests and effects ------------------------------------------------------------------------------
+
+
+def test_per_measure_p_values_and_effects_match_scipy_in_real_units():
+    rng = np.random.default_rng(1)
+    ref = speech_frame(1200, rng)
+    bat = speech_frame(80, rng, rms_dbfs=-10.0, pitch_hz=30.0)
+    report = drift_report(ref, bat)
+    by_name = {m.name: m for m in report.measures}
+    for name in ("rms_dbfs", "pitch_hz", "duration_s"):
+        expected = stats.ks_2samp(ref[name], bat[name])
+        assert by_name[name].p_value == pytest.approx(expected.pvalue, rel=1e-9)
+        assert by_name[name].statistic == pytest.approx(expected.statistic)
+    assert by_name["rms_dbfs"].effect == pytest.approx(np.median(bat.rms_dbfs) - np.median(ref.rms_dbfs))
+    assert by_name["rms_dbfs"].effect == pytest.approx(-10, abs=2.5)
+    assert by_name["rms_dbfs"].effect_unit == "dB"
+    assert by_name["pitch_hz"].effect_unit == "Hz"
+    assert report.drift
+    assert report.level == "warning"
+    assert {m.name for m in report.measures if m.drift} == {"rms_dbfs", "pitch_hz"}
+    assert report.measures[0].drift  # drifted measures come first
+    assert any("Loudness (RMS) median −" in r and "dB" in r for r in report.reasons)
+
+
+def test_bonferroni_threshold_splits_alpha_over_groups_and_measures():
+    rng = np.random.default_rng(2)
+    ref, bat = speech_frame(500, rng), speech_frame(60, rng)
+    ref["predicted"], bat["predicted"] = (
+        rng.integers(0, 10, 500).astype(str),
+        rng.integers(0, 10, 60).astype(str),
+    )
+    report = drift_report(ref, bat, alpha=0.05)
+    inputs = [m for m in report.measures if m.family == "input"]
+    assert all(m.threshold == pytest.approx(0.05 / 3 / 7) for m in inputs)
+    assert report.multivariate is not None
+    assert report.multivariate.threshold == pytest.approx(0.05 / 3)
+    predicted = next(m for m in report.measures if m.name == "predicted")
+    assert predicted.threshold == pytest.approx(0.05 / 3)
+
+
+def test_output_tests_match_scipy():
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame(
+        {
+            "predicted": rng.choice(list("abc"), 600, p=[0.5, 0.3, 0.2]),
+            "confidence": rng.beta(8, 2, 600),
+            "low_confidence": rng.random(600) < 0.1,
+        }
+    )
+    bat = pd.DataFrame(
+        {
+            "predicted": rng.choice(list("abc"), 100, p=[0.2, 0.3, 0.5]),
+            "confidence": rng.beta(4, 2, 100),
+            "low_confidence": rng.random(100) < 0.3,
+        }
+    )
+    by_name = {m.name: m for m in drift_report(ref, bat).measures}
+    table = pd.crosstab(np.r_[np.zeros(600), np.ones(100)], np.r_[ref.predicted, bat.predicted]).to_numpy()
+    assert by_name["predicted"].p_value == pytest.approx(
+        stats.chi2_contingency(table, correction=False).pvalue
+    )
+    shares_ref = ref.predicted.value_counts(normalize=True)
+    shares_bat = bat.predicted.value_counts(normalize=True)
+    assert by_name["predicted"].effect == pytest.approx(0.5 * (shares_ref - shares_bat).abs().sum())
+    a, b = int(ref.low_confidence.sum()), int(bat.low_confidence.sum())
+    expected = stats.fisher_exact([[a, 600 - a], [b, 100 - b]]).pvalue
+    assert by_name["low_confidence"].p_value == pytest.approx(expected)
+    assert by_name["low_confidence"].effect == pytest.approx(100 * (b / 100 - a / 600))
+    assert by_name["low_confidence"].effect_unit == "pp"
+    assert by_name["confidence"].p_value == pytest.approx(
+        stats.ks_2samp(ref.confidence, bat.confidence).pvalue
+    )
+
+
+def test_mmd_statistic_matches_a_direct_kernel_computation():
+    rng = np.random.default_rng(4)
+    x, z = rng.standard_normal((120, 3)), rng.standard_normal((40, 3)) + 1.0
+    mmd2, p, bandwidth = mmd_test(x, z, n_permutations=200)
+    k = rbf_kernel(np.vstack([x, z]), gamma=1 / (2 * bandwidth**2))
+    expected = k[:120, :120].mean() + k[120:, 120:].mean() - 2 * k[:120, 120:].mean()
+    assert mmd2 == pytest.approx(expected, rel=1e-9)
+    pooled = np.vstack([x, z])
+    d = np.sqrt(((pooled[:, None] - pooled[None]) ** 2).sum(-1))[np.triu_indices(160, 1)]
+    assert bandwidth == pytest.approx(np.median(d), rel=1e-6)
+    assert p == pytest.approx(1 / 201)
+
+
+def test_mmd_keeps_its_level_without_drift():
+    rng = np.random.default_rng(5)
+    p_values = [
+        mmd_test(
+            rng.standard_normal((300, 4)), rng.standard_normal((50, 4)), n_permutations=99, random_state=i
+        )[1]
+        for i in range(200)
+    ]
+    assert np.mean(np.array(p_values) < 0.05) <= 0.09
+    assert stats.kstest(p_values, "uniform").pvalue > 0.001
+
+
+def test_a_reference_compared_with_itself_never_drifts():
+    rng = np.random.default_rng(6)
+    for n in (50, 200, 500, 5000):
+        ref = speech_frame(n, rng)
+        ref["predicted"] = rng.integers(0, 10, n).astype(str)
+        report = drift_report(ref, ref)
+        assert not report.drift
+        assert report.level == "none"
+        assert all(m.p_value == pytest.approx(1.0) for m in report.measures)
+        if n <= 500:  # larger batches enter the kernel as a random subsample, no longer identical
+            assert report.multivariate.p_value == pytest.approx(1.0)
+
+
+def test_no_verdict_under_fifty_clips():
+    rng = np.random.default_rng(7)
+    ref, bat = speech_frame(1000, rng), speech_frame(49, rng, rms_dbfs=-20)
+    report = drift_report(ref, bat)
+    assert not report.drift
+    assert report.level == "too_small"
+    assert not any(m.drift for m in report.measures)
+    assert "49 clips" in report.reasons[0]
+    assert "50" in report.reasons[0]
+    assert drift_report(ref, speech_frame(50, rng, rms_dbfs=-20)).drift
+
+
+def test_large_batches_need_a_minimum_effect():
+    rng = np.random.default_rng(8)
+    ref, bat = speech_frame(20_000, rng), speech_frame(5000, rng, rms_dbfs=-0.8)
+    report = drift_report(ref, bat)
+    rms = next(m for m in report.measures if m.name == "rms_dbfs")
+    assert rms.p_value < rms.threshold  # significant, but 0.8 dB is under the 2 dB minimum
+    assert not rms.drift
+    assert MEASURES["rms_dbfs"].min_effect == 2.0
+    assert next(
+        m for m in drift_report(ref, bat, min_effect={"rms_dbfs": 0.5}).measures if m.name == "rms_dbfs"
+    ).drift
+
+
+def test_a_band_limit_is_reported_as_a_channel_change_not_as_new_speakers():
+    rng = np.random.default_rng(9)
+    ref = speech_frame(1200, rng)
+    ref["low_band_db"] = rng.normal(-7.5, 3.5, 1200)
+    phone = speech_frame(100, rng, pitch_hz=15.0, centroid_hz=150.0)
+    phone["low_band_db"] = rng.normal(-22.5, 5, 100)
+    reasons = drift_report(ref, phone).reasons
+    assert any("channel changed" in r and "energy below 300 Hz −15 dB" in r and "pitch" in r for r in reasons)
+    voices = speech_frame(100, rng, pitch_hz=15.0, centroid_hz=150.0)
+    voices["low_band_db"] = rng.normal(-8.5, 3.5, 100)
+    assert not any("channel" in r for r in drift_report(ref, voices).reasons)
+    # Without the band measure, pitch moving with the centroid is a possible channel change.
+    no_band = drift_report(ref.drop(columns="low_band_db"), phone.drop(columns="low_band_db")).reasons
+    assert any("channel may have changed" in r for r in no_band)
+
+
+def test_telephone_line_removes_the_energy_below_300_hz_of_real_speech(fsdd_dir):
+    names = ["0_jackson_1", "4_nicolas_2", "7_theo_3", "9_yweweler_4"]
+    clips = [sf.read(fsdd_dir / "recordings" / f"{n}.wav")[0] for n in names]
+    for y in clips:
+        clean, phone = clip_measures(y, SR), clip_measures(augment.telephone_channel(y, sr=SR), SR)
+        shifted = clip_measures(augment.pitch_shift(y, sr=SR, n_steps=2), SR)
+        assert phone["low_band_db"] < clean["low_band_db"] - 6
+        assert abs(shifted["low_band_db"] - clean["low_band_db"]) < 6
+        assert phone["centroid_hz"] > clean["centroid_hz"]
+
+
+def test_missing_columns_are_skipped():
+    rng = np.random.default_rng(10)
+    ref = speech_frame(300, rng)
+    report = drift_report(ref[["rms_dbfs", "pitch_hz"]], ref[["pitch_hz"]].iloc[:100])
+    assert [m.name for m in report.measures] == ["pitch_hz"]
+    assert report.multivariate is None
+
+
+def test_report_is_json_safe():
+    rng = np.random.default_rng(11)
+    ref, bat = speech_frame(200, rng), speech_frame(60, rng, snr_db=-15.0)
+    bat.loc[0, "pitch_hz"] = np.nan
+    ref["latency_ms"], bat["latency_ms"] = rng.gamma(2, 50, 200), rng.gamma(2, 50, 60)
+    payload = json.loads(json.dumps(drift_report(ref, bat).to_dict(), allow_nan=False))
+    assert payload["drift"] is True
+    assert payload["level"] == "warning"
+    assert {
+        "name",
+        "drift",
+        "test",
+        "statistic",
+        "p_value",
+        "threshold",
+        "effect",
+        "reference",
+        "batch",
+    } <= set(payload["measures"][0])
+    latency = next(m for m in payload["measures"] if m["name"] == "latency_ms")
+    assert latency["test"] == "not tested"
+    assert latency["drift"] is False
+
+
+# --- concept drift and alarms ---------------------------------------------------------------------
+
+
+def test_concept_drift_is_fishers_exact_test_against_the_reference_correctness():
+    ref = np.r_[np.ones(1140), np.zeros(60)].astype(bool)  # 95% accurate
+    bat = np.r_[np.ones(35), np.zeros(15), [np.nan] * 20]  # 70% on 50 labelled clips
+    result = concept_drift(ref, bat)
+    assert result.p_value == pytest.approx(stats.fisher_exact([[1140, 60], [35, 15]]).pvalue)
+    assert result.drift
+    assert result.effect == pytest.approx(-25.0)
+    assert result.batch["n"] == 50
+    assert result.batch["ci_low"] < 0.70 < result.batch["ci_high"]
+    small = concept_drift(ref, bat[:29])
+    assert not small.drift
+    assert math.isnan(small.p_value)
+
+
+def _report(drift: bool, min_p: float = 0.01, level: str | None = None, concept: bool = False):
+    rng = np.random.default_rng(12)
+    ref = speech_frame(300, rng)
+    bat = speech_frame(60, rng, rms_dbfs=-25.0 if drift else 0.0)
+    if concept:
+        ref["correct"] = np.ones(300, dtype=bool)
+        bat["correct"] = np.r_[np.ones(20), np.zeros(40)].astype(bool)
+    report = drift_report(ref, bat)
+    return report
+
+
+def test_alarm_needs_two_drifted_batches_in_a_row_a_tiny_p_or_concept_drift():
+    clean, shifted, with_concept = _report(False), _report(True), _report(False, concept=True)
+    assert alarm_level([]) == "none"
+    assert alarm_level([clean]) == "none"
+    assert shifted.min_p < 0.001
+    assert alarm_level([clean, shifted]) == "alarm"
+    assert with_concept.concept is not None
+    assert with_concept.concept.drift
+    assert alarm_level([clean, with_concept]) == "alarm"
+    assert alarm_level([shifted, clean]) == "none"
+    from dataclasses import replace
+
+    mild = replace(shifted, min_p=0.004)
+    assert alarm_level([clean, mild]) == "warning"
+    assert alarm_level([mild, mild]) == "alarm"
+    too_small = replace(clean, level="too_small", drift=False)
+    assert alarm_level([mild, too_small, mild]) == "alarm"
