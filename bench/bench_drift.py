@@ -279,6 +279,7 @@ class Tally:
     n: int = 0
     n_concept: int = 0
     channel: int = 0
+    pitch: int = 0
     led_by: Counter[str] = field(default_factory=Counter)
 
     def leader(self) -> str:
@@ -289,7 +290,16 @@ class Tally:
         return f"{label} ({count}/{self.ours})"
 
     def add(self, other: Tally) -> None:
-        for name in ("ours", "concept", "evidently_large", "evidently_small", "n", "n_concept", "channel"):
+        for name in (
+            "ours",
+            "concept",
+            "evidently_large",
+            "evidently_small",
+            "n",
+            "n_concept",
+            "channel",
+            "pitch",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.led_by.update(other.led_by)
 
@@ -374,6 +384,7 @@ def run_scenario(args: tuple[int, Scenario, int, int]) -> tuple[int, Tally]:
             first = report.measures[0]
             tally.led_by[first.name if first.drift else "mmd"] += 1
             tally.channel += any("channel changed" in r for r in report.reasons)
+            tally.pitch += any(m.name == "pitch_hz" and m.drift for m in report.measures)
         tally.evidently_large += evidently_rule(ref, bat, COLUMNS, large=True)
         tally.evidently_small += evidently_rule(ref, bat, COLUMNS, large=False)
         if sc.concept_labels:
@@ -525,15 +536,15 @@ def _markdown(rows, fixed_rates, self_checks, ours_s, evid_s, big_drift, outputs
         "*large* (its choice for references over 1,000 rows: Wasserstein/std or Jensen-Shannon ≥ 0.1) and "
         "*small* (KS/chi-squared/z-test at p < 0.05); dataset drift when ≥ 50% of columns drift.",
         "",
-        "| batch | clips | target | `drift_report` | smallest p most often | says channel | concept (50 labels) "
-        "| Evidently large | Evidently small |",
-        "|---|---:|---|---:|---|---:|---:|---:|---:|",
+        "| batch | clips | target | `drift_report` | smallest p most often | pitch drifted | says channel "
+        "| concept (50 labels) | Evidently large | Evidently small |",
+        "|---|---:|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for sc, tally in rows:
         name, size, target = sc.name, sc.size, sc.target
         lines.append(
             f"| {name} | {size} | {target} | {pct(tally.rate('ours'))} ({tally.ours}/{tally.n}) | "
-            f"{tally.leader()} | {tally.channel} | "
+            f"{tally.leader()} | {tally.pitch} | {tally.channel} | "
             f"{pct(tally.rate('concept'))} | {pct(tally.rate('evidently_large'))} | {pct(tally.rate('evidently_small'))} |"
         )
     lines += [
