@@ -802,7 +802,7 @@ def drift_report(
     if concept is not None and concept.drift:
         reasons.append(
             f"accuracy {_signed(concept.effect, '.1f')} points on {concept.batch['n']} labelled clips "
-            f"(Fisher p = {_p(concept.p_value)})"
+            f"(Fisher {_p(concept.p_value)})"
         )
     return DriftReport(
         any_drift, "warning" if any_drift else "none", results, multivariate, reasons, n_ref, n_bat,
@@ -811,7 +811,8 @@ def drift_report(
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 0.001 else ("< 0.001" if p > 0 else "0")
+    """``p = 0.0014``, or ``p < 0.001`` below that."""
+    return f"p = {p:.2g}" if p >= 0.001 else ("p < 0.001" if p > 0 else "p = 0")
 
 
 def _signed(x: float, fmt: str) -> str:
@@ -826,15 +827,15 @@ def _reasons(
     for r in drifted:
         spec = MEASURES[r.name]
         if spec.kind == "categorical":
-            text = f"{spec.label} mix changed by {100 * r.effect:.0f}% of clips (χ² p = {_p(r.p_value)})"
+            text = f"{spec.label} mix changed by {100 * r.effect:.0f}% of clips (χ² {_p(r.p_value)})"
         elif spec.kind == "rate":
-            text = f"{spec.label} {_signed(r.effect, '.1f')} points (Fisher p = {_p(r.p_value)})"
+            text = f"{spec.label} {_signed(r.effect, '.1f')} points (Fisher {_p(r.p_value)})"
         elif r.name == "clipped_fraction":
-            text = f"{spec.label} {_signed(r.effect, '.2f')} points of samples (KS p = {_p(r.p_value)})"
+            text = f"{spec.label} {_signed(r.effect, '.2f')} points of samples (KS {_p(r.p_value)})"
         else:
             fmt = ".2f" if abs(r.effect) < 10 else ".0f"
             unit = f" {r.effect_unit}" if r.effect_unit else ""
-            text = f"{spec.label} median {_signed(r.effect, fmt)}{unit} (KS p = {_p(r.p_value)})"
+            text = f"{spec.label} median {_signed(r.effect, fmt)}{unit} (KS {_p(r.p_value)})"
         reasons.append(text)
     centroid, pitch, band = by_name.get("centroid_hz"), by_name.get("pitch_hz"), by_name.get("low_band_db")
     pitch_moved = pitch is not None and pitch.drift
@@ -852,7 +853,7 @@ def _reasons(
             "(a telephone band also shifts measured pitch), not necessarily the speakers"
         )
     if multivariate is not None and multivariate.drift:
-        reasons.append(f"joint distribution of input measures changed (MMD p = {_p(multivariate.p_value)})")
+        reasons.append(f"joint distribution of input measures changed (MMD {_p(multivariate.p_value)})")
     return reasons
 
 
