@@ -41,7 +41,12 @@ def _follow_queue(url: str, project_id: int, user_id: int, barrier, out) -> None
                 break
             with db.write() as s:
                 r = submit_annotation(
-                    s, project_id, user_id, item.clip_id, label="yes", idempotency_key=f"u{user_id}-c{item.clip_id}"
+                    s,
+                    project_id,
+                    user_id,
+                    item.clip_id,
+                    label="yes",
+                    idempotency_key=f"u{user_id}-c{item.clip_id}",
                 )
             outcomes.append((item.clip_id, r.status))
     except Exception:
@@ -84,9 +89,7 @@ def test_a_clip_handed_out_is_accepted_under_sixteen_workers(db_url, monkeypatch
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
     out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_follow_queue, args=(db_url, project.id, uid, barrier, out)) for uid in users
-    ]
+    procs = [ctx.Process(target=_follow_queue, args=(db_url, project.id, uid, barrier, out)) for uid in users]
     for p in procs:
         p.start()
     reports = [out.get(timeout=300) for _ in procs]
