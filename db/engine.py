@@ -102,5 +102,15 @@ class Database:
         with self._writer.begin() as session:
             yield session
 
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics (after a bulk import: PostgreSQL has none for new
+        rows until autovacuum gets round to it, and plans the queue and the views badly meanwhile)."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("ANALYZE")
+                conn.commit()
+            else:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,67 @@
+"""Imports stay within bounds: zip bombs and impossible names are refused with a message, memory does
+not follow what a header claims, and one bad file never aborts the folder."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import func, select
+
+from db.models import Clip
+from labeling.formats.folder import SourceError
+from labeling.importer import import_path
+from tests.audio import speechlike
+
+
+def _count(ws) -> int:
+    with ws.db.read() as s:
+        return int(s.scalar(select(func.count()).select_from(Clip)) or 0)
+
+
+def _wav_bytes(seed: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, speechlike(seed), 16000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_a_zip_member_with_a_300_character_name_is_refused_with_a_message(sqlite_workspace, tmp_path):
+    archive = tmp_path / "long.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.wav", _wav_bytes(1))
+        zf.writestr("x" * 296 + ".wav", _wav_bytes(2))
+    with pytest.raises(SourceError, match="longer than 255 bytes"):
+        import_path(sqlite_workspace, archive, "zipped")
+    assert _count(sqlite_workspace) == 0
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(sqlite_workspace, tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ok.wav", _wav_bytes(1))
+        # 256 MiB of zeros deflate to a few hundred KiB: streamed in, never built in memory here.
+        with zf.open("bomb.wav", "w", force_zip64=True) as dst:
+            block = bytes(2**20)
+            for _ in range(256):
+                dst.write(block)
+    assert archive.stat().st_size < 2**20
+    with pytest.raises(SourceError, match="zip bomb") as refused:
+        import_path(sqlite_workspace, archive, "zipped")
+    assert "bomb.wav" in str(refused.value)
+    assert _count(sqlite_workspace) == 0
+
+
+def test_audio_that_compresses_like_audio_still_imports_from_a_zip(sqlite_workspace, tmp_path):
+    archive = tmp_path / "clips.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for i in range(3):
+            zf.writestr(f"c{i}.wav", _wav_bytes(i))
+        # Ten seconds of digital silence compresses enormously but is under the ratio-free size.
+        buf = io.BytesIO()
+        sf.write(buf, np.zeros(160_000, dtype=np.float32), 16000, format="WAV", subtype="PCM_16")
+        zf.writestr("silence.wav", buf.getvalue())
+    report = import_path(sqlite_workspace, archive, "zipped")
+    assert report.n_imported == 4
