@@ -126,6 +126,10 @@ class ImportRefused(ValueError):
     """The import as a whole was refused; nothing was written."""
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
 def _prepare(item: SourceItem, limits: Limits, store: AudioStorage) -> _Prepared | Problem:
     try:
         return _measure_and_store(item, limits, store)
@@ -159,8 +163,8 @@ def _measure_and_store(item: SourceItem, limits: Limits, store: AudioStorage) ->
             if decoded > limits.max_decoded_bytes:
                 return Problem(
                     item.name,
-                    f"its header promises {decoded / 2**30:,.1f} GiB of decoded samples; "
-                    f"the limit is {limits.max_decoded_bytes / 2**30:.0f} GiB per file",
+                    f"its header promises {_size(decoded)} of decoded samples; "
+                    f"the limit is {_size(limits.max_decoded_bytes)} per file",
                 )
             meter = QualityMeter(sr)
             block = max(1, limits.block_samples // channels // meter.frame) * meter.frame
