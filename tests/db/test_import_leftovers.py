@@ -115,3 +115,30 @@ def test_an_unfinished_export_folder_is_swept_by_the_next_export(sqlite_workspac
     assert not stale.exists()
     assert young.exists()
     assert (out / "new").is_dir()
+
+
+def test_two_imports_of_the_same_audio_at_once_both_answer(workspace, tmp_path):
+    src = _folder(tmp_path / "src", 12, seed=400)
+    both_prepared = threading.Barrier(2)
+    reports: list = []
+
+    def progress(done: int, total: int) -> None:
+        if done == total:
+            both_prepared.wait(timeout=60)
+
+    def run() -> None:
+        try:
+            reports.append(import_path(workspace, src, "shared", progress=progress))
+        except BaseException as exc:  # reported below
+            reports.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert [r for r in reports if isinstance(r, BaseException)] == []
+    assert sorted(r.n_imported for r in reports) == [0, 12]
+    assert sorted(r.n_duplicates for r in reports) == [0, 12]
+    with workspace.db.read() as s:
+        assert len(s.scalars(select(Clip.id)).all()) == 12
