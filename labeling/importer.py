@@ -194,7 +194,13 @@ def _measure_and_store(item: SourceItem, limits: Limits, store: AudioStorage) ->
     # Stored here, outside any transaction: content addressing makes it harmless if the import
     # later fails (an orphan sweep removes what no clip refers to), and the database write lock is
     # then held only for the inserts.
-    key, made = store.put_file(item.path, ext, sha256=digest)
+    try:
+        key, made = store.put_file(item.path, ext, sha256=digest)
+    except OSError as exc:
+        raise ImportRefused(
+            f"cannot write to the audio store {store.url} ({exc.strerror or exc}); "
+            "make it writable (EARMARK_DATA_DIR or EARMARK_AUDIO_URL). Nothing was imported"
+        ) from exc
     return _Prepared(
         item=item,
         sha256=digest,
