@@ -14,8 +14,10 @@ turn a read-then-write transaction into SQLITE_BUSY under concurrency, so we iss
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -57,6 +64,62 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class _WriterGate:
+    """One process's turn at a SQLite file's write lock: a thread lock, then an ``flock``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+        self.fd_pid = -1
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self.lock:
+            if self.depth == 0:
+                self._acquire()
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+                if self.depth == 0 and self.fd is not None:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def _acquire(self) -> None:
+        if self.fd is None or self.fd_pid != os.getpid():
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self.fd_pid = os.getpid()
+            except OSError:
+                self.fd = None  # a read-only folder: SQLite's own busy handler still orders writers
+                return
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+
+_GATES: dict[str, _WriterGate | None] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _writer_gate(url: str) -> AbstractContextManager[None]:
+    with _GATES_LOCK:
+        if url not in _GATES:
+            parsed = make_url(url)
+            on_file = (
+                fcntl is not None
+                and parsed.get_backend_name() == "sqlite"
+                and parsed.database not in (None, "", ":memory:")
+            )
+            _GATES[url] = (
+                _WriterGate(Path(f"{Path(str(parsed.database)).expanduser().resolve()}.writer-lock"))
+                if on_file
+                else None
+            )
+        gate = _GATES[url]
+    return gate.held() if gate is not None else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -98,8 +161,13 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction: committed if the block succeeds, rolled back otherwise."""
-        with self._writer.begin() as session:
+        """A write transaction: committed if the block succeeds, rolled back otherwise.
+
+        On a SQLite file, writers first queue on a lock file: SQLite's own busy handler polls with
+        sleeps growing to 100 ms, so under many writers an unlucky one waited seconds while others
+        went ahead; the kernel's lock wakes the next writer as soon as the last one commits.
+        """
+        with _writer_gate(self.url), self._writer.begin() as session:
             yield session
 
     def analyze(self) -> None:
