@@ -23,7 +23,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
-import statistics
 import tempfile
 import time
 import uuid
@@ -108,7 +107,9 @@ def _annotate(url: str, project_id: int, user_id: int, n: int, seed: int, barrie
                     retry_status = submit_annotation(
                         s, project_id, user_id, item.clip_id, label="yes", idempotency_key=key
                     ).status
-            rows.append((time.time(), t1 - t0, t2 - t1, r.status, item.clip_id, r.annotation_id, retry_status))
+            rows.append(
+                (time.time(), t1 - t0, t2 - t1, r.status, item.clip_id, r.annotation_id, retry_status)
+            )
     except Exception as exc:  # reported by the parent
         error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -140,7 +141,7 @@ def _run(url: str, project_id: int, users: list[int], n: int) -> tuple[list[tupl
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] * 1000
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
 
 
 def _stats(values: list[float]) -> dict[str, float]:
