@@ -47,6 +47,76 @@ def frame_rms(y: npt.NDArray[np.floating], frame: int) -> npt.NDArray[np.float64
     return rms
 
 
+class QualityMeter:
+    """:func:`audio_quality` fed in blocks, so a long recording is measured without holding it whole.
+
+    Feed consecutive blocks of samples (shape ``(n,)`` or ``(n, channels)``) with :meth:`add`; every
+    block but the last must hold a whole number of frames (:attr:`frame` samples). :meth:`result` gives
+    the same measures :func:`audio_quality` gives for the concatenated samples. Memory is the frame
+    levels (one float per 10 ms) and a block at a time.
+    """
+
+    def __init__(self, sr: int, *, frame_ms: float = 10.0, clip_level: float = 0.999) -> None:
+        self.sr = sr
+        self.frame_ms = frame_ms
+        self.clip_level = clip_level
+        self.frame = max(1, round(sr * frame_ms / 1000))
+        self._rms: list[npt.NDArray[np.float64]] = []
+        self._n = 0
+        self._clipped = 0
+        self._peak = 0.0
+        self._sum_sq = 0.0
+        self._ragged = False
+
+    def add(self, block: npt.ArrayLike) -> None:
+        samples = np.asarray(block, dtype=np.float32)
+        if len(samples) == 0:
+            return
+        if self._ragged:
+            raise ValueError("only the last block may hold a partial frame")
+        if samples.ndim == 2:
+            self._clipped += int(np.count_nonzero(np.any(np.abs(samples) >= self.clip_level, axis=1)))
+            samples = samples.mean(axis=1)
+        else:
+            self._clipped += int(np.count_nonzero(np.abs(samples) >= self.clip_level))
+        self._ragged = len(samples) % self.frame != 0
+        self._n += len(samples)
+        self._peak = max(self._peak, float(np.max(np.abs(samples))))
+        self._sum_sq += float(np.sum(np.square(samples, dtype=np.float64)))
+        self._rms.append(frame_rms(samples, self.frame))
+
+    @property
+    def samples(self) -> int:
+        return self._n
+
+    def result(self, *, silence_db: float = -50.0, relative_db: float = 40.0) -> Quality:
+        if self._n == 0:
+            raise ValueError("cannot measure an empty clip")
+        frame_ms = self.frame_ms
+        rms_db = to_db(np.concatenate(self._rms))
+        threshold = max(silence_db, float(rms_db.max()) - relative_db)
+        voiced = np.flatnonzero(rms_db >= threshold)
+        total_ms = 1000.0 * self._n / self.sr
+        if len(voiced) == 0:
+            leading = trailing = total_ms
+        else:
+            leading = min(total_ms, voiced[0] * frame_ms)
+            trailing = max(0.0, total_ms - (voiced[-1] + 1) * frame_ms)
+        snr = None
+        if len(rms_db) >= 10:
+            ordered = np.sort(rms_db)
+            tenth = max(1, len(ordered) // 10)
+            snr = float(ordered[-tenth:].mean() - ordered[:tenth].mean())
+        return Quality(
+            peak_dbfs=float(to_db(self._peak)),
+            rms_dbfs=float(to_db(np.sqrt(self._sum_sq / self._n))),
+            leading_silence_ms=float(leading),
+            trailing_silence_ms=float(trailing),
+            clipped_fraction=self._clipped / self._n,
+            snr_db=snr,
+        )
+
+
 def audio_quality(
     y: npt.ArrayLike,
     sr: int,
@@ -72,35 +142,6 @@ def audio_quality(
         beyond ``clip_level`` of full scale (on any channel), and an SNR estimate (dB) from the
         loudest vs quietest tenth of frames, or None for clips shorter than ten frames.
     """
-    samples = np.asarray(y, dtype=np.float32)
-    if samples.ndim == 2:
-        clipped = float(np.mean(np.any(np.abs(samples) >= clip_level, axis=1))) if len(samples) else 0.0
-        samples = samples.mean(axis=1)
-    else:
-        clipped = float(np.mean(np.abs(samples) >= clip_level)) if len(samples) else 0.0
-    y = samples
-    if len(y) == 0:
-        raise ValueError("cannot measure an empty clip")
-    frame = max(1, round(sr * frame_ms / 1000))
-    rms_db = to_db(frame_rms(y, frame))
-    threshold = max(silence_db, float(rms_db.max()) - relative_db)
-    voiced = np.flatnonzero(rms_db >= threshold)
-    total_ms = 1000.0 * len(y) / sr
-    if len(voiced) == 0:
-        leading = trailing = total_ms
-    else:
-        leading = min(total_ms, voiced[0] * frame_ms)
-        trailing = max(0.0, total_ms - (voiced[-1] + 1) * frame_ms)
-    snr = None
-    if len(rms_db) >= 10:
-        ordered = np.sort(rms_db)
-        tenth = max(1, len(ordered) // 10)
-        snr = float(ordered[-tenth:].mean() - ordered[:tenth].mean())
-    return Quality(
-        peak_dbfs=float(to_db(np.max(np.abs(y)))),
-        rms_dbfs=float(to_db(np.sqrt(np.mean(np.square(y, dtype=np.float64))))),
-        leading_silence_ms=float(leading),
-        trailing_silence_ms=float(trailing),
-        clipped_fraction=clipped,
-        snr_db=snr,
-    )
+    meter = QualityMeter(sr, frame_ms=frame_ms, clip_level=clip_level)
+    meter.add(y)
+    return meter.result(silence_db=silence_db, relative_db=relative_db)

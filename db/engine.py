@@ -15,8 +15,10 @@ turn a read-then-write transaction into SQLITE_BUSY under concurrency, so we iss
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -65,6 +72,83 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+#: How long a writer queues at the gate before leaving the decision to SQLite's busy handler.
+GATE_WAIT_S = SQLITE_BUSY_TIMEOUT_MS / 1000
+
+
+class _WriterGate:
+    """One process's turn at a SQLite file's write lock: a thread lock, then an ``flock``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+        self.fd_pid = -1
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        # Waits as long as SQLite itself would; past that the writer goes on without the gate and
+        # SQLite's busy handler decides (and says "database is locked"), so a stuck writer cannot
+        # hang every other one for ever.
+        if not self.lock.acquire(timeout=GATE_WAIT_S):
+            yield
+            return
+        try:
+            locked = self.depth > 0 or self._acquire()
+            if locked:
+                self.depth += 1
+            try:
+                yield
+            finally:
+                if locked:
+                    self.depth -= 1
+                    if self.depth == 0 and self.fd is not None:
+                        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.lock.release()
+
+    def _acquire(self) -> bool:
+        if self.fd is None or self.fd_pid != os.getpid():
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self.fd_pid = os.getpid()
+            except OSError:
+                self.fd = None  # a read-only folder: SQLite's own busy handler still orders writers
+                return False
+        deadline = time.monotonic() + GATE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.002)
+
+
+_GATES: dict[str, _WriterGate | None] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _writer_gate(url: str) -> AbstractContextManager[None]:
+    with _GATES_LOCK:
+        if url not in _GATES:
+            parsed = make_url(url)
+            on_file = (
+                fcntl is not None
+                and parsed.get_backend_name() == "sqlite"
+                and parsed.database not in (None, "", ":memory:")
+            )
+            _GATES[url] = (
+                _WriterGate(Path(f"{Path(str(parsed.database)).expanduser().resolve()}.writer-lock"))
+                if on_file
+                else None
+            )
+        gate = _GATES[url]
+    return gate.held() if gate is not None else nullcontext()
+
+
 @dataclass(frozen=True)
 class Database:
     """The engine and session factories of one process."""
@@ -104,9 +188,24 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction: committed if the block succeeds, rolled back otherwise."""
-        with self._writer.begin() as session:
+        """A write transaction: committed if the block succeeds, rolled back otherwise.
+
+        On a SQLite file, writers first queue on a lock file: SQLite's own busy handler polls with
+        sleeps growing to 100 ms, so under many writers an unlucky one waited seconds while others
+        went ahead; the kernel's lock wakes the next writer as soon as the last one commits.
+        """
+        with _writer_gate(self.url), self._writer.begin() as session:
             yield session
+
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics (after a bulk import: PostgreSQL has none for new
+        rows until autovacuum gets round to it, and plans the queue and the views badly meanwhile)."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("ANALYZE")
+                conn.commit()
+            else:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
 
     def dispose(self) -> None:
         self.engine.dispose()

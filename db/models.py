@@ -244,7 +244,8 @@ class Annotation(Base):
     __tablename__ = "annotations"
     __table_args__ = (
         UniqueConstraint("clip_id", "annotator_id"),
-        UniqueConstraint("idempotency_key"),
+        # A key is the caller's own: two bots may both use ``run-42/clip-17``.
+        UniqueConstraint("project_id", "annotator_id", "idempotency_key"),
         CheckConstraint("time_spent_ms IS NULL OR time_spent_ms >= 0", name="time_nonnegative"),
         Index("ix_annotations_project_annotator", "project_id", "annotator_id"),
     )

@@ -260,20 +260,26 @@ _BY_PERSON = select(*_ANN_COLUMNS).where(
 # Two index lookups rather than an OR: with a mostly-NULL key column, SQLite's statistics make an OR
 # look like a full scan.
 _BY_PERSON_OR_KEY = union_all(
-    _BY_PERSON, select(*_ANN_COLUMNS).where(Annotation.idempotency_key == bindparam("key"))
+    _BY_PERSON,
+    # Keys are scoped per annotator and project (the unique constraint says the same).
+    select(*_ANN_COLUMNS).where(
+        Annotation.project_id == bindparam("project_id"),
+        Annotation.annotator_id == bindparam("user_id"),
+        Annotation.idempotency_key == bindparam("key"),
+    ),
 )
 
 
 def _stored_already(
-    s: Session, clip_id: int, user_id: int, idempotency_key: str | None
+    s: Session, project_id: int, clip_id: int, user_id: int, idempotency_key: str | None
 ) -> SubmitResult | None:
     """``duplicate`` or ``already_labelled`` if this submit (or another by the same person) is stored."""
-    params = {"clip_id": clip_id, "user_id": user_id, "key": idempotency_key}
+    params = {"project_id": project_id, "clip_id": clip_id, "user_id": user_id, "key": idempotency_key}
     hits = s.connection().execute(_BY_PERSON if idempotency_key is None else _BY_PERSON_OR_KEY, params).all()
     for hit in hits:
         if idempotency_key is not None and hit.idempotency_key == idempotency_key:
             if (hit.clip_id, hit.annotator_id) != (clip_id, user_id):
-                raise AnnotationError("this idempotency key was already used for another clip or annotator")
+                raise AnnotationError("you already used this idempotency key for another clip")
             return SubmitResult("duplicate", clip_id, hit.id, "already saved (repeated submit)")
     if hits:
         return SubmitResult("already_labelled", clip_id, hits[0].id, "you have already labelled this clip")
@@ -281,10 +287,10 @@ def _stored_already(
 
 
 def _outcome_after_conflict(
-    s: Session, clip_id: int, user_id: int, idempotency_key: str | None
+    s: Session, project_id: int, clip_id: int, user_id: int, idempotency_key: str | None
 ) -> SubmitResult:
     """Classify a refused submit by what is in the database now."""
-    return _stored_already(s, clip_id, user_id, idempotency_key) or SubmitResult(
+    return _stored_already(s, project_id, clip_id, user_id, idempotency_key) or SubmitResult(
         "full", clip_id, None, "this clip already has all the annotations it needs"
     )
 
@@ -355,7 +361,7 @@ def submit_annotation(
         time_spent_ms=time_spent_ms,
     )
     # A retry of something already stored answers the same way, whatever happened to the clip since.
-    earlier = _stored_already(s, clip_id, user_id, idempotency_key)
+    earlier = _stored_already(s, project_id, clip_id, user_id, idempotency_key)
     if earlier is not None:
         return earlier
     version = convention_version if convention_version is not None else current_version(s, project_id)
@@ -366,7 +372,7 @@ def submit_annotation(
         clip = conn.execute(select(Clip.project_id, Clip.deleted_at).where(Clip.id == clip_id)).first()
         if clip is None or clip.project_id != project_id or clip.deleted_at is not None:
             return SubmitResult("unavailable", clip_id, None, "this clip is no longer in the project")
-        return _outcome_after_conflict(s, clip_id, user_id, idempotency_key)
+        return _outcome_after_conflict(s, project_id, clip_id, user_id, idempotency_key)
     row = {
         "project_id": project_id,
         "clip_id": clip_id,
@@ -385,7 +391,7 @@ def submit_annotation(
     if annotation_id is None:
         # Someone (this person, in another tab or a retry) stored it first: give the slot back.
         conn.execute(_GIVE_BACK, {"c": clip_id})
-        return _outcome_after_conflict(s, clip_id, user_id, idempotency_key)
+        return _outcome_after_conflict(s, project_id, clip_id, user_id, idempotency_key)
     conn.execute(_DROP_CLAIM, {"c": clip_id, "u": user_id})
     record(
         s,

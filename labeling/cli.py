@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"earmark: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # The machine said no (a read-only or full disk, a missing folder): say what, not where in
+        # the code.
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"earmark: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("earmark: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130

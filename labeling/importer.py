@@ -9,9 +9,9 @@ the same clip.
 
 from __future__ import annotations
 
-import io
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from analysis.quality import audio_quality
+from analysis.quality import QualityMeter
 from analysis.splits import assign_splits
 from db.models import (
     Annotation,
@@ -46,8 +47,9 @@ from labeling.formats.detect import FOLDER_READERS, READER_OPTIONS, READERS, det
 from labeling.formats.folder import opened, read_folder
 from labeling.formats.labelstudio import read_labelstudio
 from labeling.formats.nemo import read_nemo
+from labeling.leftovers import incoming_files, sweep_orphan_audio, sweep_stale
 from labeling.projects import ProjectInfo, create_project, get_project
-from labeling.storage import AudioStore, sha256_bytes
+from labeling.storage import AudioStorage, sha256_bytes, sha256_file
 from labeling.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -61,6 +63,12 @@ class Limits:
     min_sample_rate: int = 1_000
     max_sample_rate: int = 384_000
     max_channels: int = 32
+    # What a header may promise to decode to (float32 samples); a lying header stops here.
+    max_decoded_bytes: int = 8 * 2**30
+    # Samples decoded at a time per file (all channels): with the import's threads, this bounds memory.
+    block_samples: int = 2**21
+    # Memory one import may use for decoding; fixes how many files are decoded at once.
+    max_memory_bytes: int = 1 * 2**30
 
 
 @dataclass
@@ -121,10 +129,26 @@ class ImportRefused(ValueError):
 
 
 Measure = Callable[[np.ndarray, int], dict[str, float]]
+#: A caller's per-clip measures (``measure``) need the whole signal: files up to this many decoded
+#: bytes (about four minutes of 16 kHz stereo) are kept whole for it; longer ones get none.
+MEASURED_MAX_BYTES = 64 * 2**20
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 def _prepare(
-    item: SourceItem, limits: Limits, store: AudioStore, measure: Measure | None = None
+    item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None = None
+) -> _Prepared | Problem:
+    try:
+        return _measure_and_store(item, limits, store, measure)
+    except MemoryError:
+        return Problem(item.name, "ran out of memory while decoding; the header may be lying about its size")
+
+
+def _measure_and_store(
+    item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None
 ) -> _Prepared | Problem:
     try:
         size = item.path.stat().st_size
@@ -135,11 +159,8 @@ def _prepare(
     if size > limits.max_file_bytes:
         return Problem(item.name, f"larger than {limits.max_file_bytes / 2**30:.0f} GiB")
     try:
-        data = item.path.read_bytes()
-    except OSError as exc:
-        return Problem(item.name, f"cannot be read: {exc.strerror or exc}")
-    try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
+        # Decoded a block at a time: memory follows the block size, not what the header claims.
+        with item.path.open("rb") as raw, sf.SoundFile(raw) as f:
             sr, channels, frames, fmt = f.samplerate, f.channels, f.frames, f.format
             if not limits.min_sample_rate <= sr <= limits.max_sample_rate:
                 return Problem(item.name, f"implausible sample rate {sr} Hz")
@@ -150,26 +171,56 @@ def _prepare(
                 return Problem(
                     item.name, f"longer than {limits.max_duration_s / 3600:.0f} h ({duration:.0f} s)"
                 )
-            y = f.read(dtype="float32", always_2d=True)
+            decoded = frames * channels * 4
+            if decoded > limits.max_decoded_bytes:
+                return Problem(
+                    item.name,
+                    f"its header promises {_size(decoded)} of decoded samples; "
+                    f"the limit is {_size(limits.max_decoded_bytes)} per file",
+                )
+            meter = QualityMeter(sr)
+            block = max(1, limits.block_samples // channels // meter.frame) * meter.frame
+            finite = True
+            keep = measure is not None and decoded <= MEASURED_MAX_BYTES
+            kept: list[np.ndarray] = []
+            for y in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                if finite and not np.isfinite(y).all():
+                    finite = False
+                if finite:
+                    meter.add(y if channels > 1 else y[:, 0])
+                    if keep:
+                        kept.append(np.array(y, copy=True))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         # libsndfile's own words, without the "Error opening <_io.BytesIO object at 0x…>:" prefix.
         why = str(getattr(exc, "error_string", None) or exc).strip() or type(exc).__name__
         return Problem(item.name, f"not readable audio ({why})")
-    if len(y) == 0:
+    except OSError as exc:
+        return Problem(item.name, f"cannot be read: {exc.strerror or exc}")
+    if not finite:
+        return Problem(item.name, "decodes to non-finite samples")
+    if meter.samples == 0:
         return Problem(item.name, "holds no audio samples")
-    frames = len(y)  # what actually decoded, not what the header promised
+    frames = meter.samples  # what actually decoded, not what the header promised
     duration = frames / sr
     if duration < limits.min_duration_s:
         return Problem(item.name, f"shorter than {limits.min_duration_s * 1000:.0f} ms")
-    if not np.isfinite(y).all():
-        return Problem(item.name, "decodes to non-finite samples")
-    quality = audio_quality(y if channels > 1 else y[:, 0], sr).to_dict()
-    extra = measure(y.mean(axis=1) if channels > 1 else y[:, 0], int(sr)) if measure is not None else {}
+    quality = meter.result().to_dict()
+    extra: dict[str, float] = {}
+    if measure is not None and kept:
+        whole = np.concatenate(kept)
+        extra = measure(whole.mean(axis=1) if channels > 1 else whole[:, 0], int(sr))
     ext = item.path.suffix.lower().lstrip(".") or fmt.lower()
-    digest = sha256_bytes(data)
+    digest = sha256_file(item.path)
     # Stored here, outside any transaction: content addressing makes it harmless if the import
-    # later fails, and the database write lock is then held only for the inserts.
-    key, made = store.put(data, ext, sha256=digest)
+    # later fails (an orphan sweep removes what no clip refers to), and the database write lock is
+    # then held only for the inserts.
+    try:
+        key, made = store.put_file(item.path, ext, sha256=digest)
+    except OSError as exc:
+        raise ImportRefused(
+            f"cannot write to the audio store {store.url} ({exc.strerror or exc}); "
+            "make it writable (EARMARK_DATA_DIR or EARMARK_AUDIO_URL). Nothing was imported"
+        ) from exc
     return _Prepared(
         item=item,
         sha256=digest,
@@ -189,30 +240,22 @@ def _prepare(
 def _prepare_all(
     items: list[SourceItem],
     limits: Limits,
-    store: AudioStore,
+    store: AudioStorage,
     progress: Progress | None,
     measure: Measure | None = None,
 ) -> Iterable[_Prepared | Problem]:
     # libsndfile, hashing, numpy and file I/O release the GIL for most of the work; a few threads
     # keep both cores busy while others wait on the disk.
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    # Each decoding thread holds about ten blocks' worth of float32 work arrays at its peak, plus
+    # the whole signal (at most MEASURED_MAX_BYTES) when a caller measures it.
+    per_file = 10 * 4 * limits.block_samples + (MEASURED_MAX_BYTES if measure is not None else 0)
+    workers = max(1, min(8, limits.max_memory_bytes // per_file))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         work = pool.map(lambda it: _prepare(it, limits, store, measure), items)
         for done, result in enumerate(work, 1):
             if progress:
                 progress(done, len(items))
             yield result
-
-
-def _remove_unreferenced(ws: Workspace, made: list[_Prepared]) -> None:
-    """Undo the files a failed import wrote, unless a clip (of any project) refers to them meanwhile."""
-    if not made:
-        return
-    with ws.db.read() as s:
-        keys = [p.storage_key for p in made]
-        used = set(s.scalars(select(Clip.storage_key).where(Clip.storage_key.in_(keys))))
-    for p in made:
-        if p.storage_key not in used:
-            ws.store.remove(p.storage_key)
 
 
 def _ensure_users(s: Session, names: set[str]) -> dict[str, int]:
@@ -270,6 +313,8 @@ def import_plan(
 ) -> ImportReport:
     """Import what a reader planned. Nothing is written unless the whole import succeeds."""
     started = time.perf_counter()
+    sweep_stale(incoming_files(ws.store))
+    sweep_orphan_audio(ws.db, ws.store)
     limits = limits or Limits()
     rejected = list(plan.problems)
     prepared: list[_Prepared] = []
@@ -284,31 +329,43 @@ def import_plan(
             seen.add(result.sha256)
             prepared.append(result)
 
-    try:
-        with ws.db.write() as s:
-            info, created = _project_for_import(s, project, prepared, create, task_kind, actor_id)
-            existing = _existing_shas(s, info.id, [p.sha256 for p in prepared])
-            n_dupes += len(existing)
-            fresh = [p for p in prepared if p.sha256 not in existing]
-            batch_id = None
-            n_ann = n_res = 0
-            if fresh:
-                batch_id, n_ann, n_res = _insert(
-                    s,
-                    ws,
-                    info,
-                    fresh,
-                    plan,
-                    source=source,
-                    group_by=group_by,
-                    actor_id=actor_id,
-                    n_dupes=n_dupes,
-                    rejected=rejected,
-                    batch_name=batch_name,
-                )
-    except BaseException:
-        _remove_unreferenced(ws, [p for p in prepared if p.stored_now])
-        raise
+    # A failed import leaves the files it stored: another import of the same audio may be about to
+    # commit clips that use them. What no clip ends up using is swept later (labeling.leftovers).
+    base_dupes = n_dupes
+    for attempt in range(1, IMPORT_ATTEMPTS + 1):
+        try:
+            with ws.db.write() as s:
+                _serialise_imports(s, project)
+                info, created = _project_for_import(s, project, prepared, create, task_kind, actor_id)
+                existing = _existing_shas(s, info.id, [p.sha256 for p in prepared])
+                n_dupes = base_dupes + len(existing)
+                fresh = [p for p in prepared if p.sha256 not in existing]
+                batch_id = None
+                n_ann = n_res = 0
+                if fresh:
+                    batch_id, n_ann, n_res = _insert(
+                        s,
+                        ws,
+                        info,
+                        fresh,
+                        plan,
+                        source=source,
+                        group_by=group_by,
+                        actor_id=actor_id,
+                        n_dupes=n_dupes,
+                        rejected=rejected,
+                        batch_name=batch_name,
+                    )
+            break
+        except IntegrityError as exc:
+            # Another import committed the same clips (or project) first: look again and skip them.
+            if attempt == IMPORT_ATTEMPTS:
+                raise ImportRefused(
+                    f"another import into {project!r} kept committing the same clips; nothing was "
+                    "imported — run this import again"
+                ) from exc
+    if len(fresh) >= ANALYZE_AFTER:
+        ws.db.analyze()
     return ImportReport(
         project=info.name,
         batch_id=batch_id,
@@ -324,6 +381,20 @@ def import_plan(
         hours=sum(p.duration_s for p in fresh) / 3600,
         source_format=plan.source_format,
     )
+
+
+IMPORT_ATTEMPTS = 3
+ANALYZE_AFTER = 1000  # clips: a bulk import refreshes PostgreSQL's planner statistics
+
+
+def _serialise_imports(s: Session, project: str) -> None:
+    """On PostgreSQL, imports into one project take turns (a transaction-scoped advisory lock): the
+    second waits for the first to commit, then skips the clips it stored. SQLite's write transaction
+    already serialises them."""
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(f"earmark-import:{project}".encode()) - 2**31
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 def _project_for_import(

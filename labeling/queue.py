@@ -120,6 +120,7 @@ class _Statements:
     own_claim: Any
     renew: Any
     candidate: Any
+    recheck: Any
     claim: Any
 
 
@@ -140,6 +141,7 @@ def _statements(dialect: str) -> _Statements:
         .where(Claim.clip_id == bindparam("b_clip_id"), Claim.user_id == bindparam("b_user_id"))
         .values(expires_at=bindparam("b_expires_at")),
         candidate=candidate.with_for_update(skip_locked=True, of=Clip) if pg else candidate,
+        recheck=select(Clip.id).where(Clip.id == bindparam("clip_id"), candidate.whereclause),
         claim=upsert.on_conflict_do_update(
             index_elements=[Claim.clip_id, Claim.user_id],
             set_={
@@ -184,7 +186,7 @@ def next_clip(
         return QueueItem(
             own.id, project_id, own.annotation_count, own.annotations_needed, own.priority, expires, True
         )
-    row = conn.execute(sql.candidate, params).first()
+    row = _take_candidate(conn, sql, params)
     if row is None:
         return None
     conn.execute(
@@ -200,6 +202,28 @@ def next_clip(
     return QueueItem(
         row.id, project_id, row.annotation_count, row.annotations_needed, row.priority, expires, False
     )
+
+
+_RECHECKS = 50
+
+
+def _take_candidate(conn: Any, sql: _Statements, params: dict) -> Any:
+    """The next eligible clip, locked for this transaction on PostgreSQL.
+
+    On PostgreSQL the candidate query's snapshot is taken before its row lock: a competitor may have
+    claimed that clip and committed in between, and the claim lives in another table, so the lock's
+    re-check does not see it. Once the row is ours no new claim on it can commit, so a fresh statement
+    (READ COMMITTED: a new snapshot) re-counts the claims; a clip that no longer qualifies is passed over
+    and the next fresh candidate query, which sees the competitor's claim, finds another.
+    """
+    row = conn.execute(sql.candidate, params).first()
+    if conn.dialect.name != "postgresql":
+        return row  # BEGIN IMMEDIATE: no other writer ran since this transaction began
+    for _ in range(_RECHECKS):
+        if row is None or conn.execute(sql.recheck, {**params, "clip_id": row.id}).first() is not None:
+            return row
+        row = conn.execute(sql.candidate, params).first()
+    return None
 
 
 def _claim(

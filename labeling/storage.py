@@ -12,20 +12,34 @@ cache, so everything that decodes or plays audio works on a file as it does with
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+COPY_CHUNK = 2**20
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def storage_key(sha256: str, ext: str) -> str:
@@ -73,6 +87,14 @@ class AudioStorage(Protocol):
     def read_bytes(self, key: str) -> bytes: ...
 
     def put(self, data: bytes, ext: str, *, sha256: str | None = None) -> tuple[str, bool]: ...
+
+    def put_file(self, source: Path, ext: str, *, sha256: str) -> tuple[str, bool]:
+        """Store a local file's bytes, streamed (never whole in memory); returns (key, created)."""
+        ...
+
+    def age_seconds(self, key: str) -> float | None:
+        """Seconds since the stored clip was last written or re-stored; None when it is not there."""
+        ...
 
     def remove(self, key: str) -> None: ...
 
@@ -139,6 +161,7 @@ class AudioStore:
         if not target.parent.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        _lock_while_writing(fd)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -149,9 +172,52 @@ class AudioStore:
             raise
         return key, True
 
+    def put_file(self, source: Path, ext: str, *, sha256: str) -> tuple[str, bool]:
+        """Store a local file's bytes, copied in chunks; returns (key, created)."""
+        key = storage_key(sha256, ext)
+        target = self.path(key)
+        if target.is_file():
+            _touch(target)
+            return key, False
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        _lock_while_writing(fd)
+        try:
+            with os.fdopen(fd, "wb") as fh, Path(source).open("rb") as src:
+                shutil.copyfileobj(src, fh, COPY_CHUNK)
+            Path(tmp).chmod(0o444)
+            Path(tmp).replace(target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return key, True
+
+    def age_seconds(self, key: str) -> float | None:
+        try:
+            return max(0.0, time.time() - self.path(key).stat().st_mtime)
+        except OSError:
+            return None
+
     def remove(self, key: str) -> None:
-        """Remove a file this process just wrote (used to undo a failed import)."""
+        """Remove a stored file (an orphan no clip refers to)."""
         self.path(key).unlink(missing_ok=True)
+
+
+def _lock_while_writing(fd: int) -> None:
+    """An advisory lock on an ``.incoming-`` file, so a sweep of leftovers passes it by."""
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (ImportError, OSError):
+        pass
+
+
+def _touch(path: Path) -> None:
+    """Mark content stored again now, so an orphan sweep's grace period starts over for it."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 # --- object storage ----------------------------------------------------------------------------------
@@ -250,8 +316,30 @@ class S3AudioStore:
             self.fs.pipe_file(target, data)
         return key, True
 
+    def put_file(self, source: Path, ext: str, *, sha256: str) -> tuple[str, bool]:
+        """Store a local file's bytes (a multipart upload for large files); returns (key, created)."""
+        if Path(source).stat().st_size <= COPY_CHUNK * 16:
+            return self.put(Path(source).read_bytes(), ext, sha256=sha256)
+        key = storage_key(sha256, ext)
+        target = self._object(key)
+        if self.fs.exists(target):
+            return key, False
+        self.fs.put_file(str(source), target)
+        return key, True
+
+    def age_seconds(self, key: str) -> float | None:
+        try:
+            info = self.fs.info(self._object(key))
+        except FileNotFoundError:
+            return None
+        modified = info.get("LastModified") or info.get("last_modified")
+        if modified is None:
+            return None
+        stamp = modified.timestamp() if isinstance(modified, datetime) else float(modified)
+        return max(0.0, time.time() - stamp)
+
     def remove(self, key: str) -> None:
-        """Remove an object this process just wrote (used to undo a failed import)."""
+        """Remove a stored object (an orphan no clip refers to)."""
         self.fs.rm_file(self._object(key))
         (self.cache_dir / key).unlink(missing_ok=True)
 

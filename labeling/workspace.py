@@ -9,8 +9,12 @@ from dataclasses import dataclass
 
 from db.engine import Database
 from db.migrate import require_current_schema
-from labeling.config import Settings
+from labeling.config import ConfigError, Settings
 from labeling.storage import AudioStorage, open_store
+
+
+class DataDirError(ConfigError):
+    """The data folder cannot be created or written."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,13 @@ class Workspace:
     def open(cls, settings: Settings | None = None, *, require_schema: bool = True) -> Workspace:
         """Connect to the configured database; refuse an out-of-date schema unless told not to."""
         settings = settings or Settings.from_env()
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # not world-readable
+        try:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # not world-readable
+        except OSError as exc:
+            raise DataDirError(
+                f"the data folder {settings.data_dir} cannot be created ({exc.strerror or exc}); "
+                "set EARMARK_DATA_DIR to a folder this account can write"
+            ) from exc
         db = Database.from_url(settings.database_url)
         if require_schema:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -14,7 +15,7 @@ from labeling.auth import UserInfo
 from labeling.clips import clip_frame, data_fingerprint, project_tags
 from labeling.config import ConfigError, Settings
 from labeling.projects import ProjectInfo, list_projects
-from labeling.workspace import Workspace
+from labeling.workspace import DataDirError, Workspace
 
 
 @st.cache_resource(show_spinner=False)
@@ -31,6 +32,15 @@ def workspace() -> Workspace:
         return _open_workspace()
     except SchemaOutOfDate as exc:
         st.error(f"{exc}", icon=":material/database:")
+        st.stop()
+        raise
+    except (DataDirError, OSError) as exc:
+        # Anyone can see this page, signed in or not: the reason (with its paths) goes to the log.
+        logging.getLogger("earmark").error("cannot open the workspace: %s", exc)
+        st.error(
+            "Earmark cannot open its data folder. An administrator can find the reason in the server's log.",
+            icon=":material/error:",
+        )
         st.stop()
         raise
     except ConfigError as exc:

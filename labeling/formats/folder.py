@@ -24,6 +24,12 @@ from labeling.formats.base import SPLITS, FormatError, ImportPlan, Problem, Sour
 
 LABEL_FIELDS = ("label", "transcript")
 MAX_ZIP_BYTES = 20 * 2**30  # uncompressed; a zip bomb stops here
+# Audio barely compresses; a member that claims to unpack to more than this many times its compressed
+# size (once past a mebibyte) is a zip bomb, refused before it is unpacked.
+MAX_ZIP_RATIO = 100
+RATIO_FREE_BYTES = 2**20
+MAX_NAME_PART_BYTES = 255  # the longest file name most file systems accept
+ZIP_CHUNK = 2**20
 MAX_ZIP_MEMBERS = 2_000_000
 MAX_CSV_BYTES = 512 * 2**20
 
@@ -46,8 +52,10 @@ def audio_extensions() -> frozenset[str]:
 def opened(path: Path) -> Iterator[Path]:
     """Yield a folder to read: ``path`` itself, or a safe extraction of a zip.
 
-    Zip members that are absolute, climb out with ``..``, are links, or would make the extraction
-    larger than :data:`MAX_ZIP_BYTES` are refused before anything is written.
+    Zip members that are absolute, climb out with ``..``, are links, have a name no file system takes,
+    or would make the extraction larger than :data:`MAX_ZIP_BYTES` are refused before anything is
+    written; members are streamed in chunks and one compressed more than :data:`MAX_ZIP_RATIO` times,
+    or unpacking to more than it declares, is refused as a zip bomb.
     """
     path = Path(path)
     if path.is_dir():
@@ -61,21 +69,69 @@ def opened(path: Path) -> Iterator[Path]:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) > MAX_ZIP_MEMBERS:
             raise SourceError(f"the zip holds {len(members):,} files; the limit is {MAX_ZIP_MEMBERS:,}")
-        if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+        declared = sum(m.file_size for m in members)
+        if declared > MAX_ZIP_BYTES:
             raise SourceError("the zip would unpack to more than 20 GiB; import it in parts")
         root = Path(tmp)
-        for member in members:
-            name = PurePosixPath(member.filename.replace("\\", "/"))
-            is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
-            if name.is_absolute() or ".." in name.parts or is_link or not name.parts:
-                raise SourceError(f"zip entry {member.filename!r} escapes its folder; nothing was imported")
-            target = (root / Path(*name.parts)).resolve()
-            if not target.is_relative_to(root.resolve()):
-                raise SourceError(f"zip entry {member.filename!r} escapes its folder; nothing was imported")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(member) as src, target.open("wb") as dst:
-                dst.write(src.read())
+        targets = [_member_target(root, member) for member in members]
+        written = 0
+        for member, target in zip(members, targets, strict=True):
+            written += _unpack_member(zf, member, target, budget=MAX_ZIP_BYTES - written)
         yield root
+
+
+def _member_target(root: Path, member: zipfile.ZipInfo) -> Path:
+    """Where a member is unpacked, or a refusal naming it (escapes, links, names too long, bombs)."""
+    name = PurePosixPath(member.filename.replace("\\", "/"))
+    is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
+    if name.is_absolute() or ".." in name.parts or is_link or not name.parts or "\0" in member.filename:
+        raise SourceError(f"zip entry {member.filename!r} escapes its folder; nothing was imported")
+    for part in name.parts:
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_PART_BYTES:
+            raise SourceError(
+                f"zip entry {_short(member.filename)!r} has a name longer than {MAX_NAME_PART_BYTES} "
+                "bytes, which no file system here accepts; rename it and zip again. Nothing was imported"
+            )
+    if member.file_size > RATIO_FREE_BYTES and member.file_size > MAX_ZIP_RATIO * max(
+        1, member.compress_size
+    ):
+        raise SourceError(
+            f"zip entry {_short(member.filename)!r} would unpack to {member.file_size:,} bytes from "
+            f"{member.compress_size:,} (more than {MAX_ZIP_RATIO}× compression): refused as a zip bomb. "
+            "Nothing was imported"
+        )
+    target = (root / Path(*name.parts)).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise SourceError(f"zip entry {member.filename!r} escapes its folder; nothing was imported")
+    return target
+
+
+def _short(name: str, limit: int = 80) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _unpack_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, *, budget: int) -> int:
+    """Stream one member to ``target`` in chunks, never past its declared size or the zip's budget."""
+    limit = min(member.file_size, budget)
+    done = 0
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(member) as src, target.open("wb") as dst:
+            while chunk := src.read(ZIP_CHUNK):
+                done += len(chunk)
+                if done > limit:
+                    raise SourceError(
+                        f"zip entry {_short(member.filename)!r} unpacks to more than it declares "
+                        "or than the zip's 20 GiB limit: refused as a zip bomb. Nothing was imported"
+                    )
+                dst.write(chunk)
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise SourceError(f"zip entry {_short(member.filename)!r} cannot be unpacked ({exc})") from exc
+    except OSError as exc:
+        raise SourceError(
+            f"zip entry {_short(member.filename)!r} cannot be unpacked: {exc.strerror or exc}"
+        ) from exc
+    return done
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from labeling.formats._common import FORMULA_START, escape_cell
 from labeling.formats.base import EXPORT_COLUMNS, FormatError, Problem
 from labeling.formats.identities import FINAL_LABEL_EMAIL, completed_by_for
 from labeling.formats.kaldi import kaldi_tables
+from labeling.leftovers import hold, partial_exports, release, sweep_stale
 from labeling.storage import copy_file, is_remote_url
 
 Progress = Callable[[int, int], None] | None
@@ -282,8 +283,10 @@ class _Export:
         if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
             raise FormatError(f"{self.out} already exists and is not an empty folder; choose a new folder")
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(partial_exports(self.out.parent))  # what killed exports left here
         self.tmp = self.out.parent / f".{self.out.name}.partial-{secrets.token_hex(4)}"
         self.tmp.mkdir()
+        self._lock = hold(self.tmp)  # a sweep of unfinished exports passes this one by
         self.fmt = fmt
         self.copy_audio = copy_audio
         self.progress = progress
@@ -372,10 +375,12 @@ class _Export:
         if self.out.exists():
             self.out.rmdir()
         self.tmp.rename(self.out)
+        release(self._lock)
         return [self.out / e.path for e in self.entries] + [self.out / MANIFEST_NAME]
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        release(self._lock)
 
 
 def _write_entries(f: IO[str], entries: list[_Entry]) -> None:

@@ -195,3 +195,37 @@ def test_the_export_command_writes_to_an_s3_prefix(stores, s3_server, monkeypatc
     assert manifest["clips"] == 8
     assert main(["export", "--project", "demo", "--format", "jsonl", "--out", target]) == 1
     assert "already holds objects" in capsys.readouterr().err
+
+
+def test_orphaned_objects_are_swept_on_both_stores_after_their_grace(stores, tmp_path):
+    from labeling.leftovers import sweep_orphan_audio
+    from labeling.projects import ProjectNotFound
+
+    extra = tmp_path / "extra"
+    for i in range(3):
+        write_wav(extra / f"x{i}.wav", speechlike(50 + i, seconds=0.4), sr=8000)
+    for ws in stores:
+        before = set(ws.store.iter_keys())
+        with pytest.raises(ProjectNotFound):
+            import_path(ws, extra, "nowhere", create=False)  # fails after storing its three files
+        left = set(ws.store.iter_keys()) - before
+        assert len(left) == 3
+        assert all(ws.store.age_seconds(k) is not None for k in left)
+        assert sweep_orphan_audio(ws.db, ws.store) == []  # younger than the grace period
+        assert set(sweep_orphan_audio(ws.db, ws.store, grace_s=0)) == left
+        assert set(ws.store.iter_keys()) == before
+
+
+def test_a_large_file_is_streamed_into_either_store(stores, tmp_path):
+    from labeling.storage import sha256_file
+
+    big = tmp_path / "big.wav"
+    write_wav(big, speechlike(7, seconds=700.0), sr=16000)  # 22 MB: a multipart upload on S3
+    assert big.stat().st_size > 20 * 2**20
+    digest = sha256_file(big)
+    assert digest == hashlib.sha256(big.read_bytes()).hexdigest()
+    for ws in stores:
+        key, created = ws.store.put_file(big, "wav", sha256=digest)
+        assert created
+        assert ws.store.read_bytes(key) == big.read_bytes()
+        assert ws.store.put_file(big, "wav", sha256=digest) == (key, False)

@@ -170,7 +170,7 @@ def test_deleted_and_finished_clips_are_not_offered(setup):
 
 
 def test_repeated_submit_with_the_same_key_stores_one_annotation(setup):
-    ws, pid, (ana, ben, *_) = setup
+    ws, pid, (ana, *_) = setup
     with ws.db.write() as s:
         (x,) = add_clips(s, pid, 1, k=3)
     first = _submit(ws, pid, ana, x, label="7", idempotency_key="tab-1")
@@ -178,12 +178,29 @@ def test_repeated_submit_with_the_same_key_stores_one_annotation(setup):
     other_tab = _submit(ws, pid, ana, x, label="8", idempotency_key="tab-2")
     assert (first.status, again.status, other_tab.status) == ("created", "duplicate", "already_labelled")
     assert first.annotation_id == again.annotation_id == other_tab.annotation_id
-    with pytest.raises(AnnotationError, match="idempotency key"):
-        _submit(ws, pid, ben, x, label="7", idempotency_key="tab-1")
     with ws.db.read() as s:
         assert s.scalar(select(func.count(Annotation.id))) == 1
         assert s.get(Clip, x).annotation_count == 1
         assert s.scalar(select(Annotation.label)) == "7"
+
+
+def test_idempotency_keys_belong_to_one_annotator_in_one_project(setup):
+    ws, pid, (ana, ben, *_) = setup
+    with ws.db.write() as s:
+        x, y = add_clips(s, pid, 2, k=3)
+        other = create_project(s, name="other", classes=list("0123456789"), annotations_per_clip=3).id
+        (z,) = add_clips(s, other, 1, k=3)
+    # Two bots following the same example key do not collide.
+    assert _submit(ws, pid, ana, x, idempotency_key="run-42/clip-17").status == "created"
+    assert _submit(ws, pid, ben, x, idempotency_key="run-42/clip-17").status == "created"
+    assert _submit(ws, other, ana, z, idempotency_key="run-42/clip-17").status == "created"
+    assert _submit(ws, pid, ben, x, idempotency_key="run-42/clip-17").status == "duplicate"
+    # One annotator reusing a key of theirs for another clip is a mistake, said so.
+    with pytest.raises(AnnotationError, match="idempotency key"):
+        _submit(ws, pid, ana, y, idempotency_key="run-42/clip-17")
+    with ws.db.read() as s:
+        assert s.scalar(select(func.count(Annotation.id))) == 3
+        assert s.get(Clip, y).annotation_count == 0
 
 
 def test_never_more_than_k_annotations(setup):

@@ -47,3 +47,25 @@ def test_stereo_is_mixed_and_clipping_counts_any_channel():
 def test_empty_clip_is_refused():
     with pytest.raises(ValueError, match="empty"):
         audio_quality(np.zeros(0, dtype=np.float32), 16000)
+
+
+def test_measuring_in_blocks_gives_the_whole_clip_measures():
+    from analysis.quality import QualityMeter
+
+    sr = 16000
+    rng = np.random.default_rng(3)
+    speech = np.concatenate([np.zeros(sr // 2), 0.1 * rng.standard_normal(3 * sr), np.zeros(sr // 4 + 37)])
+    y = np.stack([speech, 0.5 * speech], axis=1).astype(np.float32)
+    y[sr, 0] = 1.0  # one clipped sample
+    whole = audio_quality(y, sr)
+    meter = QualityMeter(sr)
+    for start in range(0, len(y), 7 * meter.frame):
+        meter.add(y[start : start + 7 * meter.frame])
+    blocks = meter.result()
+    mixed = y.astype(np.float64).mean(axis=1)
+    assert blocks.rms_dbfs == pytest.approx(20 * np.log10(np.sqrt(np.mean(mixed**2))), abs=1e-6)
+    assert blocks.peak_dbfs == pytest.approx(20 * np.log10(np.abs(mixed).max()), abs=1e-5)
+    assert blocks.clipped_fraction == pytest.approx(1 / len(y))
+    assert blocks.leading_silence_ms == pytest.approx(500.0)
+    for name in ("leading_silence_ms", "trailing_silence_ms", "snr_db"):
+        assert getattr(blocks, name) == pytest.approx(getattr(whole, name), abs=1e-6)
