@@ -48,6 +48,7 @@ from db.models import (
     utcnow,
 )
 from labeling.audit import record
+from labeling.clips import QUALITY_COLUMNS
 from labeling.production import (
     PRODUCTION_FORMAT,
     ProductionError,
@@ -991,17 +992,7 @@ def send_to_labeling(
                     import_batch_id=row.id,
                     annotations_needed=info.annotations_per_clip,
                     priority=PRIORITY.get(reason, 1),
-                    **{
-                        c: m.get(c)
-                        for c in (
-                            "peak_dbfs",
-                            "rms_dbfs",
-                            "leading_silence_ms",
-                            "trailing_silence_ms",
-                            "clipped_fraction",
-                            "snr_db",
-                        )
-                    },
+                    **{c: m.get(c) for c in QUALITY_COLUMNS},
                 )
                 s.add(clip)
                 s.flush()
