@@ -86,38 +86,11 @@ class AudioStorage(Protocol):
 
     def read_bytes(self, key: str) -> bytes: ...
 
-    def put(self, data: bytes, ext: str, *, sha256: str | None = None) -> tuple[str, bool]:
-        """Store ``data``; returns (key, created). Existing content is left untouched."""
-        return self._store(sha256 or sha256_bytes(data), ext, lambda fh: fh.write(data))
+    def put(self, data: bytes, ext: str, *, sha256: str | None = None) -> tuple[str, bool]: ...
 
     def put_file(self, source: Path, ext: str, *, sha256: str) -> tuple[str, bool]:
-        """Store a local file's bytes, copied in chunks; returns (key, created)."""
-
-        def copy(fh: Any) -> None:
-            with Path(source).open("rb") as src:
-                shutil.copyfileobj(src, fh, COPY_CHUNK)
-
-        return self._store(sha256, ext, copy)
-
-    def _store(self, digest: str, ext: str, write: Callable[[Any], object]) -> tuple[str, bool]:
-        key = storage_key(digest, ext)
-        target = self.path(key)
-        if target.is_file():
-            _touch(target)  # stored again: young once more, so the orphan sweep leaves it be
-            return key, False
-        if not target.parent.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        _lock_while_writing(fd)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-            Path(tmp).chmod(0o444)
-            Path(tmp).replace(target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return key, True
+        """Store a local file's bytes, streamed (never whole in memory); returns (key, created)."""
+        ...
 
     def age_seconds(self, key: str) -> float | None:
         """Seconds since the stored clip was last written or re-stored; None when it is not there."""
@@ -180,10 +153,22 @@ class AudioStore:
 
     def put(self, data: bytes, ext: str, *, sha256: str | None = None) -> tuple[str, bool]:
         """Store ``data``; returns (key, created). Existing content is left untouched."""
-        digest = sha256 or sha256_bytes(data)
+        return self._store(sha256 or sha256_bytes(data), ext, lambda fh: fh.write(data))
+
+    def put_file(self, source: Path, ext: str, *, sha256: str) -> tuple[str, bool]:
+        """Store a local file's bytes, copied in chunks; returns (key, created)."""
+
+        def copy(fh: Any) -> None:
+            with Path(source).open("rb") as src:
+                shutil.copyfileobj(src, fh, COPY_CHUNK)
+
+        return self._store(sha256, ext, copy)
+
+    def _store(self, digest: str, ext: str, write: Callable[[Any], object]) -> tuple[str, bool]:
         key = storage_key(digest, ext)
         target = self.path(key)
         if target.is_file():
+            _touch(target)  # stored again: young once more, so the orphan sweep leaves it be
             return key, False
         if not target.parent.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -191,28 +176,7 @@ class AudioStore:
         _lock_while_writing(fd)
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            Path(tmp).chmod(0o444)
-            Path(tmp).replace(target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return key, True
-
-    def put_file(self, source: Path, ext: str, *, sha256: str) -> tuple[str, bool]:
-        """Store a local file's bytes, copied in chunks; returns (key, created)."""
-        key = storage_key(sha256, ext)
-        target = self.path(key)
-        if target.is_file():
-            _touch(target)
-            return key, False
-        if not target.parent.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        _lock_while_writing(fd)
-        try:
-            with os.fdopen(fd, "wb") as fh, Path(source).open("rb") as src:
-                shutil.copyfileobj(src, fh, COPY_CHUNK)
+                write(fh)
             Path(tmp).chmod(0o444)
             Path(tmp).replace(target)
         except BaseException:
