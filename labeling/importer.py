@@ -108,7 +108,9 @@ class ImportReport:
 
 
 @dataclass
-class _Prepared:
+class PreparedFile:
+    """A source file checked, measured and stored (outside any transaction), ready to become a clip."""
+
     item: SourceItem
     sha256: str
     storage_key: str
@@ -140,7 +142,7 @@ def _size(n: int) -> str:
 
 def _prepare(
     item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None = None
-) -> _Prepared | Problem:
+) -> PreparedFile | Problem:
     try:
         return _measure_and_store(item, limits, store, measure)
     except MemoryError:
@@ -149,7 +151,7 @@ def _prepare(
 
 def _measure_and_store(
     item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None
-) -> _Prepared | Problem:
+) -> PreparedFile | Problem:
     try:
         size = item.path.stat().st_size
     except OSError as exc:
@@ -221,7 +223,7 @@ def _measure_and_store(
             f"cannot write to the audio store {store.url} ({exc.strerror or exc}); "
             "make it writable (EARMARK_DATA_DIR or EARMARK_AUDIO_URL). Nothing was imported"
         ) from exc
-    return _Prepared(
+    return PreparedFile(
         item=item,
         sha256=digest,
         storage_key=key,
@@ -237,13 +239,18 @@ def _measure_and_store(
     )
 
 
-def _prepare_all(
+def prepare_files(
     items: list[SourceItem],
     limits: Limits,
     store: AudioStorage,
     progress: Progress | None,
     measure: Measure | None = None,
-) -> Iterable[_Prepared | Problem]:
+) -> Iterable[PreparedFile | Problem]:
+    """Check, measure and store each file (a few at a time, within ``limits``' memory cap), in order.
+
+    ``measure(y, sr)`` adds a caller's per-clip measures from the decoded mono signal (production
+    traffic: the drift measures); files over :data:`MEASURED_MAX_BYTES` decoded get none.
+    """
     # libsndfile, hashing, numpy and file I/O release the GIL for most of the work; a few threads
     # keep both cores busy while others wait on the disk.
     # Each decoding thread holds about ten blocks' worth of float32 work arrays at its peak, plus
@@ -317,10 +324,10 @@ def import_plan(
     sweep_orphan_audio(ws.db, ws.store)
     limits = limits or Limits()
     rejected = list(plan.problems)
-    prepared: list[_Prepared] = []
+    prepared: list[PreparedFile] = []
     seen: set[str] = set()
     n_dupes = 0
-    for result in _prepare_all(plan.items, limits, ws.store, progress):
+    for result in prepare_files(plan.items, limits, ws.store, progress):
         if isinstance(result, Problem):
             rejected.append(result)
         elif result.sha256 in seen:
@@ -400,7 +407,7 @@ def _serialise_imports(s: Session, project: str) -> None:
 def _project_for_import(
     s: Session,
     name: str,
-    prepared: list[_Prepared],
+    prepared: list[PreparedFile],
     create: bool,
     task_kind: str | None,
     actor_id: int | None,
@@ -422,7 +429,7 @@ def _insert(
     s: Session,
     ws: Workspace,
     info: ProjectInfo,
-    fresh: list[_Prepared],
+    fresh: list[PreparedFile],
     plan: ImportPlan,
     *,
     source: str,
@@ -564,7 +571,7 @@ def _one_per_annotator(item: SourceItem) -> list[Any]:
     return list(by_name.values())
 
 
-def _splits_for(s: Session, info: ProjectInfo, fresh: list[_Prepared], group_by: str) -> list[str]:
+def _splits_for(s: Session, info: ProjectInfo, fresh: list[PreparedFile], group_by: str) -> list[str]:
     explicit = [p.item.split for p in fresh]
     if all(explicit):
         return [str(x) for x in explicit]
@@ -577,7 +584,7 @@ def _splits_for(s: Session, info: ProjectInfo, fresh: list[_Prepared], group_by:
 def _insert_predictions(
     s: Session,
     info: ProjectInfo,
-    fresh: list[_Prepared],
+    fresh: list[PreparedFile],
     ids: dict[str, int],
     plan: ImportPlan,
     actor_id: int | None,
@@ -626,7 +633,7 @@ def _insert_predictions(
 
 
 def _extend_classes(
-    s: Session, info: ProjectInfo, fresh: list[_Prepared], declared: Iterable[str] = ()
+    s: Session, info: ProjectInfo, fresh: list[PreparedFile], declared: Iterable[str] = ()
 ) -> None:
     labels = {p.item.label for p in fresh if p.item.label} | {
         a.label for p in fresh for a in p.item.annotations if a.label

@@ -49,6 +49,7 @@ from db.models import (
 )
 from labeling.audit import record
 from labeling.clips import QUALITY_COLUMNS
+from labeling.export import ExportError, find_version
 from labeling.production import (
     PRODUCTION_FORMAT,
     ProductionError,
@@ -127,14 +128,21 @@ def live_model(s: Session, project: str | int | ProjectInfo) -> LiveModelInfo | 
 
 
 def _version_id(s: Session, project_id: int, ref: str | int) -> int:
-    q = select(DatasetVersion.id).where(DatasetVersion.project_id == project_id)
-    found = s.scalar(q.where(DatasetVersion.name == str(ref)))
-    if found is None and str(ref).isdigit():
-        found = s.scalar(q.where(DatasetVersion.id == int(ref)))
-    if found is None:
-        names = s.scalars(select(DatasetVersion.name).where(DatasetVersion.project_id == project_id)).all()
-        raise MonitoringError(f"no dataset version {ref!r}; versions: {', '.join(names) or 'none yet'}")
-    return int(found)
+    try:
+        return find_version(s, project_id, ref).id
+    except ExportError as exc:
+        raise MonitoringError(str(exc)) from exc
+
+
+def _set_live(
+    s: Session, info: ProjectInfo, run_id: int, version_id: int | None, actor_id: int | None
+) -> LiveModelInfo:
+    """A new live-model row (the newest one is live) and what it now says."""
+    s.add(LiveModel(project_id=info.id, run_id=run_id, reference_version_id=version_id, marked_by=actor_id))
+    s.flush()
+    found = live_model(s, info)
+    assert found is not None
+    return found
 
 
 def mark_live(
@@ -153,9 +161,6 @@ def mark_live(
         if run is None or run.project_id != info.id:
             raise MonitoringError(f"run {run_id} is not a run of project {info.name!r}")
         version_id = _version_id(s, info.id, reference) if reference is not None else run.dataset_version_id
-        s.add(
-            LiveModel(project_id=info.id, run_id=run.id, reference_version_id=version_id, marked_by=actor_id)
-        )
         record(
             s,
             entity="live_model",
@@ -165,10 +170,7 @@ def mark_live(
             actor_id=actor_id,
             project_id=info.id,
         )
-        s.flush()
-        found = live_model(s, info)
-    assert found is not None
-    return found
+        return _set_live(s, info, run.id, version_id, actor_id)
 
 
 def rebaseline(
@@ -185,11 +187,6 @@ def rebaseline(
         version_id = _version_id(s, info.id, reference)
         old = row.reference_version_id
         s.add(
-            LiveModel(
-                project_id=info.id, run_id=row.run_id, reference_version_id=version_id, marked_by=actor_id
-            )
-        )
-        s.add(
             MonitoringAction(project_id=info.id, action="rebaseline", note=note.strip(), created_by=actor_id)
         )
         record(
@@ -202,10 +199,7 @@ def rebaseline(
             actor_id=actor_id,
             project_id=info.id,
         )
-        s.flush()
-        found = live_model(s, info)
-    assert found is not None
-    return found
+        return _set_live(s, info, row.run_id, version_id, actor_id)
 
 
 # --- scoring audio with a run's model ----------------------------------------------------------------

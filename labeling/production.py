@@ -41,7 +41,7 @@ from db.models import Clip, ImportBatch, LiveModel, ModelRun, ProductionClip, ut
 from labeling.audit import record
 from labeling.formats.base import Problem, SourceItem
 from labeling.formats.folder import read_folder
-from labeling.importer import Limits, _prepare_all, _Prepared
+from labeling.importer import Limits, PreparedFile, prepare_files
 from labeling.projects import ProjectInfo, get_project
 from labeling.workspace import Workspace
 
@@ -251,7 +251,7 @@ def _dedup_key(rec: _Record, sha256: str) -> str:
     return f"audio:{sha256}@{rec.timestamp.isoformat()}"
 
 
-def _measures(p: _Prepared) -> dict[str, float | None]:
+def _measures(p: PreparedFile) -> dict[str, float | None]:
     return {"duration_s": p.duration_s, **p.quality, **p.extra}
 
 
@@ -272,7 +272,7 @@ def _batch_row(s: Session, info: ProjectInfo, name: str, source: str, actor_id: 
     return batch
 
 
-def _remove_unreferenced(ws: Workspace, made: list[_Prepared]) -> None:
+def _remove_unreferenced(ws: Workspace, made: list[PreparedFile]) -> None:
     if not made:
         return
     with ws.db.read() as s:
@@ -294,14 +294,14 @@ def _ingest(
     source: str,
     actor_id: int | None,
     progress: Progress | None,
-    score: Callable[[list[_Prepared]], pd.DataFrame] | None = None,
+    score: Callable[[list[PreparedFile]], pd.DataFrame] | None = None,
 ) -> ProductionReport:
     started = time.perf_counter()
     if not batch or len(batch) > 300:
         raise ProductionError("a production batch needs a name of 1 to 300 characters")
     items = [SourceItem(path=r.path, name=r.name) for r in records]
-    prepared: dict[int, _Prepared] = {}
-    for i, result in enumerate(_prepare_all(items, Limits(), ws.store, progress, _measure)):
+    prepared: dict[int, PreparedFile] = {}
+    for i, result in enumerate(prepare_files(items, Limits(), ws.store, progress, _measure)):
         if isinstance(result, Problem):
             problems.append(Problem(records[i].ref, f"audio {result.ref}: {result.reason}"))
         else:
