@@ -44,6 +44,18 @@ def create_private_file(path: Path) -> int:
         raise BackupError(f"{path} already exists; choose a new file name") from None
 
 
+def _sqlite_copy(source: str, target: Path) -> None:
+    """SQLite's online backup of ``source`` (a path or a ``file:`` URI) into the file ``target``."""
+    src = sqlite3.connect(source, uri=source.startswith("file:"))
+    dst = sqlite3.connect(str(target))
+    try:
+        with dst:
+            src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
 def _sqlite_path(url: URL) -> Path:
     if not url.database or url.database == ":memory:":
         raise BackupError("an in-memory SQLite database has nothing to back up or restore into")
@@ -116,13 +128,7 @@ def backup(db: Database, target: Path) -> BackupResult:
             raise BackupError(f"there is no database at {source}")
         os.close(create_private_file(target))
         try:
-            src, dst = sqlite3.connect(str(source)), sqlite3.connect(str(target))
-            try:
-                with dst:
-                    src.backup(dst)
-            finally:
-                dst.close()
-                src.close()
+            _sqlite_copy(str(source), target)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -198,13 +204,7 @@ def restore(db: Database, source: Path) -> None:
         if fd is not None:
             os.close(fd)
         try:
-            src, dst = sqlite3.connect(f"file:{source}?mode=ro", uri=True), sqlite3.connect(str(target))
-            try:
-                with dst:
-                    src.backup(dst)
-            finally:
-                dst.close()
-                src.close()
+            _sqlite_copy(f"file:{source}?mode=ro", target)
         except BaseException:
             if fd is not None:
                 with suppress(OSError):
