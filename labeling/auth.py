@@ -387,13 +387,18 @@ def user_for_token(
     at = _at(now)
     if not 0 <= at.timestamp() - issued <= max_age_s:
         return None
-    row = s.get(AuthSession, _session_id(nonce))
-    if row is None or row.user_id != user_id or row.expires_at < at:
-        return None
-    user = s.get(User, user_id)
-    if user is None or not user.active:
-        return None
-    return _info(user)
+    # One round trip on every rerun: the live session and its active user together.
+    user = s.scalar(
+        select(User)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(
+            AuthSession.id == _session_id(nonce),
+            AuthSession.user_id == user_id,
+            AuthSession.expires_at >= at,
+            User.active.is_(True),
+        )
+    )
+    return None if user is None else _info(user)
 
 
 def end_session(s: Session, token: str | None, secret: str) -> bool:
