@@ -32,22 +32,21 @@ def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-view = load(
-    project.id, common.data_token(project.id), stored_report.stamp(project.id, AGREEMENT_VIEW, PARAMS)
-)
+shown = stored_report.stamp(project.id, AGREEMENT_VIEW, PARAMS)
+view = load(project.id, common.data_token(project.id), shown)
 report, split = view.report, view.split
 st.title("Agreement")
-if not view.fresh and stored_report.refresh_notice(
-    kind=AGREEMENT_VIEW,
-    job_kind="agreement",
-    project_id=project.id,
-    params=PARAMS,
-    user=user,
-    computed_at=view.computed_at,
-):
-    with st.spinner("Computing agreement…"):
-        agreement_view(ws.db, project.id, recompute=True)
-    st.rerun()
+if not view.fresh:
+    stored_report.refresh_notice(
+        kind=AGREEMENT_VIEW,
+        job_kind="agreement",
+        project_id=project.id,
+        params=PARAMS,
+        user=user,
+        computed_at=view.computed_at,
+        shown=shown,
+        recompute=lambda: agreement_view(ws.db, project.id, recompute=True),
+    )
 lo, hi = report["krippendorff_alpha_ci"]
 st.caption(
     f"{report['n_pairable_items']:,} clips with two or more class labels from "

@@ -103,23 +103,24 @@ def _suspects(project_id: int, token: tuple[object, ...]):  # type: ignore[no-un
 
 
 token = common.data_token(project.id)
-ranked = _queue(project.id, token, stored_report.stamp(project.id, REVIEW_QUEUE, QUEUE_PARAMS))
+shown = stored_report.stamp(project.id, REVIEW_QUEUE, QUEUE_PARAMS)
+ranked = _queue(project.id, token, shown)
 queue, suspects = ranked.queue, _suspects(project.id, token)
 
 st.title("Review")
-if not ranked.fresh and stored_report.refresh_notice(
-    kind=REVIEW_QUEUE,
-    job_kind="review_queue",
-    project_id=project.id,
-    params=QUEUE_PARAMS,
-    user=user,
-    computed_at=ranked.computed_at,
-    message="Ranked at {when}: clips settled since are left out, and new disagreements join the queue "
-    "when it is ranked again.",
-):
-    with st.spinner("Ranking disagreements…"):
-        review_queue(ws.db, project.id, limit=QUEUE_SHOWN, recompute=True)
-    st.rerun()
+if not ranked.fresh:
+    stored_report.refresh_notice(
+        kind=REVIEW_QUEUE,
+        job_kind="review_queue",
+        project_id=project.id,
+        params=QUEUE_PARAMS,
+        user=user,
+        computed_at=ranked.computed_at,
+        shown=shown,
+        recompute=lambda: review_queue(ws.db, project.id, limit=QUEUE_SHOWN, recompute=True),
+        message="Ranked at {when}: clips settled since are left out, and new disagreements join the queue "
+        "when it is ranked again.",
+    )
 top = st.columns([3, 1], vertical_alignment="center")
 waiting = queue.attrs.get("n_total", len(queue))
 top[0].caption(

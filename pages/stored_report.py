@@ -7,6 +7,7 @@ reruns by itself once the job has stored the new one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import streamlit as st
@@ -34,31 +35,38 @@ def refresh_notice(
     params: dict[str, int],
     user: UserInfo,
     computed_at: datetime,
+    shown: tuple[str, datetime] | None,
+    recompute: Callable[[], object],
     message: str = "Shown as computed at {when}; labels have changed since.",
-) -> bool:
-    """Say the report predates the latest labels, queue its refresh, and rerun when it lands.
+) -> None:
+    """Say the report predates the latest labels, queue its refresh once, and rerun when it lands.
 
-    ``message`` says what is shown (``{when}``: the time it was computed). Returns True when the user
-    asked to compute it here and now instead.
+    ``shown`` is the :func:`stamp` of the report on screen; ``recompute`` computes it in the page
+    ("Compute now"); ``message`` says what is shown (``{when}``: the time it was computed).
     """
-    try:
-        with common.workspace().db.write() as s:
-            submit_job(s, job_kind, project_id=project_id, owner_id=user.id, params=dict(params))
-    except (JobBusy, JobError):
-        pass  # already queued or running (here or on another server)
+    asked = (project_id, computed_at)
+    if st.session_state.get(f"{kind}.refresh_asked") != asked:
+        # Once per stale report and visitor, not on every rerun: queuing is a write transaction.
+        try:
+            with common.workspace().db.write() as s:
+                submit_job(s, job_kind, project_id=project_id, owner_id=user.id, params=dict(params))
+        except (JobBusy, JobError):
+            pass  # already queued or running (here or on another server)
+        st.session_state[f"{kind}.refresh_asked"] = asked
     when = computed_at.strftime("%Y-%m-%d %H:%M UTC")
     left, right = st.columns([5, 1], vertical_alignment="center")
     left.info(
         message.format(when=when) + " A background job is recomputing it; the page updates when it is done.",
         icon=":material/update:",
     )
-    now = right.button("Compute now", key=f"{kind}.recompute", help="Compute it in this page instead")
-    first = stamp(project_id, kind, params)
+    if right.button("Compute now", key=f"{kind}.recompute", help="Compute it in this page instead"):
+        with st.spinner("Computing…"):
+            recompute()
+        st.rerun()
 
     @st.fragment(run_every=POLL_S)
     def wait_for_new() -> None:
-        if stamp(project_id, kind, params) != first:
+        if stamp(project_id, kind, params) != shown:
             st.rerun(scope="app")
 
     wait_for_new()
-    return now
