@@ -12,15 +12,16 @@ import traceback
 import types
 from collections import Counter
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from db.engine import Database
 from db.migrate import upgrade
-from db.models import Annotation, Clip, utcnow
+from db.models import Annotation, Clip
 from labeling.annotations import submit_annotation
 from labeling.auth import add_user
 from labeling.projects import create_project
 from labeling.queue import next_clip
+from tests.db.test_queue import add_clips
 
 K = 3
 WORKERS = 16
@@ -63,29 +64,7 @@ def test_a_clip_handed_out_is_accepted_under_sixteen_workers(db_url, monkeypatch
     with db.write() as s:
         project = create_project(s, name="handout", classes=["yes", "no"], annotations_per_clip=K)
         users = [add_user(s, name=f"a{i}", role="annotator").id for i in range(WORKERS)]
-        s.execute(
-            insert(Clip),
-            [
-                {
-                    "project_id": project.id,
-                    "sha256": f"{i:064x}",
-                    "storage_key": f"00/{i:064x}.wav",
-                    "original_name": f"c{i}.wav",
-                    "duration_s": 1.0,
-                    "sample_rate": 8000,
-                    "channels": 1,
-                    "frames": 8000,
-                    "audio_format": "WAV",
-                    "meta": {},
-                    "split": "train",
-                    "annotations_needed": K,
-                    "annotation_count": 0,
-                    "priority": 0,
-                    "created_at": utcnow(),
-                }
-                for i in range(N_CLIPS)
-            ],
-        )
+        add_clips(s, project.id, N_CLIPS, k=K)
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
     out = ctx.Queue()
