@@ -6,7 +6,8 @@ import platform
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -45,3 +46,30 @@ def write_section(name: str, markdown: str) -> None:
         pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     )
     REPORT.write_text(text)
+
+
+@contextmanager
+def scratch_postgres(server_url: str) -> Iterator[str | None]:
+    """A new, empty database on the PostgreSQL server ``server_url`` names, dropped afterwards; None
+    (said on stdout) when the server cannot be reached, so a bench reports its SQLite half."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    name = f"earmark_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        print(f"PostgreSQL skipped: {exc.__class__.__name__}: {exc}")
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

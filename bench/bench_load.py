@@ -25,14 +25,12 @@ import os
 import random
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select
 
-from bench._report import machine, write_section
+from bench._report import machine, scratch_postgres, write_section
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import Annotation, Clip, utcnow
@@ -218,21 +216,8 @@ def run_sqlite() -> dict:
 
 
 def run_postgres() -> dict | None:
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    name = f"earmark_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"PostgreSQL skipped: {exc.__class__.__name__}: {exc}")
-        admin.dispose()
-        return None
-    try:
-        return _measure(make_url(POSTGRES).set(database=name).render_as_string(hide_password=False))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(POSTGRES) as url:
+        return None if url is None else _measure(url)
 
 
 def _row(engine: str, what: str, r: dict, alone: dict) -> str:

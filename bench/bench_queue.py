@@ -21,15 +21,13 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
-from bench._report import machine, write_section
+from bench._report import machine, scratch_postgres, write_section
 from db.engine import Database
 from db.migrate import upgrade
 from labeling.annotations import submit_annotation
@@ -185,24 +183,15 @@ def run_sqlite() -> dict[str, float]:
 
 
 def run_postgres() -> dict[str, float] | None:
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    name = f"earmark_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"PostgreSQL skipped: {exc.__class__.__name__}: {exc}")
-        admin.dispose()
-        return None
-    db = Database.from_url(make_url(POSTGRES).set(database=name).render_as_string(hide_password=False))
-    try:
-        project_id, users, setup_s = _setup(db)
-        return {**_measure(db, project_id, users), "setup_s": setup_s}
-    finally:
-        db.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(POSTGRES) as url:
+        if url is None:
+            return None
+        db = Database.from_url(url)
+        try:
+            project_id, users, setup_s = _setup(db)
+            return {**_measure(db, project_id, users), "setup_s": setup_s}
+        finally:
+            db.dispose()
 
 
 def main() -> None:
