@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -1270,6 +1270,25 @@ def _software(s: Session, project_id: int) -> pd.DataFrame:
         )
     cols = ["batch_id", "n", "latency_p50", "latency_p95", "requests_per_min", "error_rate", "empty_rate"]
     return pd.DataFrame(out, columns=[*cols, "retry_rate", "typing_rate"])
+
+
+def monitoring_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
+    """Changes whenever what the Monitoring page shows could, apart from labels (key on
+    :func:`labeling.clips.data_fingerprint` too): checks, live-model marks, alarm answers, logged
+    traffic and what of it was sent to labeling or admitted to a version."""
+
+    def newest(model: Any) -> Any:
+        return s.scalar(select(func.max(model.id)).where(model.project_id == project_id))
+
+    traffic = s.execute(
+        select(
+            func.count(),
+            func.max(ProductionClip.id),
+            func.count(ProductionClip.clip_id),
+            func.count(ProductionClip.admitted_at),
+        ).where(ProductionClip.project_id == project_id)
+    ).one()
+    return (newest(DriftCheck), newest(LiveModel), newest(MonitoringAction), *traffic)
 
 
 def monitoring_view(ws: Workspace, project: str | int) -> MonitoringView:

@@ -14,8 +14,23 @@ project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
 
+
+@st.cache_data(ttl=60, max_entries=8, show_spinner="Reading the batches…")
+def _view(project_id: int, token: tuple[object, ...]) -> mon.MonitoringView:
+    # Keyed on labels and monitoring changes: a click on a tile or the batch box reruns for free.
+    # The short ttl lets a snooze run out on time.
+    return mon.monitoring_view(ws, project_id)
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner=False)
+def _tags(project_id: int, batch: str, token: tuple[object, ...]):  # type: ignore[no-untyped-def]
+    return mon.tag_breakdown(ws, project_id, batch)
+
+
+with ws.db.read() as s:
+    token = (*common.data_token(project.id), *mon.monitoring_fingerprint(s, project.id))
 st.title("Monitoring")
-view = mon.monitoring_view(ws, project.id)
+view = _view(project.id, token)
 monitoring_loop.live_model_panel(ws, project, user, view)
 batches = view.summary.batches
 if batches.empty:
@@ -90,7 +105,7 @@ if picked:
 st.subheader("By tag")
 try:
     st.dataframe(
-        mon.tag_breakdown(ws, project.id, batch),
+        _tags(project.id, batch, token),
         hide_index=True,
         key="monitoring.tags",
         column_config={"accuracy": st.column_config.NumberColumn(format="percent")},

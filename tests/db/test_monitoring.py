@@ -26,6 +26,7 @@ from labeling.monitoring import (
     mark_live,
     mcnemar_exact,
     monitor_summary,
+    monitoring_fingerprint,
     run_drift_check,
     send_to_labeling,
     shadow_comparison,
@@ -91,6 +92,11 @@ def _teen_log(fsdd_dir: Path, tmp_path: Path, n: int = 150) -> Path:
     return folder / "log.jsonl"
 
 
+def fingerprint(ws, project_id: int) -> tuple:  # type: ignore[no-untyped-def]
+    with ws.db.read() as s:
+        return monitoring_fingerprint(s, project_id)
+
+
 def test_a_random_split_stays_quiet_and_new_speakers_raise_an_alarm(
     deployed, fsdd_dir, tmp_path, monkeypatch, capsys
 ):
@@ -108,11 +114,14 @@ def test_a_random_split_stays_quiet_and_new_speakers_raise_an_alarm(
     quiet = run_drift_check(ws, "digits", "clean")
     assert quiet.level == "none", quiet.reasons
     assert not quiet.drift
+    seen = [fingerprint(ws, project_id)]  # what the Monitoring page's cache is keyed on
 
     teen = import_production(ws, _teen_log(fsdd_dir, tmp_path, n=100), "digits", batch="teen")
     assert teen.n_logged == 100
     assert not teen.rejected
+    seen.append(fingerprint(ws, project_id))
     loud = run_drift_check(ws, "digits", "teen")
+    seen.append(fingerprint(ws, project_id))
     assert loud.drift
     assert loud.level == "alarm"
     drifted = {m["name"] for m in loud.to_dict()["measures"] if m["drift"]}
@@ -139,6 +148,8 @@ def test_a_random_split_stays_quiet_and_new_speakers_raise_an_alarm(
     assert main(["monitor", "--project", "digits"]) == 1
     assert "ALARM" in capsys.readouterr().out
     acknowledge(ws, "digits", "teen", note="known: school pilot")
+    seen.append(fingerprint(ws, project_id))
+    assert len(set(seen)) == 4  # new traffic, a new check and an answer to the alarm each show at once
     assert main(["monitor", "--project", "digits", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert [b["name"] for b in summary["batches"]] == ["clean", "teen"]
