@@ -31,7 +31,7 @@ with ws.db.read() as s:
     token = (*common.data_token(project.id), *mon.monitoring_fingerprint(s, project.id))
 st.title("Monitoring")
 view = _view(project.id, token)
-monitoring_loop.live_model_panel(ws, project, user, view)
+monitoring_loop.live_model_panel(ws, project, user, view, token)
 batches = view.summary.batches
 if batches.empty:
     st.info(
@@ -100,7 +100,7 @@ st.caption(
 
 picked = ss.get("monitoring.measure")
 if picked:
-    monitoring_loop.measure_panel(ws, project, ss.get("monitoring.picked_batch", batch), picked)
+    monitoring_loop.measure_panel(ws, project, ss.get("monitoring.picked_batch", batch), picked, token)
 
 st.subheader("By tag")
 try:
@@ -113,4 +113,4 @@ try:
 except mon.MonitoringError as exc:
     st.caption(str(exc))
 
-monitoring_loop.loop_panel(ws, project, user, batch, view)
+monitoring_loop.loop_panel(ws, project, user, batch, view, token)

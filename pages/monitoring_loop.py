@@ -15,11 +15,23 @@ from labeling.runs import list_runs
 from labeling.versions import list_versions
 from labeling.workspace import Workspace
 from pages import charts_monitoring as charts
-from pages import plots
+from pages import common, plots
 from pages.charts import raw_value
 from pages.train_form import run_labels
 
 ss = st.session_state
+Token = tuple[object, ...]  # the Monitoring page's cache key: labels and monitoring changes
+
+
+@st.cache_data(ttl=60, max_entries=8, show_spinner=False)
+def _runs(project_id: int, token: Token):  # type: ignore[no-untyped-def]
+    with common.workspace().db.read() as s:
+        return list_runs(s, project_id)
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner="Reading the distributions…")
+def _detail(project_id: int, batch: Any, measure: str, token: Token) -> mon.MeasureDetail:
+    return mon.measure_detail(common.workspace(), project_id, batch, measure)
 
 
 def pick_measure(chart: str) -> None:
@@ -31,15 +43,16 @@ def pick_measure(chart: str) -> None:
         ss["monitoring.picked_batch"] = int(batch_id)
 
 
-def live_model_panel(ws: Workspace, project: ProjectInfo, user: UserInfo, view: mon.MonitoringView) -> None:
+def live_model_panel(
+    ws: Workspace, project: ProjectInfo, user: UserInfo, view: mon.MonitoringView, token: Token
+) -> None:
     live = view.live
     if live is not None:
         st.caption(
             f"Live model: run {live.run_id} ({live.run_name}) · reference: {live.reference_version or 'none'}"
             f" (its dev/test clips) · since {live.since:%Y-%m-%d %H:%M} UTC"
         )
-    with ws.db.read() as s:
-        runs = list_runs(s, project.id)
+    runs = _runs(project.id, token)
     with st.expander("Mark the live model", expanded=live is None, icon=":material/rocket_launch:"):
         if runs.empty:
             st.caption("Train a model first (Error analysis page, or `earmark train`).")
@@ -69,9 +82,9 @@ def _audio(ws: Workspace, key: str, where: Any) -> None:
         where.warning("This request's audio is missing from the store.", icon=":material/music_off:")
 
 
-def measure_panel(ws: Workspace, project: ProjectInfo, batch: Any, measure: str) -> None:
+def measure_panel(ws: Workspace, project: ProjectInfo, batch: Any, measure: str, token: Token) -> None:
     try:
-        detail = mon.measure_detail(ws, project.id, batch, measure)
+        detail = _detail(project.id, batch, measure, token)
     except mon.MonitoringError as exc:
         st.warning(str(exc))
         return
@@ -94,7 +107,7 @@ def measure_panel(ws: Workspace, project: ProjectInfo, batch: Any, measure: str)
 
 
 def loop_panel(
-    ws: Workspace, project: ProjectInfo, user: UserInfo, batch: str, view: mon.MonitoringView
+    ws: Workspace, project: ProjectInfo, user: UserInfo, batch: str, view: mon.MonitoringView, token: Token
 ) -> None:
     st.subheader("Close the loop")
     label_tab, version_tab, alarm_tab, shadow_tab = st.tabs(
@@ -133,7 +146,7 @@ def loop_panel(
     with alarm_tab:
         _alarm_actions(ws, project, user, batch)
     with shadow_tab:
-        _shadow(ws, project, batch)
+        _shadow(ws, project, batch, token)
 
 
 def _alarm_actions(ws: Workspace, project: ProjectInfo, user: UserInfo, batch: str) -> None:
@@ -167,9 +180,8 @@ def _alarm_actions(ws: Workspace, project: ProjectInfo, user: UserInfo, batch: s
                 st.success(f"The reference is now {version!r}.")
 
 
-def _shadow(ws: Workspace, project: ProjectInfo, batch: str) -> None:
-    with ws.db.read() as s:
-        runs = list_runs(s, project.id)
+def _shadow(ws: Workspace, project: ProjectInfo, batch: str, token: Token) -> None:
+    runs = _runs(project.id, token)
     runs = runs[runs["kind"] == "builtin"] if "kind" in runs else runs
     if runs.empty:
         st.caption("No candidate runs: train one on a newer version first.")
