@@ -61,7 +61,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import signal, stats
 
-from analysis.features import yin
+from analysis.features import next_pow2, yin
 
 __all__ = [
     "MEASURES",
@@ -302,10 +302,6 @@ def wada_snr(y: npt.ArrayLike) -> tuple[float, bool]:
     return float(np.interp(g, _WADA_G, _WADA_DB)), False
 
 
-def _pow2(n: float) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(1.0, n))))
-
-
 def _frames_rms(y: np.ndarray, frame: int, hop: int) -> np.ndarray:
     if len(y) < frame:
         y = np.pad(y, (0, frame - len(y)))
@@ -348,7 +344,7 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
         return out
 
     # Loud frames: within 25 dB of the clip's loudest 32 ms frame, 10 ms apart.
-    frame, hop = _pow2(0.032 * sr), max(1, round(0.010 * sr))
+    frame, hop = next_pow2(0.032 * sr), max(1, round(0.010 * sr))
     rms = _frames_rms(x, frame, hop)
     loud = rms >= rms.max() * 10 ** (-25 / 20)
 
@@ -365,7 +361,7 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
 
     # Median F0 over loud frames; two periods of 60 Hz fit in the YIN frame.
     fmin, fmax = 60.0, min(400.0, sr / 4)
-    pitch_frame = _pow2(2 * math.ceil(sr / fmin) + 2)
+    pitch_frame = next_pow2(2 * math.ceil(sr / fmin) + 2)
     f0 = yin(
         np.pad(x, (0, max(0, pitch_frame - len(x)))),
         fmin=fmin,

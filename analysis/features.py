@@ -67,7 +67,8 @@ INTERPRETABLE_FEATURES: tuple[str, ...] = (
 _SILENCE_DB = -100.0
 
 
-def _next_pow2(n: float) -> int:
+def next_pow2(n: float) -> int:
+    """The smallest power of two at or above ``n`` (an FFT or frame length)."""
     return 1 << max(0, math.ceil(math.log2(max(n, 1.0))))
 
 
@@ -140,7 +141,7 @@ class FeatureSettings:
 
     @property
     def n_fft(self) -> int:
-        return _next_pow2(self.sample_rate * self.win_ms / 1000)
+        return next_pow2(self.sample_rate * self.win_ms / 1000)
 
     @property
     def hop_length(self) -> int:
@@ -153,7 +154,7 @@ class FeatureSettings:
     @property
     def pitch_frame_length(self) -> int:
         # Two periods of the lowest f0 must fit in a YIN frame.
-        return _next_pow2(2 * math.ceil(self.pitch_rate / self.pitch_fmin) + 2)
+        return next_pow2(2 * math.ceil(self.pitch_rate / self.pitch_fmin) + 2)
 
     @property
     def pitch_hop_length(self) -> int:
