@@ -132,7 +132,7 @@ def csv_download(frame: pd.DataFrame, *, file_name: str, key: str, where: Any = 
 
     (st if where is None else where).download_button(
         "Download CSV",
-        data=spreadsheet_csv(frame),
+        data=lambda: spreadsheet_csv(frame),  # written when clicked, not on every rerun
         file_name=file_name,
         mime="text/csv",
         key=key,
