@@ -13,7 +13,6 @@ Everything returned is plain data (dicts, DataFrames); :func:`agreement_json` tu
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,10 +35,9 @@ from analysis.agreement import (
 from analysis.text import NormalizationRules, error_rate_summary, pairwise_error_rates
 from db.models import Annotation, Clip, ClipTag, ConventionVersion, GoldExample, Resolution, User
 from labeling.clip_metadata import deleted_clip_ids, metadata_counts, metadata_keys, metadata_values
-from labeling.clips import data_fingerprint
 from labeling.columnar import read_frame
 from labeling.projects import ProjectInfo, get_project
-from labeling.report_store import read_report, save_report, token_digest
+from labeling.report_store import stored_or_computed
 
 if TYPE_CHECKING:
     from db.engine import Database
@@ -647,31 +645,20 @@ def agreement_view(
     """What the Agreement page shows, from ``stored_reports`` while the labels are unchanged.
 
     A large project's report takes seconds (every rating is read), so it is computed once per data
-    change and shared by every process and app server. With ``allow_stale`` a report computed on
-    older labels is returned as it is (``fresh`` False) instead of being recomputed here, when it took
-    :data:`~labeling.report_store.INLINE_S` or more to compute;
-    ``recompute`` computes even when a current one is stored (the worker's refresh).
+    change and shared by every process and app server; ``allow_stale`` and ``recompute`` as in
+    :func:`~labeling.report_store.stored_or_computed`.
     """
-    params = view_params(n_boot)
-    with db.read() as s:
-        token = data_fingerprint(s, project_id)
-        stored = None if recompute else read_report(s, project_id, AGREEMENT_VIEW, params)
-    if stored is not None and stored.usable(token, allow_stale=allow_stale):
-        report, split = stored.value
-        return AgreementView(
-            report, split, stored.token == token_digest(token), stored.computed_at, stored.seconds
-        )
-    started = time.perf_counter()
-    with db.read() as s:
-        # The fingerprint is read first, so the stored report is never labelled newer than its data.
-        token = data_fingerprint(s, project_id)
+
+    def compute(s: Session) -> tuple[dict[str, Any], pd.DataFrame]:
         report = project_agreement(s, project_id, n_boot=n_boot)
-        split = disagreements(s, project_id, limit=VIEW_EXAMPLES, open_only=False)
-    seconds = time.perf_counter() - started
-    with db.write() as s:
-        value = (report, split)
-        stored_at = save_report(s, project_id, AGREEMENT_VIEW, params, token, value, seconds=seconds)
-    return AgreementView(report, split, True, stored_at, seconds)
+        return report, disagreements(s, project_id, limit=VIEW_EXAMPLES, open_only=False)
+
+    params = view_params(n_boot)
+    r = stored_or_computed(
+        db, project_id, AGREEMENT_VIEW, params, compute, allow_stale=allow_stale, recompute=recompute
+    )
+    report, split = r.value
+    return AgreementView(report, split, r.fresh, r.computed_at, r.seconds)
 
 
 def stored_agreement(
@@ -681,24 +668,19 @@ def stored_agreement(
     level: Level = "nominal",
     n_boot: int = 500,
     random_state: int = 0,
-) -> tuple[dict[str, Any], bool]:
-    """:func:`project_agreement`, from ``stored_reports`` while the labels are unchanged.
-
-    Returns the report and whether it was read (True) rather than computed now. ``earmark agreement
-    --project`` answers from it, so asking twice, or from a cron job, does not read every rating twice.
-    """
-    params = {"level": level, "n_boot": n_boot, "seed": random_state}
+) -> dict[str, Any]:
+    """:func:`project_agreement`, from ``stored_reports`` while the labels are unchanged, so that
+    ``earmark agreement --project`` asked twice, or from a cron job, reads every rating only once."""
     with db.read() as s:
         project_id = _project(s, project).id
-        token = data_fingerprint(s, project_id)
-        stored = read_report(s, project_id, "agreement", params)
-        if stored is not None and stored.token == token_digest(token):
-            return stored.value, True
-        started = time.perf_counter()
-        report = project_agreement(s, project_id, level=level, n_boot=n_boot, random_state=random_state)
-    with db.write() as s:
-        save_report(s, project_id, "agreement", params, token, report, seconds=time.perf_counter() - started)
-    return report, False
+    params = {"level": level, "n_boot": n_boot, "seed": random_state}
+    return stored_or_computed(
+        db,
+        project_id,
+        "agreement",
+        params,
+        lambda s: project_agreement(s, project_id, level=level, n_boot=n_boot, random_state=random_state),
+    ).value
 
 
 #: ``stored_reports`` kind of the Review page's ranked queue of open disagreements.
@@ -731,34 +713,28 @@ def review_queue(
     more) the stored ranking is returned without the clips settled since it was computed (one indexed
     look-up of the listed clips), so the next clip shows at once while a worker re-ranks.
     """
-    params = {"limit": limit}
+    r = stored_or_computed(
+        db,
+        project_id,
+        REVIEW_QUEUE,
+        {"limit": limit},
+        lambda s: disagreements(s, project_id, limit=limit),
+        allow_stale=allow_stale,
+        recompute=recompute,
+    )
+    if r.fresh:
+        return ReviewQueue(r.value, True, r.computed_at, r.seconds)
+    queue = r.value
     with db.read() as s:
-        token = data_fingerprint(s, project_id)
-        stored = None if recompute else read_report(s, project_id, REVIEW_QUEUE, params)
-        if stored is not None and stored.token == token_digest(token):
-            return ReviewQueue(stored.value, True, stored.computed_at, stored.seconds)
-        if stored is not None and stored.usable(token, allow_stale=allow_stale):
-            queue = stored.value
-            settled = set(
-                s.scalars(
-                    select(Resolution.clip_id).where(
-                        Resolution.project_id == project_id,
-                        Resolution.clip_id.in_([int(c) for c in queue["clip_id"]]),
-                        Resolution.method.in_(SETTLED_METHODS),
-                    )
+        settled = set(
+            s.scalars(
+                select(Resolution.clip_id).where(
+                    Resolution.project_id == project_id,
+                    Resolution.clip_id.in_([int(c) for c in queue["clip_id"]]),
+                    Resolution.method.in_(SETTLED_METHODS),
                 )
             )
-            left = queue[~queue["clip_id"].isin(settled)].reset_index(drop=True)
-            left.attrs = {
-                **queue.attrs,
-                "n_total": max(0, queue.attrs.get("n_total", len(queue)) - len(settled)),
-            }
-            return ReviewQueue(left, False, stored.computed_at, stored.seconds)
-    started = time.perf_counter()
-    with db.read() as s:
-        token = data_fingerprint(s, project_id)
-        queue = disagreements(s, project_id, limit=limit)
-    seconds = time.perf_counter() - started
-    with db.write() as s:
-        stored_at = save_report(s, project_id, REVIEW_QUEUE, params, token, queue, seconds=seconds)
-    return ReviewQueue(queue, True, stored_at, seconds)
+        )
+    left = queue[~queue["clip_id"].isin(settled)].reset_index(drop=True)
+    left.attrs = {**queue.attrs, "n_total": max(0, queue.attrs.get("n_total", len(queue)) - len(settled))}
+    return ReviewQueue(left, False, r.computed_at, r.seconds)

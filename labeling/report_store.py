@@ -23,11 +23,12 @@ import hashlib
 import io
 import json
 import math
+import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,14 +37,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import StoredReport, utcnow
+from labeling.clips import data_fingerprint
+
+if TYPE_CHECKING:
+    from db.engine import Database
 
 __all__ = [
+    "Report",
     "Stored",
     "decode_value",
     "encode_value",
     "params_key",
     "read_report",
     "save_report",
+    "stored_or_computed",
     "token_digest",
 ]
 
@@ -64,6 +71,16 @@ class Stored:
     def usable(self, token: tuple[object, ...], *, allow_stale: bool) -> bool:
         """Current for ``token``, or stale but slow enough to compute that showing it is worth it."""
         return self.token == token_digest(token) or (allow_stale and self.seconds >= INLINE_S)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report from :func:`stored_or_computed`: ``fresh`` False when it predates the labels."""
+
+    value: Any
+    fresh: bool
+    computed_at: datetime
+    seconds: float
 
 
 def token_digest(token: tuple[object, ...]) -> str:
@@ -240,3 +257,35 @@ def report_stamp(
         )
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def stored_or_computed(
+    db: Database,
+    project_id: int,
+    kind: str,
+    params: Mapping[str, Any],
+    compute: Callable[[Session], Any],
+    *,
+    allow_stale: bool = False,
+    recompute: bool = False,
+) -> Report:
+    """The stored report of ``kind`` while the labels are unchanged, else ``compute(session)``, stored.
+
+    With ``allow_stale`` a report computed on older labels is returned as it is (``fresh`` False)
+    when it took :data:`INLINE_S` or more to compute; ``recompute`` computes even when a current one
+    is stored (a worker's refresh).
+    """
+    with db.read() as s:
+        token = data_fingerprint(s, project_id)
+        stored = None if recompute else read_report(s, project_id, kind, params)
+    if stored is not None and stored.usable(token, allow_stale=allow_stale):
+        return Report(stored.value, stored.token == token_digest(token), stored.computed_at, stored.seconds)
+    started = time.perf_counter()
+    with db.read() as s:
+        # The fingerprint is read first, so a report is never stored as newer than its data.
+        token = data_fingerprint(s, project_id)
+        value = compute(s)
+    seconds = time.perf_counter() - started
+    with db.write() as s:
+        stored_at = save_report(s, project_id, kind, params, token, value, seconds=seconds)
+    return Report(value, True, stored_at, seconds)

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from labeling.projects import ProjectError
 
     with workspace() as ws, user_errors(ProjectError, ValueError):
-        report, _ = stored_agreement(
+        report = stored_agreement(
             ws.db, args.project, level=args.level, n_boot=args.n_boot, random_state=args.seed
         )
         result = agreement_json(report)
