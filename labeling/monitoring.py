@@ -841,6 +841,18 @@ def snooze(
 # --- back into the loop: labeling sample, admission --------------------------------------------------
 
 
+#: What :func:`labeling_sample` returns per clip.
+SAMPLE_COLUMNS = (
+    "production_clip_id",
+    "original_name",
+    "reason",
+    "priority",
+    "predicted",
+    "confidence",
+    "atypicality",
+)
+
+
 def labeling_sample(
     ws: Workspace, project: str | int, batch: str | int, *, random_state: int = 0
 ) -> pd.DataFrame:
@@ -858,17 +870,7 @@ def labeling_sample(
     st = project_settings(info)
     todo = cur[cur["sample_reason"].isna()]
     if todo.empty:
-        return pd.DataFrame(
-            columns=[
-                "production_clip_id",
-                "original_name",
-                "reason",
-                "priority",
-                "predicted",
-                "confidence",
-                "atypicality",
-            ]
-        )
+        return pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     rng = np.random.default_rng(random_state)
     k = min(len(todo), max(int(st["sample_minimum"]), math.ceil(st["sample_fraction"] * len(cur))))
     chosen: dict[int, str] = {
@@ -892,16 +894,7 @@ def labeling_sample(
     out = todo[todo["production_clip_id"].isin(chosen)].copy()
     out["reason"] = out["production_clip_id"].map(chosen)
     out["priority"] = out["reason"].map(PRIORITY)
-    cols = [
-        "production_clip_id",
-        "original_name",
-        "reason",
-        "priority",
-        "predicted",
-        "confidence",
-        "atypicality",
-    ]
-    out = out.reindex(columns=cols)
+    out = out.reindex(columns=list(SAMPLE_COLUMNS))
     return out.sort_values(["priority", "production_clip_id"], ascending=[False, True]).reset_index(drop=True)
 
 
