@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from db.engine import Database
-from db.models import Clip
+from db.models import Clip, ProductionClip
 from labeling.storage import AudioStorage
 
 GRACE_S = 3600.0
@@ -103,14 +103,19 @@ def partial_exports(folder: Path) -> list[Path]:
     return list(folder.glob(".*.partial-*")) if folder.is_dir() else []
 
 
+#: Every column that names stored audio: what any of them names is in use.
+AUDIO_REFERENCES = (Clip.storage_key, ProductionClip.storage_key)
+
+
 def sweep_orphan_audio(db: Database, store: AudioStorage, *, grace_s: float = GRACE_S) -> list[str]:
-    """Remove stored audio that no clip (of any project, deleted or not) refers to, once it is older
+    """Remove stored audio that no clip (of any project, deleted or not) or logged production request
+    refers to, once it is older
     than ``grace_s``: an import still running has stored its files within that time, or renewed them."""
     keys = list(store.iter_keys())
     if not keys:
         return []
     with db.read() as s:
-        used = set(s.scalars(select(Clip.storage_key).distinct()))
+        used = {key for column in AUDIO_REFERENCES for key in s.scalars(select(column).distinct())}
     removed = []
     for key in keys:
         if key in used:
@@ -120,7 +125,7 @@ def sweep_orphan_audio(db: Database, store: AudioStorage, *, grace_s: float = GR
             continue
         # Looked up again just before removing: an import may have committed it meanwhile.
         with db.read() as s:
-            if s.scalar(select(Clip.id).where(Clip.storage_key == key).limit(1)) is not None:
+            if any(s.scalar(select(column).where(column == key).limit(1)) for column in AUDIO_REFERENCES):
                 continue
         store.remove(key)
         removed.append(key)

@@ -37,7 +37,7 @@ import pandas as pd
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from db.models import Clip, ImportBatch, LiveModel, ModelRun, ProductionClip, utcnow
+from db.models import ImportBatch, LiveModel, ModelRun, ProductionClip, utcnow
 from labeling.audit import record
 from labeling.formats.base import Problem, SourceItem
 from labeling.formats.folder import read_folder
@@ -272,18 +272,6 @@ def _batch_row(s: Session, info: ProjectInfo, name: str, source: str, actor_id: 
     return batch
 
 
-def _remove_unreferenced(ws: Workspace, made: list[PreparedFile]) -> None:
-    if not made:
-        return
-    with ws.db.read() as s:
-        keys = [p.storage_key for p in made]
-        used = set(s.scalars(select(Clip.storage_key).where(Clip.storage_key.in_(keys))))
-        used |= set(s.scalars(select(ProductionClip.storage_key).where(ProductionClip.storage_key.in_(keys))))
-    for p in made:
-        if p.storage_key not in used:
-            ws.store.remove(p.storage_key)
-
-
 def _ingest(
     ws: Workspace,
     info: ProjectInfo,
@@ -348,50 +336,48 @@ def _ingest(
             "measures": _jsonable(_measures(p)),
             "created_at": utcnow(),
         }
-    try:
-        with ws.db.write() as s:
-            known: set[str] = set()
-            keys = list(rows)
-            for start in range(0, len(keys), 500):
-                known.update(
-                    s.scalars(
-                        select(ProductionClip.dedup_key).where(
-                            ProductionClip.project_id == info.id,
-                            ProductionClip.dedup_key.in_(keys[start : start + 500]),
-                        )
+    # Audio stored above stays if this fails: another import may be committing clips that use it, and
+    # what nothing refers to is swept later (labeling.leftovers).
+    with ws.db.write() as s:
+        known: set[str] = set()
+        keys = list(rows)
+        for start in range(0, len(keys), 500):
+            known.update(
+                s.scalars(
+                    select(ProductionClip.dedup_key).where(
+                        ProductionClip.project_id == info.id,
+                        ProductionClip.dedup_key.in_(keys[start : start + 500]),
                     )
                 )
-            n_dupes += len(known)
-            fresh = [r for k, r in rows.items() if k not in known]
-            batch_id = None
-            if fresh:
-                row = _batch_row(s, info, batch, source, actor_id)
-                batch_id = row.id
-                for start in range(0, len(fresh), 2000):
-                    s.execute(
-                        insert(ProductionClip),
-                        [{**r, "batch_id": row.id} for r in fresh[start : start + 2000]],
-                    )
-                row.n_imported = (row.n_imported or 0) + len(fresh)
-                row.n_duplicates = (row.n_duplicates or 0) + n_dupes
-                row.n_rejected = (row.n_rejected or 0) + len(problems)
-                row.report = {
-                    **(row.report or {}),
-                    "rejected": [asdict(p) for p in problems[:1000]],
-                    "scored_by": scored_by,
-                }
-                record(
-                    s,
-                    entity="production_batch",
-                    entity_id=row.id,
-                    action="create",
-                    new={"name": batch, "source": source, "n": len(fresh), "rejected": len(problems)},
-                    actor_id=actor_id,
-                    project_id=info.id,
+            )
+        n_dupes += len(known)
+        fresh = [r for k, r in rows.items() if k not in known]
+        batch_id = None
+        if fresh:
+            row = _batch_row(s, info, batch, source, actor_id)
+            batch_id = row.id
+            for start in range(0, len(fresh), 2000):
+                s.execute(
+                    insert(ProductionClip),
+                    [{**r, "batch_id": row.id} for r in fresh[start : start + 2000]],
                 )
-    except BaseException:
-        _remove_unreferenced(ws, [p for p in prepared.values() if p.stored_now])
-        raise
+            row.n_imported = (row.n_imported or 0) + len(fresh)
+            row.n_duplicates = (row.n_duplicates or 0) + n_dupes
+            row.n_rejected = (row.n_rejected or 0) + len(problems)
+            row.report = {
+                **(row.report or {}),
+                "rejected": [asdict(p) for p in problems[:1000]],
+                "scored_by": scored_by,
+            }
+            record(
+                s,
+                entity="production_batch",
+                entity_id=row.id,
+                action="create",
+                new={"name": batch, "source": source, "n": len(fresh), "rejected": len(problems)},
+                actor_id=actor_id,
+                project_id=info.id,
+            )
     return ProductionReport(
         project=info.name,
         batch=batch,

@@ -10,11 +10,12 @@ import time
 import pytest
 from sqlalchemy import select
 
-from db.models import Clip
+from db.models import Clip, ProductionClip
 from labeling.export import export_project
 from labeling.importer import import_path
 from labeling.leftovers import hold, incoming_files, release, sweep_orphan_audio, sweep_stale
-from labeling.projects import ProjectNotFound
+from labeling.production import log_predictions
+from labeling.projects import ProjectNotFound, update_project
 from tests.audio import speechlike, write_wav
 
 
@@ -142,3 +143,30 @@ def test_two_imports_of_the_same_audio_at_once_both_answer(workspace, tmp_path):
     assert sorted(r.n_duplicates for r in reports) == [0, 12]
     with workspace.db.read() as s:
         assert len(s.scalars(select(Clip.id)).all()) == 12
+
+
+def test_logged_production_audio_is_never_swept_as_an_orphan(workspace, tmp_path):
+    import_path(workspace, _folder(tmp_path / "project", 2), "live")
+    with workspace.db.write() as s:
+        update_project(s, "live", classes=["yes", "no"])
+    logged = _folder(tmp_path / "requests", 3, seed=300)
+    records = [
+        {
+            "audio": f"c{i}.wav",
+            "timestamp": "2026-01-05T10:00:00+00:00",
+            "model": "v1",
+            "prediction": "yes",
+            "confidence": 0.9,
+            "latency_ms": 20.0,
+            "request_id": f"r{i}",
+        }
+        for i in range(3)
+    ]
+    report = log_predictions(workspace, "live", records, batch="monday", audio_root=logged)
+    assert report.n_logged == 3
+    with workspace.db.read() as s:
+        production = set(s.scalars(select(ProductionClip.storage_key)))
+    assert len(production) == 3
+    # Production requests are not project clips, but their audio is in use all the same.
+    assert sweep_orphan_audio(workspace.db, workspace.store, grace_s=0) == []
+    assert all(workspace.store.exists(k) for k in production)
