@@ -31,7 +31,7 @@ ws = common.workspace()
 ss = st.session_state
 QUEUE_SHOWN = 200
 QUEUE_PARAMS = {"limit": QUEUE_SHOWN}
-FORM_KEYS = ("review.label", "review.transcript", "review.gold", "review.why")
+FORM_FIELDS = ("label", "transcript", "gold", "why")
 
 try:
     rule = auto_rule(project)
@@ -40,9 +40,15 @@ except ReviewError as exc:
     rule = None
 
 
-def clear_form() -> None:
-    for key in FORM_KEYS:
-        ss.pop(key, None)
+def field(name: str, clip_id: int) -> str:
+    """A form widget's key, one per clip: a widget keyed alike on every clip would carry one clip's
+    answers (class, gold, reason) onto the next."""
+    return f"review.{name}.{clip_id}"
+
+
+def clear_form(clip_id: int) -> None:
+    for name in FORM_FIELDS:
+        ss.pop(field(name, clip_id), None)
 
 
 def run_rule() -> None:
@@ -53,30 +59,30 @@ def run_rule() -> None:
 
 
 def resolve(clip_id: int) -> None:
-    label = ss.get("review.label")
-    transcript = ss.get("review.transcript") or None
+    label = ss.get(field("label", clip_id))
+    transcript = ss.get(field("transcript", clip_id)) or None
     try:
         with ws.db.write() as s:
             auth.require(common.signed_in_user(), "review")
             done = resolve_clip(
                 s, project.id, clip_id, label=label, transcript=transcript, reviewer_id=user.id
             )
-            if ss.get("review.gold"):
+            if ss.get(field("gold", clip_id)):
                 add_gold_example(
                     s,
                     project.id,
                     clip_id,
                     label=done.label,
                     transcript=done.transcript,
-                    explanation=ss.get("review.why") or "",
+                    explanation=ss.get(field("why", clip_id)) or "",
                     actor_id=user.id,
                 )
     except (ReviewError, ConventionError, auth.PermissionDenied) as exc:
         ss["review.flash"] = ("error", f"Nothing was saved: {exc}")
         return
-    gold = " and added it to the gold examples" if ss.get("review.gold") else ""
+    gold = " and added it to the gold examples" if ss.get(field("gold", clip_id)) else ""
     ss["review.flash"] = ("success", f"Clip {clip_id} resolved as {done.label or done.transcript}{gold}.")
-    clear_form()
+    clear_form(clip_id)
 
 
 def settle(clip_id: int, label: str) -> None:
@@ -170,11 +176,8 @@ if queue.empty:
 ids = queue["clip_id"].tolist()
 if ss.get("review.clip") not in ids:
     ss["review.clip"] = ids[0]
-    clear_form()
 why = dict(zip(ids, queue["why"], strict=True))
-st.selectbox(
-    "Clip", ids, key="review.clip", on_change=clear_form, format_func=lambda c: f"clip {c} · {why[c]}"
-)
+st.selectbox("Clip", ids, key="review.clip", format_func=lambda c: f"clip {c} · {why[c]}")
 row = queue.set_index("clip_id").loc[ss["review.clip"]]
 clip_id = int(ss["review.clip"])
 
@@ -203,12 +206,14 @@ with right, st.form("review.form"):
     if project.classifies:
         options = list(project.classes)
         default = options.index(row["top_label"]) if row["top_label"] in options else 0
-        st.radio("Final class", options, index=default, key="review.label", horizontal=True)
+        st.radio("Final class", options, index=default, key=field("label", clip_id), horizontal=True)
     if project.transcribes:
         typed = [r["transcript"] for r in row["ratings"] if r["transcript"]]
-        st.text_input("Final transcript", value=typed[0] if typed else "", key="review.transcript")
-    st.checkbox("Also add this clip to the gold examples", key="review.gold")
-    st.text_area("Why this is the right label (shown to annotators with the gold example)", key="review.why")
+        st.text_input("Final transcript", value=typed[0] if typed else "", key=field("transcript", clip_id))
+    st.checkbox("Also add this clip to the gold examples", key=field("gold", clip_id))
+    st.text_area(
+        "Why this is the right label (shown to annotators with the gold example)", key=field("why", clip_id)
+    )
     st.form_submit_button("Resolve", type="primary", key="review.resolve", on_click=resolve, args=(clip_id,))
 
 st.page_link(

@@ -97,9 +97,9 @@ def test_an_engineer_may_read_agreement_but_not_review(team):
 def test_a_reviewer_resolves_a_clip_through_the_form(team):
     at = page("pages/review.py", "rosa").run()
     clip_id = at.selectbox(key="review.clip").value
-    at.radio(key="review.label").set_value("no")
-    at.checkbox(key="review.gold").check()
-    at.text_area(key="review.why").input("The vowel is clearly 'o'.")
+    at.radio(key=f"review.label.{clip_id}").set_value("no")
+    at.checkbox(key=f"review.gold.{clip_id}").check()
+    at.text_area(key=f"review.why.{clip_id}").input("The vowel is clearly 'o'.")
     at.button(key="review.resolve").click().run()
     assert not at.exception, at.exception
     assert f"Clip {clip_id} resolved as no" in at.success[0].value
@@ -120,7 +120,7 @@ def test_a_reviewer_resolves_a_clip_through_the_form(team):
 def test_gold_without_an_explanation_saves_nothing(team):
     at = page("pages/review.py", "rosa").run()
     clip_id = at.selectbox(key="review.clip").value
-    at.checkbox(key="review.gold").check()
+    at.checkbox(key=f"review.gold.{clip_id}").check()
     at.button(key="review.resolve").click().run()
     assert "Nothing was saved" in at.error[0].value
     with team.db.read() as s:
@@ -169,7 +169,7 @@ def test_a_transcription_project_shows_error_rates_and_queues_differing_transcri
     # Only "turn it off" / "turn it of" still differs after removing fillers and punctuation.
     assert len(at.selectbox(key="review.clip").options) == 1
     assert at.selectbox(key="review.clip").value == clips[0]
-    at.text_input(key="review.transcript").input("turn it off")
+    at.text_input(key=f"review.transcript.{clips[0]}").input("turn it off")
     at.button(key="review.resolve").click().run()
     assert not at.exception, at.exception
     with app_env.db.read() as s:
