@@ -49,7 +49,9 @@ elif view.summary.snoozed_until is not None:
 
 names = batches["name"].tolist()
 left, right = st.columns([3, 1])
-batch = left.selectbox("Batch", names, index=len(names) - 1, key="monitoring.batch")
+batch = left.selectbox(
+    "Batch", names, index=len(names) - 1, key="monitoring.batch", on_change=monitoring_loop.forget_pick
+)
 row = batches[batches["name"] == batch].iloc[-1]
 right.metric("Level", str(row["level"]).replace("_", " "), help="none · warning · alarm")
 if right.button("Check for drift", key="monitoring.check", icon=":material/radar:"):

@@ -43,6 +43,12 @@ def pick_measure(chart: str) -> None:
         ss["monitoring.picked_batch"] = int(batch_id)
 
 
+def forget_pick() -> None:
+    """Another batch was chosen: the measure picked on the last one's tiles no longer applies."""
+    for key in ("monitoring.measure", "monitoring.picked_batch"):
+        ss.pop(key, None)
+
+
 def live_model_panel(
     ws: Workspace, project: ProjectInfo, user: UserInfo, view: mon.MonitoringView, token: Token
 ) -> None:
@@ -114,16 +120,20 @@ def loop_panel(
         ["Send to labeling", "Add to the next version", "Alarm", "Shadow comparison"]
     )
     with label_tab:
+        rules = mon.project_settings(project)
         st.caption(
-            "A uniform random 5% of the batch (at least 20 clips), so accuracy estimates stay unbiased, "
-            "plus its most atypical, least confident and empty-output clips — with a queue priority."
+            f"A uniform random {rules['sample_fraction']:.0%} of the batch (at least "
+            f"{int(rules['sample_minimum'])} clips), so accuracy estimates stay unbiased, plus its most "
+            "atypical, least confident and empty-output clips — with a queue priority."
         )
         if st.button("Preview the sample", key="monitoring.sample_preview"):
-            ss["monitoring.sample"] = mon.labeling_sample(ws, project.id, batch)
-        sample = ss.get("monitoring.sample")
-        if sample is not None:
+            ss["monitoring.sample"] = (batch, mon.labeling_sample(ws, project.id, batch))
+        previewed, sample = ss.get("monitoring.sample") or (None, None)
+        if sample is not None and previewed == batch:  # a preview of another batch is not this one's
             st.dataframe(sample, hide_index=True, key="monitoring.sample_table")
-            counts = sample["reason"].value_counts().to_dict()
+            counts = ", ".join(
+                f"{n} {reason.replace('_', ' ')}" for reason, n in sample["reason"].value_counts().items()
+            )
             if not sample.empty and st.button(
                 f"Send these {len(sample):,} clips to labeling ({counts})",
                 type="primary",

@@ -110,7 +110,7 @@ with st.form(key("form")):
         st.subheader("What annotators answer")
         st.selectbox("Task", TASK_KINDS, index=TASK_KINDS.index(project.task_kind), key=key("kind"))
         st.text_area(
-            "Classes (comma-separated; the first nine get the number keys 1–9)",
+            "Classes (comma-separated; the first ten get the number keys 1–9 and 0)",
             ", ".join(project.classes),
             key=key("classes"),
             height=68,

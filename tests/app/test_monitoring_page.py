@@ -35,6 +35,13 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     assert (sample["reason"] == "random").sum() == 20
     with app_env.db.read() as s:  # a preview queues nothing
         assert s.scalar(select(func.count()).where(ProductionClip.sample_reason.is_not(None))) == 0
+    # Another batch chosen: neither the preview nor the picked measure are offered as its own.
+    at.selectbox(key="monitoring.batch").set_value(BATCHES[0]).run()
+    assert not at.exception, at.exception
+    assert not any(b.key == "monitoring.send" for b in at.button)
+    assert not any(h.value.startswith("Loudness") for h in at.subheader)
+    at.selectbox(key="monitoring.batch").set_value(BATCHES[-1]).run()
+    at.button(key="monitoring.sample_preview").click().run()
     at.button(key="monitoring.send").click().run()
     assert not at.exception, at.exception
     with app_env.db.read() as s:
