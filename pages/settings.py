@@ -95,6 +95,13 @@ def _apply(changes: dict[str, Any], token: str | None) -> None:
         ss["settings.flash"] = ("success", f"Saved: {done}." + "".join(f" {e}." for e in before.effects))
 
 
+def _keep() -> None:
+    """Drop the change that asked first, and the form's edits with it: it shows the stored settings."""
+    ss.pop(PENDING, None)
+    for name in FIELDS:
+        ss.pop(key(name), None)
+
+
 def _save() -> None:
     try:
         changes = _changes()
@@ -191,9 +198,7 @@ if pending is not None and pending[0] == project.id:
             on_click=_apply,
             args=(changes, preview.token),
         )
-        right.button(
-            "Keep the settings as they are", key="settings.cancel", on_click=ss.pop, args=(PENDING, None)
-        )
+        right.button("Keep the settings as they are", key="settings.cancel", on_click=_keep)
 
 with st.expander("History of this project's settings", icon=":material/history:"), ws.db.read() as s:
     st.dataframe(settings_history(s, project.id), hide_index=True, key="settings.history")

@@ -82,3 +82,15 @@ def test_raising_k_asks_first_and_applies_when_confirmed(env):
     with env.db.read() as s:
         assert get_project(s, "demo").annotations_per_clip == 3
         assert set(s.scalars(select(Clip.annotations_needed))) == {3}
+
+
+def test_keeping_the_settings_puts_the_stored_values_back_in_the_form(env):
+    at = settings_page()
+    widget(at, "number_input", "Annotations per clip").set_value(3)
+    at = save(at)
+    assert "affects clips in the labeling queue" in at.warning[0].value
+    at = at.button(key="settings.cancel").click().run()
+    assert not at.exception
+    assert widget(at, "number_input", "Annotations per clip").value == 1  # what is stored, not the edit
+    with env.db.read() as s:
+        assert get_project(s, "demo").annotations_per_clip == 1
