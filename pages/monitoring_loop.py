@@ -160,17 +160,24 @@ def loop_panel(
 
 
 def _alarm_actions(ws: Workspace, project: ProjectInfo, user: UserInfo, batch: str) -> None:
+    def answer(action: str) -> None:
+        # A button callback: the note is used once, then cleared, and the tab says what was done.
+        note = ss.pop("monitoring.note", "") or ""
+        if action == "ack":
+            mon.acknowledge(ws, project.id, batch, note=note, actor_id=user.id)
+            ss["monitoring.alarm_flash"] = f"Alarm of batch {batch!r} acknowledged."
+        else:
+            hours = float(ss.get("monitoring.snooze_h", 24))
+            mon.snooze(ws, project.id, hours=hours, note=note, actor_id=user.id)
+            ss["monitoring.alarm_flash"] = f"Alarms snoozed for {hours:g} h."
+
+    if flash := ss.pop("monitoring.alarm_flash", None):
+        st.success(flash)
     left, right = st.columns(2)
-    note = left.text_input("Note", key="monitoring.note", placeholder="why")
-    if left.button(f"Acknowledge {batch!r}", key="monitoring.ack"):
-        mon.acknowledge(ws, project.id, batch, note=note, actor_id=user.id)
-        st.rerun()
-    hours = right.number_input(
-        "Snooze hours", min_value=1, max_value=720, value=24, key="monitoring.snooze_h"
-    )
-    if right.button("Snooze alarms", key="monitoring.snooze"):
-        mon.snooze(ws, project.id, hours=float(hours), note=note, actor_id=user.id)
-        st.rerun()
+    left.text_input("Note", key="monitoring.note", placeholder="why")
+    left.button(f"Acknowledge {batch!r}", key="monitoring.ack", on_click=answer, args=("ack",))
+    right.number_input("Snooze hours", min_value=1, max_value=720, value=24, key="monitoring.snooze_h")
+    right.button("Snooze alarms", key="monitoring.snooze", on_click=answer, args=("snooze",))
     with ws.db.read() as s:
         versions = list_versions(s, project.id)
     if versions.empty:

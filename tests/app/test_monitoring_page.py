@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from db.models import ProductionClip
+from db.models import MonitoringAction, ProductionClip
 from tests.app.conftest import ROOT, sign_in
 from tests.monitoring import BATCHES, PROJECT, monitored_project
 
@@ -46,3 +46,13 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     assert not at.exception, at.exception
     with app_env.db.read() as s:
         assert s.scalar(select(func.count()).where(ProductionClip.sample_reason.is_not(None))) == len(sample)
+
+    # Answering the alarm says so, and the note is not carried over to the next answer.
+    at.text_input(key="monitoring.note").input("known: school pilot")
+    at.button(key="monitoring.ack").click().run()
+    assert not at.exception, at.exception
+    assert any("acknowledged" in m.value for m in at.success)
+    assert at.text_input(key="monitoring.note").value == ""
+    with app_env.db.read() as s:
+        notes = s.scalars(select(MonitoringAction.note)).all()
+    assert notes == ["known: school pilot"]
