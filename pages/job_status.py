@@ -56,36 +56,36 @@ def latest(
         return latest_job(s, kind, project_id=project_id, scope=scope, owner_id=owner_id)
 
 
-def _cancel(job_id: int, user_id: int) -> None:
+def _cancel(job_id: int, user_id: int) -> bool:
     try:
         with common.workspace().db.write() as s:
             cancel_job(s, job_id, actor_id=user_id)
     except JobError as exc:
         st.toast(str(exc))
+        return False
+    return True
 
 
 def describe(job: JobInfo) -> str:
     who = f" · started by {job.owner}" if job.owner else ""
     attempt = f" · attempt {job.attempts} of {job.max_attempts}" if job.attempts > 1 else ""
-    return f"Job {job.id} · {job.title} · {job.status}{who}{attempt}"
+    return f"Job {job.id} · {job.title} · {job.state}{who}{attempt}"
 
 
 def render(job: JobInfo, user: UserInfo, *, key: str) -> None:
     """One job's state: progress and a cancel button while active, the outcome once finished."""
     icon = STATUS_ICONS.get(job.status)
     if job.active:
-        waiting = job.status == "queued"
-        text = job.message + (" — is a worker running? (`earmark worker`)" if waiting else "")
+        text = job.message + (" — is a worker running? (`earmark worker`)" if job.unclaimed else "")
         st.progress(job.fraction, text=text)
         st.caption(describe(job))
-        if not job.cancel_requested:
-            st.button(
-                "Cancel",
-                key=f"{key}.cancel",
-                on_click=_cancel,
-                args=(job.id, user.id),
-                icon=":material/stop_circle:",
-            )
+        cancel = not job.cancel_requested and st.button(
+            "Cancel", key=f"{key}.cancel", icon=":material/stop_circle:"
+        )
+        if cancel and _cancel(job.id, user.id):
+            # The whole page, not only this panel: whatever else names the job's state (a picker, a
+            # table) says it now.
+            st.rerun(scope="app")
     elif job.status == "succeeded":
         st.success(f"{job.message} ({describe(job)})", icon=icon)
     elif job.status == "failed":
