@@ -1,4 +1,5 @@
-"""Import: upload audio (files or a zip) with an optional metadata CSV, or read a server folder."""
+"""Import: upload audio (files or a zip) with an optional metadata CSV, or read a server folder; or add
+a production batch (a prediction log with its audio, or audio the live model scores)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from labeling.importer import (
 )
 from labeling.projects import ProjectError, create_project, parse_tag_groups, split_names
 from pages import common, job_status
+from pages.production_form import production_form
 
 FORMAT_NAMES = {
     "auto": "Detect automatically",
@@ -99,7 +101,7 @@ with st.expander("Names and metadata", expanded=False):
         "Keep each value of this field in one split", value="speaker", key="import.group_by"
     )
 
-upload_tab, folder_tab = st.tabs(["Upload", "On the server"])
+upload_tab, folder_tab, production_tab = st.tabs(["Upload", "On the server", "Production traffic"])
 report: ImportReport | None = None
 progress_slot = st.empty()
 
@@ -166,6 +168,9 @@ with folder_tab:
     left_out = not_imported_table(job.result or {}) if job is not None else None
     if left_out is not None and not left_out.empty:
         st.dataframe(left_out, hide_index=True, key="import.job_rejected")
+
+with production_tab:
+    production_form(user, project)
 
 if report is not None:
     ss["import.report"] = report
