@@ -56,14 +56,12 @@ def latest(
         return latest_job(s, kind, project_id=project_id, scope=scope, owner_id=owner_id)
 
 
-def _cancel(job_id: int, user_id: int) -> bool:
+def _cancel(job_id: int, user_id: int) -> None:
     try:
         with common.workspace().db.write() as s:
             cancel_job(s, job_id, actor_id=user_id)
     except JobError as exc:
         st.toast(str(exc))
-        return False
-    return True
 
 
 def describe(job: JobInfo) -> str:
@@ -79,13 +77,14 @@ def render(job: JobInfo, user: UserInfo, *, key: str) -> None:
         text = job.message + (" — is a worker running? (`earmark worker`)" if job.unclaimed else "")
         st.progress(job.fraction, text=text)
         st.caption(describe(job))
-        cancel = not job.cancel_requested and st.button(
-            "Cancel", key=f"{key}.cancel", icon=":material/stop_circle:"
-        )
-        if cancel and _cancel(job.id, user.id):
-            # The whole page, not only this panel: whatever else names the job's state (a picker, a
-            # table) says it now.
-            st.rerun(scope="app")
+        if not job.cancel_requested:
+            st.button(
+                "Cancel",
+                key=f"{key}.cancel",
+                on_click=_cancel,
+                args=(job.id, user.id),
+                icon=":material/stop_circle:",
+            )
     elif job.status == "succeeded":
         st.success(f"{job.message} ({describe(job)})", icon=icon)
     elif job.status == "failed":
