@@ -24,7 +24,10 @@ def production_form(user: UserInfo, project_name: str) -> None:
     missing = live_model_missing(ws, project.id)
     if missing:
         st.warning(missing, icon=":material/rocket_launch:")
-        st.page_link(MONITORING, label="Mark the live model on Monitoring", icon=":material/monitor_heart:")
+        # A button rather than a link: this shows on the page's first render, where a link would need
+        # the app's navigation to exist (it does not when the page runs on its own).
+        if st.button("Mark the live model on Monitoring", key="import.production.to_monitoring"):
+            st.switch_page(MONITORING)
         return
     st.caption(
         "A prediction log (JSON Lines, one request per line, its audio named relative to it) zipped with "
