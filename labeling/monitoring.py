@@ -205,25 +205,6 @@ def rebaseline(
 # --- scoring audio with a run's model ----------------------------------------------------------------
 
 
-def _fit_run(ws: Workspace, run: ModelRun) -> tuple[Any, Any]:
-    """The run's pipeline refitted on its own training data (the code is fixed, so it is the same
-    model), and the feature settings it was trained with."""
-    from analysis.model import build_pipeline
-    from labeling.runs import _feature_inputs, _features, _training_data
-
-    with ws.db.read() as s:
-        data, _ = _training_data(s, run.project_id, run.dataset_version_id)
-        rows, settings = _feature_inputs(s, ws, run.project_id, None)
-    train = data[(data["split"] == "train") & data["label"].notna()]
-    rows = rows[rows["clip_id"].isin(train["clip_id"])]
-    if rows.empty:
-        raise MonitoringError(f"run {run.id} has no training clips left to refit its model on")
-    features = _features(ws, rows, settings, None)
-    labels = train.set_index("clip_id")["label"].reindex(features.index)
-    params = {k: v for k, v in (run.params or {}).items() if k in build_pipeline.__kwdefaults__}
-    return build_pipeline(**params).fit(features.to_numpy(), labels.to_numpy()), settings
-
-
 def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.DataFrame:
     """``label`` and ``confidence`` of a run's model on audio files (``{key: path}``), by key.
 
@@ -243,7 +224,12 @@ def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.Data
         s.expunge(run)
     if run.kind != "builtin":
         raise MonitoringError(f"run {run.id} was imported; only the built-in model can score new audio")
-    model, settings = _fit_run(ws, run)
+    from labeling.runs import RunError, fit_run_model
+
+    try:
+        model, settings = fit_run_model(ws, run.id)
+    except RunError as exc:
+        raise MonitoringError(str(exc)) from exc
     by_sha = dict(zip(shas, (paths[k] for k in keys), strict=True))
     features = feature_frame(by_sha, settings=settings, cache_dir=ws.settings.cache_dir / "features")
     proba = model.predict_proba(features.loc[shas].to_numpy())
