@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -1582,6 +1582,8 @@ def monitoring_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
             func.max(ProductionClip.id),
             func.count(ProductionClip.clip_id),
             func.count(ProductionClip.admitted_at),
+            # A clip queued as atypical can join the random sample, which accuracy is measured on.
+            func.count(case((ProductionClip.sample_reason == "random", 1))),
         ).where(ProductionClip.project_id == project_id)
     ).one()
     return (newest(DriftCheck), newest(LiveModel), newest(MonitoringAction), *traffic)
