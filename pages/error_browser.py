@@ -193,12 +193,22 @@ def _error(ws: Workspace, project: ProjectInfo, user: UserInfo, row) -> None:  #
         a.markdown(f"**{row.original_name}**  \ntrue **{row.y_true}**, predicted **{row.y_pred}**")
         if row.confidence == row.confidence:  # external runs may carry no confidence
             a.progress(float(row.confidence), text=f"confidence {row.confidence:.0%}")
+        if row.replaced_by is not None:
+            b.caption(
+                f"Replaced by a fixed copy (clip {row.replaced_by}) since this run: tag that clip, "
+                f"which holds its labels now. Tags when the run was trained: {', '.join(row.tags) or 'none'}."
+            )
+            return
         b.multiselect(
-            "Tags",
-            sorted({*project.all_tags, *row.tags}),
-            default=list(row.tags),
+            "Tags (the clip's, now)",
+            sorted({*project.all_tags, *row.tags_now}),
+            default=list(row.tags_now),
             key=f"errors.tags.{row.clip_id}",
             on_change=retag,
-            args=(int(row.clip_id), list(row.tags)),
+            args=(int(row.clip_id), list(row.tags_now)),
             accept_new_options=True,
+            help="Tags go on the clip at once; this run's tables show the tags it was trained with. "
+            "The next run, on a new version or the current labels, slices by them.",
         )
+        if sorted(row.tags) != sorted(row.tags_now):
+            b.caption(f"When the run was trained: {', '.join(row.tags) or 'no tags'}.")

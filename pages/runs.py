@@ -41,6 +41,8 @@ else:
         except CompareError as exc:
             st.warning(str(exc))
     if cmp is not None:
+        for warning in cmp.warnings:
+            st.warning(warning, icon=":material/warning:")
         verdict = st.error if cmp.code_changed else st.info if cmp.no_change else st.success
         verdict(cmp.verdict(), icon=":material/code:" if cmp.code_changed else ":material/dataset:")
     if cmp is not None and not cmp.no_change:
