@@ -56,7 +56,7 @@ Progress = Callable[[int, int], None] | None
 EXPORT_FORMATS = tuple(WRITERS)
 #: Why clips were left out, in the order the filters apply (a clip counts under the first that applies).
 EXCLUSION_REASONS = {
-    "deleted": "deleted",
+    "deleted": "retired (replaced by a fixed copy)",
     "split": "in another split",
     "derived": "derived from another clip",
     "augmented": "augmented",
