@@ -108,6 +108,11 @@ def undo(clip_id: int, key: str) -> None:
         claim_next()
 
 
+def try_again() -> None:
+    """After the audio store could not be read: look at the same clip again, from a clean slate."""
+    audio.played(True)
+
+
 @st.cache_data(ttl=20, show_spinner=False)
 def my_progress(project_id: int, user_id: int):  # type: ignore[no-untyped-def]
     with ws.db.read() as s:
@@ -140,9 +145,23 @@ if ss["label.clip"] is None:
     st.stop()
 with ws.db.read() as s:
     task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
-if audio.clip_audio(task.clip_id, task.audio_path) is None:
+if not task.audio_path.is_file():
+    if audio.store_unreadable(task.clip_id, task.audio_path):
+        # Every clip would look missing: flag nothing, set nothing aside, keep the clip claimed.
+        audio.played(False)
+        st.error(
+            "The audio store cannot be read right now, so no clip can be played. Nothing was flagged "
+            "or skipped: your clips stay in your queue. Please tell an administrator (the server's log "
+            "says why), then try again.",
+            icon=":material/cloud_off:",
+        )
+        st.button("Try again", key="label.retry", on_click=try_again, icon=":material/refresh:")
+        st.stop()
+    audio.flag_missing(task.clip_id)
+    audio.played(False)
     skip(task.clip_id, missing=True)
     st.rerun()
+audio.played(True)
 ss["label.version"] = task.convention.version if task.convention else None
 token, keys = ss["label.key"], label_keymap(project.classes, project.tag_groups)
 left, right = st.columns([3, 2], gap="medium")
