@@ -248,26 +248,59 @@ def _refusal(page: StreamlitPage, role: str) -> StreamlitPage:
     return st.Page(refuse, title=page.title, url_path=page.url_path, visibility="hidden")
 
 
-def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str, list[StreamlitPage]]:
-    """The navigation ``user`` gets: the pages their role may open (the first is their home page).
+def _home(page: StreamlitPage) -> StreamlitPage:
+    """The app's root address, which opens ``page`` at its own address (with the link's parameters):
+    Streamlit serves its default page only at the root, so a default page's own address would be
+    "not found" — and the role's home page must answer at ``/label`` as every other page does."""
 
-    Every other page's URL leads to a refusal instead of the page (the policy is
-    :data:`labeling.auth.PAGE_PERMISSIONS`).
-    """
+    def open_home() -> None:
+        token = st.session_state.get(AUTH_TOKEN)
+        if token and st.context.cookies.get(SESSION_COOKIE) != token:
+            # What this run drew may never reach the browser, a fresh sign-in's session cookie
+            # included: the page switched to writes it again.
+            st.session_state["auth.cookie"] = token
+        st.switch_page(page, query_params=st.query_params.to_dict())
+
+    return st.Page(open_home, title=page.title, url_path="", default=True, visibility="hidden")
+
+
+def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str, list[StreamlitPage]]:
+    """The menu ``user`` gets: the pages their role may open, by section (the first is their home page)."""
     allowed = {
         section: [p for p in group if auth.can_open(user.role, p.url_path)]
         for section, group in pages.items()
     }
+    return {section: group for section, group in allowed.items() if group}
+
+
+def navigation(user: UserInfo, pages: dict[str, list[StreamlitPage]], *, menu: Any) -> StreamlitPage:
+    """The page to run for ``user``, with their menu drawn in ``menu`` (a sidebar container).
+
+    Every page the role may open answers at its own address, the root opens their home page, and every
+    other page's address leads to a refusal instead of the page (the policy is
+    :data:`labeling.auth.PAGE_PERMISSIONS`). The menu's links carry ``?project=``, so a link opened in
+    a new tab or copied opens the same project.
+    """
+    sections = pages_for(user, pages)
+    mine = [p for group in sections.values() for p in group]
     refused = [
         _refusal(p, user.role)
         for group in pages.values()
         for p in group
         if not auth.can_open(user.role, p.url_path)
     ]
-    nav = {section: group for section, group in allowed.items() if group}
-    if refused:
-        nav[""] = refused
-    return nav
+    current = st.navigation([*([_home(mine[0])] if mine else []), *mine, *refused], position="hidden")
+    for section, group in sections.items():
+        menu.caption(section)
+        for p in group:
+            menu.page_link(p, label=p.title, icon=p.icon or None, query_params=project_params())
+    return current
+
+
+def project_params(**extra: str) -> dict[str, str]:
+    """Query parameters for a link to another page: the selected project's, and ``extra``."""
+    project = st.session_state.get("app.project")
+    return {**({PROJECT_PARAM: project} if project else {}), **extra}
 
 
 def signed_out_pages(pages: dict[str, list[StreamlitPage]]) -> list[StreamlitPage]:
