@@ -175,6 +175,7 @@ if report is not None:
             "pages/settings.py",
             label=f"Set {report.project!r}'s classes, tags and k in Project settings",
             icon=":material/tune:",
+            query_params={common.PROJECT_PARAM: report.project},
         )
     if report.n_annotations or report.n_resolutions:
         st.caption(
