@@ -48,10 +48,7 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
         return
     reason = ss.get(f"label.reason.{key}") if cannot else None
     if cannot and not reason:
-        ss["label.flash"] = (
-            "warning",
-            "Why can this clip not be labelled? Choose the reason, then Cannot label.",
-        )
+        ss["label.need_reason"] = key  # said beside the reason box, where the annotator is looking
         return
     tags = [f"{g}:{v}" for g in project.tag_groups for v in ss.get(f"label.tags.{g}.{key}") or []]
     try:
@@ -76,6 +73,7 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
     said = f"marked as cannot label ({reason})" if cannot and result.status == "created" else result.message
     ss["label.flash"] = ("success" if result.ok else "warning", f"Clip {result.clip_id}: {said}")
     ss["label.last"] = (result.annotation_id, clip_id) if result.status == "created" else None
+    ss["label.saved"] = ss.get("label.saved", 0) + 1  # the caption's counts are read afresh
     claim_next()
 
 
@@ -105,6 +103,7 @@ def undo(clip_id: int, key: str) -> None:
             hold_clip(s, project.id, user.id, last[1])
     ss["label.flash"] = ("info" if result.ok else "warning", f"Clip {result.clip_id}: {result.message}")
     if result.ok:
+        ss["label.saved"] = ss.get("label.saved", 0) + 1
         claim_next()
 
 
@@ -114,7 +113,8 @@ def try_again() -> None:
 
 
 @st.cache_data(ttl=20, show_spinner=False)
-def my_progress(project_id: int, user_id: int):  # type: ignore[no-untyped-def]
+def my_progress(project_id: int, user_id: int, saved: int):  # type: ignore[no-untyped-def]
+    """``saved`` counts this session's labels and undos: each one reads the counts afresh."""
     with ws.db.read() as s:
         return progress(s, project_id, user_id)
 
@@ -127,7 +127,7 @@ def spectrogram(path: str):  # type: ignore[no-untyped-def]
 
 if ss.get("label.for") != (project.id, user.id):
     claim_next()
-mine = my_progress(project.id, user.id)
+mine = my_progress(project.id, user.id, ss.get("label.saved", 0))
 head, stats = st.columns([1, 4], vertical_alignment="bottom")
 head.title("Label")
 median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
@@ -175,6 +175,7 @@ with left:
         task.audio_path,
         token=token,
         pills=player.pill_keys(keys, project.tag_groups, token),
+        buttons=player.shifted_button_keys(keys, token),
         sheet=keys.sheet(project.classes),
         autoplay=ss.get("label.autoplay", True),
         on_undo=partial(undo, task.clip_id, token),
@@ -182,7 +183,15 @@ with left:
     if task.prediction:
         p = task.prediction
         st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
-    label_form.label_form(project, task.clip_id, keys, token, submit=submit, skip=skip)
+    label_form.label_form(
+        project,
+        task.clip_id,
+        keys,
+        token,
+        submit=submit,
+        skip=skip,
+        need_reason=ss.pop("label.need_reason", None) == token,
+    )
 with right:
     conv = task.convention
     st.subheader(f"Conventions v{conv.version}" if conv else "Conventions")
