@@ -13,7 +13,7 @@ st.set_option("client.disableDataExport", True)
 
 PAGES = {
     "Data": [
-        # The first page a role may open is its home page (annotators: Label), opened from `/`.
+        # The first page a role may open is its home page (annotators: Label), also shown at `/`.
         st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:"),
         st.Page("pages/clips.py", title="Clips", icon=":material/library_music:"),
         st.Page("pages/import_audio.py", title="Import", icon=":material/upload:"),

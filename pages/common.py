@@ -248,20 +248,21 @@ def _refusal(page: StreamlitPage, role: str) -> StreamlitPage:
     return st.Page(refuse, title=page.title, url_path=page.url_path, visibility="hidden")
 
 
-def _home(page: StreamlitPage) -> StreamlitPage:
-    """The app's root address, which opens ``page`` at its own address (with the link's parameters):
-    Streamlit serves its default page only at the root, so a default page's own address would be
-    "not found" — and the role's home page must answer at ``/label`` as every other page does."""
+def _at_root(page: StreamlitPage) -> StreamlitPage:
+    """``page`` again, served at the app's root.
 
-    def open_home() -> None:
-        token = st.session_state.get(AUTH_TOKEN)
-        if token and st.context.cookies.get(SESSION_COOKIE) != token:
-            # What this run drew may never reach the browser, a fresh sign-in's session cookie
-            # included: the page switched to writes it again.
-            st.session_state["auth.cookie"] = token
-        st.switch_page(page, query_params=st.query_params.to_dict())
-
-    return st.Page(open_home, title=page.title, url_path="", default=True, visibility="hidden")
+    Streamlit serves its default page only at the root, so the home page made default would answer
+    "not found" at its own address (``/label``): the root gets a twin of it instead, and the page
+    itself keeps its address. Pages are files named by their address (``pages/label.py``).
+    """
+    return st.Page(
+        f"pages/{page.url_path}.py",
+        title=page.title,
+        icon=page.icon,
+        url_path="",
+        default=True,
+        visibility="hidden",
+    )
 
 
 def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str, list[StreamlitPage]]:
@@ -276,7 +277,7 @@ def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str
 def navigation(user: UserInfo, pages: dict[str, list[StreamlitPage]], *, menu: Any) -> StreamlitPage:
     """The page to run for ``user``, with their menu drawn in ``menu`` (a sidebar container).
 
-    Every page the role may open answers at its own address, the root opens their home page, and every
+    Every page the role may open answers at its own address, the root shows their home page, and every
     other page's address leads to a refusal instead of the page (the policy is
     :data:`labeling.auth.PAGE_PERMISSIONS`). The menu's links carry ``?project=``, so a link opened in
     a new tab or copied opens the same project.
@@ -289,11 +290,13 @@ def navigation(user: UserInfo, pages: dict[str, list[StreamlitPage]], *, menu: A
         for p in group
         if not auth.can_open(user.role, p.url_path)
     ]
-    current = st.navigation([*([_home(mine[0])] if mine else []), *mine, *refused], position="hidden")
+    root = [_at_root(mine[0])] if mine else []
+    current = st.navigation([*root, *mine, *refused], position="hidden")
     for section, group in sections.items():
         menu.caption(section)
         for p in group:
-            menu.page_link(p, label=p.title, icon=p.icon or None, query_params=project_params())
+            here = current if root and p is mine[0] and current is root[0] else p  # marked as the open page
+            menu.page_link(here, label=p.title, icon=p.icon or None, query_params=project_params())
     return current
 
 
