@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 COPY_CHUNK = 2**20
-#: How long a remote store that just failed is taken to be still down (no new request meanwhile).
+#: How long a remote store that just failed to answer is taken to be still down (no request meanwhile).
 UNREADABLE_RECHECK_S = 10.0
 log = logging.getLogger("earmark")
 
@@ -369,6 +369,8 @@ class S3AudioStore:
             return local
         except FileNotFoundError:
             pass
+        if self._failed_recently():
+            return local  # a page of clips waits once for a store that does not answer, not per clip
         try:
             data = self.fs.cat_file(self._object(key))
         except FileNotFoundError:
@@ -382,8 +384,11 @@ class S3AudioStore:
         self._keep(key, data)
         return local
 
+    def _failed_recently(self) -> bool:
+        return self._failed_at is not None and time.monotonic() - self._failed_at < UNREADABLE_RECHECK_S
+
     def readable(self) -> bool:
-        if self._failed_at is not None and time.monotonic() - self._failed_at < UNREADABLE_RECHECK_S:
+        if self._failed_recently():
             return False
         try:
             self.fs.call_s3("head_bucket", Bucket=self.bucket)

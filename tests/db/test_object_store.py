@@ -238,7 +238,7 @@ def test_a_store_that_does_not_answer_is_told_apart_from_a_lost_clip(stores, tmp
     from tests.s3server import free_port
 
     local, remote = stores
-    key = next(local.store.iter_keys())
+    key, other, *_ = sorted(local.store.iter_keys())
     for ws in stores:
         assert store_can_be_read(ws.store)  # a clip missing from it would really be gone
         assert not store_can_be_read(ws.store, misses_in_a_row=1)  # not two in a row, though
@@ -267,3 +267,14 @@ def test_a_store_that_does_not_answer_is_told_apart_from_a_lost_clip(stores, tmp
     )
     assert not down.path(key).is_file()
     assert not store_can_be_read(down)
+    # Having just failed, it is not asked again for each clip: a page of twenty clips waits once.
+    asked = []
+
+    class Recording:
+        def cat_file(self, path):  # type: ignore[no-untyped-def]
+            asked.append(path)
+            raise ConnectionError("still down")
+
+    down.fs = Recording()
+    assert not down.path(other).is_file()
+    assert asked == []
