@@ -13,7 +13,7 @@ st.set_option("client.disableDataExport", True)
 
 PAGES = {
     "Data": [
-        # The first page a role may open is its home page (annotators: Label).
+        # The first page a role may open is its home page (annotators: Label), also shown at `/`.
         st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:"),
         st.Page("pages/clips.py", title="Clips", icon=":material/library_music:"),
         st.Page("pages/import_audio.py", title="Import", icon=":material/upload:"),
@@ -43,6 +43,7 @@ user = common.signed_in_user()  # checked on every rerun, so a role change appli
 if user is None:
     st.navigation(common.signed_out_pages(PAGES), position="hidden").run()
 else:
-    common.project_selector()  # above the account box: it must stay in view below a long menu
+    menu = st.sidebar.container()  # on top, filled once the project (which its links carry) is known
+    common.project_selector()
     common.user_box(user)
-    st.navigation(common.pages_for(user, PAGES), expanded=True).run()
+    common.navigation(user, PAGES, menu=menu).run()

@@ -155,13 +155,26 @@ class Keymap:
     tags: dict[str, str]  # "group:value" -> key
 
     def sheet(self, classes: Sequence[str]) -> list[tuple[str, str]]:
-        """(key, what it does) rows for the shortcut sheet."""
+        """(key, what it does) rows for the shortcut sheet, keys written as they are typed (``a``,
+        ``Shift+S``); a letter also works with Shift (see :meth:`shift_too`)."""
         rows = [(k, f"label as {c}") for c, k in zip(classes, self.classes, strict=True) if k]
         if self.unsure:
             rows.append((self.unsure, "mark or unmark Unsure"))
         rows += [(k, f"tag {tag}") for tag, k in self.tags.items()]
         rows += [(self.skip, "skip this clip"), (self.cannot, "cannot label (choose the reason first)")]
-        return [(k.upper() if len(k) == 1 else k.title(), what) for k, what in rows] + list(PLAYER_KEYS)
+        return [(_as_typed(k), what) for k, what in rows] + list(PLAYER_KEYS)
+
+    def shift_too(self, key: str | None) -> bool:
+        """Whether Shift with ``key`` does what ``key`` does: for a letter, unless Shift+letter is a key
+        of its own (Skip is Shift+S when ``s`` labels a class). Digits and symbols are left alone."""
+        used = {*self.classes, self.skip, self.cannot, self.unsure, *self.tags.values()}
+        return bool(key) and len(key) == 1 and key in _LETTERS and f"shift+{key}" not in used
+
+
+def _as_typed(key: str) -> str:
+    """``a`` stays ``a``; ``shift+s`` is ``Shift+S`` and ``ctrl+enter`` ``Ctrl+Enter``, as Streamlit's
+    buttons write them."""
+    return key if len(key) == 1 else "+".join(part.title() for part in key.split("+"))
 
 
 def label_keymap(classes: Sequence[str], tag_groups: dict[str, Sequence[str]]) -> Keymap:

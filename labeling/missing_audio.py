@@ -1,8 +1,11 @@
-"""Clips whose audio file is gone from the store: :func:`flag_missing_audio` when a page finds one,
-:func:`missing_audio_frame` for the reviewers' list and :func:`recheck_missing_audio` once files are back.
+"""Clips whose audio file is gone from the store: :func:`store_can_be_read` first, then
+:func:`flag_missing_audio` when a page finds one, :func:`missing_audio_frame` for the reviewers' list and
+:func:`recheck_missing_audio` once files are back.
 
 A missing file is flagged (a :class:`~db.models.ClipFlag` of kind ``missing_audio``), never a reason to
 stop a page: the Label page flags the clip, sets it aside for the annotator and hands them the next one.
+A store that cannot be read is another matter: every clip would look missing, so nothing is flagged and
+nothing set aside, and the page says the store cannot be read.
 """
 
 from __future__ import annotations
@@ -24,6 +27,30 @@ def stored_audio(store: AudioStorage, storage_key: str) -> Path | None:
     """The clip's audio file, or None when the store has lost it."""
     path = store.path(storage_key)
     return path if path.is_file() else None
+
+
+def store_can_be_read(store: AudioStorage, *, misses_in_a_row: int = 0) -> bool:
+    """Whether a clip not found in ``store`` is really gone, rather than the store being out of reach.
+
+    It is not when the store does not answer (:meth:`~labeling.storage.AudioStorage.readable`: a folder
+    that is missing, unlistable or empty, a bucket that does not answer), nor when the clip before it,
+    in the same session, was not found either (``misses_in_a_row``): a folder mounted elsewhere or a
+    wrong prefix lose every clip at once, and two genuinely lost files in a row are rare enough to wait
+    for a second look.
+    """
+    return misses_in_a_row < 1 and store.readable()
+
+
+def has_open_flag(s: Session, clip_id: int) -> bool:
+    """Whether ``clip_id`` is already flagged as missing its audio (and the flag is not closed)."""
+    return (
+        s.scalar(
+            select(ClipFlag.id).where(
+                ClipFlag.clip_id == clip_id, ClipFlag.kind == FLAG_KIND, ClipFlag.resolved_at.is_(None)
+            )
+        )
+        is not None
+    )
 
 
 def flag_missing_audio(s: Session, clip_id: int, *, actor_id: int | None = None) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 COPY_CHUNK = 2**20
+#: How long a remote store that just failed to answer is taken to be still down (no request meanwhile).
+UNREADABLE_RECHECK_S = 10.0
+log = logging.getLogger("earmark")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -106,6 +110,12 @@ class AudioStorage(Protocol):
         """Every stored audio key."""
         ...
 
+    def readable(self) -> bool:
+        """Whether the store itself answers (a folder that exists, can be listed and holds something;
+        a bucket that answers). A clip not found in a store that answers is gone; in one that does not,
+        every clip would look gone."""
+        ...
+
 
 @dataclass(frozen=True)
 class AudioStore:
@@ -141,6 +151,14 @@ class AudioStore:
             key = path.relative_to(self.root).as_posix()
             if KEY_PATTERN.match(key):
                 yield key
+
+    def readable(self) -> bool:
+        # A folder that exists but is empty is most often a mount point with nothing mounted on it.
+        try:
+            with os.scandir(self.root) as entries:
+                return next(entries, None) is not None
+        except OSError:
+            return False
 
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -257,6 +275,7 @@ class S3AudioStore:
     fs: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cached: int | None = field(default=None, repr=False)
+    _failed_at: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.bucket, self.prefix = _split_s3(self.bucket_url)
@@ -350,12 +369,35 @@ class S3AudioStore:
             return local
         except FileNotFoundError:
             pass
+        if self._failed_recently():
+            return local  # a page of clips waits once for a store that does not answer, not per clip
         try:
             data = self.fs.cat_file(self._object(key))
         except FileNotFoundError:
             return local  # the store has lost it: like a local store, a path with no file behind it
+        except Exception as exc:  # botocore's connection and credential errors are not OSErrors
+            # The store does not answer: no file either, and readable() says why without a second wait.
+            self._failed_at = time.monotonic()
+            log.warning("cannot read %s from %s: %s", key, self.url, exc)
+            return local
+        self._failed_at = None
         self._keep(key, data)
         return local
+
+    def _failed_recently(self) -> bool:
+        return self._failed_at is not None and time.monotonic() - self._failed_at < UNREADABLE_RECHECK_S
+
+    def readable(self) -> bool:
+        if self._failed_recently():
+            return False
+        try:
+            self.fs.call_s3("head_bucket", Bucket=self.bucket)
+        except Exception as exc:
+            self._failed_at = time.monotonic()
+            log.warning("the audio store %s does not answer: %s", self.url, exc)
+            return False
+        self._failed_at = None
+        return True
 
     def fetch_many(self, keys: Iterable[str]) -> None:
         """Fetch the clips not cached yet, many requests at a time."""

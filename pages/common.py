@@ -248,26 +248,62 @@ def _refusal(page: StreamlitPage, role: str) -> StreamlitPage:
     return st.Page(refuse, title=page.title, url_path=page.url_path, visibility="hidden")
 
 
-def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str, list[StreamlitPage]]:
-    """The navigation ``user`` gets: the pages their role may open (the first is their home page).
+def _at_root(page: StreamlitPage) -> StreamlitPage:
+    """``page`` again, served at the app's root.
 
-    Every other page's URL leads to a refusal instead of the page (the policy is
-    :data:`labeling.auth.PAGE_PERMISSIONS`).
+    Streamlit serves its default page only at the root, so the home page made default would answer
+    "not found" at its own address (``/label``): the root gets a twin of it instead, and the page
+    itself keeps its address. Pages are files named by their address (``pages/label.py``).
     """
+    return st.Page(
+        f"pages/{page.url_path}.py",
+        title=page.title,
+        icon=page.icon,
+        url_path="",
+        default=True,
+        visibility="hidden",
+    )
+
+
+def pages_for(user: UserInfo, pages: dict[str, list[StreamlitPage]]) -> dict[str, list[StreamlitPage]]:
+    """The menu ``user`` gets: the pages their role may open, by section (the first is their home page)."""
     allowed = {
         section: [p for p in group if auth.can_open(user.role, p.url_path)]
         for section, group in pages.items()
     }
+    return {section: group for section, group in allowed.items() if group}
+
+
+def navigation(user: UserInfo, pages: dict[str, list[StreamlitPage]], *, menu: Any) -> StreamlitPage:
+    """The page to run for ``user``, with their menu drawn in ``menu`` (a sidebar container).
+
+    Every page the role may open answers at its own address, the root shows their home page, and every
+    other page's address leads to a refusal instead of the page (the policy is
+    :data:`labeling.auth.PAGE_PERMISSIONS`). The menu's links carry ``?project=``, so a link opened in
+    a new tab or copied opens the same project.
+    """
+    sections = pages_for(user, pages)
+    mine = [p for group in sections.values() for p in group]
     refused = [
         _refusal(p, user.role)
         for group in pages.values()
         for p in group
         if not auth.can_open(user.role, p.url_path)
     ]
-    nav = {section: group for section, group in allowed.items() if group}
-    if refused:
-        nav[""] = refused
-    return nav
+    root = [_at_root(mine[0])] if mine else []
+    current = st.navigation([*root, *mine, *refused], position="hidden")
+    for section, group in sections.items():
+        menu.caption(section)
+        for p in group:
+            here = current if root and p is mine[0] and current is root[0] else p  # marked as the open page
+            menu.page_link(here, label=p.title, icon=p.icon or None, query_params=project_params())
+    return current
+
+
+def project_params(**extra: str) -> dict[str, str]:
+    """Query parameters for a link to another page: the selected project's, and ``extra``."""
+    project = st.session_state.get("app.project")
+    return {**({PROJECT_PARAM: project} if project else {}), **extra}
 
 
 def signed_out_pages(pages: dict[str, list[StreamlitPage]]) -> list[StreamlitPage]:

@@ -186,6 +186,7 @@ if report is not None:
             "pages/settings.py",
             label=f"Set the classes, tags and k of {report.project!r} in Project settings",
             icon=":material/tune:",
+            query_params={common.PROJECT_PARAM: report.project},
         )
     if report.n_annotations or report.n_resolutions:
         st.caption(

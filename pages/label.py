@@ -48,10 +48,7 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
         return
     reason = ss.get(f"label.reason.{key}") if cannot else None
     if cannot and not reason:
-        ss["label.flash"] = (
-            "warning",
-            "Why can this clip not be labelled? Choose the reason, then Cannot label.",
-        )
+        ss["label.need_reason"] = key  # said beside the reason box, where the annotator is looking
         return
     tags = [f"{g}:{v}" for g in project.tag_groups for v in ss.get(f"label.tags.{g}.{key}") or []]
     try:
@@ -76,6 +73,7 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
     said = f"marked as cannot label ({reason})" if cannot and result.status == "created" else result.message
     ss["label.flash"] = ("success" if result.ok else "warning", f"Clip {result.clip_id}: {said}")
     ss["label.last"] = (result.annotation_id, clip_id) if result.status == "created" else None
+    ss["label.saved"] = ss.get("label.saved", 0) + 1  # the caption's counts are read afresh
     claim_next()
 
 
@@ -105,11 +103,18 @@ def undo(clip_id: int, key: str) -> None:
             hold_clip(s, project.id, user.id, last[1])
     ss["label.flash"] = ("info" if result.ok else "warning", f"Clip {result.clip_id}: {result.message}")
     if result.ok:
+        ss["label.saved"] = ss.get("label.saved", 0) + 1
         claim_next()
 
 
+def try_again() -> None:
+    """After the audio store could not be read: look at the same clip again, from a clean slate."""
+    audio.played(True)
+
+
 @st.cache_data(ttl=20, show_spinner=False)
-def my_progress(project_id: int, user_id: int):  # type: ignore[no-untyped-def]
+def my_progress(project_id: int, user_id: int, saved: int):  # type: ignore[no-untyped-def]
+    """``saved`` counts this session's labels and undos: each one reads the counts afresh."""
     with ws.db.read() as s:
         return progress(s, project_id, user_id)
 
@@ -122,7 +127,7 @@ def spectrogram(path: str):  # type: ignore[no-untyped-def]
 
 if ss.get("label.for") != (project.id, user.id):
     claim_next()
-mine = my_progress(project.id, user.id)
+mine = my_progress(project.id, user.id, ss.get("label.saved", 0))
 head, stats = st.columns([1, 4], vertical_alignment="bottom")
 head.title("Label")
 median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
@@ -140,9 +145,23 @@ if ss["label.clip"] is None:
     st.stop()
 with ws.db.read() as s:
     task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
-if audio.clip_audio(task.clip_id, task.audio_path) is None:
+if not task.audio_path.is_file():
+    if audio.store_unreadable(task.clip_id, task.audio_path):
+        # Every clip would look missing: flag nothing, set nothing aside, keep the clip claimed.
+        audio.played(False)
+        st.error(
+            "The audio store cannot be read right now, so no clip can be played. Nothing was flagged "
+            "or skipped: your clips stay in your queue. Please tell an administrator (the server's log "
+            "says why), then try again.",
+            icon=":material/cloud_off:",
+        )
+        st.button("Try again", key="label.retry", on_click=try_again, icon=":material/refresh:")
+        st.stop()
+    audio.flag_missing(task.clip_id)
+    audio.played(False)
     skip(task.clip_id, missing=True)
     st.rerun()
+audio.played(True)
 ss["label.version"] = task.convention.version if task.convention else None
 token, keys = ss["label.key"], label_keymap(project.classes, project.tag_groups)
 left, right = st.columns([3, 2], gap="medium")
@@ -156,6 +175,7 @@ with left:
         task.audio_path,
         token=token,
         pills=player.pill_keys(keys, project.tag_groups, token),
+        buttons=player.shifted_button_keys(keys, token),
         sheet=keys.sheet(project.classes),
         autoplay=ss.get("label.autoplay", True),
         on_undo=partial(undo, task.clip_id, token),
@@ -163,7 +183,15 @@ with left:
     if task.prediction:
         p = task.prediction
         st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
-    label_form.label_form(project, task.clip_id, keys, token, submit=submit, skip=skip)
+    label_form.label_form(
+        project,
+        task.clip_id,
+        keys,
+        token,
+        submit=submit,
+        skip=skip,
+        need_reason=ss.pop("label.need_reason", None) == token,
+    )
 with right:
     conv = task.convention
     st.subheader(f"Conventions v{conv.version}" if conv else "Conventions")

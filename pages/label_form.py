@@ -24,9 +24,13 @@ def label_form(
     *,
     submit: Callable[..., None],
     skip: Callable[..., None],
+    need_reason: bool = False,
 ) -> None:
-    """The form; ``submit(label, clip_id, token, cannot=False)`` and ``skip(clip_id)`` are its callbacks."""
-    with st.form(f"label.form.{token}", border=True):
+    """The form; ``submit(label, clip_id, token, cannot=False)`` and ``skip(clip_id)`` are its callbacks.
+    ``need_reason``: Cannot label was pressed without a reason, which the reason box asks for."""
+    # Ctrl+Enter in the transcript would submit the form as well as press the button whose shortcut
+    # it is: one submit is enough, and with class buttons the form's would be the first class's.
+    with st.form(f"label.form.{token}", border=True, enter_to_submit=False):
         if project.transcribes:
             st.text_area("Transcript", key=f"label.transcript.{token}", height=80)
         with st.container(horizontal=True, gap="small"):
@@ -60,7 +64,10 @@ def label_form(
                 format_func=lambda v: f"{v} :gray[{keys.unsure or ''}]",
             )
             st.selectbox(
-                "Cannot label because",
+                # Cannot label pressed without a reason: asked here, where the annotator is looking.
+                ":orange[:material/warning: Why can it not be labelled?]"
+                if need_reason
+                else "Cannot label because",
                 REASONS,
                 index=None,
                 placeholder="Choose the reason…",

@@ -51,7 +51,8 @@ def widget_class(key: str) -> str:
 
 
 def pill_keys(keymap: Keymap, tag_groups: dict[str, Sequence[str]], token: str) -> list[dict[str, Any]]:
-    """What each tag key (and the Unsure key) presses: the pill's widget and its position in it."""
+    """What each tag key (and the Unsure key) presses: the pill's widget, its position in it, and
+    whether Shift with the key does the same."""
     out = []
     for group, values in tag_groups.items():
         for i, value in enumerate(values):
@@ -59,7 +60,17 @@ def pill_keys(keymap: Keymap, tag_groups: dict[str, Sequence[str]], token: str) 
                 out.append({"key": key, "container": widget_class(f"label.tags.{group}.{token}"), "index": i})
     if keymap.unsure:
         out.append({"key": keymap.unsure, "container": widget_class(f"label.flags.{token}"), "index": 0})
-    return out
+    return [{**spec, "shift": keymap.shift_too(spec["key"])} for spec in out]
+
+
+def shifted_button_keys(keymap: Keymap, token: str) -> list[dict[str, Any]]:
+    """Shift with a button's letter (a class, Skip, Cannot label): the button to press. The letter
+    alone is Streamlit's own shortcut for the button, which does not answer to Shift."""
+    buttons = [(key, f"label.class.{i}.{token}") for i, key in enumerate(keymap.classes)]
+    buttons += [(keymap.skip, f"label.skip.{token}"), (keymap.cannot, f"label.cannot.{token}")]
+    return [
+        {"key": key, "container": widget_class(widget)} for key, widget in buttons if keymap.shift_too(key)
+    ]
 
 
 def waveform_player(
@@ -67,6 +78,7 @@ def waveform_player(
     *,
     token: str,
     pills: list[dict[str, Any]],
+    buttons: list[dict[str, Any]],
     sheet: list[tuple[str, str]],
     autoplay: bool,
     on_undo: Callable[[], None],
@@ -74,7 +86,14 @@ def waveform_player(
     """Mount the player for the clip on screen; ``on_undo`` runs when Backspace/Ctrl+Z is pressed."""
     _player(
         key=f"label.player.{token}",
-        data={**clip_media(str(path)), "token": token, "pills": pills, "sheet": sheet, "autoplay": autoplay},
+        data={
+            **clip_media(str(path)),
+            "token": token,
+            "pills": pills,
+            "buttons": buttons,
+            "sheet": sheet,
+            "autoplay": autoplay,
+        },
         on_undo_change=on_undo,
         height=HEIGHT,
     )

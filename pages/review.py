@@ -220,5 +220,5 @@ st.page_link(
     "pages/conventions.py",
     label="Propose a convention change from this clip",
     icon=":material/edit_note:",
-    query_params=convention_proposal_params(clip_id, row["votes"], row["tags"]),
+    query_params=common.project_params(**convention_proposal_params(clip_id, row["votes"], row["tags"])),
 )

@@ -4,7 +4,8 @@
 //
 // Keys are read on the window and ignored while the annotator types (text boxes, select boxes):
 // a "u" in a transcript is a letter, never "Unsure". Class keys, Skip and Cannot label are
-// Streamlit's own button shortcuts; this handles the rest. Every action a key sends to the server
+// Streamlit's own button shortcuts; this handles the rest, and a letter with Shift (or Caps Lock) as
+// without, unless the server says Shift+letter is a key of its own. Every action a key sends to the server
 // names the clip it was pressed on (data.token), so a key pressed while the next clip is on its way
 // can only act on the clip that was on screen.
 
@@ -185,10 +186,10 @@ export default function (component) {
   }
 
   function press(spec) {
-    // A tag or Unsure pill of this clip's form: click it as the annotator would.
+    // A tag or Unsure pill, or a button, of this clip's form: click it as the annotator would.
     const host = document.querySelector(`.${spec.container}`);
-    const pills = host ? host.querySelectorAll("button") : [];
-    if (pills[spec.index]) pills[spec.index].click();
+    const buttons = host ? host.querySelectorAll("button") : [];
+    if (buttons[spec.index || 0]) buttons[spec.index || 0].click();
   }
 
   function showSheet(show) {
@@ -196,7 +197,14 @@ export default function (component) {
   }
 
   const keys = new Map();
-  for (const spec of data.pills || []) keys.set(spec.key, () => press(spec));
+  for (const spec of data.pills || []) {
+    keys.set(spec.key, () => press(spec));
+    if (spec.shift) keys.set(spec.key.toUpperCase(), () => press(spec));
+  }
+  // Streamlit presses these buttons for the bare letter (by key code, so with Caps Lock too) but not
+  // with Shift held: only Shift+letter is ours.
+  const shifted = new Map();
+  for (const spec of data.buttons || []) shifted.set(spec.key, () => press(spec));
   keys.set(" ", toggle);
   keys.set("[", () => setRate(-1));
   keys.set("]", () => setRate(1));
@@ -215,8 +223,8 @@ export default function (component) {
     }
     const undo = (event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "z";
     if (!undo && (event.ctrlKey || event.metaKey || event.altKey)) return;
-    // Exact keys: a tag's key is a lower-case letter, so Shift+letter stays free.
-    const action = keys.get(undo ? "Backspace" : event.key);
+    const letter = event.key.length === 1 ? event.key.toLowerCase() : "";
+    const action = keys.get(undo ? "Backspace" : event.key) || (event.shiftKey && shifted.get(letter));
     if (!action) return;
     event.preventDefault();
     event.stopPropagation();

@@ -3,6 +3,8 @@ decision in the form is stored."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
@@ -169,6 +171,9 @@ def test_a_transcription_project_shows_error_rates_and_queues_differing_transcri
     # Only "turn it off" / "turn it of" still differs after removing fillers and punctuation.
     assert len(at.selectbox(key="review.clip").options) == 1
     assert at.selectbox(key="review.clip").value == clips[0]
+    # Its link to propose a convention change names the project, so it opens the same in a new tab.
+    (link,) = at.get("page_link")
+    assert parse_qs(link.proto.query_string)["project"] == ["demo"]
     at.text_input(key=f"review.transcript.{clips[0]}").input("turn it off")
     at.button(key="review.resolve").click().run()
     assert not at.exception, at.exception

@@ -126,7 +126,7 @@ def test_label_submit_and_next(team):
     third = int(at.subheader[0].value.removeprefix("Clip "))
     assert third not in (first, second)
     listened(at).button(key=key(at, "cannot")).click().run()
-    assert "Choose the reason" in at.warning[0].value
+    assert "Why can it not be labelled?" in at.selectbox(key=key(at, "reason")).label  # asked at the box
     assert int(at.subheader[0].value.removeprefix("Clip ")) == third
     at.selectbox(key=key(at, "reason")).set_value("no speech")
     listened(at).button(key=key(at, "cannot")).click().run()
@@ -176,6 +176,26 @@ def test_a_clip_without_audio_is_flagged_and_the_pages_go_on(team):
     assert any(e.label == "Clips whose audio is missing (2)" for e in at.expander)  # for reviewers
     with team.db.read() as s:
         assert missing_audio_frame(s, first.project_id)["clip_id"].tolist() == [first.id, split.id]
+
+
+def test_while_the_store_cannot_be_read_no_page_flags_a_clip(team):
+    with team.db.write() as s:
+        clip = s.scalars(select(Clip).order_by(Clip.id)).first()
+        submit_annotation(s, clip.project_id, get_user(s, "ana").id, clip.id, label="yes")
+        submit_annotation(s, clip.project_id, get_user(s, "ben").id, clip.id, label="no")
+    store = team.store.path(clip.storage_key).parents[1]
+    store.rename(store.with_name("audio-elsewhere"))  # a folder not mounted: every clip looks gone
+    for path in ("pages/agreement.py", "pages/review.py"):
+        at = new_app("rosa").run().switch_page(path).run()
+        assert not at.exception, path
+        assert any("audio store cannot be read" in e.value for e in at.error), path
+        assert not any("is missing" in w.value for w in at.warning), path
+        assert str(store) not in shown_text(at)
+    at = page("pages/label.py", "ana").run()
+    assert not at.exception
+    assert any("audio store cannot be read" in e.value for e in at.error)
+    with team.db.read() as s:
+        assert missing_audio_frame(s, clip.project_id).empty
 
 
 def test_labeling_is_blind_to_what_others_said(team, tmp_path):

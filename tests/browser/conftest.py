@@ -149,6 +149,16 @@ def sign_in(page, name: str, password: str) -> None:  # type: ignore[no-untyped-
     settle(page)
 
 
+def menu_links(page) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """The sidebar menu: (title, address) of each page link, in order."""
+    links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]')
+    # Each link reads "<icon ligature>\n\n<title>" (or "<icon ligature>  <title>").
+    return [
+        (link.inner_text().strip().splitlines()[-1].split("  ")[-1].strip(), link.get_attribute("href") or "")
+        for link in links.all()
+    ]
+
+
 def selected(page, label: str) -> str:  # type: ignore[no-untyped-def]
     """The value a selectbox labelled ``label`` shows."""
     return page.get_by_role("combobox", name=label).first.input_value()

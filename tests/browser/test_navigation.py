@@ -1,9 +1,11 @@
 """Navigation in Chromium: the menu lists what the role may open, the chosen project lives in the URL
-(reload, new tab, shared link), and what was just created is what the selectors show."""
+(reload, new tab, shared link, the menu's own links), every page answers at its own address, and what
+was just created is what the selectors show."""
 
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from labeling.auth import add_user
 from labeling.conventions import save_convention
@@ -11,7 +13,7 @@ from labeling.importer import import_path
 from labeling.projects import get_project
 from labeling.versions import create_version
 from tests.audio import speechlike, write_wav
-from tests.browser.conftest import assert_no_exception, open_page, selected, settle, sign_in
+from tests.browser.conftest import assert_no_exception, menu_links, open_page, selected, settle, sign_in
 
 pytestmark = pytest.mark.browser
 PATTERN = r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav"
@@ -28,6 +30,7 @@ def two_projects(sqlite_workspace, tmp_path):
     with ws.db.write() as s:
         add_user(s, name="eli", role="engineer", password="correct horse")
         add_user(s, name="rosa", role="reviewer", password="correct horse")
+        add_user(s, name="ana", role="annotator", password="correct horse")
         create_version(s, "beta", name="v1")
         beta = get_project(s, "beta").id
     write_wav(tmp_path / "more" / "yes_spk9_9.wav", speechlike(599))
@@ -39,10 +42,7 @@ def two_projects(sqlite_workspace, tmp_path):
 
 
 def _menu(page) -> list[str]:  # type: ignore[no-untyped-def]
-    # Each link reads "<icon ligature>\n\n<title>".
-    return [
-        t.strip().splitlines()[-1] for t in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
-    ]
+    return [title for title, _ in menu_links(page)]
 
 
 def _choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
@@ -77,7 +77,7 @@ def test_the_project_survives_reload_new_tab_and_shared_link(browser, serve, two
     settle(page)
     assert selected(page, "Project") == "beta"
     # Another page from the menu keeps it, and so does its address.
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Clips").click()
+    page.locator('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]', has_text="Clips").click()
     settle(page)
     assert selected(page, "Project") == "beta"
     page.wait_for_url("**/clips?project=beta")
@@ -146,3 +146,43 @@ def test_what_was_just_created_is_what_the_selectors_show(browser, serve, two_pr
     page.get_by_role("tab", name="History").click()
     assert (selected(page, "From"), selected(page, "To")) == ("2", "3")
     assert_no_exception(page)
+
+
+def test_every_page_answers_at_its_own_address_and_its_links_name_the_project(browser, serve, two_projects):
+    server = serve(two_projects)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{server.url}/?project=beta")
+    settle(page)
+    sign_in(page, "ana", "correct horse")
+    expect(page.get_by_role("heading", name="Label").first).to_be_visible()  # the root shows the home page
+    for path, heading in (("label", "Label"), ("my_labels", "My labels"), ("conventions", "Conventions")):
+        page.goto(f"{server.url}/{path}?project=beta")
+        settle(page)
+        assert page.get_by_text("Page not found").count() == 0, path
+        expect(page.get_by_role("heading", name=heading).first).to_be_visible()
+        assert selected(page, "Project") == "beta"
+        links = menu_links(page)
+        assert [title for title, _ in links] == ["Label", "My labels", "Conventions"]
+        assert all(href.endswith("?project=beta") for _, href in links), links
+    # A menu link opened in a new tab opens the same project.
+    tab = context.new_page()
+    tab.goto(f"{server.url}/{dict(menu_links(page))['My labels']}")
+    settle(tab)
+    expect(tab.get_by_role("heading", name="My labels").first).to_be_visible()
+    assert selected(tab, "Project") == "beta"
+    assert_no_exception(tab)
+
+    # A reviewer's home page too, after signing in at its address.
+    colleague = browser.new_context(viewport={"width": 1400, "height": 1000})
+    other = colleague.new_page()
+    other.goto(f"{server.url}/overview?project=alpha")
+    settle(other)
+    sign_in(other, "rosa", "correct horse")
+    assert other.get_by_text("Page not found").count() == 0
+    expect(other.get_by_role("heading", name="alpha").first).to_be_visible()  # the Overview's title
+    assert next(title for title, _ in menu_links(other)) == "Overview"
+    assert selected(other, "Project") == "alpha"
+    assert_no_exception(other)
+    colleague.close()
+    context.close()

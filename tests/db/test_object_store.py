@@ -229,3 +229,52 @@ def test_a_large_file_is_streamed_into_either_store(stores, tmp_path):
         assert created
         assert ws.store.read_bytes(key) == big.read_bytes()
         assert ws.store.put_file(big, "wav", sha256=digest) == (key, False)
+
+
+def test_a_store_that_does_not_answer_is_told_apart_from_a_lost_clip(stores, tmp_path):
+    import s3fs
+
+    from labeling.missing_audio import store_can_be_read
+    from tests.s3server import free_port
+
+    local, remote = stores
+    key, other, *_ = sorted(local.store.iter_keys())
+    for ws in stores:
+        assert store_can_be_read(ws.store)  # a clip missing from it would really be gone
+        assert not store_can_be_read(ws.store, misses_in_a_row=1)  # not two in a row, though
+
+    # A folder moved away, or a mount point with nothing mounted on it.
+    root = local.store.root
+    root.rename(tmp_path / "moved")
+    assert not local.store.path(key).is_file()
+    assert not store_can_be_read(local.store)
+    root.mkdir()
+    assert not store_can_be_read(local.store)
+
+    # A bucket that is not there, and an endpoint nobody answers at: no file, and no exception.
+    gone = S3AudioStore("s3://earmark-no-such-bucket/audio", cache_dir=tmp_path / "gone-cache")
+    assert not gone.path(key).is_file()
+    assert not store_can_be_read(gone)
+    down = S3AudioStore(
+        remote.store.url,
+        cache_dir=tmp_path / "down-cache",
+        fs=s3fs.S3FileSystem(
+            endpoint_url=f"http://127.0.0.1:{free_port()}",
+            use_listings_cache=False,
+            retries=1,
+            config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 2},
+        ),
+    )
+    assert not down.path(key).is_file()
+    assert not store_can_be_read(down)
+    # Having just failed, it is not asked again for each clip: a page of twenty clips waits once.
+    asked = []
+
+    class Recording:
+        def cat_file(self, path):  # type: ignore[no-untyped-def]
+            asked.append(path)
+            raise ConnectionError("still down")
+
+    down.fs = Recording()
+    assert not down.path(other).is_file()
+    assert asked == []

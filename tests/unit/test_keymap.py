@@ -41,7 +41,21 @@ def test_the_sheet_lists_every_key():
     keys = label_keymap(["yes", "no"], {"noise": ["car"]})
     sheet = dict(keys.sheet(["yes", "no"]))
     assert sheet["1"] == "label as yes"
-    assert sheet["A"] == "tag noise:car"
-    assert sheet["U"] == "mark or unmark Unsure"
+    # Keys as they are typed: a letter in lower case (Shift is optional), a combination spelled out.
+    assert sheet["a"] == "tag noise:car"
+    assert sheet["u"] == "mark or unmark Unsure"
+    assert (sheet["s"], sheet["x"]) == ("skip this clip", "cannot label (choose the reason first)")
     assert "Backspace or Ctrl+Z" in sheet
     assert "Space" in sheet
+    letters = label_keymap(["s", "x"], {})
+    assert dict(letters.sheet(["s", "x"]))["Shift+S"] == "skip this clip"
+
+
+def test_shift_with_a_letter_does_what_the_letter_does_unless_it_is_a_key_of_its_own():
+    keys = label_keymap(["yes", "no"], {"noise": ["car"]})
+    assert all(keys.shift_too(k) for k in ("a", "u", "s"))
+    assert not keys.shift_too("1")  # Shift+1 types "!": digits stay as they are
+    assert not keys.shift_too(None)
+    letters = label_keymap(["s", "x", "u"], {})
+    assert not letters.shift_too("s")  # Shift+S skips here
+    assert not letters.shift_too("x")
