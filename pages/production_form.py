@@ -27,7 +27,7 @@ def production_form(user: UserInfo, project_name: str) -> None:
         # A button rather than a link: this shows on the page's first render, where a link would need
         # the app's navigation to exist (it does not when the page runs on its own).
         if st.button("Mark the live model on Monitoring", key="import.production.to_monitoring"):
-            st.switch_page(MONITORING)
+            st.switch_page(MONITORING, query_params=common.project_params())
         return
     st.caption(
         "A prediction log (JSON Lines, one request per line, its audio named relative to it) zipped with "
@@ -89,4 +89,5 @@ def production_form(user: UserInfo, project_name: str) -> None:
             MONITORING,
             label=f"Check batch {job.result['batch']!r} for drift on Monitoring",
             icon=":material/monitor_heart:",
+            query_params=common.project_params(),
         )
