@@ -208,7 +208,7 @@ def rebaseline(
 def _fit_run(ws: Workspace, run: ModelRun) -> tuple[Any, Any]:
     """The run's pipeline refitted on its own training data (the code is fixed, so it is the same
     model), and the feature settings it was trained with."""
-    from analysis.model import build_pipeline
+    from analysis.model import build_pipeline, fit_model
     from labeling.runs import _feature_inputs, _features, _training_data
 
     with ws.db.read() as s:
@@ -221,7 +221,7 @@ def _fit_run(ws: Workspace, run: ModelRun) -> tuple[Any, Any]:
     features = _features(ws, rows, settings, None)
     labels = train.set_index("clip_id")["label"].reindex(features.index)
     params = {k: v for k, v in (run.params or {}).items() if k in build_pipeline.__kwdefaults__}
-    return build_pipeline(**params).fit(features.to_numpy(), labels.to_numpy()), settings
+    return fit_model(features.to_numpy(), labels.to_numpy(), params), settings
 
 
 def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.DataFrame:
