@@ -24,6 +24,7 @@ files. Two properties of espeak-ng matter for that, and :class:`EspeakSynthesize
 from __future__ import annotations
 
 import ctypes
+import io
 import locale
 import math
 import os
@@ -611,6 +612,14 @@ def _to_pcm16(y: np.ndarray) -> np.ndarray:
     return np.clip(np.round(y * 32767.0), -32768, 32767).astype(np.int16)
 
 
+def _write_wav(path: Path, y: np.ndarray) -> None:
+    # Encoded in memory: libsndfile syncs a file it closes to disk, which cost more than making the
+    # clip, and these files are read once by the import and deleted.
+    buffer = io.BytesIO()
+    sf.write(buffer, _to_pcm16(y), DEMO_SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    path.write_bytes(buffer.getvalue())
+
+
 def synthesize_demo_corpus(
     out_dir: Path,
     *,
@@ -695,7 +704,7 @@ def synthesize_demo_corpus(
         if row.channel == "telephone":
             y = telephone_channel(y, sr=DEMO_SAMPLE_RATE)
         y = peak_normalize(y, peak_dbfs=row.peak_dbfs)
-        sf.write(out_dir / row.file_name, _to_pcm16(y), DEMO_SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        _write_wav(out_dir / row.file_name, y)
         done += 1
         if progress is not None:
             progress(done, total)
