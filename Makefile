@@ -7,7 +7,8 @@ APP    := $(VENV)/.installed-app
 DEV    := $(VENV)/.installed-dev
 EXTRAS := postgres,demo,s3
 # auto: uv when it is on PATH or PyPI has it for this machine (it installs several times faster),
-# pip otherwise or if uv fails; uv or pip to choose.
+# pip otherwise or if uv fails; uv or pip to choose. uv leaves bytecode to be compiled on first
+# import: compiling all 8,000 files at install cost more than the few hundred the app imports.
 INSTALLER ?= auto
 
 export EARMARK_DATA_DIR ?= $(CURDIR)/earmark-data
@@ -25,7 +26,7 @@ define install
 	fi; \
 	if [ -n "$$uv" ]; then \
 	  echo "Installing $(1) into $(VENV) with uv"; \
-	  $$uv pip install --python $(BIN)/python --compile-bytecode $(2) && exit 0; \
+	  $$uv pip install --python $(BIN)/python $(2) && exit 0; \
 	  [ "$(INSTALLER)" = uv ] && exit 1; \
 	  echo "uv failed; installing with pip instead"; \
 	fi; \
