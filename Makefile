@@ -8,7 +8,7 @@ DEV    := $(VENV)/.installed-dev
 EXTRAS := postgres,demo,s3
 # auto: uv when it is on PATH or PyPI has it for this machine (it installs several times faster),
 # pip otherwise or if uv fails; uv or pip to choose. uv leaves bytecode to be compiled on first
-# import: compiling all 8,000 files at install cost more than the few hundred the app imports.
+# import: compiling all 8,000 files at install costs more than compiling what the app imports.
 INSTALLER ?= auto
 
 export EARMARK_DATA_DIR ?= $(CURDIR)/earmark-data

@@ -181,7 +181,7 @@ def feature_names(settings: FeatureSettings) -> list[str]:
     return names + list(INTERPRETABLE_FEATURES)
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: float | np.ndarray) -> np.ndarray:
     """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
     step, log_start, log_step = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
     hz = np.asarray(hz, dtype=np.float64)
