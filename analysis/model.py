@@ -106,12 +106,6 @@ def one_blas_thread() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def fit_model(X: Any, y: Any, params: Mapping[str, Any] | None = None) -> Pipeline:
-    """``clone(build_pipeline(**params)).fit(X, y)`` with params over :data:`DEFAULT_PARAMS`."""
-    with one_blas_thread():
-        return clone(build_pipeline(**resolved_params(params))).fit(X, y)
-
-
 def resolved_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     """``params`` over :data:`DEFAULT_PARAMS`, checked by building the pipeline once."""
     merged = {**DEFAULT_PARAMS, **(params or {})}
