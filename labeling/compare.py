@@ -229,6 +229,8 @@ def step_improve_weakest_slice(ws: Any, ctx: Any) -> str:
     def stage(name: str) -> Any:
         return None if report is None else (lambda st, d, t: report(f"Training on {name}: {st}", d, t))
 
+    if report is not None:
+        report("Freezing the labels as dataset version v1", 0, 1)
     with ws.db.write() as s:
         project_id = ctx.facts.get("project_id") or get_project(s, ctx.project).id
         try:
@@ -259,6 +261,8 @@ def step_improve_weakest_slice(ws: Any, ctx: Any) -> str:
         else (lambda d, t: report(f"Copying {source} training clips through the {kind} recipe", d, t)),
         random_state=ctx.random_state,
     )
+    if report is not None:
+        report("Freezing the labels as dataset version v2", 0, 1)
     with ws.db.write() as s:
         v2 = create_version(
             s,
@@ -268,6 +272,8 @@ def step_improve_weakest_slice(ws: Any, ctx: Any) -> str:
             f"slice, {weakest['tag']}",
         )
     improved = train_run(ws, project_id, version=v2.name, name="fixed model on v2", progress=stage("v2"))
+    if report is not None:
+        report(f"Comparing run {base.id} with run {improved.id}", 0, 1)
     with ws.db.read() as s:
         cmp = compare_runs(s, base.id, improved.id)
     row = cmp.slices.set_index("slice")

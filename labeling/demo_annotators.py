@@ -130,6 +130,9 @@ def step_annotators(ws: Workspace, ctx: DemoContext) -> str:
     """Demo step: three annotators label part of the corpus under two versions of the conventions."""
     rng = np.random.default_rng([7, ctx.random_state])
     project_id = ctx.facts["project_id"]
+    accounts = ctx.report("Creating the demo accounts")
+    if accounts is not None:
+        accounts(0, 1)
     with ws.db.write() as s:
         create_demo_users(s)
         ids = {name: get_user(s, name).id for name in ("ana", "ben", "cho", "rosa")}
@@ -163,7 +166,8 @@ def step_annotators(ws: Workspace, ctx: DemoContext) -> str:
     start = labelling_start(utcnow())
     published = dict(zip((v1, v2), published_at(start), strict=True))
     times: list[dict[str, object]] = []
-    for who in ("ana", "ben", "cho"):
+    labelling = ctx.report("Labelling as ana, ben and cho, annotation")
+    for n_done, who in enumerate(("ana", "ben", "cho")):
         speed = {"ana": 2600, "ben": 2200, "cho": 1100}[who]
         with ws.db.write() as s:
             for i, clip_id in enumerate(chosen):
@@ -182,6 +186,8 @@ def step_annotators(ws: Workspace, ctx: DemoContext) -> str:
                 )
                 at = labelled_at(start, i, len(chosen), cut, float(rng.uniform(0, DAY_MINUTES)))
                 times.append({"id": result.annotation_id, "created_at": at, "updated_at": at})
+                if labelling is not None:
+                    labelling(n_done * len(chosen) + i + 1, 3 * len(chosen))
     with ws.db.write() as s:
         s.execute(update(Annotation), times)
         for version, at in published.items():

@@ -209,10 +209,17 @@ def rebaseline(
 # --- scoring audio with a run's model ----------------------------------------------------------------
 
 
-def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.DataFrame:
+def score_audio(
+    ws: Workspace,
+    run_id: int,
+    paths: Mapping[str, str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     """``label`` and ``confidence`` of a run's model on audio files (``{key: path}``), by key.
 
-    Feature vectors are cached by the SHA-256 of each file's bytes, whatever the caller's keys."""
+    Feature vectors are cached by the SHA-256 of each file's bytes, whatever the caller's keys;
+    ``progress(done, total)`` follows them clip by clip."""
     from pathlib import Path
 
     from analysis.features import feature_frame
@@ -228,14 +235,18 @@ def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.Data
         s.expunge(run)
     if run.kind != "builtin":
         raise MonitoringError(f"run {run.id} was imported; only the built-in model can score new audio")
+    from analysis.model import one_blas_thread
     from labeling.runs import RunError, fit_run_model
 
     try:
-        model, settings = fit_run_model(ws, run.id)
+        with one_blas_thread():
+            model, settings = fit_run_model(ws, run.id)
     except RunError as exc:
         raise MonitoringError(str(exc)) from exc
     by_sha = dict(zip(shas, (paths[k] for k in keys), strict=True))
-    features = feature_frame(by_sha, settings=settings, cache_dir=ws.settings.cache_dir / "features")
+    features = feature_frame(
+        by_sha, settings=settings, cache_dir=ws.settings.cache_dir / "features", n_jobs=2, progress=progress
+    )
     proba = model.predict_proba(features.loc[shas].to_numpy())
     classes = np.asarray(model.classes_)
     out = pd.DataFrame(
@@ -310,8 +321,12 @@ def ensure_drift_measures(
     for start in range(0, len(todo), 500):
         part = todo.iloc[start : start + 500]
         ws.store.fetch_many(part["storage_key"])
+        measured = []
         with ThreadPoolExecutor(max_workers=4) as pool:
-            measured = list(pool.map(lambda k: _decode_measures(ws, k), part["storage_key"]))
+            for m in pool.map(lambda k: _decode_measures(ws, k), part["storage_key"]):
+                measured.append(m)
+                if progress:
+                    progress(done + len(measured), total)
         fresh = {int(c): m for c, m in zip(part["clip_id"], measured, strict=True)}
         with ws.db.write() as s:
             redo = [c for c in fresh if c in stale]
@@ -320,8 +335,6 @@ def ensure_drift_measures(
             s.execute(insert(ClipDriftMeasures), [{"clip_id": c, "measures": m} for c, m in fresh.items()])
         known.update(fresh)
         done += len(part)
-        if progress:
-            progress(done, total)
     frame = pd.DataFrame.from_dict({c: known[c] for c in ids}, orient="index")
     frame.index.name = "clip_id"
     return frame.rename(columns=RENAMED)

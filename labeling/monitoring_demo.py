@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,16 @@ DEMO_TRAFFIC = (("2 days ago: app launch", "initial", 2), ("yesterday: school pi
 
 
 def _log(
-    ws: Workspace, run_id: int, corpus: Any, folder: Path, *, day: datetime, rng: np.random.Generator
+    ws: Workspace,
+    run_id: int,
+    corpus: Any,
+    folder: Path,
+    *,
+    day: datetime,
+    rng: np.random.Generator,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    scores = score_audio(ws, run_id, {f: str(folder / f) for f in corpus["file_name"]})
+    scores = score_audio(ws, run_id, {f: str(folder / f) for f in corpus["file_name"]}, progress=progress)
     path = folder / "predictions.jsonl"
     with path.open("w") as fh:
         for i, row in enumerate(corpus.itertuples()):
@@ -120,7 +128,15 @@ def step_production_batches(ws: Workspace, ctx: Any) -> str:
                 batch=source,
                 progress=ctx.report(f"Synthesising the {name!r} traffic, clip"),
             )
-            log = _log(ws, int(run_id), corpus, folder, day=today - timedelta(days=days), rng=rng)
+            log = _log(
+                ws,
+                int(run_id),
+                corpus,
+                folder,
+                day=today - timedelta(days=days),
+                rng=rng,
+                progress=ctx.report(f"Scoring {name!r} with the live model, clip"),
+            )
             import_production(
                 ws, log, project_id, batch=name, progress=ctx.report(f"Logging {name!r}, request")
             )

@@ -54,6 +54,29 @@ def test_demo_creates_a_tagged_labelled_project_once(sqlite_workspace):
         create_demo(ws, size="tiny")
 
 
+def test_each_step_that_works_says_how_far_it_is(sqlite_workspace):
+    # A first start builds the demo for a while: a step that works in silence looks like a hang.
+    step = [0]
+    reports: dict[int, list[tuple[str, int, int]]] = {}
+
+    def on_step(number: int, n_steps: int, title: str, result: str | None) -> None:
+        step[0] = number
+
+    create_demo(
+        sqlite_workspace,
+        size="tiny",
+        progress=lambda stage, done, total: reports.setdefault(step[0], []).append((stage, done, total)),
+        on_step=on_step,
+    )
+    # Synthesis and import, the annotators, the model's features and the data iteration all report.
+    assert {2, 3, 4, 5} <= set(reports)
+    # The annotators' labels are counted up to the last one.
+    counted = [(done, total) for _, done, total in reports[3] if total > 1]
+    assert counted
+    assert counted[-1][0] == counted[-1][1]
+    assert len({done for done, _ in counted}) == len(counted)
+
+
 def test_the_demo_history_ends_before_now_and_follows_its_conventions():
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
     start = labelling_start(now)

@@ -9,6 +9,7 @@ import librosa
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.signal
 import soundfile as sf
 
 from analysis.features import (
@@ -18,6 +19,10 @@ from analysis.features import (
     extract_features,
     feature_frame,
     feature_names,
+    mel_filters,
+    power_to_db,
+    resample,
+    stft_magnitude,
 )
 
 SR = 8000
@@ -250,6 +255,51 @@ def test_parallel_workers_give_the_same_frame(tmp_path):
     parallel = feature_frame(paths, settings=SETTINGS, n_jobs=2, progress=lambda d, t: calls.append((d, t)))
     pd.testing.assert_frame_equal(parallel, serial)
     assert calls[-1] == (70, 70)
+    # Progress moves a few clips at a time, not once per large chunk of work.
+    steps = np.diff([d for d, _ in calls])
+    assert steps.max() <= 8, calls
+
+
+def test_features_need_no_numba_compilation(tmp_path):
+    # On a fresh install numba compiles librosa's helpers on first use in every process, for tens of
+    # seconds of CPU each: the features must not wait for it. Checked in a fresh interpreter.
+    import subprocess
+    import sys
+
+    paths = write_clips(tmp_path / "audio", 2)
+    code = (
+        "import sys\n"
+        "from analysis.features import FeatureSettings, feature_frame\n"
+        "frame = feature_frame(dict(zip('ab', sys.argv[1:])), settings=FeatureSettings(sample_rate=16000))\n"
+        "assert frame.notna().all().all()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite', 'librosa')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, paths.values())],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    assert "numba" not in out
+    assert "llvmlite" not in out
+
+
+def test_building_blocks_match_librosa():
+    y = voiced_signal(180.0, sr=16000)
+    np.testing.assert_array_equal(
+        mel_filters(sr=16000, n_fft=512, n_mels=40), librosa.filters.mel(sr=16000, n_fft=512, n_mels=40)
+    )
+    window = scipy.signal.get_window("hann", 512, fftbins=True)
+    magnitude = stft_magnitude(y, n_fft=512, hop_length=160, window=window)
+    reference = np.abs(librosa.stft(y, n_fft=512, hop_length=160, window=window))
+    np.testing.assert_array_equal(magnitude, reference)
+    np.testing.assert_array_equal(power_to_db(magnitude**2), librosa.power_to_db(magnitude**2))
+    for rate in (8000, 22050, 44100):
+        np.testing.assert_array_equal(
+            resample(y, orig_sr=16000, target_sr=rate),
+            librosa.resample(y, orig_sr=16000, target_sr=rate, res_type="soxr_hq"),
+        )
 
 
 def test_parallel_workers_never_run_the_callers_main_script(tmp_path, monkeypatch):
