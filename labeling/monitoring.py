@@ -239,15 +239,15 @@ def score_audio(
     from labeling.runs import RunError, fit_run_model
 
     try:
-        with one_blas_thread():
-            model, settings = fit_run_model(ws, run.id)
+        model, settings = fit_run_model(ws, run.id)
     except RunError as exc:
         raise MonitoringError(str(exc)) from exc
     by_sha = dict(zip(shas, (paths[k] for k in keys), strict=True))
     features = feature_frame(
         by_sha, settings=settings, cache_dir=ws.settings.cache_dir / "features", n_jobs=2, progress=progress
     )
-    proba = model.predict_proba(features.loc[shas].to_numpy())
+    with one_blas_thread():
+        proba = model.predict_proba(features.loc[shas].to_numpy())
     classes = np.asarray(model.classes_)
     out = pd.DataFrame(
         {"label": classes[proba.argmax(axis=1)].astype(str), "confidence": proba.max(axis=1)},

@@ -489,7 +489,7 @@ def fit_run_model(ws: Workspace, run_id: int) -> tuple[Any, FeatureSettings]:
     RunError
         If the run is not a built-in run or has no labelled training clip.
     """
-    from analysis.model import build_pipeline
+    from analysis.model import build_pipeline, one_blas_thread
 
     with ws.db.read() as s:
         run = s.get(ModelRun, int(run_id))
@@ -509,7 +509,9 @@ def fit_run_model(ws: Workspace, run_id: int) -> tuple[Any, FeatureSettings]:
     features = _features(ws, rows, settings, None)
     labels = train.set_index("clip_id")["label"].reindex(features.index)
     kwargs = {k: v for k, v in params.items() if k in (build_pipeline.__kwdefaults__ or {})}
-    return build_pipeline(**kwargs).fit(features.to_numpy(), labels.to_numpy()), settings
+    with one_blas_thread():
+        model = build_pipeline(**kwargs).fit(features.to_numpy(), labels.to_numpy())
+    return model, settings
 
 
 def _summary(run: ModelRun, n: int, problems: list[str] | None = None) -> RunSummary:
