@@ -284,4 +284,19 @@ def test_every_queue_order_walks_an_index_in_its_order(workspace, order):
         finally:
             event.remove(conn, "before_cursor_execute", explain)
     assert "ix_clips_open" in plan, plan
-    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+    assert "Sort" not in plan, plan  # PostgreSQL
+    assert "TEMP B-TREE" not in plan, plan  # SQLite
+
+
+def test_the_command_line_shows_the_queue_order(workspace, monkeypatch, capsys):
+    from labeling.cli import main
+
+    with workspace.db.write() as s:
+        create_project(s, name="plain", classes=["yes"])
+        create_project(s, name="shuffled", classes=["yes"], settings={"queue_order": "random"})
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(workspace.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", workspace.settings.database_url)
+    assert main(["project", "show", "plain"]) == 0
+    assert "queue_order: unlabelled_first\n" in capsys.readouterr().out
+    assert main(["project", "show", "shuffled", "--json"]) == 0
+    assert '"queue_order": "random"' in capsys.readouterr().out
