@@ -103,23 +103,24 @@ def test_unlabelled_first_keeps_fewest_annotations_and_priority_within_each_grou
 def test_the_priority_order_is_the_order_of_before(imported):
     ws, pid, (ana, ben, _), admin, labelled, unlabelled = imported
     everything = sorted(labelled | unlabelled)
+    boosted = {everything[100], everything[170]}  # one labelled, one unlabelled
     with ws.db.write() as s:
-        set_priority(s, pid, [everything[100], everything[170]], 3)
+        set_priority(s, pid, boosted, 3)
     _label(ws, pid, ben, everything[0])
     info = _set_order(ws, pid, "priority", actor_id=admin)
     assert info.settings["queue_order"] == "priority"
     # Fewest annotations first, then the highest priority, then the lowest id; final labels are ignored.
-    expected = sorted(everything, key=lambda c: (c == everything[0], -3 * (c in everything[100::70]), c))
+    expected = sorted(everything, key=lambda c: (c == everything[0], c not in boosted, c))
     assert _served(ws, pid, ana, 180) == expected
     with ws.db.read() as s:
-        event = s.scalars(
+        change = s.scalars(
             select(AuditEvent)
             .where(AuditEvent.entity == "project", AuditEvent.action == "update")
             .order_by(AuditEvent.id.desc())
         ).first()
-        assert event.actor_id == admin
-        assert "queue_order" not in event.old["settings"]
-        assert event.new["settings"]["queue_order"] == "priority"
+        assert change.actor_id == admin
+        assert "queue_order" not in change.old["settings"]
+        assert change.new["settings"]["queue_order"] == "priority"
 
 
 def test_random_order_is_stable_shared_and_never_over_k(workspace):
