@@ -8,7 +8,8 @@ Which function to call:
 - :func:`drift_report` -- one batch against a reference, both one row per clip with any of the
   :data:`MEASURES` columns; returns a :class:`DriftReport` with a verdict, a test and an effect size in
   real units per measure, and reasons in plain words.
-- :func:`concept_drift` -- the batch's labelled sample against the reference's own correctness.
+- :func:`concept_drift` -- the batch's labelled sample against the reference's own correctness
+  (:func:`concept_test` on counts, :func:`concept_reason` in words).
 - :func:`alarm_level` -- the standing level (``none``, ``warning``, ``alarm``) of a series of reports.
 
 The design, and why
@@ -35,9 +36,10 @@ minimum effect (:attr:`MeasureSpec.min_effect`, overridable per project), becaus
 finds differences that nobody would act on. Batches under ``min_batch`` (50) clips get no verdict.
 Latency is summarised but never tested: a slower server is not a change in the data.
 
-Concept drift is a separate test, once the batch has at least 30 labelled clips: Fisher's exact test of
-the batch's correct/incorrect counts against the reference's own out-of-sample correctness, never
-against the reference accuracy as a fixed number (that ignores the reference's own sampling error).
+Concept drift is a separate test, once the batch has ``min_labels`` (30) labelled clips: Fisher's exact
+test of the batch's correct/incorrect counts against the reference's own out-of-sample correctness,
+never against the reference accuracy as a fixed number (that ignores the reference's own sampling
+error).
 
 One drifted batch is a warning. :func:`alarm_level` raises an alarm on two drifted batches in a row, on
 a batch whose smallest p-value is below 0.001, or on concept drift.
@@ -71,6 +73,8 @@ __all__ = [
     "alarm_level",
     "clip_measures",
     "concept_drift",
+    "concept_reason",
+    "concept_test",
     "drift_report",
     "mmd_test",
     "wada_snr",
@@ -639,29 +643,79 @@ def concept_drift(
 
     The effect is the accuracy difference in percentage points; the batch summary carries a Wilson 95%
     interval. Under ``min_labels`` labelled batch clips there is no verdict (``drift`` False, p NaN).
+    See :func:`concept_test` for the same test on counts.
     """
     ref = _labelled(reference_correct)
     bat = _labelled(batch_correct)
-    ref_summary = {"n": int(ref.size), "accuracy": float(ref.mean()) if ref.size else math.nan}
-    lo, hi = _wilson(int(bat.sum()), int(bat.size))
+    return concept_test(
+        int(ref.sum()), int(ref.size), int(bat.sum()), int(bat.size), alpha=alpha, min_labels=min_labels
+    )
+
+
+def concept_test(
+    reference_correct: int,
+    reference_n: int,
+    batch_correct: int,
+    batch_n: int,
+    *,
+    alpha: float = 0.05,
+    min_labels: int = 30,
+) -> MeasureResult:
+    """:func:`concept_drift` on counts: ``*_correct`` right answers of ``*_n`` labelled clips.
+
+    Both summaries carry ``n``, ``correct`` and ``accuracy`` (NaN without labels); the batch's also a
+    Wilson 95% interval (``ci_low``, ``ci_high``).
+    """
+    if not (0 <= reference_correct <= reference_n and 0 <= batch_correct <= batch_n):
+        raise ValueError("correct counts must lie between 0 and their n")
+    ref_acc = reference_correct / reference_n if reference_n else math.nan
+    bat_acc = batch_correct / batch_n if batch_n else math.nan
+    ref_summary = {"n": int(reference_n), "correct": int(reference_correct), "accuracy": ref_acc}
+    lo, hi = _wilson(batch_correct, batch_n)
     bat_summary = {
-        "n": int(bat.size),
-        "accuracy": float(bat.mean()) if bat.size else math.nan,
+        "n": int(batch_n),
+        "correct": int(batch_correct),
+        "accuracy": bat_acc,
         "ci_low": lo,
         "ci_high": hi,
     }
-    if bat.size < min_labels or ref.size == 0:
+    if batch_n < min_labels or reference_n == 0:
         return MeasureResult(
             "accuracy", "concept", "Fisher exact", math.nan, math.nan, alpha, False,
             math.nan, "pp", ref_summary, bat_summary,
         )  # fmt: skip
-    table = np.array([[ref.sum(), ref.size - ref.sum()], [bat.sum(), bat.size - bat.sum()]], dtype=int)
+    table = np.array(
+        [[reference_correct, reference_n - reference_correct], [batch_correct, batch_n - batch_correct]],
+        dtype=int,
+    )
     stat, p = stats.fisher_exact(table)
-    effect = 100.0 * (bat.mean() - ref.mean())
+    effect = 100.0 * (bat_acc - ref_acc)
     return MeasureResult(
         "accuracy", "concept", "Fisher exact", float(stat), float(p), alpha, bool(p < alpha),
         float(effect), "pp", ref_summary, bat_summary,
     )  # fmt: skip
+
+
+def concept_reason(
+    concept: MeasureResult, *, min_labels: int = 30, sample: str = "labelled clips"
+) -> str | None:
+    """The accuracy of a :func:`concept_test` in words, with its counts (None without labels):
+    the drop or rise when it drifted, "no change" when it did not, or why there is no verdict."""
+    n, k = int(concept.batch.get("n") or 0), int(concept.batch.get("correct") or 0)
+    if n == 0:
+        return None
+    ref = concept.reference.get("accuracy")
+    ref_s = "" if ref is None or not math.isfinite(ref) else f"{100 * ref:.0f}%"
+    counted = f"{k} of {n} {sample} right ({100 * k / n:.0f}%)"
+    if concept.drift:
+        return (
+            f"accuracy {_signed(concept.effect, '.1f')} points: {counted} against {ref_s} on the "
+            f"reference (Fisher {_p(concept.p_value)})"
+        )
+    if not math.isfinite(concept.p_value):
+        against = f" against {ref_s} on the reference" if ref_s else ""
+        return f"accuracy: {counted}{against}; too few for a verdict ({min_labels} needed)"
+    return f"accuracy: {counted} against {ref_s} on the reference, no change (Fisher {_p(concept.p_value)})"
 
 
 def _labelled(values: npt.ArrayLike) -> np.ndarray:
@@ -687,6 +741,8 @@ def drift_report(
     n_permutations: int = 500,
     min_effect: Mapping[str, float] | None = None,
     random_state: int | None = 0,
+    min_labels: int = 30,
+    sample: str = "labelled clips",
 ) -> DriftReport:
     """Test a batch of clips against a reference.
 
@@ -707,6 +763,10 @@ def drift_report(
         :data:`MEASURES`; ``"mmd"`` sets the multivariate one (MMD², default 0.01).
     random_state : int or None
         Seeds the MMD subsampling and permutations.
+    min_labels : int
+        Fewest labelled batch clips that get a concept-drift verdict.
+    sample : str
+        What the labelled clips are, for the reasons ("9 of 20 labelled clips right").
 
     Returns
     -------
@@ -778,7 +838,7 @@ def drift_report(
 
     concept = None
     if "correct" in reference.columns and "correct" in batch.columns:
-        concept = concept_drift(reference["correct"], batch["correct"], alpha=alpha)
+        concept = concept_drift(reference["correct"], batch["correct"], alpha=alpha, min_labels=min_labels)
 
     results.sort(key=lambda r: (not r.drift, r.p_value if math.isfinite(r.p_value) else 2.0))
     drifted = [r for r in results if r.drift]
@@ -796,10 +856,7 @@ def drift_report(
         )  # fmt: skip
     reasons = _reasons(drifted, multivariate, results)
     if concept is not None and concept.drift:
-        reasons.append(
-            f"accuracy {_signed(concept.effect, '.1f')} points on {concept.batch['n']} labelled clips "
-            f"(Fisher {_p(concept.p_value)})"
-        )
+        reasons.append(str(concept_reason(concept, min_labels=min_labels, sample=sample)))
     return DriftReport(
         any_drift, "warning" if any_drift else "none", results, multivariate, reasons, n_ref, n_bat,
         min_p, concept,

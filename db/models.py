@@ -47,6 +47,9 @@ META_KEY_LENGTH = 100
 META_VALUE_LENGTH = 200
 RESOLUTION_METHODS = ("unanimous", "majority", "adjudicated", "imported", "weighted")
 RUN_KINDS = ("builtin", "external", "command")
+# A named version is one someone froze on purpose; a snapshot is frozen by Earmark so that a run on
+# the current labels reads exactly the data it was trained and scored on, forever.
+VERSION_KINDS = ("named", "snapshot")
 
 
 def utcnow() -> datetime:
@@ -327,12 +330,19 @@ class AuditEvent(Base):
 
 
 class DatasetVersion(Base):
+    """An immutable snapshot of a project's data: what every run, comparison and export of it reads."""
+
     __tablename__ = "dataset_versions"
-    __table_args__ = (UniqueConstraint("project_id", "name"), UniqueConstraint("project_id", "content_hash"))
+    __table_args__ = (
+        UniqueConstraint("project_id", "name"),
+        UniqueConstraint("project_id", "content_hash"),
+        CheckConstraint(_in("kind", VERSION_KINDS), name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10), default="named")
     note: Mapped[str] = mapped_column(Text, default="")
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"))
     content_hash: Mapped[str] = mapped_column(String(64))
@@ -340,6 +350,9 @@ class DatasetVersion(Base):
     # Summary of the data changes since the parent: added, removed, relabelled, re-tagged, augmented.
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     n_clips: Mapped[int] = mapped_column(Integer, default=0)
+    # The project's settings a version's numbers depend on, as they were when it was frozen:
+    # task kind, classes, tag groups and transcript normalisation.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -356,6 +369,8 @@ class DatasetItem(Base):
     transcript: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     split: Mapped[str] = mapped_column(String(10))
+    # The clip's metadata as frozen (the clip row's audio columns never change: a fix makes a new clip).
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class ModelRun(Base):
@@ -368,6 +383,9 @@ class ModelRun(Base):
     kind: Mapped[str] = mapped_column(String(20), default="builtin")
     name: Mapped[str] = mapped_column(String(200))
     code_fingerprint: Mapped[str] = mapped_column(String(64))
+    # Content hash of the data the run was trained and scored on, taken from what it actually read
+    # (equal to its version's hash); None for runs made before runs were bound to frozen data.
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     classes: Mapped[list[Any]] = mapped_column(default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -4,7 +4,9 @@ It puts their metrics overall and per slice side by side with deltas, runs McNem
 the test clips both predicted, takes the difference of their confusion matrices
 (:func:`analysis.compare.compare_predictions`), and diffs the dataset versions they were trained on.
 When the code fingerprints differ the comparison says so and does not call the change data-only:
-the point of holding the code fixed is that a difference then comes from the data alone.
+the point of holding the code fixed is that a difference then comes from the data alone. Each run
+keeps the content hash of the data it read; when both read the same data with the same code, the
+comparison says so too, and it warns if two runs that name the same version read different data.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from sqlalchemy.orm import Session
 
 from analysis.compare import McNemar, compare_predictions
 from analysis.versions import VersionDiff
-from db.models import DatasetVersion
 from labeling.runs import RunSummary, get_run, run_predictions
-from labeling.versions import diff_versions
+from labeling.versions import diff_versions, version_info
 
 
 class CompareError(ValueError):
@@ -41,6 +42,36 @@ class Comparison:
     confusion_b: pd.DataFrame
     data_diff: VersionDiff | None
     split: str
+
+    @property
+    def same_data(self) -> bool:
+        """Both runs read exactly the same data (equal data fingerprints)."""
+        a, b = self.run_a.data_fingerprint, self.run_b.data_fingerprint
+        return a is not None and a == b
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes this comparison less than it seems; each a sentence to show above it."""
+        out = []
+        a, b = self.run_a, self.run_b
+        if self.version_a is not None and self.version_a == self.version_b:
+            if a.data_fingerprint is None or b.data_fingerprint is None:
+                old = a if a.data_fingerprint is None else b
+                out.append(
+                    f"Run {old.id} was stored before runs kept the fingerprint of the data they read: "
+                    f"it may not have read version {self.version_a!r} as frozen, so equal version names "
+                    "do not prove equal data."
+                )
+            elif a.data_fingerprint != b.data_fingerprint:
+                out.append(
+                    f"Runs {a.id} and {b.id} both name version {self.version_a!r} but read different data "
+                    f"(fingerprints {a.data_fingerprint[:12]} and {b.data_fingerprint[:12]}). A version "
+                    "never changes, so this should not happen: do not credit the difference to the data."
+                )
+        seeds = (a.params.get("random_state"), b.params.get("random_state"))
+        if self.same_data and not self.code_changed and seeds[0] != seeds[1] and None not in seeds:
+            out.append(f"The runs used different random seeds ({seeds[0]} and {seeds[1]}).")
+        return out
 
     @property
     def n_shared(self) -> int:
@@ -69,8 +100,13 @@ class Comparison:
                 f"{self.run_b.code_fingerprint[:12]}): this is NOT a data-only change, so the difference "
                 f"cannot be credited to the data; {change}, {sig}."
             )
-        data = "the same data" if self.data_diff is not None and self.data_diff.unchanged else "the data"
-        return f"Same model code: the difference comes from {data} alone; {change}, {sig}."
+        if self.same_data:
+            return (
+                f"Same model code and the same data (fingerprint {self.run_a.data_fingerprint[:12]}): "
+                "nothing in the data or the code explains a difference, only chance in training; "
+                f"{change}, {sig}."
+            )
+        return f"Same model code: the difference comes from the data alone; {change}, {sig}."
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,16 +114,20 @@ class Comparison:
                 "id": self.run_a.id,
                 "name": self.run_a.name,
                 "fingerprint": self.run_a.code_fingerprint,
+                "data_fingerprint": self.run_a.data_fingerprint,
                 "dataset_version": self.version_a,
             },
             "run_b": {
                 "id": self.run_b.id,
                 "name": self.run_b.name,
                 "fingerprint": self.run_b.code_fingerprint,
+                "data_fingerprint": self.run_b.data_fingerprint,
                 "dataset_version": self.version_b,
             },
             "code_changed": self.code_changed,
             "data_only": not self.code_changed,
+            "same_data": self.same_data,
+            "warnings": self.warnings,
             "verdict": self.verdict(),
             "no_change": self.no_change,
             "split": self.split,
@@ -114,11 +154,10 @@ class Comparison:
         }
 
 
-def _version_name(s: Session, version_id: int | None) -> str | None:
-    if version_id is None:
+def _version_name(s: Session, run: RunSummary) -> str | None:
+    if run.dataset_version_id is None:
         return None
-    row = s.get(DatasetVersion, version_id)
-    return row.name if row else None
+    return version_info(s, run.dataset_version_id).label
 
 
 def compare_runs(s: Session, run_a: int, run_b: int, *, split: str = "test") -> Comparison:
@@ -147,8 +186,8 @@ def compare_runs(s: Session, run_a: int, run_b: int, *, split: str = "test") -> 
     return Comparison(
         run_a=a,
         run_b=b,
-        version_a=_version_name(s, a.dataset_version_id),
-        version_b=_version_name(s, b.dataset_version_id),
+        version_a=_version_name(s, a),
+        version_b=_version_name(s, b),
         code_changed=a.code_fingerprint != b.code_fingerprint,
         overall=result.overall,
         slices=result.slices,

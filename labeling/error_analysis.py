@@ -37,6 +37,7 @@ from labeling.clips import clip_frame, metadata_columns, tag_matrix
 from labeling.progress import StageProgress
 from labeling.projects import ProjectInfo, get_project, update_project, validate_name
 from labeling.runs import RunError, redundant_metadata, run_predictions, slice_columns, slice_metrics
+from labeling.versions import is_augmented
 
 #: Audio measures discovery bins into ranges (when the frame has them).
 MEASURES = ("duration_s", "rms_dbfs", "snr_db", "f0_median_hz")
@@ -457,7 +458,8 @@ def error_examples(
 class ErrorPage:
     """One page of a slice's errors (most confident first) and what can narrow them further.
 
-    ``rows`` are rows of :func:`labeling.runs.run_predictions`; ``n_errors`` counts every error of
+    ``rows`` are rows of :func:`labeling.runs.run_predictions` (as the run saw them) plus
+    ``tags_now`` and ``replaced_by`` (the clip as it is now); ``n_errors`` counts every error of
     the slice that matches ``pair``; ``pairs`` (``y_true, y_pred, n``, most frequent first) are the
     confusions among the slice's errors, whatever ``pair`` is.
     """
@@ -512,7 +514,33 @@ def error_page(
     last = max(0, -(-len(errors) // size) - 1)
     page = min(max(0, int(page)), last)
     rows = errors.iloc[page * size : (page + 1) * size].reset_index(drop=True)
+    rows = _with_live_state(s, rows)
     return ErrorPage(rows=rows, n_errors=len(errors), page=page, page_size=size, pairs=pairs)
+
+
+def _with_live_state(s: Session, rows: pd.DataFrame) -> pd.DataFrame:
+    """Add what the clips are *now* beside what the run saw: ``tags_now`` (the live tags, which
+    tagging while listening changes) and ``replaced_by`` (the fixed copy that took the place of a
+    clip retired since the run, else None). The run's own columns stay as frozen."""
+    ids = [int(c) for c in rows["clip_id"]] if len(rows) else []
+    tags: dict[int, list[str]] = {c: [] for c in ids}
+    for clip_id, tag in s.execute(
+        select(ClipTag.clip_id, ClipTag.tag).where(ClipTag.clip_id.in_(ids)).order_by(ClipTag.tag)
+    ):
+        tags[clip_id].append(tag)
+    retired = set(s.scalars(select(Clip.id).where(Clip.id.in_(ids), Clip.deleted_at.is_not(None))))
+    copies = s.execute(
+        select(Clip.parent_clip_id, Clip.id, Clip.derivation).where(
+            Clip.parent_clip_id.in_(retired), Clip.deleted_at.is_(None)
+        )
+    ).all()
+    replaced = {parent: child for parent, child, how in copies if not is_augmented(how)}
+    now = [tags.get(c, []) for c in ids]
+    by = [replaced.get(c) if c in retired else None for c in ids]
+    return rows.assign(
+        tags_now=pd.Series(now, index=rows.index, dtype=object),
+        replaced_by=pd.Series(by, index=rows.index, dtype=object),
+    )
 
 
 # --- tagging while listening -----------------------------------------------------------------------

@@ -56,7 +56,7 @@ Progress = Callable[[int, int], None] | None
 EXPORT_FORMATS = tuple(WRITERS)
 #: Why clips were left out, in the order the filters apply (a clip counts under the first that applies).
 EXCLUSION_REASONS = {
-    "deleted": "deleted",
+    "deleted": "retired (replaced by a fixed copy)",
     "split": "in another split",
     "derived": "derived from another clip",
     "augmented": "augmented",
@@ -154,7 +154,13 @@ def find_version(s: Session, project_id: int, ref: str | int) -> _Version:
     if hit is None and str(ref).strip().isdigit():
         hit = s.execute(q.where(DatasetVersion.id == int(str(ref).strip()))).first()
     if hit is None:
-        names = list(s.scalars(q.with_only_columns(DatasetVersion.name).order_by(DatasetVersion.id)))
+        names = list(
+            s.scalars(
+                q.with_only_columns(DatasetVersion.name)
+                .where(DatasetVersion.kind == "named")
+                .order_by(DatasetVersion.id)
+            )
+        )
         known = f"; its versions are {', '.join(names)}" if names else "; it has no dataset versions yet"
         raise ExportError(f"no dataset version {ref!r} in this project{known}")
     return _Version(*hit)
@@ -174,7 +180,7 @@ def export_frame(
     audio_path`` (the stored file; None without a ``store``), ``duration_s, sample_rate, channels,
     split, label, transcript`` (the final label, or the version's), ``tags`` (list of str),
     ``metadata`` (dict of str).
-    With ``version_id`` the labels, tags and splits are those frozen in that dataset version.
+    With ``version_id`` the labels, tags, metadata and splits are those frozen in that dataset version.
     """
     with _gc_paused():
         frame, _ = _export_rows(s, store, get_project(s, project_id), filters, version_id)
@@ -194,19 +200,25 @@ def _export_rows(
         Clip.duration_s,
         Clip.sample_rate,
         Clip.channels,
-        cast(Clip.meta, Text).label("meta"),
         Clip.parent_clip_id,
         (Clip.derivation if filters.exclude_augmented else null()).label("derivation"),
         Clip.deleted_at.is_not(None).label("deleted"),
         Resolution.agreement,
     )
     if version_id is None:
-        q = select(*base, Clip.split, Resolution.label, Resolution.transcript).outerjoin(
-            Resolution, Resolution.clip_id == Clip.id
-        )
+        q = select(
+            *base, cast(Clip.meta, Text).label("meta"), Clip.split, Resolution.label, Resolution.transcript
+        ).outerjoin(Resolution, Resolution.clip_id == Clip.id)
     else:
         q = (
-            select(*base, DatasetItem.split, DatasetItem.label, DatasetItem.transcript, DatasetItem.tags)
+            select(
+                *base,
+                cast(DatasetItem.meta, Text).label("meta"),
+                DatasetItem.split,
+                DatasetItem.label,
+                DatasetItem.transcript,
+                DatasetItem.tags,
+            )
             .join(DatasetItem, (DatasetItem.clip_id == Clip.id) & (DatasetItem.version_id == version_id))
             .outerjoin(Resolution, Resolution.clip_id == Clip.id)
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -80,6 +80,7 @@ class ImportReport:
     rejected: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     n_ignored: int = 0
+    ignored: list[str] = field(default_factory=list)  # the files that are not audio, by name
     n_annotations: int = 0
     n_resolutions: int = 0
     seconds: float = 0.0
@@ -141,17 +142,31 @@ def _size(n: int) -> str:
 
 
 def _prepare(
-    item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None = None
-) -> PreparedFile | Problem:
+    item: SourceItem, limits: Limits, store: AudioStorage | None, measure: Measure | None = None
+) -> PreparedFile | Problem | None:
+    """The file checked, measured and stored; with no ``store``, only checked (None: it would do)."""
     try:
+        if store is None:
+            decoded = _decode(item, limits, None)
+            return decoded if isinstance(decoded, Problem) else None
         return _measure_and_store(item, limits, store, measure)
     except MemoryError:
         return Problem(item.name, "ran out of memory while decoding; the header may be lying about its size")
 
 
-def _measure_and_store(
-    item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None
-) -> PreparedFile | Problem:
+@dataclass
+class _Decoded:
+    sample_rate: int
+    channels: int
+    frames: int
+    duration_s: float
+    audio_format: str
+    quality: dict[str, float | None]
+    extra: dict[str, float]
+
+
+def _decode(item: SourceItem, limits: Limits, measure: Measure | None) -> _Decoded | Problem:
+    """Every check a file must pass, and its measures, from one pass over its samples."""
     try:
         size = item.path.stat().st_size
     except OSError as exc:
@@ -211,7 +226,16 @@ def _measure_and_store(
     if measure is not None and kept:
         whole = np.concatenate(kept)
         extra = measure(whole.mean(axis=1) if channels > 1 else whole[:, 0], int(sr))
-    ext = item.path.suffix.lower().lstrip(".") or fmt.lower()
+    return _Decoded(int(sr), int(channels), int(frames), float(duration), str(fmt), quality, extra)
+
+
+def _measure_and_store(
+    item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None
+) -> PreparedFile | Problem:
+    decoded = _decode(item, limits, measure)
+    if isinstance(decoded, Problem):
+        return decoded
+    ext = item.path.suffix.lower().lstrip(".") or decoded.audio_format.lower()
     digest = sha256_file(item.path)
     # Stored here, outside any transaction: content addressing makes it harmless if the import
     # later fails (an orphan sweep removes what no clip refers to), and the database write lock is
@@ -229,13 +253,13 @@ def _measure_and_store(
         storage_key=key,
         stored_now=made,
         ext=ext,
-        sample_rate=int(sr),
-        channels=int(channels),
-        frames=int(frames),
-        duration_s=float(duration),
-        audio_format=str(fmt),
-        quality=quality,
-        extra=extra,
+        sample_rate=decoded.sample_rate,
+        channels=decoded.channels,
+        frames=decoded.frames,
+        duration_s=decoded.duration_s,
+        audio_format=decoded.audio_format,
+        quality=decoded.quality,
+        extra=decoded.extra,
     )
 
 
@@ -262,7 +286,30 @@ def prepare_files(
         for done, result in enumerate(work, 1):
             if progress:
                 progress(done, len(items))
+            assert result is not None  # with a store, every file is stored or refused
             yield result
+
+
+def unmatched_problems(
+    items: list[SourceItem], limits: Limits, progress: Progress | None = None
+) -> list[Problem]:
+    """Why each file the file-name pattern did not match is not imported: a file that would have been
+    refused anyway (empty, not audio…) says that first, so the real problem is not hidden behind its
+    name. Decoded like :func:`prepare_files` does, storing nothing."""
+    problems = []
+    workers = max(1, min(8, limits.max_memory_bytes // (10 * 4 * limits.block_samples)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, (item, found) in enumerate(
+            zip(items, pool.map(lambda it: _prepare(it, limits, None), items), strict=True), 1
+        ):
+            if progress:
+                progress(done, len(items))
+            if isinstance(found, Problem):
+                why = f"{found.reason}; its name does not match the file-name pattern either"
+            else:
+                why = "name does not match the file-name pattern"
+            problems.append(Problem(item.name, why))
+    return problems
 
 
 def _ensure_users(s: Session, names: set[str]) -> dict[str, int]:
@@ -327,7 +374,17 @@ def import_plan(
     prepared: list[PreparedFile] = []
     seen: set[str] = set()
     n_dupes = 0
-    for result in prepare_files(plan.items, limits, ws.store, progress):
+    n_files, n_unmatched = len(plan.items), len(plan.unmatched)
+
+    def files_progress(done: int, total: int) -> None:
+        if progress:
+            progress(done, n_files + n_unmatched)
+
+    def unmatched_progress(done: int, total: int) -> None:
+        if progress:
+            progress(n_files + done, n_files + n_unmatched)
+
+    for result in prepare_files(plan.items, limits, ws.store, files_progress):
         if isinstance(result, Problem):
             rejected.append(result)
         elif result.sha256 in seen:
@@ -335,6 +392,7 @@ def import_plan(
         else:
             seen.add(result.sha256)
             prepared.append(result)
+    rejected += unmatched_problems(plan.unmatched, limits, unmatched_progress)
 
     # A failed import leaves the files it stored: another import of the same audio may be about to
     # commit clips that use them. What no clip ends up using is swept later (labeling.leftovers).
@@ -381,6 +439,7 @@ def import_plan(
         rejected=rejected,
         warnings=list(plan.warnings),
         n_ignored=len(plan.ignored),
+        ignored=list(plan.ignored),
         n_annotations=n_ann,
         n_resolutions=n_res,
         seconds=time.perf_counter() - started,
@@ -662,12 +721,23 @@ def import_path(
     actor_id: int | None = None,
     progress: Progress | None = None,
     limits: Limits | None = None,
+    shown_as: str | None = None,
 ) -> ImportReport:
-    """Import a folder (recursively) or a zip of audio files, with optional pattern and metadata CSV."""
+    """Import a folder (recursively) or a zip of audio files, with optional pattern and metadata CSV.
+
+    ``shown_as`` names the source in messages (default: its file name).
+    """
     with opened(Path(path)) as root:
         plan = read_folder(root, pattern=pattern, metadata=metadata, join=join)
-        if not plan.items and not plan.problems:
-            raise ImportRefused(f"no audio files found in {Path(path).name}")
+        if not plan.items and not plan.problems and not plan.unmatched:
+            why = ""
+            if plan.ignored:
+                verb = "is" if len(plan.ignored) == 1 else "are"
+                why = (
+                    f": {_listed(plan.ignored)} {verb} not audio (WAV, FLAC, OGG, MP3 and the other "
+                    "formats libsndfile reads are)"
+                )
+            raise ImportRefused(f"no audio files found in {shown_as or Path(path).name}{why}")
         return import_plan(
             ws,
             project,
@@ -747,7 +817,29 @@ def import_uploads(
             group_by=group_by,
             actor_id=actor_id,
             progress=progress,
+            shown_as="the upload",
         )
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit:,} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def not_audio_reason(name: str) -> str:
+    """Why a file was left out of an import without being read: it is not named as audio."""
+    suffix = Path(name).suffix
+    if not suffix:
+        return "not an audio file (its name has no extension)"
+    return f"not an audio file ({suffix} is not an audio format libsndfile reads)"
+
+
+def not_imported_table(report: Mapping[str, Any]) -> pd.DataFrame:
+    """``what``, ``reason``: everything an import left out, each file by name — the files that are not
+    audio too. ``report`` is :meth:`ImportReport.to_dict` (an import job's result is one)."""
+    rows = [{"what": p["ref"], "reason": p["reason"]} for p in report.get("rejected") or ()]
+    rows += [{"what": name, "reason": not_audio_reason(name)} for name in report.get("ignored") or ()]
+    return pd.DataFrame(rows, columns=["what", "reason"])
 
 
 # ---------------------------------------------------------------- any source, by format

@@ -82,6 +82,38 @@ def import_(ctx: JobContext) -> dict[str, Any]:
     return {**report.to_dict(), "summary": report.summary()}
 
 
+@job_kind("production_import", title="Production batch", needs_params=True)
+def production_import(ctx: JobContext) -> dict[str, Any]:
+    """Production traffic into batch ``batch``: an upload the Import page staged (``upload``, named
+    ``upload_name``), or a prediction log, folder of audio or zip the worker reads (``path``, with an
+    optional ``audio_root`` for a log)."""
+    from labeling.jobs import LeaseLost
+    from labeling.production_upload import discard_upload, log_production_batch
+
+    p = ctx.params
+    upload = p.get("upload")
+    done_with_upload = True
+    try:
+        report = log_production_batch(
+            ctx.ws,
+            int(ctx.project_id or 0),
+            batch=str(p.get("batch") or ""),
+            upload=upload,
+            upload_name=p.get("upload_name"),
+            path=p.get("path"),
+            audio_root=p.get("audio_root"),
+            actor_id=ctx.owner_id,
+            progress=ctx.stage("Reading requests"),
+        )
+    except (LeaseLost, KeyboardInterrupt):
+        done_with_upload = False  # another worker runs it now, or the next attempt will
+        raise
+    finally:
+        if upload and done_with_upload:
+            discard_upload(upload)
+    return {**report.to_dict(), "summary": report.summary()}
+
+
 @job_kind("export", title="Export", permission="analyse", needs_params=True)
 def export(ctx: JobContext) -> dict[str, Any]:
     """An export to ``out`` (a new folder or ``s3://`` prefix), or else one zip to download.

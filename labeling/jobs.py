@@ -32,11 +32,11 @@ import time
 import traceback
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,9 @@ DEFAULT_LEASE_S = 60.0
 PROGRESS_EVERY_S = 0.5
 #: The log keeps its last this many characters.
 LOG_LIMIT = 20_000
+#: A queued job nobody has claimed for this long suggests that no worker is running. Workers poll
+#: every second, so a normal wait is far shorter.
+UNCLAIMED_AFTER_S = 10.0
 
 
 class JobError(ValueError):
@@ -150,10 +153,22 @@ class JobInfo:
     started_at: datetime | None
     updated_at: datetime
     finished_at: datetime | None
+    #: How long a queued job has waited for a worker, by the database's clock (None unless queued).
+    queued_s: float | None = None
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE_JOB_STATES
+
+    @property
+    def state(self) -> str:
+        """The status as a person needs it: a running job asked to stop is "cancel requested"."""
+        return "cancel requested" if self.active and self.cancel_requested else self.status
+
+    @property
+    def unclaimed(self) -> bool:
+        """Queued for :data:`UNCLAIMED_AFTER_S` or longer without a worker taking it."""
+        return self.status == "queued" and self.queued_s is not None and self.queued_s >= UNCLAIMED_AFTER_S
 
     @property
     def fraction(self) -> float:
@@ -169,7 +184,7 @@ class JobInfo:
         return d
 
 
-def _info(job: Job, owner: str | None) -> JobInfo:
+def _info(job: Job, owner: str | None, queued_s: float | None = None) -> JobInfo:
     kind = JOB_KINDS.get(job.kind)
     return JobInfo(
         id=job.id,
@@ -195,12 +210,27 @@ def _info(job: Job, owner: str | None) -> JobInfo:
         started_at=job.started_at,
         updated_at=job.updated_at,
         finished_at=job.finished_at,
+        queued_s=queued_s,
     )
 
 
 def _with_owner(s: Session, job: Job) -> JobInfo:
     owner = s.scalar(select(User.name).where(User.id == job.owner_id)) if job.owner_id else None
-    return _info(job, owner)
+    # A queued job's updated_at is when it was queued, written by the database's clock (see
+    # submit_job and _finish), so app servers and workers whose clocks differ agree on the wait.
+    queued_s = (database_now(s) - job.updated_at).total_seconds() if job.status == "queued" else None
+    return _info(job, owner, queued_s)
+
+
+def database_now(s: Session) -> datetime:
+    """The database server's current time (UTC): one clock for every app server and worker."""
+    if s.get_bind().dialect.name == "sqlite":
+        # SQLite runs in this process; its clock is this machine's, read the way the database reads it.
+        raw = s.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
+        return datetime.fromisoformat(str(raw)).replace(tzinfo=UTC)
+    now = s.scalar(select(func.clock_timestamp()))
+    assert isinstance(now, datetime)
+    return now.astimezone(UTC)
 
 
 def _append(log: str, line: str) -> str:
@@ -242,7 +272,7 @@ def submit_job(
     active = _active(s, kind, scope)
     if active is not None:
         raise JobBusy(active)
-    now = utcnow()
+    now = database_now(s)
     job = Job(
         kind=kind,
         project_id=project_id,
@@ -330,7 +360,7 @@ def list_jobs(s: Session, *, project_id: int | None = None, limit: int = 200) ->
             {
                 "job_id": j.id,
                 "kind": j.title,
-                "status": j.status + (" (cancelling)" if j.cancel_requested and j.active else ""),
+                "status": j.state,
                 "progress": j.fraction,
                 "message": j.message,
                 "owner": j.owner,
@@ -524,11 +554,11 @@ class _Heartbeat(threading.Thread):
 
 def _finish(ws: Workspace, claim: Claim, **values: Any) -> bool:
     """Record the outcome if this worker still holds the job; False if it was taken over."""
-    now = utcnow()
     with ws.db.write() as s:
         job = s.get(Job, claim.job.id)
         if job is None or job.lease_token != claim.token or job.status != "running":
             return False
+        now = database_now(s)  # a job handed back waits for a worker from now, by the database's clock
         for k, v in values.items():
             setattr(job, k, v)
         job.lease_token = None

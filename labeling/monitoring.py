@@ -5,12 +5,16 @@
   audited.
 - :func:`run_drift_check` compares a production batch (:mod:`labeling.production`) with the reference
   using :func:`analysis.drift.drift_report` and :func:`analysis.drift.concept_drift`, stores the check
-  in ``drift_checks`` and returns it with its level under :func:`alarm_rule` over the batch history.
-- :func:`monitor_summary` is every batch's latest level, and whether an alarm stands (not acknowledged
-  or snoozed: :func:`acknowledge`, :func:`snooze`).
+  in ``drift_checks`` and returns it with its level under :func:`analysis.drift.alarm_level` over the
+  batch history (:func:`batch_standings`).
+- :func:`labelled_random_sample` is the one definition of the clips a batch's accuracy is measured on
+  (and :func:`sample_accuracy` their counts): every view of accuracy reads it.
+- :func:`monitor_summary` is every batch's standing level, and whether an alarm stands (not
+  acknowledged or snoozed: :func:`acknowledge`, :func:`snooze`).
 - :func:`labeling_sample` / :func:`send_to_labeling` put a uniform random sample (so accuracy estimates
   stay unbiased) plus the most atypical, low-confidence and empty-output clips into the labeling
-  queue; :func:`admit_labelled` lets the labelled ones into the next dataset version.
+  queue, counting what was sent before (:func:`sample_sent`); :func:`admit_labelled` lets the
+  labelled ones into the next dataset version.
 - :func:`shadow_comparison` sets a candidate run's answers on a batch beside the live model's.
 - :func:`monitoring_view` and :func:`measure_detail` return what the Monitoring page draws.
 """
@@ -19,16 +23,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -205,25 +209,6 @@ def rebaseline(
 # --- scoring audio with a run's model ----------------------------------------------------------------
 
 
-def _fit_run(ws: Workspace, run: ModelRun) -> tuple[Any, Any]:
-    """The run's pipeline refitted on its own training data (the code is fixed, so it is the same
-    model), and the feature settings it was trained with."""
-    from analysis.model import build_pipeline
-    from labeling.runs import _feature_inputs, _features, _training_data
-
-    with ws.db.read() as s:
-        data, _ = _training_data(s, run.project_id, run.dataset_version_id)
-        rows, settings = _feature_inputs(s, ws, run.project_id, None)
-    train = data[(data["split"] == "train") & data["label"].notna()]
-    rows = rows[rows["clip_id"].isin(train["clip_id"])]
-    if rows.empty:
-        raise MonitoringError(f"run {run.id} has no training clips left to refit its model on")
-    features = _features(ws, rows, settings, None)
-    labels = train.set_index("clip_id")["label"].reindex(features.index)
-    params = {k: v for k, v in (run.params or {}).items() if k in build_pipeline.__kwdefaults__}
-    return build_pipeline(**params).fit(features.to_numpy(), labels.to_numpy()), settings
-
-
 def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.DataFrame:
     """``label`` and ``confidence`` of a run's model on audio files (``{key: path}``), by key.
 
@@ -243,7 +228,12 @@ def score_audio(ws: Workspace, run_id: int, paths: Mapping[str, str]) -> pd.Data
         s.expunge(run)
     if run.kind != "builtin":
         raise MonitoringError(f"run {run.id} was imported; only the built-in model can score new audio")
-    model, settings = _fit_run(ws, run)
+    from labeling.runs import RunError, fit_run_model
+
+    try:
+        model, settings = fit_run_model(ws, run.id)
+    except RunError as exc:
+        raise MonitoringError(str(exc)) from exc
     by_sha = dict(zip(shas, (paths[k] for k in keys), strict=True))
     features = feature_frame(by_sha, settings=settings, cache_dir=ws.settings.cache_dir / "features")
     proba = model.predict_proba(features.loc[shas].to_numpy())
@@ -427,9 +417,70 @@ def _batch_row(s: Session, project_id: int, batch: str | int) -> ImportBatch:
     return row
 
 
+#: Columns of :func:`labelled_random_sample`.
+SAMPLE_ACCURACY_COLUMNS = ("production_clip_id", "batch_id", "clip_id", "predicted", "label", "correct")
+
+
+def labelled_random_sample(
+    s: Session, project_id: int, batch_ids: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """The clips a batch's accuracy is measured on, and whether the live model got each right.
+
+    This is the one place that decides it; the drift check, the accuracy tile, the alarm's reasons,
+    the by-tag table and the shadow comparison all read it. A clip counts when it was sent to labeling
+    as part of the batch's *random* sample (the other picks are chosen for being unsure or atypical
+    and would bias the estimate) and has a final label; it is right when the answer the live model
+    gave in production (logged, or scored at import) equals that label (an empty answer is wrong).
+    Columns ``production_clip_id, batch_id, clip_id, predicted, label, correct`` (bool).
+    """
+    q = (
+        select(
+            ProductionClip.id,
+            ProductionClip.batch_id,
+            ProductionClip.clip_id,
+            ProductionClip.prediction,
+            Resolution.label,
+        )
+        .join(Resolution, Resolution.clip_id == ProductionClip.clip_id)
+        .where(
+            ProductionClip.project_id == project_id,
+            ProductionClip.sample_reason == "random",
+            Resolution.label.is_not(None),
+            Resolution.label != "",
+        )
+        .order_by(ProductionClip.id)
+    )
+    if batch_ids is not None:
+        q = q.where(ProductionClip.batch_id.in_([int(b) for b in batch_ids]))
+    frame = pd.DataFrame(s.execute(q).all(), columns=list(SAMPLE_ACCURACY_COLUMNS[:-1]))
+    frame["correct"] = (frame["predicted"].notna() & (frame["predicted"] == frame["label"])).astype(bool)
+    return frame
+
+
+@dataclass(frozen=True)
+class SampleAccuracy:
+    """Accuracy of the live model on a batch's labelled random sample (:func:`labelled_random_sample`)."""
+
+    n: int = 0
+    correct: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+
+def sample_accuracy(s: Session, project_id: int) -> dict[int, SampleAccuracy]:
+    """:class:`SampleAccuracy` per production batch id (batches without labels are left out)."""
+    sample = labelled_random_sample(s, project_id)
+    counts = sample.groupby("batch_id")["correct"].agg(["size", "sum"])
+    return {int(b): SampleAccuracy(int(r["size"]), int(r["sum"])) for b, r in counts.iterrows()}
+
+
 def batch_frame(s: Session, project: str | int | ProjectInfo, batch: str | int) -> pd.DataFrame:
     """One row per request of a production batch: its measures, the live model's answer (as the
-    reference frame names them), latency, user action, error, and its label when one was given."""
+    reference frame names them), latency, user action, error, its final label when one was given,
+    and ``correct`` (1.0 or 0.0 on the labelled random sample of :func:`labelled_random_sample`, NaN
+    on every other clip)."""
     info = _project(s, project)
     row = _batch_row(s, info.id, batch)
     q = (
@@ -487,9 +538,9 @@ def batch_frame(s: Session, project: str | int | ProjectInfo, batch: str | int) 
     frame = _output_columns(frame, project_settings(info)["low_confidence"])
     if not info.classifies:
         frame = frame.drop(columns=["predicted"])
-    frame["correct"] = (
-        (frame["predicted"] == frame["label"]).where(frame["label"].notna()) if info.classifies else np.nan
-    )
+    # Right or wrong only on the clips the accuracy is measured on, NaN elsewhere.
+    sample = labelled_random_sample(s, info.id, [row.id]).set_index("production_clip_id")["correct"]
+    frame["correct"] = frame["production_clip_id"].map(sample.astype(float)).astype("float64")
     frame.attrs["batch_id"] = row.id
     frame.attrs["batch"] = row.name
     return frame
@@ -533,6 +584,7 @@ class DriftCheckResult:
     report: dict[str, Any]
     concept: dict[str, Any] | None
     created_at: datetime | None = None
+    accuracy_note: str | None = None  # the accuracy in words, whether or not it is a reason
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -545,6 +597,7 @@ class DriftCheckResult:
             "level": self.level,
             "reasons": self.reasons,
             "concept": self.concept,
+            "accuracy_note": self.accuracy_note,
             "created_at": self.created_at.isoformat() if self.created_at else None,
         }
         return _plain(d)
@@ -576,11 +629,104 @@ def _latest_checks(s: Session, project_id: int) -> dict[int, DriftCheck]:
     return {r.current_batch_id: r for r in rows if r.current_batch_id is not None}
 
 
-def _with_correct(frame: pd.DataFrame, mask: pd.Series | None = None) -> pd.DataFrame:
+def _with_correct(frame: pd.DataFrame) -> pd.DataFrame:
     out = _stored_measures(frame)
     if "correct" in frame:
-        correct = frame["correct"].astype("float64")
-        out["correct"] = correct.where(mask, np.nan) if mask is not None else correct
+        out["correct"] = frame["correct"].astype("float64")
+    return out
+
+
+#: What the reasons call the clips accuracy is measured on (see :func:`labelled_random_sample`).
+SAMPLE_NAME = "labelled random-sample clips"
+#: The reason :func:`run_drift_check` adds when a batch drifted right after another one did.
+TWO_IN_A_ROW = "drifted in two batches in a row"
+
+
+@dataclass(frozen=True)
+class BatchStanding:
+    """A checked batch as it stands now: its latest check's measures, with accuracy counted on the
+    labels the batch has now (labels given after the check count at once)."""
+
+    level: str
+    reasons: list[str]
+    concept: dict[str, Any] | None  # the accuracy test (analysis.drift.concept_test) as a dict
+    accuracy: SampleAccuracy
+    accuracy_note: str | None  # the accuracy in words, whether or not it is a reason
+
+
+def _measure_reasons(stats: Mapping[str, Any]) -> list[str]:
+    """A stored check's reasons that come from its measures (not accuracy, not the batch history)."""
+    if "measure_reasons" in stats:
+        return list(stats["measure_reasons"] or [])
+    # Checks stored before the measures' reasons were kept apart.
+    return [r for r in stats.get("reasons") or [] if not str(r).startswith("accuracy ") and r != TWO_IN_A_ROW]
+
+
+def _concept_now(stats: Mapping[str, Any], acc: SampleAccuracy, settings: Mapping[str, float]) -> Any | None:
+    """The accuracy test of a stored check's reference against the batch's labels now."""
+    from analysis.drift import concept_test
+
+    ref = (stats.get("concept") or {}).get("reference") or {}
+    n = int(ref.get("n") or 0)
+    if n == 0:
+        return None
+    correct = ref.get("correct")
+    if correct is None:  # checks stored before the counts were kept
+        correct = round(float(ref.get("accuracy") or 0.0) * n)
+    return concept_test(
+        int(correct),
+        n,
+        acc.correct,
+        acc.n,
+        alpha=float(settings["alpha"]),
+        min_labels=int(settings["min_labels"]),
+    )
+
+
+def batch_standings(s: Session, project: str | int | ProjectInfo) -> dict[int, BatchStanding]:
+    """Each checked batch's level and reasons, by batch id, oldest batch first.
+
+    The level follows :func:`analysis.drift.alarm_level` over the batch history (each batch's latest
+    check, in the order the batches arrived): one drifted batch is a warning; two in a row, p < 0.001
+    or concept drift an alarm. The measures are the stored check's; accuracy is counted on the batch's
+    labelled random sample as it is now (:func:`sample_accuracy`), so the alarm, the accuracy tile, the
+    by-tag table and the shadow comparison always say the same, and a new check cannot lose it.
+    """
+    from analysis.drift import alarm_level, concept_reason
+
+    info = _project(s, project)
+    settings = project_settings(info)
+    min_labels = int(settings["min_labels"])
+    latest = _latest_checks(s, info.id)
+    accuracy = sample_accuracy(s, info.id)
+    earlier: list[Any] = []
+    out: dict[int, BatchStanding] = {}
+    for b in production_batches(s, info.id)["batch_id"].astype(int):
+        check = latest.get(b)
+        if check is None:
+            continue
+        stats = dict(check.statistics or {})
+        acc = accuracy.get(b, SampleAccuracy())
+        concept = _concept_now(stats, acc, settings)
+        report = replace(_as_report(stats), concept=concept)
+        level = alarm_level([*earlier, report])
+        if report.level == "too_small" and level != "alarm":
+            level = "too_small"
+        reasons = _measure_reasons(stats)
+        note = concept_reason(concept, min_labels=min_labels, sample=SAMPLE_NAME) if concept else None
+        if concept is not None and concept.drift and report.level != "too_small":
+            reasons.append(str(note))
+        judged = [r for r in earlier if r.level != "too_small"]
+        if level == "alarm" and report.drift and judged and judged[-1].drift:
+            reasons.append(TWO_IN_A_ROW)
+        out[b] = BatchStanding(
+            level=level,
+            reasons=reasons,
+            concept=None if concept is None else _plain(concept.to_dict()),
+            accuracy=acc,
+            accuracy_note=note,
+        )
+        earlier.append(report)
     return out
 
 
@@ -596,12 +742,11 @@ def run_drift_check(
 ) -> DriftCheckResult:
     """Compare a production batch with the reference, store the check, and say its level.
 
-    The level follows :func:`analysis.drift.alarm_level` over the batch history (each batch's latest
-    check, in the order the batches arrived): one drifted batch is a warning; two in a row, p < 0.001
-    or concept drift an alarm. Concept drift is measured on the labelled *random* sample only, so that
-    the clips picked for being atypical or unsure do not bias the accuracy estimate.
+    The level is the batch's standing right after the check (:func:`batch_standings`). Concept drift
+    is measured on the labelled *random* sample only (:func:`labelled_random_sample`), so that the
+    clips picked for being atypical or unsure do not bias the accuracy estimate.
     """
-    from analysis.drift import alarm_level, drift_report
+    from analysis.drift import concept_reason, drift_report
 
     with ws.db.read() as s:
         info = _project(s, project)
@@ -610,38 +755,29 @@ def run_drift_check(
     settings = project_settings(info)
     if progress:
         progress(f"Comparing {len(cur):,} production clips with {len(ref):,} reference clips", 0, 1)
-    random_sample = (cur["sample_reason"] == "random") & cur["label"].notna()
+    min_labels = int(settings["min_labels"])
     report = drift_report(
         _with_correct(ref),
-        _with_correct(cur, random_sample),
+        _with_correct(cur),
         alpha=float(settings["alpha"]),
         min_batch=int(settings["min_batch"]),
         random_state=random_state,
+        min_labels=min_labels,
+        sample=SAMPLE_NAME,
     )
     report_dict = _plain(report.to_dict())
-    concept = report_dict.get("concept")
+    said = (
+        concept_reason(report.concept, min_labels=min_labels, sample=SAMPLE_NAME) if report.concept else None
+    )
     stats = {
         **report_dict,
         "report_level": report.level,
-        "n_labelled": int(random_sample.sum()),
+        "measure_reasons": [r for r in report.reasons if r != said],
+        "n_labelled": int(cur["correct"].notna().sum()) if "correct" in cur else 0,
         "reference_version_id": ref.attrs.get("version_id"),
     }
     with ws.db.write() as s:
-        latest = _latest_checks(s, info.id)
-        order = production_batches(s, info.id)["batch_id"].tolist()
         batch_id = int(cur.attrs["batch_id"])
-        earlier = [
-            _as_report(latest[b].statistics or {}) for b in order[: order.index(batch_id)] if b in latest
-        ]
-        level = alarm_level([*earlier, report])
-        if report.level == "too_small" and level != "alarm":
-            level = "too_small"
-        reasons = list(report.reasons)
-        judged = [r for r in earlier if r.level != "too_small"]
-        if level == "alarm" and report.drift and judged and judged[-1].drift:
-            reasons.append("drifted in two batches in a row")
-        stats["level"] = level
-        stats["reasons"] = reasons
         check = DriftCheck(
             project_id=info.id,
             reference_version_id=ref.attrs.get("version_id"),
@@ -649,26 +785,33 @@ def run_drift_check(
             test="drift_report",
             threshold=float(settings["alpha"]),
             statistics=_plain(stats),
-            verdict=level,
+            verdict="none",
             created_by=actor_id,
         )
         s.add(check)
+        s.flush()
+        standing = batch_standings(s, info)[batch_id]
+        check.verdict = standing.level
+        check.statistics = _plain({**stats, "level": standing.level, "reasons": standing.reasons})
         s.flush()
         return DriftCheckResult(
             id=check.id,
             batch=str(cur.attrs["batch"]),
             batch_id=batch_id,
             reference_version_id=check.reference_version_id,
-            drift=bool(report.drift) or bool((concept or {}).get("drift")),
-            level=level,
-            reasons=reasons,
+            drift=bool(report.drift) or bool((standing.concept or {}).get("drift")),
+            level=standing.level,
+            reasons=standing.reasons,
             report=report_dict,
-            concept=concept,
+            concept=standing.concept,
             created_at=check.created_at,
+            accuracy_note=standing.accuracy_note,
         )
 
 
 def latest_check(ws: Workspace, project: str | int, batch: str | int) -> DriftCheckResult | None:
+    """A batch's latest check, with its level, reasons and accuracy as they stand now
+    (:func:`batch_standings`)."""
     with ws.db.read() as s:
         info = _project(s, project)
         row = _batch_row(s, info.id, batch)
@@ -678,23 +821,23 @@ def latest_check(ws: Workspace, project: str | int, batch: str | int) -> DriftCh
             .order_by(DriftCheck.id.desc())
             .limit(1)
         )
-        return _result(check, row.name) if check else None
-
-
-def _result(check: DriftCheck, batch: str) -> DriftCheckResult:
-    st = dict(check.statistics or {})
-    return DriftCheckResult(
-        id=check.id,
-        batch=batch,
-        batch_id=int(check.current_batch_id or 0),
-        reference_version_id=check.reference_version_id,
-        drift=bool(st.get("drift")) or bool((st.get("concept") or {}).get("drift")),
-        level=check.verdict,
-        reasons=list(st.get("reasons") or []),
-        report={k: v for k, v in st.items() if k not in {"concept", "reasons", "level"}},
-        concept=st.get("concept"),
-        created_at=check.created_at,
-    )
+        if check is None:
+            return None
+        standing = batch_standings(s, info)[row.id]
+        st = dict(check.statistics or {})
+        return DriftCheckResult(
+            id=check.id,
+            batch=row.name,
+            batch_id=row.id,
+            reference_version_id=check.reference_version_id,
+            drift=bool(st.get("drift")) or bool((standing.concept or {}).get("drift")),
+            level=standing.level,
+            reasons=standing.reasons,
+            report={k: v for k, v in st.items() if k not in {"concept", "reasons", "level"}},
+            concept=standing.concept,
+            created_at=check.created_at,
+            accuracy_note=standing.accuracy_note,
+        )
 
 
 # --- alarms: the summary, acknowledge, snooze --------------------------------------------------------
@@ -705,7 +848,9 @@ class MonitorSummary:
     project: str
     live_model: str | None
     reference_version: str | None
-    batches: pd.DataFrame  # batch_id, name, created_at, n, level, drift, reasons, checked_at, acknowledged
+    # batch_id, name, created_at, n, level, drift, reasons, checked_at, acknowledged, labelled, correct,
+    # accuracy, accuracy_note, concept: see monitor_summary
+    batches: pd.DataFrame
     alarm: bool  # an alarm stands: the newest checked batch is at alarm, not acknowledged or snoozed
     snoozed_until: datetime | None
     reasons: list[str] = field(default_factory=list)
@@ -729,21 +874,18 @@ class MonitorSummary:
 
 
 def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None = None) -> MonitorSummary:
-    """Every production batch with its latest check's level, and whether an alarm stands."""
+    """Every production batch with its standing level (:func:`batch_standings`), the accuracy of its
+    labelled random sample (``labelled``, ``correct``, ``accuracy``, ``accuracy_note``, and the test
+    as ``concept``), and whether an alarm stands."""
     now = now or datetime.now(UTC)
     with ws.db.read() as s:
         info = _project(s, project)
         live = live_model(s, info)
         batches = production_batches(s, info.id)
-        latest = {
-            b: (
-                c.verdict,
-                bool((c.statistics or {}).get("drift")),
-                list((c.statistics or {}).get("reasons") or []),
-                c.created_at,
-            )
-            for b, c in _latest_checks(s, info.id).items()
-        }
+        standings = batch_standings(s, info)
+        checked_at = {b: c.created_at for b, c in _latest_checks(s, info.id).items()}
+        drifted = {b: bool((c.statistics or {}).get("drift")) for b, c in _latest_checks(s, info.id).items()}
+        accuracy = sample_accuracy(s, info.id)
         actions = s.execute(
             select(MonitoringAction.action, MonitoringAction.batch_id, MonitoringAction.until)
             .where(MonitoringAction.project_id == info.id)
@@ -752,19 +894,20 @@ def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None =
     acked = {b for a, b, _ in actions if a == "acknowledge" and b is not None}
     snoozes = [u for a, _, u in actions if a == "snooze" and u is not None and u > now]
     snoozed_until = max(snoozes) if snoozes else None
-    levels, drifts, reasons, checked = [], [], [], []
-    for b in batches["batch_id"]:
-        verdict, drifted, why, when = latest.get(int(b), ("unchecked", None, [], None))
-        levels.append(verdict)
-        drifts.append(drifted)
-        reasons.append("; ".join(why))
-        checked.append(when)
+    ids = [int(b) for b in batches["batch_id"]]
+    stand = [standings.get(b) for b in ids]
+    counts = [accuracy.get(b, SampleAccuracy()) for b in ids]
     batches = batches.assign(
-        level=levels,
-        drift=drifts,
-        reasons=reasons,
-        checked_at=checked,
+        level=[st.level if st else "unchecked" for st in stand],
+        drift=[drifted.get(b) for b in ids],
+        reasons=["; ".join(st.reasons) if st else "" for st in stand],
+        checked_at=[checked_at.get(b) for b in ids],
         acknowledged=batches["batch_id"].isin(acked),
+        labelled=[c.n for c in counts],
+        correct=[c.correct for c in counts],
+        accuracy=[c.accuracy for c in counts],
+        accuracy_note=[st.accuracy_note if st else None for st in stand],
+        concept=[st.concept if st else None for st in stand],
     )
     checked_rows = batches[batches["level"] != "unchecked"]
     alarm = False
@@ -841,7 +984,8 @@ def snooze(
 # --- back into the loop: labeling sample, admission --------------------------------------------------
 
 
-#: What :func:`labeling_sample` returns per clip.
+#: What :func:`labeling_sample` returns per clip (``sent_before``: the reason a clip was already sent
+#: for, when the random draw picks a clip sent for being unsure or atypical).
 SAMPLE_COLUMNS = (
     "production_clip_id",
     "original_name",
@@ -850,48 +994,169 @@ SAMPLE_COLUMNS = (
     "predicted",
     "confidence",
     "atypicality",
+    "sent_before",
 )
+#: The parts of a labeling sample, in words.
+REASON_NAMES = {
+    "random": "random",
+    "empty": "empty output",
+    "low_confidence": "low confidence",
+    "atypical": "atypical",
+}
+
+
+def _reasons_in_words(counts: Mapping[str, int]) -> str:
+    order = [r for r in PRIORITY if counts.get(r)] + [r for r in counts if r not in PRIORITY and counts[r]]
+    return ", ".join(f"{int(counts[r]):,} {REASON_NAMES.get(r, r)}" for r in order)
+
+
+@dataclass(frozen=True)
+class SentSample:
+    """What of a batch was already sent to labeling (:func:`sample_sent`)."""
+
+    batch: str
+    n_batch: int  # requests in the batch
+    by_reason: dict[str, int]  # clips of the batch sent to labeling now, by why they were picked
+    sends: list[dict[str, Any]]  # one per send, oldest first: at, by, n, reasons
+    random_target: int  # random clips the project's rules ask of this batch
+
+    @property
+    def n(self) -> int:
+        return sum(self.by_reason.values())
+
+    @property
+    def random(self) -> int:
+        return int(self.by_reason.get("random", 0))
+
+    def describe(self) -> str:
+        """In words, e.g. "60 clips of this batch already sent to labeling (40 random, 10 low
+        confidence, 10 atypical), on 2026-11-30 10:15 UTC by eli."."""
+        if not self.n:
+            return "Nothing of this batch has been sent to labeling yet."
+
+        def when(e: Mapping[str, Any]) -> str:
+            return f"{e['at']:%Y-%m-%d %H:%M} UTC" + (f" by {e['by']}" if e.get("by") else "")
+
+        text = (
+            f"{self.n:,} clips of this batch already sent to labeling ({_reasons_in_words(self.by_reason)})"
+        )
+        if len(self.sends) == 1:
+            text += f", on {when(self.sends[0])}"
+        elif self.sends:
+            text += f", in {len(self.sends)} sends: " + "; ".join(
+                f"{e['n']:,} on {when(e)}" for e in self.sends
+            )
+        return text + "."
+
+
+def sample_sent(ws: Workspace, project: str | int, batch: str | int) -> SentSample:
+    """What was already sent to labeling for a batch: how many clips, for which reasons, and when and
+    by whom (from the audit log of each send)."""
+    from db.models import AuditEvent, User
+
+    with ws.db.read() as s:
+        info = _project(s, project)
+        row = _batch_row(s, info.id, batch)
+        n_batch = int(
+            s.scalar(
+                select(func.count()).select_from(ProductionClip).where(ProductionClip.batch_id == row.id)
+            )
+            or 0
+        )
+        by_reason = dict(
+            s.execute(
+                select(ProductionClip.sample_reason, func.count())
+                .where(ProductionClip.batch_id == row.id, ProductionClip.sample_reason.is_not(None))
+                .group_by(ProductionClip.sample_reason)
+            ).all()
+        )
+        events = s.execute(
+            select(AuditEvent.created_at, AuditEvent.new, User.name)
+            .outerjoin(User, User.id == AuditEvent.actor_id)
+            .where(
+                AuditEvent.project_id == info.id,
+                AuditEvent.entity == "production_batch",
+                AuditEvent.entity_id == str(row.id),
+                AuditEvent.action == "update",
+            )
+            .order_by(AuditEvent.id)
+        ).all()
+        name = row.name
+    st = project_settings(info)
+    sends = [
+        {
+            "at": at,
+            "by": who,
+            "n": int(new.get("sent_to_labeling") or 0),
+            "reasons": dict(new.get("reasons") or {}),
+        }
+        for at, new, who in events
+        if isinstance(new, dict) and new.get("sent_to_labeling")
+    ]
+    target = min(n_batch, max(int(st["sample_minimum"]), math.ceil(st["sample_fraction"] * n_batch)))
+    return SentSample(
+        batch=name,
+        n_batch=n_batch,
+        by_reason={str(k): int(v) for k, v in by_reason.items()},
+        sends=sends,
+        random_target=target,
+    )
 
 
 def labeling_sample(
-    ws: Workspace, project: str | int, batch: str | int, *, random_state: int = 0
+    ws: Workspace, project: str | int, batch: str | int, *, more_random: int = 0, random_state: int = 0
 ) -> pd.DataFrame:
     """What "send to labeling" would queue: ``production_clip_id, original_name, reason, priority,
-    predicted, confidence, atypicality``.
+    predicted, confidence, atypicality, sent_before``.
 
     A uniform random ``sample_fraction`` of the batch (at least ``sample_minimum`` clips), so that
     accuracy on it estimates the batch's without bias; then the ``sample_extra`` most atypical clips
     (largest robust z-score of any input measure against the reference), the lowest-confidence ones
-    and every empty output (up to ``sample_extra``). Clips sent before are left out.
+    and every empty output (up to ``sample_extra``).
+
+    Clips sent before count toward these numbers: a batch already sampled gets only what its sample
+    still lacks, and nothing once it is complete (:func:`sample_sent` says what was sent). To grow it,
+    ask for ``more_random`` random clips beyond the rules. They are drawn from every clip not yet in
+    the random sample, those sent for another reason included (``sent_before`` names it), so that the
+    random sample stays uniform over the batch.
     """
+    if more_random < 0:
+        raise MonitoringError("ask for zero or more extra random clips")
     with ws.db.read() as s:
         info = _project(s, project)
         cur = batch_frame(s, info, batch)
     st = project_settings(info)
-    todo = cur[cur["sample_reason"].isna()]
-    if todo.empty:
-        return pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    sent = cur["sample_reason"].value_counts()
+    target = max(int(st["sample_minimum"]), math.ceil(st["sample_fraction"] * len(cur)))
+    pool = cur[cur["sample_reason"].ne("random") | cur["sample_reason"].isna()]
+    k = min(len(pool), max(0, target - int(sent.get("random", 0))) + int(more_random))
     rng = np.random.default_rng(random_state)
-    k = min(len(todo), max(int(st["sample_minimum"]), math.ceil(st["sample_fraction"] * len(cur))))
     chosen: dict[int, str] = {
-        int(i): "random" for i in rng.choice(todo["production_clip_id"].to_numpy(), size=k, replace=False)
+        int(i): "random" for i in rng.choice(pool["production_clip_id"].to_numpy(), size=k, replace=False)
     }
-    atyp = _atypicality(ws, project, todo)
-    todo = todo.assign(atypicality=atyp.to_numpy())
+    todo = cur[cur["sample_reason"].isna()]
+    todo = todo.assign(atypicality=_atypicality(ws, project, todo).to_numpy() if len(todo) else np.nan)
     extra = int(st["sample_extra"])
+
+    def still(reason: str) -> int:
+        return max(0, extra - int(sent.get(reason, 0)))
+
     rest = todo[~todo["production_clip_id"].isin(chosen)]
     if "empty" in rest:
-        for i in rest[rest["empty"] == 1]["production_clip_id"].head(extra):
+        for i in rest[rest["empty"] == 1]["production_clip_id"].head(still("empty")):
             chosen.setdefault(int(i), "empty")
     rest = todo[~todo["production_clip_id"].isin(chosen)]
-    if rest["confidence"].notna().any():
-        for i in rest.nsmallest(extra, "confidence")["production_clip_id"]:
+    if rest["confidence"].notna().any() and still("low_confidence"):
+        for i in rest.nsmallest(still("low_confidence"), "confidence")["production_clip_id"]:
             chosen.setdefault(int(i), "low_confidence")
     rest = todo[~todo["production_clip_id"].isin(chosen)]
-    if rest["atypicality"].notna().any():
-        for i in rest.nlargest(extra, "atypicality")["production_clip_id"]:
+    if rest["atypicality"].notna().any() and still("atypical"):
+        for i in rest.nlargest(still("atypical"), "atypicality")["production_clip_id"]:
             chosen.setdefault(int(i), "atypical")
-    out = todo[todo["production_clip_id"].isin(chosen)].copy()
+    atypicality = todo.set_index("production_clip_id")["atypicality"]
+    out = cur[cur["production_clip_id"].isin(chosen)].copy()
+    out["sent_before"] = out["sample_reason"]
+    out["atypicality"] = out["production_clip_id"].map(atypicality)
     out["reason"] = out["production_clip_id"].map(chosen)
     out["priority"] = out["reason"].map(PRIORITY)
     out = out.reindex(columns=list(SAMPLE_COLUMNS))
@@ -926,13 +1191,17 @@ def send_to_labeling(
     batch: str | int,
     sample: pd.DataFrame,
     *,
+    previewed: SentSample | None = None,
     actor_id: int | None = None,
 ) -> int:
     """Queue the previewed sample (:func:`labeling_sample`) for labeling, in one transaction.
 
     Each clip becomes a project clip with its priority: the random sample in the ``test`` split (it
-    measures the new traffic), the others in ``train``. They stay out of dataset versions and
-    label-issue detection until :func:`admit_labelled`. Returns how many clips were queued.
+    measures the new traffic), the others in ``train``. A clip sent before for another reason that
+    the random draw picked joins the random sample (its clip keeps its labels). They stay out of
+    dataset versions and label-issue detection until :func:`admit_labelled`. With ``previewed``
+    (what :func:`sample_sent` said beside the preview), a batch whose sample changed since — someone
+    else sent it meanwhile — is refused, so nothing is sent twice. Returns how many clips were queued.
     """
     if sample.empty:
         return 0
@@ -940,13 +1209,27 @@ def send_to_labeling(
     with ws.db.write() as s:
         info = _project(s, project)
         row = _batch_row(s, info.id, batch)
+        if previewed is not None:
+            now = dict(
+                s.execute(
+                    select(ProductionClip.sample_reason, func.count())
+                    .where(ProductionClip.batch_id == row.id, ProductionClip.sample_reason.is_not(None))
+                    .group_by(ProductionClip.sample_reason)
+                ).all()
+            )
+            if {str(k): int(v) for k, v in now.items()} != previewed.by_reason:
+                raise MonitoringError(
+                    f"batch {row.name!r} was sent to labeling since this preview "
+                    f"({_reasons_in_words(now) or 'nothing'} now): preview it again"
+                )
         prod = s.scalars(
             select(ProductionClip).where(
                 ProductionClip.batch_id == row.id,
                 ProductionClip.id.in_(list(reasons)),
-                ProductionClip.sample_reason.is_(None),
+                ProductionClip.sample_reason.is_(None) | (ProductionClip.sample_reason != "random"),
             )
         ).all()
+        prod = [p for p in prod if p.sample_reason is None or reasons[p.id] == "random"]
         existing = dict(
             s.execute(
                 select(Clip.sha256, Clip.id).where(
@@ -954,7 +1237,8 @@ def send_to_labeling(
                 )
             ).all()
         )
-        n = 0
+        n = promoted = 0
+        sent: dict[str, int] = {}
         for p in prod:
             reason = reasons[p.id]
             clip_id = existing.get(p.sha256)
@@ -990,8 +1274,16 @@ def send_to_labeling(
                 }
                 if dm and s.get(ClipDriftMeasures, clip_id) is None:
                     s.add(ClipDriftMeasures(clip_id=clip_id, measures=dm))
+            elif p.sample_reason is not None:  # sent before for another reason: now in the random sample
+                promoted += 1
+                clip = s.get(Clip, clip_id)
+                if clip is not None:
+                    clip.priority = max(clip.priority or 0, PRIORITY[reason])
+                    if p.admitted_at is None:
+                        clip.split = "test"
             p.clip_id = clip_id
             p.sample_reason = reason
+            sent[reason] = sent.get(reason, 0) + 1
             n += 1
         from labeling.clip_metadata import index_clip_metadata
 
@@ -1001,10 +1293,7 @@ def send_to_labeling(
             entity="production_batch",
             entity_id=row.id,
             action="update",
-            new={
-                "sent_to_labeling": n,
-                "reasons": pd.Series(list(reasons.values())).value_counts().to_dict(),
-            },
+            new={"sent_to_labeling": n, "reasons": sent, "moved_to_random": promoted},
             actor_id=actor_id,
             project_id=info.id,
         )
@@ -1133,8 +1422,8 @@ def shadow_comparison(
     cand = by_sha["key"].map(scores["label"])
     live_pred = cur["predicted"]
     disagreement = float((cand != live_pred).mean()) if len(cur) else 0.0
-    lab = cur["label"].notna() & (cur["sample_reason"] == "random")
-    lr = (live_pred == cur["label"])[lab]
+    lab = cur["correct"].notna()  # the labelled random sample, as every other view counts it
+    lr = cur["correct"][lab] == 1.0
     cr = (cand == cur["label"])[lab]
     b, c = int((lr & ~cr).sum()), int((~lr & cr).sum())
     p = mcnemar_exact(b, c)
@@ -1279,6 +1568,8 @@ def monitoring_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
             func.max(ProductionClip.id),
             func.count(ProductionClip.clip_id),
             func.count(ProductionClip.admitted_at),
+            # A clip queued as atypical can join the random sample, which accuracy is measured on.
+            func.count(case((ProductionClip.sample_reason == "random", 1))),
         ).where(ProductionClip.project_id == project_id)
     ).one()
     return (newest(DriftCheck), newest(LiveModel), newest(MonitoringAction), *traffic)
@@ -1340,7 +1631,8 @@ def monitoring_view(ws: Workspace, project: str | int) -> MonitoringView:
                     "too_small": int(st.get("n_batch") or 0) < min_batch,
                 }
             )
-        concept = st.get("concept") or {}
+        # Accuracy as it stands now (the stored check's reference, the batch's labels today).
+        concept = b.concept if isinstance(b.concept, dict) else {}
         if concept:
             ref, cur = concept.get("reference") or {}, concept.get("batch") or {}
             acc, ref_acc = cur.get("accuracy"), ref.get("accuracy")
@@ -1427,9 +1719,11 @@ def measure_detail(
 
 def tag_breakdown(ws: Workspace, project: str | int, batch: str | int) -> pd.DataFrame:
     """Drift and accuracy per slice of a batch: the logged device, user action and metadata values
-    (few distinct values), and the tags annotators gave the labelled clips. Columns ``slice, n,
-    n_labelled, accuracy`` and, per input measure drifted in the batch's latest check, the slice's
-    median beside the reference's (``<measure>`` and ``<measure> reference``)."""
+    (few distinct values), and the tags of the batch's clips sent to labeling. Columns ``slice, n,
+    n_labelled, accuracy`` (``n_labelled``: the slice's clips in the labelled random sample of
+    :func:`labelled_random_sample`, which ``accuracy`` is measured on) and, per input measure drifted
+    in the batch's latest check, the slice's median beside the reference's (``<measure>`` and
+    ``<measure> reference``)."""
     ref = reference_frame(ws, project)
     with ws.db.read() as s:
         info = _project(s, project)
@@ -1460,7 +1754,7 @@ def tag_breakdown(ws: Workspace, project: str | int, batch: str | int) -> pd.Dat
     rows = []
     for name, mask in slices.items():
         part = cur[mask.fillna(False).astype(bool)]
-        labelled = part[part["label"].notna()] if "correct" in part else part.iloc[:0]
+        labelled = part[part["correct"].notna()]
         row: dict[str, Any] = {
             "slice": name,
             "n": len(part),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from db.models import Clip, ModelRun, ProductionClip, Resolution
+from db.models import Clip, DatasetVersion, ModelRun, ProductionClip, Resolution
 from labeling.monitoring import (
     MonitoringError,
     labeling_sample,
@@ -96,7 +96,8 @@ def step_production_batches(ws: Workspace, ctx: Any) -> str:
         project_id = ctx.facts["project_id"]
         run_id = s.scalar(
             select(ModelRun.id)
-            .where(ModelRun.project_id == project_id, ModelRun.dataset_version_id.is_not(None))
+            .join(DatasetVersion, DatasetVersion.id == ModelRun.dataset_version_id)
+            .where(ModelRun.project_id == project_id, DatasetVersion.kind == "named")
             .order_by(ModelRun.id)
             .limit(1)
         )

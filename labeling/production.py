@@ -412,11 +412,13 @@ def import_production(
     actor_id: int | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
+    source: str | None = None,
 ) -> ProductionReport:
     """Log a production batch from a prediction log (``.jsonl``) or a folder of audio.
 
     A folder's clips carry no predictions: the project's live model (:func:`labeling.monitoring.
-    mark_live`) scores them, and each clip's timestamp is its file's modification time.
+    mark_live`) scores them, and each clip's timestamp is its file's modification time. ``source`` is
+    what the batch records it came from (default: the path).
 
     Raises
     ------
@@ -457,7 +459,7 @@ def import_production(
             records,
             list(plan.problems),
             batch=batch,
-            source=str(path),
+            source=source or str(path),
             actor_id=actor_id,
             progress=progress,
             score=scorer,
@@ -466,7 +468,14 @@ def import_production(
         raise ProductionError(f"{path} is neither a prediction log nor a folder of audio")
     records, problems = read_prediction_log(path, info=info, audio_root=audio_root, now=now)
     return _ingest(
-        ws, info, records, problems, batch=batch, source=str(path), actor_id=actor_id, progress=progress
+        ws,
+        info,
+        records,
+        problems,
+        batch=batch,
+        source=source or str(path),
+        actor_id=actor_id,
+        progress=progress,
     )
 
 

@@ -7,9 +7,12 @@ Lines file; :func:`run_predictions` for one row per predicted clip with the trut
 beside it (what every error-analysis view is computed from); :func:`list_runs` for a project's runs.
 :func:`project_features` gives the cached per-clip features the model is trained on.
 
-Metrics are computed against the *current* final labels when a run is read, so relabelling a clip
-shows at once in the error analysis of every run; the metrics stored with a run are those of the
-labels it was trained and scored on.
+Every run reads frozen data. A run on a dataset version trains and scores on the version's rows —
+including clips retired since by a fix, whose audio stays in the store — and a run on the current
+labels first freezes them (:func:`labeling.versions.snapshot_current`). Reading a run back joins its
+predictions with that frozen data, never with the live clips, so relabelling, re-tagging, fixing or
+retiring clips later changes no run's numbers; the next run, on the next version, shows the change.
+Each run keeps the content hash of the data it actually read (``data_fingerprint``).
 """
 
 from __future__ import annotations
@@ -31,11 +34,19 @@ from analysis.features import FeatureSettings, cached_keys, feature_frame
 from analysis.model import train_and_predict
 from analysis.slices import metadata_slices, slice_table
 from analysis.text import NormalizationRules, cer, wer
-from db.models import Clip, DatasetItem, DatasetVersion, ModelRun, Prediction, Resolution
+from analysis.versions import content_hash
+from db.models import Clip, DatasetVersion, ModelRun, Prediction
 from labeling.audit import record, record_many
 from labeling.clips import QUALITY_COLUMNS, clip_frame, metadata_columns, tag_matrix
-from labeling.production_hold import held_back_clip_ids
 from labeling.projects import ProjectInfo, get_project
+from labeling.versions import (
+    VersionError,
+    VersionInfo,
+    frozen_clip_frame,
+    get_version,
+    snapshot_current,
+    version_label,
+)
 from labeling.workspace import Workspace
 
 #: Columns every :func:`run_predictions` frame starts with (then ``proba_<class>``, tags, metadata).
@@ -87,6 +98,7 @@ class RunSummary:
     dataset_version_id: int | None = None
     created_at: datetime | None = None
     problems: list[str] = field(default_factory=list)
+    data_fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -118,6 +130,17 @@ def _feature_inputs(
         rows = rows.set_index("clip_id").loc[wanted].reset_index()
     if ws.store.is_local:
         rows["path"] = [str(ws.store.path(k)) for k in rows["storage_key"]]
+    return rows, FeatureSettings.for_sample_rates(rates)
+
+
+def _frozen_feature_inputs(ws: Workspace, clips: pd.DataFrame) -> tuple[pd.DataFrame, FeatureSettings]:
+    """Feature inputs of a version's clips (:func:`labeling.versions.frozen_clip_frame`), retired ones
+    included, with the settings their own sample rates call for — nothing the live project does later
+    changes them."""
+    rows = clips[["clip_id", "sha256", "storage_key"]].reset_index(drop=True)
+    if ws.store.is_local:
+        rows["path"] = [str(ws.store.path(k)) for k in rows["storage_key"]]
+    rates = sorted({int(r) for r in clips["sample_rate"]})
     return rows, FeatureSettings.for_sample_rates(rates)
 
 
@@ -199,38 +222,19 @@ def project_features(
 # --- training --------------------------------------------------------------------------------------
 
 
-def _version_row(s: Session, project_id: int, version: str | int) -> DatasetVersion:
-    q = select(DatasetVersion).where(DatasetVersion.project_id == project_id)
-    by_name = s.scalar(q.where(DatasetVersion.name == str(version)))
-    if by_name is not None:
-        return by_name
-    if str(version).isdigit():
-        by_id = s.scalar(q.where(DatasetVersion.id == int(version)))
-        if by_id is not None:
-            return by_id
-    names = s.scalars(select(DatasetVersion.name).where(DatasetVersion.project_id == project_id)).all()
-    known = f"; versions: {', '.join(names)}" if names else "; the project has no dataset versions yet"
-    raise RunError(f"no dataset version {version!r}{known}")
+def _version(s: Session, project_id: int, version: str | int | None, actor_id: int | None) -> VersionInfo:
+    """The frozen data a run reads: the named version, or the current labels frozen now."""
+    try:
+        if version is None:
+            return snapshot_current(s, project_id, actor_id=actor_id)
+        return get_version(s, project_id, version)
+    except VersionError as exc:
+        raise RunError(str(exc)) from exc
 
 
-def _training_data(s: Session, project_id: int, version: str | int | None) -> tuple[pd.DataFrame, int | None]:
-    """clip_id, label, split of the clips to train on and predict, and the version's id."""
-    if version is None:
-        q = (
-            select(Clip.id, Resolution.label, Clip.split)
-            .outerjoin(Resolution, Resolution.clip_id == Clip.id)
-            .where(Clip.project_id == project_id, Clip.deleted_at.is_(None))
-            .where(Clip.id.not_in(held_back_clip_ids(project_id)))
-            .order_by(Clip.id)
-        )
-        return pd.DataFrame(s.execute(q).all(), columns=["clip_id", "label", "split"]), None
-    row = _version_row(s, project_id, version)
-    q = (
-        select(DatasetItem.clip_id, DatasetItem.label, DatasetItem.split)
-        .where(DatasetItem.version_id == row.id)
-        .order_by(DatasetItem.clip_id)
-    )
-    return pd.DataFrame(s.execute(q).all(), columns=["clip_id", "label", "split"]), row.id
+def data_fingerprint(clips: pd.DataFrame) -> str:
+    """The content hash (:func:`analysis.versions.content_hash`) of the data a run actually read."""
+    return content_hash(clips[["sha256", "label", "transcript", "tags", "split"]])
 
 
 def slice_metrics(
@@ -365,8 +369,9 @@ def train_run(
     project
         A project, its name or its id.
     version
-        Train on this dataset version's labels and splits (name or id) instead of the current
-        final labels.
+        Train on this dataset version (name or id): its clips, labels, tags, metadata and splits as
+        frozen, retired clips included. By default the current labels, frozen first as a snapshot
+        (:func:`labeling.versions.snapshot_current`), so the run can always be read and repeated.
     params
         Keyword arguments of :func:`analysis.model.build_pipeline` over its defaults.
     name
@@ -385,24 +390,23 @@ def train_run(
     RunError
         If the project has no class labels to learn, or a class has too few training clips.
     """
-    with ws.db.read() as s:
+    with ws.db.write() as s:
         info = _project(s, project)
         if not info.classifies:
             raise RunError(
                 f"project {info.name!r} is a {info.task_kind} project; the built-in model classifies. "
                 "Import your own model's transcripts with import_external_predictions instead."
             )
-        data, version_id = _training_data(s, info.id, version)
-        if data.empty:
-            raise RunError("there are no clips to train on")
-        rows, settings = _feature_inputs(s, ws, info.id, None)
-    rows = rows.set_index("clip_id").reindex(data["clip_id"]).dropna(subset=["sha256"]).reset_index()
-    if len(rows) < len(data):
-        data = data[data["clip_id"].isin(rows["clip_id"])]
+        frozen = _version(s, info.id, version, actor_id)
+    with ws.db.read() as s:
+        clips = frozen_clip_frame(s, frozen.id)
+    if clips.empty:
+        raise RunError("there are no clips to train on")
+    rows, settings = _frozen_feature_inputs(ws, clips)
     feature_progress = None if progress is None else (lambda d, t: progress(FEATURES_STAGE, d, t))
     features = _features(ws, rows, settings, feature_progress)
-    labels = pd.Series(data["label"].to_numpy(), index=data["clip_id"].to_numpy(), dtype="object")
-    splits = pd.Series(data["split"].to_numpy(), index=data["clip_id"].to_numpy(), dtype="object")
+    labels = pd.Series(clips["label"].to_numpy(), index=clips["clip_id"].to_numpy(), dtype="object")
+    splits = pd.Series(clips["split"].to_numpy(), index=clips["clip_id"].to_numpy(), dtype="object")
     try:
         result = train_and_predict(
             features,
@@ -434,17 +438,19 @@ def train_run(
             p["key"], p["split"], p["y_pred"], p["confidence"], proba, p["out_of_fold"], strict=True
         )
     ]
-    with ws.db.read() as s:
-        scored = _joined(s, info, p.rename(columns={"key": "clip_id"}).drop(columns=["correct"]))
+    scored = _joined(
+        clips, p.rename(columns={"key": "clip_id"}).drop(columns=["correct"]), _rules(info, frozen.settings)
+    )
     metrics = _stored_metrics(result.metrics, scored, "accuracy")
     with ws.db.write() as s:
         run = ModelRun(
             project_id=info.id,
-            dataset_version_id=version_id,
+            dataset_version_id=frozen.id,
             kind="builtin",
             name=name or f"fixed model {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M}",
             code_fingerprint=result.fingerprint,
-            params=dict(result.params),
+            data_fingerprint=data_fingerprint(clips),
+            params={**result.params, "random_state": int(random_state)},
             classes=classes,
             metrics=metrics,
             created_by=actor_id,
@@ -463,7 +469,8 @@ def train_run(
                 "kind": "builtin",
                 "fingerprint": run.code_fingerprint,
                 "params": run.params,
-                "dataset_version_id": version_id,
+                "dataset_version_id": frozen.id,
+                "data_fingerprint": run.data_fingerprint,
                 "n": len(pred_rows),
                 "test_accuracy": metrics.get("test", {}).get("accuracy"),
             },
@@ -471,6 +478,38 @@ def train_run(
             project_id=info.id,
         )
         return _summary(run, len(pred_rows))
+
+
+def fit_run_model(ws: Workspace, run_id: int) -> tuple[Any, FeatureSettings]:
+    """A built-in run's pipeline refitted on the training clips of its own frozen data with its own
+    parameters — the code is fixed, so it is the run's model — and the feature settings it used.
+
+    Raises
+    ------
+    RunError
+        If the run is not a built-in run or has no labelled training clip.
+    """
+    from analysis.model import build_pipeline
+
+    with ws.db.read() as s:
+        run = s.get(ModelRun, int(run_id))
+        if run is None:
+            raise RunError(f"no model run {run_id}")
+        if run.kind != "builtin":
+            raise RunError(f"run {run.id} was imported; only the built-in model can be refitted")
+        info = get_project(s, run.project_id)
+        # Runs stored before runs were bound to versions trained on the live clips of the day.
+        clips = _truth(s, info, run)[0] if run.dataset_version_id is not None else clip_frame(s, info.id)
+        params = dict(run.params or {})
+    rows, settings = _frozen_feature_inputs(ws, clips)
+    train = clips[(clips["split"] == "train") & clips["label"].notna()]
+    rows = rows[rows["clip_id"].isin(train["clip_id"])]
+    if rows.empty:
+        raise RunError(f"run {run_id} has no labelled training clip to refit its model on")
+    features = _features(ws, rows, settings, None)
+    labels = train.set_index("clip_id")["label"].reindex(features.index)
+    kwargs = {k: v for k, v in params.items() if k in (build_pipeline.__kwdefaults__ or {})}
+    return build_pipeline(**kwargs).fit(features.to_numpy(), labels.to_numpy()), settings
 
 
 def _summary(run: ModelRun, n: int, problems: list[str] | None = None) -> RunSummary:
@@ -487,6 +526,7 @@ def _summary(run: ModelRun, n: int, problems: list[str] | None = None) -> RunSum
         dataset_version_id=run.dataset_version_id,
         created_at=run.created_at,
         problems=list(problems or []),
+        data_fingerprint=run.data_fingerprint,
     )
 
 
@@ -501,9 +541,25 @@ def get_run(s: Session, run_id: int) -> RunSummary:
 # --- reading runs ----------------------------------------------------------------------------------
 
 
-def _joined(s: Session, info: ProjectInfo, preds: pd.DataFrame) -> pd.DataFrame:
-    """Predictions (clip_id, y_pred, …) joined with the clips' current truth, tags and metadata."""
-    clips = clip_frame(s, info.id, include_deleted=True)
+def _rules(info: ProjectInfo, frozen: Mapping[str, Any] | None) -> NormalizationRules:
+    """The transcript rules a run is scored by: its version's, else (older runs) the project's."""
+    frozen = frozen or {}
+    return NormalizationRules.from_dict(frozen.get("normalization", info.normalization))
+
+
+def _truth(s: Session, info: ProjectInfo, run: ModelRun) -> tuple[pd.DataFrame, NormalizationRules]:
+    """The clips a run is read against — its frozen version — and the rules its transcripts are
+    scored by. Runs stored before runs were bound to versions read the live clips, as they always did."""
+    if run.dataset_version_id is not None:
+        version = s.get(DatasetVersion, run.dataset_version_id)
+        settings = version.settings if version is not None else None
+        return frozen_clip_frame(s, run.dataset_version_id), _rules(info, settings)
+    return clip_frame(s, info.id, include_deleted=True), _rules(info, None)
+
+
+def _joined(clips: pd.DataFrame, preds: pd.DataFrame, rules: NormalizationRules) -> pd.DataFrame:
+    """Predictions (clip_id, y_pred, …) joined with the truth, tags and metadata of ``clips`` (a
+    :func:`labeling.clips.clip_frame`-shaped frame: the run's frozen version)."""
     meta = metadata_columns(clips)
     tag_cols = tag_matrix(clips)
     base = clips[
@@ -522,7 +578,7 @@ def _joined(s: Session, info: ProjectInfo, preds: pd.DataFrame) -> pd.DataFrame:
     extra = pd.concat(
         [clips[["clip_id"]], tag_cols, clips[meta].drop(columns=tag_cols.columns, errors="ignore")], axis=1
     )
-    if "y_true" in preds.columns:  # the labels the run was scored on, not the current ones
+    if "y_true" in preds.columns:  # the labels the run was scored on, given by the caller
         base = base.drop(columns="y_true")
     frame = preds.merge(base, on="clip_id", how="left").merge(extra, on="clip_id", how="left")
     for col in tag_cols.columns:
@@ -535,7 +591,7 @@ def _joined(s: Session, info: ProjectInfo, preds: pd.DataFrame) -> pd.DataFrame:
         == frame.loc[labelled, "y_pred"].astype(str).to_numpy()
     )
     frame["correct"] = correct
-    frame["wer"], frame["cer"] = _error_rates(info, frame)
+    frame["wer"], frame["cer"] = _error_rates(rules, frame)
     if "transcript_pred" in frame and frame["y_pred"].isna().all() and frame["wer"].notna().any():
         # A transcription run is right on a clip when its normalised transcript is exact.
         frame["correct"] = pd.array(np.where(frame["wer"].notna(), frame["wer"] == 0, pd.NA), dtype="boolean")
@@ -545,12 +601,11 @@ def _joined(s: Session, info: ProjectInfo, preds: pd.DataFrame) -> pd.DataFrame:
     return frame[ordered + proba + rest]
 
 
-def _error_rates(info: ProjectInfo, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _error_rates(rules: NormalizationRules, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     n = len(frame)
     w, c = np.full(n, np.nan), np.full(n, np.nan)
     if "transcript_pred" not in frame or "transcript_true" not in frame:
         return w, c
-    rules = NormalizationRules.from_dict(info.normalization)
     refs = frame["transcript_true"].to_numpy(dtype=object, na_value=None)
     hyps = frame["transcript_pred"].to_numpy(dtype=object, na_value=None)
     for i, (ref, hyp) in enumerate(zip(refs, hyps, strict=True)):
@@ -561,15 +616,16 @@ def _error_rates(info: ProjectInfo, frame: pd.DataFrame) -> tuple[np.ndarray, np
 
 
 def run_predictions(s: Session, run_id: int) -> pd.DataFrame:
-    """One row per clip a run predicted, beside the clip's current final label, tags and metadata.
+    """One row per clip a run predicted, beside the clip's final label, tags and metadata as frozen
+    in the run's dataset version (the live clips only for runs stored before runs were bound to one).
 
     Returns
     -------
     pandas.DataFrame
         Columns :data:`PREDICTION_COLUMNS` — ``clip_id, original_name, storage_key, split`` (at run time),
-        ``y_true`` (the current final label), ``y_pred``, ``correct`` (nullable boolean; NA without a
+        ``y_true`` (the frozen final label), ``y_pred``, ``correct`` (nullable boolean; NA without a
         final label), ``confidence``, ``out_of_fold``, ``transcript_true``, ``transcript_pred``,
-        ``wer``/``cer`` (normalised by the project's rules; NaN without both transcripts),
+        ``wer``/``cer`` (normalised by the version's rules; NaN without both transcripts),
         ``duration_s``, the audio-quality measures and ``tags`` (list) — then ``proba_<class>`` in the
         run's class order, one 0/1 column per tag and one column per metadata key. Ordered by clip id.
     """
@@ -604,7 +660,8 @@ def run_predictions(s: Session, run_id: int) -> pd.DataFrame:
             if r[6] is not None and len(r[6]) == len(classes):
                 proba[i] = r[6]
         preds = pd.concat([preds, pd.DataFrame(proba, columns=[f"proba_{c}" for c in classes])], axis=1)
-    return _joined(s, info, preds)
+    clips, rules = _truth(s, info, run)
+    return _joined(clips, preds, rules)
 
 
 def list_runs(s: Session, project_id: int) -> pd.DataFrame:
@@ -615,18 +672,27 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
     pandas.DataFrame
         ``run_id, name, kind, created_at, code_fingerprint, dataset_version_id, n_predictions,
         accuracy`` (on the test split when it has labelled clips, else overall; NaN for runs without
-        stored metrics), ``mean_wer`` and ``version`` (the dataset version's name, or None).
+        stored metrics), ``mean_wer``, ``version`` (the dataset version's name — a snapshot of the
+        current labels says so — or None for runs stored before runs were bound to a version) and
+        ``version_kind`` (``named`` or ``snapshot``) and ``data_fingerprint``.
     """
     counts = select(Prediction.run_id, func.count().label("n")).group_by(Prediction.run_id).subquery()
     q = (
-        select(ModelRun, func.coalesce(counts.c.n, 0), DatasetVersion.name)
+        select(
+            ModelRun,
+            func.coalesce(counts.c.n, 0),
+            DatasetVersion.name,
+            DatasetVersion.kind,
+            DatasetVersion.content_hash,
+            DatasetVersion.created_at,
+        )
         .outerjoin(counts, counts.c.run_id == ModelRun.id)
         .outerjoin(DatasetVersion, DatasetVersion.id == ModelRun.dataset_version_id)
         .where(ModelRun.project_id == project_id)
         .order_by(ModelRun.id.desc())
     )
     out = []
-    for run, n, version in s.execute(q).all():
+    for run, n, version, kind, digest, frozen_at in s.execute(q).all():
         m = run.metrics or {}
         scored = m.get("test") if (m.get("test") or {}).get("n") else m.get("overall", {})
         scored = scored or {}
@@ -641,7 +707,9 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
                 "n_predictions": int(n),
                 "accuracy": scored.get("accuracy"),
                 "mean_wer": scored.get("mean_wer"),
-                "version": version,
+                "version": None if version is None else version_label(version, kind, digest, frozen_at),
+                "version_kind": kind,
+                "data_fingerprint": run.data_fingerprint,
             }
         )
     columns = [
@@ -655,6 +723,8 @@ def list_runs(s: Session, project_id: int) -> pd.DataFrame:
         "accuracy",
         "mean_wer",
         "version",
+        "version_kind",
+        "data_fingerprint",
     ]
     frame = pd.DataFrame(out, columns=columns)
     frame["accuracy"] = frame["accuracy"].astype("float64")
@@ -693,7 +763,7 @@ def _text(values: pd.Series) -> pd.Series:
     return out.map(lambda v: None if v is None or str(v).strip() == "" else str(v).strip())
 
 
-def _external_rows(s: Session, info: ProjectInfo, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def _external_rows(clips: pd.DataFrame, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     key = next((c for c in KEY_COLUMNS if c in frame.columns), None)
     if key is None:
         raise RunError(f"the predictions need a clip column: one of {', '.join(KEY_COLUMNS)}")
@@ -704,10 +774,6 @@ def _external_rows(s: Session, info: ProjectInfo, frame: pd.DataFrame) -> tuple[
             "the predictions need a predicted label column (one of "
             f"{', '.join(LABEL_COLUMNS)}) or a transcript column (one of {', '.join(TRANSCRIPT_COLUMNS)})"
         )
-    q = select(Clip.id, Clip.sha256, Clip.original_name).where(
-        Clip.project_id == info.id, Clip.deleted_at.is_(None)
-    )
-    clips = pd.DataFrame(s.execute(q).all(), columns=["clip_id", "sha256", "original_name"])
     refs = _text(frame[key])
     if key == "clip_id":
         lookup = dict(zip(clips["clip_id"].astype(str), clips["clip_id"], strict=True))
@@ -784,9 +850,10 @@ def import_external_predictions(
     *,
     name: str,
     fingerprint: str | None = None,
+    version: str | int | None = None,
     actor_id: int | None = None,
 ) -> RunSummary:
-    """Store another model's predictions as a run (kind ``external``), scored against the final labels.
+    """Store another model's predictions as a run (kind ``external``), scored against frozen labels.
 
     Parameters
     ----------
@@ -801,6 +868,9 @@ def import_external_predictions(
     fingerprint
         The other model's code fingerprint, if it has one (default: a hash of ``name``, so runs of
         the same named model compare as the same code).
+    version
+        The dataset version the predictions are scored against (name or id); by default the
+        current labels, frozen first as a snapshot. Rows naming clips outside it are skipped.
 
     Returns
     -------
@@ -815,17 +885,16 @@ def import_external_predictions(
     frame = _read_table(Path(path))
     with ws.db.write() as s:
         info = _project(s, project)
-        rows, problems = _external_rows(s, info, frame)
-        clip_split = dict(
-            s.execute(select(Clip.id, Clip.split).where(Clip.id.in_(rows["clip_id"].tolist()))).all()
-        )
-        rows["split"] = rows["clip_id"].map(clip_split)
+        frozen = _version(s, info.id, version, actor_id)
+        clips = frozen_clip_frame(s, frozen.id)
+        rows, problems = _external_rows(clips, frame)
+        rows["split"] = rows["clip_id"].map(dict(zip(clips["clip_id"], clips["split"], strict=True)))
         scored = _joined(
-            s,
-            info,
+            clips,
             rows.rename(columns={"label": "y_pred", "transcript": "transcript_pred"}).assign(
                 out_of_fold=False
             ),
+            _rules(info, frozen.settings),
         )
         metrics = _external_metrics(scored)
         has_labels = rows["label"].notna().any()
@@ -837,9 +906,11 @@ def import_external_predictions(
         classes = sorted(rows["label"].dropna().unique().tolist()) if has_labels else []
         run = ModelRun(
             project_id=info.id,
+            dataset_version_id=frozen.id,
             kind="external",
             name=name,
             code_fingerprint=fingerprint or hashlib.sha256(f"external:{name}".encode()).hexdigest(),
+            data_fingerprint=data_fingerprint(clips),
             params={"source": Path(path).name},
             classes=classes,
             metrics=metrics,

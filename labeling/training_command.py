@@ -3,7 +3,7 @@
 A project names its training command in ``settings["training_command"]``, a command line with the
 placeholders ``{manifest}`` and ``{predictions}``, and the files that ARE its code in
 ``settings["training_files"]``. Earmark writes the dataset version's manifest (JSON Lines: ``clip_id,
-sha256, audio_path, label, transcript, tags, split``), runs the command without a shell (the line is
+sha256, audio_path, label, transcript, tags, split, metadata``), runs the command without a shell (the line is
 split with :func:`shlex.split`; placeholders are substituted inside single arguments, so a path with
 spaces stays one argument), with a timeout, and imports the predictions file it wrote (``clip_id``
 plus ``label`` and/or ``transcript``, optional ``confidence``; CSV or JSON Lines, as
@@ -56,7 +56,7 @@ def write_manifest(ws: Workspace, version_id: int, path: Path) -> int:
     """Write a dataset version as JSON Lines for a training command; returns the number of clips.
 
     One line per clip: ``clip_id, sha256, audio_path`` (the stored file, absolute), ``label,
-    transcript, tags, split`` as frozen in the version.
+    transcript, tags, split, metadata`` as frozen in the version.
     """
     with ws.db.read() as s:
         frame = version_frame(s, version_id)
@@ -73,6 +73,7 @@ def write_manifest(ws: Workspace, version_id: int, path: Path) -> int:
                 "transcript": None if pd.isna(r.transcript) else r.transcript,
                 "tags": list(r.tags or []),
                 "split": r.split,
+                "metadata": dict(r.metadata or {}),
             }
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
     return len(frame)
@@ -159,7 +160,7 @@ def run_training_command(
             )
         run_name = name or f"command: {Path(template[0]).name} on {v.name}"
         summary = import_external_predictions(
-            ws, info.id, predictions, name=run_name, fingerprint=fingerprint, actor_id=actor_id
+            ws, info.id, predictions, name=run_name, fingerprint=fingerprint, version=v.id, actor_id=actor_id
         )
     with ws.db.write() as s:
         s.execute(
@@ -167,7 +168,6 @@ def run_training_command(
             .where(ModelRun.id == summary.id)
             .values(
                 kind="command",
-                dataset_version_id=v.id,
                 params={"command": command, "files": file_hashes, "dataset_version": v.name},
             )
         )

@@ -57,11 +57,16 @@ def confusion_heatmap(confusion: pd.DataFrame) -> go.Figure:
     """Counts of true (rows) against predicted (columns) classes, the diagonal being right.
 
     Heatmap cells cannot be selected in plotly, so an invisible marker sits on each cell: a click on
-    a cell selects its marker, whose ``customdata`` is ``[true, predicted, count]``.
+    a cell selects its marker, whose ``customdata`` is ``[true, predicted, count, note]``; the note
+    tells the hover what a click on the cell gives.
     """
     cols, rows = [str(c) for c in confusion.columns], [str(c) for c in confusion.index]
     z = confusion.to_numpy()
-    cells = [(t, p, int(z[i, j])) for i, t in enumerate(rows) for j, p in enumerate(cols)]
+    cells = [
+        (t, p, int(z[i, j]), _cell_note(t, p, int(z[i, j])))
+        for i, t in enumerate(rows)
+        for j, p in enumerate(cols)
+    ]
     fig = go.Figure(
         [
             go.Heatmap(
@@ -75,12 +80,12 @@ def confusion_heatmap(confusion: pd.DataFrame) -> go.Figure:
                 showscale=False,
             ),
             go.Scatter(
-                x=[p for _, p, _ in cells],
-                y=[t for t, _, _ in cells],
+                x=[c[1] for c in cells],
+                y=[c[0] for c in cells],
                 customdata=[list(c) for c in cells],
                 mode="markers",
                 marker=dict(symbol="square", size=28, color="rgba(0,0,0,0)"),
-                hovertemplate="true %{y}, predicted %{x}: %{customdata[2]}<extra>click to listen</extra>",
+                hovertemplate="true %{y}, predicted %{x}: %{customdata[2]}<extra>%{customdata[3]}</extra>",
                 showlegend=False,
             ),
         ]
@@ -93,3 +98,9 @@ def confusion_heatmap(confusion: pd.DataFrame) -> go.Figure:
         yaxis=dict(title="true", type="category", autorange="reversed"),
     )
     return fig
+
+
+def _cell_note(true: str, predicted: str, count: int) -> str:
+    if true == predicted:
+        return "right answers"
+    return "click to listen" if count else "no clip to listen to"

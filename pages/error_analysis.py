@@ -121,14 +121,14 @@ left, right = st.columns(2)
 plots.show(
     left,
     charts_errors.priority_bars(report),
-    key="errors.priority_chart",
+    key=error_browser.chart_key("errors.priority_chart"),
     on_select=lambda: error_browser.pick_slice("errors.priority_chart", "y"),
     selection_mode="points",
 )
 plots.show(
     right,
     charts_errors.accuracy_vs_hlp(report, metric=metric),
-    key="errors.hlp_chart",
+    key=error_browser.chart_key("errors.hlp_chart"),
     on_select=lambda: error_browser.pick_slice("errors.hlp_chart", "x"),
     selection_mode="points",
 )
@@ -137,7 +137,7 @@ if not confusion.empty:
     plots.show(
         left,
         charts_errors.confusion_heatmap(confusion),
-        key="errors.confusion",
+        key=error_browser.chart_key("errors.confusion"),
         on_select=error_browser.pick_pair,
         selection_mode="points",
     )

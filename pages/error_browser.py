@@ -20,14 +20,38 @@ SEP = " → "
 ss = st.session_state
 
 
-def reset() -> None:
-    """Back to the first page of every error (the run, split or slice changed)."""
+#: The charts of the page whose clicks choose what the browser plays.
+CHARTS = ("errors.priority_chart", "errors.hlp_chart", "errors.confusion")
+
+
+def chart_key(chart: str) -> str:
+    """The widget key to draw ``chart`` (one of :data:`CHARTS`) under. It changes when the choice is
+    changed some other way, so the chart lets go of a selection that no longer holds: a click on the
+    same bar or cell again then chooses it again instead of doing nothing."""
+    return f"{chart}.{ss.get(f'{chart}.round', 0)}"
+
+
+def _forget_clicks(*, but: str | None = None) -> None:
+    for chart in CHARTS:
+        # Only a chart holding a selection is drawn anew (which a reader would see).
+        if chart != but and _clicked(chart) is not None:
+            ss[f"{chart}.round"] = ss.get(f"{chart}.round", 0) + 1
+
+
+def _every_error() -> None:
     ss["errors.page"] = 0
     ss["errors.pair"] = EVERY_PAIR
 
 
+def reset() -> None:
+    """Back to the first page of every error (the run, split or slice changed, or the choice was
+    cleared); the charts let go of their clicks."""
+    _every_error()
+    _forget_clicks()
+
+
 def _clicked(chart: str) -> dict | None:
-    points = (ss.get(chart) or {}).get("selection", {}).get("points") or []
+    points = (ss.get(chart_key(chart)) or {}).get("selection", {}).get("points") or []
     # Charts show escaped text (pages.charts.safe_figure); a click reports it, we want the stored value.
     return {k: raw_value(v) for k, v in points[0].items()} if points else None
 
@@ -36,22 +60,32 @@ def pick_slice(chart: str, axis: str) -> None:
     """A bar of ``chart`` was clicked: browse the errors of its slice (the bar's ``axis`` value)."""
     point = _clicked(chart)
     if point is not None and point.get(axis) is not None:
-        reset()
+        _every_error()
+        _forget_clicks(but=chart)
         ss["errors.slice"] = str(point[axis])
 
 
 def pick_pair() -> None:
-    """A confusion-matrix cell was clicked: browse every error of that true → predicted pair."""
-    point = _clicked("errors.confusion")
+    """A confusion-matrix cell was clicked: browse every error of that true → predicted pair; a cleared
+    selection goes back to every error."""
+    chart = "errors.confusion"
+    point = _clicked(chart)
+    _every_error()
     if point is None:
         return
     true, predicted = point["customdata"][:2] if point.get("customdata") else (point["y"], point["x"])
-    reset()
     ss["errors.slice"] = EVERY_CLIP  # the matrix counts the whole split
     if str(true) == str(predicted):
         ss["errors.flash"] = f"The diagonal holds the clips of {true} the model got right: no errors there."
+        _forget_clicks()
     else:
         ss["errors.pair"] = f"{true}{SEP}{predicted}"
+        _forget_clicks(but=chart)
+
+
+def _pair_changed() -> None:
+    ss["errors.page"] = 0
+    _forget_clicks()  # the matrix's selection, if any, is another pair now
 
 
 def _turn(step: int) -> None:
@@ -83,17 +117,20 @@ def render(
             page=ss.get("errors.page", 0),
         )
     counts = {f"{r.y_true}{SEP}{r.y_pred}": int(r.n) for r in found.pairs.itertuples()}
-    if wanted and wanted not in counts:
-        st.info(f"No clip of this slice is {wanted.replace(SEP, ' predicted as ')}.")
-        ss["errors.pair"] = wanted = EVERY_PAIR
+    # A matrix cell with no clip (or a pair from another slice) stays chosen, with a count of 0, so
+    # the box shows what was chosen and choosing "(every error)" is a change that clears it.
+    empty_pair = pair if wanted and wanted not in counts else None
     right.selectbox(
         "Confusion (true → predicted)",
-        [EVERY_PAIR, *counts],
+        [EVERY_PAIR, *counts, *([wanted] if empty_pair else [])],
         key="errors.pair",
-        format_func=lambda p: f"{p} ({counts[p]:,})" if p else "(every error)",
-        on_change=lambda: ss.update({"errors.page": 0}),
+        format_func=lambda p: f"{p} ({counts.get(p, 0):,})" if p else "(every error)",
+        on_change=_pair_changed,
     )
     _slice_actions(ws, project, user, slice_expr)
+    if empty_pair is not None:
+        _no_such_errors(empty_pair, n_errors=sum(counts.values()), split=split, slice_expr=slice_expr)
+        return
     if not found.n_errors:
         st.caption("No mistakes in this slice.")
         return
@@ -107,6 +144,23 @@ def render(
     nxt.button("Next", key="errors.next", on_click=_turn, args=(1,), disabled=found.page + 1 >= found.n_pages)
     for row in found.rows.itertuples(index=False):
         _error(ws, project, user, row)
+
+
+def _no_such_errors(pair: Sequence[str], *, n_errors: int, split: str, slice_expr: str | None) -> None:
+    """Say what a chosen pair without a clip means, and how many errors there are to listen to instead."""
+    where = "" if split == "all" else f" on the {split} split"
+    scope = (
+        f"The slice {slice_expr}" if slice_expr else ("The run" if split == "all" else f"The {split} split")
+    )
+    rest = (
+        f"{scope} has {n_errors:,} error{'' if n_errors == 1 else 's'}: pick another cell, or clear the "
+        "choice to listen to them."
+        if n_errors
+        else f"{scope} has no errors at all."
+    )
+    within = f" in the slice {slice_expr}" if slice_expr else ""
+    st.info(f"No clip of class {pair[0]}{within} was predicted as {pair[1]} by this run{where}. {rest}")
+    st.button("Clear the choice", key="errors.clear_pair", on_click=reset, icon=":material/close:")
 
 
 def _slice_actions(ws: Workspace, project: ProjectInfo, user: UserInfo, slice_expr: str | None) -> None:
@@ -139,12 +193,22 @@ def _error(ws: Workspace, project: ProjectInfo, user: UserInfo, row) -> None:  #
         a.markdown(f"**{row.original_name}**  \ntrue **{row.y_true}**, predicted **{row.y_pred}**")
         if row.confidence == row.confidence:  # external runs may carry no confidence
             a.progress(float(row.confidence), text=f"confidence {row.confidence:.0%}")
+        if row.replaced_by is not None:
+            b.caption(
+                f"Replaced by a fixed copy (clip {row.replaced_by}) since this run: tag that clip, "
+                f"which holds its labels now. Tags when the run was trained: {', '.join(row.tags) or 'none'}."
+            )
+            return
         b.multiselect(
-            "Tags",
-            sorted({*project.all_tags, *row.tags}),
-            default=list(row.tags),
+            "Tags (the clip's, now)",
+            sorted({*project.all_tags, *row.tags_now}),
+            default=list(row.tags_now),
             key=f"errors.tags.{row.clip_id}",
             on_change=retag,
-            args=(int(row.clip_id), list(row.tags)),
+            args=(int(row.clip_id), list(row.tags_now)),
             accept_new_options=True,
+            help="Tags go on the clip at once; this run's tables show the tags it was trained with. "
+            "The next run, on a new version or the current labels, slices by them.",
         )
+        if sorted(row.tags) != sorted(row.tags_now):
+            b.caption(f"When the run was trained: {', '.join(row.tags) or 'no tags'}.")

@@ -1,4 +1,5 @@
-"""Import: upload audio (files or a zip) with an optional metadata CSV, or read a server folder."""
+"""Import: upload audio (files or a zip) with an optional metadata CSV, or read a server folder; or add
+a production batch (a prediction log with its audio, or audio the live model scores)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import streamlit as st
 
 from db.models import TASK_KINDS
 from labeling.formats.base import FormatError
-from labeling.importer import SOURCE_FORMATS, ImportRefused, ImportReport, import_uploads
+from labeling.importer import (
+    SOURCE_FORMATS,
+    ImportRefused,
+    ImportReport,
+    import_uploads,
+    not_imported_table,
+)
 from labeling.projects import ProjectError, create_project, parse_tag_groups, split_names
 from pages import common, job_status
+from pages.production_form import production_form
 
 FORMAT_NAMES = {
     "auto": "Detect automatically",
@@ -93,7 +101,7 @@ with st.expander("Names and metadata", expanded=False):
         "Keep each value of this field in one split", value="speaker", key="import.group_by"
     )
 
-upload_tab, folder_tab = st.tabs(["Upload", "On the server"])
+upload_tab, folder_tab, production_tab = st.tabs(["Upload", "On the server", "Production traffic"])
 report: ImportReport | None = None
 progress_slot = st.empty()
 
@@ -116,7 +124,7 @@ def _run(fn, *args, **kwargs) -> ImportReport | None:  # type: ignore[no-untyped
 with upload_tab, st.form("import.upload_form", clear_on_submit=False):
     files = st.file_uploader("Audio files or zips", accept_multiple_files=True, key="import.files")
     meta = st.file_uploader("Metadata CSV (optional)", type=["csv"], key="import.meta")
-    if st.form_submit_button("Import uploaded files", type="primary") and files:
+    if st.form_submit_button("Import uploaded files", type="primary", key="import.upload") and files:
         report = _run(
             import_uploads,
             project.strip(),
@@ -141,7 +149,7 @@ with folder_tab, st.form("import.folder_form"):
         "Common Voice's clips/… Nothing outside it (or the source's own folder) is read.",
     )
     meta_path = st.text_input("Metadata CSV on the server (optional)", key="import.meta_path")
-    if st.form_submit_button("Import", type="primary") and folder:
+    if st.form_submit_button("Import", type="primary", key="import.folder_go") and folder:
         if not project.strip():
             st.error("Name the project to import into.")
         else:
@@ -157,9 +165,12 @@ with folder_tab, st.form("import.folder_form"):
             )
 with folder_tab:
     job = job_status.show(job_status.latest("import", owner_id=user.id), user, key="import.job")
-    rejected = (job.result or {}).get("rejected") if job is not None else None
-    if rejected:
-        st.dataframe(pd.DataFrame(rejected), hide_index=True, key="import.job_rejected")
+    left_out = not_imported_table(job.result or {}) if job is not None else None
+    if left_out is not None and not left_out.empty:
+        st.dataframe(left_out, hide_index=True, key="import.job_rejected")
+
+with production_tab:
+    production_form(user, project)
 
 if report is not None:
     ss["import.report"] = report
@@ -169,11 +180,11 @@ if report is not None:
 report = ss.pop("import.report", None)
 if report is not None:
     progress_slot.empty()
-    (st.success if not report.rejected else st.warning)(report.summary())
+    (st.success if not report.rejected and not report.ignored else st.warning)(report.summary())
     if report.created_project:
         st.page_link(
             "pages/settings.py",
-            label=f"Set {report.project!r}'s classes, tags and k in Project settings",
+            label=f"Set the classes, tags and k of {report.project!r} in Project settings",
             icon=":material/tune:",
         )
     if report.n_annotations or report.n_resolutions:
@@ -181,13 +192,10 @@ if report is not None:
             f"Read as {report.source_format}: {report.n_annotations:,} annotations and "
             f"{report.n_resolutions:,} final labels imported."
         )
-    if report.rejected:
-        st.subheader(f"Not imported ({len(report.rejected):,})")
-        st.dataframe(
-            pd.DataFrame([{"what": p.ref, "reason": p.reason} for p in report.rejected]),
-            hide_index=True,
-            key="import.rejected",
-        )
+    left_out = not_imported_table(report.to_dict())
+    if not left_out.empty:
+        st.subheader(f"Not imported ({len(left_out):,})")
+        st.dataframe(left_out, hide_index=True, key="import.rejected")
     if report.warnings:
         st.subheader("Notes")
         st.dataframe(

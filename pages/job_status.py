@@ -67,15 +67,14 @@ def _cancel(job_id: int, user_id: int) -> None:
 def describe(job: JobInfo) -> str:
     who = f" · started by {job.owner}" if job.owner else ""
     attempt = f" · attempt {job.attempts} of {job.max_attempts}" if job.attempts > 1 else ""
-    return f"Job {job.id} · {job.title} · {job.status}{who}{attempt}"
+    return f"Job {job.id} · {job.title} · {job.state}{who}{attempt}"
 
 
 def render(job: JobInfo, user: UserInfo, *, key: str) -> None:
     """One job's state: progress and a cancel button while active, the outcome once finished."""
     icon = STATUS_ICONS.get(job.status)
     if job.active:
-        waiting = job.status == "queued"
-        text = job.message + (" — is a worker running? (`earmark worker`)" if waiting else "")
+        text = job.message + (" — is a worker running? (`earmark worker`)" if job.unclaimed else "")
         st.progress(job.fraction, text=text)
         st.caption(describe(job))
         if not job.cancel_requested:

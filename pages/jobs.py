@@ -57,7 +57,9 @@ job_table()
 
 with ws.db.read() as s:
     recent = list_jobs(s, project_id=selected.id if only_this and selected else None, limit=50)
-label = {r.job_id: f"#{r.job_id} {r.kind} · {r.status}" for r in recent.itertuples()}
+# No state in the label: a selectbox keeps showing the label it was chosen with when the label changes
+# (a job cancelled or finished meanwhile would read "running"). The table and the panel say the state.
+label = dict(zip(recent["job_id"], "#" + recent["job_id"].astype(str) + " " + recent["kind"], strict=True))
 job_id = st.selectbox(
     "Details of", list(label), index=None, format_func=label.get, key="jobs.pick", placeholder="choose a job"
 )

@@ -56,9 +56,12 @@ row = batches[batches["name"] == batch].iloc[-1]
 right.metric("Level", str(row["level"]).replace("_", " "), help="none · warning · alarm")
 if right.button("Check for drift", key="monitoring.check", icon=":material/radar:"):
     job_status.start("drift", user, project_id=project.id, params={"batch": batch})
-job_status.show(job_status.latest("drift", project_id=project.id), user, key="monitoring.job")
+monitoring_loop.drift_job(job_status.latest("drift", project_id=project.id), user)
 if row["reasons"]:
     st.caption("Why: " + row["reasons"])
+note = row["accuracy_note"]
+if isinstance(note, str) and note and note not in row["reasons"]:  # accuracy said, drifted or not
+    st.caption(note[0].upper() + note[1:] + ".")
 
 measures = view.measures
 families = [("Software", "software"), ("Input", "input"), ("Output", "output")]
@@ -110,7 +113,13 @@ try:
         _tags(project.id, batch, token),
         hide_index=True,
         key="monitoring.tags",
-        column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "n_labelled": st.column_config.NumberColumn(
+                "labelled",
+                help="clips of the slice in the labelled random sample, which accuracy is measured on",
+            ),
+            "accuracy": st.column_config.NumberColumn(format="percent"),
+        },
     )
 except mon.MonitoringError as exc:
     st.caption(str(exc))

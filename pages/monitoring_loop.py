@@ -10,17 +10,23 @@ import streamlit as st
 
 from labeling import monitoring as mon
 from labeling.auth import UserInfo
+from labeling.jobs import JobInfo
 from labeling.projects import ProjectInfo
 from labeling.runs import list_runs
 from labeling.versions import list_versions
 from labeling.workspace import Workspace
 from pages import charts_monitoring as charts
-from pages import common, plots
+from pages import common, job_status, plots
 from pages.charts import raw_value
 from pages.train_form import run_labels
 
 ss = st.session_state
 Token = tuple[object, ...]  # the Monitoring page's cache key: labels and monitoring changes
+#: How a finished drift check shows a level worth attention.
+LEVEL_BOXES = {
+    "alarm": (st.error, ":material/notifications_active:"),
+    "warning": (st.warning, ":material/warning:"),
+}
 
 
 @st.cache_data(ttl=60, max_entries=8, show_spinner=False)
@@ -120,28 +126,7 @@ def loop_panel(
         ["Send to labeling", "Add to the next version", "Alarm", "Shadow comparison"]
     )
     with label_tab:
-        rules = mon.project_settings(project)
-        st.caption(
-            f"A uniform random {rules['sample_fraction']:.0%} of the batch (at least "
-            f"{int(rules['sample_minimum'])} clips), so accuracy estimates stay unbiased, plus its most "
-            "atypical, least confident and empty-output clips — with a queue priority."
-        )
-        if st.button("Preview the sample", key="monitoring.sample_preview"):
-            ss["monitoring.sample"] = (batch, mon.labeling_sample(ws, project.id, batch))
-        previewed, sample = ss.get("monitoring.sample") or (None, None)
-        if sample is not None and previewed == batch:  # a preview of another batch is not this one's
-            st.dataframe(sample, hide_index=True, key="monitoring.sample_table")
-            counts = ", ".join(
-                f"{n} {reason.replace('_', ' ')}" for reason, n in sample["reason"].value_counts().items()
-            )
-            if not sample.empty and st.button(
-                f"Send these {len(sample):,} clips to labeling ({counts})",
-                type="primary",
-                key="monitoring.send",
-            ):
-                n = mon.send_to_labeling(ws, project.id, batch, sample, actor_id=user.id)
-                ss.pop("monitoring.sample", None)
-                st.success(f"{n:,} clips queued for labeling.")
+        _send_to_labeling(ws, project, user, batch)
     with version_tab:
         st.caption(
             "Labelled production clips stay out of dataset versions until added here; the next version "
@@ -157,6 +142,85 @@ def loop_panel(
         _alarm_actions(ws, project, user, batch)
     with shadow_tab:
         _shadow(ws, project, batch, token)
+
+
+def _send_to_labeling(ws: Workspace, project: ProjectInfo, user: UserInfo, batch: str) -> None:
+    rules = mon.project_settings(project)
+    st.caption(
+        f"A uniform random {rules['sample_fraction']:.0%} of the batch (at least "
+        f"{int(rules['sample_minimum'])} clips), so accuracy estimates stay unbiased, plus its most "
+        "atypical, least confident and empty-output clips — with a queue priority. Clips sent before "
+        "count toward these numbers."
+    )
+    sent = mon.sample_sent(ws, project.id, batch)
+    if sent.n:
+        st.info(
+            f"{sent.describe()} Its random sample holds {sent.random:,} of the {sent.random_target:,} "
+            "clips the rules ask for.",
+            icon=":material/playlist_add_check:",
+        )
+    more = st.number_input(
+        "Extra random clips, beyond the rules",
+        min_value=0,
+        max_value=max(0, sent.n_batch - sent.random),
+        value=0,
+        step=5,
+        key="monitoring.more_random",
+        help="Grows the batch's random sample (a tighter accuracy estimate). Left at 0, a preview "
+        "offers only what the sample still lacks.",
+    )
+    if st.button("Preview the sample", key="monitoring.sample_preview"):
+        ss["monitoring.sample"] = (
+            batch,
+            sent,
+            mon.labeling_sample(ws, project.id, batch, more_random=int(more)),
+        )
+    previewed, seen, sample = ss.get("monitoring.sample") or (None, None, None)
+    if sample is None or previewed != batch:  # a preview of another batch is not this one's
+        return
+    if sample.empty:
+        st.success(
+            "Nothing to add: the batch's sample is complete under the project's rules. "
+            "Ask for extra random clips above to grow it.",
+            icon=":material/task_alt:",
+        )
+        return
+    st.dataframe(sample, hide_index=True, key="monitoring.sample_table")
+    counts = ", ".join(
+        f"{n} {reason.replace('_', ' ')}" for reason, n in sample["reason"].value_counts().items()
+    )
+    n_random = int((sample["reason"] == "random").sum())
+    moved = int(sample["sent_before"].notna().sum())
+    if seen.n:
+        label = (
+            f"Add {len(sample):,} clips to this batch's sample ({counts}): its random sample grows "
+            f"from {seen.random:,} to {seen.random + n_random:,}"
+            + (f"; {moved} of them, queued before for another reason, join it" if moved else "")
+        )
+    else:
+        label = f"Send these {len(sample):,} clips to labeling ({counts})"
+    if st.button(label, type="primary", key="monitoring.send"):
+        try:
+            n = mon.send_to_labeling(ws, project.id, batch, sample, previewed=seen, actor_id=user.id)
+        except mon.MonitoringError as exc:
+            st.error(str(exc))
+        else:
+            ss.pop("monitoring.sample", None)
+            st.success(f"{n:,} clips queued for labeling.")
+
+
+def drift_job(job: JobInfo | None, user: UserInfo) -> None:
+    """The latest drift check: live while it runs; once done, in the colour of the level it found
+    (an alarm is not a green success)."""
+    level = (job.result or {}).get("level") if job is not None and job.status == "succeeded" else None
+    if job is None or level not in LEVEL_BOXES:
+        job_status.show(job, user, key="monitoring.job")
+        return
+    box, icon = LEVEL_BOXES[level]
+    who = f", started by {job.owner}" if job.owner else ""
+    box(f"{job.message} (drift check, job {job.id}{who})", icon=icon)
+    with st.expander("Log"):
+        st.code(job.log or "(empty)", language=None)
 
 
 def _alarm_actions(ws: Workspace, project: ProjectInfo, user: UserInfo, batch: str) -> None:

@@ -12,7 +12,8 @@ from labeling.compare import CompareError, compare_runs
 from labeling.label_issues import flag_label_issues
 from labeling.runs import list_runs
 from pages import audio, common, job_status, plots
-from pages.train_form import run_labels, train_form
+from pages.run_pair import run_pair
+from pages.train_form import train_form
 
 user = common.require_permission("manage_data")
 project = common.current_project()
@@ -23,29 +24,25 @@ with ws.db.read() as s:
     runs = list_runs(s, project.id)
 with st.expander("Train the fixed model", expanded=len(runs) < 2, icon=":material/model_training:"):
     st.caption("Train on one dataset version, change the data, freeze the next version and train on it.")
-    trained = train_form(ws, project, user, key="runs")
-    if trained is not None:
-        # Compare the new run (B) with the run before it (A).
-        st.session_state["runs.b"] = trained.id
-        if len(runs):
-            st.session_state["runs.a"] = int(runs["run_id"].iloc[0])
+    if train_form(ws, project, user, key="runs") is not None:
         with ws.db.read() as s:
-            runs = list_runs(s, project.id)
+            runs = list_runs(s, project.id)  # the new run: the pickers below move to it
 if len(runs) < 2:
     st.info("Compare needs two runs: train one above, change the data, freeze a version and train again.")
 else:
-    label = run_labels(runs)
-    ids = runs["run_id"].tolist()
-    left, right = st.columns(2)
-    a = left.selectbox("Baseline run A", ids, index=1, format_func=label.get, key="runs.a")
-    b = right.selectbox("Run B", ids, index=0, format_func=label.get, key="runs.b")
-    try:
-        with ws.db.read() as s:
-            cmp = compare_runs(s, int(a), int(b))
-    except CompareError as exc:
-        st.warning(str(exc))
-        cmp = None
+    a, b = run_pair(runs, key="runs")
+    cmp = None
+    if a == b:
+        st.info("A and B are the same run: choose another run on one side to compare the two.")
+    else:
+        try:
+            with ws.db.read() as s:
+                cmp = compare_runs(s, a, b)
+        except CompareError as exc:
+            st.warning(str(exc))
     if cmp is not None:
+        for warning in cmp.warnings:
+            st.warning(warning, icon=":material/warning:")
         verdict = st.error if cmp.code_changed else st.info if cmp.no_change else st.success
         verdict(cmp.verdict(), icon=":material/code:" if cmp.code_changed else ":material/dataset:")
     if cmp is not None and not cmp.no_change:

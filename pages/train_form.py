@@ -3,6 +3,8 @@ current final labels or on a frozen dataset version, so Runs can show the data d
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -16,13 +18,15 @@ from pages import job_status
 CURRENT = ""
 
 
+def _data_of(run: Any) -> str:
+    if not isinstance(run.version, str):
+        return "live labels (stored before runs were frozen)"
+    return f"version {run.version}" if run.version_kind == "named" else run.version
+
+
 def run_labels(runs: pd.DataFrame) -> dict[int, str]:
     """``#3 fixed model on v2 · builtin · version v2`` per run id of :func:`labeling.runs.list_runs`."""
-    return {
-        int(r.run_id): f"#{r.run_id} {r.name} · {r.kind} · "
-        + (f"version {r.version}" if isinstance(r.version, str) else "current labels")
-        for r in runs.itertuples()
-    }
+    return {int(r.run_id): f"#{r.run_id} {r.name} · {r.kind} · {_data_of(r)}" for r in runs.itertuples()}
 
 
 def train_form(ws: Workspace, project: ProjectInfo, user: UserInfo, *, key: str) -> RunSummary | None:
@@ -38,10 +42,11 @@ def train_form(ws: Workspace, project: ProjectInfo, user: UserInfo, *, key: str)
             [*newest_first, CURRENT],
             key=f"{key}.train_on",
             format_func=lambda v: (
-                "the current final labels (no dataset version)" if v == CURRENT else f"version {v}"
+                "the current final labels (frozen as a snapshot first)" if v == CURRENT else f"version {v}"
             ),
-            help="A run on a dataset version can be compared with another version's run, data diff included. "
-            "Freeze a version on the Data page.",
+            help="Every run reads frozen data, so it can be repeated and compared, data diff included: "
+            "a dataset version, or the current labels frozen as a snapshot when training starts. "
+            "Freeze and name versions on the Data page.",
         )
         go = right.form_submit_button("Train the model", type="primary", key=f"{key}.train")
     job = job_status.latest("train", project_id=project.id)

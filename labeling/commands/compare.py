@@ -31,8 +31,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(cmp.to_dict())
         return 0
-    print(f"A: run {cmp.run_a.id} {cmp.run_a.name!r} on {cmp.version_a or 'current labels'}")
-    print(f"B: run {cmp.run_b.id} {cmp.run_b.name!r} on {cmp.version_b or 'current labels'}")
+    for side, summary, version in (("A", cmp.run_a, cmp.version_a), ("B", cmp.run_b, cmp.version_b)):
+        fp = summary.data_fingerprint
+        data = f"data {fp[:12]}" if fp else "data not fingerprinted"
+        print(f"{side}: run {summary.id} {summary.name!r} on {version or 'live labels'} ({data})")
+    for warning in cmp.warnings:
+        print(f"WARNING: {warning}")
     print(("CODE CHANGED — " if cmp.code_changed else "") + cmp.verdict())
     print("\n" + cmp.overall.round(4).to_string(index=False))
     if not cmp.slices.empty:

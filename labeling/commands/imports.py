@@ -111,8 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.formats.base import FormatError
-    from labeling.importer import ImportRefused, import_source
+    from labeling.formats.base import FormatError, Problem
+    from labeling.importer import ImportRefused, import_source, not_audio_reason
     from labeling.projects import ProjectError
 
     if args.production:
@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     if report.n_annotations or report.n_resolutions:
         print(f"  {report.n_annotations:,} annotations and {report.n_resolutions:,} final labels imported")
     _print_problems(report.rejected, "not imported")
+    _print_problems([Problem(name, not_audio_reason(name)) for name in report.ignored], "not imported")
     for problem in report.warnings[:10]:
         print(f"  note {problem.ref}: {problem.reason}")
     return 0

@@ -72,6 +72,8 @@ def run_drift(args: argparse.Namespace) -> int:
     )
     for reason in result.reasons:
         print(f"  {reason}")
+    if result.accuracy_note and result.accuracy_note not in result.reasons:
+        print(f"  {result.accuracy_note}")
     for m in d.get("measures", []):
         mark = "DRIFT" if m.get("drift") else "     "
         effect = m.get("effect")
@@ -97,6 +99,9 @@ def run_monitor(args: argparse.Namespace) -> int:
     for row in summary.batches.itertuples():
         ack = " (acknowledged)" if row.acknowledged else ""
         print(f"  {row.name:<24} {row.n:>7,} clips  {row.level}{ack}  {row.reasons}")
+        note = row.accuracy_note
+        if isinstance(note, str) and note and note not in row.reasons:
+            print(f"  {'':<24} {'':>13}  {note}")
     if summary.snoozed_until:
         print(f"alarms snoozed until {summary.snoozed_until:%Y-%m-%d %H:%M} UTC")
     if summary.alarm:

@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ls = vsub.add_parser("list", help="the project's versions, oldest first")
     ls.add_argument("--project", required=True, help="project name or id")
+    ls.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="also list the snapshots of the current labels that runs froze when they trained",
+    )
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(run=run_list)
 
@@ -82,7 +87,7 @@ def run_list(args: argparse.Namespace) -> int:
     from labeling.versions import list_versions
 
     with workspace() as ws, _errors(), ws.db.read() as s:
-        frame = list_versions(s, args.project)
+        frame = list_versions(s, args.project, include_snapshots=args.snapshots)
     if args.json:
         print_json(frame.assign(created_at=frame["created_at"].astype(str)).to_dict("records"))
     elif frame.empty:

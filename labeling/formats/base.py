@@ -81,6 +81,9 @@ class ImportPlan:
     problems: list[Problem] = field(default_factory=list)  # not imported, and why
     warnings: list[Problem] = field(default_factory=list)  # imported, but worth a look
     ignored: list[str] = field(default_factory=list)  # files that are not audio (README, CSV…)
+    #: Audio files whose names the file-name pattern does not match: never imported, but decoded and
+    #: checked like the rest, so a broken one is reported as broken rather than only as misnamed.
+    unmatched: list[SourceItem] = field(default_factory=list)
     source_format: str = "folder"
     #: Readers that write temporary audio (segments cut from longer recordings) keep here what
     #: removes it: the files live as long as the plan.

@@ -1,6 +1,7 @@
 """A folder (searched recursively) or a zip of audio files: :func:`read_folder` inside :func:`opened`.
 
-Names can carry metadata through a regular expression with named groups (``--pattern``); a group
+Names can carry metadata through a regular expression with named groups (the file-name pattern,
+``--pattern`` on the command line); a group
 named ``label`` or ``transcript`` is the clip's existing label. A metadata CSV joins on a pattern group
 or on ``file_name`` (as Hugging Face's audiofolder names it); its ``split``, ``label`` and
 ``transcript`` columns are honoured, the others become metadata.
@@ -165,7 +166,7 @@ class MetadataTable:
         if key is None:
             raise SourceError(
                 f"metadata file {path.name} has no file_name column; name the column to join on "
-                f"with --join (its columns: {', '.join(columns)})"
+                f"(its columns: {', '.join(columns)})"
             )
         if key not in columns:
             raise SourceError(
@@ -188,9 +189,11 @@ def compile_pattern(pattern: str | None) -> re.Pattern[str] | None:
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise SourceError(f"--pattern is not a valid regular expression: {exc}") from exc
+        raise SourceError(f"the file-name pattern is not a valid regular expression: {exc}") from exc
     if not compiled.groupindex:
-        raise SourceError("--pattern needs named groups, e.g. (?P<label>\\d)_(?P<speaker>[a-z]+)_\\d+")
+        raise SourceError(
+            "the file-name pattern needs named groups, e.g. (?P<label>\\d)_(?P<speaker>[a-z]+)_\\d+"
+        )
     return compiled
 
 
@@ -203,13 +206,17 @@ def read_folder(
 ) -> ImportPlan:
     """Plan the import of every audio file under ``root``.
 
-    Files whose names do not match ``pattern`` are listed as problems; other files (text, images…)
-    are counted as ignored. Metadata rows that match no file are fine; files without a row are noted.
+    Audio files whose names do not match ``pattern`` go to ``plan.unmatched`` (the importer checks
+    them, then lists them as not imported); other files (text, images…) are listed as ignored.
+    Metadata rows that match no file are fine; files without a row are noted.
     """
     regex = compile_pattern(pattern)
     table = MetadataTable.read(metadata, join=join) if metadata else None
     if table and regex and table.join != "file_name" and table.join not in regex.groupindex:
-        raise SourceError(f"--join {table.join!r} is neither file_name nor a group of --pattern")
+        raise SourceError(
+            f"the metadata join column {table.join!r} is neither file_name nor a group of the "
+            "file-name pattern"
+        )
     exts = audio_extensions()
     plan = ImportPlan(source_format="folder")
     root = Path(root)
@@ -229,7 +236,7 @@ def read_folder(
         if regex:
             match = regex.search(path.name)
             if not match:
-                plan.problems.append(Problem(rel, "name does not match --pattern"))
+                plan.unmatched.append(SourceItem(path=real, name=rel))
                 continue
             fields = {k: v for k, v in match.groupdict().items() if v is not None}
         if table:

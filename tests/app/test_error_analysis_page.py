@@ -64,7 +64,10 @@ def test_tagging_a_clip_while_listening_and_queueing_a_slice(with_run) -> None:
     clip_id = int(str(tags[0].key).rsplit(".", 1)[-1])
     tags[0].set_value(["mumbled"]).run()
     assert not at.exception
-    assert "mumbled" in set(slice_table(at)["tag"])
+    # The tag is on the clip now; the run's own table keeps the tags it was trained with.
+    shown = next(w for w in at.multiselect if w.key == f"errors.tags.{clip_id}")
+    assert shown.value == ["mumbled"]
+    assert "mumbled" not in set(slice_table(at)["tag"])
     at.button(key="errors.queue").click().run()
     assert not at.exception
     with ws.db.read() as s:
@@ -87,6 +90,24 @@ def test_train_button_makes_a_run_and_shows_it(with_run) -> None:
     assert not at.exception
     assert at.selectbox(key="errors.run").value == external.id + 1
     assert "accuracy" in at.success[0].value
+
+
+def test_a_confusion_cell_without_clips_says_so_and_can_be_cleared(with_run) -> None:
+    # The run says "yes" to all 12 clips: its 6 errors are the 6 "no" clips; none is "yes" heard as "no".
+    at = page("eli")
+    at.session_state["errors.split"] = "all"
+    at.session_state["errors.pair"] = "yes → no"  # what a click on that cell of the matrix chooses
+    at.run()
+    assert not at.exception
+    said = " ".join(i.value for i in at.info)
+    assert "No clip of class yes was predicted as no by this run" in said
+    assert "6 errors" in said
+    assert not any("No mistakes" in c.value for c in at.caption)
+    assert at.selectbox(key="errors.pair").value == "yes → no"
+    at.button(key="errors.clear_pair").click().run()
+    assert not at.exception
+    assert at.selectbox(key="errors.pair").value == ""  # every error
+    assert any(c.value.startswith("Errors 1–6 of 6") for c in at.caption)
 
 
 def test_an_annotator_is_refused(with_run) -> None:

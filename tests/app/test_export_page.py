@@ -6,8 +6,10 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Clip
+from labeling.augment import DerivedAudio, store_derived_clips
 from labeling.jobs import latest_job, run_next_job
 from tests.app.conftest import ROOT, new_app, sign_in
+from tests.audio import speechlike
 
 
 def export_page() -> AppTest:
@@ -67,3 +69,31 @@ def test_a_filter_leaving_nothing_says_so(app_env):
     assert not at.exception, at.exception
     assert "no clip of 'demo' passes the filters" in at.error[0].value
     assert not at.get("download_button")
+
+
+def test_originals_replaced_by_a_fixed_copy_are_called_retired_not_deleted(app_env):
+    with app_env.db.read() as s:
+        originals = s.execute(select(Clip.id, Clip.project_id).order_by(Clip.id).limit(2)).all()
+    fixed = [
+        DerivedAudio(
+            parent_id=cid,
+            samples=speechlike(500 + cid),
+            sample_rate=16000,
+            derivation={"kind": "fix", "steps": [{"step": "test"}]},
+            name_suffix="fixed",
+        )
+        for cid, _ in originals
+    ]
+    store_derived_clips(app_env, originals[0].project_id, fixed, tag_source="fix", supersede=True)
+    at = export_page()
+    at.button(key="export.submit").click().run()
+    assert run_next_job(app_env).status == "succeeded"
+    at.run()
+
+    assert not at.exception, at.exception
+    assert any("12 clips exported" in s.value for s in at.success)
+    left_out = at.dataframe[0].value
+    assert left_out.to_dict("records") == [{"reason": "retired (replaced by a fixed copy)", "clips": 2}]
+    shown = " ".join(e.value for kind in ("success", "info", "caption") for e in at.get(kind))
+    assert "deleted" not in shown
+    assert "2 retired (replaced by a fixed copy)" in shown

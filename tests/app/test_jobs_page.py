@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
+from db.models import Job
+from labeling import jobs
 from labeling.auth import add_user
-from labeling.jobs import run_next_job, submit_job
+from labeling.jobs import claim_job, run_claimed, run_next_job, submit_job
 from labeling.projects import get_project
 from tests.app.conftest import ROOT, sign_in
 
@@ -15,6 +20,11 @@ def page(name: str, user: str = "admin") -> AppTest:
     sign_in(at, user)
     at.session_state["app.project"] = "demo"
     return at.run()
+
+
+def job_progress_texts(at: AppTest) -> list[str]:
+    """The text beside each progress bar on the page."""
+    return [p.text for p in at.get("progress")]
 
 
 def test_the_jobs_page_lists_jobs_and_starts_and_cancels_one(app_env) -> None:
@@ -63,3 +73,45 @@ def test_only_engineers_and_admins_open_jobs(app_env) -> None:
     at = page("jobs", "eli")
     assert not at.exception, at.exception
     assert at.dataframe[0].value["kind"].tolist() == ["Training"]
+
+
+def test_a_cancelled_running_job_says_so_in_its_details(app_env) -> None:
+    with app_env.db.write() as s:
+        pid = get_project(s, "demo").id
+        job = submit_job(s, "features", project_id=pid, owner_id=None)
+    claim = claim_job(app_env, worker="test-worker")
+    assert claim is not None
+    at = page("jobs")
+    at.selectbox(key="jobs.pick").set_value(job.id).run()
+    assert "· running" in at.caption[-1].value
+    at.button(key="jobs.detail.cancel").click().run()
+    assert not at.exception, at.exception
+    # The worker has not reached its next step yet: the job is not running on as if nothing happened.
+    details = " ".join(c.value for c in at.caption)
+    assert "cancel requested" in details
+    assert "· running" not in details
+    assert "jobs.detail.cancel" not in [b.key for b in at.button]
+    # At its next step the worker stops, and the page says the job was cancelled.
+    assert run_claimed(app_env, claim) == "cancelled"
+    at.run()
+    assert "was cancelled" in at.info[-1].value
+
+
+def test_a_queued_job_asks_about_workers_only_once_nobody_claimed_it_for_a_while(
+    app_env, monkeypatch
+) -> None:
+    # However slow the machine, a job queued just now is well inside this.
+    monkeypatch.setattr(jobs, "UNCLAIMED_AFTER_S", 3600.0)
+    with app_env.db.write() as s:
+        pid = get_project(s, "demo").id
+        job = submit_job(s, "features", project_id=pid, owner_id=None)
+    at = page("jobs")
+    at.selectbox(key="jobs.pick").set_value(job.id).run()
+    assert not at.exception, at.exception
+    assert "Waiting for a worker" in job_progress_texts(at)[0]
+    assert "is a worker running?" not in job_progress_texts(at)[0]
+    # Queued long ago and still unclaimed: now the question is worth asking.
+    with app_env.db.write() as s:
+        s.execute(update(Job).where(Job.id == job.id).values(updated_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    at.run()
+    assert "is a worker running?" in job_progress_texts(at)[0]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from db.models import MonitoringAction, ProductionClip
+from db.models import MonitoringAction, ProductionClip, Project
+from labeling.jobs import run_next_job, submit_job
 from tests.app.conftest import ROOT, sign_in
 from tests.monitoring import BATCHES, PROJECT, monitored_project
 
@@ -46,6 +47,18 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     assert not at.exception, at.exception
     with app_env.db.read() as s:
         assert s.scalar(select(func.count()).where(ProductionClip.sample_reason.is_not(None))) == len(sample)
+    # Sent once: the tab says so, a new preview adds nothing, and more is asked for explicitly.
+    at.run()
+    assert any(f"{len(sample)} clips of this batch already sent" in i.value for i in at.info)
+    at.button(key="monitoring.sample_preview").click().run()
+    assert not any(b.key == "monitoring.send" for b in at.button)
+    assert any("Nothing to add" in m.value for m in at.success)
+    at.number_input(key="monitoring.more_random").set_value(5).run()
+    at.button(key="monitoring.sample_preview").click().run()
+    send = next(b for b in at.button if b.key == "monitoring.send")
+    assert send.label.startswith(
+        "Add 5 clips to this batch's sample (5 random): its random sample grows from 20 to 25"
+    )
 
     # Answering the alarm says so, and the note is not carried over to the next answer.
     at.text_input(key="monitoring.note").input("known: school pilot")
@@ -56,3 +69,22 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     with app_env.db.read() as s:
         notes = s.scalars(select(MonitoringAction.note)).all()
     assert notes == ["known: school pilot"]
+
+
+def test_a_drift_check_that_finds_an_alarm_is_not_shown_as_a_success(app_env, tmp_path):
+    monitored_project(app_env, tmp_path)
+    with app_env.db.write() as s:
+        project_id = s.scalar(select(Project.id).where(Project.name == PROJECT))
+        submit_job(s, "drift", project_id=project_id, owner_id=None, params={"batch": BATCHES[-1]})
+    job = run_next_job(app_env)
+    assert job.status == "succeeded", job.error
+    level = job.result["level"]
+    assert level in {"warning", "alarm"}  # the quiet batch
+    at = AppTest.from_file(str(ROOT / "pages" / "monitoring.py"), default_timeout=180)
+    sign_in(at, "admin")
+    at.session_state["app.project"] = PROJECT
+    at.run()
+    assert not at.exception, at.exception
+    boxes = at.error if level == "alarm" else at.warning
+    assert any(f"Batch {BATCHES[-1]}: {level}" in b.value for b in boxes)
+    assert not any(BATCHES[-1] in m.value for m in at.success)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import update
 
 from db.models import Clip
@@ -57,6 +58,20 @@ def _tick_centre(chart, axis: str, text: str) -> float:
     return box["y"] + box["height"] / 2 if axis == "y" else box["x"] + box["width"] / 2
 
 
+def _choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    # A list opened while a chart is still being drawn anew after the last rerun can close again: retry.
+    wanted = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):
+        page.get_by_role("combobox", name=label).first.click()
+        try:
+            wanted.wait_for(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    wanted.click()
+    settle(page)
+
+
 def _caption(page) -> str:  # type: ignore[no-untyped-def]
     return page.get_by_text("most confident first").inner_text()
 
@@ -107,4 +122,15 @@ def test_clicks_on_the_charts_choose_what_the_error_browser_plays(browser, serve
     ]
     assert len(shown) == 10
     assert all("true yes, predicted no" in t for t in shown)
+    assert_no_exception(page)
+
+    # Back to every error in the box below, then the same cell again: it chooses the pair again.
+    _choose(page, "Confusion (true → predicted)", "(every error)")
+    assert _caption(page).startswith("Errors 1–10 of 16")
+    matrix = page.locator(CHART).filter(has_text="Confusion matrix").first
+    matrix.scroll_into_view_if_needed()
+    page.mouse.click(_tick_centre(matrix, "x", "no"), _tick_centre(matrix, "y", "yes"))
+    settle(page)
+    assert selected(page, "Confusion (true → predicted)") == "yes → no (10)"
+    assert _caption(page).startswith("Errors 1–10 of 10")
     assert_no_exception(page)

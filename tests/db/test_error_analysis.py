@@ -98,8 +98,8 @@ def test_slice_report_equals_pandas_over_run_predictions(digits_run) -> None:
 
 
 @pytest.mark.fsdd
-def test_tagging_while_listening_feeds_the_table(digits_run) -> None:
-    ws, _project_id, run_id = digits_run
+def test_tagging_while_listening_tags_the_clip_and_the_next_run_slices_by_it(digits_run) -> None:
+    ws, project_id, run_id = digits_run
     with ws.db.read() as s:
         errors = ea.error_examples(s, run_id, split="test")
         right = run_predictions(s, run_id).query("split == 'test' and correct == True")
@@ -112,17 +112,27 @@ def test_tagging_while_listening_feeds_the_table(digits_run) -> None:
         assert ea.tag_clip(s, right_id, "mumbled")
         assert not ea.tag_clip(s, right_id, "mumbled")  # tagging twice changes nothing
     with ws.db.read() as s:
-        row = ea.slice_report(s, run_id).set_index("tag").loc["mumbled"]
+        # The run was trained and scored on frozen data: its table keeps the tags it had.
+        assert "mumbled" not in set(ea.slice_report(s, run_id)["tag"])
+        # The error browser shows the clip as it is now beside what the run saw.
+        shown = ea.error_page(s, run_id, split="test", page_size=len(errors)).rows.set_index("clip_id")
         source = s.scalar(select(ClipTag.source).where(ClipTag.clip_id == wrong_id, ClipTag.tag == "mumbled"))
         audited = s.scalars(select(AuditEvent.action).where(AuditEvent.entity == "clip_tag")).all()
+    assert "mumbled" in shown.loc[wrong_id, "tags_now"]
+    assert "mumbled" not in shown.loc[wrong_id, "tags"]
+    assert source == "analysis"
+    # The next run on the current labels slices by it; tags do not change the model.
+    rerun = train_run(ws, project_id).id
+    with ws.db.read() as s:
+        row = ea.slice_report(s, rerun).set_index("tag").loc["mumbled"]
     assert row["n"] == 2
     assert row["accuracy"] == 0.5
-    assert source == "analysis"
     with ws.db.write() as s:
         assert ea.untag_clip(s, right_id, "mumbled")
+    rerun = train_run(ws, project_id).id
     with ws.db.read() as s:
-        assert ea.slice_report(s, run_id).set_index("tag").loc["mumbled", "accuracy"] == 0.0
-        assert ea.error_examples(s, run_id, slice_expr="mumbled")["clip_id"].tolist() == [wrong_id]
+        assert ea.slice_report(s, rerun).set_index("tag").loc["mumbled", "accuracy"] == 0.0
+        assert ea.error_examples(s, rerun, slice_expr="mumbled")["clip_id"].tolist() == [wrong_id]
         last = s.scalars(
             select(AuditEvent.action).where(AuditEvent.entity == "clip_tag").order_by(AuditEvent.id.desc())
         ).first()

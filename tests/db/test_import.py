@@ -14,7 +14,7 @@ from db.models import AuditEvent, Clip, ImportBatch, Resolution
 from labeling.cli import main as cli
 from labeling.clips import clip_frame
 from labeling.formats.folder import SourceError
-from labeling.importer import import_path, import_uploads
+from labeling.importer import import_path, import_uploads, not_imported_table
 from tests.audio import speechlike, tone, write_wav
 
 FSDD_PATTERN = r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)\.wav"
@@ -117,6 +117,30 @@ def test_bad_files_are_listed_with_reasons_and_the_rest_imports(workspace, tmp_p
         batch_report = s.scalars(select(ImportBatch)).one().report
     assert {"WAV", "FLAC", "OGG"} <= formats
     assert {r["ref"] for r in batch_report["rejected"]} == set(expected)
+
+
+def test_with_a_file_name_pattern_a_broken_file_still_says_what_is_wrong_with_it(workspace, tmp_path):
+    src = tmp_path / "mixed"
+    expected = bad_files(src)
+    write_wav(src / "good_1.wav", speechlike(1))
+    write_wav(src / "misnamed.wav", speechlike(2))
+    (src / "README.md").write_text("not audio")
+    report = import_path(workspace, src, "mixed", pattern=r"(?P<kind>good)_(?P<index>\d+)\.wav")
+    assert report.n_imported == 1
+    reasons = {p.ref: p.reason for p in report.rejected}
+    assert set(reasons) == {*expected, "misnamed.wav"}
+    # A file that would be refused anyway says why first; the pattern is named in words, not as a flag.
+    assert reasons["empty.wav"] == "empty file; its name does not match the file-name pattern either"
+    assert reasons["notes.wav"].startswith("not readable audio (")
+    assert reasons["absurd_rate.wav"].startswith("implausible sample rate 5 Hz")
+    for name in expected:
+        assert reasons[name].endswith("; its name does not match the file-name pattern either")
+    assert reasons["misnamed.wav"] == "name does not match the file-name pattern"
+    # Files that are not audio at all are named, not only counted.
+    assert report.ignored == ["README.md"]
+    table = not_imported_table(report.to_dict())
+    assert table.set_index("what").loc["README.md", "reason"].startswith("not an audio file")
+    assert set(table["what"]) == {*expected, "misnamed.wav", "README.md"}
 
 
 def test_same_bytes_twice_are_one_clip_and_originals_are_stored_read_only(workspace, tmp_path):

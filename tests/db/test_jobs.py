@@ -8,10 +8,11 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 
 import tests.jobkinds  # noqa: F401  (registers the test kinds)
@@ -19,6 +20,7 @@ from db.models import Job
 from labeling.auth import add_user
 from labeling.importer import import_path
 from labeling.jobs import (
+    UNCLAIMED_AFTER_S,
     JobBusy,
     JobError,
     cancel_job,
@@ -118,6 +120,25 @@ def test_a_failing_job_says_why_and_is_not_retried(project):
     assert "ValueError: the input is not usable" in done.log
     assert run_next_job(ws) is None
     assert job_state(ws, job.id).attempts == 1
+
+
+def test_a_job_counts_as_unclaimed_by_the_database_clock(project):
+    ws, pid, uid = project
+    with ws.db.write() as s:
+        job = submit_job(s, "features", project_id=pid, owner_id=uid)
+    # Queued now by the database's clock (on PostgreSQL, another machine's): no worker is overdue.
+    assert job_state(ws, job.id).queued_s < UNCLAIMED_AFTER_S
+    with ws.db.write() as s:
+        s.execute(update(Job).where(Job.id == job.id).values(updated_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    waiting = job_state(ws, job.id)
+    assert waiting.unclaimed
+    assert waiting.state == "queued"
+    claim = claim_job(ws, worker="test-worker")
+    with ws.db.write() as s:
+        asked = cancel_job(s, claim.job.id, actor_id=uid)
+    assert (asked.unclaimed, asked.queued_s, asked.state) == (False, None, "cancel requested")
+    with ws.db.read() as s:
+        assert list_jobs(s)["status"].tolist() == ["cancel requested"]
 
 
 def test_unknown_kinds_and_missing_projects_are_refused(project):

@@ -15,11 +15,22 @@ import pytest
 from scipy import stats
 from sqlalchemy import func, select
 
-from db.models import Clip, DriftCheck, ProductionClip, Resolution
+from db.models import (
+    Clip,
+    ClipTag,
+    DatasetItem,
+    DatasetVersion,
+    DriftCheck,
+    ImportBatch,
+    Prediction,
+    ProductionClip,
+    Resolution,
+)
 from labeling.cli import main
 from labeling.importer import import_path
 from labeling.jobs import run_next_job, submit_job
 from labeling.monitoring import (
+    MonitoringError,
     acknowledge,
     admit_labelled,
     labeling_sample,
@@ -27,14 +38,18 @@ from labeling.monitoring import (
     mcnemar_exact,
     monitor_summary,
     monitoring_fingerprint,
+    monitoring_view,
     run_drift_check,
+    sample_sent,
     send_to_labeling,
     shadow_comparison,
+    tag_breakdown,
 )
 from labeling.production import import_production, log_predictions
 from labeling.projects import create_project, update_project
 from labeling.runs import train_run
 from labeling.versions import create_version, current_items
+from tests.monitoring import BATCHES, PROJECT, monitored_project
 
 PATTERN = r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.wav"
 KNOWN = ("jackson", "nicolas", "theo")
@@ -318,3 +333,159 @@ def test_a_transcription_log_counts_empty_transcripts_as_empty_outputs(workspace
         frame = batch_frame(s, "asr", "day1")
     assert frame["empty"].tolist() == [0.0, 1.0, 0.0]
     assert "predicted" not in frame
+
+
+def _hand_label(ws, batch: str) -> dict[str, list]:  # type: ignore[no-untyped-def]
+    """Final labels by hand for every clip of the batch sent to labeling: of the 20 random-sample
+    clips the first 9 get the live model's own answer (right), the other 11 another class (wrong);
+    the clips sent for being unsure or atypical all get the model's answer (right), so counting them
+    would lift the accuracy. Five random-sample clips (2 right, 3 wrong) and three others are tagged."""
+    with ws.db.write() as s:
+        rows = s.execute(
+            select(
+                ProductionClip.clip_id,
+                ProductionClip.prediction,
+                ProductionClip.sample_reason,
+                Clip.project_id,
+            )
+            .join(Clip, Clip.id == ProductionClip.clip_id)
+            .join(ImportBatch, ImportBatch.id == ProductionClip.batch_id)
+            .where(ImportBatch.name == batch)
+            .order_by(ProductionClip.id)
+        ).all()
+        random_rows = [r for r in rows if r.sample_reason == "random"]
+        others = [r for r in rows if r.sample_reason != "random"]
+        assert len(random_rows) == 20
+        assert len(others) >= 10
+        for i, r in enumerate(random_rows):
+            label = r.prediction if i < 9 else str((int(r.prediction) + 1) % 10)
+            s.add(Resolution(clip_id=r.clip_id, project_id=r.project_id, label=label, method="imported"))
+        for r in others:
+            s.add(
+                Resolution(clip_id=r.clip_id, project_id=r.project_id, label=r.prediction, method="imported")
+            )
+        for r in [*random_rows[7:12], *others[:3]]:
+            s.add(ClipTag(clip_id=r.clip_id, tag="noise:car", source="review"))
+    return {"random": random_rows, "others": others}
+
+
+def _reference_accuracy(ws, run_id: int) -> float:  # type: ignore[no-untyped-def]
+    """The live model's accuracy on its reference (v1's test clips), read straight from its stored
+    predictions and the version's labels."""
+    with ws.db.read() as s:
+        pairs = s.execute(
+            select(Prediction.label, DatasetItem.label)
+            .join(DatasetItem, DatasetItem.clip_id == Prediction.clip_id)
+            .join(DatasetVersion, DatasetVersion.id == DatasetItem.version_id)
+            .where(Prediction.run_id == run_id, DatasetVersion.name == "v1", DatasetItem.split == "test")
+        ).all()
+    assert len(pairs) == 120
+    return float(np.mean([p == y for p, y in pairs]))
+
+
+def test_every_view_counts_the_same_labelled_random_sample(deployed, monkeypatch, capsys):
+    ws, run, same = deployed
+    import_production(ws, same, "digits", batch="pilot")  # scored by the live model
+    with ws.db.write() as s:
+        update_project(s, "digits", settings={"monitoring": {"min_labels": 20}})
+    run_drift_check(ws, "digits", "pilot")  # checked before anything was labelled
+    send_to_labeling(ws, "digits", "pilot", labeling_sample(ws, "digits", "pilot"))
+    _hand_label(ws, "pilot")
+    # The hand count: 9 right of 20 labelled random-sample clips; on the tag, 2 of 5.
+    ref = _reference_accuracy(ws, run.id)
+    points = 100 * (9 / 20 - ref)
+    p = stats.fisher_exact([[round(ref * 120), 120 - round(ref * 120)], [9, 11]])[1]
+    assert p < 0.001  # a verdict the alarm must give
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+
+    def every_view_agrees(when: str) -> None:
+        tags = tag_breakdown(ws, "digits", "pilot").set_index("slice")
+        assert tags.loc["all", "n_labelled"] == 20, when
+        assert tags.loc["all", "accuracy"] == pytest.approx(0.45), when
+        assert tags.loc["noise:car", "n_labelled"] == 5, when
+        assert tags.loc["noise:car", "accuracy"] == pytest.approx(0.4), when
+
+        tile = monitoring_view(ws, "digits").measures.query("measure == 'accuracy' and batch == 'pilot'")
+        assert tile["value"].tolist() == [pytest.approx(45.0)], when
+        assert tile["n"].tolist() == [20], when
+        assert tile["drift"].tolist() == [True], when
+
+        summary = monitor_summary(ws, "digits")
+        assert summary.alarm, when
+        alarm = "; ".join(summary.reasons)
+        assert "9 of 20 labelled random-sample clips" in alarm, when
+        assert f"accuracy −{abs(points):.1f} points" in alarm, when
+
+        capsys.readouterr()
+        assert main(["monitor", "--project", "digits", "--json"]) == 1
+        pilot = json.loads(capsys.readouterr().out)["batches"][-1]
+        assert (pilot["labelled"], pilot["correct"]) == (20, 9), when
+        assert any("9 of 20" in r for r in pilot["reasons"].split("; ")), when
+
+        shadow = shadow_comparison(ws, "digits", "pilot", run.id)
+        assert shadow.n_labelled == 20, when
+        assert shadow.live_accuracy == pytest.approx(0.45), when
+        car = shadow.per_tag.set_index("tag").loc["noise:car"]
+        assert car["n_labelled"] == 5, when
+        assert car["live_accuracy"] == pytest.approx(0.4), when
+
+    every_view_agrees("labelled after the last check")
+    capsys.readouterr()
+    assert main(["drift", "--project", "digits", "--batch", "pilot", "--json"]) == 0
+    check = json.loads(capsys.readouterr().out)
+    assert check["level"] == "alarm"
+    assert (check["concept"]["batch"]["n"], check["concept"]["batch"]["correct"]) == (20, 9)
+    assert check["concept"]["p_value"] == pytest.approx(p)
+    assert any("9 of 20 labelled random-sample clips" in r for r in check["reasons"])
+    every_view_agrees("after a new check")
+
+
+def test_a_sampled_batch_is_not_sampled_again_unless_more_is_asked_for(workspace, tmp_path):
+    monitored_project(workspace, tmp_path)
+    batch = BATCHES[-1]  # 60 requests: 5% is 3, so 20 at random, then 10 unsure and 10 atypical
+    before = sample_sent(workspace, PROJECT, batch)
+    assert before.n == 0
+    first = labeling_sample(workspace, PROJECT, batch)
+    assert (first["reason"] == "random").sum() == 20
+    assert send_to_labeling(workspace, PROJECT, batch, first, previewed=before) == len(first)
+
+    sent = sample_sent(workspace, PROJECT, batch)
+    assert sent.by_reason == first["reason"].value_counts().to_dict()
+    assert (sent.random, sent.random_target) == (20, 20)
+    assert [e["n"] for e in sent.sends] == [len(first)]
+    said = sent.describe()
+    assert f"{len(first)} clips of this batch already sent to labeling" in said
+    assert "20 random" in said
+    assert f"{sent.sends[0]['at']:%Y-%m-%d %H:%M} UTC" in said
+    # The sample is complete: a new preview offers nothing, rather than 20 more random clips.
+    assert labeling_sample(workspace, PROJECT, batch).empty
+
+    # More is an explicit choice; a preview made before someone else's send is refused, unchanged.
+    more = labeling_sample(workspace, PROJECT, batch, more_random=10)
+    assert more["reason"].tolist() == ["random"] * 10
+    with pytest.raises(MonitoringError, match="since this preview"):
+        send_to_labeling(workspace, PROJECT, batch, more, previewed=before)
+    assert sample_sent(workspace, PROJECT, batch).by_reason == sent.by_reason
+    with workspace.db.read() as s:
+        clips_before = dict(
+            s.execute(
+                select(ProductionClip.id, ProductionClip.clip_id).where(ProductionClip.clip_id.is_not(None))
+            ).all()
+        )
+    assert send_to_labeling(workspace, PROJECT, batch, more, previewed=sent) == 10
+    after = sample_sent(workspace, PROJECT, batch)
+    assert after.random == 30
+    # Clips sent before for being unsure or atypical may be drawn: they join the random sample
+    # (so it stays uniform over the batch) and keep their clip; nothing is queued twice.
+    moved = int(more["sent_before"].notna().sum())
+    assert after.n == sent.n + 10 - moved
+    assert len(after.sends) == 2
+    with workspace.db.read() as s:
+        clips_after = dict(
+            s.execute(
+                select(ProductionClip.id, ProductionClip.clip_id).where(ProductionClip.clip_id.is_not(None))
+            ).all()
+        )
+    assert {k: clips_after[k] for k in clips_before} == clips_before
+    assert len(set(clips_after.values())) == len(clips_after)

@@ -151,7 +151,7 @@ def test_train_on_a_dataset_version_uses_its_labels_and_splits(sqlite_workspace,
     summary = train_run(ws, project_id, version="v1")
     assert summary.dataset_version_id is not None
     assert summary.n_predictions == len(kept) == 2 * 10 * 10
-    with pytest.raises(RunError, match="no dataset version 'v9'; versions: v1"):
+    with pytest.raises(RunError, match="no dataset version 'v9' in this project; its versions are v1"):
         train_run(ws, project_id, version="v9")
 
 

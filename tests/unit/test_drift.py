@@ -14,6 +14,8 @@ from analysis.drift import (
     alarm_level,
     clip_measures,
     concept_drift,
+    concept_reason,
+    concept_test,
     drift_report,
     mmd_test,
     wada_snr,
@@ -322,6 +324,38 @@ def test_concept_drift_is_fishers_exact_test_against_the_reference_correctness()
     small = concept_drift(ref, bat[:29])
     assert not small.drift
     assert math.isnan(small.p_value)
+
+
+def test_the_accuracy_says_its_counts_and_gets_a_verdict_from_the_projects_minimum():
+    # 9 of 20 right against 114 of 120 on the reference: Fisher's test on those counts.
+    fisher = stats.fisher_exact([[114, 6], [9, 11]]).pvalue
+    counted = concept_test(114, 120, 9, 20, min_labels=20)
+    assert counted.p_value == pytest.approx(fisher)
+    assert counted.drift
+    assert counted.effect == pytest.approx(100 * (9 / 20 - 114 / 120))
+    assert (counted.batch["n"], counted.batch["correct"]) == (20, 9)
+    said = concept_reason(counted, min_labels=20, sample="labelled random-sample clips")
+    assert said == (
+        "accuracy −50.0 points: 9 of 20 labelled random-sample clips right (45%) against 95% on the "
+        "reference (Fisher p < 0.001)"
+    )
+    # Under the minimum there is no verdict, and the words say so rather than nothing.
+    few = concept_test(114, 120, 9, 20)
+    assert not few.drift
+    assert concept_reason(few) == (
+        "accuracy: 9 of 20 labelled clips right (45%) against 95% on the reference; "
+        "too few for a verdict (30 needed)"
+    )
+    assert concept_reason(concept_test(114, 120, 0, 0)) is None
+    # A report takes the same minimum, and its reason the same words.
+    rng = np.random.default_rng(3)
+    ref, bat = speech_frame(120, rng), speech_frame(60, rng)
+    ref["correct"] = np.r_[np.ones(114), np.zeros(6)]
+    bat["correct"] = np.r_[np.ones(9), np.zeros(11), [np.nan] * 40]
+    report = drift_report(ref, bat, min_labels=20, sample="labelled random-sample clips")
+    assert report.concept is not None
+    assert report.concept.p_value == pytest.approx(fisher)
+    assert said in report.reasons
 
 
 def _report(drift: bool, min_p: float = 0.01, level: str | None = None, concept: bool = False):
