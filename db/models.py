@@ -171,8 +171,8 @@ class Clip(Base):
     annotation_count: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     # Whether the clip has a final label (a row in resolutions), for the queue's "unlabelled first"
-    # order. Triggers on resolutions keep it (migration 0014), so every path that writes, moves or
-    # removes a final label keeps it right, whether or not it goes through these models.
+    # order. Triggers on resolutions keep it (see the queue_order migration), so every path that
+    # writes, moves or removes a final label keeps it right, through these models or not.
     resolved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Derived clips (silence trimmed, loudness normalised, augmented) point at their original.
     parent_clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id"), index=True)

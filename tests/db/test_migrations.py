@@ -96,7 +96,7 @@ def test_a_later_batch_rebuild_of_clips_keeps_final_labels_flagged(sqlite_url):
 def test_downgrading_the_queue_orders_keeps_the_priority_index_in_order(sqlite_url):
     db = Database.from_url(sqlite_url)
     upgrade(db)
-    downgrade(db, "0013")
+    downgrade(db, "0014")
     with db.engine.connect() as conn:
         ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_clips_open'").scalar()
     assert "priority DESC" in ddl

@@ -1,7 +1,7 @@
 """queue orders: clips.resolved (kept by triggers on resolutions) and an index per queue order
 
-Revision ID: 0014_queue_order
-Revises: 0013
+Revision ID: 0015_queue_order
+Revises: 0014
 Create Date: 2026-12-08 09:00:00.000000
 
 The "unlabelled first" order needs to know, per open clip, whether it has a final label, in an index
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_queue_order"
-down_revision: str | None = "0013"
+revision: str = "0015_queue_order"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
