@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 from db.engine import Database
 
@@ -40,6 +41,18 @@ def head_revision() -> str:
 def current_revision(db: Database) -> str | None:
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def allow_table_rebuilds(connection: Connection) -> None:
+    """Let batch migrations rebuild a SQLite table that triggers on other tables name.
+
+    Batch mode copies a table, drops it and renames the copy; since SQLite 3.26 the rename re-parses
+    every trigger and refuses while one names the dropped table (the triggers on ``resolutions`` name
+    ``clips``). The legacy rename skips that check, which SQLite documents for this very pattern; the
+    table ends under its old name, so the triggers stay right. No effect on PostgreSQL.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA legacy_alter_table = ON")
 
 
 def upgrade(db: Database, revision: str = "head") -> None:

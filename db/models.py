@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -169,6 +170,10 @@ class Clip(Base):
     annotations_needed: Mapped[int] = mapped_column(Integer, default=1)
     annotation_count: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    # Whether the clip has a final label (a row in resolutions), for the queue's "unlabelled first"
+    # order. Triggers on resolutions keep it (see the queue_order migration), so every path that
+    # writes, moves or removes a final label keeps it right, through these models or not.
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Derived clips (silence trimmed, loudness normalised, augmented) point at their original.
     parent_clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id"), index=True)
     derivation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -533,15 +538,37 @@ Index(
 )
 
 
-# Partial index so the queue scan touches only clips that still need labels (both engines support it).
-Index(
+# Partial indexes so the queue scan touches only clips that still need labels (both engines support
+# them), one per queue order (labeling.queue_order), each in exactly that order: the scan stops at the
+# first eligible clip instead of sorting every open one.
+_OPEN_CLIPS = "annotation_count < annotations_needed AND deleted_at IS NULL"
+Index(  # queue order "priority"
     "ix_clips_open",
     Clip.project_id,
     Clip.annotation_count,
     Clip.priority.desc(),
     Clip.id,
-    sqlite_where=text("annotation_count < annotations_needed AND deleted_at IS NULL"),
-    postgresql_where=text("annotation_count < annotations_needed AND deleted_at IS NULL"),
+    sqlite_where=text(_OPEN_CLIPS),
+    postgresql_where=text(_OPEN_CLIPS),
+)
+Index(  # queue order "unlabelled_first"
+    "ix_clips_open_unlabelled",
+    Clip.project_id,
+    Clip.resolved,
+    Clip.annotation_count,
+    Clip.priority.desc(),
+    Clip.id,
+    sqlite_where=text(_OPEN_CLIPS),
+    postgresql_where=text(_OPEN_CLIPS),
+)
+Index(  # queue order "random"
+    "ix_clips_open_shuffled",
+    Clip.project_id,
+    Clip.annotation_count,
+    Clip.sha256,
+    Clip.id,
+    sqlite_where=text(_OPEN_CLIPS),
+    postgresql_where=text(_OPEN_CLIPS),
 )
 # Cheap change detection for cached views (labeling.clips.data_fingerprint): the newest change of a
 # project's labels is an index lookup, and soft-deleted or prioritised clips are a short index range.

@@ -539,6 +539,9 @@ def _insert(
                 "annotations_needed": max(k, n_ext),
                 "annotation_count": n_ext,
                 "priority": 0,
+                # What the triggers on resolutions set when the final label is stored below; set
+                # here, the fresh clip row is not written twice.
+                "resolved": p.item.label is not None or p.item.transcript is not None,
                 "created_at": now,
                 **p.quality,
             }

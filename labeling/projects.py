@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from analysis.text import NormalizationRules
 from db.models import TASK_KINDS, Annotation, Claim, Clip, GoldExample, Project, Resolution, User, utcnow
 from labeling.audit import audit_frame, record
+from labeling.queue_order import DEFAULT_QUEUE_ORDER, QueueOrder, check_queue_order, queue_order
 
 
 class ProjectError(ValueError):
@@ -49,6 +50,11 @@ class ProjectInfo:
     @property
     def transcribes(self) -> bool:
         return self.task_kind in ("transcription", "both")
+
+    @property
+    def queue_order(self) -> QueueOrder:
+        """How the labeling queue orders this project's clips (``settings["queue_order"]``)."""
+        return queue_order(self.settings)
 
     @property
     def all_tags(self) -> list[str]:
@@ -124,6 +130,8 @@ def create_project(
         raise ProjectError("each clip needs at least one annotation (k >= 1)")
     if s.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise ProjectError(f"a project named {name!r} already exists")
+    if "queue_order" in (settings or {}):
+        _clean_settings({}, {"queue_order": (settings or {})["queue_order"]})
     project = Project(
         name=name,
         task_kind=task_kind,
@@ -233,6 +241,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "imports_raise_k": False,  # labeling.labels_import: imports may add annotations beyond k
     "training_command": "",  # labeling.training_command: the project's own training command
     "training_files": [],  # labeling.training_command: files that fingerprint that command
+    "queue_order": DEFAULT_QUEUE_ORDER,  # labeling.queue_order: which clips the queue hands out first
 }
 AUTO_RESOLVE_RULES = ("unanimous", "majority", "off")
 EDITABLE = ("task_kind", "classes", "tag_groups", "annotations_per_clip", "normalization", "settings")
@@ -336,6 +345,11 @@ def _clean_settings(current: Mapping[str, Any], edits: Mapping[str, Any]) -> dic
                 raise ProjectError("the training command is one line")
         elif key == "training_files":
             value = [str(f).strip() for f in value if str(f).strip()]
+        elif key == "queue_order":
+            try:
+                value = check_queue_order(value)
+            except ValueError as exc:
+                raise ProjectError(str(exc)) from None
         if key not in out and value == SETTING_DEFAULTS[key]:
             continue  # a default spelt out is no change
         out[key] = value
@@ -541,6 +555,11 @@ def preview_settings(s: Session, ref: str | int, changes: Mapping[str, Any]) -> 
         effects.append("transcript agreement (WER/CER) and exports use the new normalisation from now on")
     if "settings" in new and new["settings"].get("auto_resolve") != info.settings.get("auto_resolve"):
         effects.append("the new auto-resolve rule applies the next time Review resolves clips automatically")
+    if "settings" in new and queue_order(new["settings"]) != info.queue_order:
+        effects.append(
+            f"the queue's order becomes “{queue_order(new['settings']).title}” from the next clip it "
+            "hands out (a clip someone holds now stays theirs)"
+        )
     return SettingsPreview(
         project=info.name,
         changes={key: (before[key], value) for key, value in new.items()},

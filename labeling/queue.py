@@ -1,8 +1,9 @@
 """The blind k-overlap labeling queue: :func:`next_clip` hands an annotator the next clip to label.
 
 Each clip needs ``annotations_needed`` (the project's k) annotations from different people. An
-annotator is offered a clip they have not labelled that still needs labels, fewest annotations first,
-then the highest ``priority``, then the oldest. Handing a clip out writes a *claim* (a lease, ten
+annotator is offered a clip they have not labelled that still needs labels, in the project's queue
+order (:mod:`labeling.queue_order`: by default clips without a final label first, then fewest
+annotations, the highest ``priority``, the oldest). Handing a clip out writes a *claim* (a lease, ten
 minutes unless the project's ``lease_seconds`` says otherwise); claims held by others count against
 a clip's remaining slots, so k people are not all sent to the last one, and expired claims simply stop
 counting. Asking again while a claim is live returns the same clip (a page refresh loses nothing).
@@ -11,8 +12,8 @@ counting. Asking again while a claim is live returns the same clip (a page refre
 Call :func:`next_clip` inside a write transaction (``ws.db.write()``): on SQLite that is
 ``BEGIN IMMEDIATE``, which serialises queue writers; on PostgreSQL the candidate row is taken with
 ``FOR UPDATE SKIP LOCKED`` so concurrent annotators pass each other instead of queueing. The scan
-walks the partial index ``ix_clips_open`` in queue order and stops at the first eligible clip, so the
-cost does not grow with the number of clips.
+walks the order's partial index (``ix_clips_open…``, open clips only) in queue order and stops at the
+first eligible clip, so the cost does not grow with the number of clips.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Annotation, Claim, Clip, Project, utcnow
 from labeling.audit import record_many
+from labeling.queue_order import DEFAULT_QUEUE_ORDER, QUEUE_ORDERS, queue_order
 
 DEFAULT_LEASE_S = 600
 DEFAULT_SKIP_S = 24 * 3600
@@ -74,7 +76,7 @@ def lease_seconds(settings: dict | None) -> int:
 # SQLAlchemy expressions costs more than PostgreSQL or SQLite take to answer them.
 _P, _U, _NOW = bindparam("project_id"), bindparam("user_id"), bindparam("now")
 _OPEN = and_(
-    # Written exactly as the partial index's predicate, so both engines can use ix_clips_open.
+    # Written exactly as the partial indexes' predicate, so both engines can use them.
     Clip.project_id == _P,
     Clip.annotation_count < Clip.annotations_needed,
     Clip.deleted_at.is_(None),
@@ -83,8 +85,8 @@ _MINE = exists().where(Annotation.clip_id == Clip.id, Annotation.annotator_id ==
 _COLUMNS = (Clip.id, Clip.annotation_count, Clip.annotations_needed, Clip.priority)
 
 
-def candidate_query() -> Select:
-    """The next eligible clip in queue order for ``:user_id`` in ``:project_id`` at ``:now``.
+def candidate_query(order: str = DEFAULT_QUEUE_ORDER) -> Select:
+    """The next eligible clip in queue order ``order`` for ``:user_id`` in ``:project_id`` at ``:now``.
 
     One row (id, annotation_count, annotations_needed, priority) or none.
     """
@@ -108,14 +110,16 @@ def candidate_query() -> Select:
     return (
         select(*_COLUMNS)
         .where(_OPEN, ~_MINE, ~skipped, Clip.annotation_count + held_by_others < Clip.annotations_needed)
-        .order_by(Clip.annotation_count, Clip.priority.desc(), Clip.id)
+        .order_by(*QUEUE_ORDERS[order].keys)
         .limit(1)
     )
 
 
+_SETTINGS = select(Project.settings).where(Project.id == _P)
+
+
 @dataclass(frozen=True)
 class _Statements:
-    settings: Any
     forget_expired: Any
     own_claim: Any
     renew: Any
@@ -125,12 +129,11 @@ class _Statements:
 
 
 @cache
-def _statements(dialect: str) -> _Statements:
+def _statements(dialect: str, order: str = DEFAULT_QUEUE_ORDER) -> _Statements:
     pg = dialect == "postgresql"
-    candidate = candidate_query()
+    candidate = candidate_query(order)
     upsert = (postgresql if pg else sqlite).insert(Claim)
     return _Statements(
-        settings=select(Project.settings).where(Project.id == _P),
         forget_expired=delete(Claim).where(Claim.user_id == _U, Claim.expires_at <= _NOW),
         own_claim=select(*_COLUMNS)
         .join(Claim, Claim.clip_id == Clip.id)
@@ -167,10 +170,10 @@ def next_clip(
     transaction commits asynchronously (see below), so do not add writes that must be durable.
     """
     conn = s.connection()
-    sql = _statements(conn.dialect.name)
-    settings = conn.execute(sql.settings, {"project_id": project_id}).first()
+    settings = conn.execute(_SETTINGS, {"project_id": project_id}).first()
     if settings is None:
         raise LookupError(f"no project {project_id}")
+    sql = _statements(conn.dialect.name, queue_order(settings[0]).name)
     now = now or utcnow()
     expires = now + timedelta(seconds=lease_s if lease_s is not None else lease_seconds(settings[0]))
     if conn.dialect.name == "postgresql":
@@ -291,7 +294,8 @@ def set_priority(
     *,
     actor_id: int | None = None,
 ) -> int:
-    """Move clips up (or down) the queue; higher priority is labelled first among equally-labelled clips."""
+    """Move clips up (or down) the queue; higher priority is labelled first among equally-labelled clips
+    (in the queue orders that use priority: not ``random``)."""
     ids = sorted({int(c) for c in clip_ids})
     changed = 0
     for start in range(0, len(ids), 500):

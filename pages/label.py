@@ -133,6 +133,7 @@ head.title("Label")
 median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
 stats.caption(
     f"You: {mine.done:,} labelled, {mine.today:,} today{median} · {mine.open_clips:,} clips left for you"
+    f" · Order: {project.queue_order.title}"
 )
 if flash := ss.pop("label.flash", None):
     getattr(stats, flash[0])(flash[1])  # beside the title: the form does not move down

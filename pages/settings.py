@@ -26,11 +26,12 @@ from labeling.projects import (
     settings_history,
     split_names,
 )
+from labeling.queue_order import QUEUE_ORDERS
 from pages import common
 
 PENDING = "settings.pending"
 FIELDS = ("kind", "classes", "tags", "k", "auto", "pre", "raise_k", "lease", "skip", "lower", "punct")
-FIELDS += ("numbers", "spaces", "fillers", "command", "files")
+FIELDS += ("numbers", "spaces", "fillers", "command", "files", "order")
 
 user = common.require_permission("edit_settings")  # checked on every rerun, also when opened by URL
 project = common.current_project()
@@ -72,6 +73,7 @@ def _changes() -> dict[str, Any]:
             "skip_seconds": int(v["skip"]) * 3600,
             "training_command": v["command"],
             "training_files": split_names(v["files"]),
+            "queue_order": v["order"],
         },
     }
 
@@ -142,6 +144,15 @@ with st.form(key("form")):
         st.toggle("Show annotators the model's prediction", setting["pre_annotation"], key=key("pre"))
         st.toggle(
             "Label imports may add annotations beyond k", setting["imports_raise_k"], key=key("raise_k")
+        )
+        st.selectbox(
+            "Queue order",
+            list(QUEUE_ORDERS),
+            index=list(QUEUE_ORDERS).index(project.queue_order.name),
+            format_func=lambda name: QUEUE_ORDERS[name].title.capitalize(),
+            key=key("order"),
+            help="Which clips the Label page hands out first.\n\n"
+            + "\n".join(f"- **{o.title.capitalize()}**: {o.description}" for o in QUEUE_ORDERS.values()),
         )
         st.number_input(
             "Minutes a served clip stays reserved",

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from db.engine import make_engine
+from db.migrate import allow_table_rebuilds
 from db.models import Base
 
 config = context.config
@@ -24,6 +25,7 @@ def run_migrations() -> None:
 
 
 def _run(connection: Connection) -> None:
+    allow_table_rebuilds(connection)
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -73,7 +73,8 @@ def show_(args: argparse.Namespace) -> int:
 
     with workspace() as ws, user_errors(ProjectError), ws.db.read() as s:
         info = get_project(s, args.name)
-        row = {**info.to_dict(), **project_summary(s, info.id)}
+        # The order the queue uses, also for a project that never chose one (settings omit defaults).
+        row = {**info.to_dict(), "queue_order": info.queue_order.name, **project_summary(s, info.id)}
     if args.json:
         print_json(row)
     else:

@@ -94,3 +94,16 @@ def test_keeping_the_settings_puts_the_stored_values_back_in_the_form(env):
     assert widget(at, "number_input", "Annotations per clip").value == 1  # what is stored, not the edit
     with env.db.read() as s:
         assert get_project(s, "demo").annotations_per_clip == 1
+
+
+def test_the_queue_order_is_a_setting_that_says_what_it_does(env):
+    at = settings_page()
+    order = widget(at, "selectbox", "Queue order")
+    assert order.value == "unlabelled_first"  # a project that never chose
+    order.set_value("random")
+    at = save(at)
+    assert not at.exception
+    assert "the queue's order becomes “random”" in at.success[0].value
+    with env.db.read() as s:
+        assert get_project(s, "demo").settings["queue_order"] == "random"
+    assert widget(at, "selectbox", "Queue order").value == "random"

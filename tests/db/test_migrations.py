@@ -1,11 +1,19 @@
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Column, Integer, delete, insert, inspect, select
 
 from db.engine import Database
-from db.migrate import SchemaOutOfDate, downgrade, head_revision, schema_status, upgrade
-from db.models import Base
+from db.migrate import (
+    SchemaOutOfDate,
+    allow_table_rebuilds,
+    downgrade,
+    head_revision,
+    schema_status,
+    upgrade,
+)
+from db.models import Base, Clip, Project, Resolution
 from labeling.config import Settings
 from labeling.workspace import Workspace
 
@@ -51,4 +59,46 @@ def test_sqlite_runs_in_wal_with_foreign_keys(sqlite_url):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    db.dispose()
+
+
+def test_a_later_batch_rebuild_of_clips_keeps_final_labels_flagged(sqlite_url):
+    """Batch migrations rebuild SQLite tables by copy and rename; the triggers that flag clips with a
+    final label name ``clips`` and must survive that (and keep working) for the queue's order."""
+    db = Database.from_url(sqlite_url)
+    upgrade(db)
+    with db.engine.begin() as conn:
+        allow_table_rebuilds(conn)  # as the migration environment does
+        conn.execute(insert(Project).values(name="p", classes=["yes"]))
+        conn.execute(
+            insert(Clip).values(
+                project_id=1,
+                sha256="a" * 64,
+                storage_key="k",
+                original_name="a.wav",
+                duration_s=1.0,
+                sample_rate=8000,
+                channels=1,
+                frames=8000,
+                audio_format="WAV",
+            )
+        )
+        ops = Operations(MigrationContext.configure(conn))
+        with ops.batch_alter_table("clips", recreate="always") as batch:
+            batch.add_column(Column("later", Integer()))
+        conn.execute(insert(Resolution).values(clip_id=1, project_id=1, label="yes", method="imported"))
+        assert conn.execute(select(Clip.resolved)).scalar() is True
+        conn.execute(delete(Resolution))
+        assert conn.execute(select(Clip.resolved)).scalar() is False
+    db.dispose()
+
+
+def test_downgrading_the_queue_orders_keeps_the_priority_index_in_order(sqlite_url):
+    db = Database.from_url(sqlite_url)
+    upgrade(db)
+    downgrade(db, "0014")
+    with db.engine.connect() as conn:
+        ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_clips_open'").scalar()
+    assert "priority DESC" in ddl
+    upgrade(db)
     db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -25,13 +26,15 @@ from labeling.queue import next_clip, progress, set_priority, skip_clip
 
 
 def add_clips(s, project_id: int, n: int, *, k: int, priority: int = 0) -> list[int]:
-    """Clip rows without audio files: the queue never opens the audio."""
+    """Clip rows without audio files: the queue never opens the audio. Their hashes are SHA-256 digests,
+    as every stored clip's are (the ``random`` queue order relies on it)."""
     start = s.scalar(select(func.count()).select_from(Clip)) or 0
+    shas = [hashlib.sha256(f"clip {start + i}".encode()).hexdigest() for i in range(n)]
     rows = [
         {
             "project_id": project_id,
-            "sha256": f"{start + i:064x}",
-            "storage_key": f"00/{start + i:064x}.wav",
+            "sha256": shas[i],
+            "storage_key": f"{shas[i][:2]}/{shas[i]}.wav",
             "original_name": f"clip{start + i}.wav",
             "duration_s": 1.0,
             "sample_rate": 8000,
