@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+import labeling.job_kinds  # noqa: F401  (registers the background job kinds the pages start)
+from pages.widgets import common
 
 st.set_page_config(page_title="Earmark", page_icon=":material/graphic_eq:", layout="wide")
 # Also in .streamlit/config.toml; set here too for servers started from another folder. Tables'
@@ -14,27 +15,27 @@ st.set_option("client.disableDataExport", True)
 PAGES = {
     "Data": [
         # The first page a role may open is its home page (annotators: Label), also shown at `/`.
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:"),
-        st.Page("pages/clips.py", title="Clips", icon=":material/library_music:"),
-        st.Page("pages/import_audio.py", title="Import", icon=":material/upload:"),
-        st.Page("pages/export.py", title="Export", icon=":material/download:"),
-        st.Page("pages/data.py", title="Data versions & checks", icon=":material/fact_check:"),
-        st.Page("pages/settings.py", title="Project settings", icon=":material/tune:"),
+        st.Page("pages/data/overview.py", title="Overview", icon=":material/dashboard:"),
+        st.Page("pages/data/clips.py", title="Clips", icon=":material/library_music:"),
+        st.Page("pages/data/import_audio.py", title="Import", icon=":material/upload:"),
+        st.Page("pages/data/export.py", title="Export", icon=":material/download:"),
+        st.Page("pages/data/data.py", title="Data versions & checks", icon=":material/fact_check:"),
+        st.Page("pages/data/settings.py", title="Project settings", icon=":material/tune:"),
     ],
     "Labeling": [
-        st.Page("pages/label.py", title="Label", icon=":material/headphones:"),
-        st.Page("pages/my_labels.py", title="My labels", icon=":material/history:"),
-        st.Page("pages/conventions.py", title="Conventions", icon=":material/menu_book:"),
+        st.Page("pages/labeling/label.py", title="Label", icon=":material/headphones:"),
+        st.Page("pages/labeling/my_labels.py", title="My labels", icon=":material/history:"),
+        st.Page("pages/labeling/conventions.py", title="Conventions", icon=":material/menu_book:"),
     ],
     "Quality": [
-        st.Page("pages/agreement.py", title="Agreement", icon=":material/group:"),
-        st.Page("pages/review.py", title="Review", icon=":material/gavel:"),
+        st.Page("pages/quality/agreement.py", title="Agreement", icon=":material/group:"),
+        st.Page("pages/quality/review.py", title="Review", icon=":material/gavel:"),
     ],
     "Model": [
-        st.Page("pages/error_analysis.py", title="Error analysis", icon=":material/troubleshoot:"),
-        st.Page("pages/runs.py", title="Runs", icon=":material/compare_arrows:"),
-        st.Page("pages/jobs.py", title="Jobs", icon=":material/work_history:"),
-        st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
+        st.Page("pages/model/error_analysis.py", title="Error analysis", icon=":material/troubleshoot:"),
+        st.Page("pages/model/runs.py", title="Runs", icon=":material/compare_arrows:"),
+        st.Page("pages/platform/jobs.py", title="Jobs", icon=":material/work_history:"),
+        st.Page("pages/monitor/monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
     ],
 }
 

@@ -82,7 +82,8 @@ def _check_level(level: str) -> None:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}; got {level!r}")
 
 
-def _require_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
+def require_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    """A ValueError naming the ``columns`` ``df`` lacks, if any."""
     missing = [c for c in dict.fromkeys(columns) if c not in df.columns]
     if missing:
         raise ValueError(f"annotations need the column(s) {missing}; the frame has {list(df.columns)}")
@@ -164,7 +165,7 @@ def _code(
     dense_items: bool = False,
 ) -> _Coded:
     _check_level(level)
-    _require_columns(df, [c for c in (item, rater, value) if c is not None])
+    require_columns(df, [c for c in (item, rater, value) if c is not None])
     values = df[value]
     present = values.notna().to_numpy()
     if not present.all():
@@ -356,7 +357,7 @@ def krippendorff_alpha(
         variation, so alpha is undefined).
     """
     c = _code(df, item=item, value=value, level=level, dense_items=True)
-    _require_columns(df, [rater])
+    require_columns(df, [rater])
     return _alpha_from_coincidences(_coincidences(_patterns(c)), level, c.numeric)
 
 
@@ -427,7 +428,7 @@ def percent_agreement(
         In [0, 1]; NaN when no item has two ratings.
     """
     c = _code(df, item=item, value=value, dense_items=True)
-    _require_columns(df, [rater])
+    require_columns(df, [rater])
     return _percent(_patterns(c))
 
 
@@ -443,7 +444,7 @@ def _percent(p: _Patterns) -> float:
     return float((freq * agreeing / (m * (m - 1))).sum() / freq.sum())
 
 
-def _pairs_within(groups: IntArray) -> tuple[IntArray, IntArray]:
+def pairs_within(groups: IntArray) -> tuple[IntArray, IntArray]:
     """Row index pairs ``(i, j)``, ``i != j``, of rows that share a group; each unordered pair once."""
     order = np.argsort(groups, kind="stable")
     n = len(order)
@@ -529,7 +530,7 @@ def cohen_kappa_pairs(
 def _cohen_pairs(c: _Coded, weights: KappaWeights) -> pd.DataFrame:
     assert c.rater is not None
     assert c.raters is not None
-    left, right = _pairs_within(c.item)
+    left, right = pairs_within(c.item)
     ra, rb = c.rater[left], c.rater[right]
     swap = ra > rb
     left, right = np.where(swap, right, left), np.where(swap, left, right)
@@ -600,7 +601,7 @@ def per_class_agreement(
         NaN where a category has no pairable ratings.
     """
     c = _code(df, item=item, value=value, dense_items=True)
-    _require_columns(df, [rater])
+    require_columns(df, [rater])
     return _per_class(_patterns(c), c.domain)
 
 
@@ -661,7 +662,7 @@ def rater_confusion(
     if normalize not in (None, "row"):
         raise ValueError(f"normalize must be None or 'row'; got {normalize!r}")
     c = _code(df, item=item, value=value, dense_items=True)
-    _require_columns(df, [rater])
+    require_columns(df, [rater])
     o = _coincidences(_patterns(c), weighted=weighting == "coincidence")
     if normalize == "row":
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -762,10 +763,10 @@ def bootstrap_ci(
     if is_alpha and kwargs.get("item", "clip_id") == item:
         level = kwargs.get("level", "nominal")
         c = _code(df, item=item, value=kwargs.get("value", "label"), level=level, dense_items=True)
-        _require_columns(df, [kwargs.get("rater", "annotator")])
+        require_columns(df, [kwargs.get("rater", "annotator")])
         return _percentile_interval(_alpha_bootstrap(_patterns(c), c, level, n_boot=n_boot, rng=rng), ci)
 
-    _require_columns(df, [item])
+    require_columns(df, [item])
     item_codes, items = pd.factorize(df[item])
     if len(item_codes) and item_codes.min() < 0:
         raise ValueError(f"the item column {item!r} has missing ids")
@@ -825,7 +826,7 @@ def majority_consensus(
         more votes than any other) or ``"tie"`` (two or more labels share the most votes).
     """
     c = _code(df, item=item, value=value)
-    _require_columns(df, [rater])
+    require_columns(df, [rater])
     counts = _counts(c)
     n = counts.sum(axis=1)
     votes = counts.max(axis=1, initial=0)
@@ -1118,7 +1119,7 @@ def agreement_by(
         One row per group (sorted) with columns ``by``, ``n_items`` (rated items), ``n_pairable``,
         ``n_ratings``, ``krippendorff_alpha`` and ``percent_agreement``.
     """
-    _require_columns(df, [by, item, rater, value])
+    require_columns(df, [by, item, rater, value])
     _check_level(level)
     columns = [by, "n_items", "n_pairable", "n_ratings", "krippendorff_alpha", "percent_agreement"]
     if df.empty:
@@ -1229,8 +1230,8 @@ def human_level_performance(
         ``"all"`` overall), ``hlp`` (share of annotations equal to the resolved label), ``n``
         (annotations compared) and ``n_items``. The overall row comes first.
     """
-    _require_columns(annotations, [item, rater, value])
-    _require_columns(resolved, [item, value])
+    require_columns(annotations, [item, rater, value])
+    require_columns(resolved, [item, value])
     if resolved[item].duplicated().any():
         raise ValueError("resolved labels must have one row per item")
     missing = [s for s in slice_cols if s not in resolved.columns and s not in annotations.columns]

@@ -1,6 +1,6 @@
 """Data checks against the labeling conventions, and the signal fixes for what they find.
 
-Call :func:`data_check_findings` with a clip table (as :func:`labeling.clips.clip_frame` returns it),
+Call :func:`data_check_findings` with a clip table (as :func:`labeling.data.clips.clip_frame` returns it),
 the convention's rules and, optionally, decoded-audio hashes (:func:`pcm_hash`) and per-clip features;
 it returns one row per (check, clip). :func:`findings_summary` counts them per check. The fixes are
 :func:`fit_silence` (trim or pad the edges to the margins) and :func:`normalize_loudness`.

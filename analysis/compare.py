@@ -99,7 +99,7 @@ def compare_predictions(
     ----------
     a, b
         One row per clip with :data:`PREDICTION_INPUT` columns (``tags`` a list per clip, as
-        :func:`labeling.runs.run_predictions` returns). ``y_true`` is taken from ``b`` (the current
+        :func:`labeling.model.runs.run_predictions` returns). ``y_true`` is taken from ``b`` (the current
         truth), so both runs are graded against the same labels.
     split
         Evaluate on clips in this split in both runs; None for every shared labelled clip.

@@ -1,4 +1,4 @@
-"""Filtering a clip frame (see ``labeling.clips.clip_frame``): call :func:`filter_clips`."""
+"""Filtering a clip frame (see ``labeling.data.clips.clip_frame``): call :func:`filter_clips`."""
 
 from __future__ import annotations
 

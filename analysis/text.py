@@ -30,7 +30,7 @@ import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from analysis.agreement import _pairs_within, _require_columns
+from analysis.agreement import pairs_within, require_columns
 
 DEFAULT_FILLERS: tuple[str, ...] = ("um", "uh", "er", "ah", "hmm")
 
@@ -382,7 +382,7 @@ def pairwise_error_rates(
         sorts first and is the reference), then the columns of :func:`error_rates`. Clips with a single
         transcript produce no row.
     """
-    _require_columns(df, [item, rater, text])
+    require_columns(df, [item, rater, text])
     if isinstance(rules, Mapping):
         rules = NormalizationRules.from_dict(rules)
     rows = df[df[text].notna()]
@@ -393,7 +393,7 @@ def pairwise_error_rates(
     texts = rows[text].to_numpy(dtype=object)
     if rules is not None:
         texts = np.array([rules.normalize(t) for t in texts], dtype=object)
-    left, right = _pairs_within(np.asarray(item_codes, dtype=np.intp))
+    left, right = pairs_within(np.asarray(item_codes, dtype=np.intp))
     swap = rater_codes[left] > rater_codes[right]
     left, right = np.where(swap, right, left), np.where(swap, left, right)
     rates = error_rates(texts[left].tolist(), texts[right].tolist())
@@ -443,7 +443,7 @@ class ErrorRateSummary:
 
 def error_rate_summary(pairs: pd.DataFrame, *, item: str = "clip_id") -> ErrorRateSummary:
     """Per-clip and overall WER/CER from the output of :func:`pairwise_error_rates`."""
-    _require_columns(pairs, [item, "word_errors", "ref_words", "char_errors", "ref_chars", "wer", "cer"])
+    require_columns(pairs, [item, "word_errors", "ref_words", "char_errors", "ref_chars", "wer", "cer"])
     grouped = pairs.groupby(item, sort=True, observed=True)
     sums = grouped[["word_errors", "ref_words", "char_errors", "ref_chars"]].sum()
     per_clip = pd.DataFrame(

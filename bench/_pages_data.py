@@ -27,11 +27,11 @@ from sqlalchemy.engine import make_url
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import ImportBatch
-from labeling.auth import add_user
-from labeling.clip_metadata import index_clip_metadata
-from labeling.conventions import save_convention
-from labeling.projects import create_project
-from labeling.storage import AudioStore
+from labeling.data.clip_metadata import index_clip_metadata
+from labeling.data.conventions import save_convention
+from labeling.data.projects import create_project
+from labeling.platform.auth import add_user
+from labeling.platform.storage import AudioStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache" / "pages"

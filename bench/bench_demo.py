@@ -37,7 +37,7 @@ def _cpu_seconds() -> float:
 def child() -> None:
     """Build the demo into ``$EARMARK_DATA_DIR``; print one JSON line per step, then the longest silence."""
     from labeling.commands import workspace
-    from labeling.demo import create_demo
+    from labeling.demo.build import create_demo
 
     started: dict[int, tuple[float, float]] = {}
     last = [time.perf_counter()]

@@ -20,9 +20,9 @@ from sqlalchemy import insert
 from bench._report import machine, median_seconds, write_section
 from bench.bench_import import N_CLIPS, SCRATCH, fresh_workspace
 from db.models import Clip, ClipTag, Resolution
-from labeling.export import ExportFilters, export_frame, export_project
-from labeling.projects import create_project
-from labeling.workspace import Workspace
+from labeling.data.export import ExportFilters, export_frame, export_project
+from labeling.data.projects import create_project
+from labeling.platform.workspace import Workspace
 
 FORMATS = ("csv", "jsonl", "nemo")
 RUNS = 3

@@ -23,11 +23,11 @@ from bench._report import machine, median_seconds, write_section
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import Clip, ClipTag, Resolution
-from labeling.clips import clip_frame
-from labeling.config import Settings
-from labeling.importer import import_path
-from labeling.projects import create_project
-from labeling.workspace import Workspace
+from labeling.data.clips import clip_frame
+from labeling.data.importer import import_path
+from labeling.data.projects import create_project
+from labeling.platform.config import Settings
+from labeling.platform.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"

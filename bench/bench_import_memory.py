@@ -43,7 +43,7 @@ def _decode_whole(path: str, out) -> None:
 
 def _import(path: str, data_dir: str, out) -> None:
     from labeling import api
-    from labeling.importer import import_path
+    from labeling.data.importer import import_path
 
     with api.connect(data_dir=data_dir, upgrade=True) as client:
         started = time.perf_counter()

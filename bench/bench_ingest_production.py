@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bench._report import machine, write_section
 from bench.bench_import import FSDD, PATTERN, SCRATCH, fresh_workspace
-from labeling.importer import import_path
-from labeling.production import import_production
-from labeling.projects import create_project
+from labeling.data.importer import import_path
+from labeling.data.projects import create_project
+from labeling.monitor.production import import_production
 
 
 def write_log(folder: Path, files: list[Path]) -> Path:

@@ -34,10 +34,10 @@ from bench._report import machine, scratch_postgres, write_section
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import Annotation, Clip, utcnow
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user
-from labeling.projects import create_project
-from labeling.queue import next_clip
+from labeling.annotate.annotations import submit_annotation
+from labeling.annotate.queue import next_clip
+from labeling.data.projects import create_project
+from labeling.platform.auth import add_user
 
 WORKERS = 16
 SUBMITS = int(os.environ.get("EARMARK_BENCH_LOAD_SUBMITS", "500"))

@@ -68,7 +68,7 @@ first render at a million clips is well above 3 s (SQLite: 13.5 s of CPU for Agr
 metadata): computed in the page, they miss the first-render and CLI targets. So they are computed
 once per change of the labels, by a worker, and stored: "Stored reports at scale" below has what a
 visitor gets, in every process and on every app server."""
-# Pages that show a report stored per data change (labeling.report_store): measured computed in the
+# Pages that show a report stored per data change (labeling.quality.report_store): measured computed in the
 # page (stored reports dropped first) and, as "<page>_stored", read from the report a worker stored.
 STORED = {"agreement", "review"}
 STORED_RUN = {"agreement", "agreement_stored", "review", "review_stored", "cli", "cli_stored"}
@@ -106,8 +106,8 @@ PAGES = {
 
 def _sign_in(at: Any) -> None:
     from db.engine import Database
-    from labeling.auth import get_user, issue_session_token, session_secret
-    from labeling.config import Settings
+    from labeling.platform.auth import get_user, issue_session_token, session_secret
+    from labeling.platform.config import Settings
 
     db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
     try:
@@ -238,8 +238,8 @@ def _drop_stored_reports() -> None:
 
 def _store_report(page: str) -> None:
     from db.engine import Database
-    from labeling.agreement_service import agreement_view, review_queue
-    from labeling.projects import get_project
+    from labeling.data.projects import get_project
+    from labeling.quality.agreement_service import agreement_view, review_queue
 
     db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
     try:

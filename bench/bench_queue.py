@@ -34,11 +34,11 @@ from sqlalchemy import text
 from bench._report import machine, scratch_postgres, write_section
 from db.engine import Database
 from db.migrate import upgrade
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user
-from labeling.projects import apply_settings, create_project
-from labeling.queue import next_clip
-from labeling.queue_order import QUEUE_ORDERS
+from labeling.annotate.annotations import submit_annotation
+from labeling.annotate.queue import next_clip
+from labeling.data.projects import apply_settings, create_project
+from labeling.data.queue_order import QUEUE_ORDERS
+from labeling.platform.auth import add_user
 
 N_CLIPS = 1_000_000
 N_ANNOTATIONS = 500_000
@@ -254,7 +254,7 @@ def main() -> None:
         return "met" if value <= target else "**missed**"
 
     lines = [
-        "## Labeling queue (`labeling/queue.py`, `labeling/annotations.py`)",
+        "## Labeling queue (`labeling/annotate/queue.py`, `labeling/annotate/annotations.py`)",
         "",
         f"{N_CLIPS:,} clips, {N_ANNOTATIONS:,} annotations, {N_FINAL:,} imported final labels, k = {K}, "
         f"{N_USERS} annotators; {machine()}, load average {os.getloadavg()[0]:.1f} at the end. "

@@ -35,12 +35,12 @@ from bench._report import machine, write_section
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import Annotation, Clip
-from labeling.auth import add_user, issue_session_token, session_secret
-from labeling.config import Settings
-from labeling.importer import import_path
-from labeling.projects import create_project
-from labeling.storage import S3AudioStore
-from labeling.workspace import Workspace
+from labeling.data.importer import import_path
+from labeling.data.projects import create_project
+from labeling.platform.auth import add_user, issue_session_token, session_secret
+from labeling.platform.config import Settings
+from labeling.platform.storage import S3AudioStore
+from labeling.platform.workspace import Workspace
 from tests.s3server import S3Server, environment
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -539,7 +539,7 @@ Index(
 
 
 # Partial indexes so the queue scan touches only clips that still need labels (both engines support
-# them), one per queue order (labeling.queue_order), each in exactly that order: the scan stops at the
+# them), one per queue order (labeling.data.queue_order), each in exactly that order: the scan stops at the
 # first eligible clip instead of sorting every open one.
 _OPEN_CLIPS = "annotation_count < annotations_needed AND deleted_at IS NULL"
 Index(  # queue order "priority"
@@ -570,7 +570,7 @@ Index(  # queue order "random"
     sqlite_where=text(_OPEN_CLIPS),
     postgresql_where=text(_OPEN_CLIPS),
 )
-# Cheap change detection for cached views (labeling.clips.data_fingerprint): the newest change of a
+# Cheap change detection for cached views (labeling.data.clips.data_fingerprint): the newest change of a
 # project's labels is an index lookup, and soft-deleted or prioritised clips are a short index range.
 Index("ix_clips_project", Clip.project_id)
 Index("ix_annotations_project_updated", Annotation.project_id, Annotation.updated_at)

@@ -26,13 +26,14 @@ from typing import Any
 
 import pandas as pd
 
-from labeling import annotations as _annotations
-from labeling import auth as _auth
-from labeling import conventions as _conventions
-from labeling import projects as _projects
-from labeling import queue as _queue
-from labeling.config import Settings
-from labeling.workspace import Workspace
+import labeling.job_kinds  # noqa: F401  (registers the background job kinds)
+from labeling.annotate import annotations as _annotations
+from labeling.annotate import queue as _queue
+from labeling.data import conventions as _conventions
+from labeling.data import projects as _projects
+from labeling.platform import auth as _auth
+from labeling.platform.config import Settings
+from labeling.platform.workspace import Workspace
 
 __all__ = ["Client", "connect"]
 
@@ -168,7 +169,7 @@ class Client:
 
         The result's ``status`` is ``created``, ``duplicate`` (already stored by an earlier try),
         ``already_labelled``, ``full`` (the clip has its k annotations) or ``unavailable``.
-        Invalid input raises :class:`labeling.annotations.AnnotationError`.
+        Invalid input raises :class:`labeling.annotate.annotations.AnnotationError`.
         """
         with self.workspace.db.write() as s:
             pid, uid = self._ids(s, project, user)
@@ -189,7 +190,8 @@ class Client:
             )
 
     def annotations(self, project: str | int) -> pd.DataFrame:
-        """All annotations of a project, long format (see :func:`labeling.annotations.annotations_frame`)."""
+        """All annotations of a project, long format
+        (see :func:`labeling.annotate.annotations.annotations_frame`)."""
         with self.workspace.db.read() as s:
             pid, _ = self._ids(s, project)
             return _annotations.annotations_frame(s, pid)
@@ -237,14 +239,14 @@ class Client:
 
         Bad records are listed in the report (``record N``: the reason); the rest lands in one
         transaction. Logging the same request again adds nothing. Returns a
-        :class:`labeling.production.ProductionReport`.
+        :class:`labeling.monitor.production.ProductionReport`.
         """
-        from labeling.production import log_predictions
+        from labeling.monitor.production import log_predictions
 
         return log_predictions(self.workspace, project, records, batch=batch, audio_root=Path(audio_root))
 
     def drift_check(self, project: str | int, batch: str, *, reference: str | int | None = None) -> Any:
         """Check a production batch for drift and store the check (see ``earmark drift``)."""
-        from labeling.monitoring import run_drift_check
+        from labeling.monitor.drift import run_drift_check
 
         return run_drift_check(self.workspace, project, batch, reference=reference)

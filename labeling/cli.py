@@ -12,6 +12,7 @@ import pkgutil
 import sys
 
 import labeling.commands
+import labeling.job_kinds  # registers the background job kinds
 from labeling.commands import UserError
 
 

@@ -1,7 +1,7 @@
 """The built-in job kinds: each wraps an existing service, reporting its progress to the job.
 
-A kind is ``fn(ctx) -> dict`` registered with :func:`labeling.jobs.job_kind`; the dict (plain JSON) is
-the job's result, and its ``summary`` the line shown beside the finished job.
+A kind is ``fn(ctx) -> dict`` registered with :func:`labeling.platform.jobs.job_kind`; the dict (plain
+JSON) is the job's result, and its ``summary`` the line shown beside the finished job.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labeling.jobs import JobContext, job_kind
-from labeling.storage import is_remote_url, upload_file
+from labeling.platform.jobs import JobContext, job_kind
+from labeling.platform.storage import is_remote_url, upload_file
 
 
 @job_kind("train", title="Training")
 def train(ctx: JobContext) -> dict[str, Any]:
-    from labeling.runs import train_run
+    from labeling.model.runs import train_run
 
     run = train_run(
         ctx.ws,
@@ -36,7 +36,7 @@ def train(ctx: JobContext) -> dict[str, Any]:
 
 @job_kind("label_issues", title="Label-issue detection")
 def label_issues(ctx: JobContext) -> dict[str, Any]:
-    from labeling.label_issues import find_label_issue_candidates
+    from labeling.quality.label_issues import find_label_issue_candidates
 
     found = find_label_issue_candidates(ctx.ws, int(ctx.project_id or 0), progress=ctx.stages())
     # Through pandas' JSON writer: numpy scalars and NaN become plain JSON values.
@@ -50,7 +50,7 @@ def label_issues(ctx: JobContext) -> dict[str, Any]:
 
 @job_kind("features", title="Feature extraction")
 def features(ctx: JobContext) -> dict[str, Any]:
-    from labeling.runs import project_features
+    from labeling.data.features import project_features
 
     frame = project_features(ctx.ws, int(ctx.project_id or 0), progress=ctx.stage("Computing features"))
     return {"clips": len(frame), "features": frame.shape[1], "summary": f"Features of {len(frame):,} clips"}
@@ -59,7 +59,7 @@ def features(ctx: JobContext) -> dict[str, Any]:
 @job_kind("import", title="Import", needs_project=False, needs_params=True)
 def import_(ctx: JobContext) -> dict[str, Any]:
     """A folder, zip or exported file readable by the worker (``path``) into project ``project``."""
-    from labeling.importer import import_source
+    from labeling.data.importer import import_source
 
     p = ctx.params
 
@@ -87,8 +87,8 @@ def production_import(ctx: JobContext) -> dict[str, Any]:
     """Production traffic into batch ``batch``: an upload the Import page staged (``upload``, named
     ``upload_name``), or a prediction log, folder of audio or zip the worker reads (``path``, with an
     optional ``audio_root`` for a log)."""
-    from labeling.jobs import LeaseLost
-    from labeling.production_upload import discard_upload, log_production_batch
+    from labeling.monitor.production_upload import discard_upload, log_production_batch
+    from labeling.platform.jobs import LeaseLost
 
     p = ctx.params
     upload = p.get("upload")
@@ -120,7 +120,7 @@ def export(ctx: JobContext) -> dict[str, Any]:
 
     With an object store the zip goes to its ``exports/`` prefix, so any app server can serve it.
     """
-    from labeling.export import ExportFilters, export_project, export_zip
+    from labeling.data.export import ExportFilters, export_project, export_zip
 
     p = ctx.params
     filters = ExportFilters(
@@ -158,7 +158,7 @@ def export(ctx: JobContext) -> dict[str, Any]:
 
 def download_bytes(ref: str) -> bytes:
     """The bytes of an export job's zip, wherever it was kept."""
-    from labeling.storage import read_url
+    from labeling.platform.storage import read_url
 
     return read_url(ref)
 
@@ -172,7 +172,7 @@ def zip_available(ref: str | None) -> bool:
 @job_kind("agreement", title="Agreement report", permission="analyse")
 def agreement(ctx: JobContext) -> dict[str, Any]:
     """Recompute the stored agreement report after labels changed (the Agreement page starts it)."""
-    from labeling.agreement_service import agreement_view
+    from labeling.quality.agreement_service import agreement_view
 
     step = ctx.stage("Computing agreement")
     step(0, 1)
@@ -191,7 +191,7 @@ def agreement(ctx: JobContext) -> dict[str, Any]:
 @job_kind("review_queue", title="Review ranking", permission="review")
 def review_ranking(ctx: JobContext) -> dict[str, Any]:
     """Re-rank the open disagreements after labels changed (the Review page starts it)."""
-    from labeling.agreement_service import review_queue
+    from labeling.quality.agreement_service import review_queue
 
     step = ctx.stage("Ranking disagreements")
     step(0, 1)
@@ -208,7 +208,7 @@ def review_ranking(ctx: JobContext) -> dict[str, Any]:
 @job_kind("drift", title="Drift check", needs_params=True)
 def drift(ctx: JobContext) -> dict[str, Any]:
     """A production batch (``batch``) against the live model's reference, or ``reference``."""
-    from labeling.monitoring import run_drift_check
+    from labeling.monitor.drift import run_drift_check
 
     result = run_drift_check(
         ctx.ws,

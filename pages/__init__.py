@@ -1,0 +1,1 @@
+"""The Streamlit pages, one folder per section of the menu; only these and ``app.py`` import streamlit."""

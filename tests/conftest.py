@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import labeling.job_kinds  # noqa: F401  (the built-in background job kinds, as the app registers them)
+
 # numba (under librosa) caches compiled kernels beside its sources; parallel test workers compiling
 # the same kernel at once have crashed. Give each test process a cache of its own.
 os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="earmark-numba-"))
@@ -101,8 +103,8 @@ def db_url(request: pytest.FixtureRequest) -> str:
 def make_workspace(data_dir: Path, url: str, *, audio_url: str | None = None):  # type: ignore[no-untyped-def]
     from db.engine import Database
     from db.migrate import upgrade
-    from labeling.config import Settings
-    from labeling.workspace import Workspace
+    from labeling.platform.config import Settings
+    from labeling.platform.workspace import Workspace
 
     db = Database.from_url(url)
     upgrade(db)

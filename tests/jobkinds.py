@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labeling.jobs import JobContext, job_kind
+from labeling.platform.jobs import JobContext, job_kind
 
 
 def _trace(ctx: JobContext, event: str) -> None:

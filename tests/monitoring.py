@@ -8,11 +8,12 @@ from pathlib import Path
 from sqlalchemy import update
 
 from db.models import Clip
-from labeling.importer import import_path
-from labeling.monitoring import mark_live, run_drift_check
-from labeling.production import log_predictions
-from labeling.runs import import_external_predictions
-from labeling.versions import create_version
+from labeling.data.importer import import_path
+from labeling.data.versions import create_version
+from labeling.model.runs import import_external_predictions
+from labeling.monitor.drift import run_drift_check
+from labeling.monitor.live import mark_live
+from labeling.monitor.production import log_predictions
 from tests.audio import speechlike, write_wav
 
 PROJECT = "monitored"

@@ -60,7 +60,7 @@ class S3Server:
 
     def new_bucket(self) -> str:
         """A fresh, empty bucket's name."""
-        from labeling.storage import s3_filesystem
+        from labeling.platform.storage import s3_filesystem
 
         name = f"earmark-{uuid.uuid4().hex[:12]}"
         with environment(self.environ()):

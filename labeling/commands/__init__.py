@@ -23,7 +23,7 @@ class UserError(Exception):
 @contextmanager
 def workspace(*, require_schema: bool = True) -> Iterator[Any]:
     """Open the configured workspace, turning configuration problems into plain messages."""
-    from labeling.workspace import Workspace
+    from labeling.platform.workspace import Workspace
 
     try:
         ws = Workspace.open(require_schema=require_schema)
@@ -33,7 +33,7 @@ def workspace(*, require_schema: bool = True) -> Iterator[Any]:
         # A wrong URL or an unreachable server: say which database, never the password.
         from sqlalchemy.engine import make_url
 
-        from labeling.config import Settings
+        from labeling.platform.config import Settings
 
         try:
             where = make_url(Settings.from_env().database_url).render_as_string(hide_password=True)

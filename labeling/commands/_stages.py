@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from labeling.progress import progress_text
+from labeling.platform.progress import progress_text
 
 
 class StageReporter:

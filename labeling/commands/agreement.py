@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
             print(_summary(report))
         return 0
 
-    from labeling.agreement_service import agreement_json, stored_agreement
-    from labeling.projects import ProjectError
+    from labeling.data.projects import ProjectError
+    from labeling.quality.agreement_service import agreement_json, stored_agreement
 
     with workspace() as ws, user_errors(ProjectError, ValueError):
         report = stored_agreement(

@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.checks import FIXES_FOR, CheckError, fix_clips, preview_fix, run_data_checks
-    from labeling.projects import ProjectError
+    from labeling.data.checks import FIXES_FOR, CheckError, fix_clips, preview_fix, run_data_checks
+    from labeling.data.projects import ProjectError
 
     update, close = progress_bar("decoding", quiet=args.json)
     with workspace() as ws, user_errors(CheckError, ProjectError):

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.compare import CompareError, compare_runs
+    from labeling.model.compare import CompareError, compare_runs
 
     with workspace() as ws, user_errors(CompareError), ws.db.read() as s:
         cmp = compare_runs(s, args.run_a, args.run_b, split=args.split)

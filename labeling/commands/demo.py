@@ -18,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.demo import DEMO_PROJECT, create_demo
-    from labeling.projects import ProjectError
+    from labeling.data.projects import ProjectError
+    from labeling.demo.build import DEMO_PROJECT, create_demo
 
     try:
-        from labeling.synth import EspeakUnavailableError
+        from labeling.demo.synth import EspeakUnavailableError
     except ImportError as exc:  # pragma: no cover - synth imports only numpy/soundfile
         raise UserError(str(exc)) from exc
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from labeling.commands import print_json, progress_bar, user_errors, workspace
 
-#: The writers' names (labeling.export.EXPORT_FORMATS), spelt out so ``earmark --help`` stays quick.
+#: The writers' names (labeling.data.export.EXPORT_FORMATS), spelt out so ``earmark --help`` stays quick.
 FORMATS = ("csv", "jsonl", "audiofolder", "nemo", "kaldi", "labelstudio")
 
 
@@ -60,9 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.export import ExportError, ExportFilters, export_project
-    from labeling.formats.base import FormatError
-    from labeling.projects import ProjectError
+    from labeling.data.export import ExportError, ExportFilters, export_project
+    from labeling.data.formats.base import FormatError
+    from labeling.data.projects import ProjectError
 
     update, close = progress_bar("exporting", quiet=args.json)
     with workspace() as ws, user_errors(ExportError, FormatError, ProjectError):
@@ -101,6 +101,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _out(value: str) -> Path | str:
     """A local folder, or an ``s3://`` prefix kept as the URL it is."""
-    from labeling.storage import is_remote_url
+    from labeling.platform.storage import is_remote_url
 
     return value if is_remote_url(value) else Path(value)

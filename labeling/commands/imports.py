@@ -9,7 +9,7 @@ from pathlib import Path
 
 from labeling.commands import UserError, print_json, progress_bar, user_errors, workspace
 
-#: ``--format`` choices: the audio sources labeling.importer.SOURCE_FORMATS reads, and labels files.
+#: ``--format`` choices: the audio sources labeling.data.importer.SOURCE_FORMATS reads, and labels files.
 FORMATS = (
     "auto",
     "folder",
@@ -111,9 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.formats.base import FormatError, Problem
-    from labeling.importer import ImportRefused, import_source, not_audio_reason
-    from labeling.projects import ProjectError
+    from labeling.data.formats.base import FormatError, Problem
+    from labeling.data.importer import ImportRefused, import_source, not_audio_reason
+    from labeling.data.projects import ProjectError
 
     if args.production:
         return _run_production(args)
@@ -182,9 +182,9 @@ def _print_problems(problems: list, what: str, limit: int = 50) -> None:
 
 
 def _run_labels(args: argparse.Namespace) -> int:
-    from labeling.formats.base import FormatError
-    from labeling.labels_import import LabelImportError, import_labels
-    from labeling.projects import ProjectError
+    from labeling.data.formats.base import FormatError
+    from labeling.data.labels_import import LabelImportError, import_labels
+    from labeling.data.projects import ProjectError
 
     if args.pattern or args.metadata or args.join or args.audio_root:
         raise UserError("--pattern, --metadata, --join and --audio-root apply to audio, not labels files")
@@ -205,14 +205,14 @@ def _run_labels(args: argparse.Namespace) -> int:
 
 
 def _run_production(args: argparse.Namespace) -> int:
-    from labeling.production import ProductionError, import_production
-    from labeling.projects import ProjectError
+    from labeling.data.projects import ProjectError
+    from labeling.monitor.production import ProductionError, import_production
 
     if not args.batch:
         raise UserError("--production needs --batch NAME (the production batch these requests belong to)")
     if args.fmt != "auto" or args.pattern or args.metadata or args.join or args.config or args.users:
         raise UserError("--production reads a prediction log or a folder of audio; drop the format options")
-    from labeling.monitoring import MonitoringError
+    from labeling.monitor.settings import MonitoringError
 
     update, close = progress_bar("logging", quiet=args.json)
     with workspace() as ws, user_errors(ProductionError, ProjectError, MonitoringError):

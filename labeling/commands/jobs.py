@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
-    from labeling.jobs import run_worker
+    from labeling.platform.jobs import run_worker
 
     def stop(*_: Any) -> None:
         raise KeyboardInterrupt
@@ -73,8 +73,8 @@ def run_worker_command(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from labeling.jobs import list_jobs
-    from labeling.projects import ProjectError, get_project
+    from labeling.data.projects import ProjectError, get_project
+    from labeling.platform.jobs import list_jobs
 
     with workspace() as ws, ws.db.read() as s, user_errors(ProjectError):
         project_id = get_project(s, args.project).id if args.project else None
@@ -89,9 +89,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from labeling.auth import get_user
-    from labeling.jobs import JobError, submit_job
-    from labeling.projects import ProjectError, get_project
+    from labeling.data.projects import ProjectError, get_project
+    from labeling.platform.auth import get_user
+    from labeling.platform.jobs import JobError, submit_job
 
     try:
         params = json.loads(args.params)
@@ -116,7 +116,7 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from labeling.jobs import JobError, get_job
+    from labeling.platform.jobs import JobError, get_job
 
     with workspace() as ws, ws.db.read() as s, user_errors(JobError):
         job = get_job(s, args.job_id)
@@ -125,7 +125,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    from labeling.jobs import JobError, cancel_job
+    from labeling.platform.jobs import JobError, cancel_job
 
     with workspace() as ws, user_errors(JobError), ws.db.write() as s:
         job = cancel_job(s, args.job_id)

@@ -24,9 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.label_issues import LabelIssueError, find_label_issue_candidates, flag_label_issues
-    from labeling.projects import ProjectError, get_project
-    from labeling.runs import RunError
+    from labeling.data.projects import ProjectError, get_project
+    from labeling.model.runs import RunError
+    from labeling.quality.label_issues import LabelIssueError, find_label_issue_candidates, flag_label_issues
 
     report = StageReporter(quiet=args.json)
     with workspace() as ws, user_errors(LabelIssueError, ProjectError, RunError):

@@ -53,8 +53,9 @@ def _fmt_p(p: object) -> str:
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from labeling.monitoring import MonitoringError, run_drift_check
-    from labeling.projects import ProjectError
+    from labeling.data.projects import ProjectError
+    from labeling.monitor.drift import run_drift_check
+    from labeling.monitor.settings import MonitoringError
 
     report = StageReporter(quiet=args.json)
     with workspace() as ws, user_errors(MonitoringError, ProjectError):
@@ -84,8 +85,9 @@ def run_drift(args: argparse.Namespace) -> int:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
-    from labeling.monitoring import MonitoringError, monitor_summary
-    from labeling.projects import ProjectError
+    from labeling.data.projects import ProjectError
+    from labeling.monitor.alarms import monitor_summary
+    from labeling.monitor.settings import MonitoringError
 
     with workspace() as ws, user_errors(MonitoringError, ProjectError):
         summary = monitor_summary(ws, args.project)
@@ -111,8 +113,9 @@ def run_monitor(args: argparse.Namespace) -> int:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    from labeling.monitoring import MonitoringError, mark_live
-    from labeling.projects import ProjectError
+    from labeling.data.projects import ProjectError
+    from labeling.monitor.live import mark_live
+    from labeling.monitor.settings import MonitoringError
 
     with workspace() as ws, user_errors(MonitoringError, ProjectError):
         info = mark_live(ws, args.project, args.run_id, reference=args.reference)

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def create(args: argparse.Namespace) -> int:
-    from labeling.projects import ProjectError, create_project
+    from labeling.data.projects import ProjectError, create_project
 
     with workspace() as ws, user_errors(ProjectError), ws.db.write() as s:
         info = create_project(
@@ -52,8 +52,8 @@ def create(args: argparse.Namespace) -> int:
 
 
 def list_(args: argparse.Namespace) -> int:
-    from labeling.clips import project_summary
-    from labeling.projects import list_projects
+    from labeling.data.clips import project_summary
+    from labeling.data.projects import list_projects
 
     with workspace() as ws, ws.db.read() as s:
         rows = [{**p.to_dict(), **project_summary(s, p.id)} for p in list_projects(s)]
@@ -68,8 +68,8 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def show_(args: argparse.Namespace) -> int:
-    from labeling.clips import project_summary
-    from labeling.projects import ProjectError, get_project
+    from labeling.data.clips import project_summary
+    from labeling.data.projects import ProjectError, get_project
 
     with workspace() as ws, user_errors(ProjectError), ws.db.read() as s:
         info = get_project(s, args.name)

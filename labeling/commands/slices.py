@@ -149,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_project(args: argparse.Namespace) -> int:
-    from labeling.error_analysis import discovered_slices, overall_metrics, slice_report
-    from labeling.projects import ProjectError, get_project
-    from labeling.runs import RunError, get_run, list_runs
+    from labeling.data.projects import ProjectError, get_project
+    from labeling.model.error_analysis import discovered_slices, overall_metrics, slice_report
+    from labeling.model.runs import RunError, get_run, list_runs
 
     with workspace() as ws, user_errors(RunError, ProjectError), ws.db.read() as s:
         info = get_project(s, args.project)

@@ -37,8 +37,8 @@ def _fmt(x: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labeling.projects import ProjectError
-    from labeling.runs import RunError, train_run
+    from labeling.data.projects import ProjectError
+    from labeling.model.runs import RunError, train_run
 
     params = None
     if args.params:

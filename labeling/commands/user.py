@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _new_password(from_stdin: bool) -> tuple[str, bool]:
     """(password, generated)."""
-    from labeling.auth import generate_password
+    from labeling.platform.auth import generate_password
 
     if not from_stdin:
         return generate_password(), True
@@ -63,7 +63,7 @@ def _new_password(from_stdin: bool) -> tuple[str, bool]:
 
 
 def add_(args: argparse.Namespace) -> int:
-    from labeling.auth import AuthError, add_user
+    from labeling.platform.auth import AuthError, add_user
 
     if args.no_password and args.password_stdin:
         raise UserError("choose --password-stdin or --no-password, not both")
@@ -78,7 +78,7 @@ def add_(args: argparse.Namespace) -> int:
 
 
 def list_(args: argparse.Namespace) -> int:
-    from labeling.auth import list_users
+    from labeling.platform.auth import list_users
 
     with workspace() as ws, ws.db.read() as s:
         users = list_users(s)
@@ -95,7 +95,7 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def passwd(args: argparse.Namespace) -> int:
-    from labeling.auth import AuthError, set_password
+    from labeling.platform.auth import AuthError, set_password
 
     password, generated = _new_password(args.password_stdin)
     with workspace() as ws, user_errors(AuthError), ws.db.write() as s:
@@ -107,7 +107,7 @@ def passwd(args: argparse.Namespace) -> int:
 
 
 def set_role(args: argparse.Namespace) -> int:
-    from labeling.auth import AuthError, update_user
+    from labeling.platform.auth import AuthError, update_user
 
     with workspace() as ws, user_errors(AuthError), ws.db.write() as s:
         info = update_user(s, args.name, role=args.role)
@@ -116,7 +116,7 @@ def set_role(args: argparse.Namespace) -> int:
 
 
 def set_active(args: argparse.Namespace) -> int:
-    from labeling.auth import AuthError, update_user
+    from labeling.platform.auth import AuthError, update_user
 
     with workspace() as ws, user_errors(AuthError), ws.db.write() as s:
         info = update_user(s, args.name, active=args.active)

@@ -49,16 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(run=run_diff)
 
 
-def _errors():  # type: ignore[no-untyped-def]
-    from labeling.export import ExportError
-    from labeling.projects import ProjectError
-    from labeling.versions import VersionError
+def _errors():
+    from labeling.data.export import ExportError
+    from labeling.data.projects import ProjectError
+    from labeling.data.versions import VersionError
 
     return user_errors(VersionError, ProjectError, ExportError)
 
 
 def run_create(args: argparse.Namespace) -> int:
-    from labeling.versions import VersionFilters, create_version
+    from labeling.data.versions import VersionFilters, create_version
 
     with workspace() as ws, _errors():
         filters = VersionFilters(
@@ -84,7 +84,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from labeling.versions import list_versions
+    from labeling.data.versions import list_versions
 
     with workspace() as ws, _errors(), ws.db.read() as s:
         frame = list_versions(s, args.project, include_snapshots=args.snapshots)
@@ -99,7 +99,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    from labeling.versions import diff_versions, get_version
+    from labeling.data.versions import diff_versions, get_version
 
     with workspace() as ws, _errors(), ws.db.read() as s:
         a = get_version(s, args.project, args.a)

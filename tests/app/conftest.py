@@ -11,9 +11,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from streamlit.testing.v1 import AppTest
 
 from db.engine import Database
-from labeling.auth import add_user, get_user, issue_session_token, session_secret
-from labeling.config import Settings
-from labeling.importer import import_path
+from labeling.data.importer import import_path
+from labeling.platform.auth import add_user, get_user, issue_session_token, session_secret
+from labeling.platform.config import Settings
 from tests.audio import speechlike, write_wav
 
 ROOT = Path(__file__).resolve().parents[2]

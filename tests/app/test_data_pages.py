@@ -3,7 +3,9 @@ import pytest
 from tests.app.conftest import new_app
 
 
-@pytest.mark.parametrize("page", ["pages/overview.py", "pages/clips.py", "pages/import_audio.py"])
+@pytest.mark.parametrize(
+    "page", ["pages/data/overview.py", "pages/data/clips.py", "pages/data/import_audio.py"]
+)
 def test_page_renders_without_exception(app_env, page):
     at = new_app()
     at.run()
@@ -22,7 +24,7 @@ def test_overview_shows_the_project_counts(app_env):
 
 def test_clips_filters_narrow_the_table(app_env):
     at = new_app().run()
-    at.switch_page("pages/clips.py").run()
+    at.switch_page("pages/data/clips.py").run()
     assert "12 of 12 clips match" in at.caption[0].value
     at.multiselect(key="clips.label").set_value(["yes"]).run()
     assert "6 of 12 clips match" in at.caption[0].value

@@ -7,13 +7,13 @@ from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
 from db.models import Clip, DatasetVersion
-from labeling.auth import add_user
-from labeling.runs import import_external_predictions
+from labeling.model.runs import import_external_predictions
+from labeling.platform.auth import add_user
 from tests.app.conftest import ROOT, sign_in
 
 
 def page(name: str, user: str = "eli") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=120)
+    at = AppTest.from_file(str(next(ROOT.glob(f"pages/*/{name}.py"))), default_timeout=120)
     sign_in(at, user)
     at.session_state["app.project"] = "demo"
     return at
@@ -104,7 +104,7 @@ def test_fixing_loud_clips_from_the_checks_tab_replaces_them(env):
 
 
 def test_the_augment_form_shows_one_recipe_and_plays_an_example_first(env):
-    from labeling.error_analysis import tag_clip
+    from labeling.model.error_analysis import tag_clip
 
     ws, _ = env
     with ws.db.write() as s:

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Clip, ClipTag, SliceAction
-from labeling.auth import add_user
-from labeling.jobs import run_next_job
-from labeling.runs import import_external_predictions
+from labeling.model.runs import import_external_predictions
+from labeling.platform.auth import add_user
+from labeling.platform.jobs import run_next_job
 from tests.app.conftest import ROOT, sign_in
 
 
@@ -19,7 +19,7 @@ def slice_table(at: AppTest):
 
 
 def page(user: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "error_analysis.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages/model/error_analysis.py"), default_timeout=120)
     sign_in(at, user)
     at.session_state["app.project"] = "demo"
     return at

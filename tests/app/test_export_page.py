@@ -6,15 +6,15 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Clip
-from labeling.augment import DerivedAudio, store_derived_clips
-from labeling.jobs import latest_job, run_next_job
+from labeling.data.augment import DerivedAudio, store_derived_clips
+from labeling.platform.jobs import latest_job, run_next_job
 from tests.app.conftest import ROOT, new_app, sign_in
 from tests.audio import speechlike
 
 
 def export_page() -> AppTest:
     """The page on its own, signed in, with the project the sidebar would have selected."""
-    at = AppTest.from_file(str(ROOT / "pages" / "export.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "pages/data/export.py"), default_timeout=60)
     sign_in(at, "admin")
     at.session_state["app.project"] = "demo"
     return at.run()
@@ -27,7 +27,7 @@ def stored_shas(ws) -> set[str]:
 
 def test_export_page_renders(app_env):
     at = new_app().run()
-    at.switch_page("pages/export.py").run()
+    at.switch_page("pages/data/export.py").run()
 
     assert not at.exception, at.exception
     assert at.title[0].value == "Export"

@@ -25,7 +25,7 @@ def import_page() -> AppTest:
     at = new_app()
     at.default_timeout = 120
     at.run()
-    return at.switch_page("pages/import_audio.py").run()
+    return at.switch_page("pages/data/import_audio.py").run()
 
 
 def page_text(at: AppTest) -> str:

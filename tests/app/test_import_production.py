@@ -13,11 +13,11 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Clip, ProductionClip
-from labeling.jobs import run_next_job
-from labeling.monitoring import mark_live
-from labeling.production import production_batches
-from labeling.projects import get_project
-from labeling.runs import import_external_predictions
+from labeling.data.projects import get_project
+from labeling.model.runs import import_external_predictions
+from labeling.monitor.live import mark_live
+from labeling.monitor.production import production_batches
+from labeling.platform.jobs import run_next_job
 from tests.app.conftest import new_app
 
 
@@ -25,7 +25,7 @@ def import_page() -> AppTest:
     at = new_app()
     at.default_timeout = 120
     at.run()
-    return at.switch_page("pages/import_audio.py").run()
+    return at.switch_page("pages/data/import_audio.py").run()
 
 
 def mark_a_live_model(ws, tmp_path) -> None:  # type: ignore[no-untyped-def]

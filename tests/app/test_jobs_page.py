@@ -8,15 +8,15 @@ from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 from db.models import Job
-from labeling import jobs
-from labeling.auth import add_user
-from labeling.jobs import claim_job, run_claimed, run_next_job, submit_job
-from labeling.projects import get_project
+from labeling.data.projects import get_project
+from labeling.platform import jobs
+from labeling.platform.auth import add_user
+from labeling.platform.jobs import claim_job, run_claimed, run_next_job, submit_job
 from tests.app.conftest import ROOT, sign_in
 
 
 def page(name: str, user: str = "admin") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=120)
+    at = AppTest.from_file(str(next(ROOT.glob(f"pages/*/{name}.py"))), default_timeout=120)
     sign_in(at, user)
     at.session_state["app.project"] = "demo"
     return at.run()

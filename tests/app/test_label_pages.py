@@ -9,12 +9,12 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Annotation, Clip, ConventionVersion
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user, get_user
-from labeling.conventions import save_convention
-from labeling.importer import import_path
-from labeling.missing_audio import missing_audio_frame
-from labeling.projects import get_project, update_project
+from labeling.annotate.annotations import submit_annotation
+from labeling.data.conventions import save_convention
+from labeling.data.importer import import_path
+from labeling.data.missing_audio import missing_audio_frame
+from labeling.data.projects import get_project, update_project
+from labeling.platform.auth import add_user, get_user
 from tests.app.conftest import ROOT, new_app, sign_in
 
 PASSWORD = "correct horse"
@@ -75,7 +75,7 @@ def test_the_sign_in_form_lets_a_known_user_in(team):
 
 
 def test_the_demo_banner_lists_demo_accounts_while_their_passwords_are_public(app_env):
-    from labeling.auth import create_demo_users
+    from labeling.platform.auth import create_demo_users
 
     with app_env.db.write() as s:
         create_demo_users(s)
@@ -89,21 +89,21 @@ def test_an_annotator_lands_on_label_and_is_refused_other_pages(team):
     assert not at.exception
     assert at.title[0].value == "Label"
     # Each page checks the role itself, however it was reached (menu, URL, or a stale tab).
-    for other in ("pages/overview.py", "pages/clips.py", "pages/import_audio.py"):
+    for other in ("pages/data/overview.py", "pages/data/clips.py", "pages/data/import_audio.py"):
         at = page(other, "ana").run()
         assert not at.exception
         assert "annotator role may not" in at.error[0].value
         assert not at.dataframe
         assert not at.metric
-    at = page("pages/clips.py", "rosa").run()
+    at = page("pages/data/clips.py", "rosa").run()
     assert at.title[0].value == "Clips"
     # Nobody signed in: refused too.
-    at = AppTest.from_file(str(ROOT / "pages/label.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "pages/labeling/label.py"), default_timeout=60).run()
     assert "sign in first" in at.error[0].value
 
 
 def test_label_submit_and_next(team):
-    at = page("pages/label.py", "ana").run()
+    at = page("pages/labeling/label.py", "ana").run()
     assert not at.exception
     first = int(at.subheader[0].value.removeprefix("Clip "))
     second_class = at.button(key=key(at, "class.1")).label
@@ -148,10 +148,10 @@ def test_the_count_of_open_clips_is_this_annotator_s(team):
     with team.db.write() as s:
         clip = s.scalars(select(Clip).order_by(Clip.id)).first()
         submit_annotation(s, clip.project_id, get_user(s, "ana").id, clip.id, label="yes")
-    at = page("pages/label.py", "ana").run()
+    at = page("pages/labeling/label.py", "ana").run()
     assert "11 clips left for you" in at.caption[0].value
     # ben may still label the clip ana did (k = 2): all twelve are open for him.
-    at = page("pages/label.py", "ben").run()
+    at = page("pages/labeling/label.py", "ben").run()
     assert "12 clips left for you" in at.caption[0].value
 
 
@@ -164,12 +164,12 @@ def test_a_clip_without_audio_is_flagged_and_the_pages_go_on(team):
         submit_annotation(s, split.project_id, get_user(s, "ben").id, split.id, label="no")
         add_user(s, name="cho", role="annotator", password=PASSWORD)
     # The queue hands cho the first clip; the page flags it and hands over the next one.
-    at = page("pages/label.py", "cho").run()
+    at = page("pages/labeling/label.py", "cho").run()
     assert not at.exception
     assert f"audio of clip {first.id} is missing" in at.warning[0].value
     assert int(at.subheader[0].value.removeprefix("Clip ")) not in (first.id, split.id)
     # Pages that play a clip say so too, flag it, and go on.
-    for path in ("pages/agreement.py", "pages/review.py"):
+    for path in ("pages/quality/agreement.py", "pages/quality/review.py"):
         at = new_app("rosa").run().switch_page(path).run()
         assert not at.exception, path
         assert any(f"audio of clip {split.id} is missing" in w.value for w in at.warning), path
@@ -185,13 +185,13 @@ def test_while_the_store_cannot_be_read_no_page_flags_a_clip(team):
         submit_annotation(s, clip.project_id, get_user(s, "ben").id, clip.id, label="no")
     store = team.store.path(clip.storage_key).parents[1]
     store.rename(store.with_name("audio-elsewhere"))  # a folder not mounted: every clip looks gone
-    for path in ("pages/agreement.py", "pages/review.py"):
+    for path in ("pages/quality/agreement.py", "pages/quality/review.py"):
         at = new_app("rosa").run().switch_page(path).run()
         assert not at.exception, path
         assert any("audio store cannot be read" in e.value for e in at.error), path
         assert not any("is missing" in w.value for w in at.warning), path
         assert str(store) not in shown_text(at)
-    at = page("pages/label.py", "ana").run()
+    at = page("pages/labeling/label.py", "ana").run()
     assert not at.exception
     assert any("audio store cannot be read" in e.value for e in at.error)
     with team.db.read() as s:
@@ -212,7 +212,7 @@ def test_labeling_is_blind_to_what_others_said(team, tmp_path):
 
         for cid in s.scalars(select(Clip.id).where(Clip.project_id == words.id)):
             assert submit_annotation(s, words.id, ben, cid, transcript=f"zebra crossing {cid}").ok
-    at = page("pages/label.py", "ana", project="words").run()
+    at = page("pages/labeling/label.py", "ana", project="words").run()
     assert not at.exception
     assert at.text_area(key=key(at, "transcript")).value in ("", None)
     text = shown_text(at)
@@ -223,7 +223,7 @@ def test_labeling_is_blind_to_what_others_said(team, tmp_path):
 
 
 def test_reviewer_publishes_a_version_that_annotators_then_see(team):
-    at = page("pages/conventions.py", "rosa").run()
+    at = page("pages/labeling/conventions.py", "rosa").run()
     assert not at.exception
     assert len(at.tabs) == 4
     at.text_area(key="conventions.text").input("# Digits\n\nSay **yes** only for a clear yes.")
@@ -234,7 +234,7 @@ def test_reviewer_publishes_a_version_that_annotators_then_see(team):
     with team.db.read() as s:
         assert s.scalar(select(ConventionVersion.note)) == "first version"
 
-    at = page("pages/label.py", "ana").run()
+    at = page("pages/labeling/label.py", "ana").run()
     assert at.subheader[1].value == "Conventions v1"
     assert "Say **yes** only for a clear yes." in shown_text(at)
     listened(at).button(key=key(at, "class.0")).click().run()
@@ -242,7 +242,7 @@ def test_reviewer_publishes_a_version_that_annotators_then_see(team):
         assert s.scalar(select(Annotation.convention_version)) == 1
 
     # Annotators read the conventions but have no Edit tab.
-    at = page("pages/conventions.py", "ana").run()
+    at = page("pages/labeling/conventions.py", "ana").run()
     assert len(at.tabs) == 2
     assert not [w for w in at.button if w.key == "conventions.publish"]
 
@@ -250,7 +250,7 @@ def test_reviewer_publishes_a_version_that_annotators_then_see(team):
 def test_a_proposal_link_prefills_the_change_note(team):
     with team.db.write() as s:
         save_convention(s, get_project(s, "demo").id, text="v1")
-    at = page("pages/conventions.py", "rosa")
+    at = page("pages/labeling/conventions.py", "rosa")
     at.query_params["clip"] = "3"
     at.query_params["note"] = "is a cough speech?"
     at.run()
@@ -265,7 +265,7 @@ def test_my_labels_lists_the_annotators_own_labels_only(team):
         ana, ben = get_user(s, "ana").id, get_user(s, "ben").id
         assert submit_annotation(s, pid, ana, 1, label="yes").ok
         assert submit_annotation(s, pid, ben, 2, label="no").ok
-    at = page("pages/my_labels.py", "ana").run()
+    at = page("pages/labeling/my_labels.py", "ana").run()
     assert not at.exception
     table = at.dataframe[0].value
     assert table["clip_id"].tolist() == [1]

@@ -7,14 +7,14 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import MonitoringAction, ProductionClip, Project
-from labeling.jobs import run_next_job, submit_job
+from labeling.platform.jobs import run_next_job, submit_job
 from tests.app.conftest import ROOT, sign_in
 from tests.monitoring import BATCHES, PROJECT, monitored_project
 
 
 def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(app_env, tmp_path):
     monitored_project(app_env, tmp_path)
-    at = AppTest.from_file(str(ROOT / "pages" / "monitoring.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "pages/monitor/monitoring.py"), default_timeout=180)
     sign_in(at, "admin")
     at.session_state["app.project"] = PROJECT
     at.run()
@@ -80,7 +80,7 @@ def test_a_drift_check_that_finds_an_alarm_is_not_shown_as_a_success(app_env, tm
     assert job.status == "succeeded", job.error
     level = job.result["level"]
     assert level in {"warning", "alarm"}  # the quiet batch
-    at = AppTest.from_file(str(ROOT / "pages" / "monitoring.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "pages/monitor/monitoring.py"), default_timeout=180)
     sign_in(at, "admin")
     at.session_state["app.project"] = PROJECT
     at.run()

@@ -7,13 +7,14 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labeling import auth
-from labeling.auth import add_user
+from labeling.platform import auth
+from labeling.platform.auth import add_user
 from tests.app.conftest import ROOT, sign_in
 
-#: (file stem, title) of every page of the app behind the sign-in, read from app.py.
-DECLARED = re.findall(r'st\.Page\("pages/(\w+)\.py", title="([^"]+)"', (ROOT / "app.py").read_text())
-PAGES = [(stem, title) for stem, title in DECLARED if stem != "login"]
+#: (file, stem, title) of every page of the app behind the sign-in, read from app.py.
+DECLARED = re.findall(r'st\.Page\("(pages/\w+/(\w+)\.py)", title="([^"]+)"', (ROOT / "app.py").read_text())
+PAGES = [(stem, title) for _, stem, title in DECLARED if stem != "login"]
+FILES = {stem: path for path, stem, _ in DECLARED}
 ROLES = ("annotator", "reviewer", "engineer", "admin")
 
 
@@ -29,7 +30,7 @@ def everyone(app_env):
 def test_every_page_refuses_exactly_the_roles_the_navigation_leaves_out(everyone, role):
     assert len(PAGES) >= 13
     for stem, title in PAGES:
-        at = AppTest.from_file(str(ROOT / "pages" / f"{stem}.py"), default_timeout=180)
+        at = AppTest.from_file(str(ROOT / FILES[stem]), default_timeout=180)
         sign_in(at, role)
         at.session_state["app.project"] = "demo"
         at.run()

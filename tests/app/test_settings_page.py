@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import AuditEvent, Clip
-from labeling.auth import add_user
-from labeling.projects import get_project
+from labeling.data.projects import get_project
+from labeling.platform.auth import add_user
 from tests.app.conftest import ROOT, sign_in
 
 
@@ -20,7 +20,7 @@ def env(app_env):
 
 
 def settings_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "settings.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages/data/settings.py"), default_timeout=120)
     sign_in(at, "eli")
     at.session_state["app.project"] = "demo"
     return at.run()

@@ -8,8 +8,8 @@ import csv
 import pytest
 from playwright.sync_api import expect
 
-from labeling.auth import add_user
-from labeling.importer import import_source
+from labeling.data.importer import import_source
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, sign_in
 

@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Annotation, Clip, ClipFlag, Resolution, User
-from labeling.agreement_service import disagreements
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user
-from labeling.conventions import gold_examples, save_convention
-from labeling.importer import import_path
-from labeling.projects import update_project
-from labeling.review import add_gold_example, resolve_clip
+from labeling.annotate.annotations import submit_annotation
+from labeling.annotate.review import add_gold_example, resolve_clip
+from labeling.data.conventions import gold_examples, save_convention
+from labeling.data.importer import import_path
+from labeling.data.projects import update_project
+from labeling.platform.auth import add_user
+from labeling.quality.agreement_service import disagreements
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 

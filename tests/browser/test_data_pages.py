@@ -1,7 +1,7 @@
 import pytest
 
-from labeling.auth import add_user
-from labeling.importer import import_path
+from labeling.data.importer import import_path
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 

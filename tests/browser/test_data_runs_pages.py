@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import update
 
 from db.models import Clip
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.runs import import_external_predictions
-from labeling.versions import create_version
+from labeling.data.importer import import_path
+from labeling.data.versions import create_version
+from labeling.model.runs import import_external_predictions
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 

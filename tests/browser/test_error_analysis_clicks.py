@@ -9,10 +9,10 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import update
 
 from db.models import Clip
-from labeling import error_analysis as ea
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.runs import import_external_predictions
+from labeling.data.importer import import_path
+from labeling.model import error_analysis as ea
+from labeling.model.runs import import_external_predictions
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, selected, settle, sign_in
 

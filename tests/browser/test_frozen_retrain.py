@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import select, update
 
 from db.models import Clip
-from labeling.auth import add_user
-from labeling.checks import fix_clips
-from labeling.importer import import_path
-from labeling.jobs import run_next_job
-from labeling.runs import train_run
-from labeling.versions import create_version
+from labeling.data.checks import fix_clips
+from labeling.data.importer import import_path
+from labeling.data.versions import create_version
+from labeling.model.runs import train_run
+from labeling.platform.auth import add_user
+from labeling.platform.jobs import run_next_job
 from tests.audio import write_wav
 from tests.browser.conftest import assert_no_exception, open_page, selected, settle, sign_in
 

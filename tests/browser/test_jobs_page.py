@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.jobs import claim_job, get_job, submit_job
-from labeling.projects import get_project
+from labeling.data.importer import import_path
+from labeling.data.projects import get_project
+from labeling.platform.auth import add_user
+from labeling.platform.jobs import claim_job, get_job, submit_job
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, selected, settle, sign_in
 

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Annotation
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.projects import update_project
+from labeling.data.importer import import_path
+from labeling.data.projects import update_project
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 

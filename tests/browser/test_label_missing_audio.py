@@ -9,10 +9,10 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from db.models import Claim, Clip, ClipFlag
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.projects import get_project
-from labeling.queue import set_priority
+from labeling.annotate.queue import set_priority
+from labeling.data.importer import import_path
+from labeling.data.projects import get_project
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 from tests.conftest import make_workspace

@@ -10,9 +10,9 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from db.models import Claim
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.projects import update_project
+from labeling.data.importer import import_path
+from labeling.data.projects import update_project
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import (
     assert_no_exception,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.auth import add_user
+from labeling.platform.auth import add_user
 from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 from tests.monitoring import PROJECT, monitored_project
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from labeling.auth import add_user
-from labeling.conventions import save_convention
-from labeling.importer import import_path
-from labeling.projects import get_project
-from labeling.versions import create_version
+from labeling.data.conventions import save_convention
+from labeling.data.importer import import_path
+from labeling.data.projects import get_project
+from labeling.data.versions import create_version
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, menu_links, open_page, selected, settle, sign_in
 
@@ -185,4 +185,30 @@ def test_every_page_answers_at_its_own_address_and_its_links_name_the_project(br
     assert selected(other, "Project") == "alpha"
     assert_no_exception(other)
     colleague.close()
+    context.close()
+
+
+@pytest.mark.parametrize("path", ["label", "review", "data"])
+def test_a_link_opened_before_signing_in_shows_the_sign_in_then_that_page(browser, serve, two_projects, path):
+    server = serve(two_projects)
+    # The very first session after the server starts gets Streamlit's own "Page not found" notice over
+    # the right page for any address but the root (streamlit/streamlit#9992): someone has opened the
+    # app before the link is shared.
+    open_page(browser, server.url).close()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{server.url}/{path}?project=beta")
+    settle(page)
+    expect(page.get_by_role("button", name="Sign in")).to_have_count(1)
+    assert page.get_by_text("sign in first").count() == 0
+    # Nothing but the sign-in: no menu of pages (nor of the files behind them) before signing in.
+    assert menu_links(page) == []
+    assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+    sign_in(page, {"label": "ana", "review": "rosa", "data": "eli"}[path], "correct horse")
+    assert page.url.split("/")[-1] == f"{path}?project=beta"
+    assert page.get_by_text("Page not found").count() == 0
+    assert selected(page, "Project") == "beta"
+    heading = {"label": "Label", "review": "Review", "data": "Data versions"}[path]
+    expect(page.get_by_role("heading", name=heading).first).to_be_visible()
+    assert_no_exception(page)
     context.close()

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select, update
 
 from db.models import Clip, User
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.jobs import run_next_job, submit_job
-from labeling.runs import import_external_predictions
+from labeling.data.importer import import_path
+from labeling.model.runs import import_external_predictions
+from labeling.platform.auth import add_user
+from labeling.platform.jobs import run_next_job, submit_job
 from tests.audio import tone, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, selected, settle, sign_in
 

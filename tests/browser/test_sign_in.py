@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from labeling.auth import FREE_FAILURES_PER_ACCOUNT, add_user
+from labeling.platform.auth import FREE_FAILURES_PER_ACCOUNT, add_user
 from tests.browser.conftest import settle, sign_in
 from tests.conftest import make_workspace
 

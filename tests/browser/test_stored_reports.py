@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import select, update
 
 from db.models import Clip, StoredReport
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.jobs import run_next_job
-from labeling.projects import update_project
+from labeling.annotate.annotations import submit_annotation
+from labeling.data.importer import import_path
+from labeling.data.projects import update_project
+from labeling.platform.auth import add_user
+from labeling.platform.jobs import run_next_job
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 

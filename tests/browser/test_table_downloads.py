@@ -11,10 +11,10 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from db.models import Clip, Project
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.projects import update_project
+from labeling.annotate.annotations import submit_annotation
+from labeling.data.importer import import_path
+from labeling.data.projects import update_project
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 

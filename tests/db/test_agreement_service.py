@@ -18,18 +18,18 @@ from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import insert, select
 
 from db.models import Annotation, AuditEvent, Clip, ClipTag, Resolution, utcnow
-from labeling import conventions as cv
-from labeling.agreement_service import disagreements, project_agreement, project_hlp
-from labeling.annotations import edit_annotation, is_locked, submit_annotation
-from labeling.auth import add_user
-from labeling.projects import create_project, update_project
-from labeling.review import (
+from labeling.annotate.annotations import edit_annotation, is_locked, submit_annotation
+from labeling.annotate.review import (
     ReviewError,
     add_gold_example,
     auto_resolve,
     convention_proposal_link,
     resolve_clip,
 )
+from labeling.data import conventions as cv
+from labeling.data.projects import create_project, update_project
+from labeling.platform.auth import add_user
+from labeling.quality.agreement_service import disagreements, project_agreement, project_hlp
 
 CLASSES = ["yes", "no", "maybe"]
 # clip -> (labels by a, b, c), tags. Split patterns: unanimous, 2-1, and a 1-1-1 tie.

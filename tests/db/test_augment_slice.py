@@ -8,9 +8,9 @@ import soundfile as sf
 from sqlalchemy import select, update
 
 from db.models import Clip, ClipTag, Resolution
-from labeling.augment import AugmentError, Recipe, augment_slice, preview_augmentation
-from labeling.importer import import_path
-from labeling.versions import VersionFilters, create_version, version_frame
+from labeling.data.augment import AugmentError, Recipe, augment_slice, preview_augmentation
+from labeling.data.importer import import_path
+from labeling.data.versions import VersionFilters, create_version, version_frame
 from tests.audio import speechlike, write_wav
 
 PATTERN = r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav"
@@ -94,7 +94,7 @@ def test_babble_uses_other_speakers_and_metadata_slices_work(project):
 
 
 def test_augmented_copies_are_not_label_issue_candidates(project):
-    from labeling.label_issues import labelled_clips
+    from labeling.quality.label_issues import labelled_clips
 
     ws, ids = project
     report = augment_slice(ws, "demo", recipe=Recipe("speed", factor=1.1), tag="noise:clean")

@@ -9,8 +9,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from db.models import AuditEvent, User
-from labeling import auth
 from labeling.cli import main
+from labeling.platform import auth
 
 SECRET = "test-secret"
 

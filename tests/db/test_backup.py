@@ -15,13 +15,13 @@ from sqlalchemy.engine import make_url
 
 from db.engine import Database
 from db.models import Clip, Project
-from labeling import auth
-from labeling.annotations import submit_annotation
+from labeling.annotate.annotations import submit_annotation
 from labeling.cli import main as cli
-from labeling.config import Settings
-from labeling.importer import import_path
-from labeling.projects import list_projects, update_project
-from labeling.workspace import Workspace
+from labeling.data.importer import import_path
+from labeling.data.projects import list_projects, update_project
+from labeling.platform import auth
+from labeling.platform.config import Settings
+from labeling.platform.workspace import Workspace
 from tests.audio import speechlike, write_wav
 from tests.conftest import make_workspace
 

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from analysis.quality import audio_quality
 from db.models import AuditEvent, Clip, Resolution
-from labeling.checks import CheckError, fix_clips, run_data_checks
-from labeling.conventions import save_convention
-from labeling.importer import import_path
-from labeling.versions import create_version, version_frame
+from labeling.data.checks import CheckError, fix_clips, run_data_checks
+from labeling.data.conventions import save_convention
+from labeling.data.importer import import_path
+from labeling.data.versions import create_version, version_frame
 
 pytestmark = pytest.mark.fsdd
 PATTERN = r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<index>[a-z0-9]+)\.(wav|flac)"

@@ -1,9 +1,9 @@
 from sqlalchemy import update
 
 from db.models import Clip, ClipFlag, ClipTag, Resolution, utcnow
-from labeling.clips import clip_frame, data_fingerprint
-from labeling.importer import import_path
-from labeling.projects import get_project
+from labeling.data.clips import clip_frame, data_fingerprint
+from labeling.data.importer import import_path
+from labeling.data.projects import get_project
 from tests.audio import speechlike, write_wav
 
 

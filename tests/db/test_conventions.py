@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from db.models import AuditEvent, Clip, utcnow
-from labeling import conventions as conv
-from labeling.auth import add_user
-from labeling.projects import create_project
+from labeling.data import conventions as conv
+from labeling.data.projects import create_project
+from labeling.platform.auth import add_user
 
 
 def _clip(s, project_id: int, n: int) -> int:

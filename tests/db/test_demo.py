@@ -5,10 +5,10 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Annotation, ConventionVersion, utcnow
-from labeling.clips import clip_frame
-from labeling.demo import DEMO_PROJECT, create_demo
-from labeling.demo_annotators import DAY_MINUTES, labelled_at, labelling_start, published_at
-from labeling.projects import ProjectError, get_project
+from labeling.data.clips import clip_frame
+from labeling.data.projects import ProjectError, get_project
+from labeling.demo.annotators import DAY_MINUTES, labelled_at, labelling_start, published_at
+from labeling.demo.build import DEMO_PROJECT, create_demo
 
 
 def test_demo_creates_a_tagged_labelled_project_once(sqlite_workspace):

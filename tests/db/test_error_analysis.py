@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Annotation, AuditEvent, Clip, ClipTag, SliceAction, User
-from labeling import error_analysis as ea
-from labeling.runs import import_external_predictions, run_predictions, train_run
+from labeling.model import error_analysis as ea
+from labeling.model.runs import import_external_predictions, run_predictions, train_run
 from tests.db.test_runs import make_fsdd_project
 
 
@@ -168,7 +168,7 @@ def test_send_slice_to_queue_raises_priorities_and_records_the_decision(
 
 def _tagged_project(ws, tmp_path, *, n: int = 120) -> tuple[int, pd.DataFrame]:
     """Clips with speaker and noise metadata and tags; truth is 'yes' for even clips."""
-    from labeling.importer import import_path
+    from labeling.data.importer import import_path
     from tests.audio import speechlike, write_wav
 
     src = tmp_path / "src"

@@ -18,12 +18,12 @@ from sqlalchemy import func, select, update
 from db.models import Annotation, Clip, ClipFlag, ClipTag, DatasetItem, DatasetVersion, ModelRun, Prediction
 from db.models import Resolution as Res
 from labeling.cli import main as cli
-from labeling.export import ExportError, ExportFilters, export_frame, export_project, export_zip
-from labeling.formats.base import LabelRow
-from labeling.formats.writers import verify_export
-from labeling.importer import import_source
-from labeling.labels_import import apply_label_rows
-from labeling.projects import get_project, update_project
+from labeling.data.export import ExportError, ExportFilters, export_frame, export_project, export_zip
+from labeling.data.formats.base import LabelRow
+from labeling.data.formats.writers import verify_export
+from labeling.data.importer import import_source
+from labeling.data.labels_import import apply_label_rows
+from labeling.data.projects import get_project, update_project
 from tests.audio import speechlike, write_wav
 
 # original name, label, transcript, tags, split, metadata

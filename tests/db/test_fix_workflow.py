@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Annotation, AuditEvent, Clip, ClipFlag, Resolution, User
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user
-from labeling.checks import CheckError, fix_clips, preview_fix
-from labeling.conventions import gold_examples, save_convention
-from labeling.importer import import_path
-from labeling.projects import update_project
-from labeling.queue import next_clip, skip_clip
-from labeling.review import add_gold_example, resolve_clip
+from labeling.annotate.annotations import submit_annotation
+from labeling.annotate.queue import next_clip, skip_clip
+from labeling.annotate.review import add_gold_example, resolve_clip
+from labeling.data.checks import CheckError, fix_clips, preview_fix
+from labeling.data.conventions import gold_examples, save_convention
+from labeling.data.importer import import_path
+from labeling.data.projects import update_project
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 
 SR = 16000

@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import select, update
 
 from db.models import Clip, DatasetVersion, ModelRun, Resolution, User
-from labeling.auth import add_user
-from labeling.checks import fix_clips
-from labeling.compare import compare_runs
-from labeling.error_analysis import tag_clip
-from labeling.export import export_frame
-from labeling.projects import update_project
-from labeling.review import resolve_clip
-from labeling.runs import list_runs, run_predictions, train_run
-from labeling.versions import create_version, get_version, list_versions
+from labeling.annotate.review import resolve_clip
+from labeling.data.checks import fix_clips
+from labeling.data.export import export_frame
+from labeling.data.projects import update_project
+from labeling.data.versions import create_version, get_version, list_versions
+from labeling.model.compare import compare_runs
+from labeling.model.error_analysis import tag_clip
+from labeling.model.runs import list_runs, run_predictions, train_run
+from labeling.platform.auth import add_user
 from tests.db.test_runs import make_fsdd_project
 
 pytestmark = pytest.mark.fsdd
@@ -153,7 +153,7 @@ def test_a_run_on_the_current_labels_reads_a_snapshot_that_a_named_version_can_a
 
 
 def _unfiltered():
-    from labeling.versions import SNAPSHOT_FILTERS
+    from labeling.data.versions import SNAPSHOT_FILTERS
 
     return SNAPSHOT_FILTERS
 

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from db.models import AuditEvent, Clip, ImportBatch, Resolution
 from labeling.cli import main as cli
-from labeling.clips import clip_frame
-from labeling.formats.folder import SourceError
-from labeling.importer import import_path, import_uploads, not_imported_table
+from labeling.data.clips import clip_frame
+from labeling.data.formats.folder import SourceError
+from labeling.data.importer import import_path, import_uploads, not_imported_table
 from tests.audio import speechlike, tone, write_wav
 
 FSDD_PATTERN = r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)\.wav"
@@ -65,7 +65,7 @@ def test_fsdd_imports_with_pattern_and_speaker_metadata(workspace, fsdd_dir):
 
 
 def report_project_id(s):
-    from labeling.projects import get_project
+    from labeling.data.projects import get_project
 
     return get_project(s, "fsdd").id
 
@@ -190,7 +190,7 @@ def test_zip_import_and_metadata_csv_on_file_name(workspace, tmp_path):
     report = import_path(workspace, archive, "zipped", metadata=meta)
     assert report.n_imported == 4
     with workspace.db.read() as s:
-        from labeling.projects import get_project
+        from labeling.data.projects import get_project
 
         project = get_project(s, "zipped")
         frame = clip_frame(s, project.id).set_index("original_name")

@@ -25,11 +25,11 @@ from db.models import (
     User,
 )
 from labeling.cli import main as cli
-from labeling.formats.base import FormatError, LabelRow
-from labeling.formats.folder import SourceError
-from labeling.importer import ImportRefused, import_path, import_source
-from labeling.labels_import import LabelImportError, apply_label_rows, import_labels
-from labeling.projects import get_project, update_project
+from labeling.data.formats.base import FormatError, LabelRow
+from labeling.data.formats.folder import SourceError
+from labeling.data.importer import ImportRefused, import_path, import_source
+from labeling.data.labels_import import LabelImportError, apply_label_rows, import_labels
+from labeling.data.projects import get_project, update_project
 from tests.audio import speechlike, write_wav
 
 TABLES = (Project, Clip, Annotation, Resolution, User, ModelRun, ImportBatch, AuditEvent)

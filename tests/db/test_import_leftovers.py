@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Clip, ProductionClip
-from labeling.export import export_project
-from labeling.importer import import_path
-from labeling.leftovers import hold, incoming_files, release, sweep_orphan_audio, sweep_stale
-from labeling.production import log_predictions
-from labeling.projects import ProjectNotFound, update_project
+from labeling.data.export import export_project
+from labeling.data.importer import import_path
+from labeling.data.leftovers import hold, incoming_files, release, sweep_orphan_audio, sweep_stale
+from labeling.data.projects import ProjectNotFound, update_project
+from labeling.monitor.production import log_predictions
 from tests.audio import speechlike, write_wav
 
 

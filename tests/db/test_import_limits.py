@@ -12,8 +12,8 @@ import soundfile as sf
 from sqlalchemy import func, select
 
 from db.models import Clip
-from labeling.formats.folder import SourceError
-from labeling.importer import Limits, import_path
+from labeling.data.formats.folder import SourceError
+from labeling.data.importer import Limits, import_path
 from tests.audio import speechlike, write_wav
 
 

@@ -18,13 +18,13 @@ from sqlalchemy import select
 
 from db.models import Annotation, Clip, ClipTag, User
 from db.models import Resolution as Res
-from labeling.auth import add_user
 from labeling.cli import main as cli
-from labeling.export import ExportFilters, export_project
-from labeling.formats.base import LabelRow
-from labeling.importer import import_source
-from labeling.labels_import import LabelImportError, apply_label_rows, import_labels
-from labeling.projects import create_project, get_project
+from labeling.data.export import ExportFilters, export_project
+from labeling.data.formats.base import LabelRow
+from labeling.data.importer import import_source
+from labeling.data.labels_import import LabelImportError, apply_label_rows, import_labels
+from labeling.data.projects import create_project, get_project
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.unit.test_formats_interop import FIXTURES, MIN_EXPORT
 

@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 import tests.jobkinds  # noqa: F401  (registers the test kinds)
 from db.models import Job
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.jobs import (
+from labeling.data.importer import import_path
+from labeling.data.projects import get_project
+from labeling.platform.auth import add_user
+from labeling.platform.jobs import (
     UNCLAIMED_AFTER_S,
     JobBusy,
     JobError,
@@ -30,7 +31,6 @@ from labeling.jobs import (
     run_next_job,
     submit_job,
 )
-from labeling.projects import get_project
 from tests.audio import speechlike, write_wav
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from db.models import Clip, ClipFlag, Resolution
 from labeling.cli import main as cli
-from labeling.importer import import_path
-from labeling.label_issues import FLAG_KIND, REVIEW_PRIORITY, open_label_issues, review_label_issues
+from labeling.data.importer import import_path
+from labeling.quality.label_issues import FLAG_KIND, REVIEW_PRIORITY, open_label_issues, review_label_issues
 
 pytestmark = pytest.mark.fsdd
 PATTERN = r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)\.wav"

@@ -18,15 +18,15 @@ from sqlalchemy import Text, cast, insert, select, update
 
 from analysis.filters import filter_clips
 from db.models import Annotation, Clip, ClipMetadata, ClipTag, Resolution, utcnow
-from labeling.agreement_service import project_agreement, project_hlp
-from labeling.annotations import annotations_frame, submit_annotation
-from labeling.auth import add_user
-from labeling.clip_metadata import index_clip_metadata, metadata_counts, metadata_keys, metadata_values
-from labeling.clip_query import ClipFilters, clip_filter_options, clip_page
-from labeling.clips import clip_frame, data_fingerprint
-from labeling.columnar import read_frame
-from labeling.overview import metadata_value_counts, project_overview
-from labeling.projects import create_project
+from labeling.annotate.annotations import annotations_frame, submit_annotation
+from labeling.data.clip_metadata import index_clip_metadata, metadata_counts, metadata_keys, metadata_values
+from labeling.data.clip_query import ClipFilters, clip_filter_options, clip_page
+from labeling.data.clips import clip_frame, data_fingerprint
+from labeling.data.overview import metadata_value_counts, project_overview
+from labeling.data.projects import create_project
+from labeling.platform.auth import add_user
+from labeling.platform.columnar import read_frame
+from labeling.quality.agreement_service import project_agreement, project_hlp
 
 CLASSES = ["yes", "no", "maybe"]
 ACCENTS = ["north", "south", "west"]

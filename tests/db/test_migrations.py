@@ -14,8 +14,8 @@ from db.migrate import (
     upgrade,
 )
 from db.models import Base, Clip, Project, Resolution
-from labeling.config import Settings
-from labeling.workspace import Workspace
+from labeling.platform.config import Settings
+from labeling.platform.workspace import Workspace
 
 
 def test_upgrade_from_empty_to_head_and_back(db_url):

@@ -27,28 +27,19 @@ from db.models import (
     Resolution,
 )
 from labeling.cli import main
-from labeling.importer import import_path
-from labeling.jobs import run_next_job, submit_job
-from labeling.monitoring import (
-    MonitoringError,
-    acknowledge,
-    admit_labelled,
-    labeling_sample,
-    mark_live,
-    mcnemar_exact,
-    monitor_summary,
-    monitoring_fingerprint,
-    monitoring_view,
-    run_drift_check,
-    sample_sent,
-    send_to_labeling,
-    shadow_comparison,
-    tag_breakdown,
-)
-from labeling.production import import_production, log_predictions
-from labeling.projects import create_project, update_project
-from labeling.runs import train_run
-from labeling.versions import create_version, current_items
+from labeling.data.importer import import_path
+from labeling.data.projects import create_project, update_project
+from labeling.data.versions import create_version, current_items
+from labeling.model.runs import train_run
+from labeling.monitor.alarms import acknowledge, monitor_summary
+from labeling.monitor.drift import run_drift_check
+from labeling.monitor.live import mark_live
+from labeling.monitor.loop import admit_labelled, labeling_sample, sample_sent, send_to_labeling
+from labeling.monitor.production import import_production, log_predictions
+from labeling.monitor.settings import MonitoringError
+from labeling.monitor.shadow import mcnemar_exact, shadow_comparison
+from labeling.monitor.view import monitoring_fingerprint, monitoring_view, tag_breakdown
+from labeling.platform.jobs import run_next_job, submit_job
 from tests.monitoring import BATCHES, PROJECT, monitored_project
 
 PATTERN = r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.wav"
@@ -293,7 +284,7 @@ def test_bad_lines_are_listed_and_the_rest_lands_once(workspace, fsdd_dir, tmp_p
 
 
 def test_a_folder_without_a_live_model_is_refused_with_what_to_do(workspace, fsdd_dir, tmp_path):
-    from labeling.production import ProductionError
+    from labeling.monitor.production import ProductionError
 
     with workspace.db.write() as s:
         create_project(s, name="digits", classes=[str(d) for d in range(10)])
@@ -317,7 +308,7 @@ def test_monitor_with_no_batches_says_so(workspace):
 
 
 def test_a_transcription_log_counts_empty_transcripts_as_empty_outputs(workspace, fsdd_dir, tmp_path):
-    from labeling.monitoring import batch_frame
+    from labeling.monitor.measures import batch_frame
 
     with workspace.db.write() as s:
         create_project(s, name="asr", task_kind="transcription")

@@ -12,14 +12,14 @@ import soundfile as sf
 from sqlalchemy import select
 
 from db.models import Clip
-from labeling.annotations import label_task
-from labeling.augment import Recipe, augment_slice
-from labeling.auth import add_user
-from labeling.config import Settings
-from labeling.export import ExportError, export_frame, export_project
-from labeling.importer import import_path
-from labeling.runs import project_features
-from labeling.storage import S3AudioStore, s3_filesystem
+from labeling.annotate.annotations import label_task
+from labeling.data.augment import Recipe, augment_slice
+from labeling.data.export import ExportError, export_frame, export_project
+from labeling.data.features import project_features
+from labeling.data.importer import import_path
+from labeling.platform.auth import add_user
+from labeling.platform.config import Settings
+from labeling.platform.storage import S3AudioStore, s3_filesystem
 from tests.audio import speechlike, write_wav
 from tests.conftest import make_workspace
 
@@ -198,8 +198,8 @@ def test_the_export_command_writes_to_an_s3_prefix(stores, s3_server, monkeypatc
 
 
 def test_orphaned_objects_are_swept_on_both_stores_after_their_grace(stores, tmp_path):
-    from labeling.leftovers import sweep_orphan_audio
-    from labeling.projects import ProjectNotFound
+    from labeling.data.leftovers import sweep_orphan_audio
+    from labeling.data.projects import ProjectNotFound
 
     extra = tmp_path / "extra"
     for i in range(3):
@@ -217,7 +217,7 @@ def test_orphaned_objects_are_swept_on_both_stores_after_their_grace(stores, tmp
 
 
 def test_a_large_file_is_streamed_into_either_store(stores, tmp_path):
-    from labeling.storage import sha256_file
+    from labeling.platform.storage import sha256_file
 
     big = tmp_path / "big.wav"
     write_wav(big, speechlike(7, seconds=700.0), sr=16000)  # 22 MB: a multipart upload on S3
@@ -234,7 +234,7 @@ def test_a_large_file_is_streamed_into_either_store(stores, tmp_path):
 def test_a_store_that_does_not_answer_is_told_apart_from_a_lost_clip(stores, tmp_path):
     import s3fs
 
-    from labeling.missing_audio import store_can_be_read
+    from labeling.data.missing_audio import store_can_be_read
     from tests.s3server import free_port
 
     local, remote = stores

@@ -16,15 +16,15 @@ import soundfile as sf
 from sqlalchemy import select
 
 from db.models import ProductionClip
-from labeling.importer import import_path
-from labeling.jobs import run_next_job, submit_job
-from labeling.monitoring import mark_live
-from labeling.production import ProductionError, production_batches
-from labeling.production_upload import production_job_params
-from labeling.projects import get_project
-from labeling.runs import import_external_predictions, train_run
-from labeling.storage import s3_filesystem
-from labeling.versions import create_version
+from labeling.data.importer import import_path
+from labeling.data.projects import get_project
+from labeling.data.versions import create_version
+from labeling.model.runs import import_external_predictions, train_run
+from labeling.monitor.live import mark_live
+from labeling.monitor.production import ProductionError, production_batches
+from labeling.monitor.production_upload import production_job_params
+from labeling.platform.jobs import run_next_job, submit_job
+from labeling.platform.storage import s3_filesystem
 from tests.audio import speechlike, write_wav
 from tests.conftest import make_workspace
 

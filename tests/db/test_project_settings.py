@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy import select, update
 
 from db.models import Annotation, Claim, Clip, utcnow
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user
-from labeling.projects import (
+from labeling.annotate.annotations import submit_annotation
+from labeling.data.projects import (
     ProjectError,
     SettingsNeedConfirmation,
     apply_settings,
@@ -20,6 +19,7 @@ from labeling.projects import (
     preview_settings,
     settings_history,
 )
+from labeling.platform.auth import add_user
 from tests.db.test_queue import add_clips
 
 

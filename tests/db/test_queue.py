@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.models import Annotation, AuditEvent, Clip, ModelRun, Prediction, Resolution, utcnow
 from labeling import api
-from labeling.annotations import (
+from labeling.annotate.annotations import (
     AnnotationError,
     annotations_frame,
     edit_annotation,
@@ -19,10 +19,10 @@ from labeling.annotations import (
     my_annotations,
     submit_annotation,
 )
-from labeling.auth import add_user
-from labeling.conventions import save_convention
-from labeling.projects import create_project
-from labeling.queue import next_clip, progress, set_priority, skip_clip
+from labeling.annotate.queue import next_clip, progress, set_priority, skip_clip
+from labeling.data.conventions import save_convention
+from labeling.data.projects import create_project
+from labeling.platform.auth import add_user
 
 
 def add_clips(s, project_id: int, n: int, *, k: int, priority: int = 0) -> list[int]:
@@ -125,7 +125,7 @@ def test_refresh_returns_the_same_clip_and_leases_expire(setup):
 
 def test_lease_length_is_a_project_setting(setup):
     ws, pid, (ana, *_) = setup
-    from labeling.projects import update_project
+    from labeling.data.projects import update_project
 
     with ws.db.write() as s:
         update_project(s, pid, settings={"lease_seconds": 60})
@@ -325,7 +325,7 @@ def test_label_task_is_blind_to_other_annotators_and_the_model(setup):
     with ws.db.read() as s:
         assert label_task(s, ws.store, pid, ana, x).mine["label"] == "9"
 
-    from labeling.projects import update_project
+    from labeling.data.projects import update_project
 
     with ws.db.write() as s:
         update_project(s, pid, settings={"pre_annotation": True})
@@ -414,7 +414,7 @@ def test_python_api_round_trip(tmp_path, db_url):
     ],
 )
 def test_keyboard_layout_of_the_label_page(classes, keys, actions):
-    from labeling.annotations import action_shortcuts, class_shortcuts
+    from labeling.annotate.annotations import action_shortcuts, class_shortcuts
 
     assert class_shortcuts(classes) == keys
     assert action_shortcuts(keys) == actions

@@ -11,15 +11,15 @@ import pytest
 from sqlalchemy import event, func, select
 
 from db.models import Annotation, AuditEvent, Clip, Resolution, utcnow
-from labeling.annotations import submit_annotation, undo_annotation
-from labeling.auth import add_user
-from labeling.checks import fix_clips
-from labeling.importer import import_path
-from labeling.labels_import import import_labels
-from labeling.projects import ProjectError, apply_settings, create_project, get_project, update_project
-from labeling.queue import candidate_query, next_clip, release_claims, set_priority
-from labeling.queue_order import QUEUE_ORDERS
-from labeling.review import auto_resolve, resolve_clip
+from labeling.annotate.annotations import submit_annotation, undo_annotation
+from labeling.annotate.queue import candidate_query, next_clip, release_claims, set_priority
+from labeling.annotate.review import auto_resolve, resolve_clip
+from labeling.data.checks import fix_clips
+from labeling.data.importer import import_path
+from labeling.data.labels_import import import_labels
+from labeling.data.projects import ProjectError, apply_settings, create_project, get_project, update_project
+from labeling.data.queue_order import QUEUE_ORDERS
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 from tests.db.test_queue import add_clips
 

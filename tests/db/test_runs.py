@@ -19,13 +19,12 @@ from sklearn.metrics import accuracy_score, f1_score
 from sqlalchemy import func, select, update
 
 from db.models import AuditEvent, Clip, DatasetItem, DatasetVersion, ModelRun, Prediction, Resolution
-from labeling.importer import import_path
-from labeling.runs import (
-    FEATURES_STAGE,
+from labeling.data.features import FEATURES_STAGE, project_features
+from labeling.data.importer import import_path
+from labeling.model.runs import (
     RunError,
     import_external_predictions,
     list_runs,
-    project_features,
     run_predictions,
     train_run,
 )
@@ -220,7 +219,7 @@ def test_external_predictions_from_csv_and_jsonl(workspace, tmp_path) -> None:
 
 
 def test_external_transcripts_are_scored_by_wer(sqlite_workspace, tmp_path) -> None:
-    from labeling.labels_import import import_labels
+    from labeling.data.labels_import import import_labels
     from tests.audio import speechlike, write_wav
 
     ws = sqlite_workspace
@@ -232,7 +231,7 @@ def test_external_transcripts_are_scored_by_wer(sqlite_workspace, tmp_path) -> N
     import_path(ws, src, "asr")
     with ws.db.write() as s:
         s.execute(Clip.__table__.update().values(split="test"))
-    from labeling.projects import get_project, update_project
+    from labeling.data.projects import get_project, update_project
 
     with ws.db.write() as s:
         update_project(s, "asr", task_kind="transcription")
@@ -282,7 +281,7 @@ def test_train_and_slices_commands(sqlite_workspace, fsdd_dir, tmp_path, monkeyp
 
 
 def test_identical_runs_compare_as_no_change(sqlite_workspace, tmp_path) -> None:
-    from labeling.compare import compare_runs
+    from labeling.model.compare import compare_runs
     from tests.audio import speechlike, write_wav
 
     ws = sqlite_workspace

@@ -16,15 +16,15 @@ import pytest
 from sqlalchemy import select, update
 
 from db.models import Clip, StoredReport
-from labeling.agreement_service import agreement_view, disagreements, project_agreement, review_queue
-from labeling.annotations import submit_annotation
-from labeling.auth import add_user
+from labeling.annotate.annotations import submit_annotation
+from labeling.annotate.review import resolve_clip
 from labeling.cli import main
-from labeling.importer import import_path
-from labeling.jobs import run_next_job, submit_job
-from labeling.projects import get_project, update_project
-from labeling.report_store import decode_value, encode_value
-from labeling.review import resolve_clip
+from labeling.data.importer import import_path
+from labeling.data.projects import get_project, update_project
+from labeling.platform.auth import add_user
+from labeling.platform.jobs import run_next_job, submit_job
+from labeling.quality.agreement_service import agreement_view, disagreements, project_agreement, review_queue
+from labeling.quality.report_store import decode_value, encode_value
 from tests.audio import speechlike, write_wav
 from tests.conftest import make_workspace
 

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select, update
 
 from db.models import Clip, ModelRun, Resolution
-from labeling.compare import compare_runs
-from labeling.importer import import_path
-from labeling.projects import update_project
-from labeling.training_command import TrainingCommandError, run_training_command
-from labeling.versions import create_version
+from labeling.data.importer import import_path
+from labeling.data.projects import update_project
+from labeling.data.versions import create_version
+from labeling.model.compare import compare_runs
+from labeling.model.training_command import TrainingCommandError, run_training_command
 from tests.audio import speechlike, write_wav
 
 PATTERN = r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav"

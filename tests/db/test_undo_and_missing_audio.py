@@ -6,13 +6,13 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Annotation, AuditEvent, Clip, ClipFlag, Resolution
-from labeling.annotations import submit_annotation, undo_annotation
-from labeling.auth import add_user
-from labeling.importer import import_path
-from labeling.missing_audio import flag_missing_audio, missing_audio_frame, recheck_missing_audio
-from labeling.projects import update_project
-from labeling.queue import hold_clip, next_clip
-from labeling.review import auto_resolve, resolve_clip
+from labeling.annotate.annotations import submit_annotation, undo_annotation
+from labeling.annotate.queue import hold_clip, next_clip
+from labeling.annotate.review import auto_resolve, resolve_clip
+from labeling.data.importer import import_path
+from labeling.data.missing_audio import flag_missing_audio, missing_audio_frame, recheck_missing_audio
+from labeling.data.projects import update_project
+from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
 
 

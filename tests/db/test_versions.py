@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 
 from db.models import Clip, ClipFlag, DatasetItem, Resolution
 from labeling.cli import main as cli
-from labeling.importer import import_path
-from labeling.versions import (
+from labeling.data.importer import import_path
+from labeling.data.versions import (
     VersionError,
     VersionFilters,
     create_version,

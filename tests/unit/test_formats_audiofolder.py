@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labeling.formats.audiofolder import read_audiofolder
-from labeling.formats.base import FormatError
+from labeling.data.formats.audiofolder import read_audiofolder
+from labeling.data.formats.base import FormatError
 from tests.audio import speechlike, write_wav
 
 

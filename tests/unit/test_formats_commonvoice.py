@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labeling.formats.base import FormatError
-from labeling.formats.commonvoice import read_commonvoice
+from labeling.data.formats.base import FormatError
+from labeling.data.formats.commonvoice import read_commonvoice
 from tests.audio import speechlike, write_wav
 
 # Common Voice 17's columns; sentences carry quotes, which the TSVs leave unquoted.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labeling.formats.base import FormatError
-from labeling.formats.detect import FORMATS, READERS, detect_format
+from labeling.data.formats.base import FormatError
+from labeling.data.formats.detect import FORMATS, READERS, detect_format
 from tests.audio import speechlike, write_wav
 
 

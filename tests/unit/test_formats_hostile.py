@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labeling.formats.audiofolder import read_audiofolder
-from labeling.formats.base import FormatError, ReadLimits
-from labeling.formats.commonvoice import read_commonvoice
-from labeling.formats.labels import read_labels
-from labeling.formats.labelstudio import read_labelstudio
-from labeling.formats.nemo import read_nemo
+from labeling.data.formats.audiofolder import read_audiofolder
+from labeling.data.formats.base import FormatError, ReadLimits
+from labeling.data.formats.commonvoice import read_commonvoice
+from labeling.data.formats.labels import read_labels
+from labeling.data.formats.labelstudio import read_labelstudio
+from labeling.data.formats.nemo import read_nemo
 from tests.audio import speechlike, write_wav
 
 

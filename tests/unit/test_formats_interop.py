@@ -22,15 +22,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labeling.commands.imports import FORMATS as CLI_FORMATS
-from labeling.formats._common import escape_cell, unescape_cell
-from labeling.formats.audiofolder import read_audiofolder
-from labeling.formats.base import FormatError, ReadLimits
-from labeling.formats.detect import detect_format
-from labeling.formats.identities import email_for, identity_from_email
-from labeling.formats.kaldi import read_kaldi
-from labeling.formats.labelstudio import read_label_config, read_labelstudio
-from labeling.formats.librispeech import read_librispeech
-from labeling.formats.nemo import read_nemo
+from labeling.data.formats._common import escape_cell, unescape_cell
+from labeling.data.formats.audiofolder import read_audiofolder
+from labeling.data.formats.base import FormatError, ReadLimits
+from labeling.data.formats.detect import detect_format
+from labeling.data.formats.identities import email_for, identity_from_email
+from labeling.data.formats.kaldi import read_kaldi
+from labeling.data.formats.labelstudio import read_label_config, read_labelstudio
+from labeling.data.formats.librispeech import read_librispeech
+from labeling.data.formats.nemo import read_nemo
 from tests.audio import speechlike, write_wav
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -414,7 +414,7 @@ def test_a_csv_earmark_did_not_write_keeps_its_apostrophes(tmp_path: Path) -> No
 
 
 def test_the_spreadsheet_csv_has_no_formula_whatever_the_separator(tmp_path: Path) -> None:
-    from labeling.formats.writers import write_csv
+    from labeling.data.formats.writers import write_csv
     from tests.unit.test_formats_writers import _frame
 
     frame = _frame(tmp_path, n=2)
@@ -461,7 +461,7 @@ def test_cut_segments_live_as_long_as_the_plan(kaldi: Path) -> None:
 
 
 def test_the_kaldi_export_is_a_valid_sorted_data_directory(tmp_path: Path) -> None:
-    from labeling.formats.writers import write_kaldi
+    from labeling.data.formats.writers import write_kaldi
     from tests.unit.test_formats_writers import _frame
 
     frame = _frame(tmp_path, n=4)

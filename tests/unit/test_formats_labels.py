@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labeling.formats.base import FormatError, LabelRow
-from labeling.formats.labels import read_labels
+from labeling.data.formats.base import FormatError, LabelRow
+from labeling.data.formats.labels import read_labels
 
 
 def test_csv_rows_by_file_name_with_annotators(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from labeling.formats.base import FormatError
-from labeling.formats.labelstudio import read_labelstudio, read_labelstudio_csv
+from labeling.data.formats.base import FormatError
+from labeling.data.formats.labelstudio import read_labelstudio, read_labelstudio_csv
 from tests.audio import speechlike, write_wav
 
 

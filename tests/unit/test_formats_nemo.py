@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labeling.formats.base import FormatError
-from labeling.formats.nemo import read_nemo
+from labeling.data.formats.base import FormatError
+from labeling.data.formats.nemo import read_nemo
 from tests.audio import speechlike, write_wav
 
 

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from labeling.formats.audiofolder import read_audiofolder
-from labeling.formats.base import ImportPlan
-from labeling.formats.labelstudio import read_labelstudio
-from labeling.formats.nemo import read_nemo
-from labeling.formats.writers import WRITERS, write_labelstudio
+from labeling.data.formats.audiofolder import read_audiofolder
+from labeling.data.formats.base import ImportPlan
+from labeling.data.formats.labelstudio import read_labelstudio
+from labeling.data.formats.nemo import read_nemo
+from labeling.data.formats.writers import WRITERS, write_labelstudio
 from tests.audio import speechlike, write_wav
 
 CLIPS = [

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labeling.formats.base import FormatError
-from labeling.formats.writers import (
+from labeling.data.formats.base import FormatError
+from labeling.data.formats.writers import (
     safe_cell,
     safe_name,
     safe_relpath,
@@ -282,7 +282,7 @@ def test_label_studio_tasks_have_full_predictions_and_say_who_annotated(tmp_path
 
 
 def test_a_shown_table_downloads_as_csv_a_spreadsheet_reads_as_text() -> None:
-    from labeling.formats.writers import spreadsheet_csv
+    from labeling.data.formats.writers import spreadsheet_csv
 
     frame = pd.DataFrame(
         {

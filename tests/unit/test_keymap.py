@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labeling.annotations import RESERVED_KEYS, label_keymap
+from labeling.annotate.annotations import RESERVED_KEYS, label_keymap
 
 
 def test_every_key_does_one_thing_and_streamlit_s_keys_stay_free():

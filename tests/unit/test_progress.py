@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from labeling.commands._stages import StageReporter
-from labeling.progress import progress_text
+from labeling.platform.progress import progress_text
 
 
 def test_a_single_step_shows_no_count():

@@ -21,7 +21,7 @@ import soundfile as sf
 from scipy import signal
 
 from analysis.features import yin
-from labeling.synth import (
+from labeling.demo.synth import (
     DEMO_CLASSES,
     DEMO_COLUMNS,
     DEMO_SAMPLE_RATE,
@@ -297,7 +297,7 @@ def test_breathy_voices_sound_the_same_in_every_process() -> None:
     import sys
 
     code = (
-        "import hashlib; from labeling.synth import EspeakSynthesizer\n"
+        "import hashlib; from labeling.demo.synth import EspeakSynthesizer\n"
         "with EspeakSynthesizer() as tts:\n"
         "    print(hashlib.sha256(tts.speak('stop', voice='en-us+f2').tobytes()).hexdigest())\n"
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.auth import session_secret
-from labeling.config import ConfigError, Settings
-from labeling.storage import AudioStore, S3AudioStore, open_store
+from labeling.platform.auth import session_secret
+from labeling.platform.config import ConfigError, Settings
+from labeling.platform.storage import AudioStore, S3AudioStore, open_store
 
 PG = "postgresql+psycopg://earmark@db.internal:5432/earmark"
 

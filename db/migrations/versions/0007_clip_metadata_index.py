@@ -28,7 +28,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _BATCH = 20_000
-# As in labeling.clip_metadata at the time of writing (a migration must not change with the code).
+# As in labeling.data.clip_metadata at the time of writing (a migration must not change with the code).
 _KEY_LENGTH = 100
 _VALUE_LENGTH = 200
 

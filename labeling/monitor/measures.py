@@ -1,0 +1,328 @@
+"""The per-clip measures drift is tested on, for the reference and for a production batch, and the one
+definition of the clips a batch's accuracy is measured on: :func:`labelled_random_sample` (and
+:func:`sample_accuracy` their counts) — every view of accuracy reads it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from db.models import (
+    Clip,
+    ClipDriftMeasures,
+    DatasetItem,
+    ImportBatch,
+    Prediction,
+    ProductionClip,
+    Resolution,
+)
+from labeling.data.projects import ProjectInfo
+from labeling.monitor.live import live_model_row, reference_version_id_of
+from labeling.monitor.production import PRODUCTION_FORMAT, jsonable_measures, measure_clip
+from labeling.monitor.settings import (
+    CLIP_MEASURES,
+    RENAMED,
+    MonitoringError,
+    project_settings,
+    resolve_project,
+)
+from labeling.platform.progress import StageProgress
+from labeling.platform.workspace import Workspace
+
+
+def _decode_measures(ws: Workspace, key: str) -> dict[str, float | None]:
+    y, sr = sf.read(str(ws.store.path(key)), dtype="float32", always_2d=True)
+    return jsonable_measures(measure_clip(y.mean(axis=1), int(sr)))
+
+
+@functools.cache
+def drift_measure_names() -> frozenset[str]:
+    """What :func:`analysis.drift.clip_measures` returns (measured once on a short tone)."""
+    from analysis.drift import clip_measures
+
+    t = np.arange(1600) / 16000
+    return frozenset(clip_measures(0.1 * np.sin(2 * np.pi * 200 * t), 16000))
+
+
+def ensure_drift_measures(
+    ws: Workspace, clips: pd.DataFrame, progress: Callable[[int, int], None] | None = None
+) -> pd.DataFrame:
+    """The drift measures of project clips (``clip_id``, ``storage_key``), computed from their audio
+    once and kept in ``clip_drift_measures``; one row per clip, indexed by clip_id."""
+    ids = [int(c) for c in clips["clip_id"]]
+    known: dict[int, dict[str, Any]] = {}
+    with ws.db.read() as s:
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            known.update(
+                s.execute(
+                    select(ClipDriftMeasures.clip_id, ClipDriftMeasures.measures).where(
+                        ClipDriftMeasures.clip_id.in_(chunk)
+                    )
+                ).all()
+            )
+    wanted = drift_measure_names()
+    # Measures stored before analysis.drift learnt a new one are measured again.
+    stale = [c for c, m in known.items() if not wanted <= set(m)]
+    for c in stale:
+        known.pop(c)
+    todo = clips[~clips["clip_id"].isin(known)]
+    total, done = len(ids), len(ids) - len(todo)
+    for start in range(0, len(todo), 500):
+        part = todo.iloc[start : start + 500]
+        ws.store.fetch_many(part["storage_key"])
+        measured = []
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for m in pool.map(lambda k: _decode_measures(ws, k), part["storage_key"]):
+                measured.append(m)
+                if progress:
+                    progress(done + len(measured), total)
+        fresh = {int(c): m for c, m in zip(part["clip_id"], measured, strict=True)}
+        with ws.db.write() as s:
+            redo = [c for c in fresh if c in stale]
+            if redo:
+                s.execute(delete(ClipDriftMeasures).where(ClipDriftMeasures.clip_id.in_(redo)))
+            s.execute(insert(ClipDriftMeasures), [{"clip_id": c, "measures": m} for c, m in fresh.items()])
+        known.update(fresh)
+        done += len(part)
+    frame = pd.DataFrame.from_dict({c: known[c] for c in ids}, orient="index")
+    frame.index.name = "clip_id"
+    return frame.rename(columns=RENAMED)
+
+
+def _output_columns(frame: pd.DataFrame, low: float) -> pd.DataFrame:
+    pred = frame["predicted"]
+    empty = pred.isna() | (pred.astype("string").str.strip() == "")
+    frame["empty"] = empty.astype(float)
+    frame["low_confidence"] = (frame["confidence"] < low).astype(float).where(frame["confidence"].notna())
+    frame["predicted"] = pred.where(~empty, "(empty)").astype(str)
+    return frame
+
+
+def reference_frame(
+    ws: Workspace,
+    project: str | int,
+    *,
+    version: str | int | None = None,
+    progress: StageProgress | None = None,
+) -> pd.DataFrame:
+    """The reference: one row per held-out (dev/test) clip of the version, with the drift measures,
+    the live model's predictions on it (``predicted``, ``confidence``, ``empty``, ``low_confidence``),
+    ``label``, ``correct`` and ``tags``. Falls back to every clip of the version if it has no dev/test."""
+    with ws.db.read() as s:
+        info = resolve_project(s, project)
+        live = live_model_row(s, info.id)
+        if version is not None:
+            version_id: int | None = reference_version_id_of(s, info.id, version)
+        elif live is not None:
+            version_id = live.reference_version_id
+        else:
+            version_id = None
+        if version_id is None:
+            raise MonitoringError(
+                "no reference: mark a live model trained on a dataset version, "
+                "or name a version (--reference)"
+            )
+        cols = [DatasetItem.clip_id, DatasetItem.label, DatasetItem.split, DatasetItem.tags, Clip.storage_key]
+        cols += [getattr(Clip, c) for c in CLIP_MEASURES]
+        q = (
+            select(*cols)
+            .join(Clip, Clip.id == DatasetItem.clip_id)
+            .where(DatasetItem.version_id == version_id)
+        )
+        names = ["clip_id", "label", "split", "tags", "storage_key", *CLIP_MEASURES]
+        items = pd.DataFrame(s.execute(q).all(), columns=names)
+        held = items[items["split"].isin(["dev", "test"])]
+        if not held.empty:
+            items = held
+        preds = pd.DataFrame(columns=["clip_id", "predicted", "confidence"])
+        if live is not None:
+            # A transcription model's output is its transcript (empty when it heard nothing).
+            answer = Prediction.label if info.classifies else Prediction.transcript
+            preds = pd.DataFrame(
+                s.execute(
+                    select(Prediction.clip_id, answer, Prediction.confidence).where(
+                        Prediction.run_id == live.run_id
+                    )
+                ).all(),
+                columns=["clip_id", "predicted", "confidence"],
+            )
+        low = project_settings(info)["low_confidence"]
+    if items.empty:
+        raise MonitoringError("the reference version holds no clips")
+    stage = (lambda d, t: progress("Measuring the reference clips, clip", d, t)) if progress else None
+    measures = ensure_drift_measures(ws, items[["clip_id", "storage_key"]], stage)
+    frame = items.merge(measures, left_on="clip_id", right_index=True, how="left")
+    frame = frame.merge(preds, on="clip_id", how="left")
+    frame["confidence"] = pd.to_numeric(frame["confidence"], errors="coerce")
+    has_pred = frame["clip_id"].isin(preds["clip_id"])
+    frame = _output_columns(frame, low)
+    if not has_pred.any():
+        frame = frame.drop(columns=["predicted", "confidence", "empty", "low_confidence"])
+    elif not info.classifies:
+        frame = frame.drop(columns=["predicted"])  # free text: its emptiness is tested, not its mix
+    else:
+        frame["correct"] = (frame["predicted"] == frame["label"]).where(has_pred & frame["label"].notna())
+    frame.attrs["version_id"] = version_id
+    return frame.reset_index(drop=True)
+
+
+def batch_row(s: Session, project_id: int, batch: str | int) -> ImportBatch:
+    q = select(ImportBatch).where(
+        ImportBatch.project_id == project_id, ImportBatch.source_format == PRODUCTION_FORMAT
+    )
+    row = s.scalar(q.where(ImportBatch.name == str(batch)).order_by(ImportBatch.id.desc()).limit(1))
+    if row is None and str(batch).isdigit():
+        row = s.scalar(q.where(ImportBatch.id == int(batch)))
+    if row is None:
+        names = s.scalars(q.with_only_columns(ImportBatch.name).order_by(ImportBatch.id)).all()
+        raise MonitoringError(f"no production batch {batch!r}; batches: {', '.join(names) or 'none yet'}")
+    return row
+
+
+#: Columns of :func:`labelled_random_sample`.
+SAMPLE_ACCURACY_COLUMNS = ("production_clip_id", "batch_id", "clip_id", "predicted", "label", "correct")
+
+
+def labelled_random_sample(
+    s: Session, project_id: int, batch_ids: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """The clips a batch's accuracy is measured on, and whether the live model got each right.
+
+    This is the one place that decides it; the drift check, the accuracy tile, the alarm's reasons,
+    the by-tag table and the shadow comparison all read it. A clip counts when it was sent to labeling
+    as part of the batch's *random* sample (the other picks are chosen for being unsure or atypical
+    and would bias the estimate) and has a final label; it is right when the answer the live model
+    gave in production (logged, or scored at import) equals that label (an empty answer is wrong).
+    Columns ``production_clip_id, batch_id, clip_id, predicted, label, correct`` (bool).
+    """
+    q = (
+        select(
+            ProductionClip.id,
+            ProductionClip.batch_id,
+            ProductionClip.clip_id,
+            ProductionClip.prediction,
+            Resolution.label,
+        )
+        .join(Resolution, Resolution.clip_id == ProductionClip.clip_id)
+        .where(
+            ProductionClip.project_id == project_id,
+            ProductionClip.sample_reason == "random",
+            Resolution.label.is_not(None),
+            Resolution.label != "",
+        )
+        .order_by(ProductionClip.id)
+    )
+    if batch_ids is not None:
+        q = q.where(ProductionClip.batch_id.in_([int(b) for b in batch_ids]))
+    frame = pd.DataFrame(s.execute(q).all(), columns=list(SAMPLE_ACCURACY_COLUMNS[:-1]))
+    frame["correct"] = (frame["predicted"].notna() & (frame["predicted"] == frame["label"])).astype(bool)
+    return frame
+
+
+@dataclass(frozen=True)
+class SampleAccuracy:
+    """Accuracy of the live model on a batch's labelled random sample (:func:`labelled_random_sample`)."""
+
+    n: int = 0
+    correct: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+
+def sample_accuracy(s: Session, project_id: int) -> dict[int, SampleAccuracy]:
+    """:class:`SampleAccuracy` per production batch id (batches without labels are left out)."""
+    sample = labelled_random_sample(s, project_id)
+    counts = sample.groupby("batch_id")["correct"].agg(["size", "sum"])
+    return {int(b): SampleAccuracy(int(r["size"]), int(r["sum"])) for b, r in counts.iterrows()}
+
+
+def batch_frame(s: Session, project: str | int | ProjectInfo, batch: str | int) -> pd.DataFrame:
+    """One row per request of a production batch: its measures, the live model's answer (as the
+    reference frame names them), latency, user action, error, its final label when one was given,
+    and ``correct`` (1.0 or 0.0 on the labelled random sample of :func:`labelled_random_sample`, NaN
+    on every other clip)."""
+    info = resolve_project(s, project)
+    row = batch_row(s, info.id, batch)
+    q = (
+        select(
+            ProductionClip.id,
+            ProductionClip.original_name,
+            ProductionClip.storage_key,
+            ProductionClip.timestamp,
+            ProductionClip.prediction,
+            ProductionClip.transcript,
+            ProductionClip.confidence,
+            ProductionClip.latency_ms,
+            ProductionClip.user_action,
+            ProductionClip.error,
+            ProductionClip.device,
+            ProductionClip.meta,
+            ProductionClip.measures,
+            ProductionClip.clip_id,
+            ProductionClip.sample_reason,
+            ProductionClip.admitted_at,
+            Resolution.label,
+        )
+        .outerjoin(Resolution, Resolution.clip_id == ProductionClip.clip_id)
+        .where(ProductionClip.batch_id == row.id)
+        .order_by(ProductionClip.id)
+    )
+    names = [
+        "production_clip_id",
+        "original_name",
+        "storage_key",
+        "timestamp",
+        "predicted",
+        "transcript",
+        "confidence",
+        "latency_ms",
+        "user_action",
+        "error",
+        "device",
+        "meta",
+        "measures",
+        "clip_id",
+        "sample_reason",
+        "admitted_at",
+        "label",
+    ]
+    frame = pd.DataFrame(s.execute(q).all(), columns=names)
+    measures = pd.DataFrame(list(frame["measures"]), index=frame.index)
+    # The import's percentile SNR keeps its own name; the SNR tested is WADA-SNR.
+    measures = measures.rename(columns={"snr_db": "snr_import_db"}).rename(columns=RENAMED)
+    frame = pd.concat([frame.drop(columns=["measures"]), measures], axis=1)
+    for col in ("confidence", "latency_ms"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    if info.transcribes and not info.classifies:
+        frame["predicted"] = frame["transcript"]
+    frame = _output_columns(frame, project_settings(info)["low_confidence"])
+    if not info.classifies:
+        frame = frame.drop(columns=["predicted"])
+    # Right or wrong only on the clips the accuracy is measured on, NaN elsewhere.
+    sample = labelled_random_sample(s, info.id, [row.id]).set_index("production_clip_id")["correct"]
+    frame["correct"] = frame["production_clip_id"].map(sample.astype(float)).astype("float64")
+    frame.attrs["batch_id"] = row.id
+    frame.attrs["batch"] = row.name
+    return frame
+
+
+def stored_measures(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns a drift report reads (analysis.drift.MEASURES), where present."""
+    from analysis.drift import MEASURES
+
+    return frame[[c for c in MEASURES if c in frame.columns]].apply(
+        lambda col: col if col.name == "predicted" else pd.to_numeric(col, errors="coerce")
+    )

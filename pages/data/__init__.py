@@ -1,0 +1,1 @@
+"""The Data section: overview, clips, import, export, versions and checks, project settings."""

@@ -1,0 +1,80 @@
+"""Overview: how much audio, how it is labelled and split, where it came from."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from labeling.data.overview import metadata_value_counts, project_overview
+from pages.widgets import charts, common, plots
+
+common.require_permission("analyse")  # checked on every rerun, also when opened by URL
+project = common.current_project()
+ws = common.workspace()
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Counting clips…")
+def _overview(project_id: int, token: tuple[object, ...]):
+    with ws.db.read() as s:
+        return project_overview(s, project_id)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _meta_counts(project_id: int, key: str, n_clips: int, token: tuple[object, ...]):
+    with ws.db.read() as s:
+        return metadata_value_counts(s, project_id, key, n_clips=n_clips)
+
+
+token = common.data_token(project.id)
+view = _overview(project.id, token)
+summary = view.summary
+
+st.title(project.name)
+st.caption(
+    f"{project.task_kind} · {len(project.classes)} classes · "
+    f"{project.annotations_per_clip} annotation(s) required per clip"
+)
+cols = st.columns(4)
+cols[0].metric("Clips", f"{summary['n_clips']:,}")
+cols[1].metric("Hours of audio", f"{summary['hours']:.2f}")
+cols[2].metric("With a final label", f"{summary['n_resolved']:,}")
+cols[3].metric("Import batches", f"{summary['n_batches']:,}")
+
+if summary["n_clips"] == 0:
+    st.info("This project has no clips yet. Add some on the Import page.")
+    st.stop()
+
+left, right = st.columns(2)
+if len(view.labels):
+    plots.show(
+        left, charts.bar_from_counts(view.labels, title="Final labels", name="label"), key="overview.labels"
+    )
+else:
+    left.info("No final labels yet.")
+plots.show(right, charts.bar_from_counts(view.splits, title="Split", name="split"), key="overview.split")
+
+left, right = st.columns(2)
+plots.show(
+    left,
+    charts.histogram_from_bins(view.duration.edges, view.duration.counts, title="Duration", unit="seconds"),
+    key="overview.duration",
+)
+plots.show(
+    right,
+    charts.histogram_from_bins(
+        view.loudness.edges, view.loudness.counts, title="Loudness (RMS)", unit="dBFS"
+    ),
+    key="overview.loudness",
+)
+
+if view.metadata_keys or len(view.tags):
+    st.subheader("Metadata and tags")
+    left, right = st.columns(2)
+    if view.metadata_keys:
+        column = left.selectbox("Metadata field", view.metadata_keys, key="overview.meta")
+        counts = _meta_counts(project.id, column, summary["n_clips"], token)
+        plots.show(left, charts.bar_from_counts(counts, title=column, name=column), key="overview.meta_chart")
+    if len(view.tags):
+        plots.show(right, charts.bar_from_counts(view.tags, title="Tags", name="tag"), key="overview.tags")
+
+st.subheader("Import batches")
+st.dataframe(view.batches, hide_index=True, key="overview.batches")

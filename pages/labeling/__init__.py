@@ -1,0 +1,1 @@
+"""The Labeling section: the label page with its player, my labels, conventions."""

@@ -1,0 +1,1 @@
+"""Monitoring: drift, alarms, the loop back to labeling, shadow comparison."""

@@ -1,0 +1,1 @@
+"""Pages of the platform itself: sign-in and background jobs."""

@@ -1,0 +1,1 @@
+"""The Quality section: agreement and review."""

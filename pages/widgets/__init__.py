@@ -1,0 +1,1 @@
+"""What every page shares: the workspace and sign-in, charts, plots, audio, job status, stored reports."""

@@ -1,0 +1,72 @@
+"""A report computed on older labels, shown as it is while a worker recomputes it.
+
+The Agreement page reads its report from ``stored_reports`` (see :mod:`labeling.quality.report_store`); when
+labels changed since, it shows that report with the time it was computed, queues a refresh job and
+reruns by itself once the job has stored the new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import streamlit as st
+
+from labeling.platform.auth import UserInfo
+from labeling.platform.jobs import JobBusy, JobError, submit_job
+from labeling.quality.report_store import report_stamp
+from pages.widgets import common
+
+#: How often a page showing an older report looks for the new one.
+POLL_S = 2.0
+
+
+def stamp(project_id: int, kind: str, params: dict[str, int]) -> tuple[str, datetime] | None:
+    """The stored report's digest and time: part of the page cache's key, so a new report shows."""
+    with common.workspace().db.read() as s:
+        return report_stamp(s, project_id, kind, params)
+
+
+def refresh_notice(
+    *,
+    kind: str,
+    job_kind: str,
+    project_id: int,
+    params: dict[str, int],
+    user: UserInfo,
+    computed_at: datetime,
+    shown: tuple[str, datetime] | None,
+    recompute: Callable[[], object],
+    message: str = "Shown as computed at {when}; labels have changed since.",
+) -> None:
+    """Say the report predates the latest labels, queue its refresh once, and rerun when it lands.
+
+    ``shown`` is the :func:`stamp` of the report on screen; ``recompute`` computes it in the page
+    ("Compute now"); ``message`` says what is shown (``{when}``: the time it was computed).
+    """
+    asked = (project_id, computed_at)
+    if st.session_state.get(f"{kind}.refresh_asked") != asked:
+        # Once per stale report and visitor, not on every rerun: queuing is a write transaction.
+        try:
+            with common.workspace().db.write() as s:
+                submit_job(s, job_kind, project_id=project_id, owner_id=user.id, params=dict(params))
+        except (JobBusy, JobError):
+            pass  # already queued or running (here or on another server)
+        st.session_state[f"{kind}.refresh_asked"] = asked
+    when = computed_at.strftime("%Y-%m-%d %H:%M UTC")
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.info(
+        message.format(when=when) + " A background job is recomputing it; the page updates when it is done.",
+        icon=":material/update:",
+    )
+    if right.button("Compute now", key=f"{kind}.recompute", help="Compute it in this page instead"):
+        with st.spinner("Computing…"):
+            recompute()
+        st.rerun()
+
+    @st.fragment(run_every=POLL_S)
+    def wait_for_new() -> None:
+        if stamp(project_id, kind, params) != shown:
+            st.rerun(scope="app")
+
+    wait_for_new()
