@@ -235,8 +235,9 @@ def normalise_regions(
     out["start"] = s[first]
     out["end"] = pd.Series(e).groupby(run).max().to_numpy()
     if text in frame.columns and joins.any():
-        texts = frame[text].where(frame[text].notna(), None)
-        joined = texts.groupby(run).agg(lambda t: " ".join(str(x) for x in t if x) or None)
+        joined = frame[text].groupby(run).agg(
+            lambda t: " ".join(x for x in t if isinstance(x, str) and x) or None
+        )
         out[text] = joined.to_numpy()
     return out.reset_index(drop=True)
 
