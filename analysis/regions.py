@@ -16,7 +16,8 @@ as in :mod:`analysis.agreement`.
   regions of the same annotator and label that overlap (and, by default, that touch).
 - :func:`region_overlaps` lists the pairs of regions that overlap within an annotator (two speakers
   at once, music under speech): whether that is allowed is the caller's rule, per class.
-- :func:`rasterise` turns regions into per-class boolean frames at a frame step (10 ms by default).
+- :func:`rasterise` turns regions into per-class boolean frames at a frame step (10 ms by default);
+  :func:`activity_regions` goes the other way, from a per-frame score to regions, with hysteresis.
 
 Frames follow one rule everywhere (here and in :mod:`analysis.region_agreement`): frame ``i`` covers
 ``[i·step, (i+1)·step)`` and belongs to a region when its centre ``(i + ½)·step`` lies in
@@ -235,8 +236,8 @@ def normalise_regions(
     out["start"] = s[first]
     out["end"] = pd.Series(e).groupby(run).max().to_numpy()
     if text in frame.columns and joins.any():
-        joined = frame[text].groupby(run).agg(
-            lambda t: " ".join(x for x in t if isinstance(x, str) and x) or None
+        joined = (
+            frame[text].groupby(run).agg(lambda t: " ".join(x for x in t if isinstance(x, str) and x) or None)
         )
         out[text] = joined.to_numpy()
     return out.reset_index(drop=True)
@@ -369,3 +370,60 @@ def rasterise(
     np.add.at(delta, (stop, codes), -1)
     active = np.cumsum(delta[:-1], axis=0) > 0
     return Raster(active=active, labels=names, step=step)
+
+
+def activity_regions(
+    values: npt.ArrayLike,
+    *,
+    high: float,
+    low: float | None = None,
+    step: float = FRAME_STEP,
+    min_duration: float = 0.0,
+    min_gap: float = 0.0,
+    label: str = "speech",
+) -> pd.DataFrame:
+    """Regions where a per-frame score is high, with hysteresis: the frame rule of a VAD.
+
+    A region is a run of frames at or above ``low`` that holds at least one frame at or above
+    ``high`` (so a score that dips briefly below ``high`` does not split it). Then gaps shorter than
+    ``min_gap`` seconds are closed and regions shorter than ``min_duration`` dropped, in that order.
+
+    Parameters
+    ----------
+    values
+        One score per frame (frame ``i`` spans ``[i·step, (i+1)·step)``): a level in dB, a posterior.
+    high, low
+        Thresholds; ``low`` defaults to ``high`` (no hysteresis) and must not exceed it.
+    step
+        Frame step in seconds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``start``, ``end`` (seconds, on frame edges) and ``label``.
+    """
+    score = np.asarray(values, dtype=np.float64)
+    if score.ndim != 1:
+        raise RegionError("activity_regions expects one score per frame")
+    low = high if low is None else low
+    if low > high:
+        raise RegionError(f"the low threshold ({low}) must not exceed the high one ({high})")
+    above = np.r_[False, score >= low, False]
+    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+    first, stop = edges[0::2], edges[1::2]
+    if len(first):
+        # reduceat runs to the next start, past this run's stop; mask what lies outside the runs.
+        inside = np.where(above[1:-1], score, -np.inf)
+        peak = np.maximum.reduceat(inside, first)
+        keep = peak >= high
+        first, stop = first[keep], stop[keep]
+    if len(first) > 1 and min_gap > 0:
+        joined = (first[1:] - stop[:-1]) * step < min_gap - _EPS
+        first = first[np.r_[True, ~joined]]
+        stop = stop[np.r_[~joined, True]]
+    if min_duration > 0:
+        long_enough = (stop - first) * step >= min_duration - _EPS
+        first, stop = first[long_enough], stop[long_enough]
+    return pd.DataFrame(
+        {"start": first * step, "end": stop * step, "label": pd.Series([label] * len(first), dtype=object)}
+    )
