@@ -13,6 +13,7 @@ annotator in ``rater="annotator"`` and the recording in ``item="recording_id"``;
   classes need no special rule. Computed exactly from region boundaries, without materialising frames.
 - :func:`unitizing_alpha`: Krippendorff's unitizing alpha (uα) for continuous data, which judges
   both where units are and how long they are, per class and overall.
+- :func:`region_agreement` computes all of the above in one call, for a report or a review page.
 - :func:`diarization_error` / :func:`jaccard_error`: DER with its parts (missed speech, false alarm,
   speaker confusion) and JER of one annotation against another, with the optimal (Hungarian) speaker
   mapping, an optional collar and the option to skip overlapped speech, as ``pyannote.metrics`` defines
@@ -46,7 +47,15 @@ Durations: TypeAlias = float | pd.Series | Mapping[Any, float]
 BOUNDARY_KINDS = ("onset", "offset", "region")
 # Distances within this of the tolerance count as inside it: 0.3 - 0.1 is 0.19999999999999998.
 _EPS = 1e-9
-_MAX_LABELS = 62
+_MAX_LABELS = 52
+
+
+def _distinct(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Sorted distinct values. By sorting: numpy 2's hash-based ``np.unique`` of integers is far slower."""
+    ordered = np.sort(values, kind="stable")
+    if len(ordered) == 0:
+        return ordered
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:
@@ -282,12 +291,17 @@ def _frame_codes(
     limit = n_frames[item_codes] if len(merged) else np.zeros(0, dtype=np.int64)
     first = np.minimum(first, limit) + offsets[item_codes]
     stop = np.minimum(stop, limit) + offsets[item_codes]
-    bounds = np.unique(np.concatenate([offsets, first, stop]))
-    bits = np.left_shift(np.int64(1), label_codes.astype(np.int64))
-    delta = np.zeros((len(bounds), len(raters)), dtype=np.int64)
-    np.add.at(delta, (np.searchsorted(bounds, first), rater_codes), bits)
-    np.add.at(delta, (np.searchsorted(bounds, stop), rater_codes), -bits)
-    codes = np.cumsum(delta, axis=0)[:-1]
+    bounds = _distinct(np.concatenate([offsets, first, stop]))
+    # Bitmasks summed as floats stay exact below 2**53, hence the limit of 52 classes.
+    bits = np.ldexp(1.0, label_codes)
+    n_r = len(raters)
+    at = np.concatenate([np.searchsorted(bounds, first), np.searchsorted(bounds, stop)]) * n_r
+    delta = np.bincount(
+        at + np.concatenate([rater_codes, rater_codes]),
+        weights=np.concatenate([bits, -bits]),
+        minlength=len(bounds) * n_r,
+    ).reshape(len(bounds), n_r)
+    codes = np.cumsum(delta, axis=0)[:-1].astype(np.int64)
     frames = np.diff(bounds)
     run_item = np.searchsorted(offsets, bounds[:-1], side="right") - 1
     keep = frames > 0
@@ -303,12 +317,17 @@ def _frame_codes(
 
 def _category_counts(codes: IntArray) -> tuple[IntArray, int]:
     """Per run, how many raters chose each category (categories = distinct code values)."""
-    _, inverse = np.unique(codes, return_inverse=True)
-    inverse = inverse.reshape(codes.shape)
-    n_cat = int(inverse.max()) + 1 if inverse.size else 0
-    flat = np.arange(codes.shape[0])[:, None] * n_cat + inverse
-    counts = np.bincount(flat.ravel(), minlength=codes.shape[0] * n_cat).reshape(codes.shape[0], n_cat)
-    return counts, n_cat
+    top = int(codes.max()) + 1 if codes.size else 0
+    if top <= 4096:
+        inverse, n_cat = codes, top  # few classes: the bitmask itself indexes the category
+    else:
+        _, inverse = np.unique(codes, return_inverse=True)
+        inverse = inverse.reshape(codes.shape)
+        n_cat = int(inverse.max()) + 1
+    flat = (np.arange(codes.shape[0])[:, None] * n_cat + inverse).ravel()
+    counts = np.bincount(flat, minlength=codes.shape[0] * n_cat).reshape(codes.shape[0], n_cat)
+    used = counts.any(axis=0)
+    return counts[:, used], int(used.sum())
 
 
 def _fleiss(counts: IntArray, weights: IntArray, groups: IntArray, n_groups: int) -> FloatArray:
@@ -320,8 +339,9 @@ def _fleiss(counts: IntArray, weights: IntArray, groups: IntArray, n_groups: int
     agree = ((counts.astype(np.float64) ** 2).sum(axis=1) - m) / (m * (m - 1))
     total = np.bincount(groups, weights=w, minlength=n_groups)
     agree_sum = np.bincount(groups, weights=w * agree, minlength=n_groups)
-    shares = np.zeros((n_groups, counts.shape[1]))
-    np.add.at(shares, groups, counts * w[:, None])
+    shares = np.column_stack(
+        [np.bincount(groups, weights=counts[:, j] * w, minlength=n_groups) for j in range(counts.shape[1])]
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         p_bar = agree_sum / total
         p_e = ((shares / (total[:, None] * m)) ** 2).sum(axis=1)
@@ -359,6 +379,10 @@ def frame_fleiss_kappa(
     fc = _frame_codes(
         regions, durations=durations, step=step, labels=labels, label=label, rater=rater, item=item
     )
+    return _fleiss_pooled(fc)
+
+
+def _fleiss_pooled(fc: _FrameCodes) -> float:
     if len(fc.raters) < 2:
         raise RegionError("Fleiss' kappa needs regions of at least two annotators")
     counts, _ = _category_counts(fc.codes)
@@ -387,6 +411,10 @@ def frame_agreement_by_item(
     fc = _frame_codes(
         regions, durations=durations, step=step, labels=labels, label=label, rater=rater, item=item
     )
+    return _by_item(fc, item)
+
+
+def _by_item(fc: _FrameCodes, item: str) -> pd.DataFrame:
     if len(fc.raters) < 2:
         raise RegionError("frame agreement needs regions of at least two annotators")
     counts, _ = _category_counts(fc.codes)
@@ -428,6 +456,10 @@ def frame_cohen_kappa(
     fc = _frame_codes(
         regions, durations=durations, step=step, labels=labels, label=label, rater=rater, item=item
     )
+    return _cohen_pairs(fc)
+
+
+def _cohen_pairs(fc: _FrameCodes) -> pd.DataFrame:
     rows = []
     w = fc.frames.astype(np.float64)
     total = float(w.sum())
@@ -472,7 +504,7 @@ class _Segments:
 def _segments(us: IntArray, ue: IntArray, item_bounds: IntArray) -> _Segments:
     # Units of one annotator and class never overlap (merged beforehand), so every stretch between
     # consecutive boundaries is either inside exactly one unit or a whole gap within one recording.
-    bounds = np.unique(np.concatenate([item_bounds, us, ue]))
+    bounds = _distinct(np.concatenate([item_bounds, us, ue]))
     start, end = bounds[:-1], bounds[1:]
     owner = np.searchsorted(us, start, side="right") - 1
     unit = (owner >= 0) & (ue[np.maximum(owner, 0)] > start)
@@ -481,7 +513,7 @@ def _segments(us: IntArray, ue: IntArray, item_bounds: IntArray) -> _Segments:
 
 def _observed_sum(a: _Segments, b: _Segments) -> float:
     """Sum of Krippendorff's δ² over every overlapping pair of segments of two annotators."""
-    pieces = np.union1d(a.start, b.start)
+    pieces = _distinct(np.concatenate([a.start, b.start]))
     ia = np.searchsorted(a.start, pieces, side="right") - 1
     ib = np.searchsorted(b.start, pieces, side="right") - 1
     sa, ea, ua = a.start[ia], a.end[ia], a.unit[ia]
@@ -604,6 +636,52 @@ def unitizing_alpha(
     return UnitizingAlpha(alpha=alpha, per_label=per_label)
 
 
+@dataclass(frozen=True)
+class RegionAgreement:
+    """Every agreement figure of one set of annotated recordings, as :func:`region_agreement` gives it.
+
+    ``fleiss_kappa`` over all frames; ``cohen_kappa`` per pair (:func:`frame_cohen_kappa`); ``by_item``
+    per recording, least agreement first (:func:`frame_agreement_by_item`); ``boundaries`` per pair and
+    kind (:func:`pairwise_boundary_agreement`); ``unitizing`` (:func:`unitizing_alpha`).
+    """
+
+    fleiss_kappa: float
+    cohen_kappa: pd.DataFrame
+    by_item: pd.DataFrame
+    boundaries: pd.DataFrame
+    unitizing: UnitizingAlpha
+
+
+def region_agreement(
+    regions: pd.DataFrame,
+    *,
+    durations: Durations,
+    step: float = FRAME_STEP,
+    tolerance: float = 0.2,
+    labels: Sequence[str] | None = None,
+    label: str = "label",
+    rater: str = "annotator",
+    item: str = "recording_id",
+) -> RegionAgreement:
+    """All of the region agreement measures at once, sharing the frame work between the kappas.
+
+    Parameters are those of the functions it gathers: ``step`` is the frame step of the kappas and
+    the resolution of uα, ``tolerance`` that of the boundary scores (which ignore classes).
+    """
+    fc = _frame_codes(
+        regions, durations=durations, step=step, labels=labels, label=label, rater=rater, item=item
+    )
+    return RegionAgreement(
+        fleiss_kappa=_fleiss_pooled(fc),
+        cohen_kappa=_cohen_pairs(fc),
+        by_item=_by_item(fc, item),
+        boundaries=pairwise_boundary_agreement(regions, tolerance=tolerance, rater=rater, item=item),
+        unitizing=unitizing_alpha(
+            regions, durations=durations, resolution=step, labels=labels, label=label, rater=rater, item=item
+        ),
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Diarization error rate and Jaccard error rate
 
@@ -662,7 +740,7 @@ def _timeline(
     r_codes, r_names = pd.factorize(ref[label], sort=True)
     h_codes, h_names = pd.factorize(hyp[label], sort=True)
     if skip_overlap and len(rs):
-        b = np.unique(np.r_[rs, re_])
+        b = _distinct(np.r_[rs, re_])
         speaking = _activity(b, rs, re_, r_codes.astype(np.int64), len(r_names)).sum(axis=1)
         over = speaking >= 2
         removed_s.append(b[:-1][over])
@@ -671,7 +749,7 @@ def _timeline(
         np.concatenate(removed_s) if removed_s else np.zeros(0),
         np.concatenate(removed_e) if removed_e else np.zeros(0),
     )
-    bounds = np.unique(np.clip(np.r_[lo, hi, rs, re_, hs, he, cut_s, cut_e], lo, hi))
+    bounds = _distinct(np.clip(np.r_[lo, hi, rs, re_, hs, he, cut_s, cut_e], lo, hi))
     mids = (bounds[:-1] + bounds[1:]) / 2
     inside_cut = np.zeros(len(mids), dtype=bool)
     if len(cut_s):

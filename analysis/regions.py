@@ -212,34 +212,39 @@ def normalise_regions(
     start = np.maximum(start, 0.0)
     if limit is not None:
         end = np.minimum(end, limit)
-    frame = regions.assign(start=start, end=end)[start < end]
-    if frame.empty:
-        return frame.reset_index(drop=True)
-    frame = frame.sort_values([*by, "start", "end"], kind="stable").reset_index(drop=True)
-    keys = frame[list(by)]
-    same_group = np.zeros(len(frame), dtype=bool)
-    same_group[1:] = (keys.iloc[1:].to_numpy() == keys.iloc[:-1].to_numpy()).all(axis=1) | (
-        keys.iloc[1:].isna().to_numpy() & keys.iloc[:-1].isna().to_numpy()
-    ).all(axis=1)
-    s = frame["start"].to_numpy()
-    e = frame["end"].to_numpy()
+    keep = np.flatnonzero(start < end)
+    if len(keep) == 0:
+        return regions.iloc[:0].assign(start=start[:0], end=end[:0]).reset_index(drop=True)
+    # Integer codes of the grouping columns (sorted by value, missing values a group of their own)
+    # keep the sort and the comparisons in numpy: sorting a frame by string columns is far slower.
+    keys = [pd.factorize(regions[c].iloc[keep], sort=True, use_na_sentinel=False)[0] for c in by]
+    order = np.lexsort((end[keep], start[keep], *reversed(keys)))
+    rows = keep[order]
+    s, e = start[rows], end[rows]
+    same_group = np.zeros(len(rows), dtype=bool)
+    same_group[1:] = np.logical_and.reduce([k[order][1:] == k[order][:-1] for k in keys])
     # Running maximum of ends within each group, so a long region swallows later short ones.
     group = np.cumsum(~same_group)
     run_end = pd.Series(e).groupby(group).cummax().to_numpy()
-    previous_end = np.empty_like(run_end)
-    previous_end[0] = -np.inf
-    previous_end[1:] = run_end[:-1]
+    previous_end = np.r_[-np.inf, run_end[:-1]]
     joins = same_group & ((s <= previous_end) if touching else (s < previous_end))
-    run = np.cumsum(~joins) - 1
     first = np.flatnonzero(~joins)
-    out = frame.iloc[first].copy()
+    out = regions.iloc[rows[first]].copy()
     out["start"] = s[first]
-    out["end"] = pd.Series(e).groupby(run).max().to_numpy()
-    if text in frame.columns and joins.any():
+    out["end"] = np.maximum.reduceat(e, first)
+    if text in regions.columns and joins.any():
+        run = np.cumsum(~joins) - 1
+        merged = np.bincount(run, minlength=len(first)) > 1
+        members = merged[run]
+        texts = regions[text].to_numpy(dtype=object)[rows[members]]
         joined = (
-            frame[text].groupby(run).agg(lambda t: " ".join(x for x in t if isinstance(x, str) and x) or None)
+            pd.Series(texts)
+            .groupby(run[members])
+            .agg(lambda t: " ".join(x for x in t if isinstance(x, str) and x) or None)
         )
-        out[text] = joined.to_numpy()
+        column = out[text].to_numpy(dtype=object).copy()
+        column[np.flatnonzero(merged)] = joined.to_numpy()
+        out[text] = column
     return out.reset_index(drop=True)
 
 

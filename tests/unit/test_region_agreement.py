@@ -38,6 +38,7 @@ from analysis.region_agreement import (
     jaccard_error,
     pairwise_boundary_agreement,
     pairwise_diarization_error,
+    region_agreement,
     unitizing_alpha,
 )
 from analysis.regions import RegionError, normalise_regions
@@ -380,3 +381,16 @@ def test_relabelled_speakers_cost_nothing_and_pairwise_der_runs_over_annotators(
     regions = pd.concat([ref.assign(annotator="a"), renamed.assign(annotator="b")])
     pairs = pairwise_diarization_error(regions, durations=40.0)
     assert pairs[["rater_a", "rater_b", "der", "jer"]].values.tolist() == [["a", "b", 0.0, 0.0]]
+
+
+def test_the_report_gathers_the_same_figures_as_the_single_functions():
+    regions = pd.concat(
+        [three_annotators(40 + k, 30.0, n=12).assign(recording_id=f"r{k}") for k in range(3)],
+        ignore_index=True,
+    )
+    report = region_agreement(regions, durations=30.0)
+    assert report.fleiss_kappa == frame_fleiss_kappa(regions, durations=30.0)
+    pd.testing.assert_frame_equal(report.cohen_kappa, frame_cohen_kappa(regions, durations=30.0))
+    pd.testing.assert_frame_equal(report.by_item, frame_agreement_by_item(regions, durations=30.0))
+    pd.testing.assert_frame_equal(report.boundaries, pairwise_boundary_agreement(regions))
+    assert report.unitizing.alpha == unitizing_alpha(regions, durations=30.0).alpha
