@@ -465,9 +465,11 @@ def _cohen_pairs(fc: _FrameCodes) -> pd.DataFrame:
     total = float(w.sum())
     for i, j in itertools.combinations(range(len(fc.raters)), 2):
         a, b = fc.codes[:, i], fc.codes[:, j]
-        cats, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-        ia, ib = inverse[: len(a)], inverse[len(a) :]
-        k = len(cats)
+        if len(a) and max(int(a.max()), int(b.max())) < 4096:
+            ia, ib, k = a, b, max(int(a.max()), int(b.max())) + 1  # the bitmask is the category
+        else:
+            cats, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+            ia, ib, k = inverse[: len(a)], inverse[len(a) :], len(cats)
         table = np.bincount(ia * k + ib, weights=w, minlength=k * k).reshape(k, k) / total
         observed = float(np.trace(table))
         chance = float(table.sum(axis=1) @ table.sum(axis=0))
@@ -609,9 +611,10 @@ def unitizing_alpha(
     ue = np.minimum(np.rint(merged["end"].to_numpy() / resolution).astype(np.int64) + offset, limit)
     r_codes = raters.get_indexer(merged[rater])
     names = sorted(merged[label].unique()) if labels is None else list(labels)
+    label_codes = pd.Index(names).get_indexer(merged[label])
     rows = []
-    for name in names:
-        of_class = (merged[label] == name).to_numpy() & (ue > us)
+    for k, name in enumerate(names):
+        of_class = (label_codes == k) & (ue > us)
         segments = []
         for r in range(m):
             pick = of_class & (r_codes == r)
