@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -234,6 +235,7 @@ def whole_file_peaks(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     started = time.perf_counter()
+    load_start = os.getloadavg()[0]
     frame = regions()
     n_regions = len(frame)
 
@@ -293,7 +295,8 @@ def main() -> None:
     lines = [
         "## Regions on long recordings (`bench/bench_regions.py`)",
         "",
-        f"{machine()}; bench took {time.perf_counter() - started:.0f} s.",
+        f"{machine()}; bench took {time.perf_counter() - started:.0f} s; load average "
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (other work shared the cores).",
         "",
         f"{N_RECORDINGS:,} recordings of {DURATION / 60:.0f} min × {N_RATERS} annotators × ~{N_REGIONS} regions "
         f"({n_regions:,} regions, two classes). Median of 3 runs.",
