@@ -367,6 +367,13 @@ def clean_text(value: Any) -> str | None:
     return text or None
 
 
+def keep_text(value: Any) -> str | None:
+    """A transcript as the source writes it (spaces at either end kept), or None when it is empty,
+    blank or missing: only the project's normalisation rules change what people wrote."""
+    text = text_value(value)
+    return text if text is not None and text.strip() else None
+
+
 def parse_tags(value: Any) -> tuple[str, ...]:
     """Tags from a list, a JSON list in text, or ``;``-separated text."""
     if value is None:
@@ -582,6 +589,27 @@ def referenced_audio(folder: Path, *, up_to: Path | None = None) -> frozenset[Pa
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def referenced_names(folder: Path, *, up_to: Path | None = None) -> dict[Path, str]:
+    """The clips' original names an Earmark export made with ``--no-copy-audio`` lists beside the
+    stored files it refers to (for formats such as Kaldi's that have no place for a name)."""
+    allowed = referenced_audio(folder, up_to=up_to)
+    found = earmark_manifest(folder, up_to=up_to)
+    if not allowed or found is None:
+        return {}
+    names = {}
+    for entry in found[1].get("referenced_audio") or ():
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name.strip() or "\0" in name:
+            continue
+        try:
+            path = Path(str(entry.get("path"))).resolve()
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if path in allowed:
+            names[path] = name
+    return names
 
 
 # ---------------------------------------------------------------- manifests made elsewhere

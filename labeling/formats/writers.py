@@ -247,6 +247,7 @@ class _Entry:
     path: str
     sha256: str
     bytes: int
+    name: str | None = None  # a referenced clip's original name, for formats with no place for it
 
 
 class _HashingText:
@@ -327,7 +328,7 @@ class _Export:
         """The reference to write for a clip's audio: relative to ``folder`` when copied."""
         if not self.copy_audio:
             ref = str(row.audio_path) if os.sep == "/" else Path(str(row.audio_path)).as_posix()
-            self.referenced.append(_Entry(ref, str(row.sha256), -1))
+            self.referenced.append(_Entry(ref, str(row.sha256), -1, _text(row.original_name)))
             return ref
         source = str(row.audio_path)
         rel = self._place(folder, row)
@@ -388,6 +389,8 @@ def _write_entries(f: IO[str], entries: list[_Entry]) -> None:
         record: dict[str, Any] = {"path": e.path, "sha256": e.sha256}
         if e.bytes >= 0:
             record["bytes"] = e.bytes
+        if e.name is not None:
+            record["name"] = e.name
         f.write("  " + _to_json(record) + (",\n" if i < len(entries) - 1 else "\n"))
 
 
@@ -981,7 +984,11 @@ def write_kaldi(
     """Write a Kaldi data directory per split under ``data/`` (see :mod:`labeling.formats.kaldi`).
 
     Copied audio sits in the export folder under its original name and ``wav.scp`` names it
-    relative to that folder (Kaldi's scripts run from it); referenced audio by absolute path.
+    relative to that folder (Kaldi's scripts run from it); referenced audio by absolute path, with
+    the clips' names in ``MANIFEST.json``. A split holding clips with and without a transcript puts
+    the untranscribed ones in ``data/<split>_untranscribed/``, a directory without ``text``: every
+    ``text`` line then has a transcript, as lhotse's reader needs, and every utterance of a directory
+    with ``text`` is in it, as Kaldi's ``validate_data_dir.sh`` needs (``--no-text`` for the others).
     """
     rows = list(_rows(frame))
     splits = ("train", "dev", "test", UNASSIGNED)
@@ -995,8 +1002,9 @@ def write_kaldi(
         model_fingerprints=model_fingerprints,
     ) as export:
         for split in splits:
-            for name in ("wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur"):
-                export.reserve(f"data/{split}/{name}")
+            for folder in (split, f"{split}{UNTRANSCRIBED}"):
+                for name in ("wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur"):
+                    export.reserve(f"data/{folder}/{name}")
         by_split: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             split = _text(row.split)
@@ -1012,6 +1020,11 @@ def write_kaldi(
                 }
             )
             export.step()
+        for split, items in list(by_split.items()):
+            untranscribed = [i for i in items if i["transcript"] is None]
+            if untranscribed and len(untranscribed) < len(items):
+                by_split[split] = [i for i in items if i["transcript"] is not None]
+                by_split[f"{split}{UNTRANSCRIBED}"] = untranscribed
         for split, items in by_split.items():
             for name, lines in kaldi_tables(items).items():
                 with export.text(f"data/{split}/{name}") as sink:
@@ -1019,6 +1032,9 @@ def write_kaldi(
                         sink.write(line + "\n")
         return export.finish()
 
+
+#: The Kaldi data directory of a split's clips without a transcript, beside the split's own.
+UNTRANSCRIBED = "_untranscribed"
 
 #: Writers by the name ``earmark export --format`` uses.
 WRITERS: dict[str, Callable[..., list[Path]]] = {
