@@ -271,7 +271,8 @@ class Table:
 
     ``header`` are the stripped column names; iterating yields ``(line, row)`` where ``row`` maps
     each column to its stripped cell ("" when the row is short) and ``line`` is where the record
-    starts. A record with more cells than the header yields ``(line, None)``.
+    starts. A record with more cells than the header yields ``(line, None)``. With ``strip=False``
+    cells are as written (transcripts and metadata keep their spaces).
     """
 
     def __init__(
@@ -282,9 +283,11 @@ class Table:
         delimiter: str = ",",
         quoting: int = csv.QUOTE_MINIMAL,
         unescape: bool | str | None = False,
+        strip: bool = True,
     ) -> None:
         self.path = path
         self.limits = limits
+        self._strip = strip
         # "separators": Earmark's spreadsheet escaping; True or "start": that of older exports.
         fixes = {"separators": unescape_cell, "start": unescape_cell_start, True: unescape_cell_start}
         self._fix = fixes.get(unescape, lambda s: s) if unescape else (lambda s: s)
@@ -340,7 +343,9 @@ class Table:
                 yield start, None
                 continue
             cells = cells + [""] * (width - len(cells))
-            yield start, {h: self._fix(c.strip()) for h, c in zip(self.header, cells, strict=True)}
+            if self._strip:
+                cells = [c.strip() for c in cells]
+            yield start, {h: self._fix(c) for h, c in zip(self.header, cells, strict=True)}
 
 
 def text_value(value: Any) -> str | None:

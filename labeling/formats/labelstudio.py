@@ -59,6 +59,7 @@ from labeling.formats._common import (
     check_size,
     clean_text,
     decode_utf8,
+    keep_text,
     load_json,
     referenced_audio,
     sniff_delimiter,
@@ -377,7 +378,7 @@ def read_labelstudio_csv(path: Path, **kwargs: Any) -> ImportPlan:
 
 def _read_table(path: Path, audio_root: Path | None, limits: ReadLimits, options: _Options) -> ImportPlan:
     default = "\t" if path.suffix.lower() == ".tsv" else ","
-    table = Table(path, limits, delimiter=sniff_delimiter(path, default))
+    table = Table(path, limits, delimiter=sniff_delimiter(path, default), strip=False)
     problems: list[Problem] = []
     records = []
     for line, row in table:
@@ -386,9 +387,9 @@ def _read_table(path: Path, audio_root: Path | None, limits: ReadLimits, options
             continue
         record: dict[str, Any] = {}
         for key, cell in row.items():
-            if cell == "":
+            if not cell.strip():
                 continue
-            if cell[:1] in "{[":
+            if cell.lstrip()[:1] in "{[":
                 try:
                     record[key] = json.loads(cell)
                     continue
@@ -965,8 +966,8 @@ class _Roles:
                     if tag not in tags:
                         tags.append(tag)
             elif r.kind == "textarea" and r.from_name == self.transcript:
-                if transcript is None:
-                    transcript = clean_text(" ".join(v.strip() for v in r.values if v.strip()))
+                if transcript is None:  # as written: a space at either end is the annotator's
+                    transcript = keep_text(" ".join(v for v in r.values if v.strip()))
             else:
                 ignored[f"{r.kind or 'untyped'} results of {r.from_name!r}"] += 1
         return label, transcript, tuple(tags)
