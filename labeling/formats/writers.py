@@ -48,8 +48,9 @@ import pandas as pd
 
 from labeling.formats._common import FORMULA_START, escape_cell
 from labeling.formats.base import EXPORT_COLUMNS, FormatError, Problem
-from labeling.formats.identities import FINAL_LABEL_EMAIL, completed_by_for
+from labeling.formats.identities import FINAL_LABEL_EMAIL, completed_by_for, username_for
 from labeling.formats.kaldi import kaldi_tables
+from labeling.formats.labelstudio import UNSURE
 from labeling.leftovers import hold, partial_exports, release, sweep_stale
 from labeling.storage import copy_file, is_remote_url
 
@@ -820,12 +821,14 @@ def write_labelstudio(
 
     ``completed_by`` names every annotation's author the way :mod:`labeling.formats.identities`
     says (``user_ids`` maps annotators to Label Studio ids instead). Label Studio refuses an import
-    naming people it does not know, so create the ones ``labelstudio_users.json`` lists first. The
-    config offers every class of ``classes`` and tag of ``tags`` (the project's), used or not, and
-    any others the data holds; a transcript box when ``transcribes`` or the data has transcripts.
+    naming people it does not know, so create the ones ``labelstudio_users.json`` lists first (each
+    entry is the body of one ``POST /api/users/``). The config offers every class of ``classes`` and
+    tag of ``tags`` (the project's), used or not, and any others the data holds; a transcript box
+    when ``transcribes`` or the data has transcripts; and an ``unsure`` checkbox, ticked in the
+    annotations whose ``unsure`` is true.
     """
     rows = list(_rows(frame))
-    anns = _by_clip(annotations, ("clip_id", "annotator", "label", "transcript", "tags"))
+    anns = _by_clip(annotations, ("clip_id", "annotator", "label", "transcript", "tags", "unsure"))
     preds = _by_clip(predictions, ("clip_id", "model", "label", "transcript", "confidence"))
     users = dict(user_ids or {})
     if document_root is not None:
@@ -907,6 +910,8 @@ def write_labelstudio(
                     items = result(ann.get("label"), ann.get("transcript"), ann.get("tags"))
                     if not items:
                         continue
+                    if ann.get("unsure") is True:
+                        items.append(_ls_result(next(ids), UNSURE, "choices", {"choices": [UNSURE]}))
                     task["annotations"].append(
                         {
                             "result": items,
@@ -931,12 +936,17 @@ def write_labelstudio(
             with_text = has_text or transcribes or not class_list
             sink.write(_label_config(list(class_list), list(tag_values), with_text))
         with export.text(LABELSTUDIO_USERS) as sink:
-            listed = [{"email": e, "first_name": name, "last_name": ""} for e, name in people.items()]
+            listed = [
+                {"email": e, "username": username_for(e), "first_name": name[:256], "last_name": ""}
+                for e, name in people.items()
+            ]
             sink.write(json.dumps(listed, ensure_ascii=False, indent=1) + "\n")
         return export.finish()
 
 
-#: The people an export's annotations name, to create in Label Studio before importing the tasks.
+#: The people an export's annotations name, to create in Label Studio before importing the tasks:
+#: a list of user objects, each one the body ``POST /api/users/`` takes (``email``, ``username``,
+#: ``first_name``, ``last_name``).
 LABELSTUDIO_USERS = "labelstudio_users.json"
 
 
@@ -965,6 +975,9 @@ def _label_config(classes: list[str], tags: list[str], with_text: bool) -> str:
         lines.append(
             '  <TextArea name="transcription" toName="audio" rows="2" editable="true" maxSubmissions="1"/>'
         )
+    lines.append(f'  <Choices name="{UNSURE}" toName="audio" choice="multiple" showInline="true">')
+    lines.append(f'    <Choice value="{UNSURE}"/>')
+    lines.append("  </Choices>")
     lines.append("</View>")
     return "\n".join(lines) + "\n"
 
