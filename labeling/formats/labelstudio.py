@@ -667,7 +667,7 @@ def _min_columns(
     for name, values in present.items():
         if any(_is_region(v) or (isinstance(v, list) and any(map(_is_region, v))) for v in values):
             columns[name] = _Column(REGION, "regions")  # counted, never clip metadata
-        elif name == UNSURE and columns.get(name, _Column("choices", "label")).role != "label":
+        elif name == UNSURE and (name not in columns or columns[name].role != "label"):
             columns[name] = _Column("choices", "unsure")
     if present:
         said = []
@@ -732,7 +732,7 @@ def _columns_inferred(
     full_tags = {f"{g}:{v}" for g, values in options.tag_groups.items() for v in values}
     columns: dict[str, _Column] = {}
     unplaced: dict[str, list[str]] = {}
-    named = {options.label_from, options.transcript_from}
+    named = {options.label_from, options.transcript_from, UNSURE}  # unsure: placed by _min_columns
     for name, raw_values in present.items():
         lower = name.lower()
         if name in named:
@@ -779,7 +779,7 @@ def _columns_inferred(
         for name, vals in present.items()
         if name not in columns and name not in named and all(isinstance(v, str) for v in vals)
     }
-    placed_by_user = any(n in present for n in named if n)
+    placed_by_user = any(n in present for n in (options.label_from, options.transcript_from) if n)
     if unplaced or (annotated and not columns and not placed_by_user and candidates):
         shown = unplaced or candidates
         listed = "; ".join(f"{name!r} ({', '.join(map(repr, vals))}…)" for name, vals in shown.items())
