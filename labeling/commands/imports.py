@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--users",
         type=Path,
         help="Label Studio: its user list (the JSON /api/users answers, or a CSV of id,email), to name "
-        "the annotators a UI export knows only by id",
+        "the annotators a UI export (or an ASR_MANIFEST export) knows only by id",
     )
     p.add_argument("--label-column", help="Label Studio: the control (column) that holds the label")
     p.add_argument(

@@ -369,9 +369,17 @@ def _labelstudio_frames(
             "label": label,
             "transcript": transcript,
             "tags": list(tags or []),
+            "unsure": bool(unsure),
         }
-        for cid, name, label, transcript, tags in s.execute(
-            select(Annotation.clip_id, User.name, Annotation.label, Annotation.transcript, Annotation.tags)
+        for cid, name, label, transcript, tags, unsure in s.execute(
+            select(
+                Annotation.clip_id,
+                User.name,
+                Annotation.label,
+                Annotation.transcript,
+                Annotation.tags,
+                Annotation.unsure,
+            )
             .join(User, User.id == Annotation.annotator_id)
             .where(Annotation.project_id == project_id)
             .order_by(Annotation.clip_id, Annotation.id)
@@ -407,7 +415,7 @@ def _labelstudio_frames(
                 used.add(by_run[run_id])
     fingerprints = {name: runs[name][1] for name in sorted(used)}
     return (
-        pd.DataFrame(ann, columns=["clip_id", "annotator", "label", "transcript", "tags"]),
+        pd.DataFrame(ann, columns=["clip_id", "annotator", "label", "transcript", "tags", "unsure"]),
         pd.DataFrame(preds, columns=["clip_id", "model", "label", "transcript", "confidence"]),
         fingerprints,
     )

@@ -45,9 +45,11 @@ from labeling.data.formats.commonvoice import read_commonvoice
 from labeling.data.formats.detect import FOLDER_READERS, READER_OPTIONS, READERS, detect_format
 from labeling.data.formats.folder import opened, read_folder
 from labeling.data.formats.labelstudio import read_labelstudio
+from labeling.data.formats.labelstudio_asr import MANIFEST_NAME as ASR_MANIFEST
+from labeling.data.formats.labelstudio_asr import is_labelstudio_asr
 from labeling.data.formats.nemo import read_nemo
 from labeling.data.leftovers import incoming_files, sweep_orphan_audio, sweep_stale
-from labeling.data.projects import ProjectInfo, create_project, get_project
+from labeling.data.projects import ProjectError, ProjectInfo, create_project, get_project, validate_name
 from labeling.platform.audit import record, record_many
 from labeling.platform.storage import AudioStorage, sha256_bytes, sha256_file
 from labeling.platform.workspace import Workspace
@@ -599,6 +601,7 @@ def _insert(
         s.execute(insert(Annotation), ann_rows)
     _insert_predictions(s, info, fresh, ids, plan, actor_id)
     _extend_classes(s, info, fresh, plan.declared_classes)
+    _extend_tags(s, info, fresh, plan.declared_tags)
 
     record(
         s,
@@ -706,6 +709,32 @@ def _extend_classes(
         project = s.get(Project, info.id)
         assert project is not None
         project.classes = [*info.classes, *new]
+
+
+def _extend_tags(
+    s: Session, info: ProjectInfo, fresh: list[PreparedFile], declared: Iterable[str] = ()
+) -> None:
+    """Tags (``group:value``) the source declares or uses join the project's tag vocabulary, in the
+    source's order: an import into a new project brings its tag groups along, as it brings classes."""
+    groups = {g: list(v) for g, v in info.tag_groups.items()}
+    used = [t for p in fresh for t in (*p.item.tags, *(t for a in p.item.annotations for t in a.tags))]
+    added = False
+    for tag in dict.fromkeys([*declared, *used]):
+        group, colon, value = str(tag).partition(":")
+        group, value = group.strip(), value.strip()
+        if not (colon and group and value) or value in groups.get(group, ()):
+            continue
+        try:
+            validate_name(group, what="tag group")
+            validate_name(value, what="tag")
+        except ProjectError:
+            continue  # stays on its clips; the vocabulary takes names people can pick
+        groups.setdefault(group, []).append(value)
+        added = True
+    if added:
+        project = s.get(Project, info.id)
+        assert project is not None
+        project.tag_groups = groups
 
 
 def import_path(
@@ -895,6 +924,8 @@ def read_source(
     """
     path = Path(path)
     options = dict(options or {})
+    if fmt == "labelstudio" and _is_asr_manifest(path):
+        fmt = "labelstudio_asr"  # named as Label Studio, and it is its ASR_MANIFEST export
     family = "labelstudio" if fmt.startswith("labelstudio") else fmt
     unknown = sorted(set(options) - READER_OPTIONS.get(family, frozenset()))
     if unknown:
@@ -902,8 +933,7 @@ def read_source(
     if not path.is_dir() or fmt in FOLDER_READERS:
         return READERS[fmt](path, audio_root=audio_root, **options)
     if fmt == "nemo":
-        files = sorted(p for p in path.glob("*.json*") if p.is_file() and p.name != "MANIFEST.json")
-        return _merged(path, fmt, [read_nemo(f, audio_root=audio_root, **options) for f in files])
+        return _nemo_folder(path, audio_root, options)
     if fmt.startswith("labelstudio"):
         if not (path / "tasks.json").is_file():
             raise FormatError(f"{path} is a folder; name the file Label Studio exported")
@@ -915,6 +945,36 @@ def read_source(
             raise FormatError(f"{path} holds no train.tsv, dev.tsv, test.tsv or validated.tsv; name the TSV")
         return _merged(path, fmt, [read_commonvoice(f, audio_root=audio_root) for f in tsvs])
     raise FormatError(f"{path} is a folder; name the {fmt} file to import")
+
+
+def _nemo_folder(path: Path, audio_root: Path | None, options: dict[str, Any]) -> ImportPlan:
+    """Every ``.json``/``.jsonl`` manifest in a folder. Anything else named like one (a stray
+    ``train_manifest.json.bak``), or a JSON file that is no manifest, is skipped and said so: one
+    stray file does not stop the manifests beside it."""
+    files = sorted(p for p in path.glob("*.json*") if p.is_file() and p.name != "MANIFEST.json")
+    plans: list[ImportPlan] = []
+    skipped: list[Problem] = []
+    refused: FormatError | None = None
+    for file in files:
+        if file.suffix.lower() not in (".json", ".jsonl"):
+            why = "not a manifest (NeMo manifests end in .json or .jsonl); skipped"
+            skipped.append(Problem(file.name, why))
+            continue
+        try:
+            plans.append(read_nemo(file, audio_root=audio_root, **options))
+        except FormatError as exc:
+            refused = refused or exc
+            skipped.append(Problem(file.name, f"{exc}; skipped"))
+    if not plans and refused is not None:
+        raise refused
+    merged = _merged(path, "nemo", plans)
+    merged.problems[:0] = skipped
+    return merged
+
+
+def _is_asr_manifest(path: Path) -> bool:
+    manifest = path / ASR_MANIFEST if path.is_dir() else path
+    return manifest.is_file() and is_labelstudio_asr(manifest)
 
 
 def _merged(path: Path, fmt: str, plans: list[ImportPlan]) -> ImportPlan:

@@ -169,14 +169,8 @@ def test_every_format_round_trips_what_it_carries(workspace, voice, tmp_path, fm
     report = import_source(workspace, out, "again")  # no --audio-root, even for referenced audio
 
     assert report.rejected == []
-    got = state(workspace, "again")
-    want = carried(voice, fmt)
-    if fmt == "kaldi" and not copy_audio:
-        # wav.scp names the stored file itself: a data directory has no place for another name
-        assert {c["name"] for c in got.values()} == {f"{sha}.wav" for sha in voice}
-        for sha in want:
-            want[sha]["name"] = got[sha]["name"]
-    assert got == want
+    # every clip keeps its original name, also where wav.scp names the stored file itself
+    assert state(workspace, "again") == carried(voice, fmt)
 
 
 def test_label_studio_export_offers_every_class_and_names_its_people(workspace, voice, tmp_path):
@@ -188,7 +182,7 @@ def test_label_studio_export_offers_every_class_and_names_its_people(workspace, 
     assert '<Choice value="noise:clean"/>' in config
     users = json.loads((out / "labelstudio_users.json").read_text(encoding="utf-8"))
     assert sorted(u["email"] for u in users) == [
-        "%43ho%20%4C%C3%B3pez@earmark.invalid",
+        "%43ho%20%4c%c3%b3pez@earmark.invalid",  # lower-case, as Label Studio stores it
         "ana@earmark.invalid",
         "ben@earmark.invalid",
         "earmark+final-label@earmark.invalid",

@@ -465,8 +465,8 @@ def test_the_kaldi_export_is_a_valid_sorted_data_directory(tmp_path: Path) -> No
     from tests.unit.test_formats_writers import _frame
 
     frame = _frame(tmp_path, n=4)
-    speakers = ["b-1", "b", None, "a speaker"]
-    frame["metadata"] = [{"speaker": s, "gender": "female"} if s else {} for s in speakers]
+    speakers = ["b-1", "b", "c", "a speaker"]
+    frame["metadata"] = [{"speaker": s, "gender": "female"} for s in speakers]
     frame["split"] = "train"
     frame.loc[0, "transcript"] = "two\nlines"
 
@@ -488,7 +488,7 @@ def test_the_kaldi_export_is_a_valid_sorted_data_directory(tmp_path: Path) -> No
     assert {r[0]: r[1].split() for r in table("spk2utt")} == grouped
     assert all(utt.startswith(spk) for utt, spk in utt2spk)  # utterance ids carry the speaker
     assert all(" " not in spk for _, spk in utt2spk)
-    assert {r[0]: r[1] for r in table("spk2gender")} == {"b-1": "f", "b": "f", "a_speaker": "f"}
+    assert {r[0]: r[1] for r in table("spk2gender")} == {"b-1": "f", "b": "f", "c": "f", "a_speaker": "f"}
     assert "two lines" in (data / "text").read_text(encoding="utf-8")
     for _, audio in table("wav.scp"):
         assert (tmp_path / "out" / audio).is_file()

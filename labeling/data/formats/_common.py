@@ -272,7 +272,8 @@ class Table:
 
     ``header`` are the stripped column names; iterating yields ``(line, row)`` where ``row`` maps
     each column to its stripped cell ("" when the row is short) and ``line`` is where the record
-    starts. A record with more cells than the header yields ``(line, None)``.
+    starts. A record with more cells than the header yields ``(line, None)``. With ``strip=False``
+    cells are as written (transcripts and metadata keep their spaces).
     """
 
     def __init__(
@@ -283,9 +284,11 @@ class Table:
         delimiter: str = ",",
         quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL,
         unescape: bool | str | None = False,
+        strip: bool = True,
     ) -> None:
         self.path = path
         self.limits = limits
+        self._strip = strip
         # "separators": Earmark's spreadsheet escaping; True or "start": that of older exports.
         fixes = {"separators": unescape_cell, "start": unescape_cell_start, True: unescape_cell_start}
         self._fix = fixes.get(unescape, lambda s: s) if unescape else (lambda s: s)
@@ -341,7 +344,9 @@ class Table:
                 yield start, None
                 continue
             cells = cells + [""] * (width - len(cells))
-            yield start, {h: self._fix(c.strip()) for h, c in zip(self.header, cells, strict=True)}
+            if self._strip:
+                cells = [c.strip() for c in cells]
+            yield start, {h: self._fix(c) for h, c in zip(self.header, cells, strict=True)}
 
 
 def text_value(value: Any) -> str | None:
@@ -366,6 +371,13 @@ def clean_text(value: Any) -> str | None:
         return None
     text = text.strip()
     return text or None
+
+
+def keep_text(value: Any) -> str | None:
+    """A transcript as the source writes it (spaces at either end kept), or None when it is empty,
+    blank or missing: only the project's normalisation rules change what people wrote."""
+    text = text_value(value)
+    return text if text is not None and text.strip() else None
 
 
 def parse_tags(value: Any) -> tuple[str, ...]:
@@ -583,6 +595,27 @@ def referenced_audio(folder: Path, *, up_to: Path | None = None) -> frozenset[Pa
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def referenced_names(folder: Path, *, up_to: Path | None = None) -> dict[Path, str]:
+    """The clips' original names an Earmark export made with ``--no-copy-audio`` lists beside the
+    stored files it refers to (for formats such as Kaldi's that have no place for a name)."""
+    allowed = referenced_audio(folder, up_to=up_to)
+    found = earmark_manifest(folder, up_to=up_to)
+    if not allowed or found is None:
+        return {}
+    names = {}
+    for entry in found[1].get("referenced_audio") or ():
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name.strip() or "\0" in name:
+            continue
+        try:
+            path = Path(str(entry.get("path"))).resolve()
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if path in allowed:
+            names[path] = name
+    return names
 
 
 # ---------------------------------------------------------------- manifests made elsewhere

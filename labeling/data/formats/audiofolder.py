@@ -33,6 +33,7 @@ from labeling.data.formats._common import (
     clean_text,
     escaped_for_spreadsheets,
     json_lines,
+    keep_text,
     metadata_from,
     parse_tags,
     referenced_audio,
@@ -148,7 +149,8 @@ def _rows(metadata: Path, root: Path, limits: ReadLimits, problems: list[Problem
                 yield ref, list(value), value
         return
     escaped = escaped_for_spreadsheets(metadata, up_to=root)
-    table = Table(metadata, limits, delimiter=sniff_delimiter(metadata), unescape=escaped)
+    # cells as written: spaces at either end of a transcript or metadata value are data
+    table = Table(metadata, limits, delimiter=sniff_delimiter(metadata), unescape=escaped, strip=False)
     _file_column(table.header, metadata)
     for line, row in table:
         ref = f"{metadata.name} line {line}"
@@ -221,7 +223,7 @@ def _item(
         name=original if isinstance(original, str) and original.strip() else name,
         metadata=metadata_from(row, skip=[s for s in skip if s]),
         label=label,
-        transcript=clean_text(row.get(transcript_column)) if transcript_column else None,
+        transcript=keep_text(row.get(transcript_column)) if transcript_column else None,
         split=split or folder_split,
         tags=parse_tags(row.get("tags")),
     )

@@ -90,6 +90,8 @@ class ImportPlan:
     resources: list[Any] = field(default_factory=list, repr=False)
     #: Classes the source declares (a Label Studio labeling config lists every choice, used or not).
     declared_classes: list[str] = field(default_factory=list)
+    #: Tags (``group:value``) the source declares, used or not: the project's tag vocabulary.
+    declared_tags: list[str] = field(default_factory=list)
 
 
 class FormatError(ValueError):

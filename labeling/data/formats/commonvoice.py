@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from labeling.data.formats._common import DEFAULT_LIMITS, Refused, Resolver, Table, clean_text
+from labeling.data.formats._common import DEFAULT_LIMITS, Refused, Resolver, Table, keep_text
 from labeling.data.formats.base import FormatError, ImportPlan, Problem, ReadLimits, SourceItem
 
 TSV_SPLITS = {"train": "train", "dev": "dev", "test": "test"}
@@ -44,7 +44,7 @@ def read_commonvoice(
     root = Path(audio_root) if audio_root is not None else path.parent / "clips"
     if not root.is_dir():
         raise FormatError(f"the clips folder {root} does not exist; name the folder holding the clips")
-    table = Table(path, limits, delimiter="\t", quoting=csv.QUOTE_NONE)
+    table = Table(path, limits, delimiter="\t", quoting=csv.QUOTE_NONE, strip=False)  # as written
     table.require(["path"], ["sentence"])
     split = TSV_SPLITS.get(path.stem.lower())
     resolver = Resolver([root])
@@ -66,7 +66,7 @@ def read_commonvoice(
             )
             continue
         seen[audio] = line
-        metadata = {k: v for k, v in row.items() if k not in NOT_METADATA and v}
+        metadata = {k: v for k, v in row.items() if k not in NOT_METADATA and v.strip()}
         if row.get("client_id"):
             metadata["speaker"] = row["client_id"]
         plan.items.append(
@@ -74,7 +74,7 @@ def read_commonvoice(
                 path=audio,
                 name=name,
                 metadata=metadata,
-                transcript=clean_text(row["sentence"]),
+                transcript=keep_text(row["sentence"]),
                 split=split,
             )
         )

@@ -20,6 +20,8 @@ from labeling.data.formats.base import FormatError, ImportPlan
 from labeling.data.formats.commonvoice import read_commonvoice
 from labeling.data.formats.kaldi import is_kaldi_dir, read_kaldi
 from labeling.data.formats.labelstudio import read_labelstudio, read_labelstudio_csv, read_labelstudio_min
+from labeling.data.formats.labelstudio_asr import MANIFEST_NAME as ASR_MANIFEST
+from labeling.data.formats.labelstudio_asr import is_labelstudio_asr, read_labelstudio_asr
 from labeling.data.formats.librispeech import is_librispeech_tree, read_librispeech
 from labeling.data.formats.nemo import read_nemo
 
@@ -30,6 +32,7 @@ FORMATS = (
     "labelstudio",
     "labelstudio_min",
     "labelstudio_csv",
+    "labelstudio_asr",
     "commonvoice",
     "audiofolder",
     "nemo",
@@ -39,7 +42,7 @@ FORMATS = (
 #: What users name with ``--format``: every answer above is one of these or a variant of one.
 CHOICES = ("folder", "labelstudio", "commonvoice", "audiofolder", "nemo", "kaldi", "librispeech")
 #: Formats whose reader takes a folder.
-FOLDER_READERS = frozenset({"audiofolder", "kaldi", "librispeech"})
+FOLDER_READERS = frozenset({"audiofolder", "kaldi", "librispeech", "labelstudio_asr"})
 #: Options each format's reader takes beyond ``audio_root`` (``--config``, ``--path-map``, …).
 READER_OPTIONS: dict[str, frozenset[str]] = {
     "labelstudio": frozenset(
@@ -54,6 +57,7 @@ READERS: dict[str, Callable[..., ImportPlan]] = {
     "labelstudio": read_labelstudio,
     "labelstudio_min": read_labelstudio_min,
     "labelstudio_csv": read_labelstudio_csv,
+    "labelstudio_asr": read_labelstudio_asr,
     "commonvoice": read_commonvoice,
     "audiofolder": read_audiofolder,
     "nemo": read_nemo,
@@ -116,6 +120,8 @@ def _folder_format(path: Path) -> str:
         return "kaldi"
     if is_librispeech_tree(path):
         return "librispeech"
+    if (path / ASR_MANIFEST).is_file() and is_labelstudio_asr(path / ASR_MANIFEST):
+        return "labelstudio_asr"  # Label Studio's ASR_MANIFEST export, unpacked
     if _holds_nemo_manifests(path):
         return "nemo"
     return "folder"
@@ -200,7 +206,8 @@ def _json_object_format(path: Path, head: bytes, text: str) -> str:
         first = None  # a pretty-printed object: a single Label Studio task, perhaps
     if isinstance(first, dict):
         if "audio_filepath" in first:
-            return "nemo"
+            # Label Studio's ASR_MANIFEST is NeMo-shaped, one line per annotation, with its annotator
+            return "labelstudio_asr" if "annotator" in first else "nemo"
         if "file_name" in first or any(k.endswith("_file_name") for k in first):
             return "audiofolder"
         if isinstance(first.get("data"), dict):

@@ -3,10 +3,13 @@
 
 Label Studio knows people by e-mail (``completed_by: {"email": …}`` on import, the user's id or
 e-mail on export). Earmark gives each of its annotators a stable address in the reserved domain
-``earmark.invalid`` that encodes the name exactly (``ana`` → ``ana@earmark.invalid``; other
-characters as ``%XX`` of their UTF-8, capitals included, since e-mail addresses are often
-lower-cased), and gives the final labels a pseudo-annotator of their own, so ground truth never comes
-back as somebody's annotation. People Label Studio knew before keep their own identity: an
+``earmark.invalid`` that encodes the name exactly and is all lower-case ASCII (``ana`` →
+``ana@earmark.invalid``, ``Zoë Ng`` → ``%5ao%c3%ab%20%4eg@earmark.invalid``: every character but
+``a-z 0-9 _ -`` as ``%xx`` of its UTF-8, capitals included, in lower-case hex). Label Studio's sign-up
+lower-cases the whole address it stores, while its import matches ``completed_by`` e-mails exactly;
+an address that is lower-case already is stored as written by every way of creating the account, so
+the import finds each person. The final labels get a pseudo-annotator of their own, so ground truth
+never comes back as somebody's annotation. People Label Studio knew before keep their own identity: an
 annotator imported as ``labelstudio:ben@example.org`` is written as ``ben@example.org`` again, and
 ``labelstudio-user-7`` as user id 7.
 
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import re
 from urllib.parse import unquote
+
+from labeling.data.formats.base import FormatError
 
 DOMAIN = "earmark.invalid"
 #: The pseudo-annotator of Earmark's final labels (``+`` never occurs in an encoded name).
@@ -35,10 +40,30 @@ class FinalLabel(str):
 FINAL_LABEL = FinalLabel("(final label)")
 
 
+#: Longest address Label Studio stores (its user model's e-mail field, Django's ``EmailField``).
+MAX_EMAIL = 254
+
+
+class IdentityError(FormatError):
+    """An annotator's name cannot be carried as a Label Studio e-mail address."""
+
+
 def email_for(name: str) -> str:
-    """The e-mail address standing for an Earmark annotator in Label Studio (reversible)."""
-    local = "".join(c if c in _KEEP else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in name)
-    return f"{local}@{DOMAIN}"
+    """The e-mail address standing for an Earmark annotator in Label Studio: lower-case ASCII, and
+    :func:`identity_from_email` gives the name back (also from an address written in capitals)."""
+    local = "".join(c if c in _KEEP else "".join(f"%{b:02x}" for b in c.encode("utf-8")) for c in name)
+    email = f"{local}@{DOMAIN}"
+    if len(email) > MAX_EMAIL:
+        raise IdentityError(
+            f"the annotator name {name!r} makes an e-mail address of {len(email)} characters; Label "
+            f"Studio stores at most {MAX_EMAIL}: rename the annotator in Earmark to export their work"
+        )
+    return email
+
+
+def username_for(email: str) -> str:
+    """The ``username`` Label Studio's user API requires beside the e-mail: its local part."""
+    return email.rpartition("@")[0] or email
 
 
 def completed_by_for(name: str) -> int | dict[str, str]:

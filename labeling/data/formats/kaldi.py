@@ -18,11 +18,14 @@ utterance itself, Kaldi's way of saying "unknown"), gender, and for segments the
 become metadata; the directory's name gives the split (``train``, ``dev``, ``test``…).
 
 Export: ``data/<split>/`` (``train``, ``dev``, ``test``, ``unassigned``) with ``wav.scp``, ``text``,
-``utt2spk``, ``spk2utt``, ``utt2dur`` and, when clips carry a ``gender`` of m/f, ``spk2gender``;
-sorted as Kaldi's ``LC_ALL=C sort`` does, utterance ids prefixed by the speaker. Copied audio keeps
-its original name under the export folder, which ``wav.scp`` names relative to (run Kaldi's
-scripts from the export folder). Labels, tags, annotators and other metadata have no place in a data
-directory and are not written.
+``utt2spk``, ``spk2utt``, ``utt2dur`` and, when every speaker of the directory has a ``gender`` of
+m/f, ``spk2gender``; sorted as Kaldi's ``LC_ALL=C sort`` does, utterance ids prefixed by the speaker.
+``text`` and ``spk2gender`` are written whole or not at all, since Kaldi's validator and lhotse's
+reader both want a line for every utterance (speaker) once the file exists; a split's clips without a
+transcript go to ``data/<split>_untranscribed/``. Copied audio keeps its original name under the
+export folder, which ``wav.scp`` names relative to (run Kaldi's scripts from the export folder);
+referenced audio keeps it in ``MANIFEST.json``, which the import reads back. Labels, tags, annotators
+and other metadata have no place in a data directory and are not written.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ from labeling.data.formats._common import (
     DEFAULT_LIMITS,
     Refused,
     Resolver,
-    clean_text,
+    keep_text,
     map_path,
     parse_path_map,
     referenced_audio,
+    referenced_names,
     split_from_words,
     text_lines,
 )
@@ -148,6 +152,9 @@ def read_kaldi(
     cutter = _Cutter(plan)
     for data_dir in dirs:
         _read_dir(data_dir, root, resolver, mapping, plan, cutter, limits)
+    names = referenced_names(root)  # an Earmark export of stored audio names its clips there
+    for item in plan.items:
+        item.name = names.get(item.path, item.name)
     return plan
 
 
@@ -192,7 +199,8 @@ def _read_dir(
             gender = _GENDERS.get(genders.get(speaker, (0, ""))[1].strip().lower())
             if gender:
                 metadata["gender"] = gender
-        transcript = clean_text(texts[utt][1]) if utt in texts else None
+        # after the id's separating whitespace, the transcript as written (line ending aside)
+        transcript = keep_text(texts[utt][1]) if utt in texts else None
         if segments:
             segment = segments[utt]
             found = files.get(segment.recording)
@@ -384,6 +392,8 @@ def kaldi_tables(rows: Iterable[Mapping[str, object]]) -> dict[str, list[str]]:
         utts.append((utt, spk, row))
     utts.sort(key=lambda u: u[0].encode("utf-8"))
     has_text = any(r.get("transcript") for _, _, r in utts)
+    if {spk for _, spk, _ in utts} - set(spk2gender):
+        spk2gender = {}  # a speaker without a line would fail Kaldi's validator and lhotse's reader
     tables: dict[str, list[str]] = {"wav.scp": [], "utt2spk": [], "utt2dur": []}
     if has_text:
         tables["text"] = []

@@ -18,7 +18,15 @@ How results map onto Earmark:
   Earmark's export as the pseudo-annotator of :mod:`labeling.data.formats.identities`) are final labels
   only, never somebody's annotation;
 * full predictions become :class:`~labeling.data.formats.base.ExternalPrediction` (model = its
-  ``model_version``); cancelled (skipped) annotations and prediction ids are reported, not imported.
+  ``model_version``); cancelled (skipped) annotations and prediction ids are reported, not imported;
+* a ``choices`` control named ``unsure`` (Earmark's export adds one) marks the annotation unsure;
+* results of a time region (a value with ``start`` and ``end``: ``labels``, or a per-region choice or
+  text) are counted and reported, never read as the whole clip's label: Earmark does not import
+  regions.
+
+Transcripts are kept as written (leading and trailing spaces too); labels and tags are trimmed. The
+tags a labeling config offers become the plan's ``declared_tags``, so the project's tag vocabulary
+comes back with them.
 
 JSON_MIN and CSV carry no result types: a single choice is a plain string (``"digit": "0"``) and a
 multiple choice a list, side by side with the task data. Which column is what comes from the
@@ -59,6 +67,7 @@ from labeling.data.formats._common import (
     check_size,
     clean_text,
     decode_utf8,
+    keep_text,
     load_json,
     referenced_audio,
     sniff_delimiter,
@@ -93,6 +102,10 @@ USER = LABELSTUDIO_USER
 CONFIG_NAME = "label_config.xml"
 #: A task data field Earmark's export writes when the audio's file name is not the clip's name.
 ORIGINAL_NAME = "original_name"
+#: The control (and its one choice) marking an annotation its annotator was unsure of.
+UNSURE = "unsure"
+#: What a result of a time region is read as: counted, not imported.
+REGION = "region"
 _AUDIO_TAGS = frozenset({"audio", "audioplus"})
 
 
@@ -382,7 +395,7 @@ def read_labelstudio_csv(path: Path, **kwargs: Any) -> ImportPlan:
 
 def _read_table(path: Path, audio_root: Path | None, limits: ReadLimits, options: _Options) -> ImportPlan:
     default = "\t" if path.suffix.lower() == ".tsv" else ","
-    table = Table(path, limits, delimiter=sniff_delimiter(path, default))
+    table = Table(path, limits, delimiter=sniff_delimiter(path, default), strip=False)
     problems: list[Problem] = []
     records = []
     for line, row in table:
@@ -391,9 +404,9 @@ def _read_table(path: Path, audio_root: Path | None, limits: ReadLimits, options
             continue
         record: dict[str, Any] = {}
         for key, cell in row.items():
-            if cell == "":
+            if not cell.strip():
                 continue
-            if cell[:1] in "{[":
+            if cell.lstrip()[:1] in "{[":
                 try:
                     record[key] = json.loads(cell)
                     continue
@@ -470,6 +483,9 @@ def _results(raw: Any, where: str, problems: list[Problem]) -> list[_Result]:
         if not isinstance(name, str) or not isinstance(value, dict):
             problems.append(Problem(where, "a result item has no from_name or value; ignored"))
             continue
+        if _is_region(value):
+            out.append(_Result(name, REGION, [kind or "untyped"]))
+            continue
         if kind == "choices":
             values = value.get("choices")
         elif kind == "textarea":
@@ -483,6 +499,11 @@ def _results(raw: Any, where: str, problems: list[Problem]) -> list[_Result]:
             continue
         out.append(_Result(name, kind, values))
     return out
+
+
+def _is_region(value: Any) -> bool:
+    """A result value (or a JSON_MIN cell's item) about a stretch of time: it has a start and an end."""
+    return isinstance(value, dict) and "start" in value and "end" in value
 
 
 def _full_tasks(doc: list[Any], problems: list[Problem], options: _Options) -> list[_Task]:
@@ -648,6 +669,11 @@ def _min_columns(
     labels = [n for n, c in columns.items() if c.role == "label"]
     for extra in labels[1:]:  # one label: further single choices are grouped tags, as in the JSON export
         columns[extra] = _Column("choices", "tags", None if _is_tag_control(extra) else extra)
+    for name, values in present.items():
+        if any(_is_region(v) or (isinstance(v, list) and any(map(_is_region, v))) for v in values):
+            columns[name] = _Column(REGION, "regions")  # counted, never clip metadata
+        elif name == UNSURE and (name not in columns or columns[name].role != "label"):
+            columns[name] = _Column("choices", "unsure")
     if present:
         said = []
         for name in present:
@@ -657,6 +683,8 @@ def _min_columns(
             elif column.role == "tags":
                 how = f"tags ({column.prefix}:…)" if column.prefix else "tags"
                 said.append(f"{name!r} → {how}")
+            elif column.role == "regions":
+                said.append(f"{name!r} → time regions (not imported)")
             else:
                 said.append(f"{name!r} → {column.role}")
         source = "the labeling config" if options.config is not None else "the values"
@@ -710,7 +738,7 @@ def _columns_inferred(
     full_tags = {f"{g}:{v}" for g, values in options.tag_groups.items() for v in values}
     columns: dict[str, _Column] = {}
     unplaced: dict[str, list[str]] = {}
-    named = {options.label_from, options.transcript_from}
+    named = {options.label_from, options.transcript_from, UNSURE}  # unsure: placed by _min_columns
     for name, raw_values in present.items():
         lower = name.lower()
         if name in named:
@@ -757,7 +785,7 @@ def _columns_inferred(
         for name, vals in present.items()
         if name not in columns and name not in named and all(isinstance(v, str) for v in vals)
     }
-    placed_by_user = any(n in present for n in named if n)
+    placed_by_user = any(n in present for n in (options.label_from, options.transcript_from) if n)
     if unplaced or (annotated and not columns and not placed_by_user and candidates):
         shown = unplaced or candidates
         listed = "; ".join(f"{name!r} ({', '.join(map(repr, vals))}…)" for name, vals in shown.items())
@@ -797,6 +825,9 @@ def _min_tasks(
             column = None if name == key else columns.get(name)
             if column is None:
                 data[name] = value
+            elif column.kind == REGION:
+                count = len(value) if isinstance(value, list) else 1
+                results.append(_Result(name, REGION, ["region"] * count))
             elif column.role != "ignored":
                 results.append(_Result(name, column.kind, _values(value)))
         task = by_id.get(group)
@@ -952,7 +983,9 @@ class _Roles:
                     bucket = choices if r.kind == "choices" else texts if r.kind == "textarea" else None
                     if bucket is not None and r.from_name not in bucket:
                         bucket.append(r.from_name)
-        label_from = options.label_from or next((c for c in choices if not _is_tag_control(c)), None)
+        label_from = options.label_from or next(
+            (c for c in choices if not _is_tag_control(c) and c != UNSURE), None
+        )
         return cls(label=label_from, transcript=options.transcript_from or (texts[0] if texts else None))
 
     def read(
@@ -961,6 +994,11 @@ class _Roles:
         label = transcript = None
         tags: list[str] = []
         for r in results:
+            if r.kind == REGION:
+                ignored[f"time regions of {r.from_name!r}"] += max(1, len(r.values))
+                continue
+            if r.kind == "choices" and r.from_name == UNSURE and r.from_name != self.label:
+                continue  # read by _is_unsure
             if r.kind == "choices" and r.from_name == self.label:
                 if label is None and r.values:
                     label = clean_text(r.values[0])
@@ -975,8 +1013,8 @@ class _Roles:
                     if tag not in tags:
                         tags.append(tag)
             elif r.kind == "textarea" and r.from_name == self.transcript:
-                if transcript is None:
-                    transcript = clean_text(" ".join(v.strip() for v in r.values if v.strip()))
+                if transcript is None:  # as written: a space at either end is the annotator's
+                    transcript = keep_text(" ".join(v for v in r.values if v.strip()))
             else:
                 ignored[f"{r.kind or 'untyped'} results of {r.from_name!r}"] += 1
         return label, transcript, tuple(tags)
@@ -1003,6 +1041,8 @@ def _plan(
     config = options.config
     if config is not None and config.label is not None:
         plan.declared_classes = list(config.label.values)
+    if config is not None:
+        plan.declared_tags = _declared_tags(config)
     audio_key = options.audio_key or next(
         (k for k in (config.audio_keys if config else ()) if any(k in t.data for t in tasks)), None
     )
@@ -1061,9 +1101,35 @@ def _plan(
             item.predictions.append(ExternalPrediction(pred.model, label, transcript, pred.score))
         plan.items.append(item)
     for what, count in ignored.most_common():
-        why = f"{count} {what} are not a label, transcript or tags; not imported"
-        plan.problems.append(Problem("results", why))
+        if what.startswith("time regions of "):
+            why = f"{count} not imported: Earmark imports labels of whole clips, not of time regions"
+            plan.problems.append(Problem(what, why))
+        else:
+            why = f"{count} {what} are not a label, transcript or tags; not imported"
+            plan.problems.append(Problem("results", why))
     return plan
+
+
+def _declared_tags(config: LabelConfig) -> list[str]:
+    """Every tag a labeling config offers, written as the reader writes tags it reads."""
+    label = config.label
+    tags: list[str] = []
+    for control in config.controls:
+        if control.kind != "choices" or control is label or control.name == UNSURE:
+            continue
+        prefix = None if _is_tag_control(control.name) else control.name
+        for raw in control.values:
+            value = clean_text(raw)
+            tag = f"{prefix}:{value}" if prefix and value else value
+            if tag and tag not in tags:
+                tags.append(tag)
+    return tags
+
+
+def _is_unsure(results: list[_Result]) -> bool:
+    return any(
+        r.kind == "choices" and r.from_name == UNSURE and any(v.strip() for v in r.values) for r in results
+    )
 
 
 def _ground_truth_only(tasks: list[_Task]) -> set[str]:
@@ -1112,7 +1178,9 @@ def _add_annotations(
         if name is None:
             anonymous += 1
             name = ANONYMOUS.format(anonymous)
-        external = ExternalAnnotation(annotator=name, label=label, transcript=transcript, tags=tags)
+        external = ExternalAnnotation(
+            annotator=name, label=label, transcript=transcript, tags=tags, unsure=_is_unsure(ann.results)
+        )
         if name in chosen:
             kept, _ = chosen[name]
             problems.append(

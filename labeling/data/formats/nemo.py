@@ -24,6 +24,7 @@ from labeling.data.formats._common import (
     Resolver,
     clean_text,
     json_lines,
+    keep_text,
     map_path,
     metadata_from,
     parse_path_map,
@@ -105,7 +106,7 @@ def read_nemo(
                 name=original if isinstance(original, str) and original.strip() else name,
                 metadata=metadata_from(value, skip=NOT_METADATA),
                 label=clean_text(value.get("label")),
-                transcript=clean_text(value.get("text")),
+                transcript=keep_text(value.get("text")),
                 split=split,
                 tags=parse_tags(value.get("tags")),
             )

@@ -48,8 +48,9 @@ import pandas as pd
 
 from labeling.data.formats._common import FORMULA_START, escape_cell
 from labeling.data.formats.base import EXPORT_COLUMNS, FormatError, Problem
-from labeling.data.formats.identities import FINAL_LABEL_EMAIL, completed_by_for
+from labeling.data.formats.identities import FINAL_LABEL_EMAIL, completed_by_for, username_for
 from labeling.data.formats.kaldi import kaldi_tables
+from labeling.data.formats.labelstudio import UNSURE
 from labeling.data.leftovers import hold, partial_exports, release, sweep_stale
 from labeling.platform.storage import copy_file, is_remote_url
 
@@ -247,6 +248,7 @@ class _Entry:
     path: str
     sha256: str
     bytes: int
+    name: str | None = None  # a referenced clip's original name, for formats with no place for it
 
 
 class _HashingText:
@@ -327,7 +329,7 @@ class _Export:
         """The reference to write for a clip's audio: relative to ``folder`` when copied."""
         if not self.copy_audio:
             ref = str(row.audio_path) if os.sep == "/" else Path(str(row.audio_path)).as_posix()
-            self.referenced.append(_Entry(ref, str(row.sha256), -1))
+            self.referenced.append(_Entry(ref, str(row.sha256), -1, _text(row.original_name)))
             return ref
         source = str(row.audio_path)
         rel = self._place(folder, row)
@@ -388,6 +390,8 @@ def _write_entries(f: IO[str], entries: list[_Entry]) -> None:
         record: dict[str, Any] = {"path": e.path, "sha256": e.sha256}
         if e.bytes >= 0:
             record["bytes"] = e.bytes
+        if e.name is not None:
+            record["name"] = e.name
         f.write("  " + _to_json(record) + (",\n" if i < len(entries) - 1 else "\n"))
 
 
@@ -817,12 +821,14 @@ def write_labelstudio(
 
     ``completed_by`` names every annotation's author the way :mod:`labeling.data.formats.identities`
     says (``user_ids`` maps annotators to Label Studio ids instead). Label Studio refuses an import
-    naming people it does not know, so create the ones ``labelstudio_users.json`` lists first. The
-    config offers every class of ``classes`` and tag of ``tags`` (the project's), used or not, and
-    any others the data holds; a transcript box when ``transcribes`` or the data has transcripts.
+    naming people it does not know, so create the ones ``labelstudio_users.json`` lists first (each
+    entry is the body of one ``POST /api/users/``). The config offers every class of ``classes`` and
+    tag of ``tags`` (the project's), used or not, and any others the data holds; a transcript box
+    when ``transcribes`` or the data has transcripts; and an ``unsure`` checkbox, ticked in the
+    annotations whose ``unsure`` is true.
     """
     rows = list(_rows(frame))
-    anns = _by_clip(annotations, ("clip_id", "annotator", "label", "transcript", "tags"))
+    anns = _by_clip(annotations, ("clip_id", "annotator", "label", "transcript", "tags", "unsure"))
     preds = _by_clip(predictions, ("clip_id", "model", "label", "transcript", "confidence"))
     users = dict(user_ids or {})
     if document_root is not None:
@@ -904,6 +910,8 @@ def write_labelstudio(
                     items = result(ann.get("label"), ann.get("transcript"), ann.get("tags"))
                     if not items:
                         continue
+                    if ann.get("unsure") is True:
+                        items.append(_ls_result(next(ids), UNSURE, "choices", {"choices": [UNSURE]}))
                     task["annotations"].append(
                         {
                             "result": items,
@@ -928,12 +936,17 @@ def write_labelstudio(
             with_text = has_text or transcribes or not class_list
             sink.write(_label_config(list(class_list), list(tag_values), with_text))
         with export.text(LABELSTUDIO_USERS) as sink:
-            listed = [{"email": e, "first_name": name, "last_name": ""} for e, name in people.items()]
+            listed = [
+                {"email": e, "username": username_for(e), "first_name": name[:256], "last_name": ""}
+                for e, name in people.items()
+            ]
             sink.write(json.dumps(listed, ensure_ascii=False, indent=1) + "\n")
         return export.finish()
 
 
-#: The people an export's annotations name, to create in Label Studio before importing the tasks.
+#: The people an export's annotations name, to create in Label Studio before importing the tasks:
+#: a list of user objects, each one the body ``POST /api/users/`` takes (``email``, ``username``,
+#: ``first_name``, ``last_name``).
 LABELSTUDIO_USERS = "labelstudio_users.json"
 
 
@@ -962,6 +975,9 @@ def _label_config(classes: list[str], tags: list[str], with_text: bool) -> str:
         lines.append(
             '  <TextArea name="transcription" toName="audio" rows="2" editable="true" maxSubmissions="1"/>'
         )
+    lines.append(f'  <Choices name="{UNSURE}" toName="audio" choice="multiple" showInline="true">')
+    lines.append(f'    <Choice value="{UNSURE}"/>')
+    lines.append("  </Choices>")
     lines.append("</View>")
     return "\n".join(lines) + "\n"
 
@@ -981,7 +997,11 @@ def write_kaldi(
     """Write a Kaldi data directory per split under ``data/`` (see :mod:`labeling.data.formats.kaldi`).
 
     Copied audio sits in the export folder under its original name and ``wav.scp`` names it
-    relative to that folder (Kaldi's scripts run from it); referenced audio by absolute path.
+    relative to that folder (Kaldi's scripts run from it); referenced audio by absolute path, with
+    the clips' names in ``MANIFEST.json``. A split holding clips with and without a transcript puts
+    the untranscribed ones in ``data/<split>_untranscribed/``, a directory without ``text``: every
+    ``text`` line then has a transcript, as lhotse's reader needs, and every utterance of a directory
+    with ``text`` is in it, as Kaldi's ``validate_data_dir.sh`` needs (``--no-text`` for the others).
     """
     rows = list(_rows(frame))
     splits = ("train", "dev", "test", UNASSIGNED)
@@ -995,8 +1015,9 @@ def write_kaldi(
         model_fingerprints=model_fingerprints,
     ) as export:
         for split in splits:
-            for name in ("wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur"):
-                export.reserve(f"data/{split}/{name}")
+            for folder in (split, f"{split}{UNTRANSCRIBED}"):
+                for name in ("wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur"):
+                    export.reserve(f"data/{folder}/{name}")
         by_split: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             row_split = _text(row.split)
@@ -1012,6 +1033,11 @@ def write_kaldi(
                 }
             )
             export.step()
+        for split, items in list(by_split.items()):
+            untranscribed = [i for i in items if i["transcript"] is None]
+            if untranscribed and len(untranscribed) < len(items):
+                by_split[split] = [i for i in items if i["transcript"] is not None]
+                by_split[f"{split}{UNTRANSCRIBED}"] = untranscribed
         for split, items in by_split.items():
             for name, lines in kaldi_tables(items).items():
                 with export.text(f"data/{split}/{name}") as sink:
@@ -1019,6 +1045,9 @@ def write_kaldi(
                         sink.write(line + "\n")
         return export.finish()
 
+
+#: The Kaldi data directory of a split's clips without a transcript, beside the split's own.
+UNTRANSCRIBED = "_untranscribed"
 
 #: Writers by the name ``earmark export --format`` uses.
 WRITERS: dict[str, Callable[..., list[Path]]] = {
