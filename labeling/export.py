@@ -46,6 +46,7 @@ from db.models import (
 )
 from labeling.formats.base import EXPORT_COLUMNS
 from labeling.formats.writers import MANIFEST_NAME, WRITERS, safe_name
+from labeling.ids import as_id
 from labeling.projects import ProjectInfo, get_project
 from labeling.storage import AudioStorage, is_remote_url, publish_folder, require_empty_prefix
 from labeling.workspace import Workspace
@@ -151,8 +152,8 @@ def find_version(s: Session, project_id: int, ref: str | int) -> _Version:
         DatasetVersion.project_id == project_id
     )
     hit = s.execute(q.where(DatasetVersion.name == str(ref))).first()
-    if hit is None and str(ref).strip().isdigit():
-        hit = s.execute(q.where(DatasetVersion.id == int(str(ref).strip()))).first()
+    if hit is None and as_id(ref) is not None:
+        hit = s.execute(q.where(DatasetVersion.id == as_id(ref))).first()
     if hit is None:
         names = list(
             s.scalars(

@@ -54,6 +54,7 @@ from db.models import (
 from labeling.audit import record
 from labeling.clips import QUALITY_COLUMNS
 from labeling.export import ExportError, find_version
+from labeling.ids import as_id
 from labeling.production import (
     PRODUCTION_FORMAT,
     ProductionError,
@@ -422,8 +423,8 @@ def _batch_row(s: Session, project_id: int, batch: str | int) -> ImportBatch:
         ImportBatch.project_id == project_id, ImportBatch.source_format == PRODUCTION_FORMAT
     )
     row = s.scalar(q.where(ImportBatch.name == str(batch)).order_by(ImportBatch.id.desc()).limit(1))
-    if row is None and str(batch).isdigit():
-        row = s.scalar(q.where(ImportBatch.id == int(batch)))
+    if row is None and as_id(batch) is not None:
+        row = s.scalar(q.where(ImportBatch.id == as_id(batch)))
     if row is None:
         names = s.scalars(q.with_only_columns(ImportBatch.name).order_by(ImportBatch.id)).all()
         raise MonitoringError(f"no production batch {batch!r}; batches: {', '.join(names) or 'none yet'}")

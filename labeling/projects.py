@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from analysis.text import NormalizationRules
 from db.models import TASK_KINDS, Annotation, Claim, Clip, GoldExample, Project, Resolution, User, utcnow
 from labeling.audit import audit_frame, record
+from labeling.ids import as_id
 from labeling.queue_order import DEFAULT_QUEUE_ORDER, QueueOrder, check_queue_order, queue_order
 
 
@@ -157,8 +158,9 @@ def create_project(
 
 
 def _project_row(s: Session, ref: str | int) -> Project:
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = s.get(Project, int(ref))
+    project_id = as_id(ref)
+    if project_id is not None:
+        row = s.get(Project, project_id)
         if row is not None:
             return row
     row = s.scalar(select(Project).where(Project.name == str(ref)))
