@@ -3,6 +3,11 @@
 SQLite is copied with its online backup API (consistent while the app writes); PostgreSQL is dumped
 with ``pg_dump --format=custom`` and restored with ``pg_restore``, in one transaction, into an empty
 database. Backups are created readable by their owner only (0600): they hold password hashes.
+
+``pg_restore`` runs whatever SQL an archive carries, so a PostgreSQL archive is restored only when its
+table of contents holds Earmark's schema objects and data and nothing else (see :mod:`db.pg_archive`),
+and with ``--no-owner --no-privileges``: restore with a role that owns the new database, not a
+superuser.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from db.engine import Database
+from db.pg_archive import NOT_RESTORED, ArchiveRefused, TocEntry, listed_ids, read_toc, unexpected_entries
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_CUSTOM_MAGIC = b"PGDMP"
@@ -205,10 +212,12 @@ def restore(db: Database, source: Path) -> None:
             os.close(fd)
         try:
             _sqlite_copy(f"file:{source}?mode=ro", target)
-        except BaseException:
+        except BaseException as exc:
             if fd is not None:
                 with suppress(OSError):
                     target.unlink()
+            if isinstance(exc, sqlite3.DatabaseError):  # it only began like a SQLite database
+                raise BackupError(f"{source} is not a SQLite database Earmark can read ({exc})") from None
             raise
         return
     if _tables(db):
@@ -216,5 +225,106 @@ def restore(db: Database, source: Path) -> None:
     tool = _tool("pg_restore")
     _check_versions(db, tool)
     uri, env = _libpq(url)
+    entries = _checked_archive(db, Path(source), tool, env)
     options = ["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]
-    _run([tool, *options, "--dbname", uri, str(source)], env)
+    with tempfile.TemporaryDirectory(prefix="earmark-restore-") as tmp:
+        chosen = Path(tmp) / "entries.list"  # only the entries checked above, nothing else
+        chosen.write_text("".join(f"{e.dump_id};\n" for e in entries if e.desc not in NOT_RESTORED))
+        _run([tool, *options, "--use-list", str(chosen), "--dbname", uri, str(source)], env)
+
+
+#: Where Earmark's own schema is built, inside the empty target, to compare an archive with.
+CHECK_SCHEMA = "earmark_restore_check"
+
+
+def _checked_archive(db: Database, source: Path, tool: str, env: dict[str, str]) -> list[TocEntry]:
+    """The archive's entries, once they are known to be exactly Earmark's schema objects and data."""
+    try:
+        entries = read_toc(source)
+    except ArchiveRefused as exc:
+        raise BackupError(f"{source} is not a backup Earmark restores: {exc}") from None
+    listing = subprocess.run(
+        [tool, "--list", str(source)], env=env, capture_output=True, text=True, check=False
+    )
+    if listing.returncode != 0:
+        raise BackupError(f"pg_restore cannot read {source}: {listing.stderr.strip()}")
+    # pg_restore's own reading of the archive must agree with Earmark's, entry by entry.
+    mine = {
+        e.dump_id: e.desc
+        for e in entries
+        if e.desc not in ("ENCODING", "STDSTRINGS", "SEARCHPATH", "DATABASE")
+    }
+    theirs = listed_ids(listing.stdout)
+    if len(theirs) != len(mine) or any(not rest.startswith(f"{mine.get(i)} ") for i, rest in theirs):
+        raise BackupError(f"{source} is not a backup Earmark restores: its table of contents is damaged")
+    revision = _archive_revision(source, tool, env)
+    wrong = unexpected_entries(entries, _reference_toc(db, revision, env), schema=CHECK_SCHEMA)
+    if wrong:
+        listed = "; ".join(wrong[:5]) + (f"; and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise BackupError(
+            f"{source} holds more than Earmark's schema and data, and restoring it would run that too, "
+            f"so nothing was restored. Not Earmark's: {listed}"
+        )
+    return entries
+
+
+def _archive_revision(source: Path, tool: str, env: dict[str, str]) -> str:
+    from alembic.script import ScriptDirectory
+
+    from db.migrate import alembic_config
+
+    done = subprocess.run(
+        [tool, "--data-only", "--table=alembic_version", "--file=-", str(source)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows = (
+        done.stdout.split("FROM stdin;\n", 1)[-1].split("\n\\.", 1)[0].split("\n")
+        if "FROM stdin;" in done.stdout
+        else []
+    )
+    known = {s.revision for s in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()}
+    if len(rows) != 1 or rows[0] not in known:
+        raise BackupError(
+            f"{source} is not a backup of an Earmark database this version knows (its schema revision "
+            f"is {rows[0] if len(rows) == 1 else 'missing'}); restore it with the Earmark that made it"
+        )
+    return rows[0]
+
+
+def _reference_toc(db: Database, revision: str, env: dict[str, str]) -> list[TocEntry]:
+    """The table of contents of Earmark's schema at ``revision``, built and dumped in a scratch schema."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    url = make_url(db.url)
+    uri, _ = _libpq(url)
+    with tempfile.TemporaryDirectory(prefix="earmark-restore-") as tmp:
+        dump = Path(tmp) / "reference.dump"
+        try:
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {CHECK_SCHEMA} CASCADE")
+                conn.exec_driver_sql(f"CREATE SCHEMA {CHECK_SCHEMA}")
+                conn.exec_driver_sql(f"SET LOCAL search_path TO {CHECK_SCHEMA}")
+                cfg = alembic_config(db.url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+            _run(
+                [
+                    _tool("pg_dump"),
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--schema={CHECK_SCHEMA}",
+                    f"--file={dump}",
+                    uri,
+                ],
+                env,
+            )
+            return read_toc(dump)
+        finally:
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {CHECK_SCHEMA} CASCADE")

@@ -45,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("earmark: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from labeling.platform.failures import plain_failure
+
+        message = plain_failure(exc)
+        if message is None:
+            raise
+        print(f"earmark: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from labeling.commands import print_json, user_errors, workspace
+from labeling.platform.ids import row_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the diff of their dataset versions. When the code fingerprints differ, the change is reported "
         "as NOT data-only.",
     )
-    p.add_argument("run_a", type=int, help="the baseline run id")
-    p.add_argument("run_b", type=int, help="the run to compare with it")
+    p.add_argument("run_a", type=row_id, help="the baseline run id")
+    p.add_argument("run_b", type=row_id, help="the run to compare with it")
     p.add_argument("--split", default="test", choices=("train", "dev", "test"), help="clips to compare on")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(run=run)

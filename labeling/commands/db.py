@@ -26,7 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("path", type=Path)
     b.set_defaults(run=backup)
     r = dbsub.add_parser(
-        "restore", help="restore a backup made by 'earmark db backup' into an empty database"
+        "restore",
+        help="restore a backup made by 'earmark db backup' into an empty database",
+        description="Restore a backup made by 'earmark db backup' into an empty database of the same "
+        "engine. A PostgreSQL archive is SQL that pg_restore runs: Earmark restores one only when its "
+        "table of contents holds exactly Earmark's schema objects and data (anything else, such as a "
+        "function of its own or a COPY ... FROM PROGRAM, is refused before anything is restored), and "
+        "with --no-owner --no-privileges. Restore with a role that owns the new database, not a "
+        "superuser, and only archives you made.",
     )
     r.add_argument("path", type=Path)
     r.set_defaults(run=restore)

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from labeling.commands import UserError, print_json, user_errors, workspace
+from labeling.platform.ids import positive_seconds, row_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,10 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "claimed again once its lease runs out.",
     )
     w.add_argument("--once", action="store_true", help="stop when no job is waiting")
-    w.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new jobs (default 1)")
+    w.add_argument(
+        "--poll", type=positive_seconds, default=1.0, help="seconds between looks for new jobs (default 1)"
+    )
     w.add_argument(
         "--lease",
-        type=float,
+        type=positive_seconds,
         default=60.0,
         help="seconds a claim lasts without a heartbeat before another worker may take the job (default 60)",
     )
@@ -43,21 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     sm.add_argument("--as", dest="owner", help="the user the job is recorded for")
     sm.set_defaults(run=run_submit)
     sh = jsub.add_parser("show", help="one job with its log and result")
-    sh.add_argument("job_id", type=int)
+    sh.add_argument("job_id", type=row_id)
     sh.set_defaults(run=run_show)
     cn = jsub.add_parser("cancel", help="cancel a queued job, or stop a running one at its next step")
-    cn.add_argument("job_id", type=int)
+    cn.add_argument("job_id", type=row_id)
     cn.set_defaults(run=run_cancel)
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
-    from labeling.platform.jobs import run_worker
+    from labeling.platform.jobs import JobError, run_worker
 
     def stop(*_: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)  # a stopped worker hands its job back instead of losing it
-    with workspace() as ws:
+    with workspace() as ws, user_errors(JobError):
         where = ws.db.engine.url.render_as_string(hide_password=True)
         print(f"earmark worker: waiting for jobs (database {where}, audio {ws.store.url})", file=sys.stderr)
         n = run_worker(

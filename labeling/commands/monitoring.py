@@ -7,6 +7,7 @@ import argparse
 
 from labeling.commands import UserError, print_json, user_errors, workspace
 from labeling.commands._stages import StageReporter
+from labeling.platform.ids import row_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     live.add_argument("--project", required=True, help="project name or id")
     live.add_argument(
-        "--run", dest="run_id", type=int, required=True, help="the run's id (earmark runs list)"
+        "--run", dest="run_id", type=row_id, required=True, help="the run's id (earmark runs list)"
     )
     live.add_argument("--reference", help="dataset version (name or id) to measure drift against")
     live.set_defaults(run=run_live)

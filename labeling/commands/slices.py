@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from labeling.commands import UserError, print_json, user_errors, workspace
+from labeling.platform.ids import row_id
 
 #: The keys of every JSON row of ``--from-csv``.
 CSV_ROW_KEYS = ("tag", "n", "share", "accuracy", "error_share", "hlp", "gap", "priority")
@@ -33,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--project", help="project name or id (reports a stored run)")
     src.add_argument("--from-csv", type=Path, help="a predictions CSV instead of a stored run")
-    p.add_argument("--run", dest="run_id", type=int, help="--project: the run id (default: the latest run)")
+    p.add_argument(
+        "--run", dest="run_id", type=row_id, help="--project: the run id (default: the latest run)"
+    )
     p.add_argument(
         "--split", default="test", help="--project: the split to score (default test; 'all' for every clip)"
     )

@@ -47,6 +47,7 @@ from db.models import (
 from labeling.data.formats.base import EXPORT_COLUMNS
 from labeling.data.formats.writers import MANIFEST_NAME, WRITERS, safe_name
 from labeling.data.projects import ProjectInfo, get_project
+from labeling.platform.ids import as_id
 from labeling.platform.storage import AudioStorage, is_remote_url, publish_folder, require_empty_prefix
 from labeling.platform.workspace import Workspace
 
@@ -151,8 +152,8 @@ def find_version(s: Session, project_id: int, ref: str | int) -> _Version:
         DatasetVersion.project_id == project_id
     )
     hit = s.execute(q.where(DatasetVersion.name == str(ref))).first()
-    if hit is None and str(ref).strip().isdigit():
-        hit = s.execute(q.where(DatasetVersion.id == int(str(ref).strip()))).first()
+    if hit is None and as_id(ref) is not None:
+        hit = s.execute(q.where(DatasetVersion.id == as_id(ref))).first()
     if hit is None:
         names = list(
             s.scalars(

@@ -21,6 +21,7 @@ from db.models import TASK_KINDS, Annotation, Claim, Clip, GoldExample, Project,
 from labeling.data.queue_order import DEFAULT_QUEUE_ORDER, QueueOrder, check_queue_order, queue_order
 from labeling.platform import names
 from labeling.platform.audit import audit_frame, record
+from labeling.platform.ids import as_id
 
 
 class ProjectError(ValueError):
@@ -151,8 +152,9 @@ def create_project(
 
 
 def _project_row(s: Session, ref: str | int) -> Project:
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = s.get(Project, int(ref))
+    project_id = as_id(ref)
+    if project_id is not None:
+        row = s.get(Project, project_id)
         if row is not None:
             return row
     row = s.scalar(select(Project).where(Project.name == str(ref)))

@@ -36,6 +36,7 @@ from labeling.monitor.settings import (
     project_settings,
     resolve_project,
 )
+from labeling.platform.ids import as_id
 from labeling.platform.progress import StageProgress
 from labeling.platform.workspace import Workspace
 
@@ -182,8 +183,8 @@ def batch_row(s: Session, project_id: int, batch: str | int) -> ImportBatch:
         ImportBatch.project_id == project_id, ImportBatch.source_format == PRODUCTION_FORMAT
     )
     row = s.scalar(q.where(ImportBatch.name == str(batch)).order_by(ImportBatch.id.desc()).limit(1))
-    if row is None and str(batch).isdigit():
-        row = s.scalar(q.where(ImportBatch.id == int(batch)))
+    if row is None and as_id(batch) is not None:
+        row = s.scalar(q.where(ImportBatch.id == as_id(batch)))
     if row is None:
         names = s.scalars(q.with_only_columns(ImportBatch.name).order_by(ImportBatch.id)).all()
         raise MonitoringError(f"no production batch {batch!r}; batches: {', '.join(names) or 'none yet'}")

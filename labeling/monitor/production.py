@@ -23,7 +23,6 @@ versions or label-issue detection (see :mod:`labeling.monitor.loop` for how they
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +42,7 @@ from labeling.data.formats.folder import read_folder
 from labeling.data.importer import Limits, PreparedFile, prepare_files
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.monitor.live import live_model_scorer
+from labeling.monitor.prediction_log import LogFileError, check_size, check_values, log_lines, parse_line
 from labeling.platform.audit import record
 from labeling.platform.workspace import Workspace
 
@@ -156,7 +156,10 @@ def _timestamp(value: Any, now: datetime) -> datetime:
         raise ValueError(f"timestamp {value!r} has no time zone (add +00:00 or Z)")
     if when > now + CLOCK_SKEW:
         raise ValueError(f"timestamp {value!r} is in the future")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable instant
+        raise ValueError(f"timestamp {value!r} is out of range") from None
 
 
 def _audio(value: Any, base: Path) -> tuple[Path, str]:
@@ -177,6 +180,7 @@ def parse_record(
     """One log record checked and typed; raises ValueError with the reason."""
     if not isinstance(raw, Mapping):
         raise ValueError("not a JSON object")
+    check_values(raw)
     path, name = _audio(raw.get("audio"), base)
     timestamp = _timestamp(raw.get("timestamp"), now)
     model = _text(raw.get("model"), "model") or default_model
@@ -201,6 +205,7 @@ def parse_record(
     if not isinstance(meta, Mapping):
         raise ValueError("meta is not a JSON object")
     extra = {k: v for k, v in raw.items() if k not in KNOWN_KEYS}
+    check_size({**dict(meta), **extra})
     return _Record(
         ref=ref,
         path=path,
@@ -228,23 +233,26 @@ def read_prediction_log(
     records: list[_Record] = []
     problems: list[Problem] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise ProductionError(f"{path.name} is not UTF-8 text: {exc}") from exc
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        ref = f"line {number}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(ref, f"not valid JSON ({exc.msg} at column {exc.colno})"))
-            continue
-        try:
-            records.append(parse_record(raw, ref, base=base, info=info, now=now))
-        except ValueError as exc:
-            problems.append(Problem(ref, str(exc)))
+        for number, line, unreadable in log_lines(path):
+            ref = f"line {number}"
+            if line is None:
+                problems.append(Problem(ref, unreadable))
+                continue
+            try:
+                records.append(parse_record(parse_line(line), ref, base=base, info=info, now=now))
+            except Exception as exc:  # whatever is wrong with a line is that line's problem
+                problems.append(Problem(ref, _reason(exc)))
+    except LogFileError as exc:
+        raise ProductionError(str(exc)) from exc
     return records, problems
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValueError) and str(exc):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    return f"cannot be read ({type(exc).__name__}: {exc})"[:500]
 
 
 def _dedup_key(rec: _Record, sha256: str) -> str:
@@ -289,6 +297,7 @@ def _ingest(
     started = time.perf_counter()
     if not batch or len(batch) > 300:
         raise ProductionError("a production batch needs a name of 1 to 300 characters")
+    records, n_known = _unlogged_requests(ws, info.id, records)
     items = [SourceItem(path=r.path, name=r.name) for r in records]
     prepared: dict[int, PreparedFile] = {}
     for i, result in enumerate(prepare_files(items, Limits(), ws.store, progress, measure_clip)):
@@ -306,7 +315,7 @@ def _ingest(
             records[i].confidence = float(confidences[p.sha256])
             records[i].model = scored_by
     rows: dict[str, dict[str, Any]] = {}
-    n_dupes = 0
+    n_dupes = n_known
     for i, p in prepared.items():
         rec = records[i]
         key = _dedup_key(rec, p.sha256)
@@ -390,6 +399,34 @@ def _ingest(
         seconds=time.perf_counter() - started,
         scored_by=scored_by,
     )
+
+
+def _unlogged_requests(ws: Workspace, project_id: int, records: list[_Record]) -> tuple[list[_Record], int]:
+    """The records whose request id is neither logged already nor repeated earlier in ``records``, and
+    how many were left out: a re-imported log decodes no audio for the requests it holds."""
+    keys = {f"request:{r.request_id}" for r in records if r.request_id}
+    known: set[str] = set()
+    if keys:
+        ordered = sorted(keys)
+        with ws.db.read() as s:
+            for start in range(0, len(ordered), 500):
+                known.update(
+                    s.scalars(
+                        select(ProductionClip.dedup_key).where(
+                            ProductionClip.project_id == project_id,
+                            ProductionClip.dedup_key.in_(ordered[start : start + 500]),
+                        )
+                    )
+                )
+    fresh: list[_Record] = []
+    for rec in records:
+        key = f"request:{rec.request_id}" if rec.request_id else None
+        if key is not None and key in known:
+            continue
+        if key is not None:
+            known.add(key)
+        fresh.append(rec)
+    return fresh, len(records) - len(fresh)
 
 
 def jsonable_measures(d: Mapping[str, Any]) -> dict[str, float | None]:
@@ -505,8 +542,8 @@ def log_predictions(
         ref = f"record {number}"
         try:
             good.append(parse_record(raw, ref, base=Path(audio_root), info=info, now=now))
-        except ValueError as exc:
-            problems.append(Problem(ref, str(exc)))
+        except Exception as exc:  # whatever is wrong with a record is that record's problem
+            problems.append(Problem(ref, _reason(exc)))
     return _ingest(ws, info, good, problems, batch=batch, source="api", actor_id=actor_id, progress=None)
 
 

@@ -1,7 +1,8 @@
 """Accounts, passwords, sessions and the role policy.
 
 Call :func:`add_user` / :func:`set_password` to manage accounts, :func:`sign_in` to check a password
-(throttled per account and per client, failures audited) and start a server-side session,
+(throttled per account and client together, with far higher ceilings per account and per client;
+failures audited) and start a server-side session,
 :func:`user_for_token` on every rerun to find who is signed in, :func:`end_session` to sign out, and
 :func:`can_open` to decide whether a role may open a page. Passwords are hashed with argon2id; the
 hash never leaves this module (:class:`UserInfo` has no hash, the audit log records no password).
@@ -428,9 +429,14 @@ def count_sessions(s: Session, user_id: int, *, now: float | None = None) -> int
 
 # --- throttling sign-ins -----------------------------------------------------------------------------
 
-#: Failures allowed within :data:`THROTTLE_WINDOW_S` before each further try must wait.
-FREE_FAILURES_PER_ACCOUNT = 5
-FREE_FAILURES_PER_CLIENT = 20
+#: Failures allowed within :data:`THROTTLE_WINDOW_S` before each further try must wait: for one
+#: account name from one client, then ceilings for an account from all clients together (guessing
+#: from many addresses) and for a client over all accounts (one address trying many names). The
+#: ceilings are far higher, so wrong passwords from one client neither lock the account's owner out
+#: elsewhere nor everyone else behind the same address.
+FREE_FAILURES_PER_ACCOUNT_AND_CLIENT = 5
+FREE_FAILURES_PER_ACCOUNT = 100
+FREE_FAILURES_PER_CLIENT = 100
 THROTTLE_WINDOW_S = 15 * 60
 FIRST_WAIT_S = 60
 MAX_WAIT_S = 15 * 60
@@ -454,20 +460,25 @@ def _wait_after(failures: int, free: int, last: datetime | None, at: datetime) -
 
 
 def sign_in_wait(s: Session, name: str, client: str, *, now: float | None = None) -> int:
-    """Seconds before the next sign-in may be tried for this account name or from this client.
+    """Seconds before the next sign-in may be tried for this account name from this client.
 
     Counted in the database, so a reload, a new browser or another app server does not reset it.
     """
     at = _at(now)
     since = at - timedelta(seconds=THROTTLE_WINDOW_S)
+    account, client = _account_key(name), client[:100]
     waits = []
-    for column, value, free in (
-        (SignInFailure.account, _account_key(name), FREE_FAILURES_PER_ACCOUNT),
-        (SignInFailure.client, client[:100], FREE_FAILURES_PER_CLIENT),
+    for where, free in (
+        (
+            (SignInFailure.account == account, SignInFailure.client == client),
+            FREE_FAILURES_PER_ACCOUNT_AND_CLIENT,
+        ),
+        ((SignInFailure.account == account,), FREE_FAILURES_PER_ACCOUNT),
+        ((SignInFailure.client == client,), FREE_FAILURES_PER_CLIENT),
     ):
         n, last = s.execute(
             select(func.count(), func.max(SignInFailure.created_at)).where(
-                column == value, SignInFailure.created_at >= since
+                *where, SignInFailure.created_at >= since
             )
         ).one()
         if last is not None and last.tzinfo is None:
@@ -487,7 +498,7 @@ def sign_in(
 
     Runs in one write transaction: a refused or throttled try is written to ``sign_in_failures`` and
     to the audit log (entity ``sign_in_failure`` with the client and the reason, never the password);
-    a success clears the account's failures and is audited as a new ``session``.
+    a success clears the failures of this account from this client and is audited as a new ``session``.
     """
     account, client = _account_key(name), (client or "unknown")[:100]
     at = _at(now)
@@ -518,7 +529,7 @@ def sign_in(
             new={"client": client, "reason": "wrong name or password"},
         )
         return SignInResult(None, error="Wrong name or password.")
-    s.execute(delete(SignInFailure).where(SignInFailure.account == account))
+    s.execute(delete(SignInFailure).where(SignInFailure.account == account, SignInFailure.client == client))
     record(s, entity="session", entity_id=user.id, action="create", new={"client": client}, actor_id=user.id)
     return SignInResult(user, token=issue_session_token(s, user.id, secret, now=now))
 

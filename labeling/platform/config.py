@@ -11,6 +11,8 @@
 ``EARMARK_SECRET``             secret for signing login sessions; required with a database other
                                than SQLite, so that every app server accepts the same sessions
 ``EARMARK_TRUSTED_HEADER``     name of a reverse-proxy header carrying the user name (off by default)
+``EARMARK_TRUSTED_PROXIES``    addresses or networks of the reverse proxies whose X-Forwarded-For
+                               header names the client (comma-separated; none by default)
 =============================  ==============================================================
 """
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from labeling.platform.clients import Network, ProxyListError, parse_networks
 
 
 class ConfigError(ValueError):
@@ -46,12 +50,17 @@ class Settings:
     trusted_header: str | None = None
     audio_url: str | None = None
     audio_cache_mb: int = 2048
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("EARMARK_DATA_DIR") or "earmark-data").expanduser().resolve()
         url = env.get("EARMARK_DATABASE_URL") or f"sqlite:///{data_dir / 'earmark.db'}"
+        try:
+            proxies = parse_networks(env.get("EARMARK_TRUSTED_PROXIES"))
+        except ProxyListError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
             data_dir=data_dir,
             database_url=url,
@@ -59,6 +68,7 @@ class Settings:
             trusted_header=env.get("EARMARK_TRUSTED_HEADER") or None,
             audio_url=env.get("EARMARK_AUDIO_URL") or None,
             audio_cache_mb=_positive_int(env, "EARMARK_AUDIO_CACHE_MB", 2048),
+            trusted_proxies=proxies,
         )
 
     @property

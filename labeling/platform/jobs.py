@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import socket
@@ -413,8 +414,12 @@ class Claim:
 def claim_job(
     ws: Workspace, *, worker: str, lease_s: float = DEFAULT_LEASE_S, kinds: Collection[str] | None = None
 ) -> Claim | None:
-    """Take the oldest queued job (or one whose worker stopped renewing its lease); None when idle."""
-    names = list(kinds) if kinds is not None else list(job_kinds())
+    """Take the oldest queued job (or one whose worker stopped renewing its lease); None when idle.
+
+    Only kinds this process can run are claimed: ``kinds`` narrows the registered ones.
+    """
+    known = job_kinds()
+    names = [k for k in kinds if k in known] if kinds is not None else list(known)
     pg = not ws.db.is_sqlite
     with ws.db.write() as s:
         while True:
@@ -573,7 +578,17 @@ def _finish(ws: Workspace, claim: Claim, **values: Any) -> bool:
 
 def run_claimed(ws: Workspace, claim: Claim, *, lease_s: float = DEFAULT_LEASE_S) -> str:
     """Run a claimed job to its end; returns the state it ended in (``lost`` if taken over)."""
-    kind = JOB_KINDS[claim.job.kind]
+    kind = job_kinds().get(claim.job.kind)
+    if kind is None:
+        # Not the job's fault: hand it back uncounted for a worker that knows the kind.
+        _finish(
+            ws,
+            claim,
+            status="queued",
+            attempts=max(claim.job.attempts - 1, 0),
+            message="Waiting for a worker",
+        )
+        raise JobError(f"this worker cannot run {claim.job.kind!r} jobs; it handed job {claim.job.id} back")
     ctx = JobContext(ws, claim)
     beat = _Heartbeat(ctx, lease_s)
     beat.start()
@@ -635,7 +650,17 @@ def run_worker(
     kinds: Collection[str] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> int:
-    """Run jobs until stopped (or, with ``once``, until none is waiting); the number of jobs run."""
+    """Run jobs until stopped (or, with ``once``, until none is waiting); the number of jobs run.
+
+    Raises :class:`JobError` for an unknown kind in ``kinds``, or a lease or poll that is not a
+    positive number of seconds.
+    """
+    if kinds is not None:
+        for kind in kinds:
+            _kind(kind)
+    for what, seconds in (("lease", lease_s), ("poll", poll_s)):
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0):
+            raise JobError(f"the {what} must be a positive number of seconds, not {seconds!r}")
     name = worker_name()
     stop = stop or threading.Event()
     ran = 0

@@ -172,9 +172,19 @@ def signed_in_user() -> UserInfo | None:
 
 
 def client_address() -> str:
-    """The browser's address as the server sees it (sign-ins are throttled per client too)."""
+    """The client sign-ins are counted against: the browser's address as the server sees it, or as a
+    proxy of ``EARMARK_TRUSTED_PROXIES`` forwards it (see :mod:`labeling.platform.clients`)."""
+    from labeling.platform.clients import client_address as resolve
+    from labeling.platform.clients import server_trusted
+
     ip = st.context.ip_address  # None from localhost (and not a str under AppTest)
-    return ip if isinstance(ip, str) and ip else "local"
+    forwarded = [h for h in st.context.headers.get_all("X-Forwarded-For") if isinstance(h, str)]
+    return resolve(
+        ip if isinstance(ip, str) else None,
+        ", ".join(forwarded) or None,
+        trusted=workspace().settings.trusted_proxies,
+        server_trusts=server_trusted(),
+    )
 
 
 def sign_in(name: str, password: str) -> str | None:

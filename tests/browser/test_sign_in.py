@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from labeling.platform.auth import FREE_FAILURES_PER_ACCOUNT, add_user
+from labeling.platform.auth import FREE_FAILURES_PER_ACCOUNT_AND_CLIENT, add_user
 from tests.browser.conftest import settle, sign_in
 from tests.conftest import make_workspace
 
@@ -57,7 +57,7 @@ def test_a_copied_session_cookie_stops_working_after_sign_out(browser, serve, ws
 def test_a_reload_does_not_reset_the_slow_down_after_wrong_passwords(browser, serve, ws):
     server = serve(ws)
     context, page = _fresh(browser, server.url)
-    for i in range(FREE_FAILURES_PER_ACCOUNT):
+    for i in range(FREE_FAILURES_PER_ACCOUNT_AND_CLIENT):
         sign_in(page, "ana", f"wrong guess {i}")
         expect(page.get_by_text("Wrong name or password.")).to_have_count(1)
     page.reload()

@@ -29,6 +29,7 @@ from labeling.platform.jobs import (
     get_job,
     list_jobs,
     run_next_job,
+    run_worker,
     submit_job,
 )
 from tests.audio import speechlike, write_wav
@@ -252,3 +253,57 @@ def test_a_worker_that_dies_mid_job_leaves_it_to_be_retried_once(project, tmp_pa
         f"done {job.id} 2",
     ]
     assert done.finished_at >= done.started_at
+
+
+def _earmark(ws, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {
+        **os.environ,
+        "EARMARK_DATABASE_URL": ws.settings.database_url,
+        "EARMARK_DATA_DIR": str(ws.settings.data_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "labeling.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_a_worker_dedicated_to_one_kind_runs_that_kind(project):
+    ws, pid, uid = project
+    with ws.db.write() as s:
+        job = submit_job(s, "features", project_id=pid, owner_id=uid)
+        other = submit_job(s, "label_issues", project_id=pid, owner_id=uid)
+    done = _earmark(ws, "worker", "--once", "--kind", "features")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    ran = job_state(ws, job.id)
+    assert (ran.status, ran.attempts) == ("succeeded", 1), ran.log
+    assert ran.result["clips"] == 12
+    # The other kind waits, untouched, for a worker that runs it.
+    waiting = job_state(ws, other.id)
+    assert (waiting.status, waiting.attempts) == ("queued", 0)
+
+
+def test_a_worker_refuses_unknown_kinds_and_leases_that_are_not_positive(project):
+    ws, pid, uid = project
+    with ws.db.write() as s:
+        job = submit_job(s, "features", project_id=pid, owner_id=uid)
+    for args, said in [
+        (["--kind", "nap"], "unknown job kind 'nap'"),
+        (["--lease", "0"], "not a positive number of seconds"),
+        (["--lease", "-5"], "not a positive number of seconds"),
+        (["--poll", "nan"], "not a positive number of seconds"),
+        (["--poll", "-1"], "not a positive number of seconds"),
+    ]:
+        done = _earmark(ws, "worker", "--once", *args)
+        assert done.returncode != 0, args
+        assert said in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    with pytest.raises(JobError, match="lease must be a positive number"):
+        run_worker(ws, lease_s=0, once=True)
+    untouched = job_state(ws, job.id)
+    assert (untouched.status, untouched.attempts) == ("queued", 0)

@@ -292,3 +292,27 @@ def test_symlinked_import_folder_itself_is_fine(tmp_path: Path) -> None:
 
     assert [i.name for i in plan.items] == ["a.wav"]
     assert plan.problems == []
+
+
+def test_a_label_studio_field_over_the_limit_is_refused_without_reading_the_file_whole(
+    tmp_path: Path,
+) -> None:
+    import tracemalloc
+
+    # A task whose audio reference runs on for 256 MiB: a sparse file, so the test writes almost
+    # nothing, yet reading it whole would hold all of it.
+    export = tmp_path / "export.json"
+    head = b'[{"id": 1, "data": {"audio": "'
+    tail = b'"}, "annotations": []}]'
+    with export.open("wb") as fh:
+        fh.write(head)
+        fh.seek(len(head) + 256 * 2**20)
+        fh.write(tail)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match=r"longer than 1\.0 MiB"):
+            read_labelstudio(export)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20, f"held {peak / 2**20:.0f} MiB to refuse one field"

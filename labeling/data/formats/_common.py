@@ -137,19 +137,22 @@ def _too_long(name: str, limit: int, where: str = "") -> str:
     )
 
 
-def check_field_bytes(data: bytes, name: str, limit: int) -> None:
+def check_field_bytes(data: bytes | Iterable[bytes], name: str, limit: int) -> None:
     """Refuse a JSON document in which some string would be longer than ``limit`` bytes, before it
     is parsed: no run of bytes between two double quotes may be longer.
 
-    Escaped quotes inside a string shorten the runs, so this catches the plain cases cheaply;
-    :func:`parse_json` measures every parsed string as well.
+    ``data`` is the document, or its successive chunks (a file read piece by piece stops at the first
+    run too long, never holding the rest). Escaped quotes inside a string shorten the runs, so this
+    catches the plain cases cheaply; :func:`parse_json` measures every parsed string as well.
     """
-    if len(data) <= limit:
-        return
-    chunk = 1 << 20
+    if isinstance(data, bytes):
+        if len(data) <= limit:
+            return
+        data = (data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20))
     run = 0
-    for offset in range(0, len(data), chunk):
-        pieces = data[offset : offset + chunk].split(b'"')
+    offset = 0
+    for block in data:
+        pieces = block.split(b'"')
         run += len(pieces[0])
         if len(pieces) > 1:
             inner = max(map(len, pieces[1:-1]), default=0)
@@ -158,6 +161,7 @@ def check_field_bytes(data: bytes, name: str, limit: int) -> None:
             run = len(pieces[-1])
         if run > limit:
             raise FormatError(_too_long(name, limit, f" (near byte {offset:,})"))
+        offset += len(block)
 
 
 def parse_json(text: str, name: str, limits: ReadLimits, *, where: str = "") -> Any:
@@ -186,8 +190,9 @@ def parse_json(text: str, name: str, limits: ReadLimits, *, where: str = "") -> 
 def load_json(path: Path, limits: ReadLimits) -> Any:
     """Read a whole JSON document within ``limits.max_json_bytes``."""
     check_size(path, limits.max_json_bytes, "JSON")
+    with path.open("rb") as f:  # a value too long is refused before the document is held whole
+        check_field_bytes(iter(lambda: f.read(1 << 20), b""), path.name, limits.max_field_bytes)
     data = path.read_bytes()
-    check_field_bytes(data, path.name, limits.max_field_bytes)
     return parse_json(decode_utf8(data, path.name), path.name, limits)
 
 
