@@ -47,7 +47,7 @@ def visit(page, server, title: str) -> None:  # type: ignore[no-untyped-def]
     """Load the app from ``server`` (a reload, or the load balancer's choice) and open a page by its link."""
     page.goto(server.url)
     settle(page, timeout=180_000)  # a server's first run of a page imports a lot; the machine may be busy
-    page.get_by_role("link", name=title, exact=True).click()
+    page.get_by_role("link", name=title, exact=True).click(timeout=120_000)  # the menu comes with the rerun
     settle(page, timeout=180_000)
 
 

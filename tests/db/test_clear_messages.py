@@ -136,8 +136,8 @@ def test_a_data_folder_others_can_read_is_reported_and_what_earmark_adds_is_priv
     data.mkdir()
     data.chmod(0o755)  # as a plain mkdir under the usual umask leaves it
     url = f"sqlite:///{data / 'earmark.db'}"
-    make_workspace(data, url).close()
     with caplog.at_level(logging.WARNING, logger="earmark"):
+        make_workspace(data, url).close()
         ws = Workspace.open(Settings(data_dir=data, database_url=url))
     ws.close()
     assert any("chmod 700" in r.getMessage() and str(data) in r.getMessage() for r in caplog.records)

@@ -25,8 +25,10 @@ def flipped_fsdd(sqlite_workspace, fsdd_dir, request):
     ws = sqlite_workspace
     # Features are keyed by the audio's SHA-256, so a cache kept between test runs is always valid.
     shared = request.config.cache.mkdir("earmark-feature-cache")
-    ws.settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (ws.settings.data_dir / "cache").symlink_to(shared, target_is_directory=True)
+    cache = ws.settings.data_dir / "cache"
+    if cache.is_dir() and not any(cache.iterdir()):
+        cache.rmdir()  # the empty, private folder the workspace made on opening
+    cache.symlink_to(shared, target_is_directory=True)
     import_path(ws, fsdd_dir / "recordings", "fsdd", pattern=PATTERN)
     rng = np.random.default_rng(7)
     with ws.db.write() as s:
