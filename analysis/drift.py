@@ -910,12 +910,12 @@ def _reasons(
     return reasons
 
 
-def alarm_level(reports: Sequence[DriftReport]) -> str:
+def alarm_level(reports: Sequence[DriftReport], *, alarm_p: float = ALARM_P) -> str:
     """The standing level of a series of reports, oldest to newest.
 
     ``"alarm"`` when the newest two reports with a verdict both drifted, or the newest drifted with a
-    smallest p-value under 0.001, or the newest has concept drift; ``"warning"`` when the newest
-    drifted otherwise; else ``"none"``. Reports without a verdict (too small) are skipped.
+    smallest p-value under ``alarm_p`` (0.001), or the newest has concept drift; ``"warning"`` when the
+    newest drifted otherwise; else ``"none"``. Reports without a verdict (too small) are skipped.
     """
     judged = [r for r in reports if r.level != "too_small"]
     if not judged:
@@ -927,6 +927,6 @@ def alarm_level(reports: Sequence[DriftReport]) -> str:
         return "none"
     if len(judged) >= 2 and judged[-2].drift:
         return "alarm"
-    if math.isfinite(last.min_p) and last.min_p < ALARM_P:
+    if math.isfinite(last.min_p) and last.min_p < alarm_p:
         return "alarm"
     return "warning"

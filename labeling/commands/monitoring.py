@@ -16,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check a production batch for drift against the live model's reference",
         description="Compare a production batch with the reference (a dataset version's dev/test clips; "
         "default: the version the live model was trained on) measure by measure, jointly (MMD) and on "
-        "the model's outputs, and store the check. Prints the level (none, warning, alarm) and why.",
+        "the model's outputs, and store the check. Prints the level and why: none (no drift), warning "
+        "(one drifted batch), alarm (two drifted batches in a row, a p-value under the project's "
+        "alarm_p, or the accuracy on the labelled random sample changed) or too_small (fewer clips "
+        "than the project's min_batch: no verdict, never an alarm). Always exits 0 once the check is "
+        "stored; earmark monitor is the one that pages.",
     )
     p.add_argument("--project", required=True, help="project name or id")
     p.add_argument("--batch", required=True, help="production batch name (or id)")
@@ -27,8 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser(
         "monitor",
         help="every production batch's drift level; exits 1 while an alarm stands",
-        description="Summarise the drift checks of every production batch. Exits 1 while an alarm "
-        "stands (not acknowledged or snoozed), so a cron job can page someone.",
+        description="Summarise the drift checks of every production batch: its level (none, warning, "
+        "alarm, too_small, or unchecked), why, and its labelled random sample's accuracy. Exits 1 "
+        "while an alarm stands on any batch (not acknowledged or snoozed), whatever later batches "
+        "show, so a cron job can page someone however seldom it runs; a too_small batch has no "
+        "verdict and never pages.",
     )
     m.add_argument("--project", required=True, help="project name or id")
     m.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -87,7 +94,7 @@ def run_drift(args: argparse.Namespace) -> int:
 
 def run_monitor(args: argparse.Namespace) -> int:
     from labeling.data.projects import ProjectError
-    from labeling.monitor.alarms import monitor_summary
+    from labeling.monitor.alarms import missing_labels_note, monitor_summary
     from labeling.monitor.settings import MonitoringError
 
     with workspace() as ws, user_errors(MonitoringError, ProjectError):
@@ -105,12 +112,13 @@ def run_monitor(args: argparse.Namespace) -> int:
         note = row.accuracy_note
         if isinstance(note, str) and note and note not in row.reasons:
             print(f"  {'':<24} {'':>13}  {note}")
+        if row.level != "unchecked" and row.labels_missing:
+            print(f"  {'':<24} {'':>13}  {missing_labels_note(int(row.labels_missing), summary.min_labels)}")
     if summary.snoozed_until:
         print(f"alarms snoozed until {summary.snoozed_until:%Y-%m-%d %H:%M} UTC")
-    if summary.alarm:
-        print("ALARM: " + "; ".join(summary.reasons))
-        return 1
-    return 0
+    for reason in summary.reasons:
+        print("ALARM: " + reason)
+    return 1 if summary.alarm else 0
 
 
 def run_live(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from analysis.text import NormalizationRules
 from db.models import TASK_KINDS, Annotation, Claim, Clip, GoldExample, Project, Resolution, User, utcnow
+from labeling.data.monitoring_settings import MONITORING_DEFAULTS, check_monitoring_settings
 from labeling.data.queue_order import DEFAULT_QUEUE_ORDER, QueueOrder, check_queue_order, queue_order
 from labeling.platform import names
 from labeling.platform.audit import audit_frame, record
@@ -238,6 +239,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "training_command": "",  # labeling.model.training_command: the project's own training command
     "training_files": [],  # labeling.model.training_command: files that fingerprint that command
     "queue_order": DEFAULT_QUEUE_ORDER,  # labeling.data.queue_order: which clips the queue hands out first
+    "monitoring": {},  # labeling.monitor: drift and alarm thresholds (labeling.data.monitoring_settings)
 }
 AUTO_RESOLVE_RULES = ("unanimous", "majority", "off")
 EDITABLE = ("task_kind", "classes", "tag_groups", "annotations_per_clip", "normalization", "settings")
@@ -320,6 +322,18 @@ def _clean_settings(current: Mapping[str, Any], edits: Mapping[str, Any]) -> dic
             raise ProjectError(f"unknown setting {key!r}; known: {', '.join(SETTING_DEFAULTS)}")
         if value is None:
             out.pop(key, None)
+            continue
+        if key == "monitoring":
+            if not isinstance(value, Mapping):
+                raise ProjectError("monitoring settings are a mapping of setting to number")
+            try:
+                checked = check_monitoring_settings({**dict(out.get("monitoring") or {}), **value})
+            except ValueError as exc:
+                raise ProjectError(str(exc)) from None
+            if checked:
+                out["monitoring"] = checked
+            else:
+                out.pop("monitoring", None)
             continue
         if key == "auto_resolve":
             value = "off" if value is False else value
@@ -509,6 +523,19 @@ def _k_effects(s: Session, project_id: int, old_k: int, new_k: int) -> tuple[lis
     return effects, closed > 0
 
 
+def _monitoring_effects(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    before = {**MONITORING_DEFAULTS, **dict(old.get("monitoring") or {})}
+    after = {**MONITORING_DEFAULTS, **dict(new.get("monitoring") or {})}
+    changed = [f"{k} {before[k]:g} → {after[k]:g}" for k in MONITORING_DEFAULTS if before[k] != after[k]]
+    if not changed:
+        return []
+    return [
+        f"monitoring thresholds change ({', '.join(changed)}): alarm levels and accuracy verdicts are "
+        "read again at once; alpha, min_batch and low_confidence judge the measures from the next drift "
+        "check; the sample sizes apply to the next send to labeling"
+    ]
+
+
 def _token(info: ProjectInfo, changes: Mapping[str, Any], effects: Sequence[str]) -> str:
     payload = json.dumps([info.to_dict(), changes, list(effects)], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -551,6 +578,8 @@ def preview_settings(s: Session, ref: str | int, changes: Mapping[str, Any]) -> 
         effects.append("transcript agreement (WER/CER) and exports use the new normalisation from now on")
     if "settings" in new and new["settings"].get("auto_resolve") != info.settings.get("auto_resolve"):
         effects.append("the new auto-resolve rule applies the next time Review resolves clips automatically")
+    if "settings" in new:
+        effects += _monitoring_effects(info.settings, new["settings"])
     if "settings" in new and queue_order(new["settings"]) != info.queue_order:
         effects.append(
             f"the queue's order becomes “{queue_order(new['settings']).title}” from the next clip it "

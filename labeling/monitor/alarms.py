@@ -1,5 +1,11 @@
 """Alarms: :func:`monitor_summary` is every batch's standing level and whether an alarm stands (not
 acknowledged or snoozed: :func:`acknowledge`, :func:`snooze`).
+
+An alarm on a batch stands until someone acknowledges that batch or snoozes the project's alarms,
+whatever later batches show: a cron job that runs less often than batches arrive still sees it. The
+four levels: ``none`` (no drift), ``warning`` (one drifted batch), ``alarm`` (two drifted batches in a
+row, a p-value under ``alarm_p``, or concept drift) and ``too_small`` (fewer than ``min_batch`` clips:
+no verdict, never an alarm). A batch not checked yet reads ``unchecked``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from labeling.monitor.measures import SampleAccuracy, batch_row, sample_accuracy
 from labeling.monitor.production import (
     production_batches,
 )
-from labeling.monitor.settings import MonitoringError, resolve_project
+from labeling.monitor.settings import MonitoringError, project_settings, resolve_project
 from labeling.platform.audit import record
 from labeling.platform.workspace import Workspace
 
@@ -31,11 +37,13 @@ class MonitorSummary:
     live_model: str | None
     reference_version: str | None
     # batch_id, name, created_at, n, level, drift, reasons, checked_at, acknowledged, labelled, correct,
-    # accuracy, accuracy_note, concept: see monitor_summary
+    # accuracy, accuracy_note, concept, labels_missing: see monitor_summary
     batches: pd.DataFrame
-    alarm: bool  # an alarm stands: the newest checked batch is at alarm, not acknowledged or snoozed
+    alarm: bool  # an alarm stands: some batch is at alarm, not acknowledged, and alarms are not snoozed
     snoozed_until: datetime | None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # one per standing alarm, oldest batch first
+    alarms: list[str] = field(default_factory=list)  # the batches whose alarm stands, oldest first
+    min_labels: int = 30  # labelled random-sample clips the accuracy test needs
 
     def to_dict(self) -> dict[str, Any]:
         batches = self.batches.assign(
@@ -48,6 +56,8 @@ class MonitorSummary:
                 "live_model": self.live_model,
                 "reference_version": self.reference_version,
                 "alarm": self.alarm,
+                "alarms": self.alarms,
+                "min_labels": self.min_labels,
                 "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
                 "reasons": self.reasons,
                 "batches": batches.to_dict(orient="records"),
@@ -58,7 +68,9 @@ class MonitorSummary:
 def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None = None) -> MonitorSummary:
     """Every production batch with its standing level (:func:`batch_standings`), the accuracy of its
     labelled random sample (``labelled``, ``correct``, ``accuracy``, ``accuracy_note``, and the test
-    as ``concept``), and whether an alarm stands."""
+    as ``concept``; ``labels_missing``: how many more labelled random-sample clips the accuracy test
+    needs for a verdict, 0 once it has them), and whether an alarm stands: on *any* batch whose level
+    is ``alarm``, not acknowledged, while the project's alarms are not snoozed."""
     now = now or datetime.now(UTC)
     with ws.db.read() as s:
         info = resolve_project(s, project)
@@ -68,6 +80,7 @@ def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None =
         checked_at = {b: c.created_at for b, c in latest_checks(s, info.id).items()}
         drifted = {b: bool((c.statistics or {}).get("drift")) for b, c in latest_checks(s, info.id).items()}
         accuracy = sample_accuracy(s, info.id)
+        min_labels = int(project_settings(info)["min_labels"])
         actions = s.execute(
             select(MonitoringAction.action, MonitoringAction.batch_id, MonitoringAction.until)
             .where(MonitoringAction.project_id == info.id)
@@ -90,23 +103,32 @@ def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None =
         accuracy=[c.accuracy for c in counts],
         accuracy_note=[st.accuracy_note if st else None for st in stand],
         concept=[st.concept if st else None for st in stand],
+        labels_missing=[max(0, min_labels - c.n) for c in counts],
     )
-    checked_rows = batches[batches["level"] != "unchecked"]
-    alarm = False
-    why: list[str] = []
-    if not checked_rows.empty:
-        newest = checked_rows.iloc[-1]
-        if newest["level"] == "alarm" and not newest["acknowledged"] and snoozed_until is None:
-            alarm = True
-            why = [f"batch {newest['name']!r}: {newest['reasons']}"]
+    standing = batches[(batches["level"] == "alarm") & ~batches["acknowledged"]]
+    if snoozed_until is not None:
+        standing = standing.iloc[:0]
+    why = [f"batch {r.name!r}: {r.reasons}" for r in standing.itertuples()]
     return MonitorSummary(
         project=info.name,
         live_model=live.run_name if live else None,
         reference_version=live.reference_version if live else None,
         batches=batches,
-        alarm=alarm,
+        alarm=not standing.empty,
         snoozed_until=snoozed_until,
         reasons=why,
+        alarms=[str(n) for n in standing["name"]],
+        min_labels=min_labels,
+    )
+
+
+def missing_labels_note(missing: int, needed: int) -> str | None:
+    """How many labels a batch's accuracy test still lacks, in words (None when it has them)."""
+    if missing <= 0:
+        return None
+    return (
+        f"{missing:,} more labelled random-sample clips needed for an accuracy verdict "
+        f"({needed:,} in all: send the batch to labeling and label its random sample)"
     )
 
 

@@ -58,7 +58,7 @@ class DriftCheckResult:
     batch_id: int
     reference_version_id: int | None
     drift: bool
-    level: str  # none / warning / alarm / too_small
+    level: str  # none / warning / alarm / too_small (see batch_standings)
     reasons: list[str]
     report: dict[str, Any]
     concept: dict[str, Any] | None
@@ -166,8 +166,10 @@ def batch_standings(s: Session, project: str | int | ProjectInfo) -> dict[int, B
     """Each checked batch's level and reasons, by batch id, oldest batch first.
 
     The level follows :func:`analysis.drift.alarm_level` over the batch history (each batch's latest
-    check, in the order the batches arrived): one drifted batch is a warning; two in a row, p < 0.001
-    or concept drift an alarm. The measures are the stored check's; accuracy is counted on the batch's
+    check, in the order the batches arrived): one drifted batch is a warning; two in a row, a p-value
+    under the project's ``alarm_p`` or concept drift an alarm. A batch under ``min_batch`` clips is
+    ``too_small``: it has no verdict, so it is never an alarm (and leaves the levels of the batches
+    around it as they were). The measures are the stored check's; accuracy is counted on the batch's
     labelled random sample as it is now (:func:`sample_accuracy`), so the alarm, the accuracy tile, the
     by-tag table and the shadow comparison always say the same, and a new check cannot lose it.
     """
@@ -188,8 +190,8 @@ def batch_standings(s: Session, project: str | int | ProjectInfo) -> dict[int, B
         acc = accuracy.get(b, SampleAccuracy())
         concept = _concept_now(stats, acc, settings)
         report = replace(_as_report(stats), concept=concept)
-        level = alarm_level([*earlier, report])
-        if report.level == "too_small" and level != "alarm":
+        level = alarm_level([*earlier, report], alarm_p=float(settings["alarm_p"]))
+        if report.level == "too_small":  # no verdict: never an alarm, whatever came before
             level = "too_small"
         reasons = _measure_reasons(stats)
         note = concept_reason(concept, min_labels=min_labels, sample=SAMPLE_NAME) if concept else None

@@ -6,7 +6,6 @@ the labelled ones into the next dataset version.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,13 @@ from db.models import (
 )
 from labeling.data.clips import QUALITY_COLUMNS
 from labeling.monitor.measures import batch_frame, batch_row, reference_frame
-from labeling.monitor.settings import PRIORITY, MonitoringError, project_settings, resolve_project
+from labeling.monitor.settings import (
+    PRIORITY,
+    MonitoringError,
+    project_settings,
+    random_sample_target,
+    resolve_project,
+)
 from labeling.platform.audit import record
 from labeling.platform.workspace import Workspace
 
@@ -139,7 +144,7 @@ def sample_sent(ws: Workspace, project: str | int, batch: str | int) -> SentSamp
         for at, new, who in events
         if isinstance(new, dict) and new.get("sent_to_labeling")
     ]
-    target = min(n_batch, max(int(st["sample_minimum"]), math.ceil(st["sample_fraction"] * n_batch)))
+    target = random_sample_target(st, n_batch)
     return SentSample(
         batch=name,
         n_batch=n_batch,
@@ -155,8 +160,10 @@ def labeling_sample(
     """What "send to labeling" would queue: ``production_clip_id, original_name, reason, priority,
     predicted, confidence, atypicality, sent_before``.
 
-    A uniform random ``sample_fraction`` of the batch (at least ``sample_minimum`` clips), so that
-    accuracy on it estimates the batch's without bias; then the ``sample_extra`` most atypical clips
+    A uniform random ``sample_fraction`` of the batch (at least ``sample_minimum`` clips, and at least
+    the ``min_labels`` the accuracy test needs, so that labelling one sample can answer it:
+    :func:`~labeling.monitor.settings.random_sample_target`), so that accuracy on it estimates the
+    batch's without bias; then the ``sample_extra`` most atypical clips
     (largest robust z-score of any input measure against the reference), the lowest-confidence ones
     and every empty output (up to ``sample_extra``).
 
@@ -173,7 +180,7 @@ def labeling_sample(
         cur = batch_frame(s, info, batch)
     st = project_settings(info)
     sent = cur["sample_reason"].value_counts()
-    target = max(int(st["sample_minimum"]), math.ceil(st["sample_fraction"] * len(cur)))
+    target = random_sample_target(st, len(cur))
     pool = cur[cur["sample_reason"].ne("random") | cur["sample_reason"].isna()]
     k = min(len(pool), max(0, target - int(sent.get("random", 0))) + int(more_random))
     rng = np.random.default_rng(random_state)

@@ -1,6 +1,6 @@
-"""Project settings: classes, tag groups, k, task kind, transcript normalisation and the workflow
-switches the services read. Every change is previewed, checked against the labels already made,
-confirmed when it changes clips' workflow, and audited."""
+"""Project settings: classes, tag groups, k, task kind, transcript normalisation, the workflow
+switches the services read and the monitoring thresholds. Every change is previewed, checked against
+the labels already made, confirmed when it changes clips' workflow, and audited."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from analysis.text import NormalizationRules
+from labeling.data.monitoring_settings import MONITORING_DEFAULTS, MONITORING_SETTINGS
 from labeling.data.projects import (
     AUTO_RESOLVE_RULES,
     FIELD_NAMES,
@@ -44,6 +45,7 @@ FIELDS: tuple[str, ...] = (
     "punct",
 )
 FIELDS += ("numbers", "spaces", "fillers", "command", "files", "order")
+FIELDS += tuple(f"monitoring.{m.key}" for m in MONITORING_SETTINGS)
 
 user = common.require_permission("edit_settings")  # checked on every rerun, also when opened by URL
 project = common.current_project()
@@ -55,6 +57,7 @@ st.caption(f"{project.name} · every change is checked against the labels alread
 # Widget keys carry the stored settings' hash: after any change (here or elsewhere) the form shows it.
 version = hashlib.sha256(json.dumps(project.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 setting = {**SETTING_DEFAULTS, **project.settings}
+monitoring = {**MONITORING_DEFAULTS, **dict(setting["monitoring"] or {})}
 rules = NormalizationRules.from_dict(project.normalization)
 
 
@@ -86,6 +89,7 @@ def _changes() -> dict[str, Any]:
             "training_command": v["command"],
             "training_files": split_names(v["files"]),
             "queue_order": v["order"],
+            "monitoring": {m.key: v[f"monitoring.{m.key}"] for m in MONITORING_SETTINGS},
         },
     }
 
@@ -192,6 +196,29 @@ with st.form(key("form")):
         st.text_area(
             "Files that fingerprint it (one per line)", "\n".join(setting["training_files"]), key=key("files")
         )
+    with st.expander("Monitoring thresholds", icon=":material/monitoring:"):
+        st.caption(
+            "Alarm levels and accuracy verdicts follow a change at once; α, the batch size and the "
+            "low-confidence threshold judge the measures from the next drift check."
+        )
+        cols = st.columns(2)
+        for i, m in enumerate(MONITORING_SETTINGS):
+            now = monitoring[m.key]
+            if m.whole:
+                cols[i % 2].number_input(
+                    m.label, int(m.low), int(m.high), int(now), key=key(f"monitoring.{m.key}"), help=m.help
+                )
+            else:
+                cols[i % 2].number_input(
+                    m.label,
+                    0.0,
+                    float(m.high),
+                    float(now),
+                    step=0.001 if m.high <= 0.5 else 0.05,
+                    format="%g",
+                    key=key(f"monitoring.{m.key}"),
+                    help=m.help,
+                )
     st.form_submit_button("Save settings", type="primary", key=key("save"), on_click=_save)
 
 

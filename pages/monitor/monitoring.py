@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from labeling.monitor.alarms import missing_labels_note
 from labeling.monitor.settings import MonitoringError
 from labeling.monitor.view import MonitoringView, monitoring_fingerprint, monitoring_view, tag_breakdown
 from pages.monitor import charts_monitoring as charts
@@ -42,8 +43,11 @@ if batches.empty:
     )
     st.stop()
 
-if view.summary.alarm:
-    st.error("Alarm: " + "; ".join(view.summary.reasons), icon=":material/notifications_active:")
+if view.summary.alarm:  # every batch whose alarm stands, not only the newest
+    st.error(
+        "Alarm (stands until acknowledged or snoozed): " + "; ".join(view.summary.reasons),
+        icon=":material/notifications_active:",
+    )
 elif view.summary.snoozed_until is not None:
     st.info(
         f"Alarms snoozed until {view.summary.snoozed_until:%Y-%m-%d %H:%M} UTC.", icon=":material/snooze:"
@@ -55,7 +59,12 @@ batch = left.selectbox(
     "Batch", names, index=len(names) - 1, key="monitoring.batch", on_change=monitoring_loop.forget_pick
 )
 row = batches[batches["name"] == batch].iloc[-1]
-right.metric("Level", str(row["level"]).replace("_", " "), help="none · warning · alarm")
+right.metric(
+    "Level",
+    str(row["level"]).replace("_", " "),
+    help="none: no drift · warning: one drifted batch · alarm: two in a row, a very small p-value or "
+    f"an accuracy change · too small: under {view.min_batch} clips, no verdict (never an alarm)",
+)
 if right.button("Check for drift", key="monitoring.check", icon=":material/radar:"):
     job_status.start("drift", user, project_id=project.id, params={"batch": batch})
 monitoring_loop.drift_job(job_status.latest("drift", project_id=project.id), user)
@@ -64,6 +73,9 @@ if row["reasons"]:
 note = row["accuracy_note"]
 if isinstance(note, str) and note and note not in row["reasons"]:  # accuracy said, drifted or not
     st.caption(note[0].upper() + note[1:] + ".")
+missing = missing_labels_note(int(row["labels_missing"]), view.summary.min_labels)
+if missing and row["level"] != "unchecked":
+    st.caption(missing[0].upper() + missing[1:] + ".")
 
 measures = view.measures
 families = [("Software", "software"), ("Input", "input"), ("Output", "output")]

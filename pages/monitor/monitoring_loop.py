@@ -153,7 +153,8 @@ def _send_to_labeling(ws: Workspace, project: ProjectInfo, user: UserInfo, batch
     rules = project_settings(project)
     st.caption(
         f"A uniform random {rules['sample_fraction']:.0%} of the batch (at least "
-        f"{int(rules['sample_minimum'])} clips), so accuracy estimates stay unbiased, plus its most "
+        f"{max(int(rules['sample_minimum']), int(rules['min_labels']))} clips, enough for the accuracy "
+        "test once they are labelled), so accuracy estimates stay unbiased, plus its most "
         "atypical, least confident and empty-output clips — with a queue priority. Clips sent before "
         "count toward these numbers."
     )

@@ -1,5 +1,5 @@
-"""The Monitoring page through AppTest: it renders the batches, a measure's detail, and previews the
-labeling sample before anything is queued."""
+"""The Monitoring page through AppTest: it renders the batches, a measure's detail, previews the
+labeling sample before anything is queued, and shows every alarm that stands."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import MonitoringAction, ProductionClip, Project
+from labeling.monitor.drift import run_drift_check
 from labeling.platform.jobs import run_next_job, submit_job
 from tests.app.conftest import ROOT, sign_in
-from tests.monitoring import BATCHES, PROJECT, monitored_project
+from tests.monitoring import BATCHES, PROJECT, log_batch, monitored_project
 
 
 def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(app_env, tmp_path):
@@ -33,7 +34,7 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     at.button(key="monitoring.sample_preview").click().run()
     assert not at.exception, at.exception
     sample = next(d.value for d in at.dataframe if "reason" in d.value.columns)
-    assert (sample["reason"] == "random").sum() == 20
+    assert (sample["reason"] == "random").sum() == 30
     with app_env.db.read() as s:  # a preview queues nothing
         assert s.scalar(select(func.count()).where(ProductionClip.sample_reason.is_not(None))) == 0
     # Another batch chosen: neither the preview nor the picked measure are offered as its own.
@@ -57,7 +58,7 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     at.button(key="monitoring.sample_preview").click().run()
     send = next(b for b in at.button if b.key == "monitoring.send")
     assert send.label.startswith(
-        "Add 5 clips to this batch's sample (5 random): its random sample grows from 20 to 25"
+        "Add 5 clips to this batch's sample (5 random): its random sample grows from 30 to 35"
     )
 
     # Answering the alarm says so, and the note is not carried over to the next answer.
@@ -88,3 +89,28 @@ def test_a_drift_check_that_finds_an_alarm_is_not_shown_as_a_success(app_env, tm
     boxes = at.error if level == "alarm" else at.warning
     assert any(f"Batch {BATCHES[-1]}: {level}" in b.value for b in boxes)
     assert not any(BATCHES[-1] in m.value for m in at.success)
+
+
+def test_the_page_shows_an_alarm_that_stands_under_newer_batches_and_the_labels_still_missing(
+    app_env, tmp_path
+):
+    monitored_project(app_env, tmp_path)  # the quiet batch raises an alarm
+    log_batch(app_env, tmp_path, "day 3", seed=2)
+    run_drift_check(app_env, PROJECT, "day 3")
+    log_batch(app_env, tmp_path, "day 4 (small)", seed=3, n=30)
+    run_drift_check(app_env, PROJECT, "day 4 (small)")
+    at = AppTest.from_file(str(ROOT / "pages/monitor/monitoring.py"), default_timeout=180)
+    sign_in(at, "admin")
+    at.session_state["app.project"] = PROJECT
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="monitoring.batch").value == "day 4 (small)"
+    assert at.metric[0].value == "too small"
+    alarm = next(e.value for e in at.error if e.value.startswith("Alarm"))
+    assert f"batch {BATCHES[-1]!r}" in alarm
+    assert "day 3" not in alarm
+    assert "day 4" not in alarm
+    assert any(
+        c.value.startswith("30 more labelled random-sample clips needed for an accuracy verdict")
+        for c in at.caption
+    )

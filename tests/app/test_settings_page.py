@@ -107,3 +107,28 @@ def test_the_queue_order_is_a_setting_that_says_what_it_does(env):
     with env.db.read() as s:
         assert get_project(s, "demo").settings["queue_order"] == "random"
     assert widget(at, "selectbox", "Queue order").value == "random"
+
+
+def test_monitoring_thresholds_are_shown_validated_and_saved(env):
+    at = settings_page()
+    assert widget(at, "number_input", "Labels the accuracy test needs").value == 30
+    assert widget(at, "number_input", "p-value that raises an alarm").value == pytest.approx(0.001)
+    widget(at, "number_input", "p-value that raises an alarm").set_value(0.0001)
+    widget(at, "number_input", "Labels the accuracy test needs").set_value(20)
+    at = save(at)
+    assert not at.exception
+    saved = at.success[0].value
+    assert "Saved: workflow settings." in saved
+    assert "alarm_p 0.001 → 0.0001" in saved
+    assert "min_labels 30 → 20" in saved
+    with env.db.read() as s:
+        assert get_project(s, "demo").settings["monitoring"] == {"alarm_p": 0.0001, "min_labels": 20}
+    assert widget(at, "number_input", "Labels the accuracy test needs").value == 20
+
+    # An alarm threshold above the drift threshold is refused, and nothing changes.
+    widget(at, "number_input", "p-value that raises an alarm").set_value(0.2)
+    at = save(at)
+    assert not at.exception
+    assert "alarm_p (0.2) must not exceed alpha (0.05)" in at.error[0].value
+    with env.db.read() as s:
+        assert get_project(s, "demo").settings["monitoring"] == {"alarm_p": 0.0001, "min_labels": 20}

@@ -386,3 +386,6 @@ def test_alarm_needs_two_drifted_batches_in_a_row_a_tiny_p_or_concept_drift():
     assert alarm_level([mild, mild]) == "alarm"
     too_small = replace(clean, level="too_small", drift=False)
     assert alarm_level([mild, too_small, mild]) == "alarm"
+    # The project's alarm_p moves the line between a warning and an alarm.
+    assert alarm_level([clean, shifted], alarm_p=shifted.min_p / 10) == "warning"
+    assert alarm_level([clean, mild], alarm_p=0.01) == "alarm"
