@@ -3,9 +3,10 @@
 
 The exported set is the project's clips with their current final labels (resolutions), clip tags,
 split and metadata — or, given a dataset version, the frozen labels of that version — narrowed by
-:class:`ExportFilters`. Writers (:mod:`labeling.data.formats.writers`) turn it into csv, jsonl, a Hugging
-Face audiofolder, NeMo manifests or Label Studio tasks, each with a ``MANIFEST.json`` that records
-the files' SHA-256, the dataset version's content hash and the code fingerprints of the model runs.
+:class:`ExportFilters`. Writers (:mod:`labeling.data.formats.writers`) turn it into csv, jsonl, a
+Hugging Face audiofolder, NeMo manifests, Kaldi data directories, Label Studio tasks or lhotse
+manifests, each with a ``MANIFEST.json`` that records the files' SHA-256, the dataset version's
+content hash and the code fingerprints of the model runs.
 """
 
 from __future__ import annotations
@@ -439,7 +440,8 @@ def export_project(
     Parameters
     ----------
     fmt
-        One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``labelstudio``.
+        One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``kaldi``,
+        ``labelstudio``, ``lhotse``.
     out
         A folder that does not exist yet (or is empty). It appears whole or not at all. Or an
         ``s3://bucket/prefix`` holding no objects yet: the export is built locally and uploaded there,

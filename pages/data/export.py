@@ -20,6 +20,7 @@ FORMATS = {
     "nemo": "NeMo: a manifest per split",
     "kaldi": "Kaldi: a data directory per split",
     "labelstudio": "Label Studio: tasks.json and a labeling config",
+    "lhotse": "lhotse: recordings and supervisions per split (jsonl.gz)",
 }
 CURRENT = "(current final labels)"
 

@@ -17,15 +17,17 @@ cell holding a separator quoted), ``jsonl`` (the same table as ``metadata.jsonl`
 ``file_name``), ``audiofolder`` (one folder per split, as Hugging Face's "Create an audio dataset"
 lays out; ``metadata.jsonl`` by default, or a ``metadata.csv`` written for ``datasets``' loader, not
 for spreadsheets, so its cells are exactly the data), ``nemo`` (one manifest per split), ``kaldi``
-(a data directory per split) and ``labelstudio`` (tasks Label Studio imports, with a labeling
-config and the users to create first). ``MANIFEST.json`` lists under ``escaped_csv`` the tables whose
+(a data directory per split), ``labelstudio`` (tasks Label Studio imports, with a labeling
+config and the users to create first) and ``lhotse`` (recordings and supervisions per split,
+gzipped JSON Lines). ``MANIFEST.json`` lists under ``escaped_csv`` the tables whose
 cells were neutralised, so readers undo the escaping there and nowhere else.
-:mod:`labeling.data.formats` readers read each of them back.
+:mod:`labeling.data.formats` readers read each of them back, but for lhotse's manifests.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import math
@@ -51,6 +53,7 @@ from labeling.data.formats.base import EXPORT_COLUMNS, FormatError, Problem
 from labeling.data.formats.identities import FINAL_LABEL_EMAIL, completed_by_for, username_for
 from labeling.data.formats.kaldi import kaldi_tables
 from labeling.data.formats.labelstudio import UNSURE
+from labeling.data.formats.lhotse_manifests import RECORDINGS, SUPERVISIONS, recording_dict, supervision_dict
 from labeling.data.leftovers import hold, partial_exports, release, sweep_stale
 from labeling.platform.storage import copy_file, is_remote_url
 
@@ -254,7 +257,7 @@ class _Entry:
 class _HashingText:
     """A text sink that writes UTF-8 to a binary file and hashes what it writes."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes] | gzip.GzipFile) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
         self.size = 0
@@ -265,6 +268,24 @@ class _HashingText:
         self.raw.write(data)
         self.size += len(data)
         return len(text)
+
+
+class _HashingBytes:
+    """A binary sink that writes to a file and hashes what it writes."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.hash.update(data)
+        self.raw.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
 
 
 class _Export:
@@ -351,6 +372,24 @@ class _Export:
             sink = _HashingText(raw)
             yield sink
         self.entries.append(_Entry(rel, sink.hash.hexdigest(), sink.size))
+
+    @contextmanager
+    def binary(self, rel: str) -> Iterator[_HashingBytes]:
+        """A binary file of the export (a gzipped manifest, a tar shard), hashed as it is written."""
+        self.reserve(rel)
+        target = self.tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb", buffering=1 << 20) as raw:
+            sink = _HashingBytes(raw)
+            yield sink
+        self.entries.append(_Entry(rel, sink.hash.hexdigest(), sink.size))
+
+    @contextmanager
+    def gzipped_text(self, rel: str) -> Iterator[_HashingText]:
+        """A gzipped UTF-8 text file (no name or time in its header, so the same rows give the same
+        bytes); the manifest records the compressed file's hash."""
+        with self.binary(rel) as sink, gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0) as gz:
+            yield _HashingText(gz)
 
     def step(self) -> None:
         self.done += 1
@@ -1049,6 +1088,74 @@ def write_kaldi(
 #: The Kaldi data directory of a split's clips without a transcript, beside the split's own.
 UNTRANSCRIBED = "_untranscribed"
 
+# ---------------------------------------------------------------- lhotse
+
+
+def write_lhotse(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool,
+    progress: Progress = None,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write lhotse manifests per split: ``<split>/recordings.jsonl.gz`` and
+    ``<split>/supervisions.jsonl.gz`` (``train``, ``dev``, ``test``, ``unassigned``), lines as
+    :mod:`labeling.data.formats.lhotse_manifests` builds them.
+
+    Copied audio sits in the export folder under its original name and the recordings name it
+    relative to that folder (lhotse opens a relative source from the folder it runs in: run from the
+    export folder); referenced audio by absolute path, with the clips' names in ``MANIFEST.json``.
+    """
+    rows = list(_rows(frame))
+    splits = ("train", "dev", "test", UNASSIGNED)
+    with _export(
+        frame,
+        out,
+        "lhotse",
+        copy_audio,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        for folder in splits:
+            export.reserve(f"{folder}/{RECORDINGS}")
+            export.reserve(f"{folder}/{SUPERVISIONS}")
+        by_split: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        for row in rows:
+            split = _text(row.split)
+            key = split if split in splits else UNASSIGNED
+            if not _int(row.sample_rate) or _number(row.duration_s) is None:
+                raise FormatError(f"clip {row.clip_id}: its sample rate or duration is unknown")
+            recording = recording_dict(
+                str(_clip_id(row.clip_id)),
+                export.audio(row),
+                sampling_rate=_int(row.sample_rate) or 0,
+                duration_s=float(_number(row.duration_s) or 0.0),
+                channels=_int(row.channels) or 1,
+            )
+            custom = {
+                "label": _text(row.label),
+                "tags": _tags(row.tags),
+                "split": split,
+                "original_name": _text(row.original_name),
+                "sha256": _text(row.sha256),
+                "clip_id": _clip_id(row.clip_id),
+            }
+            supervision = supervision_dict(
+                recording, text=_text(row.transcript), metadata=_metadata(row.metadata), custom=custom
+            )
+            by_split.setdefault(key, []).append((recording, supervision))
+            export.step()
+        for split, pairs in by_split.items():
+            for name, index in ((RECORDINGS, 0), (SUPERVISIONS, 1)):
+                with export.gzipped_text(f"{split}/{name}") as sink:
+                    for pair in pairs:
+                        sink.write(_to_json(pair[index]) + "\n")
+        return export.finish()
+
+
 #: Writers by the name ``earmark export --format`` uses.
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "csv": write_csv,
@@ -1057,4 +1164,5 @@ WRITERS: dict[str, Callable[..., list[Path]]] = {
     "nemo": write_nemo,
     "kaldi": write_kaldi,
     "labelstudio": write_labelstudio,
+    "lhotse": write_lhotse,
 }

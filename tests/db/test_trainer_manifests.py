@@ -1,0 +1,188 @@
+"""The manifests speech trainers read, exported from a project and read the way their own tools read
+them; every field compared with what the project's source says (hashlib and soundfile for the audio,
+never the code under test).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import soundfile as sf
+
+from labeling.cli import main as cli
+from labeling.data.export import export_project
+from labeling.data.formats.writers import verify_export, write_lhotse
+from tests.audio import speechlike, write_wav
+from tests.db.test_interop import CLIPS, voice  # noqa: F401  (the project fixture)
+
+# ---------------------------------------------------------------- lhotse, as its reader reads
+#
+# lhotse itself needs torch, so its reading rules are restated here from its source (lhotse 1.x):
+# * lhotse/serialization.py: ``load_manifest`` opens ``*.jsonl.gz`` with gzip in text mode and
+#   decodes every line with ``json.loads``; it tries RecordingSet, then SupervisionSet, each through
+#   ``from_dicts`` (``deserialize_item`` says the same: a line with ``sources`` is a Recording, one
+#   without ``type`` a SupervisionSegment); ``deserialize_custom_field`` tries to read any dict
+#   inside ``custom`` as an array or recording.
+# * lhotse/audio/recording.py: ``Recording(**data)`` with fields id, sources, sampling_rate,
+#   num_samples, duration, channel_ids, transforms (any other key is a TypeError); each source is an
+#   ``AudioSource`` (lhotse/audio/source.py) of type, channels, source, video.
+# * lhotse/supervision.py: ``SupervisionSegment(**data)`` with fields id, recording_id, start,
+#   duration, channel, text, language, speaker, gender, custom, alignment.
+# * lhotse/qa.py ``validate_recording``: duration > 0 and duration == num_samples / sampling_rate.
+
+RECORDING_FIELDS = {"id", "sources", "sampling_rate", "num_samples", "duration", "channel_ids", "transforms"}
+SOURCE_FIELDS = {"type", "channels", "source", "video"}
+SUPERVISION_FIELDS = {
+    "id",
+    "recording_id",
+    "start",
+    "duration",
+    "channel",
+    "text",
+    "language",
+    "speaker",
+    "gender",
+    "custom",
+    "alignment",
+}
+
+
+@dataclass
+class Manifest:
+    kind: str
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read a ``.jsonl.gz`` manifest as ``lhotse.load_manifest`` does; fail where lhotse fails."""
+    with gzip.open(path, "rt") as f:
+        lines = [json.loads(line) for line in f]
+    assert lines, f"{path}: lhotse refuses an empty manifest"
+    kind = "recordings" if "sources" in lines[0] else "supervisions"
+    items = {}
+    for line in lines:
+        if kind == "recordings":
+            assert set(line) <= RECORDING_FIELDS, set(line) - RECORDING_FIELDS
+            assert {"id", "sources", "sampling_rate", "num_samples", "duration"} <= set(line)
+            for source in line["sources"]:
+                assert set(source) <= SOURCE_FIELDS
+                assert {"type", "channels", "source"} <= set(source)
+            assert line["duration"] > 0
+            assert math.isclose(line["num_samples"] / line["sampling_rate"], line["duration"])
+        else:
+            assert "sources" not in line
+            assert "type" not in line
+            assert set(line) <= SUPERVISION_FIELDS, set(line) - SUPERVISION_FIELDS
+            assert {"id", "recording_id", "start", "duration"} <= set(line)
+            custom = line.get("custom") or {}
+            assert not any(isinstance(v, dict) for v in custom.values())  # nothing lhotse would decode
+        assert line["id"] not in items, f"{path}: id {line['id']} twice"
+        items[line["id"]] = line
+    return Manifest(kind, items)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("copy_audio", [True, False])
+def test_lhotse_manifests_hold_every_field(workspace, voice, tmp_path, monkeypatch, copy_audio):  # noqa: F811
+    out = tmp_path / "lhotse"
+    export_project(workspace, "voice", fmt="lhotse", out=out, copy_audio=copy_audio)
+    assert verify_export(out) == []
+    monkeypatch.chdir(out)  # lhotse opens relative sources from where it runs
+
+    seen = {}
+    for split in ("train", "dev", "test"):
+        recordings = load_manifest(out / split / "recordings.jsonl.gz")
+        supervisions = load_manifest(out / split / "supervisions.jsonl.gz")
+        assert (recordings.kind, supervisions.kind) == ("recordings", "supervisions")
+        assert set(recordings.items) == {s["recording_id"] for s in supervisions.items.values()}
+        for sup in supervisions.items.values():
+            rec = recordings.items[sup["recording_id"]]
+            (source,) = rec["sources"]
+            audio = Path(source["source"])
+            assert audio.is_absolute() != copy_audio
+            info = sf.info(str(audio))
+            sha = _sha(audio)
+            want = voice[sha]
+            seen[sha] = split
+            assert source["type"] == "file"
+            assert source["channels"] == list(range(info.channels))
+            assert (rec["sampling_rate"], rec["num_samples"]) == (info.samplerate, info.frames)
+            assert (sup["start"], sup["duration"], sup["channel"]) == (0.0, rec["duration"], 0)
+            assert sup["text"] == want["transcript"]  # byte for byte
+            assert sup.get("speaker") == want["metadata"].get("speaker")
+            assert sup.get("gender") == want["metadata"].get("gender")
+            custom = dict(sup["custom"])
+            assert custom.pop("label") == want["label"]
+            assert sorted(custom.pop("tags", [])) == want["tags"]
+            assert custom.pop("split") == want["split"] == split
+            assert custom.pop("original_name") == want["name"]
+            assert custom.pop("sha256") == sha
+            assert str(custom.pop("clip_id")) == rec["id"]
+            others = {k: v for k, v in want["metadata"].items() if k not in ("speaker", "gender")}
+            assert custom == others  # every other metadata key, nothing else
+    assert len(seen) == len(CLIPS)
+    assert not (out / "unassigned").exists()
+
+
+def test_lhotse_keeps_every_channel_and_the_exact_sample_count(tmp_path: Path) -> None:
+    import numpy as np
+
+    stereo = write_wav(
+        tmp_path / "store" / "a.wav", np.stack([speechlike(1), speechlike(2)], axis=1), sr=22050
+    )
+    odd = write_wav(tmp_path / "store" / "b.wav", speechlike(3, seconds=0.3337, sr=8000), sr=8000)
+    rows = []
+    for n, path in enumerate([stereo, odd]):
+        info = sf.info(str(path))
+        rows.append(
+            {
+                "clip_id": n + 1,
+                "sha256": _sha(path),
+                "original_name": path.name,
+                "audio_path": str(path),
+                "duration_s": info.duration,
+                "sample_rate": info.samplerate,
+                "channels": info.channels,
+                "split": None,
+                "label": None,
+                "transcript": None,
+                "tags": [],
+                "metadata": {"language": "en", "label": "a metadata key named label"},
+            }
+        )
+    import pandas as pd
+
+    out = tmp_path / "out"
+    write_lhotse(pd.DataFrame(rows), out, copy_audio=True)
+    recordings = load_manifest(out / "unassigned" / "recordings.jsonl.gz")
+    supervisions = load_manifest(out / "unassigned" / "supervisions.jsonl.gz")
+    for n, path in enumerate([stereo, odd]):
+        info = sf.info(str(path))
+        rec, sup = recordings.items[str(n + 1)], supervisions.items[str(n + 1)]
+        assert rec["num_samples"] == info.frames
+        assert rec["sources"][0]["channels"] == list(range(info.channels))
+        assert sup["channel"] == (0 if info.channels == 1 else list(range(info.channels)))
+        assert "text" not in sup
+        assert sup["language"] == "en"
+        assert sup["custom"]["metadata.label"] == "a metadata key named label"
+        assert "label" not in sup["custom"]
+
+
+def test_the_cli_offers_lhotse(workspace, voice, tmp_path, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(workspace.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", workspace.settings.database_url)
+    out = tmp_path / "cli-lhotse"
+    assert cli(["export", "--project", "voice", "--format", "lhotse", "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["format"] == "lhotse"
+    assert report["n_clips"] == len(CLIPS)
