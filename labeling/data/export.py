@@ -4,9 +4,9 @@
 The exported set is the project's clips with their current final labels (resolutions), clip tags,
 split and metadata — or, given a dataset version, the frozen labels of that version — narrowed by
 :class:`ExportFilters`. Writers (:mod:`labeling.data.formats.writers`) turn it into csv, jsonl, a
-Hugging Face audiofolder, NeMo manifests, Kaldi data directories, Label Studio tasks or lhotse
-manifests, each with a ``MANIFEST.json`` that records the files' SHA-256, the dataset version's
-content hash and the code fingerprints of the model runs.
+Hugging Face audiofolder, NeMo manifests, Kaldi data directories, Label Studio tasks, lhotse
+manifests or WebDataset shards, each with a ``MANIFEST.json`` that records the files' SHA-256, the
+dataset version's content hash and the code fingerprints of the model runs.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from db.models import (
     User,
 )
 from labeling.data.formats.base import EXPORT_COLUMNS
+from labeling.data.formats.webdataset_shards import TAR_RECORD as MIN_SHARD_BYTES
 from labeling.data.formats.writers import MANIFEST_NAME, WRITERS, safe_name
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.platform.ids import as_id
@@ -434,6 +435,7 @@ def export_project(
     copy_audio: bool = True,
     progress: Progress = None,
     metadata_format: str | None = None,
+    shard_size: int | None = None,
 ) -> ExportReport:
     """Export a project (or one of its dataset versions) to a new folder ``out``.
 
@@ -441,7 +443,7 @@ def export_project(
     ----------
     fmt
         One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``kaldi``,
-        ``labelstudio``, ``lhotse``.
+        ``labelstudio``, ``lhotse``, ``webdataset``.
     out
         A folder that does not exist yet (or is empty). It appears whole or not at all. Or an
         ``s3://bucket/prefix`` holding no objects yet: the export is built locally and uploaded there,
@@ -455,6 +457,8 @@ def export_project(
         Called with ``(clips written, total)``.
     metadata_format
         ``audiofolder`` only: ``jsonl`` (the default) or ``csv`` for its metadata files.
+    shard_size
+        ``webdataset`` only: the size in bytes each shard stays under (default 100 MB).
 
     The manifest records the dataset version's hash and the code fingerprints of the model runs: for
     Label Studio those whose predictions are in the tasks, otherwise the latest run of each model.
@@ -465,11 +469,19 @@ def export_project(
         raise ExportError(
             "the audiofolder layout keeps the audio beside its metadata; export it with the audio"
         )
+    if fmt == "webdataset" and not copy_audio:
+        raise ExportError("WebDataset shards hold the audio itself; export them with the audio")
     options: dict[str, Any] = {}
     if metadata_format is not None:
         if fmt != "audiofolder" or metadata_format not in ("jsonl", "csv"):
             raise ExportError("a metadata format (jsonl or csv) is chosen for the audiofolder layout only")
         options["metadata_format"] = metadata_format
+    if shard_size is not None:
+        if fmt != "webdataset":
+            raise ExportError("a shard size is chosen for WebDataset shards only")
+        if shard_size < MIN_SHARD_BYTES:
+            raise ExportError(f"a shard holds at least {MIN_SHARD_BYTES:,} bytes; choose a larger shard size")
+        options["shard_size"] = int(shard_size)
     with _gc_paused():
         if is_remote_url(out):
             return _export_to_url(ws, project, fmt, str(out), filters, version, copy_audio, progress, options)

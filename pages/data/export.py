@@ -21,6 +21,7 @@ FORMATS = {
     "kaldi": "Kaldi: a data directory per split",
     "labelstudio": "Label Studio: tasks.json and a labeling config",
     "lhotse": "lhotse: recordings and supervisions per split (jsonl.gz)",
+    "webdataset": "WebDataset: .tar shards of audio and JSON per split (100 MB each)",
 }
 CURRENT = "(current final labels)"
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import math
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,92 @@ def test_the_cli_offers_lhotse(workspace, voice, tmp_path, monkeypatch, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["format"] == "lhotse"
     assert report["n_clips"] == len(CLIPS)
+
+
+# ---------------------------------------------------------------- WebDataset, with its own reader
+
+
+def _read_shards(out: Path) -> dict[str, list[dict[str, Any]]]:
+    """Split → samples, as the ``webdataset`` package reads the shards (in shard order)."""
+    wds = pytest.importorskip("webdataset")
+    by_split: dict[str, list[dict[str, Any]]] = {}
+    for split in ("train", "dev", "test", "unassigned"):
+        shards = sorted(str(p) for p in out.glob(f"{split}-*.tar"))
+        if shards:
+            by_split[split] = list(wds.WebDataset(shards, shardshuffle=False, nodesplitter=None))
+    return by_split
+
+
+def test_webdataset_shards_hold_every_field(workspace, voice, tmp_path):  # noqa: F811
+    out = tmp_path / "wds"
+    export_project(workspace, "voice", fmt="webdataset", out=out)
+    assert verify_export(out) == []
+
+    seen = set()
+    for split, samples in _read_shards(out).items():
+        for sample in samples:
+            (audio_ext,) = [k for k in sample if not k.startswith("__") and k != "json"]
+            sha = hashlib.sha256(sample[audio_ext]).hexdigest()
+            want = voice[sha]
+            record = json.loads(sample["json"])
+            assert audio_ext == Path(want["name"]).suffix.lstrip(".")
+            assert record.pop("sha256") == sha
+            assert record.pop("original_name") == want["name"]
+            assert record.pop("split") == want["split"] == split
+            assert record.pop("label") == want["label"]
+            assert record.pop("transcript") == want["transcript"]  # byte for byte
+            assert sorted(record.pop("tags")) == want["tags"]
+            assert record.pop("metadata") == want["metadata"]
+            assert sample["__key__"] == f"{record.pop('clip_id'):08d}"
+            info = sf.info(io.BytesIO(sample[audio_ext]))
+            assert record.pop("sample_rate") == info.samplerate
+            assert record.pop("channels") == info.channels
+            assert record.pop("duration_s") == pytest.approx(info.duration)
+            assert record == {}
+            seen.add(sha)
+    assert seen == set(voice)
+
+
+def test_webdataset_shards_stay_under_the_shard_size(workspace, tmp_path):
+    source = tmp_path / "many"
+    sizes = {}
+    for n in range(12):
+        path = write_wav(source / f"c{n:02d}.wav", speechlike(n, seconds=0.2 + 0.05 * n))
+        sizes[_sha(path)] = path.stat().st_size
+    from labeling.data.importer import import_source
+    from labeling.data.projects import create_project
+
+    with workspace.db.write() as s:
+        create_project(s, name="many", task_kind="classification", classes=["a"])
+    assert import_source(workspace, source, "many").n_imported == 12
+    limit = 40_000
+    out = tmp_path / "wds"
+    export_project(workspace, "many", fmt="webdataset", out=out, shard_size=limit)
+
+    shards = sorted(out.glob("*.tar"))
+    assert len(shards) > 3
+    for split in ("train", "dev", "test", "unassigned"):
+        names = sorted(p.name for p in out.glob(f"{split}-*.tar"))
+        assert names == [f"{split}-{n:06d}.tar" for n in range(len(names))]
+    for shard in shards:
+        with tarfile.open(shard) as tar:
+            members = tar.getnames()
+        assert shard.stat().st_size <= limit or len(members) == 2  # one clip larger than a shard
+    read = _read_shards(out)
+    samples = [s for split in read.values() for s in split]
+    assert sorted(hashlib.sha256(s["wav"]).hexdigest() for s in samples) == sorted(sizes)
+    for split_samples in read.values():
+        keys = [s["__key__"] for s in split_samples]
+        assert keys == sorted(keys)  # shard by shard, in clip order
+
+
+def test_webdataset_refuses_referenced_audio_and_a_tiny_shard(workspace, voice, tmp_path):  # noqa: F811
+    from labeling.data.export import ExportError
+
+    with pytest.raises(ExportError, match="hold the audio itself"):
+        export_project(workspace, "voice", fmt="webdataset", out=tmp_path / "a", copy_audio=False)
+    with pytest.raises(ExportError, match="at least"):
+        export_project(workspace, "voice", fmt="webdataset", out=tmp_path / "b", shard_size=100)
+    with pytest.raises(ExportError, match="WebDataset shards only"):
+        export_project(workspace, "voice", fmt="csv", out=tmp_path / "c", shard_size=10**6)
+    assert not any(tmp_path.glob("[abc]"))

@@ -29,12 +29,14 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import json
 import math
 import os
 import re
 import secrets
 import shutil
+import tarfile
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,8 +56,16 @@ from labeling.data.formats.identities import FINAL_LABEL_EMAIL, completed_by_for
 from labeling.data.formats.kaldi import kaldi_tables
 from labeling.data.formats.labelstudio import UNSURE
 from labeling.data.formats.lhotse_manifests import RECORDINGS, SUPERVISIONS, recording_dict, supervision_dict
+from labeling.data.formats.webdataset_shards import (
+    DEFAULT_SHARD_BYTES,
+    ShardPlan,
+    audio_extension,
+    member_bytes,
+    sample_json,
+    sample_key,
+)
 from labeling.data.leftovers import hold, partial_exports, release, sweep_stale
-from labeling.platform.storage import copy_file, is_remote_url
+from labeling.platform.storage import copy_file, is_remote_url, read_url
 
 Progress = Callable[[int, int], None] | None
 
@@ -745,6 +755,11 @@ class _ExitStack:
         self._managers.append(manager)
         return value
 
+    def close_last(self) -> None:
+        """Close the two managers entered last (a shard's tar, then its file)."""
+        for _ in range(2):
+            self._managers.pop().__exit__(None, None, None)
+
     def __enter__(self) -> _ExitStack:
         return self
 
@@ -1156,6 +1171,97 @@ def write_lhotse(
         return export.finish()
 
 
+# ---------------------------------------------------------------- WebDataset
+
+
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    info.mtime = 0  # the same clips give the same shard, byte for byte
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_webdataset(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool = True,
+    progress: Progress = None,
+    shard_size: int = DEFAULT_SHARD_BYTES,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write WebDataset shards per split: ``train-000000.tar``, ``dev-000000.tar``… (``unassigned-…``
+    for clips without a split), each under ``shard_size`` bytes (see
+    :mod:`labeling.data.formats.webdataset_shards`). A sample is the clip's audio, as stored, under
+    its original extension, and a ``.json`` of every field of the clip. The shards hold the audio, so
+    ``copy_audio`` must be true.
+    """
+    if not copy_audio:
+        raise FormatError("WebDataset shards hold the audio itself; export them with the audio copied")
+    rows = list(_rows(frame))
+    splits = ("train", "dev", "test", UNASSIGNED)
+    by_split: dict[str, list[_Row]] = {}
+    for row in rows:
+        split = _text(row.split)
+        by_split.setdefault(split if split in splits else UNASSIGNED, []).append(row)
+    plan = ShardPlan(int(shard_size))
+    with _export(
+        frame,
+        out,
+        "webdataset",
+        True,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        for split in splits:
+            members = by_split.get(split, [])
+            shard = 0
+            plan.start()
+            with _ExitStack() as stack:
+                tar: tarfile.TarFile | None = None
+                for row in members:
+                    key = sample_key(_clip_id(row.clip_id))
+                    try:
+                        audio = read_url(str(row.audio_path))
+                    except FileNotFoundError:
+                        raise FormatError(
+                            f"clip {row.clip_id}: its stored audio {row.audio_path} is missing"
+                        ) from None
+                    record = sample_json(
+                        clip_id=_clip_id(row.clip_id),
+                        sha256=_text(row.sha256),
+                        original_name=_text(row.original_name),
+                        duration_s=_number(row.duration_s),
+                        sample_rate=_int(row.sample_rate),
+                        channels=_int(row.channels),
+                        split=_text(row.split),
+                        label=_text(row.label),
+                        transcript=_text(row.transcript),
+                        tags=_tags(row.tags),
+                        metadata=_metadata(row.metadata),
+                    )
+                    text = _to_json(record).encode("utf-8")
+                    size = member_bytes(len(audio)) + member_bytes(len(text))
+                    if tar is None or not plan.fits(size):
+                        if tar is not None:
+                            stack.close_last()
+                            shard += 1
+                        plan.start()
+                        sink = stack.enter(export.binary(f"{split}-{shard:06d}.tar"))
+                        tar = stack.enter(  # closed by the stack, with its file, when the shard is full
+                            tarfile.open(fileobj=sink, mode="w|", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
+                        )
+                    ext = audio_extension(_text(row.original_name) or str(row.audio_path))
+                    _tar_member(tar, f"{key}.{ext}", audio)
+                    _tar_member(tar, f"{key}.json", text)
+                    plan.add(size)
+                    export.step()
+        return export.finish()
+
+
 #: Writers by the name ``earmark export --format`` uses.
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "csv": write_csv,
@@ -1165,4 +1271,5 @@ WRITERS: dict[str, Callable[..., list[Path]]] = {
     "kaldi": write_kaldi,
     "labelstudio": write_labelstudio,
     "lhotse": write_lhotse,
+    "webdataset": write_webdataset,
 }
