@@ -8,14 +8,24 @@ from pathlib import Path
 from labeling.commands import print_json, progress_bar, user_errors, workspace
 
 #: The writers' names (labeling.data.export.EXPORT_FORMATS), spelt out so ``earmark --help`` stays quick.
-FORMATS = ("csv", "jsonl", "audiofolder", "nemo", "kaldi", "labelstudio", "lhotse", "webdataset")
+FORMATS = (
+    "csv",
+    "jsonl",
+    "audiofolder",
+    "nemo",
+    "kaldi",
+    "labelstudio",
+    "lhotse",
+    "webdataset",
+    "annotations",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help="export a project's clips and final labels (csv, jsonl, audiofolder, nemo, kaldi, labelstudio, "
-        "lhotse, webdataset)",
+        "lhotse, webdataset; annotations: one row per annotation)",
         description="Export a project's clips with their final labels, tags, split and metadata into a "
         "new folder, with a MANIFEST.json of every file's SHA-256. The folder appears whole or not at all.",
     )

@@ -68,6 +68,18 @@ EXCLUSION_REASONS = {
     "agreement": "below the minimum agreement",
     "no_agreement": "without annotations to measure agreement",
 }
+#: The annotations frame the Label Studio and per-annotator writers get: one row per annotation.
+ANNOTATION_COLUMNS = (
+    "clip_id",
+    "annotator",
+    "label",
+    "transcript",
+    "tags",
+    "unsure",
+    "time_spent_ms",
+    "convention_version",
+    "created_at",
+)
 _TEXT_SUFFIXES = frozenset({".csv", ".json", ".jsonl", ".xml", ".txt", ".tsv"})
 
 
@@ -115,7 +127,7 @@ class ExportReport:
     out: str
     n_clips: int
     n_files: int
-    audio: str  # "copied" or "referenced"
+    audio: str  # "copied", "referenced", or "none" (the per-annotator table holds no audio)
     dataset_version: str | None = None  # the version's content hash
     version_name: str | None = None
     model_fingerprints: dict[str, str] = field(default_factory=dict)
@@ -373,8 +385,11 @@ def _labelstudio_frames(
             "transcript": transcript,
             "tags": list(tags or []),
             "unsure": bool(unsure),
+            "time_spent_ms": spent,
+            "convention_version": convention,
+            "created_at": created,
         }
-        for cid, name, label, transcript, tags, unsure in s.execute(
+        for cid, name, label, transcript, tags, unsure, spent, convention, created in s.execute(
             select(
                 Annotation.clip_id,
                 User.name,
@@ -382,6 +397,9 @@ def _labelstudio_frames(
                 Annotation.transcript,
                 Annotation.tags,
                 Annotation.unsure,
+                Annotation.time_spent_ms,
+                Annotation.convention_version,
+                Annotation.created_at,
             )
             .join(User, User.id == Annotation.annotator_id)
             .where(Annotation.project_id == project_id)
@@ -418,7 +436,7 @@ def _labelstudio_frames(
                 used.add(by_run[run_id])
     fingerprints = {name: runs[name][1] for name in sorted(used)}
     return (
-        pd.DataFrame(ann, columns=["clip_id", "annotator", "label", "transcript", "tags", "unsure"]),
+        pd.DataFrame(ann, columns=list(ANNOTATION_COLUMNS)),
         pd.DataFrame(preds, columns=["clip_id", "model", "label", "transcript", "confidence"]),
         fingerprints,
     )
@@ -443,7 +461,7 @@ def export_project(
     ----------
     fmt
         One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``kaldi``,
-        ``labelstudio``, ``lhotse``, ``webdataset``.
+        ``labelstudio``, ``lhotse``, ``webdataset``, ``annotations`` (one row per annotation).
     out
         A folder that does not exist yet (or is empty). It appears whole or not at all. Or an
         ``s3://bucket/prefix`` holding no objects yet: the export is built locally and uploaded there,
@@ -563,7 +581,11 @@ def _export_project(
                 f"no clip of {info.name!r} passes the filters" + (f" (of {total:,}: {why})" if why else "")
             )
         runs = _latest_runs(s, info.id)
-        if fmt == "labelstudio":
+        if fmt == "annotations":
+            annotations, _, _ = _labelstudio_frames(s, info.id, set(frame["clip_id"].tolist()), {})
+            fingerprints = {name: fp for name, (_, fp) in sorted(runs.items())}
+            extra = {"annotations": annotations}
+        elif fmt == "labelstudio":
             annotations, predictions, fingerprints = _labelstudio_frames(
                 s, info.id, set(frame["clip_id"].tolist()), runs
             )
@@ -592,7 +614,7 @@ def _export_project(
         out=str(out),
         n_clips=len(frame),
         n_files=len(written),
-        audio="copied" if copy_audio else "referenced",
+        audio="none" if fmt == "annotations" else "copied" if copy_audio else "referenced",
         dataset_version=found.content_hash if found else None,
         version_name=found.name if found else None,
         model_fingerprints=fingerprints,

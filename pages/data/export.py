@@ -22,6 +22,7 @@ FORMATS = {
     "labelstudio": "Label Studio: tasks.json and a labeling config",
     "lhotse": "lhotse: recordings and supervisions per split (jsonl.gz)",
     "webdataset": "WebDataset: .tar shards of audio and JSON per split (100 MB each)",
+    "annotations": "Annotations: one row per annotation, for agreement work in R or a spreadsheet",
 }
 CURRENT = "(current final labels)"
 

@@ -22,7 +22,7 @@ from labeling.cli import main as cli
 from labeling.data.export import export_project
 from labeling.data.formats.writers import verify_export, write_lhotse
 from tests.audio import speechlike, write_wav
-from tests.db.test_interop import CLIPS, voice  # noqa: F401  (the project fixture)
+from tests.db.test_interop import CLASSES, CLIPS, TAGS, voice  # noqa: F401  (the project fixture)
 
 # ---------------------------------------------------------------- lhotse, as its reader reads
 #
@@ -277,3 +277,104 @@ def test_webdataset_refuses_referenced_audio_and_a_tiny_shard(workspace, voice, 
     with pytest.raises(ExportError, match="WebDataset shards only"):
         export_project(workspace, "voice", fmt="csv", out=tmp_path / "c", shard_size=10**6)
     assert not any(tmp_path.glob("[abc]"))
+
+
+# ---------------------------------------------------------------- one row per annotation
+
+
+def _annotations(ws, project: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(sha256, annotator) → the annotation as the database holds it."""
+    from sqlalchemy import select
+
+    from db.models import Annotation, Clip, User
+    from labeling.data.projects import get_project
+
+    with ws.db.read() as s:
+        pid = get_project(s, project).id
+        q = (
+            select(
+                Clip.sha256,
+                User.name,
+                Annotation.label,
+                Annotation.transcript,
+                Annotation.tags,
+                Annotation.unsure,
+                Annotation.time_spent_ms,
+                Annotation.convention_version,
+                Annotation.created_at,
+            )
+            .join(Clip, Clip.id == Annotation.clip_id)
+            .join(User, User.id == Annotation.annotator_id)
+            .where(Annotation.project_id == pid)
+        )
+        return {
+            (sha, who): {
+                "label": label,
+                "transcript": transcript,
+                "tags": sorted(tags or []),
+                "unsure": unsure,
+                "time_spent_ms": spent,
+                "convention_version": convention,
+                "created_at": created,
+            }
+            for sha, who, label, transcript, tags, unsure, spent, convention, created in s.execute(q)
+        }
+
+
+def test_the_per_annotator_table_has_every_annotation_and_imports_back(workspace, voice, tmp_path):  # noqa: F811
+    import csv
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from db.models import Annotation
+    from labeling.data.importer import import_source
+    from labeling.data.labels_import import import_labels
+    from labeling.data.projects import create_project
+
+    with workspace.db.write() as s:  # some annotations with time spent, a convention and a doubt
+        s.execute(update(Annotation).where(Annotation.id % 2 == 0).values(time_spent_ms=1234, unsure=True))
+        s.execute(
+            update(Annotation).where(Annotation.id % 3 == 0).values(convention_version=2, tags=["noise:car"])
+        )
+    stored = _annotations(workspace, "voice")
+    assert len(stored) == sum(len(c["annotations"]) for c in voice.values())
+
+    out = tmp_path / "ann"
+    report = export_project(workspace, "voice", fmt="annotations", out=out)
+    assert report.audio == "none"
+    table = out / "annotations.csv"
+    assert sorted(p.name for p in out.iterdir()) == ["MANIFEST.json", "annotations.csv"]
+    # as a spreadsheet or R reads it: the escaped cells are the only change
+    with table.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(stored)
+    for row in rows:
+        want = stored[(row["sha256"], row["annotator"])]
+        assert row["file_name"] == voice[row["sha256"]]["name"].replace("-2+3", "'-2+3")
+        assert row["split"] == voice[row["sha256"]]["split"]
+        assert row["label"] == (want["label"] or "")
+        assert sorted(t for t in row["tags"].split(";") if t) == want["tags"]
+        assert row["unsure"] == ("true" if want["unsure"] else "false")
+        assert row["time_spent_ms"] == ("" if want["time_spent_ms"] is None else str(want["time_spent_ms"]))
+        assert row["convention_version"] == (
+            "" if want["convention_version"] is None else str(want["convention_version"])
+        )
+        created = want["created_at"].replace(tzinfo=want["created_at"].tzinfo or UTC)
+        assert datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")) == created
+
+    # export → import: the same clips in a new project, then the table as annotations
+    clips = tmp_path / "clips"
+    export_project(workspace, "voice", fmt="jsonl", out=clips)
+    with workspace.db.write() as s:
+        create_project(
+            s, name="again", task_kind="both", classes=CLASSES, tag_groups=TAGS, annotations_per_clip=3
+        )
+    import_source(workspace, clips, "again")
+    applied = import_labels(workspace, table, "again", as_="annotations")
+    assert applied.problems == []
+    again = _annotations(workspace, "again")
+    keep = ("label", "transcript", "tags")
+    assert {k: {f: v[f] for f in keep} for k, v in again.items()} == {
+        k: {f: v[f] for f in keep} for k, v in stored.items()
+    }

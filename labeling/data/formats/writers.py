@@ -1262,6 +1262,94 @@ def write_webdataset(
         return export.finish()
 
 
+# ---------------------------------------------------------------- one row per annotation
+
+#: Columns of ``annotations.csv``.
+ANNOTATION_TABLE_COLUMNS = (
+    "sha256",
+    "file_name",
+    "split",
+    "annotator",
+    "label",
+    "transcript",
+    "tags",
+    "unsure",
+    "time_spent_ms",
+    "convention_version",
+    "created_at",
+)
+
+
+def _timestamp(value: Any) -> str | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def write_annotations(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool = False,
+    progress: Progress = None,
+    annotations: pd.DataFrame | None = None,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write ``annotations.csv``: one row per annotation of the exported clips, for agreement work in
+    R or a spreadsheet. No audio.
+
+    Columns: the clip's ``sha256``, its original name as ``file_name``, ``split``, ``annotator``,
+    ``label``, ``transcript``, ``tags`` (``;``-separated), ``unsure`` (true/false),
+    ``time_spent_ms``, ``convention_version`` and ``created_at`` (UTC, ISO 8601). The cells are made
+    safe for spreadsheets as in :func:`write_csv` (``MANIFEST.json`` says so), and Earmark's labels
+    import reads the file back as annotations, each clip found by its ``sha256``.
+    """
+    rows = {r.clip_id: r for r in _rows(frame)}
+    columns = ("clip_id", *ANNOTATION_TABLE_COLUMNS[3:])
+    with _export(
+        frame,
+        out,
+        "annotations",
+        False,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        export.escaped_csv.append("annotations.csv")
+        with export.text("annotations.csv") as sink:
+            sink.write(_sheet_line([safe_cell(c) for c in ANNOTATION_TABLE_COLUMNS]))
+            if annotations is not None and not annotations.empty:
+                present = [c for c in columns if c in annotations.columns]
+                for values in zip(*(annotations[c].tolist() for c in present), strict=True):
+                    ann = dict(zip(present, values, strict=True))
+                    row = rows.get(ann["clip_id"])
+                    if row is None:
+                        continue
+                    spent = _int(ann.get("time_spent_ms"))
+                    convention = _int(ann.get("convention_version"))
+                    cells = [
+                        _text(row.sha256),
+                        _text(row.original_name),
+                        _text(row.split),
+                        _text(ann.get("annotator")),
+                        _text(ann.get("label")),
+                        _text(ann.get("transcript")),
+                        _tags_cell(_tags(ann.get("tags"))),
+                        bool(ann.get("unsure")),
+                        spent,
+                        convention,
+                        _timestamp(ann.get("created_at")),
+                    ]
+                    sink.write(_sheet_line([safe_cell(c) for c in cells]))
+            for _ in rows:
+                export.step()
+        return export.finish()
+
+
 #: Writers by the name ``earmark export --format`` uses.
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "csv": write_csv,
@@ -1272,4 +1360,5 @@ WRITERS: dict[str, Callable[..., list[Path]]] = {
     "labelstudio": write_labelstudio,
     "lhotse": write_lhotse,
     "webdataset": write_webdataset,
+    "annotations": write_annotations,
 }
