@@ -8,13 +8,24 @@ from pathlib import Path
 from labeling.commands import print_json, progress_bar, user_errors, workspace
 
 #: The writers' names (labeling.data.export.EXPORT_FORMATS), spelt out so ``earmark --help`` stays quick.
-FORMATS = ("csv", "jsonl", "audiofolder", "nemo", "kaldi", "labelstudio")
+FORMATS = (
+    "csv",
+    "jsonl",
+    "audiofolder",
+    "nemo",
+    "kaldi",
+    "labelstudio",
+    "lhotse",
+    "webdataset",
+    "annotations",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a project's clips and final labels (csv, jsonl, audiofolder, nemo, kaldi, labelstudio)",
+        help="export a project's clips and final labels (csv, jsonl, audiofolder, nemo, kaldi, labelstudio, "
+        "lhotse, webdataset; annotations: one row per annotation)",
         description="Export a project's clips with their final labels, tags, split and metadata into a "
         "new folder, with a MANIFEST.json of every file's SHA-256. The folder appears whole or not at all.",
     )
@@ -38,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("jsonl", "csv"),
         help="audiofolder: write metadata.jsonl (the default) or metadata.csv (for datasets' loader: "
         "cells exactly as the data, nothing escaped for spreadsheets)",
+    )
+    p.add_argument(
+        "--shard-size",
+        type=float,
+        metavar="MB",
+        help="webdataset: the size each .tar shard stays under, in megabytes (default 100)",
     )
     p.add_argument("--resolved-only", action="store_true", help="only clips with a final label")
     p.add_argument(
@@ -85,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 copy_audio=args.copy_audio,
                 progress=update,
                 metadata_format=args.metadata_format,
+                shard_size=round(args.shard_size * 1_000_000) if args.shard_size is not None else None,
             )
         finally:
             close()

@@ -3,9 +3,10 @@
 
 The exported set is the project's clips with their current final labels (resolutions), clip tags,
 split and metadata — or, given a dataset version, the frozen labels of that version — narrowed by
-:class:`ExportFilters`. Writers (:mod:`labeling.data.formats.writers`) turn it into csv, jsonl, a Hugging
-Face audiofolder, NeMo manifests or Label Studio tasks, each with a ``MANIFEST.json`` that records
-the files' SHA-256, the dataset version's content hash and the code fingerprints of the model runs.
+:class:`ExportFilters`. Writers (:mod:`labeling.data.formats.writers`) turn it into csv, jsonl, a
+Hugging Face audiofolder, NeMo manifests, Kaldi data directories, Label Studio tasks, lhotse
+manifests or WebDataset shards, each with a ``MANIFEST.json`` that records the files' SHA-256, the
+dataset version's content hash and the code fingerprints of the model runs.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from db.models import (
     User,
 )
 from labeling.data.formats.base import EXPORT_COLUMNS
+from labeling.data.formats.webdataset_shards import TAR_RECORD as MIN_SHARD_BYTES
 from labeling.data.formats.writers import MANIFEST_NAME, WRITERS, safe_name
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.platform.ids import as_id
@@ -66,6 +68,18 @@ EXCLUSION_REASONS = {
     "agreement": "below the minimum agreement",
     "no_agreement": "without annotations to measure agreement",
 }
+#: The annotations frame the Label Studio and per-annotator writers get: one row per annotation.
+ANNOTATION_COLUMNS = (
+    "clip_id",
+    "annotator",
+    "label",
+    "transcript",
+    "tags",
+    "unsure",
+    "time_spent_ms",
+    "convention_version",
+    "created_at",
+)
 _TEXT_SUFFIXES = frozenset({".csv", ".json", ".jsonl", ".xml", ".txt", ".tsv"})
 
 
@@ -113,7 +127,7 @@ class ExportReport:
     out: str
     n_clips: int
     n_files: int
-    audio: str  # "copied" or "referenced"
+    audio: str  # "copied", "referenced", or "none" (the per-annotator table holds no audio)
     dataset_version: str | None = None  # the version's content hash
     version_name: str | None = None
     model_fingerprints: dict[str, str] = field(default_factory=dict)
@@ -371,8 +385,11 @@ def _labelstudio_frames(
             "transcript": transcript,
             "tags": list(tags or []),
             "unsure": bool(unsure),
+            "time_spent_ms": spent,
+            "convention_version": convention,
+            "created_at": created,
         }
-        for cid, name, label, transcript, tags, unsure in s.execute(
+        for cid, name, label, transcript, tags, unsure, spent, convention, created in s.execute(
             select(
                 Annotation.clip_id,
                 User.name,
@@ -380,6 +397,9 @@ def _labelstudio_frames(
                 Annotation.transcript,
                 Annotation.tags,
                 Annotation.unsure,
+                Annotation.time_spent_ms,
+                Annotation.convention_version,
+                Annotation.created_at,
             )
             .join(User, User.id == Annotation.annotator_id)
             .where(Annotation.project_id == project_id)
@@ -416,7 +436,7 @@ def _labelstudio_frames(
                 used.add(by_run[run_id])
     fingerprints = {name: runs[name][1] for name in sorted(used)}
     return (
-        pd.DataFrame(ann, columns=["clip_id", "annotator", "label", "transcript", "tags", "unsure"]),
+        pd.DataFrame(ann, columns=list(ANNOTATION_COLUMNS)),
         pd.DataFrame(preds, columns=["clip_id", "model", "label", "transcript", "confidence"]),
         fingerprints,
     )
@@ -433,13 +453,15 @@ def export_project(
     copy_audio: bool = True,
     progress: Progress = None,
     metadata_format: str | None = None,
+    shard_size: int | None = None,
 ) -> ExportReport:
     """Export a project (or one of its dataset versions) to a new folder ``out``.
 
     Parameters
     ----------
     fmt
-        One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``labelstudio``.
+        One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``kaldi``,
+        ``labelstudio``, ``lhotse``, ``webdataset``, ``annotations`` (one row per annotation).
     out
         A folder that does not exist yet (or is empty). It appears whole or not at all. Or an
         ``s3://bucket/prefix`` holding no objects yet: the export is built locally and uploaded there,
@@ -453,6 +475,8 @@ def export_project(
         Called with ``(clips written, total)``.
     metadata_format
         ``audiofolder`` only: ``jsonl`` (the default) or ``csv`` for its metadata files.
+    shard_size
+        ``webdataset`` only: the size in bytes each shard stays under (default 100 MB).
 
     The manifest records the dataset version's hash and the code fingerprints of the model runs: for
     Label Studio those whose predictions are in the tasks, otherwise the latest run of each model.
@@ -463,11 +487,19 @@ def export_project(
         raise ExportError(
             "the audiofolder layout keeps the audio beside its metadata; export it with the audio"
         )
+    if fmt == "webdataset" and not copy_audio:
+        raise ExportError("WebDataset shards hold the audio itself; export them with the audio")
     options: dict[str, Any] = {}
     if metadata_format is not None:
         if fmt != "audiofolder" or metadata_format not in ("jsonl", "csv"):
             raise ExportError("a metadata format (jsonl or csv) is chosen for the audiofolder layout only")
         options["metadata_format"] = metadata_format
+    if shard_size is not None:
+        if fmt != "webdataset":
+            raise ExportError("a shard size is chosen for WebDataset shards only")
+        if shard_size < MIN_SHARD_BYTES:
+            raise ExportError(f"a shard holds at least {MIN_SHARD_BYTES:,} bytes; choose a larger shard size")
+        options["shard_size"] = int(shard_size)
     with _gc_paused():
         if is_remote_url(out):
             return _export_to_url(ws, project, fmt, str(out), filters, version, copy_audio, progress, options)
@@ -549,7 +581,11 @@ def _export_project(
                 f"no clip of {info.name!r} passes the filters" + (f" (of {total:,}: {why})" if why else "")
             )
         runs = _latest_runs(s, info.id)
-        if fmt == "labelstudio":
+        if fmt == "annotations":
+            annotations, _, _ = _labelstudio_frames(s, info.id, set(frame["clip_id"].tolist()), {})
+            fingerprints = {name: fp for name, (_, fp) in sorted(runs.items())}
+            extra = {"annotations": annotations}
+        elif fmt == "labelstudio":
             annotations, predictions, fingerprints = _labelstudio_frames(
                 s, info.id, set(frame["clip_id"].tolist()), runs
             )
@@ -578,7 +614,7 @@ def _export_project(
         out=str(out),
         n_clips=len(frame),
         n_files=len(written),
-        audio="copied" if copy_audio else "referenced",
+        audio="none" if fmt == "annotations" else "copied" if copy_audio else "referenced",
         dataset_version=found.content_hash if found else None,
         version_name=found.name if found else None,
         model_fingerprints=fingerprints,

@@ -20,6 +20,9 @@ FORMATS = {
     "nemo": "NeMo: a manifest per split",
     "kaldi": "Kaldi: a data directory per split",
     "labelstudio": "Label Studio: tasks.json and a labeling config",
+    "lhotse": "lhotse: recordings and supervisions per split (jsonl.gz)",
+    "webdataset": "WebDataset: .tar shards of audio and JSON per split (100 MB each)",
+    "annotations": "Annotations: one row per annotation, for agreement work in R or a spreadsheet",
 }
 CURRENT = "(current final labels)"
 

@@ -17,22 +17,26 @@ cell holding a separator quoted), ``jsonl`` (the same table as ``metadata.jsonl`
 ``file_name``), ``audiofolder`` (one folder per split, as Hugging Face's "Create an audio dataset"
 lays out; ``metadata.jsonl`` by default, or a ``metadata.csv`` written for ``datasets``' loader, not
 for spreadsheets, so its cells are exactly the data), ``nemo`` (one manifest per split), ``kaldi``
-(a data directory per split) and ``labelstudio`` (tasks Label Studio imports, with a labeling
-config and the users to create first). ``MANIFEST.json`` lists under ``escaped_csv`` the tables whose
+(a data directory per split), ``labelstudio`` (tasks Label Studio imports, with a labeling
+config and the users to create first) and ``lhotse`` (recordings and supervisions per split,
+gzipped JSON Lines). ``MANIFEST.json`` lists under ``escaped_csv`` the tables whose
 cells were neutralised, so readers undo the escaping there and nowhere else.
-:mod:`labeling.data.formats` readers read each of them back.
+:mod:`labeling.data.formats` readers read each of them back, but for lhotse's manifests.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
+import io
 import json
 import math
 import os
 import re
 import secrets
 import shutil
+import tarfile
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,8 +55,17 @@ from labeling.data.formats.base import EXPORT_COLUMNS, FormatError, Problem
 from labeling.data.formats.identities import FINAL_LABEL_EMAIL, completed_by_for, username_for
 from labeling.data.formats.kaldi import kaldi_tables
 from labeling.data.formats.labelstudio import UNSURE
+from labeling.data.formats.lhotse_manifests import RECORDINGS, SUPERVISIONS, recording_dict, supervision_dict
+from labeling.data.formats.webdataset_shards import (
+    DEFAULT_SHARD_BYTES,
+    ShardPlan,
+    audio_extension,
+    member_bytes,
+    sample_json,
+    sample_key,
+)
 from labeling.data.leftovers import hold, partial_exports, release, sweep_stale
-from labeling.platform.storage import copy_file, is_remote_url
+from labeling.platform.storage import copy_file, is_remote_url, read_url
 
 Progress = Callable[[int, int], None] | None
 
@@ -254,7 +267,7 @@ class _Entry:
 class _HashingText:
     """A text sink that writes UTF-8 to a binary file and hashes what it writes."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes] | gzip.GzipFile) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
         self.size = 0
@@ -265,6 +278,24 @@ class _HashingText:
         self.raw.write(data)
         self.size += len(data)
         return len(text)
+
+
+class _HashingBytes:
+    """A binary sink that writes to a file and hashes what it writes."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.hash.update(data)
+        self.raw.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
 
 
 class _Export:
@@ -351,6 +382,24 @@ class _Export:
             sink = _HashingText(raw)
             yield sink
         self.entries.append(_Entry(rel, sink.hash.hexdigest(), sink.size))
+
+    @contextmanager
+    def binary(self, rel: str) -> Iterator[_HashingBytes]:
+        """A binary file of the export (a gzipped manifest, a tar shard), hashed as it is written."""
+        self.reserve(rel)
+        target = self.tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb", buffering=1 << 20) as raw:
+            sink = _HashingBytes(raw)
+            yield sink
+        self.entries.append(_Entry(rel, sink.hash.hexdigest(), sink.size))
+
+    @contextmanager
+    def gzipped_text(self, rel: str) -> Iterator[_HashingText]:
+        """A gzipped UTF-8 text file (no name or time in its header, so the same rows give the same
+        bytes); the manifest records the compressed file's hash."""
+        with self.binary(rel) as sink, gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0) as gz:
+            yield _HashingText(gz)
 
     def step(self) -> None:
         self.done += 1
@@ -706,6 +755,11 @@ class _ExitStack:
         self._managers.append(manager)
         return value
 
+    def close_last(self) -> None:
+        """Close the two managers entered last (a shard's tar, then its file)."""
+        for _ in range(2):
+            self._managers.pop().__exit__(None, None, None)
+
     def __enter__(self) -> _ExitStack:
         return self
 
@@ -1049,6 +1103,253 @@ def write_kaldi(
 #: The Kaldi data directory of a split's clips without a transcript, beside the split's own.
 UNTRANSCRIBED = "_untranscribed"
 
+# ---------------------------------------------------------------- lhotse
+
+
+def write_lhotse(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool,
+    progress: Progress = None,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write lhotse manifests per split: ``<split>/recordings.jsonl.gz`` and
+    ``<split>/supervisions.jsonl.gz`` (``train``, ``dev``, ``test``, ``unassigned``), lines as
+    :mod:`labeling.data.formats.lhotse_manifests` builds them.
+
+    Copied audio sits in the export folder under its original name and the recordings name it
+    relative to that folder (lhotse opens a relative source from the folder it runs in: run from the
+    export folder); referenced audio by absolute path, with the clips' names in ``MANIFEST.json``.
+    """
+    rows = list(_rows(frame))
+    splits = ("train", "dev", "test", UNASSIGNED)
+    with _export(
+        frame,
+        out,
+        "lhotse",
+        copy_audio,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        for folder in splits:
+            export.reserve(f"{folder}/{RECORDINGS}")
+            export.reserve(f"{folder}/{SUPERVISIONS}")
+        by_split: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        for row in rows:
+            split = _text(row.split)
+            key = split if split in splits else UNASSIGNED
+            if not _int(row.sample_rate) or _number(row.duration_s) is None:
+                raise FormatError(f"clip {row.clip_id}: its sample rate or duration is unknown")
+            recording = recording_dict(
+                str(_clip_id(row.clip_id)),
+                export.audio(row),
+                sampling_rate=_int(row.sample_rate) or 0,
+                duration_s=float(_number(row.duration_s) or 0.0),
+                channels=_int(row.channels) or 1,
+            )
+            custom = {
+                "label": _text(row.label),
+                "tags": _tags(row.tags),
+                "split": split,
+                "original_name": _text(row.original_name),
+                "sha256": _text(row.sha256),
+                "clip_id": _clip_id(row.clip_id),
+            }
+            supervision = supervision_dict(
+                recording, text=_text(row.transcript), metadata=_metadata(row.metadata), custom=custom
+            )
+            by_split.setdefault(key, []).append((recording, supervision))
+            export.step()
+        for split, pairs in by_split.items():
+            for name, index in ((RECORDINGS, 0), (SUPERVISIONS, 1)):
+                with export.gzipped_text(f"{split}/{name}") as sink:
+                    for pair in pairs:
+                        sink.write(_to_json(pair[index]) + "\n")
+        return export.finish()
+
+
+# ---------------------------------------------------------------- WebDataset
+
+
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    info.mtime = 0  # the same clips give the same shard, byte for byte
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_webdataset(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool = True,
+    progress: Progress = None,
+    shard_size: int = DEFAULT_SHARD_BYTES,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write WebDataset shards per split: ``train-000000.tar``, ``dev-000000.tar``… (``unassigned-…``
+    for clips without a split), each under ``shard_size`` bytes (see
+    :mod:`labeling.data.formats.webdataset_shards`). A sample is the clip's audio, as stored, under
+    its original extension, and a ``.json`` of every field of the clip. The shards hold the audio, so
+    ``copy_audio`` must be true.
+    """
+    if not copy_audio:
+        raise FormatError("WebDataset shards hold the audio itself; export them with the audio copied")
+    rows = list(_rows(frame))
+    splits = ("train", "dev", "test", UNASSIGNED)
+    by_split: dict[str, list[_Row]] = {}
+    for row in rows:
+        split = _text(row.split)
+        by_split.setdefault(split if split in splits else UNASSIGNED, []).append(row)
+    plan = ShardPlan(int(shard_size))
+    with _export(
+        frame,
+        out,
+        "webdataset",
+        True,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        for split in splits:
+            members = by_split.get(split, [])
+            shard = 0
+            plan.start()
+            with _ExitStack() as stack:
+                tar: tarfile.TarFile | None = None
+                for row in members:
+                    key = sample_key(_clip_id(row.clip_id))
+                    try:
+                        audio = read_url(str(row.audio_path))
+                    except FileNotFoundError:
+                        raise FormatError(
+                            f"clip {row.clip_id}: its stored audio {row.audio_path} is missing"
+                        ) from None
+                    record = sample_json(
+                        clip_id=_clip_id(row.clip_id),
+                        sha256=_text(row.sha256),
+                        original_name=_text(row.original_name),
+                        duration_s=_number(row.duration_s),
+                        sample_rate=_int(row.sample_rate),
+                        channels=_int(row.channels),
+                        split=_text(row.split),
+                        label=_text(row.label),
+                        transcript=_text(row.transcript),
+                        tags=_tags(row.tags),
+                        metadata=_metadata(row.metadata),
+                    )
+                    text = _to_json(record).encode("utf-8")
+                    size = member_bytes(len(audio)) + member_bytes(len(text))
+                    if tar is None or not plan.fits(size):
+                        if tar is not None:
+                            stack.close_last()
+                            shard += 1
+                        plan.start()
+                        sink = stack.enter(export.binary(f"{split}-{shard:06d}.tar"))
+                        tar = stack.enter(  # closed by the stack, with its file, when the shard is full
+                            tarfile.open(fileobj=sink, mode="w|", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
+                        )
+                    ext = audio_extension(_text(row.original_name) or str(row.audio_path))
+                    _tar_member(tar, f"{key}.{ext}", audio)
+                    _tar_member(tar, f"{key}.json", text)
+                    plan.add(size)
+                    export.step()
+        return export.finish()
+
+
+# ---------------------------------------------------------------- one row per annotation
+
+#: Columns of ``annotations.csv``.
+ANNOTATION_TABLE_COLUMNS = (
+    "sha256",
+    "file_name",
+    "split",
+    "annotator",
+    "label",
+    "transcript",
+    "tags",
+    "unsure",
+    "time_spent_ms",
+    "convention_version",
+    "created_at",
+)
+
+
+def _timestamp(value: Any) -> str | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def write_annotations(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool = False,
+    progress: Progress = None,
+    annotations: pd.DataFrame | None = None,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write ``annotations.csv``: one row per annotation of the exported clips, for agreement work in
+    R or a spreadsheet. No audio.
+
+    Columns: the clip's ``sha256``, its original name as ``file_name``, ``split``, ``annotator``,
+    ``label``, ``transcript``, ``tags`` (``;``-separated), ``unsure`` (true/false),
+    ``time_spent_ms``, ``convention_version`` and ``created_at`` (UTC, ISO 8601). The cells are made
+    safe for spreadsheets as in :func:`write_csv` (``MANIFEST.json`` says so), and Earmark's labels
+    import reads the file back as annotations, each clip found by its ``sha256``.
+    """
+    rows = {r.clip_id: r for r in _rows(frame)}
+    columns = ("clip_id", *ANNOTATION_TABLE_COLUMNS[3:])
+    with _export(
+        frame,
+        out,
+        "annotations",
+        False,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        export.escaped_csv.append("annotations.csv")
+        with export.text("annotations.csv") as sink:
+            sink.write(_sheet_line([safe_cell(c) for c in ANNOTATION_TABLE_COLUMNS]))
+            if annotations is not None and not annotations.empty:
+                present = [c for c in columns if c in annotations.columns]
+                for values in zip(*(annotations[c].tolist() for c in present), strict=True):
+                    ann = dict(zip(present, values, strict=True))
+                    row = rows.get(ann["clip_id"])
+                    if row is None:
+                        continue
+                    spent = _int(ann.get("time_spent_ms"))
+                    convention = _int(ann.get("convention_version"))
+                    cells = [
+                        _text(row.sha256),
+                        _text(row.original_name),
+                        _text(row.split),
+                        _text(ann.get("annotator")),
+                        _text(ann.get("label")),
+                        _text(ann.get("transcript")),
+                        _tags_cell(_tags(ann.get("tags"))),
+                        bool(ann.get("unsure")),
+                        spent,
+                        convention,
+                        _timestamp(ann.get("created_at")),
+                    ]
+                    sink.write(_sheet_line([safe_cell(c) for c in cells]))
+            for _ in rows:
+                export.step()
+        return export.finish()
+
+
 #: Writers by the name ``earmark export --format`` uses.
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "csv": write_csv,
@@ -1057,4 +1358,7 @@ WRITERS: dict[str, Callable[..., list[Path]]] = {
     "nemo": write_nemo,
     "kaldi": write_kaldi,
     "labelstudio": write_labelstudio,
+    "lhotse": write_lhotse,
+    "webdataset": write_webdataset,
+    "annotations": write_annotations,
 }
