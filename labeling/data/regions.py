@@ -106,10 +106,11 @@ def _as_frame(regions: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
     return frame.reset_index(drop=True)
 
 
-def _clean_rows(
+def clean_region_rows(
     frame: pd.DataFrame, info: ProjectInfo, rec: Recording, *, vocabulary: bool
 ) -> list[dict[str, Any]]:
-    """The rows to store, or :class:`RegionsError` naming every problem."""
+    """The rows of a set as :func:`replace_region_set` stores them, or :class:`RegionsError` naming
+    every problem. ``vocabulary`` also holds labels and tags to the project's classes and tags."""
     if "label" in frame.columns:
         frame["label"] = frame["label"].map(lambda v: v.strip() or None if isinstance(v, str) else v)
     try:
@@ -244,7 +245,7 @@ def save_regions(
     if s.get(User, annotator_id) is None:
         raise RegionsError(f"no user {annotator_id}")
     rec = recording(s, info, clip_id, lock=True)
-    rows = _clean_rows(_as_frame(regions), info, rec, vocabulary=True)
+    rows = clean_region_rows(_as_frame(regions), info, rec, vocabulary=True)
     return replace_region_set(
         s, info, rec, rows, annotator_id=annotator_id, source="annotator", actor_id=actor_id
     )
@@ -289,6 +290,8 @@ def list_regions(
         q = q.where(Region.source.in_(list(sources)))
     frame = pd.DataFrame(s.execute(q).all(), columns=list(REGION_COLUMNS))
     frame["annotator_id"] = frame["annotator_id"].astype("Int64")
+    for column in ("annotator", "text"):  # missing is None, as stored, not NaN
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame.astype({"start": "float64", "end": "float64"})
 
 
@@ -326,5 +329,5 @@ def propose_regions(
     # The VAD's last frame may run a few samples past the end; the recording's length is the bound.
     proposed["end"] = proposed["end"].clip(upper=rec.duration)
     proposed = proposed[proposed["end"] > proposed["start"]]
-    rows = _clean_rows(proposed, info, rec, vocabulary=True)
+    rows = clean_region_rows(proposed, info, rec, vocabulary=True)
     return replace_region_set(s, info, rec, rows, annotator_id=None, source="proposal", actor_id=actor_id)
