@@ -8,6 +8,7 @@ import pytest
 from pyannote.core import Annotation, Segment
 from pyannote.database.util import load_rttm
 
+from labeling.cli import main
 from labeling.data.importer import import_path
 from labeling.data.projects import create_project, get_project
 from labeling.data.regions import RegionsError, list_regions
@@ -191,3 +192,17 @@ def test_a_label_studio_export_with_regions_gives_each_annotator_their_regions(p
         ("call_b.wav", "labelstudio:ann@example.com"): [(1.25, 5.5, "Speech", "a long turn")],
     }
     assert set(stored["source"]) == {"import"}
+
+
+def test_the_command_line_round_trips_rttm_and_refuses_clearly(project, tmp_path, monkeypatch, capsys):
+    ws, _ = project
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+    original = pyannote_rttm(tmp_path / "in.rttm")
+    assert main(["regions", "import-rttm", str(original), "--project", "calls", "--annotator", "ann"]) == 0
+    assert "5 regions in 2 sets on 2 recordings" in capsys.readouterr().out
+    out = tmp_path / "out.rttm"
+    assert main(["regions", "export-rttm", str(out), "--project", "calls", "--annotator", "ann"]) == 0
+    assert out.read_text() == original.read_text()
+    assert main(["regions", "export-rttm", str(tmp_path / "none.rttm"), "--project", "calls"]) == 1
+    assert "no regions of source 'final' to export; the project holds ann/import" in capsys.readouterr().err
