@@ -161,7 +161,7 @@ def _region_summary(d: dict[str, Any], tolerance: float) -> str:
     worst = d["by_recording"][:3]
     if worst:
         lines.append("Least agreement (Fleiss' kappa per recording):")
-        lines += [f"  recording {r['recording_id']}: {_fmt(r['fleiss_kappa'])}" for r in worst]
+        lines += [f"  {r['recording']}: {_fmt(r['fleiss_kappa'])}" for r in worst]
     return "\n".join(lines)
 
 

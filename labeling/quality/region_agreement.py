@@ -41,6 +41,7 @@ class RegionAgreementReport:
     left_out: dict[str, int] = field(default_factory=dict)
     others: list[str] = field(default_factory=list)
     agreement: RegionAgreement | None = None
+    names: dict[int, str] = field(default_factory=dict)  # recording id -> file name
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (NaN as None)."""
@@ -68,7 +69,10 @@ class RegionAgreementReport:
                 "unitizing_by_class": records(a.unitizing.per_label.reset_index()),
                 "cohen_kappa_pairs": records(a.cohen_kappa),
                 "boundaries": records(a.boundaries),
-                "by_recording": records(a.by_item.reset_index()),
+                "by_recording": [
+                    {**row, "recording": self.names.get(int(row["recording_id"]))}
+                    for row in records(a.by_item.reset_index())
+                ],
             }
         return out
 
@@ -132,4 +136,5 @@ def project_region_agreement(
         )
     except ValueError as exc:
         raise RegionsError(f"region agreement of {info.name!r}: {exc}") from None
-    return RegionAgreementReport(info.name, list(team), len(recordings), left_out, others, agreement)
+    names = dict(zip(regions["recording_id"].astype(int), regions["recording"], strict=True))
+    return RegionAgreementReport(info.name, list(team), len(recordings), left_out, others, agreement, names)

@@ -85,3 +85,4 @@ def test_earmark_agreement_prints_region_agreement(project, monkeypatch, capsys)
     data = json.loads(capsys.readouterr().out)
     assert data["annotators"] == ["ann", "bob"]
     assert -1 <= data["unitizing_alpha"] <= 1
+    assert {r["recording"] for r in data["by_recording"]} == set(SECONDS)
