@@ -41,12 +41,16 @@ NAMING_CONVENTION = {
 }
 
 ROLES = ("annotator", "reviewer", "engineer", "admin")
-TASK_KINDS = ("classification", "transcription", "both")
+# A "regions" project labels time regions of long recordings (its clips) instead of whole clips.
+TASK_KINDS = ("classification", "transcription", "both", "regions")
 SPLITS = ("train", "dev", "test")
 META_KEY_LENGTH = 100
 META_VALUE_LENGTH = 200
 RESOLUTION_METHODS = ("unanimous", "majority", "adjudicated", "imported", "weighted")
 RUN_KINDS = ("builtin", "external", "command")
+# Where a region came from: an annotator drew it, a proposer (the energy VAD) suggested it, a file
+# brought it (RTTM, Label Studio), or review made it final.
+REGION_SOURCES = ("annotator", "proposal", "import", "final")
 # A named version is one someone froze on purpose; a snapshot is frozen by Earmark so that a run on
 # the current labels reads exactly the data it was trained and scored on, forever.
 VERSION_KINDS = ("named", "snapshot")
@@ -273,6 +277,36 @@ class Annotation(Base):
     source: Mapped[str] = mapped_column(String(40), default="app")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Region(Base):
+    """A time region ``[start_s, end_s)`` of a recording (a clip) with a class, by one annotator or none.
+
+    An annotator's regions of a recording are one set, replaced whole when they save. Proposals,
+    final regions and imported ones without a person carry no annotator.
+    """
+
+    __tablename__ = "regions"
+    __table_args__ = (
+        CheckConstraint("start_s >= 0", name="start_nonnegative"),
+        CheckConstraint("end_s > start_s", name="positive_length"),
+        CheckConstraint(_in("source", REGION_SOURCES), name="source"),
+        CheckConstraint("source <> 'annotator' OR annotator_id IS NOT NULL", name="annotator_named"),
+        Index("ix_regions_clip_annotator", "clip_id", "annotator_id"),
+        Index("ix_regions_project_source", "project_id", "source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(200))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    source: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Claim(Base):

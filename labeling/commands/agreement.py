@@ -1,4 +1,7 @@
-"""``earmark agreement``: the inter-annotator agreement report of a project, or of any long CSV."""
+"""``earmark agreement``: the inter-annotator agreement report of a project, or of any long CSV.
+
+For a ``regions`` project it prints region agreement instead: frame kappas, unitizing alpha and
+onset/offset F1 (:mod:`labeling.quality.region_agreement`)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", choices=LEVELS, default="nominal", help="level of measurement for alpha")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for alpha's interval")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.2,
+        help="regions projects: seconds an onset or offset may differ and still match (default: 0.2)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a readable summary")
     p.set_defaults(run=run)
 
@@ -122,6 +131,40 @@ def _project_extra(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _region_summary(d: dict[str, Any], tolerance: float) -> str:
+    lines = [f"Project {d['project']!r}: time regions"]
+    left = "; ".join(f"{n} recording(s) {why}" for why, n in d["left_out"].items())
+    if not d["n_recordings"]:
+        return "\n".join(
+            [
+                *lines,
+                "No recording has regions of two or more annotators yet." + (f" ({left})" if left else ""),
+            ]
+        )
+    lines += [
+        f"{d['n_recordings']} recordings labelled by {', '.join(d['annotators'])}"
+        + (f"; left out: {left}" if left else ""),
+        f"Unitizing alpha (uα): {_fmt(d['unitizing_alpha'])}",
+        f"Fleiss' kappa over 10 ms frames: {_fmt(d['fleiss_kappa'])}",
+    ]
+    if d["unitizing_by_class"]:
+        lines.append("uα by class:")
+        lines += [
+            f"  {r['label']}: {_fmt(r['alpha'])} ({r['n_units']} units)" for r in d["unitizing_by_class"]
+        ]
+    if d["cohen_kappa_pairs"]:
+        lines.append("Cohen's kappa over frames, by pair:")
+        lines += [f"  {p['rater_a']} / {p['rater_b']}: {_fmt(p['kappa'])}" for p in d["cohen_kappa_pairs"]]
+    if d["boundaries"]:
+        lines.append(f"Boundary F1 within ±{tolerance * 1000:.0f} ms, by pair:")
+        lines += [f"  {b['rater_a']} / {b['rater_b']} {b['kind']}: {_fmt(b['f1'])}" for b in d["boundaries"]]
+    worst = d["by_recording"][:3]
+    if worst:
+        lines.append("Least agreement (Fleiss' kappa per recording):")
+        lines += [f"  {r['recording']}: {_fmt(r['fleiss_kappa'])}" for r in worst]
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise UserError("--n-boot cannot be negative")
@@ -145,9 +188,25 @@ def run(args: argparse.Namespace) -> int:
             print(_summary(report))
         return 0
 
-    from labeling.data.projects import ProjectError
+    from labeling.data.projects import ProjectError, get_project
     from labeling.quality.agreement_service import agreement_json, stored_agreement
+    from labeling.quality.region_agreement import project_region_agreement
 
+    if args.tolerance < 0:
+        raise UserError("--tolerance cannot be negative")
+    with workspace() as ws, user_errors(ProjectError, ValueError), ws.db.read() as s:
+        info = get_project(s, args.project)
+        regions = (
+            project_region_agreement(s, info.id, tolerance=args.tolerance).to_dict()
+            if info.labels_regions
+            else None
+        )
+    if regions is not None:
+        if args.json:
+            print_json(regions)
+        else:
+            print(_region_summary(regions, args.tolerance))
+        return 0
     with workspace() as ws, user_errors(ProjectError, ValueError):
         report = stored_agreement(
             ws.db, args.project, level=args.level, n_boot=args.n_boot, random_state=args.seed

@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     psub = p.add_subparsers(dest="project_command", metavar="ACTION", required=True)
     c = psub.add_parser("create", help="create a project")
     c.add_argument("name")
-    c.add_argument("--kind", default="classification", choices=["classification", "transcription", "both"])
+    c.add_argument(
+        "--kind", default="classification", choices=["classification", "transcription", "both", "regions"]
+    )
     c.add_argument("--classes", default="", help="comma-separated class names")
     c.add_argument("--tags", default="", help="tag vocabulary: 'noise=car,people;channel=low-bandwidth'")
     c.add_argument("--k", type=int, default=1, help="annotations required per clip (default 1)")

@@ -17,7 +17,18 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from analysis.text import NormalizationRules
-from db.models import TASK_KINDS, Annotation, Claim, Clip, GoldExample, Project, Resolution, User, utcnow
+from db.models import (
+    TASK_KINDS,
+    Annotation,
+    Claim,
+    Clip,
+    GoldExample,
+    Project,
+    Region,
+    Resolution,
+    User,
+    utcnow,
+)
 from labeling.data.monitoring_settings import MONITORING_DEFAULTS, check_monitoring_settings
 from labeling.data.queue_order import DEFAULT_QUEUE_ORDER, QueueOrder, check_queue_order, queue_order
 from labeling.platform import names
@@ -52,6 +63,11 @@ class ProjectInfo:
     @property
     def transcribes(self) -> bool:
         return self.task_kind in ("transcription", "both")
+
+    @property
+    def labels_regions(self) -> bool:
+        """Annotators draw time regions of long recordings, classed by the project's classes."""
+        return self.task_kind == "regions"
 
     @property
     def queue_order(self) -> QueueOrder:
@@ -443,8 +459,14 @@ def _tag_use(s: Session, project_id: int, tags: set[str]) -> dict[str, int]:
 
 
 def _kind_use(s: Session, project_id: int, kind: str) -> list[str]:
-    """Why a project cannot stop classifying or transcribing: the labels that would be hidden."""
+    """Why a project cannot change kind: the labels of whole clips, or the regions, it would hide."""
     refusals = []
+    if kind != "regions":
+        n_regions = s.scalar(select(func.count()).select_from(Region).where(Region.project_id == project_id))
+        if n_regions:
+            refusals.append(
+                f"a {kind} project cannot keep its time regions: {_plural(int(n_regions), 'region')}"
+            )
     for gone, column, word in (
         ("classification", "label", "class labels"),
         ("transcription", "transcript", "transcripts"),
@@ -462,9 +484,10 @@ def _kind_use(s: Session, project_id: int, kind: str) -> list[str]:
             .where(Resolution.project_id == project_id, getattr(Resolution, column).is_not(None))
         )
         if n_ann or n_res:
+            instead = "" if kind == "regions" else " (choose 'both' instead)"
             refusals.append(
                 f"a {kind} project cannot keep its {word}: {_plural(int(n_ann or 0), 'annotation')} and "
-                f"{_plural(int(n_res or 0), 'final label')} carry them (choose 'both' instead)"
+                f"{_plural(int(n_res or 0), 'final label')} carry them{instead}"
             )
     return refusals
 

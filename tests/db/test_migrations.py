@@ -3,6 +3,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, delete, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from db.engine import Database
 from db.migrate import (
@@ -13,7 +14,7 @@ from db.migrate import (
     schema_status,
     upgrade,
 )
-from db.models import Base, Clip, Project, Resolution
+from db.models import Base, Clip, Project, Region, Resolution
 from labeling.platform.config import Settings
 from labeling.platform.workspace import Workspace
 
@@ -101,4 +102,72 @@ def test_downgrading_the_queue_orders_keeps_the_priority_index_in_order(sqlite_u
         ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_clips_open'").scalar()
     assert "priority DESC" in ddl
     upgrade(db)
+    db.dispose()
+
+
+def _project_with_a_clip(conn) -> None:  # type: ignore[no-untyped-def]
+    conn.execute(insert(Project).values(name="calls", classes=["speech"]))
+    conn.execute(
+        insert(Clip).values(
+            project_id=1,
+            sha256="b" * 64,
+            storage_key="k",
+            original_name="call.wav",
+            duration_s=60.0,
+            sample_rate=16000,
+            channels=1,
+            frames=960000,
+            audio_format="WAV",
+        )
+    )
+
+
+def test_the_regions_kind_arrives_without_losing_a_clip(db_url):
+    """Widening the project kinds must not rebuild ``projects`` (its cascades would empty clips)."""
+    db = Database.from_url(db_url)
+    upgrade(db, "0015_queue_order")
+    with db.engine.begin() as conn:
+        _project_with_a_clip(conn)
+    upgrade(db)
+    with db.engine.begin() as conn:
+        assert conn.execute(select(Clip.original_name)).scalars().all() == ["call.wav"]
+        conn.execute(insert(Project).values(name="meetings", classes=["speech"], task_kind="regions"))
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        conn.execute(insert(Project).values(name="other", classes=[], task_kind="segments"))
+    db.dispose()
+
+
+def test_regions_refuse_a_backwards_span_and_an_unnamed_annotator(db_url):
+    db = Database.from_url(db_url)
+    upgrade(db)
+    with db.engine.begin() as conn:
+        _project_with_a_clip(conn)
+    base = {"project_id": 1, "clip_id": 1, "label": "speech", "tags": []}
+    with db.engine.begin() as conn:
+        conn.execute(insert(Region).values(**base, start_s=1.0, end_s=2.5, source="proposal"))
+    for bad in (
+        {"start_s": 2.0, "end_s": 1.0, "source": "proposal"},
+        {"start_s": -1.0, "end_s": 1.0, "source": "proposal"},
+        {"start_s": 0.0, "end_s": 1.0, "source": "annotator"},
+        {"start_s": 0.0, "end_s": 1.0, "source": "guess"},
+    ):
+        with pytest.raises(IntegrityError), db.engine.begin() as conn:
+            conn.execute(insert(Region).values(**base, **bad))
+    with db.engine.begin() as conn:
+        assert conn.execute(select(Region.start_s, Region.end_s)).all() == [(1.0, 2.5)]
+    db.dispose()
+
+
+def test_downgrading_below_regions_refuses_while_a_regions_project_exists(db_url):
+    db = Database.from_url(db_url)
+    upgrade(db)
+    with db.engine.begin() as conn:
+        conn.execute(insert(Project).values(name="meetings", classes=["speech"], task_kind="regions"))
+    with pytest.raises(RuntimeError, match="label time regions"):
+        downgrade(db, "0015_queue_order")
+    with db.engine.begin() as conn:
+        conn.execute(delete(Project))
+    downgrade(db, "0015_queue_order")
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        conn.execute(insert(Project).values(name="meetings", classes=["speech"], task_kind="regions"))
     db.dispose()

@@ -21,8 +21,8 @@ How results map onto Earmark:
   ``model_version``); cancelled (skipped) annotations and prediction ids are reported, not imported;
 * a ``choices`` control named ``unsure`` (Earmark's export adds one) marks the annotation unsure;
 * results of a time region (a value with ``start`` and ``end``: ``labels``, or a per-region choice or
-  text) are counted and reported, never read as the whole clip's label: Earmark does not import
-  regions.
+  text) are counted and reported, never read as the whole clip's label; :func:`read_labelstudio_regions`
+  reads them as regions, for a ``regions`` project.
 
 Transcripts are kept as written (leading and trailing spaces too); labels and tags are trimmed. The
 tags a labeling config offers become the plan's ``declared_tags``, so the project's tag vocabulary
@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import pandas as pd
 
 from labeling.data.formats._common import (
     DEFAULT_LIMITS,
@@ -1102,7 +1104,10 @@ def _plan(
         plan.items.append(item)
     for what, count in ignored.most_common():
         if what.startswith("time regions of "):
-            why = f"{count} not imported: Earmark imports labels of whole clips, not of time regions"
+            why = (
+                f"{count} not imported as labels of whole clips; import them into a regions project "
+                "with: earmark regions import-labelstudio"
+            )
             plan.problems.append(Problem(what, why))
         else:
             why = f"{count} {what} are not a label, transcript or tags; not imported"
@@ -1190,3 +1195,133 @@ def _add_annotations(
                 continue
         chosen[name] = (ann, external)
     item.annotations.extend(external for _, external in chosen.values())
+
+
+# ---------------------------------------------------------------- time regions
+
+
+@dataclass
+class LabelStudioRegions:
+    """The time regions of a Label Studio JSON export, one row per region and class.
+
+    ``regions`` has ``task, recording, annotator, final, start, end, label, text, tags``:
+    ``recording`` is the audio's file name as imported (Label Studio's upload prefix removed),
+    ``final`` marks regions of Earmark's own final-label pseudo-annotator.
+    """
+
+    regions: pd.DataFrame
+    problems: list[Problem] = field(default_factory=list)
+
+
+REGION_COLUMNS = ("task", "recording", "annotator", "final", "start", "end", "label", "text", "tags")
+
+
+def _recording_name(ref: str) -> str:
+    """The file name a task's audio reference gives its clip (as :func:`read_labelstudio` names it)."""
+    parts = urlsplit(ref.strip())
+    if parts.path.startswith("/data/local-files"):
+        path = parse_qs(parts.query).get("d", [""])[0]
+    else:
+        path = unquote(parts.path)
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    if parts.path.startswith("/data/upload/"):
+        stripped = UPLOAD_PREFIX.match(name)
+        name = stripped.group(1) if stripped else name
+    return name
+
+
+def _region_rows(raw: Any, where: str, problems: list[Problem]) -> list[dict[str, Any]]:
+    """One row per (region, class) of an annotation's results, joined by Label Studio's region ``id``."""
+    if not isinstance(raw, list):
+        return []
+    spans: dict[str, dict[str, Any]] = {}
+    for n, item in enumerate(raw):
+        value = item.get("value") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(value, dict) or not _is_region(value):
+            continue
+        region_id = str(item.get("id") or f"#{n}")
+        span = spans.setdefault(region_id, {"labels": [], "text": None, "tags": [], "bounds": None})
+        try:
+            bounds = (float(value["start"]), float(value["end"]))
+        except (TypeError, ValueError):
+            problems.append(Problem(where, f"region {region_id}: start/end are not numbers; skipped"))
+            span["bad"] = True
+            continue
+        span["bounds"] = span["bounds"] or bounds
+        kind = str(item.get("type") or "").lower()
+        labels = value.get(kind) or value.get("labels")
+        if kind.endswith("labels") and isinstance(labels, list):
+            span["labels"] += [str(v).strip() for v in labels if str(v).strip()]
+        elif kind == "textarea":
+            text = value.get("text")
+            text = text if isinstance(text, list) else [text]
+            span["text"] = " ".join(t for t in text if isinstance(t, str) and t) or None
+        elif kind == "choices" and isinstance(value.get("choices"), list):
+            span["tags"] += [str(v).strip() for v in value["choices"]]
+    rows = []
+    for region_id, span in spans.items():
+        if span.get("bad"):
+            continue
+        if not span["labels"]:
+            problems.append(Problem(where, f"region {region_id} has no label; skipped"))
+            continue
+        start, end = span["bounds"]
+        for label in dict.fromkeys(span["labels"]):
+            rows.append(
+                {"start": start, "end": end, "label": label, "text": span["text"], "tags": span["tags"]}
+            )
+    return rows
+
+
+def read_labelstudio_regions(
+    path: Path,
+    *,
+    audio_key: str | None = None,
+    user_names: Mapping[int | str, str] | None = None,
+    users: Path | Mapping[Any, Any] | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> LabelStudioRegions:
+    """The time regions (``labels`` results with ``start``/``end``) of a Label Studio JSON export.
+
+    A region's class is its ``labels`` value (a region with two classes gives two rows); a per-region
+    ``textarea`` with the same region ``id`` gives its transcript, a per-region ``choices`` its tags.
+    Annotators are named as :func:`read_labelstudio` names them (``users``, ``user_names``).
+    Cancelled annotations, and predictions, are not read. JSON_MIN and CSV exports drop the region
+    ids that tie a transcript to its region: export JSON for regions.
+    """
+    path = Path(path)
+    _check_file(path)
+    doc = load_json(path, limits)
+    if isinstance(doc, dict):
+        doc = [doc]
+    if not isinstance(doc, list) or not any(
+        isinstance(t, dict) and isinstance(t.get("data"), dict) for t in doc
+    ):
+        raise FormatError(f"{path.name} is not a Label Studio JSON export (a list of tasks with data)")
+    options = _Options(user_names=dict(user_names or {}), users=read_users(users, limits=limits))
+    problems: list[Problem] = []
+    rows: list[dict[str, Any]] = []
+    for index, task in enumerate(doc, start=1):
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            continue
+        ref = f"task {task.get('id', f'#{index}')}"
+        key = _pick_audio_key(task["data"], audio_key)
+        audio = task["data"].get(key) if key else None
+        if not isinstance(audio, str) or not audio.strip():
+            problems.append(Problem(ref, "no audio field in the task data; skipped"))
+            continue
+        original = task["data"].get(ORIGINAL_NAME)
+        name = original if isinstance(original, str) and original.strip() else _recording_name(audio)
+        for raw in task.get("annotations") or []:
+            if not isinstance(raw, dict) or raw.get("was_cancelled") is True:
+                continue
+            where = f"{ref}, annotation {raw.get('id', '?')}"
+            annotator, _ = _annotator(raw.get("completed_by"), options)
+            found = _region_rows(raw.get("result"), where, problems)
+            if found and annotator is None:
+                problems.append(Problem(where, "names no annotator; its regions are skipped"))
+                continue
+            final = annotator == FINAL_LABEL
+            for row in found:
+                rows.append({"task": ref, "recording": name, "annotator": annotator, "final": final, **row})
+    return LabelStudioRegions(pd.DataFrame(rows, columns=list(REGION_COLUMNS)), problems)

@@ -1,0 +1,112 @@
+"""``earmark regions``: time regions of a ``regions`` project's recordings in and out, and VAD proposals.
+
+- ``earmark regions import-rttm FILE --project P [--annotator NAME]``
+- ``earmark regions export-rttm FILE --project P [--annotator NAME | --source final|import|proposal]``
+- ``earmark regions import-labelstudio FILE --project P [--users USERS]``
+- ``earmark regions propose --project P [--recording ID]``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from labeling.commands import user_errors, workspace
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "regions",
+        help="time regions of long recordings: RTTM and Label Studio in and out, energy-VAD proposals",
+        description="Regions of a project of kind 'regions' (each clip a recording).",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    rttm_in = actions.add_parser("import-rttm", help="read an RTTM file's speaker turns as regions")
+    rttm_in.add_argument("file", type=Path)
+    rttm_in.add_argument("--project", required=True, help="project name or id")
+    rttm_in.add_argument("--annotator", help="whose regions they are (default: the file's own set)")
+    rttm_in.set_defaults(run=_import_rttm)
+
+    rttm_out = actions.add_parser("export-rttm", help="write one set of regions per recording as RTTM")
+    rttm_out.add_argument("file", type=Path)
+    rttm_out.add_argument("--project", required=True, help="project name or id")
+    which = rttm_out.add_mutually_exclusive_group()
+    which.add_argument("--annotator", help="this annotator's regions")
+    which.add_argument(
+        "--source",
+        choices=("final", "import", "proposal"),
+        default="final",
+        help="the set without a person to write (default: final)",
+    )
+    rttm_out.set_defaults(run=_export_rttm)
+
+    ls_in = actions.add_parser("import-labelstudio", help="read a Label Studio JSON export's time regions")
+    ls_in.add_argument("file", type=Path)
+    ls_in.add_argument("--project", required=True, help="project name or id")
+    ls_in.add_argument("--users", type=Path, help="Label Studio's user list, to name annotators by e-mail")
+    ls_in.set_defaults(run=_import_labelstudio)
+
+    propose = actions.add_parser("propose", help="propose speech regions with the energy VAD")
+    propose.add_argument("--project", required=True, help="project name or id")
+    propose.add_argument("--recording", type=int, help="one recording (clip id); default: every one")
+    propose.set_defaults(run=_propose)
+
+
+def _errors() -> Any:
+    from labeling.data.projects import ProjectError
+    from labeling.data.regions import RegionsError
+
+    return user_errors(RegionsError, ProjectError)
+
+
+def _print_import(report: Any) -> None:
+    print(f"{report.regions:,} regions in {report.sets:,} sets on {report.recordings:,} recordings")
+    if report.added_classes:
+        print(f"classes added to the project: {', '.join(report.added_classes)}")
+    for problem in report.problems:
+        print(f"  not imported: {problem.ref}: {problem.reason}")
+
+
+def _import_rttm(args: argparse.Namespace) -> int:
+    from labeling.data.regions_io import import_rttm
+
+    with workspace() as ws, _errors(), ws.db.write() as s:
+        report = import_rttm(s, args.project, args.file, annotator=args.annotator)
+    _print_import(report)
+    return 0
+
+
+def _export_rttm(args: argparse.Namespace) -> int:
+    from labeling.data.regions_io import export_rttm
+
+    with workspace() as ws, _errors(), ws.db.read() as s:
+        n = export_rttm(s, args.project, args.file, annotator=args.annotator, source=args.source)
+    print(f"wrote {n:,} turns to {args.file}")
+    return 0
+
+
+def _import_labelstudio(args: argparse.Namespace) -> int:
+    from labeling.data.regions_io import import_labelstudio_regions
+
+    with workspace() as ws, _errors(), ws.db.write() as s:
+        report = import_labelstudio_regions(s, args.project, args.file, users=args.users)
+    _print_import(report)
+    return 0
+
+
+def _propose(args: argparse.Namespace) -> int:
+    from labeling.data.clips import clip_frame
+    from labeling.data.regions import propose_regions, regions_project
+
+    with workspace() as ws, _errors():
+        with ws.db.read() as s:
+            info = regions_project(s, args.project)
+            ids = [args.recording] if args.recording else [int(c) for c in clip_frame(s, info.id)["clip_id"]]
+        total = 0
+        for clip_id in ids:  # one transaction per recording: a long run keeps what it has done
+            with ws.db.write() as s:
+                total += propose_regions(s, ws.store, info.id, clip_id).after
+    print(f"proposed {total:,} speech regions on {len(ids):,} recordings")
+    return 0

@@ -1,0 +1,140 @@
+"""How consistently a regions project's annotators draw regions: call :func:`project_region_agreement`.
+
+The figures are :func:`analysis.region_agreement.region_agreement`'s (frame-level Fleiss' and
+Cohen's kappa at 10 ms, onset/offset F1 within a tolerance, Krippendorff's unitizing alpha) over the
+project's stored regions of people (drawn in Earmark or imported with a name); proposals and final
+regions are no one's judgement and are left out.
+
+Those measures take every annotator to have gone over every recording they are given. So the report
+compares the team of two or more annotators who all labelled the most recordings, on those
+recordings; other recordings are counted in ``left_out`` and other annotators named in ``others``,
+rather than read as "this annotator marked nothing here".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from analysis.region_agreement import RegionAgreement, region_agreement
+from analysis.regions import FRAME_STEP
+from db.models import Clip
+from labeling.data.regions import ANNOTATOR_SOURCES, RegionsError, list_regions, regions_project
+
+#: Recordings with more annotators than this are compared by all of them, not by every sub-team.
+_MAX_TEAM = 6
+
+
+@dataclass(frozen=True)
+class RegionAgreementReport:
+    """Region agreement of a project: who was compared, on how many recordings, and the figures."""
+
+    project: str
+    annotators: list[str]
+    n_recordings: int
+    left_out: dict[str, int] = field(default_factory=dict)
+    others: list[str] = field(default_factory=list)
+    agreement: RegionAgreement | None = None
+    names: dict[int, str] = field(default_factory=dict)  # recording id -> file name
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (NaN as None)."""
+
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            return value
+
+        def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+            return [{k: clean(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+        out: dict[str, Any] = {
+            "project": self.project,
+            "annotators": self.annotators,
+            "n_recordings": self.n_recordings,
+            "left_out": self.left_out,
+            "others": self.others,
+        }
+        a = self.agreement
+        if a is not None:
+            out |= {
+                "fleiss_kappa": clean(a.fleiss_kappa),
+                "unitizing_alpha": clean(a.unitizing.alpha),
+                "unitizing_by_class": records(a.unitizing.per_label.reset_index()),
+                "cohen_kappa_pairs": records(a.cohen_kappa),
+                "boundaries": records(a.boundaries),
+                "by_recording": [
+                    {**row, "recording": self.names.get(int(row["recording_id"]))}
+                    for row in records(a.by_item.reset_index())
+                ],
+            }
+        return out
+
+
+def _widest_team(teams: pd.Series) -> tuple[list[str], list[int]]:
+    """The annotators (two or more) who all labelled the most recordings, and those recordings.
+
+    Ties go to the larger team, then to the names in order. Candidates are every group of two or
+    more within a recording's annotators (all of them only, past :data:`_MAX_TEAM`)."""
+    candidates: set[frozenset[str]] = set()
+    for members in set(teams):
+        sizes = range(2, len(members) + 1) if len(members) <= _MAX_TEAM else [len(members)]
+        for size in sizes:
+            candidates.update(frozenset(c) for c in itertools.combinations(sorted(members), size))
+    best: tuple[int, int, list[str]] | None = None
+    for candidate in candidates:
+        covered = int(teams.map(candidate.issubset).sum())
+        key = (covered, len(candidate), sorted(candidate))
+        if best is None or key[:2] > best[:2] or (key[:2] == best[:2] and key[2] < best[2]):
+            best = key
+    if best is None:
+        return [], []
+    team = frozenset(best[2])
+    return best[2], [int(r) for r in teams.index[teams.map(team.issubset)]]
+
+
+def project_region_agreement(
+    s: Session, project: str | int, *, tolerance: float = 0.2, step: float = FRAME_STEP
+) -> RegionAgreementReport:
+    """Region agreement of the project's annotators (see the module docstring for which recordings).
+
+    ``tolerance`` is the onset/offset window in seconds (±200 ms by default), ``step`` the frame
+    step of the kappas and the resolution of uα.
+    """
+    info = regions_project(s, project)
+    frame = list_regions(s, info.id, sources=ANNOTATOR_SOURCES)
+    frame = frame[frame["annotator"].notna()]
+    teams = frame.groupby("recording_id")["annotator"].agg(lambda a: frozenset(a))
+    team, recordings = _widest_team(teams)
+    left_out: dict[str, int] = {}
+    alone = int((teams.map(len) < 2).sum())
+    if alone:
+        left_out["labelled by one annotator"] = alone
+    if len(teams) - alone - len(recordings):
+        left_out[f"not labelled by all of {', '.join(team)}"] = len(teams) - alone - len(recordings)
+    others = sorted(set(frame["annotator"]) - set(team))
+    if not recordings:
+        return RegionAgreementReport(info.name, [], 0, left_out, others)
+    regions = frame[frame["recording_id"].isin(recordings) & frame["annotator"].isin(team)]
+    durations = {
+        int(i): float(d)
+        for i, d in s.execute(select(Clip.id, Clip.duration_s).where(Clip.id.in_(recordings)))
+    }
+    try:
+        agreement = region_agreement(
+            regions[["recording_id", "annotator", "start", "end", "label"]],
+            durations=pd.Series(durations, dtype="float64"),
+            step=step,
+            tolerance=tolerance,
+            labels=sorted(set(regions["label"])),
+        )
+    except ValueError as exc:
+        raise RegionsError(f"region agreement of {info.name!r}: {exc}") from None
+    names = dict(zip(regions["recording_id"].astype(int), regions["recording"], strict=True))
+    return RegionAgreementReport(info.name, list(team), len(recordings), left_out, others, agreement, names)
