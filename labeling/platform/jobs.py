@@ -691,9 +691,11 @@ def run_next_job(
     worker: str | None = None,
     lease_s: float = DEFAULT_LEASE_S,
     kinds: Collection[str] | None = None,
+    quiet: bool = True,
 ) -> JobInfo | None:
-    """Claim and run one job; the job as it ended, or None when nothing was waiting."""
-    claim = claim_job(ws, worker=worker or worker_name(), lease_s=lease_s, kinds=kinds)
+    """Claim and run one job; the job as it ended, or None when nothing was waiting (``quiet`` as in
+    :func:`claim_job`)."""
+    claim = claim_job(ws, worker=worker or worker_name(), lease_s=lease_s, kinds=kinds, quiet=quiet)
     if claim is None:
         return None
     run_claimed(ws, claim, lease_s=lease_s)

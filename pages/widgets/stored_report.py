@@ -57,9 +57,9 @@ def wait_for_worker(
 ) -> None:
     """With no report stored yet, wait for the worker computing it instead of computing it here.
 
-    Returns at once unless a worker has the job in hand, or it is queued and a worker was busy
-    lately (:func:`~labeling.platform.jobs.worker_seen`): the page then computes the report itself. Otherwise says so, offers "Compute now",
-    and stops the page until the report is stored.
+    Returns at once (the page then computes the report itself) unless a worker has the job in hand,
+    or it is queued and a worker was busy lately (:func:`~labeling.platform.jobs.worker_seen`).
+    Otherwise says so, offers "Compute now", and stops the page until the report is stored.
     """
     with common.workspace().db.read() as s:
         job = latest_job(s, job_kind, project_id=project_id)
