@@ -161,6 +161,11 @@ def _element_count(at: Any) -> int:
     return len(list(at.main)) + len(list(at.sidebar))
 
 
+def _page_file(page: str) -> Path:
+    """``pages/<section>/<page>.py``: pages live in their section's folder."""
+    return next(ROOT.glob(f"pages/*/{page}.py"))
+
+
 def child(page: str) -> dict[str, Any]:
     """Open ``pages/<page>.py`` as admin; time first renders and reruns; peak memory of this process."""
     import resource
@@ -186,9 +191,9 @@ def child(page: str) -> dict[str, Any]:
             at.session_state["app.project"] = "bench"
             at.run()
             st.cache_data.clear()
-            at.switch_page(f"pages/{page}.py")
+            at.switch_page(str(_page_file(page).relative_to(ROOT)))
         else:
-            at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=900)
+            at = AppTest.from_file(str(_page_file(page)), default_timeout=900)
             _sign_in(at)
             at.session_state["app.project"] = "bench"
         t0, c0 = time.perf_counter(), time.process_time()
@@ -237,17 +242,21 @@ def _drop_stored_reports() -> None:
 
 
 def _store_report(page: str) -> None:
-    from db.engine import Database
+    """What happens after an import or labels with a worker running: the change queues the report
+    refreshes and a worker computes them (``earmark worker --once``)."""
+    import labeling.job_kinds  # noqa: F401  (registers the refresh kinds)
     from labeling.data.projects import get_project
-    from labeling.quality.agreement_service import agreement_view, review_queue
+    from labeling.platform.jobs import queue_report_refreshes, run_worker
+    from labeling.platform.workspace import Workspace
 
-    db = Database.from_url(os.environ["EARMARK_DATABASE_URL"])
+    _drop_stored_reports()
+    ws = Workspace.open()
     try:
-        with db.read() as s:
-            project_id = get_project(s, "bench").id
-        (agreement_view if page == "agreement" else review_queue)(db, project_id)
+        with ws.db.write() as s:
+            queue_report_refreshes(s, get_project(s, "bench").id)
+        run_worker(ws, once=True, kinds=["agreement", "review_queue"])
     finally:
-        db.dispose()
+        ws.db.dispose()
 
 
 def child_cli(*, stored: bool = False) -> dict[str, Any]:

@@ -7,6 +7,7 @@ JSON) is the job's result, and its ``summary`` the line shown beside the finishe
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,39 +170,77 @@ def zip_available(ref: str | None) -> bool:
     return True if is_remote_url(ref) else Path(ref).is_file()
 
 
-@job_kind("agreement", title="Agreement report", permission="analyse")
+#: A report refresh computes again while the labels moved under it, this many times at most; changes
+#: after that queue the next refresh.
+REFRESH_PASSES = 3
+
+
+def _keep_current(ctx: JobContext, kind: str, params: dict[str, Any], compute: Callable[[], object]) -> int:
+    """Compute the stored report until it matches the data, or :data:`REFRESH_PASSES` times; how
+    many times it was computed (0 when it was current already, e.g. after a page's "Compute now")."""
+    from labeling.quality.report_store import is_current
+
+    project_id = int(ctx.project_id or 0)
+    passes = 0
+    while passes < REFRESH_PASSES and not is_current(ctx.ws.db, project_id, kind, params):
+        ctx.check()
+        compute()
+        passes += 1
+    return passes
+
+
+@job_kind("agreement", title="Agreement report", permission="analyse", refreshes_report=True)
 def agreement(ctx: JobContext) -> dict[str, Any]:
-    """Recompute the stored agreement report after labels changed (the Agreement page starts it)."""
-    from labeling.quality.agreement_service import agreement_view
+    """Keep the stored agreement report current: queued after each change to the labels, and by the
+    Agreement page when it shows an older one."""
+    from labeling.quality.agreement_service import AGREEMENT_VIEW, agreement_view, view_params
 
     step = ctx.stage("Computing agreement")
     step(0, 1)
     n_boot = int(ctx.params.get("n_boot", 500))
-    view = agreement_view(ctx.ws.db, int(ctx.project_id or 0), n_boot=n_boot, recompute=True)
+    project_id = int(ctx.project_id or 0)
+    passes = _keep_current(
+        ctx,
+        AGREEMENT_VIEW,
+        view_params(n_boot),
+        lambda: agreement_view(ctx.ws.db, project_id, n_boot=n_boot, recompute=True),
+    )
+    view = agreement_view(ctx.ws.db, project_id, n_boot=n_boot, allow_stale=True)
     step(1, 1)
     alpha = view.report.get("krippendorff_alpha")
     return {
         "seconds": round(view.seconds, 2),
+        "passes": passes,
         "krippendorff_alpha": alpha,
         "summary": f"Agreement over {view.report.get('n_ratings', 0):,} labels"
-        + (f": alpha {alpha:.3f}" if alpha is not None else ""),
+        + (f": alpha {alpha:.3f}" if alpha is not None else "")
+        + ("" if passes else " (already current)"),
     }
 
 
-@job_kind("review_queue", title="Review ranking", permission="review")
+@job_kind("review_queue", title="Review ranking", permission="review", refreshes_report=True)
 def review_ranking(ctx: JobContext) -> dict[str, Any]:
-    """Re-rank the open disagreements after labels changed (the Review page starts it)."""
-    from labeling.quality.agreement_service import review_queue
+    """Keep the ranking of open disagreements current: queued after each change to the labels, and by
+    the Review page when it shows an older one."""
+    from labeling.quality.agreement_service import REVIEW_QUEUE, REVIEW_SHOWN, review_queue
 
     step = ctx.stage("Ranking disagreements")
     step(0, 1)
-    ranked = review_queue(ctx.ws.db, int(ctx.project_id or 0), recompute=True)
+    project_id = int(ctx.project_id or 0)
+    passes = _keep_current(
+        ctx,
+        REVIEW_QUEUE,
+        {"limit": REVIEW_SHOWN},
+        lambda: review_queue(ctx.ws.db, project_id, limit=REVIEW_SHOWN, recompute=True),
+    )
+    ranked = review_queue(ctx.ws.db, project_id, limit=REVIEW_SHOWN, allow_stale=True)
     step(1, 1)
     waiting = int(ranked.queue.attrs.get("n_total", len(ranked.queue)))
     return {
         "seconds": round(ranked.seconds, 2),
+        "passes": passes,
         "waiting": waiting,
-        "summary": f"{waiting:,} clips wait for review",
+        "summary": f"{waiting:,} clips wait for review" + ("" if passes else " (already current)"),
     }
 
 

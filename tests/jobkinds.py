@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labeling.platform.jobs import JobContext, job_kind
+from labeling.platform.jobs import JobContext, job_kind, job_kinds, run_worker
+from labeling.platform.workspace import Workspace
+
+
+def run_report_refreshes(ws: Workspace) -> int:
+    """Run the report refreshes that imports and labels queued, so a test of other jobs starts from
+    a quiet queue (as it is once a worker has caught up); how many ran."""
+    return run_worker(ws, once=True, kinds=[k.name for k in job_kinds().values() if k.refreshes_report])
 
 
 def _trace(ctx: JobContext, event: str) -> None:

@@ -39,6 +39,7 @@ from labeling.data.conventions import (
 )
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.platform.audit import record
+from labeling.platform.jobs import queue_report_refreshes
 from labeling.platform.storage import AudioStorage
 
 MAX_TRANSCRIPT_CHARS = 20_000
@@ -421,6 +422,7 @@ def submit_annotation(
         actor_id=user_id,
         project_id=project_id,
     )
+    queue_report_refreshes(s, project_id)
     return SubmitResult("created", clip_id, annotation_id, "saved")
 
 
@@ -482,6 +484,7 @@ def edit_annotation(
         actor_id=user_id,
         project_id=a.project_id,
     )
+    queue_report_refreshes(s, a.project_id)
     return SubmitResult("updated", a.clip_id, a.id, "updated")
 
 
@@ -528,6 +531,7 @@ def undo_annotation(s: Session, project_id: int, user_id: int, annotation_id: in
         actor_id=user_id,
         project_id=project_id,
     )
+    queue_report_refreshes(s, project_id)
     return SubmitResult("undone", clip.id, None, "your label is undone")
 
 

@@ -27,6 +27,7 @@ from labeling.data import conventions as cv
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.platform import auth
 from labeling.platform.audit import record, record_many
+from labeling.platform.jobs import queue_report_refreshes
 
 AUTO_RULES = ("unanimous", "majority")
 #: Methods an automatic rule may replace: an import's label and earlier rule outcomes, never a person's.
@@ -168,6 +169,7 @@ def resolve_clip(
                 actor_id=reviewer_id,
                 project_id=info.id,
             )
+            queue_report_refreshes(s, info.id)
             return _info(row, True)
     old = _values(row)
     if old == new:
@@ -186,6 +188,7 @@ def resolve_clip(
         actor_id=reviewer_id,
         project_id=info.id,
     )
+    queue_report_refreshes(s, info.id)
     return _info(row, True)
 
 
@@ -291,6 +294,8 @@ def auto_resolve(
         )
     s.flush()
     record_many(s, events, actor_id=actor_id, project_id=info.id)
+    if events:
+        queue_report_refreshes(s, info.id)
     return len(events)
 
 

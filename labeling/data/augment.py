@@ -43,6 +43,7 @@ from labeling.data.clips import load_audio
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.data.supersede import carry_workflow
 from labeling.platform.audit import record_many
+from labeling.platform.jobs import queue_report_refreshes
 from labeling.platform.storage import sha256_bytes
 from labeling.platform.workspace import Workspace
 
@@ -328,6 +329,8 @@ def store_derived_clips(
         s.flush()
         index_clip_metadata(s, project_id)
         record_many(s, events, actor_id=actor_id, project_id=project_id)
+        if events:
+            queue_report_refreshes(s, project_id)
     return out
 
 

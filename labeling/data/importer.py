@@ -51,6 +51,7 @@ from labeling.data.formats.nemo import read_nemo
 from labeling.data.leftovers import incoming_files, sweep_orphan_audio, sweep_stale
 from labeling.data.projects import ProjectError, ProjectInfo, create_project, get_project, validate_name
 from labeling.platform.audit import record, record_many
+from labeling.platform.jobs import queue_report_refreshes
 from labeling.platform.storage import AudioStorage, sha256_bytes, sha256_file
 from labeling.platform.workspace import Workspace
 
@@ -423,6 +424,7 @@ def import_plan(
                         rejected=rejected,
                         batch_name=batch_name,
                     )
+                    queue_report_refreshes(s, info.id)
             break
         except IntegrityError as exc:
             # Another import committed the same clips (or project) first: look again and skip them.

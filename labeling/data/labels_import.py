@@ -35,6 +35,7 @@ from labeling.data.formats.labels import read_labels
 from labeling.data.importer import ensure_users
 from labeling.data.projects import ProjectInfo, get_project, validate_name
 from labeling.platform.audit import record_many
+from labeling.platform.jobs import queue_report_refreshes
 from labeling.platform.workspace import Workspace
 
 #: How :func:`apply_label_rows` can apply rows.
@@ -203,6 +204,7 @@ def apply_label_rows(
     else:
         stored = _apply_resolutions(s, info, resolved, actor_id, problems, report)
     report.new_classes = _extend_classes(s, info, stored)
+    queue_report_refreshes(s, info.id)
     report.problems = problems
     report.seconds = time.perf_counter() - started
     return report

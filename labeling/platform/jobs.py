@@ -54,6 +54,9 @@ LOG_LIMIT = 20_000
 #: A queued job nobody has claimed for this long suggests that no worker is running. Workers poll
 #: every second, so a normal wait is far shorter.
 UNCLAIMED_AFTER_S = 10.0
+#: A job that keeps a stored report current waits this long after it was queued before a worker takes
+#: it, so that a burst of changes (labels submitted one after another) is covered by one computation.
+REFRESH_QUIET_S = 5.0
 
 
 class JobError(ValueError):
@@ -88,6 +91,8 @@ class JobKind:
     permission: str = "manage_data"
     needs_project: bool = True
     needs_params: bool = False  # started from its own page or command, not by a bare "start" button
+    #: Keeps a stored report current: queued by :func:`queue_report_refreshes` after each change.
+    refreshes_report: bool = False
 
 
 JOB_KINDS: dict[str, JobKind] = {}
@@ -100,15 +105,17 @@ def job_kind(
     permission: str = "manage_data",
     needs_project: bool = True,
     needs_params: bool = False,
+    refreshes_report: bool = False,
 ) -> Callable[[Callable[[JobContext], Mapping[str, Any] | None]], Callable[..., Any]]:
     """Register ``fn(ctx) -> result`` as the job kind ``name`` (the result must be JSON).
 
     ``permission`` is what a user's role must hold to start it
-    (see :data:`labeling.platform.auth.PERMISSIONS`).
+    (see :data:`labeling.platform.auth.PERMISSIONS`); a kind that ``refreshes_report`` is queued,
+    without parameters, after every change to a project's data (:func:`queue_report_refreshes`).
     """
 
     def register(fn: Callable[[JobContext], Mapping[str, Any] | None]) -> Callable[..., Any]:
-        JOB_KINDS[name] = JobKind(name, title, fn, permission, needs_project, needs_params)
+        JOB_KINDS[name] = JobKind(name, title, fn, permission, needs_project, needs_params, refreshes_report)
         return fn
 
     return register
@@ -170,7 +177,11 @@ class JobInfo:
     @property
     def unclaimed(self) -> bool:
         """Queued for :data:`UNCLAIMED_AFTER_S` or longer without a worker taking it."""
-        return self.status == "queued" and self.queued_s is not None and self.queued_s >= UNCLAIMED_AFTER_S
+        if self.status != "queued" or self.queued_s is None:
+            return False
+        kind = JOB_KINDS.get(self.kind)
+        quiet = REFRESH_QUIET_S if kind is not None and kind.refreshes_report else 0.0
+        return self.queued_s >= UNCLAIMED_AFTER_S + quiet
 
     @property
     def fraction(self) -> float:
@@ -304,9 +315,52 @@ def submit_job(
     return _with_owner(s, job)
 
 
+def queue_report_refreshes(s: Session, project_id: int) -> list[str]:
+    """After a change to a project's data, queue each kind that keeps a stored report current, in the
+    caller's transaction; the kinds queued.
+
+    A kind already queued or running for the project is left alone, so a burst of changes queues one
+    job per kind: while they wait (at least :data:`REFRESH_QUIET_S`) this costs one indexed read. A
+    running job computes again if the data moved under it (see :mod:`labeling.job_kinds`).
+    """
+    names = [k.name for k in JOB_KINDS.values() if k.refreshes_report]
+    if not names:
+        return []
+    scope = project_scope(project_id)
+    active = set(
+        s.scalars(
+            # The literal condition lets both engines answer from the partial index uq_jobs_active.
+            select(Job.kind).where(
+                Job.kind.in_(names), Job.scope == scope, text("status IN ('queued', 'running')")
+            )
+        )
+    )
+    queued = []
+    for name in names:
+        if name in active:
+            continue
+        try:
+            submit_job(s, name, project_id=project_id, owner_id=None)
+        except JobBusy:
+            continue  # another server queued it at the same moment
+        queued.append(name)
+    return queued
+
+
 def _active(s: Session, kind: str, scope: str) -> JobInfo | None:
     job = s.scalar(select(Job).where(Job.kind == kind, Job.scope == scope, Job.status.in_(ACTIVE_JOB_STATES)))
     return _with_owner(s, job) if job is not None else None
+
+
+def worker_seen(s: Session, *, within_s: float = 600.0) -> bool:
+    """Whether a worker has taken or finished a job in the last ``within_s`` seconds: a sign that one
+    runs and will take a job queued now (an idle worker writes nothing, so this is a guess)."""
+    latest = s.scalar(select(func.max(Job.updated_at)).where(Job.worker.is_not(None)))
+    if latest is None:
+        return False
+    if latest.tzinfo is None:
+        latest = latest.replace(tzinfo=UTC)
+    return (database_now(s) - latest).total_seconds() <= within_s
 
 
 def get_job(s: Session, job_id: int) -> JobInfo:
@@ -412,24 +466,35 @@ class Claim:
 
 
 def claim_job(
-    ws: Workspace, *, worker: str, lease_s: float = DEFAULT_LEASE_S, kinds: Collection[str] | None = None
+    ws: Workspace,
+    *,
+    worker: str,
+    lease_s: float = DEFAULT_LEASE_S,
+    kinds: Collection[str] | None = None,
+    quiet: bool = True,
 ) -> Claim | None:
     """Take the oldest queued job (or one whose worker stopped renewing its lease); None when idle.
 
-    Only kinds this process can run are claimed: ``kinds`` narrows the registered ones.
+    Only kinds this process can run are claimed: ``kinds`` narrows the registered ones. A report
+    refresh is taken once it has been queued for :data:`REFRESH_QUIET_S`, or at once without ``quiet``.
     """
     known = job_kinds()
     names = [k for k in kinds if k in known] if kinds is not None else list(known)
+    refreshes = [k for k in names if known[k].refreshes_report] if quiet else []
     pg = not ws.db.is_sqlite
     with ws.db.write() as s:
         while True:
             now = utcnow()
+            waiting = Job.status == "queued"
+            if refreshes:
+                settled = Job.created_at <= now - timedelta(seconds=REFRESH_QUIET_S)
+                waiting = and_(waiting, or_(Job.kind.not_in(refreshes), settled))
             q = (
                 select(Job)
                 .where(
                     Job.kind.in_(names),
                     or_(
-                        Job.status == "queued",
+                        waiting,
                         and_(Job.status == "running", Job.lease_expires_at < now),
                     ),
                 )
@@ -629,9 +694,11 @@ def run_next_job(
     worker: str | None = None,
     lease_s: float = DEFAULT_LEASE_S,
     kinds: Collection[str] | None = None,
+    quiet: bool = True,
 ) -> JobInfo | None:
-    """Claim and run one job; the job as it ended, or None when nothing was waiting."""
-    claim = claim_job(ws, worker=worker or worker_name(), lease_s=lease_s, kinds=kinds)
+    """Claim and run one job; the job as it ended, or None when nothing was waiting (``quiet`` as in
+    :func:`claim_job`)."""
+    claim = claim_job(ws, worker=worker or worker_name(), lease_s=lease_s, kinds=kinds, quiet=quiet)
     if claim is None:
         return None
     run_claimed(ws, claim, lease_s=lease_s)
@@ -652,6 +719,8 @@ def run_worker(
 ) -> int:
     """Run jobs until stopped (or, with ``once``, until none is waiting); the number of jobs run.
 
+    With ``once`` a report refresh still in its quiet period (:data:`REFRESH_QUIET_S`) runs too.
+
     Raises :class:`JobError` for an unknown kind in ``kinds``, or a lease or poll that is not a
     positive number of seconds.
     """
@@ -665,7 +734,7 @@ def run_worker(
     stop = stop or threading.Event()
     ran = 0
     while not stop.is_set() and (max_jobs is None or ran < max_jobs):
-        claim = claim_job(ws, worker=name, lease_s=lease_s, kinds=kinds)
+        claim = claim_job(ws, worker=name, lease_s=lease_s, kinds=kinds, quiet=not once)
         if claim is None:
             if once:
                 break

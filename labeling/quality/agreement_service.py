@@ -685,6 +685,8 @@ def stored_agreement(
 
 #: ``stored_reports`` kind of the Review page's ranked queue of open disagreements.
 REVIEW_QUEUE = "review_queue"
+#: How many ranked disagreements the Review page lists (and the stored ranking keeps).
+REVIEW_SHOWN = 200
 
 
 @dataclass(frozen=True)
@@ -702,7 +704,7 @@ def review_queue(
     db: Database,
     project_id: int,
     *,
-    limit: int = 200,
+    limit: int = REVIEW_SHOWN,
     allow_stale: bool = False,
     recompute: bool = False,
 ) -> ReviewQueue:

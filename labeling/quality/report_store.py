@@ -47,6 +47,7 @@ __all__ = [
     "Stored",
     "decode_value",
     "encode_value",
+    "is_current",
     "params_key",
     "read_report",
     "save_report",
@@ -257,6 +258,13 @@ def report_stamp(
         )
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def is_current(db: Database, project_id: int, kind: str, params: Mapping[str, Any]) -> bool:
+    """Whether a report of ``kind`` is stored for the project's data as it is now (two index reads)."""
+    with db.read() as s:
+        stamp = report_stamp(s, project_id, kind, params)
+        return stamp is not None and stamp[0] == token_digest(data_fingerprint(s, project_id))
 
 
 def stored_or_computed(

@@ -21,7 +21,7 @@ from labeling.annotate.review import (
 from labeling.data.clips import clip_detail
 from labeling.data.conventions import ConventionError
 from labeling.platform import auth
-from labeling.quality.agreement_service import REVIEW_QUEUE, ReviewQueue, review_queue
+from labeling.quality.agreement_service import REVIEW_QUEUE, REVIEW_SHOWN, ReviewQueue, review_queue
 from labeling.quality.label_issues import open_label_issues
 from pages.widgets import audio, common, stored_report
 
@@ -29,7 +29,7 @@ user = common.require_permission("review")
 project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
-QUEUE_SHOWN = 200
+QUEUE_SHOWN = REVIEW_SHOWN
 QUEUE_PARAMS = {"limit": QUEUE_SHOWN}
 FORM_FIELDS = ("label", "transcript", "gold", "why")
 
@@ -110,6 +110,15 @@ def _suspects(project_id: int, token: tuple[object, ...]):
 
 token = common.data_token(project.id)
 shown = stored_report.stamp(project.id, REVIEW_QUEUE, QUEUE_PARAMS)
+if shown is None:
+    stored_report.wait_for_worker(
+        kind=REVIEW_QUEUE,
+        job_kind="review_queue",
+        project_id=project.id,
+        params=QUEUE_PARAMS,
+        recompute=lambda: review_queue(ws.db, project.id, limit=QUEUE_SHOWN, recompute=True),
+        what="ranking of disagreements",
+    )
 ranked = _queue(project.id, token, shown)
 queue, suspects = ranked.queue, _suspects(project.id, token)
 

@@ -1,8 +1,9 @@
 """A report computed on older labels, shown as it is while a worker recomputes it.
 
 The Agreement page reads its report from ``stored_reports`` (see :mod:`labeling.quality.report_store`); when
-labels changed since, it shows that report with the time it was computed, queues a refresh job and
-reruns by itself once the job has stored the new one.
+labels changed since, it shows that report with the time it was computed, queues a refresh job (if the
+change did not already) and reruns by itself once the job has stored the new one. Before the first
+report is stored, a page waits for the worker computing it rather than computing it itself.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 import streamlit as st
 
 from labeling.platform.auth import UserInfo
-from labeling.platform.jobs import JobBusy, JobError, submit_job
+from labeling.platform.jobs import JobBusy, JobError, latest_job, submit_job, worker_seen
 from labeling.quality.report_store import report_stamp
 from pages.widgets import common
 
@@ -25,6 +26,56 @@ def stamp(project_id: int, kind: str, params: dict[str, int]) -> tuple[str, date
     """The stored report's digest and time: part of the page cache's key, so a new report shows."""
     with common.workspace().db.read() as s:
         return report_stamp(s, project_id, kind, params)
+
+
+def _recompute_button(
+    kind: str, recompute: Callable[[], object], where: st.delta_generator.DeltaGenerator
+) -> None:
+    if where.button("Compute now", key=f"{kind}.recompute", help="Compute it in this page instead"):
+        with st.spinner("Computing…"):
+            recompute()
+        st.rerun()
+
+
+def _rerun_when_stored(project_id: int, kind: str, params: dict[str, int], shown: object) -> None:
+    @st.fragment(run_every=POLL_S)
+    def wait_for_new() -> None:
+        if stamp(project_id, kind, params) != shown:
+            st.rerun(scope="app")
+
+    wait_for_new()
+
+
+def wait_for_worker(
+    *,
+    kind: str,
+    job_kind: str,
+    project_id: int,
+    params: dict[str, int],
+    recompute: Callable[[], object],
+    what: str,
+) -> None:
+    """With no report stored yet, wait for the worker computing it instead of computing it here.
+
+    Returns at once (the page then computes the report itself) unless a worker has the job in hand,
+    or it is queued and a worker was busy lately (:func:`~labeling.platform.jobs.worker_seen`).
+    Otherwise says so, offers "Compute now", and stops the page until the report is stored.
+    """
+    with common.workspace().db.read() as s:
+        job = latest_job(s, job_kind, project_id=project_id)
+        if job is None or not job.active or job.unclaimed:
+            return
+        if job.status == "queued" and not worker_seen(s):
+            return
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.info(
+        f"The {what} is being computed by a background job ({job.message.lower() or job.status}); "
+        "the page shows it when it is done.",
+        icon=":material/hourglass_top:",
+    )
+    _recompute_button(kind, recompute, right)
+    _rerun_when_stored(project_id, kind, params, None)
+    st.stop()
 
 
 def refresh_notice(
@@ -59,14 +110,5 @@ def refresh_notice(
         message.format(when=when) + " A background job is recomputing it; the page updates when it is done.",
         icon=":material/update:",
     )
-    if right.button("Compute now", key=f"{kind}.recompute", help="Compute it in this page instead"):
-        with st.spinner("Computing…"):
-            recompute()
-        st.rerun()
-
-    @st.fragment(run_every=POLL_S)
-    def wait_for_new() -> None:
-        if stamp(project_id, kind, params) != shown:
-            st.rerun(scope="app")
-
-    wait_for_new()
+    _recompute_button(kind, recompute, right)
+    _rerun_when_stored(project_id, kind, params, shown)

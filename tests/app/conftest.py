@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 from streamlit.testing.v1 import AppTest
 
 from db.engine import Database
+from db.models import Job
 from labeling.data.importer import import_path
 from labeling.platform.auth import add_user, get_user, issue_session_token, session_secret
 from labeling.platform.config import Settings
@@ -29,6 +31,7 @@ def app_env(sqlite_workspace, tmp_path, monkeypatch):
     import_path(ws, src, "demo", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
     with ws.db.write() as s:
         add_user(s, name="admin", role="admin")
+        s.execute(delete(Job))  # the report refreshes the import queued: as once a worker caught up
     monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
     st.cache_resource.clear()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
 from db.models import AuditEvent, Clip, GoldExample, Resolution, StoredReport
@@ -14,6 +14,7 @@ from labeling.annotate.annotations import submit_annotation
 from labeling.data.conventions import save_convention
 from labeling.data.projects import get_project, update_project
 from labeling.platform.auth import add_user, can_open
+from labeling.platform.jobs import claim_job, run_claimed
 from tests.app.conftest import ROOT, new_app, sign_in
 
 # What the three annotators say about the twelve clips (imported labels alternate yes, no).
@@ -235,3 +236,19 @@ def test_agreement_shows_an_older_report_as_such_and_computes_it_on_request(team
     assert not at.exception, at.exception
     assert "from 4 annotators (37 labels)" in at.caption[0].value
     assert not any("labels have changed since" in i.value for i in at.info)
+
+
+def test_with_a_worker_on_the_report_the_first_visit_waits_for_it_instead_of_computing_it(team):
+    # The labels queued the refresh; a worker has taken it and is computing.
+    claim = claim_job(team, worker="test-worker", kinds=["agreement"], quiet=False)
+    assert claim is not None
+    at = page("pages/quality/agreement.py", "rosa").run()
+    assert not at.exception, at.exception
+    assert any("being computed by a background job" in i.value for i in at.info)
+    assert not at.metric  # no report computed in the page
+    with team.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(StoredReport)) == 0
+    assert run_claimed(team, claim) == "succeeded"
+    at.run()
+    assert not at.exception, at.exception
+    assert "from 3 annotators (36 labels)" in at.caption[0].value

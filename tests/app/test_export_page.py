@@ -43,7 +43,7 @@ def test_export_page_produces_a_zip_of_the_project_to_download(app_env):
     at.multiselect(key="export.splits").set_value(["train", "dev", "test"])
     at.button(key="export.submit").click().run()
     assert not at.exception, at.exception
-    assert run_next_job(app_env).status == "succeeded"
+    assert run_next_job(app_env, kinds=["export"]).status == "succeeded"
     at.run()
 
     assert not at.exception, at.exception
@@ -63,7 +63,7 @@ def test_a_filter_leaving_nothing_says_so(app_env):
     at = export_page()
     at.slider(key="export.min_agreement").set_value(0.5)
     at.button(key="export.submit").click().run()
-    assert run_next_job(app_env).status == "failed"
+    assert run_next_job(app_env, kinds=["export"]).status == "failed"
     at.run()
 
     assert not at.exception, at.exception
@@ -87,7 +87,7 @@ def test_originals_replaced_by_a_fixed_copy_are_called_retired_not_deleted(app_e
     store_derived_clips(app_env, originals[0].project_id, fixed, tag_source="fix", supersede=True)
     at = export_page()
     at.button(key="export.submit").click().run()
-    assert run_next_job(app_env).status == "succeeded"
+    assert run_next_job(app_env, kinds=["export"]).status == "succeeded"
     at.run()
 
     assert not at.exception, at.exception

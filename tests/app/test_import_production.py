@@ -77,7 +77,7 @@ def test_a_prediction_log_zipped_with_its_audio_becomes_a_production_batch(app_e
     # Queued for a worker, with its progress on the page.
     assert "Waiting for a worker" in at.get("progress")[0].text
 
-    done = run_next_job(app_env)
+    done = run_next_job(app_env, kinds=["production_import"])
     assert done is not None
     assert (done.kind, done.status) == ("production_import", "succeeded"), done.error
     at.run()

@@ -61,7 +61,7 @@ def test_retraining_a_version_after_a_fix_reports_no_change(browser, serve, trai
     settle(page)
     page.get_by_role("button", name="Train the model").click()
     settle(page)
-    done = run_next_job(ws, worker="test-worker")  # the worker's part, here in the test
+    done = run_next_job(ws, worker="test-worker", kinds=["train"])  # the worker's part, here in the test
     assert done is not None
     assert (done.kind, done.status) == ("train", "succeeded"), done.error
 

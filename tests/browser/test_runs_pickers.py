@@ -24,7 +24,7 @@ BOTH_WAYS = "created with a default value but also had its value set via the Ses
 
 def train_in_a_worker(ws) -> None:  # type: ignore[no-untyped-def]
     """What `earmark worker` does with the job the page (or the test) queued."""
-    job = run_next_job(ws)
+    job = run_next_job(ws, kinds=["train"])
     assert job is not None
     assert job.status == "succeeded", job.error
 

@@ -65,7 +65,9 @@ def test_an_older_report_is_said_to_be_older_and_the_new_one_replaces_it_by_itse
     assert notice.is_visible()
     assert page.get_by_text("(12 labels)").first.is_visible()
 
-    done = run_next_job(ws, worker="test-worker")  # the worker's part, here in the test
+    done = run_next_job(
+        ws, worker="test-worker", kinds=["agreement"], quiet=False
+    )  # the worker's part, here in the test
     assert done is not None
     assert (done.kind, done.status) == ("agreement", "succeeded"), done.error
     page.get_by_text("(13 labels)").first.wait_for(timeout=60_000)  # the page looked again by itself

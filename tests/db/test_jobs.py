@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
 import tests.jobkinds  # noqa: F401  (registers the test kinds)
@@ -46,6 +46,9 @@ def project(workspace, tmp_path):
     with workspace.db.write() as s:
         user = add_user(s, name="eli", role="engineer")
         pid = get_project(s, "demo").id
+    with workspace.db.write() as s:
+        # The import queued report refreshes; these tests start from an empty queue.
+        s.execute(delete(Job))
     return workspace, pid, user.id
 
 

@@ -84,7 +84,7 @@ def test_an_upload_kept_in_the_object_store_reaches_the_worker_and_is_removed(tm
         assert params["upload"].startswith(s3_audio_url + "/uploads/")
         assert s3_filesystem().exists(params["upload"].removeprefix("s3://"))
         queue(ws, pid, params)
-        done = run_next_job(ws)
+        done = run_next_job(ws, kinds=["production_import"])
         assert done.status == "succeeded", done.error
         assert done.result["n_logged"] == 4
         with ws.db.read() as s:
@@ -118,7 +118,7 @@ def test_uploads_that_make_no_batch_are_refused_and_nothing_is_kept(sqlite_works
     archive = tmp_path / "two.zip"
     archive.write_bytes(log_zip(2, logs=2))
     queue(ws, pid, production_job_params(ws, pid, batch="day 1", path=str(archive)))
-    done = run_next_job(ws)
+    done = run_next_job(ws, kinds=["production_import"])
     assert done.status == "failed"
     assert "holds 2 prediction logs (log0.jsonl, log1.jsonl)" in done.error
     with ws.db.read() as s:
@@ -147,7 +147,7 @@ def test_uploaded_audio_without_a_log_is_scored_by_the_live_model(workspace, fsd
     files = [(name, (fsdd_dir / "recordings" / name).read_bytes()) for name in heard]
 
     queue(workspace, pid, production_job_params(workspace, pid, batch="day 2", files=files))
-    done = run_next_job(workspace)
+    done = run_next_job(workspace, kinds=["production_import"])
     assert done.status == "succeeded", done.error
     assert (done.result["n_logged"], done.result["scored_by"]) == (30, "live")
     with workspace.db.read() as s:

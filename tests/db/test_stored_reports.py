@@ -22,9 +22,18 @@ from labeling.cli import main
 from labeling.data.importer import import_path
 from labeling.data.projects import get_project, update_project
 from labeling.platform.auth import add_user
-from labeling.platform.jobs import run_next_job, submit_job
-from labeling.quality.agreement_service import agreement_view, disagreements, project_agreement, review_queue
-from labeling.quality.report_store import decode_value, encode_value
+from labeling.platform.jobs import get_job, latest_job, list_jobs, run_worker
+from labeling.quality.agreement_service import (
+    AGREEMENT_VIEW,
+    REVIEW_QUEUE,
+    REVIEW_SHOWN,
+    agreement_view,
+    disagreements,
+    project_agreement,
+    review_queue,
+    view_params,
+)
+from labeling.quality.report_store import decode_value, encode_value, is_current
 from tests.audio import speechlike, write_wav
 from tests.conftest import make_workspace
 
@@ -107,11 +116,14 @@ def test_a_new_label_makes_it_stale_and_the_agreement_job_recomputes_it(team):
     stale = agreement_view(ws.db, pid, allow_stale=True)
     assert not stale.fresh  # shown as it was, and said to be older than the labels
     assert stale.report["n_ratings"] == before.report["n_ratings"] == 24
-    with ws.db.write() as s:
-        job = submit_job(s, "agreement", project_id=pid, owner_id=ids["ana"])
-    done = run_next_job(ws, worker="test-worker")
-    assert done is not None
-    assert (done.id, done.status) == (job.id, "succeeded"), done.error
+    with ws.db.read() as s:
+        job = latest_job(s, "agreement", project_id=pid)
+    assert job is not None
+    assert job.status == "queued"  # by the label itself: nobody had to open the page
+    assert run_worker(ws, once=True) == 2  # the agreement report and the review ranking
+    with ws.db.read() as s:
+        done = get_job(s, job.id)
+    assert done.status == "succeeded", done.error
     now = agreement_view(ws.db, pid, allow_stale=True)
     assert now.fresh
     assert now.report["n_ratings"] == 25
@@ -120,7 +132,10 @@ def test_a_new_label_makes_it_stale_and_the_agreement_job_recomputes_it(team):
     data = np.array([[codes[v] for v in row] for row in says.values()], dtype=float)
     expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
     assert now.report["krippendorff_alpha"] == pytest.approx(expected)
-    assert len(stored_rows(ws)) == 1  # replaced, not piled up
+    assert sorted(kind for kind, _ in stored_rows(ws)) == [
+        AGREEMENT_VIEW,
+        REVIEW_QUEUE,
+    ]  # replaced, not piled up
 
 
 @pytest.mark.parametrize("slow", [True, False])
@@ -176,6 +191,7 @@ def test_earmark_agreement_answers_from_the_stored_report_until_a_label_changes(
 
 def test_a_settled_clip_leaves_the_stored_review_queue_at_once_and_a_job_re_ranks_it(team):
     ws, pid, _, _ = team
+    run_worker(ws, once=True)  # the reports the import and labels queued
     with ws.db.read() as s:
         expected = disagreements(s, pid, limit=200)["clip_id"].tolist()
     first = review_queue(ws.db, pid)
@@ -191,12 +207,68 @@ def test_a_settled_clip_leaves_the_stored_review_queue_at_once_and_a_job_re_rank
     assert not shown.fresh
     assert shown.queue["clip_id"].tolist() == expected[1:]  # the settled clip is gone, the rest as ranked
     assert shown.queue.attrs["n_total"] == len(expected) - 1
-    with ws.db.write() as s:
-        submit_job(s, "review_queue", project_id=pid, owner_id=reviewer)
-    done = run_next_job(ws, worker="test-worker")
-    assert done is not None
-    assert done.status == "succeeded", done.error
+    with ws.db.read() as s:
+        job = latest_job(s, "review_queue", project_id=pid)
+    assert job is not None
+    assert job.status == "queued"  # by the decision itself
+    assert run_worker(ws, once=True) == 2
+    with ws.db.read() as s:
+        assert get_job(s, job.id).status == "succeeded"
     again = review_queue(ws.db, pid, allow_stale=True)
     assert again.fresh
     with ws.db.read() as s:
         assert again.queue["clip_id"].tolist() == disagreements(s, pid, limit=200)["clip_id"].tolist()
+
+
+def active_refreshes(ws) -> list[tuple[int, str, str]]:  # type: ignore[no-untyped-def]
+    with ws.db.read() as s:
+        jobs = list_jobs(s)
+    active = jobs[jobs["status"].isin(["queued", "running"])]
+    return sorted(zip(active["job_id"], active["kind"], active["status"], strict=True))
+
+
+def test_after_an_import_a_worker_stores_the_reports_before_anyone_opens_a_page(team):
+    ws, pid, _, _ = team
+    with ws.db.read() as s:
+        queued = list_jobs(s)
+    assert sorted(queued["kind"]) == ["Agreement report", "Review ranking"]
+    assert stored_rows(ws) == []  # nobody has asked for a report yet
+    assert run_worker(ws, once=True) == 2
+    assert is_current(ws.db, pid, AGREEMENT_VIEW, view_params())
+    assert is_current(ws.db, pid, REVIEW_QUEUE, {"limit": REVIEW_SHOWN})
+    stored = sorted(stored_rows(ws))
+    # What the pages call finds the reports current and computes nothing.
+    view = agreement_view(ws.db, pid, allow_stale=True)
+    ranked = review_queue(ws.db, pid, allow_stale=True)
+    assert view.fresh
+    assert ranked.fresh
+    assert view.report["krippendorff_alpha"] == pytest.approx(alpha_of(SAYS))
+    assert sorted(stored_rows(ws)) == stored
+    assert active_refreshes(ws) == []
+
+
+def test_a_burst_of_labels_queues_one_refresh_of_each_report_and_none_while_it_waits(team):
+    ws, pid, ids, clips = team
+    run_worker(ws, once=True)
+    with ws.db.write() as s:
+        update_project(s, pid, annotations_per_clip=5)
+        eve = add_user(s, name="eve", role="annotator").id
+    for clip_id in clips[:4]:
+        with ws.db.write() as s:  # one transaction per label, as the Label page submits them
+            assert submit_annotation(s, pid, ids["dan"], clip_id, label="maybe").ok
+    queued = active_refreshes(ws)
+    assert [(kind, status) for _, kind, status in queued] == [
+        ("Agreement report", "queued"),
+        ("Review ranking", "queued"),
+    ]
+    for clip_id in clips[4:]:
+        with ws.db.write() as s:
+            assert submit_annotation(s, pid, ids["dan"], clip_id, label="maybe").ok
+    for clip_id in clips:
+        with ws.db.write() as s:
+            assert submit_annotation(s, pid, eve, clip_id, label="yes").ok
+    assert active_refreshes(ws) == queued  # the same two jobs cover the second burst
+    assert run_worker(ws, once=True) == 2
+    view = agreement_view(ws.db, pid, allow_stale=True)
+    assert view.fresh
+    assert view.report["n_ratings"] == 24 + 2 * len(clips)
