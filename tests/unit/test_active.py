@@ -11,6 +11,7 @@ from scipy.spatial.distance import cdist
 from scipy.stats import entropy
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from analysis.active import (
     STRATEGIES,
@@ -116,7 +117,8 @@ def test_diverse_pick_covers_both_confusing_regions_where_top_k_takes_one():
     top = top_candidates(scores, 4, random_state=0)
     assert set(top.tolist()) <= set(range(30))
     picked = diverse_pick(scores, features, n=4, candidates=60, random_state=0)
-    assert any(i < 30 for i in picked) and any(30 <= i < 60 for i in picked)
+    assert any(i < 30 for i in picked)
+    assert any(30 <= i < 60 for i in picked)
     assert set(picked.tolist()) <= set(range(60)), "only the most uncertain candidates are considered"
     again = diverse_pick(scores, features, n=4, candidates=60, random_state=0)
     assert picked.tolist() == again.tolist()
@@ -134,7 +136,8 @@ def test_diverse_pick_avoids_what_is_already_labelled():
 def test_top_candidates_breaks_ties_by_the_seed_and_puts_nan_last():
     scores = np.array([0.5, np.nan, 0.5, 0.9, 0.5])
     first = top_candidates(scores, 5, random_state=0)
-    assert first[0] == 3 and first[-1] == 1
+    assert first[0] == 3
+    assert first[-1] == 1
     orders = {tuple(top_candidates(scores, 2, random_state=s).tolist()) for s in range(20)}
     assert len(orders) > 1, "ties follow the seed"
     assert all(o[0] == 3 for o in orders)
@@ -155,7 +158,8 @@ def test_a_random_share_is_a_random_sample_and_the_rest_keeps_the_strategy_order
     assert np.all(np.diff(scores[strategy_part]) <= 0)
     assert np.array_equal(np.argsort(-plan.priority, kind="stable"), plan.order)
     unchanged = mix_with_random(order, random_share=0.0, random_state=3)
-    assert unchanged.order.tolist() == order.tolist() and not unchanged.random_lane.any()
+    assert unchanged.order.tolist() == order.tolist()
+    assert not unchanged.random_lane.any()
 
 
 def test_select_batch_takes_the_random_share_and_the_most_uncertain_rest():
@@ -218,9 +222,15 @@ def test_committee_of_cross_validation_folds_on_iris():
     rng = np.random.default_rng(0)
     rows = rng.permutation(len(y))
     labelled, pool = rows[:60], rows[60:]
-    committee, classes = committee_probabilities(
-        LogisticRegression(max_iter=500), X[labelled], labels[labelled], X[pool], n_folds=4, random_state=0
-    )
+    with threadpool_limits(limits=1, user_api="blas"):  # small fits: BLAS threads only spin
+        committee, classes = committee_probabilities(
+            LogisticRegression(max_iter=500),
+            X[labelled],
+            labels[labelled],
+            X[pool],
+            n_folds=4,
+            random_state=0,
+        )
     assert committee.shape == (4, len(pool), 3)
     assert classes.tolist() == ["setosa", "versicolor", "virginica"]
     assert np.allclose(committee.sum(axis=2), 1.0)
@@ -236,7 +246,8 @@ def test_probability_matrix_and_uncertainty_table_read_a_runs_predictions():
         | {"proba_2": TABLE[:, 2]}
     )
     proba, classes = probability_matrix(predictions)
-    assert classes == ["0", "1", "2"] and proba.shape == (3, 3)
+    assert classes == ["0", "1", "2"]
+    assert proba.shape == (3, 3)
     table = uncertainty_table(pd.DataFrame(proba, index=predictions["key"], columns=classes))
     assert table.loc["a", "margin"] == pytest.approx(1.0)
     assert table.loc["b", "confidence"] == pytest.approx(1.0)
