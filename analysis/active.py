@@ -20,6 +20,14 @@ The building blocks, each vectorised over clips (a million clips take seconds):
 
 Every score is "higher means more worth labelling". Everything here is pure: arrays in, arrays out,
 randomness only through ``random_state``.
+
+A queue-scoring job would: take the latest run's predictions of the unlabelled clips
+(:func:`probability_matrix` reads the ``proba_<class>`` columns of
+:attr:`analysis.model.RunResult.predictions`); for a committee strategy, fit
+:func:`committee_probabilities` with ``analysis.model.build_pipeline(**run.params)`` on the labelled
+clips; call :func:`queue_priorities`; and store ``plan.priority`` as the clips' priorities (and
+``plan.random_lane`` if estimates should use only the random share). :func:`uncertainty_table` is the
+per-clip view of every score, for a page.
 """
 
 from __future__ import annotations

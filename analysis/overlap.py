@@ -17,6 +17,11 @@ and the prior is the class shares, or a mixture of them with the model's probabi
 (``model_weight``). A first annotation agreeing with a confident model is enough; one that disagrees
 with it, comes from an unreliable annotator or is marked unsure is not. Annotators the estimate has
 not seen are taken to be average (the confusion matrix pooled over all annotators).
+
+A job applying adaptive overlap would estimate :func:`dawid_skene` on the project's annotations (after
+each round of labelling, not per request), call :func:`overlap_decisions` on the open clips, and set
+each clip's required annotations to its ``n_annotations + 1`` where ``more_needed`` and to
+``n_annotations`` where not, so the queue's k-overlap invariants hold unchanged.
 """
 
 from __future__ import annotations
