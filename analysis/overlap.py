@@ -325,7 +325,7 @@ def overlap_decisions(
     clip_codes, clips = pd.factorize(annotations["clip_id"], sort=True)
     clips = pd.Index(clips, name="clip_id")
     unsure = (
-        annotations["unsure"].fillna(False).to_numpy(dtype=bool)
+        annotations["unsure"].astype("boolean").fillna(False).to_numpy(dtype=bool)
         if "unsure" in annotations.columns
         else np.zeros(len(annotations), dtype=bool)
     )

@@ -176,3 +176,20 @@ def test_bad_annotations_are_refused_with_a_message():
             min_k=3,
             max_k=2,
         )
+
+
+def test_an_answer_marked_unsure_is_weaker_evidence():
+    model = two_annotators()
+    annotations = pd.DataFrame(
+        {
+            "clip_id": [1, 2, 3],
+            "annotator_id": ["a", "a", "a"],
+            "label": ["yes", "yes", "yes"],
+            "unsure": [False, True, None],
+        }
+    )
+    out = overlap_decisions(annotations, model=model, target=0.8)
+    assert out.loc[1, "majority_posterior"] == pytest.approx(0.9)
+    assert out.loc[2, "majority_posterior"] == pytest.approx(0.7)
+    assert out.loc[3, "majority_posterior"] == pytest.approx(0.9), "a missing flag means sure"
+    assert out["more_needed"].tolist() == [False, True, False]
