@@ -24,10 +24,10 @@ randomness only through ``random_state``.
 A queue-scoring job would: take the latest run's predictions of the unlabelled clips
 (:func:`probability_matrix` reads the ``proba_<class>`` columns of
 :attr:`analysis.model.RunResult.predictions`); for a committee strategy, fit
-:func:`committee_probabilities` with ``analysis.model.build_pipeline(**run.params)`` on the labelled
-clips; call :func:`queue_priorities`; and store ``plan.priority`` as the clips' priorities (and
-``plan.random_lane`` if estimates should use only the random share). :func:`uncertainty_table` is the
-per-clip view of every score, for a page.
+:func:`committee_probabilities` with ``analysis.model.build_pipeline`` of the run's parameters on
+the labelled clips; call :func:`queue_priorities`; and store ``plan.priority`` as the clips'
+priorities (and ``plan.random_lane`` if estimates should use only the random share).
+:func:`uncertainty_table` is the per-clip view of every score, for a page.
 """
 
 from __future__ import annotations
