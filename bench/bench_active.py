@@ -153,15 +153,17 @@ def _one_curve(job: tuple[str, int, Strategy, int]) -> tuple[str, int, LearningC
     return split, seed, curve, time.perf_counter() - start
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # Workers read the features from _DATA, which a forked worker inherits; this script starts no threads.
+    return multiprocessing.get_context("fork")
+
+
 def learning_curves(jobs: list[tuple[str, int, Strategy, int]]) -> dict:
     """``{split: {seed: {strategy name: LearningCurve}}}``, two curves at a time (one per core)."""
     # Committee strategies cost several times the others: start them first so the cores finish together.
     jobs = sorted(jobs, key=lambda j: not j[2].needs_committee)
     curves: dict[str, dict[int, dict[str, LearningCurve]]] = {}
-    context = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    )
-    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=2, mp_context=_pool_context()) as pool:
         for done, (split, seed, curve, seconds) in enumerate(pool.map(_one_curve, jobs), 1):
             curves.setdefault(split, {}).setdefault(seed, {})[curve.strategy] = curve
             print(
@@ -201,16 +203,19 @@ def summarise_curves(curves: dict, split: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _reach_quantiles(values: pd.Series) -> np.ndarray:
+    """Quartiles of labels needed. A seed that never reached the target counts as ten budgets, so a
+    median or quartile it enters is shown as more than the budget, never as a number."""
+    return np.quantile(values.fillna(10 * AT), [0.25, 0.5, 0.75])
+
+
+def _show_labels(v: float) -> str:
+    return f"> {AT:,}" if v > AT else f"{v:,.0f}"
+
+
 def _labels(values: pd.Series) -> str:
-    """Median and quartiles of labels needed; a run that never reached the target counts as more than
-    the budget (so the median is honest about it)."""
-    filled = values.fillna(np.inf)
-    q1, med, q3 = (float(np.quantile(filled, q, method="lower")) for q in (0.25, 0.5, 0.75))
-
-    def show(v: float) -> str:
-        return f"> {AT:,}" if np.isinf(v) else f"{v:,.0f}"
-
-    return f"{show(med)} [{show(q1)}–{show(q3)}]"
+    q1, med, q3 = (_show_labels(v) for v in _reach_quantiles(values))
+    return f"{med} [{q1}–{q3}]"
 
 
 def _median_iqr(values: pd.Series, fmt: str = "{:.3f}", signed: bool = False) -> str:
@@ -323,42 +328,41 @@ def fixed_k3(truth: np.ndarray, answers: tuple, proba: pd.DataFrame | None) -> t
     )
 
 
-def overlap_table(truth: np.ndarray, priors: dict[str, pd.DataFrame | None], seeds: int) -> pd.DataFrame:
+_PRIORS: dict[str, pd.DataFrame | None] = {}
+
+
+def _overlap_seed(seed: int) -> list[dict]:
+    truth = _DATA["y"]
+    answers = simulated_answers(truth, seed)
     rows = []
-    for seed in range(seeds):
-        answers = simulated_answers(truth, seed)
-        for prior_name, proba in priors.items():
-            vote, ds = fixed_k3(truth, answers, proba)
+    for prior, proba in _PRIORS.items():
+        vote, ds = fixed_k3(truth, answers, proba)
+        rows.append(
+            {"seed": seed, "prior": prior, "rule": "fixed k=3, majority", "per_clip": 3.0, "accuracy": vote}
+        )
+        rows.append(
+            {"seed": seed, "prior": prior, "rule": "fixed k=3, Dawid-Skene", "per_clip": 3.0, "accuracy": ds}
+        )
+        for target in TARGETS:
+            per_clip, acc = adaptive_run(truth, answers, proba, target=target, seed=seed)
             rows.append(
                 {
                     "seed": seed,
-                    "prior": prior_name,
-                    "rule": "fixed k=3, majority",
-                    "per_clip": 3.0,
-                    "accuracy": vote,
+                    "prior": prior,
+                    "rule": f"adaptive, target {target:g}",
+                    "per_clip": per_clip,
+                    "accuracy": acc,
                 }
             )
-            rows.append(
-                {
-                    "seed": seed,
-                    "prior": prior_name,
-                    "rule": "fixed k=3, Dawid-Skene",
-                    "per_clip": 3.0,
-                    "accuracy": ds,
-                }
-            )
-            for target in TARGETS:
-                per_clip, acc = adaptive_run(truth, answers, proba, target=target, seed=seed)
-                rows.append(
-                    {
-                        "seed": seed,
-                        "prior": prior_name,
-                        "rule": f"adaptive, target {target:g}",
-                        "per_clip": per_clip,
-                        "accuracy": acc,
-                    }
-                )
-    return pd.DataFrame(rows)
+    return rows
+
+
+def overlap_table(priors: dict[str, pd.DataFrame | None], seeds: int) -> pd.DataFrame:
+    """Every rule on every seed's answers (seeds two at a time); the truth is ``_DATA["y"]``."""
+    _PRIORS.clear()
+    _PRIORS.update(priors)
+    with ProcessPoolExecutor(max_workers=2, mp_context=_pool_context()) as pool:
+        return pd.DataFrame([row for rows in pool.map(_overlap_seed, range(seeds)) for row in rows])
 
 
 def speaker_held_out_probabilities(X: pd.DataFrame, y: np.ndarray, speaker: np.ndarray) -> pd.DataFrame:
@@ -478,7 +482,7 @@ def main(quick: bool = False) -> None:
         name: float((frame.to_numpy().argmax(1) == np.searchsorted(frame.columns, digit)).mean())
         for name, frame in (("model, out of fold", oof), ("model, speaker held out", loso))
     }
-    overlap = overlap_table(digit, priors, config.overlap_seeds)
+    overlap = overlap_table(priors, config.overlap_seeds)
 
     print("scoring a million clips ...", flush=True)
     timings = million_clip_timings(features, repeat=config.repeat)
@@ -501,7 +505,9 @@ def main(quick: bool = False) -> None:
 
 
 def _median_reach(rows: pd.DataFrame) -> float:
-    return float(np.median(rows["reach"].fillna(np.inf)))
+    """Median labels to reach random's accuracy at the budget; infinite when more than the budget."""
+    med = float(_reach_quantiles(rows["reach"])[1])
+    return np.inf if med > AT else med
 
 
 def _curve_table(table: pd.DataFrame, strategies: tuple[Strategy, ...]) -> list[str]:
@@ -534,9 +540,9 @@ def _verdict(table: pd.DataFrame, strategies: tuple[Strategy, ...]) -> str:
     noise_floor = reach["random"] <= 0.6 * AT
     verdict = "**missed**" if ratio > 0.6 else ("met on paper only (see below)" if noise_floor else "met")
     text = (
-        f"Best strategy by the issue's measure: **{best.title}**, {reach[best.name]:,.0f} labels for random's "
-        f"accuracy at {AT:,} = **{ratio:.2f}×** (target ≤ 0.6×): {verdict}. "
-        f"Random order itself first reaches that accuracy at a median of {reach['random']:,.0f} labels "
+        f"Best strategy by the issue's measure: **{best.title}**, {_show_labels(reach[best.name])} labels for random's "
+        f"accuracy at {AT:,} = **{'> 1' if np.isinf(ratio) else f'{ratio:.2f}'}×** (target ≤ 0.6×): {verdict}. "
+        f"Random order itself first reaches that accuracy at a median of {_show_labels(reach['random'])} labels "
         f"({reach['random'] / AT:.2f}×)"
     )
     if noise_floor:
@@ -588,7 +594,7 @@ def curve_report(tables: dict[str, pd.DataFrame], config: Config) -> str:
         cells = []
         for s in config.strategies["speaker"]:
             v = _median_reach(part[part["strategy"] == s.name])
-            cells.append(f"> {AT:,}" if np.isinf(v) else f"{v:,.0f}")
+            cells.append(_show_labels(v))
         lines.append(f"| {name} ({part['seed'].nunique()} seeds) | " + " | ".join(cells) + " |")
     lines += [
         "",
