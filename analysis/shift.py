@@ -2,10 +2,10 @@
 
 - :func:`hodges_lehmann` -- the Hodges-Lehmann shift (the median of all batch-minus-reference
   differences) with its distribution-free confidence interval (Lehmann 1963; Hollander & Wolfe,
-  *Nonparametric Statistical Methods*, section 4.3), found without forming the differences.
+  *Nonparametric Statistical Methods*, section 4.3); large samples never form all the differences.
 - :func:`describe_change` -- the shift, and when the shift does not explain a change, the change of
-  spread, of a tail or of the share of clips sitting at a bound (no silence at all, an estimate stuck
-  at the end of its table), each with its own test, as one sentence a person can act on.
+  spread, of a tail or of the share of clips at zero or at a bound (no silence at all, an estimate
+  stuck at the end of its table), each with its own test, as one sentence a person can act on.
 
 Why not the difference of medians: with a two-humped distribution (FSDD's loudness: one quiet speaker
 and three loud ones) the median sits between the humps and jumps from one to the other with the luck
@@ -32,8 +32,12 @@ MAX_POINTS = 2000
 """Samples longer than this enter the pairwise differences as this many evenly spaced order
 statistics: the shift and its interval move by far less than their own uncertainty."""
 
+DIRECT_PAIRS = 1 << 20
+"""Up to this many differences are formed and selected from directly."""
+
 ATOM_SHARE = 0.05
-"""A bound holding at least this share of either sample is described as a share of its own."""
+"""Zeros (or values at a bound) holding at least this share of either sample are described as a
+share of their own."""
 
 DESCRIBE_ALPHA = 0.05
 """Level of each test behind a part of a description (spread, a tail, a share at a bound)."""
@@ -67,9 +71,13 @@ def _thin(sorted_values: np.ndarray, max_points: int) -> np.ndarray:
 
 
 def _difference_order_stats(r: np.ndarray, b: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    """The ``ks``-th smallest (1-based) of the differences ``b_i - r_j`` (``r`` and ``b`` sorted),
-    by bisection on the count of differences at or below a value, then snapped to a difference."""
+    """The ``ks``-th smallest (1-based) of the differences ``b_i - r_j`` (``r`` and ``b`` sorted):
+    by selection among all of them when they are few, else by bisection on the count of differences
+    at or below a value, snapped to a difference."""
     m = r.size
+    if m * b.size <= DIRECT_PAIRS:
+        diffs = np.subtract.outer(b, r).ravel()
+        return np.asarray(np.partition(diffs, ks - 1)[ks - 1], dtype=np.float64)
 
     def count(d: np.ndarray) -> np.ndarray:  # #{b_i - r_j <= d} for each d
         idx = np.searchsorted(r, (b[:, None] - d[None, :]).ravel(), side="left")
@@ -105,8 +113,10 @@ def hodges_lehmann(
     *,
     confidence: float = 0.95,
     max_points: int = MAX_POINTS,
+    interval: bool = True,
 ) -> Shift:
-    """Hodges-Lehmann shift of ``batch`` against ``reference`` with a confidence interval.
+    """Hodges-Lehmann shift of ``batch`` against ``reference`` with a confidence interval (NaN
+    bounds with ``interval=False``, which saves half the work).
 
     The estimate is the median of the ``m * n`` differences ``batch_i - reference_j``. The interval
     runs between the differences at shares ``1/2 -+ z se`` of all of them, ``z`` the two-sided normal
@@ -129,6 +139,8 @@ def hodges_lehmann(
     mids = [(total + 1) // 2] * 2 if total % 2 else [total // 2, total // 2 + 1]
     mid1, mid2 = _difference_order_stats(rt, bt, np.array(mids, dtype=np.int64))
     estimate = float((mid1 + mid2) / 2)
+    if not interval:
+        return Shift(estimate, math.nan, math.nan, confidence)
     pooled = (m + n + 1) / (12.0 * m * n)
     if m > 1 and n > 1:
         var_b = float(np.var(_placements(r, b - estimate), ddof=1))
@@ -147,13 +159,14 @@ def hodges_lehmann(
 class Change:
     """How a batch's values of one measure differ from the reference's.
 
-    ``shift`` is the Hodges-Lehmann shift of the values away from the bounds; ``atoms`` the shares
-    of values at a bound (``value``, ``reference``, ``batch`` shares and Fisher's ``p``) when either
-    sample holds at least 5% there; ``spread`` compares the shares outside the reference's
-    interquartile range after removing the shift (``direction`` wider/narrower, ``p``); ``tails`` the
-    shares beyond the reference's 5th and 95th percentiles after removing the shift. ``reference``
-    and ``batch`` hold the 5th, 25th, 50th, 75th and 95th percentiles and the IQR. ``sentence`` says
-    the parts whose tests pass at 0.05, starting with the measure's label.
+    - ``shift``: the Hodges-Lehmann shift of the values away from the bounds;
+    - ``atoms``: the shares at a bound, or of zeros when there are no bounds (``value``,
+      ``reference`` and ``batch`` shares, Fisher's ``p``), when either sample holds 5% there;
+    - ``spread``: the shares outside the reference's interquartile range once the shift is removed
+      (``direction`` wider or narrower, ``p``);
+    - ``tails``: the shares beyond the reference's 5th and 95th percentiles once the shift is removed;
+    - ``reference``, ``batch``: the 5th, 25th, 50th, 75th and 95th percentiles and the IQR;
+    - ``sentence``: the parts whose tests pass, after the measure's label.
     """
 
     shift: Shift
@@ -229,9 +242,9 @@ def describe_change(
         How the measure is named and printed ("Loudness (RMS)", "dB", 1).
     bounds : (low, high), optional
         Values at or beyond these are censored (an estimate stuck at the end of its table): they are
-        described as shares only, with ``bound_names`` saying what they mean. Without bounds, the
-        reference's smallest and largest values count as bounds when either sample holds at least 5%
-        of its values there (clips with no silence at all, with no clipping).
+        described as shares only, with ``bound_names`` saying what they mean. Without bounds, exact
+        zeros are described as a share of their own ("none in 10% → 45% of clips") when either
+        sample holds at least 5% of its values there (clips with no silence at all, no clipping).
     scale : float
         Values are multiplied by this for printing (100 for a fraction shown in points).
     confidence : float
@@ -251,9 +264,6 @@ def describe_change(
     def fmt(x: float) -> str:
         return _plain(x, decimals)
 
-    def _at(value: float) -> str:
-        return "none" if value == 0 else f"at {fmt(value)}{u}"
-
     atoms: list[dict[str, Any]] = []
     inside_r, inside_b = r, b
     if r.size and b.size:
@@ -261,10 +271,8 @@ def describe_change(
             lo, hi = bounds[0] * scale, bounds[1] * scale
             sides = [(lo, r <= lo, b <= lo, bound_names[0]), (hi, r >= hi, b >= hi, bound_names[1])]
         else:
-            lo, hi = float(r.min()), float(r.max())
-            sides = [(lo, r == lo, b == lo, _at(lo)), (hi, r == hi, b == hi, _at(hi))]
-            if lo == hi:
-                sides = sides[:1]
+            # Zero is the one value a continuous measure piles up on (no silence, no clipping).
+            sides = [(0.0, r == 0, b == 0, "none")]
         keep_r, keep_b = np.ones(r.size, bool), np.ones(b.size, bool)
         for value, at_r, at_b, name in sides:
             share_r, share_b = float(at_r.mean()), float(at_b.mean())
