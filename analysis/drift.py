@@ -372,14 +372,17 @@ class SnrEstimate(NamedTuple):
 def digital_silence(y: npt.ArrayLike, sr: int, *, min_run_s: float = DIGITAL_SILENCE_S) -> np.ndarray:
     """Which samples lie in runs of at least ``min_run_s`` seconds (and two samples) of exact zeros."""
     x = np.asarray(y).ravel()
+    zero = x == 0
+    if not zero.any():
+        return zero
     run = max(2, math.ceil(min_run_s * sr))
-    zero = np.concatenate([[0], (x == 0).astype(np.int8), [0]])
-    edges = np.diff(zero)
+    edges = np.diff(np.concatenate([[0], zero.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     long = (ends - starts) >= run
-    marks = np.zeros(x.size + 1, dtype=np.int64)
-    np.add.at(marks, starts[long], 1)
-    np.add.at(marks, ends[long], -1)
+    # Runs are separated by non-zero samples, so no run ends where another starts.
+    marks = np.zeros(x.size + 1, dtype=np.int8)
+    marks[starts[long]] = 1
+    marks[ends[long]] = -1
     return np.cumsum(marks[:-1]) > 0
 
 
