@@ -170,9 +170,9 @@ MEASURES: Mapping[str, MeasureSpec] = dict(
 """Every measure :func:`drift_report` knows, by column name."""
 
 MEASURES_VERSION = 2
-"""Bumped when :func:`clip_measures` changes what a measure means (2: SNR on the band below 80% of
-Nyquist without digital silence, pitch at 4 kHz): stored measures and reference summaries of an older
-version are to be measured again."""
+"""Bumped when :func:`clip_measures` changes what a measure means (2: the SNR without digital silence
+and on the band below 70% of Nyquist, the pitch at 4 kHz): stored measures and reference summaries of
+an older version are to be measured again."""
 
 LARGE_BATCH = 1000
 """Batches of at least this many clips must also reach a measure's minimum effect to drift."""

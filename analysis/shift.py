@@ -343,5 +343,5 @@ def describe_change(
         described_shape = True
     if (described_shape or any(a["p"] < DESCRIBE_ALPHA for a in atoms)) and not shift.moved:
         parts.append(f"median{others} unchanged")
-    sentence = f"{label} {'; '.join(parts)}".replace("; median", ", median")
+    sentence = f"{label} {'; '.join(parts)}".replace("; median", ", median") if parts else label
     return Change(shift, ref_q, bat_q, atoms, spread, tails, sentence)
