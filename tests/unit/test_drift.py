@@ -1,16 +1,22 @@
+import io
 import json
 import math
+import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from scipy import stats
+import soxr
+from scipy import signal, stats
 from sklearn.metrics.pairwise import rbf_kernel
 
 from analysis import augment
 from analysis.drift import (
     MEASURES,
+    MEASURES_VERSION,
+    ReferenceSummary,
     alarm_level,
     clip_measures,
     concept_drift,
@@ -18,8 +24,14 @@ from analysis.drift import (
     concept_test,
     drift_report,
     mmd_test,
+    reference_summary,
+    speech_snr,
+    transcript_words,
     wada_snr,
+    wer_drift,
+    wer_reason,
 )
+from analysis.text import error_rates
 
 SR = 8000
 
@@ -110,6 +122,7 @@ def test_speaking_rate_counts_energy_bursts_per_second_of_sound():
 
 def test_silent_clip_has_undefined_measures():
     m = clip_measures(np.zeros(4000), SR)
+    assert m.pop("digital_silence") == 1.0  # every sample is an exact zero
     assert all(math.isnan(v) for v in m.values())
 
 
@@ -126,7 +139,9 @@ def test_per_measure_p_values_and_effects_match_scipy_in_real_units():
         expected = stats.ks_2samp(ref[name], bat[name])
         assert by_name[name].p_value == pytest.approx(expected.pvalue, rel=1e-9)
         assert by_name[name].statistic == pytest.approx(expected.statistic)
-    assert by_name["rms_dbfs"].effect == pytest.approx(np.median(bat.rms_dbfs) - np.median(ref.rms_dbfs))
+    # The effect is the Hodges-Lehmann shift: the median of all batch-minus-reference differences.
+    pairwise = np.subtract.outer(bat.rms_dbfs.to_numpy(), ref.rms_dbfs.to_numpy())
+    assert by_name["rms_dbfs"].effect == pytest.approx(np.median(pairwise))
     assert by_name["rms_dbfs"].effect == pytest.approx(-10, abs=2.5)
     assert by_name["rms_dbfs"].effect_unit == "dB"
     assert by_name["pitch_hz"].effect_unit == "Hz"
@@ -134,7 +149,7 @@ def test_per_measure_p_values_and_effects_match_scipy_in_real_units():
     assert report.level == "warning"
     assert {m.name for m in report.measures if m.drift} == {"rms_dbfs", "pitch_hz"}
     assert report.measures[0].drift  # drifted measures come first
-    assert any("Loudness (RMS) median −" in r and "dB" in r for r in report.reasons)
+    assert any(r.startswith("Loudness (RMS) −") and "dB (95% CI −" in r for r in report.reasons)
 
 
 def test_bonferroni_threshold_splits_alpha_over_groups_and_measures():
@@ -389,3 +404,277 @@ def test_alarm_needs_two_drifted_batches_in_a_row_a_tiny_p_or_concept_drift():
     # The project's alarm_p moves the line between a warning and an alarm.
     assert alarm_level([clean, shifted], alarm_p=shifted.min_p / 10) == "warning"
     assert alarm_level([clean, mild], alarm_p=0.01) == "alarm"
+
+
+# --- SNR on the recorded part, censored at the table's ends -----------------------------------------
+
+
+def noisy_speechlike(seconds: float, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Voiced bursts (a harmonic tone under a syllable-rate envelope) plus white noise at ``snr_db``."""
+    n = round(seconds * SR)
+    t = np.arange(n) / SR
+    voiced = harmonic(130.0, seconds) * np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 2
+    noise = rng.standard_normal(n) * np.sqrt(np.mean(voiced**2) / 10 ** (snr_db / 10))
+    return voiced + noise
+
+
+def test_digital_silence_is_left_out_of_the_snr():
+    rng = np.random.default_rng(20)
+    clip = noisy_speechlike(1.5, 15.0, rng)
+    # Digital silence: a zero lead-in and tail (padding) and four 50 ms gaps of a noise gate.
+    gaps = [np.zeros(int(0.2 * SR))]
+    for part in np.array_split(clip, 5):
+        gaps += [part, np.zeros(int(0.05 * SR))]
+    gated = np.concatenate([*gaps[:-1], np.zeros(int(0.3 * SR))])
+    share = 1 - clip.size / gated.size
+    estimate = speech_snr(gated, SR)
+    assert estimate.digital_silence == pytest.approx(share)
+    assert estimate.snr_db == pytest.approx(speech_snr(clip, SR).snr_db, abs=0.5)
+    assert not estimate.censored
+    # The plain estimator takes the zeros for a perfectly quiet noise floor.
+    assert wada_snr(gated) == (100.0, True)
+    # Isolated zeros (a waveform crossing zero on the sample grid) are not silence.
+    crossing = clip.copy()
+    crossing[::97] = 0.0
+    assert speech_snr(crossing, SR).digital_silence == 0.0
+
+
+def _pcm16(y: np.ndarray, sr: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(y, -1, 1), sr, format="WAV", subtype="PCM_16")
+    buffer.seek(0)
+    return sf.read(buffer)[0]
+
+
+@pytest.mark.fsdd
+def test_resampling_8_16_8_khz_does_not_move_the_snr(fsdd_dir):
+    paths = sorted((fsdd_dir / "recordings").glob("*.wav"))[::40]  # 50 clips, all four speakers
+    clips = [sf.read(p)[0] for p in paths]
+    assert any(np.mean(y == 0) > 0.1 for y in clips)  # the 8-bit speaker's clips: many exact zeros
+    round_trips = {
+        "soxr": lambda y: soxr.resample(soxr.resample(y, 8000, 16000), 16000, 8000),
+        "scipy polyphase": lambda y: signal.resample_poly(signal.resample_poly(y, 2, 1), 1, 2),
+    }
+    before = np.array([speech_snr(y, SR).snr_db for y in clips])
+    plain_before = np.array([wada_snr(y)[0] for y in clips])
+    for name, round_trip in round_trips.items():
+        resampled = [_pcm16(round_trip(y), SR) for y in clips]
+        after = np.array([speech_snr(y, SR).snr_db for y in resampled])
+        assert np.percentile(np.abs(after - before), 90) < 0.5, name
+        assert abs(np.median(after) - np.median(before)) < 0.2, name
+        report = drift_report(pd.DataFrame({"snr_db": before}), pd.DataFrame({"snr_db": after}))
+        assert not report.drift, (name, report.reasons)
+        # The plain estimator moved by tens of dB on the 8-bit clips: the false alarms this removes.
+        plain_after = np.array([wada_snr(y)[0] for y in resampled])
+        assert np.max(np.abs(plain_after - plain_before)) > 40, name
+
+
+def test_snr_at_the_ends_of_the_table_is_censored():
+    # A pure tone's amplitudes are less spread than any speech-plus-noise mixture of the model: the
+    # statistic falls below the table's noise-only end. (437.3 Hz: no sample falls on a zero crossing.)
+    t = np.arange(SR) / SR
+    tone = speech_snr(0.5 * np.sin(2 * np.pi * 437.3 * t), SR)
+    assert (tone.snr_db, tone.censored) == (-20.0, True)
+    # Speech bursts over a floor 80 dB down run off the top.
+    rng = np.random.default_rng(21)
+    clean = noisy_speechlike(1.0, 80.0, rng)
+    assert speech_snr(clean, SR) == (100.0, True, 0.0)
+    measured = clip_measures(clean, SR)
+    assert (measured["wada_snr_db"], measured["wada_at_end"], measured["digital_silence"]) == (
+        100.0,
+        1.0,
+        0.0,
+    )
+
+
+def test_censored_snr_is_tested_as_shares_at_the_ends_and_values_within():
+    rng = np.random.default_rng(22)
+    inside = lambda n: rng.normal(15, 6, n)  # noqa: E731
+    ref = pd.DataFrame({"snr_db": np.r_[np.full(300, 100.0), inside(700)]})
+    # Same values within the table, far fewer clips at its top.
+    fewer_top = pd.DataFrame({"snr_db": np.r_[np.full(3, 100.0), inside(97)]})
+    snr = drift_report(ref, fewer_top).measures[0]
+    fisher = stats.fisher_exact([[300, 700], [3, 97]]).pvalue
+    ks = stats.ks_2samp(ref.snr_db[ref.snr_db < 100], fewer_top.snr_db[fewer_top.snr_db < 100]).pvalue
+    assert snr.p_value == pytest.approx(min(1.0, 2 * min(fisher, ks)))
+    assert snr.test == "Kolmogorov-Smirnov within the table, Fisher exact at its ends"
+    assert snr.drift
+    assert snr.reason.startswith("SNR (WADA) at the table's top (≥ 100 dB) in 30% → 3% of clips")
+    assert snr.batch["share_at_table_end"] == pytest.approx(0.03)
+    # The same share at the top, and the values within it lower: the KS part finds that.
+    lower = pd.DataFrame({"snr_db": np.r_[np.full(30, 100.0), inside(70) - 8.0]})
+    moved = drift_report(ref, lower).measures[0]
+    assert moved.drift
+    assert "of the others" in moved.reason
+    assert re.search(r"−\d+\.\d dB of the others \(95% CI", moved.reason)
+    # Without any value at an end, a plain KS test.
+    plain = pd.DataFrame({"snr_db": inside(400)})
+    assert drift_report(plain, pd.DataFrame({"snr_db": inside(80)})).measures[0].test == "Kolmogorov-Smirnov"
+
+
+# --- reasons that say what changed --------------------------------------------------------------------
+
+
+def test_reasons_name_spread_tails_and_zeros_when_the_median_does_not_move():
+    rng = np.random.default_rng(23)
+    ref = speech_frame(1200, rng)
+    ref["leading_silence_ms"] = np.where(rng.random(1200) < 0.1, 0.0, rng.gamma(2, 60, 1200))
+    bat = speech_frame(150, rng)
+    bat["pitch_hz"] = rng.normal(125, 45, 150)  # same median, more than twice the spread
+    bat["leading_silence_ms"] = np.where(rng.random(150) < 0.5, 0.0, rng.gamma(2, 60, 150))
+    report = drift_report(ref, bat)
+    by_name = {m.name: m for m in report.measures}
+    pitch, lead = by_name["pitch_hz"], by_name["leading_silence_ms"]
+    assert pitch.drift
+    assert lead.drift
+    assert pitch.reason.startswith("Pitch (median F0) spread wider (IQR ")
+    assert ", median unchanged, KS p" in pitch.reason
+    assert lead.reason.startswith("Leading silence none in 10% → ")
+    assert pitch.reason in report.reasons
+    assert lead.reason in report.reasons
+    assert pitch.change["shift"]["moved"] is False
+    assert pitch.change["batch"]["iqr"] == pytest.approx(np.subtract(*np.percentile(bat.pitch_hz, [75, 25])))
+
+
+def test_a_new_voice_does_not_read_as_a_new_channel_unless_the_whole_interval_says_so():
+    rng = np.random.default_rng(24)
+    ref = speech_frame(1200, rng)
+    ref["low_band_db"] = rng.normal(-7.5, 3.5, 1200)
+    # A voice with 6 dB less energy below 300 Hz, give or take: drifts, but not surely by 6 dB or more.
+    voice = speech_frame(60, rng, pitch_hz=20.0)
+    voice["low_band_db"] = rng.normal(-13.5, 6.0, 60)
+    report = drift_report(ref, voice)
+    band = next(m for m in report.measures if m.name == "low_band_db")
+    assert band.drift
+    assert band.change["shift"]["high"] > -6.0
+    assert not any("channel" in r for r in report.reasons)
+
+
+# --- the reference, summarised once ----------------------------------------------------------------------
+
+
+def _outputs(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    n = len(frame)
+    frame = frame.copy()
+    frame["predicted"] = rng.integers(0, 10, n).astype(str)
+    frame["confidence"] = rng.beta(8, 2, n)
+    frame["low_confidence"] = (frame["confidence"] < 0.6).astype(float)
+    frame["correct"] = np.where(rng.random(n) < 0.4, rng.random(n) < 0.9, np.nan)
+    frame["word_errors"] = np.where(rng.random(n) < 0.4, rng.integers(0, 3, n), np.nan)
+    frame["ref_words"] = rng.integers(1, 8, n)
+    frame.loc[frame.index[:5], "pitch_hz"] = np.nan
+    return frame
+
+
+def test_a_summary_of_the_reference_gives_the_same_report_from_bytes_or_json():
+    rng = np.random.default_rng(25)
+    ref = _outputs(speech_frame(2500, rng), rng)  # more than the kernel takes: a drawn subsample
+    bat = _outputs(speech_frame(80, rng, rms_dbfs=-4.0), rng)
+    summary = reference_summary(ref, random_state=7, key="version 3")
+    from_bytes = ReferenceSummary.from_bytes(summary.to_bytes())
+    from_json = ReferenceSummary.from_dict(json.loads(json.dumps(summary.to_dict(), allow_nan=False)))
+    expected = drift_report(ref, bat, random_state=7).to_dict()
+    for cached in (summary, from_bytes, from_json):
+        assert drift_report(cached, bat, random_state=7).to_dict() == expected
+    assert from_bytes.key == "version 3"
+    assert expected["drift"]
+    # A batch missing some measures is checked on the rest, against the same summary.
+    assert drift_report(summary, bat[["rms_dbfs", "pitch_hz"]]).to_dict()["measures"]
+
+
+def test_a_summary_refuses_what_it_cannot_read():
+    rng = np.random.default_rng(26)
+    summary = reference_summary(speech_frame(100, rng))
+    with pytest.raises(ValueError, match="not a reference summary"):
+        ReferenceSummary.from_bytes(b"not an npz")
+    stale = replace(summary, measures_version=MEASURES_VERSION - 1)
+    with pytest.raises(ValueError, match="summarise the reference again"):
+        drift_report(stale, speech_frame(60, rng))
+    with pytest.raises(ValueError, match="empty"):
+        reference_summary(speech_frame(0, rng))
+
+
+# --- transcripts: word error rate and length ---------------------------------------------------------
+
+
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh", "hello"]
+
+
+def transcripts(n: int, error_rate: float, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    refs, hyps = [], []
+    for _ in range(n):
+        ref = list(rng.choice(WORDS, rng.integers(2, 8)))
+        hyp = [w if rng.random() > error_rate else str(rng.choice(WORDS)) for w in ref]
+        if rng.random() < error_rate / 2:
+            hyp = hyp[:-1]  # a deletion
+        refs.append(" ".join(ref))
+        hyps.append(" ".join(hyp))
+    return refs, hyps
+
+
+def test_wer_is_jiwers_corpus_rate_and_its_change_is_tested():
+    import jiwer
+
+    rng = np.random.default_rng(27)
+    ref_t, ref_h = transcripts(400, 0.1, rng)
+    bat_t, bat_h = transcripts(60, 0.35, rng)
+    ref_c = error_rates(ref_t, ref_h, chars=False)
+    bat_c = error_rates(bat_t, bat_h, chars=False)
+    result = wer_drift(ref_c["word_errors"], ref_c["ref_words"], bat_c["word_errors"], bat_c["ref_words"])
+    assert result.reference["wer"] == pytest.approx(jiwer.wer(ref_t, ref_h))
+    assert result.batch["wer"] == pytest.approx(jiwer.wer(bat_t, bat_h))
+    assert result.effect == pytest.approx(100 * (jiwer.wer(bat_t, bat_h) - jiwer.wer(ref_t, ref_h)))
+    assert result.drift
+    assert result.change["ci_low"] < result.effect < result.change["ci_high"]
+    assert result.change["ci_low"] > 0
+    assert result.reason.startswith(f"WER +{result.effect:.1f} points (95% CI +")
+    # Unlabelled clips (NaN) are left out; under the minimum there is no verdict.
+    few = wer_drift(ref_c["word_errors"], ref_c["ref_words"], [1, 0, np.nan], [3, 4, np.nan])
+    assert few.batch["n"] == 2
+    assert not few.drift
+    assert math.isnan(few.p_value)
+    assert "too few for a verdict (30 needed)" in wer_reason(few)
+
+
+def test_wer_test_keeps_its_level_without_a_change():
+    rng = np.random.default_rng(28)
+
+    def counts(n: int) -> tuple[np.ndarray, np.ndarray]:
+        words = 1 + rng.poisson(4, n)
+        rate = np.clip(rng.beta(1, 4, n), 0, 1)  # some clips much worse than others
+        return rng.binomial(words, rate), words
+
+    alarms = 0
+    for i in range(200):
+        (re_, rw), (be, bw) = counts(300), counts(30)
+        alarms += wer_drift(re_, rw, be, bw, n_permutations=400, n_boot=200, random_state=i).drift
+    assert alarms / 200 <= 0.09
+
+
+def test_a_report_carries_the_wer_test_and_transcript_length_drift():
+    rng = np.random.default_rng(29)
+    ref = speech_frame(400, rng)
+    ref_t, ref_h = transcripts(400, 0.1, rng)
+    bat = speech_frame(80, rng)
+    bat_t, bat_h = transcripts(80, 0.4, rng)
+    bat_h = [" ".join(h.split()[:2]) for h in bat_h]  # the model stops after two words
+    for frame, refs, hyps in ((ref, ref_t, ref_h), (bat, bat_t, bat_h)):
+        counted = error_rates(refs, hyps, chars=False)
+        frame["word_errors"] = counted["word_errors"].to_numpy(float)
+        frame["ref_words"] = counted["ref_words"].to_numpy(float)
+        frame["transcript_words"] = transcript_words(hyps)
+    bat.loc[40:, ["word_errors", "ref_words"]] = np.nan  # only half the batch labelled
+    report = drift_report(ref, bat, sample="labelled random-sample clips")
+    assert report.wer is not None
+    assert report.wer.drift
+    assert report.wer.batch["n"] == 40
+    assert report.wer.reason in report.reasons
+    assert "on 40 labelled random-sample clips" in report.wer.reason
+    length = next(m for m in report.measures if m.name == "transcript_words")
+    assert length.family == "output"
+    assert length.drift
+    assert length.reason.startswith("Transcript length −")
+    assert alarm_level([report]) == "alarm"
+    assert json.loads(json.dumps(report.to_dict(), allow_nan=False))["wer"]["drift"] is True
+    assert list(transcript_words(["two words", "", None, "  "])[[0, 1, 3]]) == [2, 0, 0]
+    assert math.isnan(transcript_words([None])[0])
