@@ -71,6 +71,7 @@ that measure, pitch moving together with the centroid is reported as a possible 
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -438,11 +439,9 @@ def speech_snr(y: npt.ArrayLike, sr: int, *, min_silence_s: float = DIGITAL_SILE
     return SnrEstimate(snr, bool(at_end) and not math.isnan(snr), share)
 
 
-def _frames_rms(y: np.ndarray, frame: int, hop: int) -> np.ndarray:
-    if len(y) < frame:
-        y = np.pad(y, (0, frame - len(y)))
-    frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
-    return np.sqrt(np.mean(frames * frames, axis=1))
+@functools.lru_cache(maxsize=16)
+def _hann_and_freqs(frame: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.hanning(frame), np.fft.rfftfreq(frame, 1 / sr)
 
 
 def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
@@ -484,15 +483,15 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
 
     # Loud frames: within 25 dB of the clip's loudest 32 ms frame, 10 ms apart.
     frame, hop = next_pow2(0.032 * sr), max(1, round(0.010 * sr))
-    rms = _frames_rms(x, frame, hop)
+    padded = x if len(x) >= frame else np.pad(x, (0, frame - len(x)))
+    every = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
+    rms = np.sqrt(np.einsum("ij,ij->i", every, every) / frame)
     loud = rms >= rms.max() * 10 ** (-25 / 20)
 
     # Spectral centroid of the power spectrum summed over loud frames.
-    padded = x if len(x) >= frame else np.pad(x, (0, frame - len(x)))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop][loud]
-    power = np.abs(np.fft.rfft(frames * np.hanning(frame), axis=1)) ** 2
-    spectrum = power.sum(axis=0)
-    freqs = np.fft.rfftfreq(frame, 1 / sr)
+    window, freqs = _hann_and_freqs(frame, sr)
+    transformed = scipy.fft.rfft(every[loud] * window, axis=1)
+    spectrum = (transformed.real**2 + transformed.imag**2).sum(axis=0)
     if spectrum.sum() > 0:
         out["centroid_hz"] = float((freqs * spectrum).sum() / spectrum.sum())
         low = spectrum[freqs < CHANNEL_LOW_HZ].sum()

@@ -314,7 +314,10 @@ def describe_change(
     for atom in atoms:
         if atom["p"] < DESCRIBE_ALPHA:
             parts.append(f"{atom['name']} in {_pct(atom['reference'])} → {_pct(atom['batch'])} of clips")
-    others = " of the others" if atoms else ""
+    # Which values the shift is of: those within the table when values are censored, the non-zero
+    # ones when the share of zeros is said.
+    said = any(a["p"] < DESCRIBE_ALPHA for a in atoms)
+    others = " within the table" if bounds is not None and atoms else " of the others" if said else ""
     level = f"{100 * confidence:g}%"
     described_shape = False
     if shift.moved:
@@ -341,7 +344,7 @@ def describe_change(
             f"{fmt(ref_q['p95'])} → {fmt(bat_q['p5'])}/{fmt(bat_q['p50'])}/{fmt(bat_q['p95'])}{u})"
         )
         described_shape = True
-    if (described_shape or any(a["p"] < DESCRIBE_ALPHA for a in atoms)) and not shift.moved:
+    if (described_shape or said) and not shift.moved:
         parts.append(f"median{others} unchanged")
     sentence = f"{label} {'; '.join(parts)}".replace("; median", ", median") if parts else label
     return Change(shift, ref_q, bat_q, atoms, spread, tails, sentence)
