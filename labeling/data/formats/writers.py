@@ -264,19 +264,14 @@ class _Entry:
     name: str | None = None  # a referenced clip's original name, for formats with no place for it
 
 
-class _HashingText:
-    """A text sink that writes UTF-8 to a binary file and hashes what it writes."""
+class _TextSink:
+    """A text sink that writes UTF-8 to a binary one (a hashed file, or a gzip stream over one)."""
 
-    def __init__(self, raw: IO[bytes] | gzip.GzipFile) -> None:
+    def __init__(self, raw: _HashingBytes | gzip.GzipFile) -> None:
         self.raw = raw
-        self.hash = hashlib.sha256()
-        self.size = 0
 
     def write(self, text: str) -> int:
-        data = text.encode("utf-8")
-        self.hash.update(data)
-        self.raw.write(data)
-        self.size += len(data)
+        self.raw.write(text.encode("utf-8"))
         return len(text)
 
 
@@ -374,14 +369,10 @@ class _Export:
         return rel
 
     @contextmanager
-    def text(self, rel: str) -> Iterator[_HashingText]:
-        self.reserve(rel)
-        target = self.tmp / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb", buffering=1 << 20) as raw:
-            sink = _HashingText(raw)
-            yield sink
-        self.entries.append(_Entry(rel, sink.hash.hexdigest(), sink.size))
+    def text(self, rel: str) -> Iterator[_TextSink]:
+        """A UTF-8 text file of the export, hashed as it is written."""
+        with self.binary(rel) as sink:
+            yield _TextSink(sink)
 
     @contextmanager
     def binary(self, rel: str) -> Iterator[_HashingBytes]:
@@ -395,11 +386,11 @@ class _Export:
         self.entries.append(_Entry(rel, sink.hash.hexdigest(), sink.size))
 
     @contextmanager
-    def gzipped_text(self, rel: str) -> Iterator[_HashingText]:
+    def gzipped_text(self, rel: str) -> Iterator[_TextSink]:
         """A gzipped UTF-8 text file (no name or time in its header, so the same rows give the same
         bytes); the manifest records the compressed file's hash."""
         with self.binary(rel) as sink, gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0) as gz:
-            yield _HashingText(gz)
+            yield _TextSink(gz)
 
     def step(self) -> None:
         self.done += 1
@@ -567,7 +558,7 @@ class _TableWriter:
 
     def __init__(
         self,
-        sink: _HashingText,
+        sink: _TextSink,
         kind: str,
         columns: list[str],
         *,
@@ -801,7 +792,7 @@ def write_nemo(
         for name in names.values():
             export.reserve(name)
         with _ExitStack() as stack:
-            sinks: dict[str, _HashingText] = {}
+            sinks: dict[str, _TextSink] = {}
             for row in _rows(frame):
                 split = _text(row.split)
                 key = split if split in names else UNASSIGNED
