@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from analysis.regions import FRAME_STEP, RegionError, activity_regions, normalise_regions
+from analysis.slices import hlp_by_name, tag_mask
 
 FloatArray = npt.NDArray[np.float64]
 Durations: TypeAlias = float | pd.Series | Mapping[Any, float]
@@ -237,10 +238,7 @@ def _slice_rows(
     n = np.array([np.count_nonzero(m & is_ref) for m in masks], dtype=np.int64)
     dur = np.array([duration[m].sum() for m in masks], dtype=np.float64)
     err = np.array([error[m].sum() for m in masks], dtype=np.float64)
-    human = np.full(len(names), np.nan)
-    if hlp is not None:
-        lookup = hlp.astype("float64") if isinstance(hlp, pd.Series) else pd.Series(hlp, dtype="float64")
-        human = lookup.reindex(names).to_numpy(dtype=np.float64, na_value=np.nan)
+    human = hlp_by_name(hlp, names)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(dur > 0, err / dur, np.nan)
         share = dur / total_duration if total_duration > 0 else np.full(len(names), np.nan)
@@ -263,18 +261,6 @@ def _slice_rows(
     return table.sort_values(
         ["priority", "error_share"], ascending=False, na_position="last", kind="stable"
     ).reset_index(drop=True)
-
-
-def _truthy(column: pd.Series) -> np.ndarray:
-    if column.dtype == np.bool_:
-        return column.to_numpy()
-    try:
-        return column.to_numpy(dtype=np.float64, na_value=0.0) != 0
-    except (TypeError, ValueError):
-        raise RegionError(
-            f"tag column {column.name!r} must hold 0/1 or booleans; slice categorical columns with "
-            "region_metadata_slices"
-        ) from None
 
 
 def region_slice_table(
@@ -305,7 +291,7 @@ def region_slice_table(
         share, descending, as :func:`analysis.slices.slice_table`.
     """
     _require(errors, ["side", "duration", "error", *tag_cols])
-    masks = [_truthy(errors[c]) for c in tag_cols]
+    masks = [tag_mask(errors[c], error=RegionError, categorical="region_metadata_slices") for c in tag_cols]
     return _slice_rows([str(c) for c in tag_cols], masks, errors, hlp)
 
 

@@ -41,16 +41,27 @@ def _outcome(preds: pd.DataFrame, *, metric: Metric, correct_col: str, wer_col: 
     raise ValueError(f"metric must be 'accuracy' or 'wer', got {metric!r}")
 
 
-def _tag_mask(column: pd.Series) -> np.ndarray:
+def tag_mask(
+    column: pd.Series, *, error: type[ValueError] = ValueError, categorical: str = "metadata_slices"
+) -> np.ndarray:
+    """The rows a 0/1 (or boolean) tag column marks; ``error`` naming ``categorical`` for anything else."""
     if column.dtype == np.bool_:
         return column.to_numpy()
     try:
         return column.to_numpy(dtype=np.float64, na_value=0.0) != 0
     except (TypeError, ValueError):
-        raise ValueError(
+        raise error(
             f"tag column {column.name!r} must hold 0/1 or booleans; slice categorical columns with "
-            "metadata_slices"
+            f"{categorical}"
         ) from None
+
+
+def hlp_by_name(hlp: pd.Series | Mapping[str, float] | None, names: Sequence[str]) -> np.ndarray:
+    """Human-level performance for each of ``names`` (NaN where none is given)."""
+    if hlp is None:
+        return np.full(len(names), np.nan)
+    lookup = hlp.astype("float64") if isinstance(hlp, pd.Series) else pd.Series(hlp, dtype="float64")
+    return lookup.reindex(names).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _assemble(
@@ -69,10 +80,7 @@ def _assemble(
         value = 1.0 - mean_error if metric == "accuracy" else mean_error
         share = n / total_n if total_n else np.full(len(n), np.nan)
         error_share = error_sums / total_error if total_error > 0 else np.zeros(len(n))
-    human = np.full(len(names), np.nan)
-    if hlp is not None:
-        lookup = pd.Series(hlp, dtype="float64") if not isinstance(hlp, pd.Series) else hlp.astype("float64")
-        human = lookup.reindex(names).to_numpy(dtype=np.float64, na_value=np.nan)
+    human = hlp_by_name(hlp, names)
     # Positive gap = room to improve: HLP above model accuracy, or model WER above human WER.
     gap = human - value if metric == "accuracy" else value - human
     table = pd.DataFrame(
@@ -134,7 +142,7 @@ def slice_table(
     n = np.empty(len(tag_cols), dtype=np.int64)
     sums = np.empty(len(tag_cols), dtype=np.float64)
     for i, col in enumerate(tag_cols):
-        mask = _tag_mask(preds[col])
+        mask = tag_mask(preds[col])
         if valid is not None:
             mask = mask & valid  # not &=: the mask may be the caller's column
         n[i] = np.count_nonzero(mask)
