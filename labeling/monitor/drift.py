@@ -26,6 +26,7 @@ from labeling.monitor.measures import (
     batch_frame,
     batch_row,
     reference_frame,
+    refresh_batch_measures,
     sample_accuracy,
     stored_measures,
 )
@@ -231,7 +232,14 @@ def run_drift_check(
 
     with ws.db.read() as s:
         info = resolve_project(s, project)
-        cur = batch_frame(s, info, batch)  # an unknown batch is refused before any audio is measured
+        batch_id = batch_row(s, info.id, batch).id  # an unknown batch is refused before any audio is measured
+    refresh_batch_measures(
+        ws,
+        batch_id,
+        None if progress is None else (lambda d, t: progress("Measuring the batch again, clip", d, t)),
+    )
+    with ws.db.read() as s:
+        cur = batch_frame(s, info, batch)
     ref = reference_frame(ws, project, version=reference, progress=progress)
     settings = project_settings(info)
     if progress:

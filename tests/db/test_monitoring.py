@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from scipy import stats
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from analysis.drift import clip_measures
 from db.models import (
     Clip,
     ClipTag,
@@ -482,3 +484,24 @@ def test_a_sampled_batch_is_not_sampled_again_unless_more_is_asked_for(workspace
         )
     assert {k: clips_after[k] for k in clips_before} == clips_before
     assert len(set(clips_after.values())) == len(clips_after)
+
+
+def test_a_batch_measured_before_the_measures_changed_is_measured_again_before_its_check(workspace, tmp_path):
+    monitored_project(workspace, tmp_path)
+    with workspace.db.write() as s:
+        rows = s.execute(select(ProductionClip.id, ProductionClip.measures, ProductionClip.storage_key)).all()
+        fresh = {pid: dict(m) for pid, m, _ in rows}
+        keys = {pid: key for pid, _, key in rows}
+        for pid, m in fresh.items():
+            # As an older Earmark stored them: no share of digital silence, and its SNR pinned at the top.
+            old = {k: v for k, v in m.items() if k != "digital_silence"} | {"wada_snr_db": 100.0}
+            s.execute(update(ProductionClip).where(ProductionClip.id == pid).values(measures=old))
+    result = run_drift_check(workspace, PROJECT, BATCHES[0])
+    with workspace.db.read() as s:
+        now = dict(s.execute(select(ProductionClip.id, ProductionClip.measures)).all())
+    day1 = [pid for pid in now if "digital_silence" in now[pid]]
+    assert len(day1) == 60  # the checked batch, and only it, was measured again
+    for pid in day1:
+        y, sr = sf.read(str(workspace.store.path(keys[pid])), dtype="float32", always_2d=True)
+        assert now[pid]["wada_snr_db"] == pytest.approx(clip_measures(y.mean(axis=1), sr)["wada_snr_db"])
+    assert not any("SNR" in r for r in result.reasons)  # like the reference, so nothing moved
