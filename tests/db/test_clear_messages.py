@@ -131,15 +131,23 @@ def test_a_sqlite_file_locked_past_the_busy_timeout_gets_a_message(sqlite_worksp
     assert "Traceback" not in done.stderr
 
 
-def test_a_data_folder_others_can_read_is_reported_and_what_earmark_adds_is_private(tmp_path, caplog):
+def test_a_data_folder_others_can_read_is_reported_and_what_earmark_adds_is_private(tmp_path):
     data = tmp_path / "shared-data"
     data.mkdir()
     data.chmod(0o755)  # as a plain mkdir under the usual umask leaves it
     url = f"sqlite:///{data / 'earmark.db'}"
-    with caplog.at_level(logging.WARNING, logger="earmark"):
+    # Listen on Earmark's own logger: what other tests in the process did to the root logger's
+    # handlers or to propagation does not decide whether the warning is seen.
+    said: list[str] = []
+    listener = logging.Handler(logging.WARNING)
+    listener.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("earmark")
+    logger.addHandler(listener)
+    try:
         make_workspace(data, url).close()
-        ws = Workspace.open(Settings(data_dir=data, database_url=url))
-    ws.close()
-    assert any("chmod 700" in r.getMessage() and str(data) in r.getMessage() for r in caplog.records)
+        Workspace.open(Settings(data_dir=data, database_url=url)).close()
+    finally:
+        logger.removeHandler(listener)
+    assert any("chmod 700" in m and str(data) in m for m in said)
     for inside in ("audio", "cache"):
         assert stat.S_IMODE((data / inside).stat().st_mode) == 0o700, inside
