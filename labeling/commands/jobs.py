@@ -38,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = jsub.add_parser("list", help="the newest jobs first")
     ls.add_argument("--project", help="only this project's jobs (name or id)")
     ls.add_argument("--json", action="store_true")
+    ls.add_argument(
+        "--all",
+        action="store_true",
+        help="also the report refreshes queued after each change (hidden unless one failed)",
+    )
     ls.set_defaults(run=run_list)
     sm = jsub.add_parser("submit", help="queue a job for the workers")
     sm.add_argument("kind", help="train, label_issues, features, import, export, …")
@@ -81,7 +86,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     with workspace() as ws, ws.db.read() as s, user_errors(ProjectError):
         project_id = get_project(s, args.project).id if args.project else None
-        frame = list_jobs(s, project_id=project_id)
+        frame = list_jobs(s, project_id=project_id, hide_routine=not args.all)
     if args.json:
         print_json(json.loads(frame.to_json(orient="records", date_format="iso")))
     elif frame.empty:

@@ -405,11 +405,25 @@ JOB_COLUMNS = (
 )
 
 
-def list_jobs(s: Session, *, project_id: int | None = None, limit: int = 200) -> pd.DataFrame:
-    """The newest jobs first, one row each, columns :data:`JOB_COLUMNS`."""
+def routine_kinds() -> frozenset[str]:
+    """Kinds queued by the system itself after each change (report refreshes), which a person
+    reading the job list rarely needs to see unless one failed."""
+    return frozenset(name for name, kind in JOB_KINDS.items() if kind.refreshes_report)
+
+
+def list_jobs(
+    s: Session, *, project_id: int | None = None, limit: int = 200, hide_routine: bool = False
+) -> pd.DataFrame:
+    """The newest jobs first, one row each, columns :data:`JOB_COLUMNS`.
+
+    ``hide_routine`` leaves out the report refreshes of :func:`routine_kinds` that did not fail:
+    they are queued after every change and would bury the jobs people started."""
     q = select(Job, User.name).outerjoin(User, User.id == Job.owner_id).order_by(Job.id.desc()).limit(limit)
     if project_id is not None:
         q = q.where(Job.project_id == project_id)
+    routine = routine_kinds() if hide_routine else frozenset()
+    if routine:
+        q = q.where(or_(Job.kind.not_in(routine), Job.status == "failed"))
     rows = [_info(job, owner) for job, owner in s.execute(q).all()]
     return pd.DataFrame(
         [

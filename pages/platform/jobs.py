@@ -20,6 +20,13 @@ st.caption(
 projects = {p.id: p.name for p in common.projects()}
 left, right = st.columns([2, 1])
 only_this = left.toggle("Only the selected project", value=False, key="jobs.only_project")
+show_routine = left.toggle(
+    "Show report refreshes",
+    value=False,
+    key="jobs.show_routine",
+    help="Earmark refreshes stored reports (agreement, review ranking) in the background after each "
+    "change. They are hidden unless one failed.",
+)
 selected = next((p for p in common.projects() if p.name == st.session_state.get("app.project")), None)
 
 # Kinds that need more than a project (imports, exports) start from their own pages.
@@ -40,7 +47,9 @@ if selected is not None and startable:
 @st.fragment(run_every=2.0)
 def job_table() -> None:
     with ws.db.read() as s:
-        frame = list_jobs(s, project_id=selected.id if only_this and selected else None)
+        frame = list_jobs(
+            s, project_id=selected.id if only_this and selected else None, hide_routine=not show_routine
+        )
     if frame.empty:
         st.info("No jobs yet. Training, label-issue detection, imports from the server and exports run here.")
         return
@@ -56,7 +65,9 @@ def job_table() -> None:
 job_table()
 
 with ws.db.read() as s:
-    recent = list_jobs(s, project_id=selected.id if only_this and selected else None, limit=50)
+    recent = list_jobs(
+        s, project_id=selected.id if only_this and selected else None, limit=50, hide_routine=not show_routine
+    )
 # No state in the label: a selectbox keeps showing the label it was chosen with when the label changes
 # (a job cancelled or finished meanwhile would read "running"). The table and the panel say the state.
 label = dict(zip(recent["job_id"], "#" + recent["job_id"].astype(str) + " " + recent["kind"], strict=True))

@@ -115,3 +115,15 @@ def test_a_queued_job_asks_about_workers_only_once_nobody_claimed_it_for_a_while
         s.execute(update(Job).where(Job.id == job.id).values(updated_at=datetime(2020, 1, 1, tzinfo=UTC)))
     at.run()
     assert "is a worker running?" in job_progress_texts(at)[0]
+
+
+def test_report_refreshes_are_hidden_until_asked_for(app_env) -> None:
+    with app_env.db.write() as s:
+        pid = get_project(s, "demo").id
+        submit_job(s, "agreement", project_id=pid, owner_id=None)
+        submit_job(s, "features", project_id=pid, owner_id=None)
+    at = page("jobs")
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["kind"].tolist() == ["Feature extraction"]
+    at.toggle(key="jobs.show_routine").set_value(True).run()
+    assert sorted(at.dataframe[0].value["kind"]) == ["Agreement report", "Feature extraction"]

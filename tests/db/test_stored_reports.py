@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import select, update
 
-from db.models import Clip, StoredReport
+from db.models import Clip, Job, StoredReport
 from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.review import resolve_clip
 from labeling.cli import main
 from labeling.data.importer import import_path
 from labeling.data.projects import get_project, update_project
 from labeling.platform.auth import add_user
-from labeling.platform.jobs import get_job, latest_job, list_jobs, run_worker
+from labeling.platform.jobs import get_job, latest_job, list_jobs, run_worker, submit_job
 from labeling.quality.agreement_service import (
     AGREEMENT_VIEW,
     REVIEW_QUEUE,
@@ -272,3 +272,30 @@ def test_a_burst_of_labels_queues_one_refresh_of_each_report_and_none_while_it_w
     view = agreement_view(ws.db, pid, allow_stale=True)
     assert view.fresh
     assert view.report["n_ratings"] == 24 + 2 * len(clips)
+
+
+def test_the_job_list_leaves_out_report_refreshes_unless_asked_or_one_failed(team, monkeypatch, capsys):
+    ws, pid, _, _ = team
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+    with ws.db.write() as s:
+        mine = submit_job(s, "label_issues", project_id=pid, owner_id=None)
+    with ws.db.read() as s:
+        assert set(list_jobs(s)["kind"]) == {"Agreement report", "Review ranking", "Label-issue detection"}
+        assert list_jobs(s, hide_routine=True)["job_id"].tolist() == [mine.id]
+    # A refresh that failed is shown: someone has to look at it.
+    with ws.db.write() as s:
+        s.execute(update(Job).where(Job.kind == "agreement").values(status="failed"))
+    with ws.db.read() as s:
+        assert sorted(list_jobs(s, hide_routine=True)["kind"]) == [
+            "Agreement report",
+            "Label-issue detection",
+        ]
+    capsys.readouterr()
+    assert main(["jobs", "list", "--json"]) == 0
+    assert {j["kind"] for j in json.loads(capsys.readouterr().out)} == {
+        "Agreement report",
+        "Label-issue detection",
+    }
+    assert main(["jobs", "list", "--json", "--all"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
