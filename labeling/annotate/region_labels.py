@@ -119,6 +119,9 @@ def submit_regions(
     """
     info = regions_project(s, project_id)
     rows = [{k: r.get(k) for k in EDITOR_FIELDS} for r in regions]
+    for row in rows:  # a transcript is stored as annotations' are: single spaces, none at the ends
+        if isinstance(row["text"], str):
+            row["text"] = " ".join(row["text"].split())
     frame = pd.DataFrame(rows, columns=list(EDITOR_FIELDS))
     # Checked before a slot is taken, so bad regions never complete a hand-out.
     clean_region_rows(frame.copy(), info, recording(s, info, clip_id), vocabulary=True)

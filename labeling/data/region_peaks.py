@@ -1,9 +1,10 @@
 """The waveform the region editor draws: :func:`recording_peaks`, computed once per recording.
 
-A long recording is never sent to the browser whole, nor read whole: :func:`analysis.region_signal.waveform_peaks`
-streams it in blocks into min/max buckets, and the result is kept in the cache folder under the
-recording's storage key. Keys are content hashes, so a cached file never goes stale; the bucket size is
-part of the file name, so a change of :data:`MAX_BUCKETS` computes afresh instead of reading old peaks.
+A long recording is never sent to the browser whole, nor read whole:
+:func:`analysis.region_signal.waveform_peaks` streams it in blocks into min/max buckets, and the
+result is kept in the cache folder under the recording's storage key. Keys are content hashes, so a
+cached file never goes stale; the bucket size is part of the file name, so a change of
+:data:`MAX_BUCKETS` computes afresh instead of reading old peaks.
 """
 
 from __future__ import annotations

@@ -138,4 +138,3 @@ def show(project: Any, user: Any, ws: Any) -> None:
     )
     with st.expander(f"Conventions v{conv.version}" if conv else "Conventions"):
         st.markdown(demote_headings(conv.text) if conv else "_No conventions written yet for this project._")
-

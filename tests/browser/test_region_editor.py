@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from labeling.data.importer import import_path
-from labeling.data.projects import create_project
+from labeling.data.projects import create_project, update_project
 from labeling.data.regions import list_regions
 from labeling.platform.auth import add_user
 from tests.audio import write_wav
@@ -37,7 +37,11 @@ def project(sqlite_workspace, tmp_path):
     write_wav(tmp_path / "src" / "meeting.wav", recording())
     with ws.db.write() as s:
         create_project(
-            s, name="meetings", task_kind="regions", classes=["speech", "noise", "music"], annotations_per_clip=1
+            s,
+            name="meetings",
+            task_kind="regions",
+            classes=["speech", "noise", "music"],
+            annotations_per_clip=1,
         )
         add_user(s, name="ana", role="annotator", password=PASSWORD)
     import_path(ws, tmp_path / "src", "meetings", create=False)
@@ -92,7 +96,22 @@ def test_regions_drawn_with_the_mouse_are_stored_and_shown_again(browser, serve,
     box.click()
     box.type("good morning 2")  # a "2" typed is text, not a class key
     expect(editor).to_contain_text("2 regions of yours")
-    assert page.get_by_test_id("earmark-region-editor").locator(".er-selected").inner_text().startswith("speech")
+    assert editor.locator(".er-selected").inner_text().startswith("speech")
+
+    # Refused on the server (the class was withdrawn meanwhile): said on the page, nothing stored, and
+    # the editor keeps what was drawn.
+    with project.db.write() as s:
+        update_project(s, "meetings", classes=["speech", "music"])
+    page.get_by_test_id("earmark-region-submit").click()
+    settle(page)
+    expect(page.get_by_text("Nothing was saved")).to_contain_text(
+        "['noise'] are not among the project's classes"
+    )
+    expect(editor).to_contain_text("2 regions of yours")
+    with project.db.read() as s:
+        assert list_regions(s, "meetings").empty
+    with project.db.write() as s:
+        update_project(s, "meetings", classes=["speech", "noise", "music"])
 
     page.get_by_test_id("earmark-region-submit").click()
     settle(page)
