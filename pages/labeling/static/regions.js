@@ -39,7 +39,7 @@ function build(parent) {
         <button type="button" class="er-zoom-in" title="Zoom in (+)" aria-label="Zoom in">+</button>
         <button type="button" class="er-fit" title="Whole recording">Fit</button>
       </div>
-      <canvas class="er-wave" aria-label="Waveform: drag to draw a region, drag an edge to move it"></canvas>
+      <canvas class="er-wave" tabindex="0" aria-label="Waveform: drag to draw a region, drag an edge to move it"></canvas>
       <input type="range" class="er-scroll" min="0" max="1000" value="0" aria-label="Scroll the waveform">
       <div class="er-detail">
         <span class="er-selected">Drag on the waveform to draw a region.</span>
@@ -246,11 +246,14 @@ export default function (component) {
     el.playRegion.disabled = !r;
     if (r) {
       el.selected.textContent = `${r.proposal ? "Proposed " : ""}${r.label}: ${r.start.toFixed(2)}\u2013${r.end.toFixed(2)} s`;
-      if (el.text.value !== r.text && el.text !== document.activeElement && el.text !== parentElement.activeElement) {
+      // The box always shows the selected region's text; while typing, what is typed is that text.
+      if (el.text.dataset.region !== String(r.id)) {
+        el.text.dataset.region = String(r.id);
         el.text.value = r.text;
       }
     } else {
       el.selected.textContent = "Drag on the waveform to draw a region.";
+      el.text.dataset.region = "";
       el.text.value = "";
     }
     const own = regions.filter((x) => !x.proposal).length;
@@ -314,6 +317,8 @@ export default function (component) {
   canvas.addEventListener("mousedown", (event) => {
     if (event.button !== 0) return;
     event.preventDefault();
+    // Back from the transcript box to the waveform: keys act on regions again.
+    canvas.focus({ preventScroll: true });
     const x = pointerX(event);
     const found = hit(x);
     if (found?.edge) {
@@ -398,8 +403,14 @@ export default function (component) {
   el.zoomOut.addEventListener("click", () => zoom(2));
   el.fit.addEventListener("click", () => setView(0, duration));
   el.del.addEventListener("click", removeSelected);
+  el.text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === "Escape") {
+      event.preventDefault();
+      canvas.focus({ preventScroll: true });
+    }
+  });
   el.text.addEventListener("input", () => {
-    const r = regions.find((x) => x.id === state.selected);
+    const r = regions.find((x) => String(x.id) === el.text.dataset.region);
     if (!r) return;
     r.text = el.text.value;
     touch(r);
