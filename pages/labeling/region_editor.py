@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from analysis.region_signal import Peaks
@@ -61,8 +62,9 @@ def region_editor(
             "token": token,
             "duration": duration,
             "secondsPerBucket": peaks.seconds_per_pixel,
-            "mins": peaks.min.round(3).tolist(),
-            "maxs": peaks.max.round(3).tolist(),
+            # Whole numbers in -127..127: a third of the bytes of rounded floats, finer than the pixels.
+            "mins": levels(peaks.min),
+            "maxs": levels(peaks.max),
             "classes": [
                 {"name": c, "key": k, "colour": COLOURS[i % len(COLOURS)]}
                 for i, (c, k) in enumerate(zip(classes, class_keys, strict=True))
@@ -73,6 +75,11 @@ def region_editor(
         on_submit_change=on_submit,
         height=HEIGHT,
     )
+
+
+def levels(values: Any) -> list[int]:
+    """Peaks as the editor receives them: ``round(127 * value)``, clipped to -127..127."""
+    return np.clip(np.round(np.asarray(values, dtype=np.float64) * 127), -127, 127).astype(int).tolist()
 
 
 def editor_key(token: str) -> str:

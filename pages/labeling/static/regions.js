@@ -87,8 +87,8 @@ export default function (component) {
   const { audio, canvas } = el;
   const duration = Number(data.duration) || 0;
   const spb = Number(data.secondsPerBucket) || 1;
-  const mins = data.mins || [];
-  const maxs = data.maxs || [];
+  const mins = (data.mins || []).map((v) => v / 127);
+  const maxs = (data.maxs || []).map((v) => v / 127);
   const classes = data.classes || [];
   const colourOf = new Map(classes.map((c) => [c.name, c.colour]));
   const css = getComputedStyle(parentElement.host || parentElement);
