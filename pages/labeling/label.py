@@ -25,13 +25,16 @@ from labeling.annotate.annotations import (
 from labeling.annotate.queue import hold_clip, next_clip, progress, skip_clip
 from labeling.data.clips import load_audio
 from labeling.data.conventions import demote_headings
-from pages.labeling import label_form, player
+from pages.labeling import label_form, label_regions, player
 from pages.widgets import audio, charts, common, plots
 
 user = common.require_permission("label")
 project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
+if project.labels_regions:  # long recordings: regions drawn in the editor, not one class per clip
+    label_regions.show(project, user, ws)
+    st.stop()
 
 
 def claim_next() -> None:

@@ -1,0 +1,147 @@
+"""The Label page of a regions project in Chromium: regions drawn, relabelled, deleted and transcribed
+with mouse and keys are what the database holds after Submit, and what the editor shows again."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+from labeling.data.importer import import_path
+from labeling.data.projects import create_project, update_project
+from labeling.data.regions import list_regions
+from labeling.platform.auth import add_user
+from tests.audio import write_wav
+from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct horse"
+SR = 16000
+
+
+def recording(seconds: float = 20.0) -> np.ndarray:
+    """Faint noise with a loud tone from 2 s to 6 s: something for the waveform to show."""
+    rng = np.random.default_rng(3)
+    y = (0.002 * rng.standard_normal(round(seconds * SR))).astype(np.float32)
+    t = np.arange(4 * SR) / SR
+    y[2 * SR : 6 * SR] += (0.4 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    return y
+
+
+@pytest.fixture
+def project(sqlite_workspace, tmp_path):
+    ws = sqlite_workspace
+    write_wav(tmp_path / "src" / "meeting.wav", recording())
+    with ws.db.write() as s:
+        create_project(
+            s,
+            name="meetings",
+            task_kind="regions",
+            classes=["speech", "noise", "music"],
+            annotations_per_clip=1,
+        )
+        add_user(s, name="ana", role="annotator", password=PASSWORD)
+    import_path(ws, tmp_path / "src", "meetings", create=False)
+    return ws
+
+
+def view(page):  # type: ignore[no-untyped-def]
+    """The waveform's box on screen and the seconds it shows: (left, width, top, height, start, end)."""
+    wave = page.locator("canvas.er-wave")
+    box = wave.bounding_box()
+    start = float(wave.get_attribute("data-view-start"))
+    end = float(wave.get_attribute("data-view-end"))
+    return box["x"], box["width"], box["y"], box["height"], start, end
+
+
+def drag(page, x0: float, x1: float, y: float) -> None:  # type: ignore[no-untyped-def]
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, y, steps=4)
+    page.mouse.move(x1, y, steps=4)
+    page.mouse.up()
+
+
+def test_regions_drawn_with_the_mouse_are_stored_and_shown_again(browser, serve, project):
+    server = serve(project)
+    page = open_page(browser, server.url)
+    sign_in(page, "ana", PASSWORD)
+    assert_no_exception(page)
+    editor = page.get_by_test_id("earmark-region-editor")
+    expect(editor).to_be_visible()
+    page.locator("audio.er-audio").wait_for(state="attached")
+    expect(page.locator("audio.er-audio")).to_have_attribute("src", re.compile("/media/"))  # range requests
+
+    left, width, top, height, start, end = view(page)
+    assert (start, end) == (0.0, pytest.approx(20.0, abs=1e-3))  # the whole recording at first
+    y = top + height / 2
+    seconds_per_px = (end - start) / width
+
+    def at(x: float) -> float:
+        return start + (x - left) / width * (end - start)
+
+    a0, a1 = left + width * 0.10, left + width * 0.30
+    b0, b1 = left + width * 0.40, left + width * 0.55
+    c0, c1 = left + width * 0.70, left + width * 0.80
+    drag(page, a0, a1, y)
+    drag(page, b0, b1, y)
+    page.keyboard.press("2")  # b, just drawn and selected: speech -> noise
+    drag(page, c0, c1, y)
+    page.keyboard.press("Delete")  # c, just drawn
+    page.mouse.click((a0 + a1) / 2, y)  # select a
+    box = page.get_by_label("Transcript of the selected region")
+    box.click()
+    box.type("good morning 2")  # a "2" typed is text, not a class key
+    expect(editor).to_contain_text("2 regions of yours")
+    assert editor.locator(".er-selected").inner_text().startswith("speech")
+
+    # Refused on the server (the class was withdrawn meanwhile): said on the page, nothing stored, and
+    # the editor keeps what was drawn.
+    with project.db.write() as s:
+        update_project(s, "meetings", classes=["speech", "music"])
+    page.get_by_test_id("earmark-region-submit").click()
+    settle(page)
+    expect(page.get_by_text("Nothing was saved")).to_contain_text(
+        "['noise'] are not among the project's classes"
+    )
+    expect(editor).to_contain_text("2 regions of yours")
+    with project.db.read() as s:
+        assert list_regions(s, "meetings").empty
+    with project.db.write() as s:
+        update_project(s, "meetings", classes=["speech", "noise", "music"])
+
+    page.get_by_test_id("earmark-region-submit").click()
+    settle(page)
+    assert_no_exception(page)
+    expect(page.get_by_text("2 regions saved")).to_be_visible()
+
+    with project.db.read() as s:
+        stored = list_regions(s, "meetings")
+    rows = stored[["start", "end", "label", "text", "annotator"]].to_dict("records")
+    assert len(rows) == 2
+    expected = [
+        (at(a0), at(a1), "speech", "good morning 2"),
+        (at(b0), at(b1), "noise", None),
+    ]
+    for row, (s0, s1, label, text) in zip(rows, expected, strict=True):
+        assert row["start"] == pytest.approx(s0, abs=seconds_per_px)
+        assert row["end"] == pytest.approx(s1, abs=seconds_per_px)
+        assert (row["label"], row["text"], row["annotator"]) == (label, text, "ana")
+
+    # A fresh page: nothing left to hand out, and the submitted recording opens again as it was saved.
+    page.reload()
+    settle(page)
+    expect(page.get_by_text("Nothing left for you to label")).to_be_visible()
+    page.get_by_role("combobox", name="Open a recording you submitted").click()
+    page.get_by_role("option", name="meeting.wav").click()
+    settle(page)
+    expect(editor).to_contain_text("2 regions of yours")
+    left, width, top, height, start, end = view(page)
+    page.mouse.click(left + (rows[0]["start"] + rows[0]["end"]) / 2 / (end - start) * width, top + height / 2)
+    expect(page.get_by_label("Transcript of the selected region")).to_have_value("good morning 2")
+    drawn = json.loads(page.locator("canvas.er-wave").get_attribute("data-regions") or "[]")
+    assert [(r["label"], r["text"]) for r in drawn] == [("speech", "good morning 2"), ("noise", "")]
+    assert_no_exception(page)
