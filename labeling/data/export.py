@@ -80,6 +80,8 @@ ANNOTATION_COLUMNS = (
     "time_spent_ms",
     "convention_version",
     "created_at",
+    "updated_at",
+    "cannot_label_reason",
 )
 _TEXT_SUFFIXES = frozenset({".csv", ".json", ".jsonl", ".xml", ".txt", ".tsv"})
 
@@ -389,8 +391,22 @@ def _labelstudio_frames(
             "time_spent_ms": spent,
             "convention_version": convention,
             "created_at": created,
+            "updated_at": updated,
+            "cannot_label_reason": reason,
         }
-        for cid, name, label, transcript, tags, unsure, spent, convention, created in s.execute(
+        for (
+            cid,
+            name,
+            label,
+            transcript,
+            tags,
+            unsure,
+            spent,
+            convention,
+            created,
+            updated,
+            reason,
+        ) in s.execute(
             select(
                 Annotation.clip_id,
                 User.name,
@@ -401,6 +417,8 @@ def _labelstudio_frames(
                 Annotation.time_spent_ms,
                 Annotation.convention_version,
                 Annotation.created_at,
+                Annotation.updated_at,
+                Annotation.cannot_label_reason,
             )
             .join(User, User.id == Annotation.annotator_id)
             .where(Annotation.project_id == project_id)

@@ -1505,6 +1505,8 @@ ANNOTATION_TABLE_COLUMNS = (
     "time_spent_ms",
     "convention_version",
     "created_at",
+    "updated_at",
+    "cannot_label_reason",
 )
 
 
@@ -1532,9 +1534,10 @@ def write_annotations(
 
     Columns: the clip's ``sha256``, its original name as ``file_name``, ``split``, ``annotator``,
     ``label``, ``transcript``, ``tags`` (``;``-separated), ``unsure`` (true/false),
-    ``time_spent_ms``, ``convention_version`` and ``created_at`` (UTC, ISO 8601). The cells are made
-    safe for spreadsheets as in :func:`write_csv` (``MANIFEST.json`` says so), and Earmark's labels
-    import reads the file back as annotations, each clip found by its ``sha256``.
+    ``time_spent_ms``, ``convention_version``, ``created_at`` and ``updated_at`` (when it was last
+    submitted; UTC, ISO 8601) and ``cannot_label_reason``. The cells are made safe for spreadsheets as
+    in :func:`write_csv` (``MANIFEST.json`` says so), and Earmark's labels import reads the file back
+    as annotations, every column kept, each clip found by its ``sha256``.
     """
     rows = {r.clip_id: r for r in _rows(frame)}
     columns = ("clip_id", *ANNOTATION_TABLE_COLUMNS[3:])
@@ -1571,6 +1574,8 @@ def write_annotations(
                         spent,
                         convention,
                         _timestamp(ann.get("created_at")),
+                        _timestamp(ann.get("updated_at")),
+                        _text(ann.get("cannot_label_reason")),
                     ]
                     sink.write(_sheet_line([safe_cell(c) for c in cells]))
             for _ in rows:
