@@ -7,7 +7,8 @@ The readers below restate, in a few lines each, what the reference readers do wi
   ``gender`` unless empty, a row that fails (an empty sentence) logged and skipped;
 * Hugging Face's Common Voice scripts: ``csv.DictReader(f, delimiter="\\t", quoting=csv.QUOTE_NONE)``
   (releases 7 on), or ``line.strip().split("\\t")`` zipped with the header (release 6), votes cast to
-  ``int64``;
+  ``int64`` (their later scripts also add ``.mp3`` to a ``path`` without it, so of an export they
+  find only the clips stored as MP3, as the README says);
 * lhotse's ``prepare_librispeech`` (``lhotse/recipes/librispeech.py``): every ``*.trans.txt`` under
   ``<corpus>/<part>``, each line ``recording_id, text = line.strip().split(maxsplit=1)``, the audio at
   ``<part>/<recording_id with - as />/../<recording_id>.flac``, ``speaker`` the id up to the first ``-``.
