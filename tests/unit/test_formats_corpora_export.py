@@ -289,3 +289,39 @@ def test_librispeech_speakers_that_would_merge_are_refused(tmp_path: Path) -> No
         write_librispeech(frame, tmp_path / "ls")
     assert not (tmp_path / "ls").exists()
     assert list(tmp_path.glob(".ls*")) == []
+
+
+def test_an_exported_release_folder_imports_every_clip_once(tmp_path: Path) -> None:
+    from labeling.data.importer import read_source, source_format
+
+    frame = _frame(tmp_path)
+    out = tmp_path / "cv"
+    write_commonvoice(frame, out)
+
+    assert source_format(out) == "commonvoice"
+    plan = read_source(out, "commonvoice")
+    # the split TSVs first, then the clip only validated.tsv lists (it has no split), each clip once
+    assert [(i.name, i.split) for i in plan.items] == [
+        ("spk_a.wav", "train"),
+        ("b.wav", "train"),
+        ("c.wav", "dev"),
+        ("d.wav", "test"),
+        ("f.wav", "test"),
+        ("e.wav", None),
+    ]
+
+
+def test_a_release_folder_reads_its_split_tsvs_alone(tmp_path: Path) -> None:
+    from labeling.data.importer import read_source
+
+    out = tmp_path / "cv"
+    write_commonvoice(_frame(tmp_path), out)
+    (out / "MANIFEST.json").unlink()  # as Mozilla ships it: validated.tsv holds far more than the splits
+
+    assert [i.name for i in read_source(out, "commonvoice").items] == [
+        "spk_a.wav",
+        "b.wav",
+        "c.wav",
+        "d.wav",
+        "f.wav",
+    ]
