@@ -1413,7 +1413,8 @@ def write_librispeech(
     ``gender`` metadata), subset, minutes and the speaker's name as stored.
 
     The audio is FLAC, as LibriSpeech readers open ``<id>.flac``: FLAC clips are copied, others
-    re-encoded without losing a sample, so their bytes (and SHA-256) differ from the stored ones.
+    re-encoded, so their bytes (and SHA-256) differ from the stored ones. 8, 16 and 24-bit PCM keep
+    every sample; float and 32-bit audio, which FLAC cannot hold, become 24-bit.
     """
     if not copy_audio:
         raise FormatError("a LibriSpeech tree holds its audio as FLAC files; export it with the audio copied")
