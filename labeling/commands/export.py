@@ -17,6 +17,8 @@ FORMATS = (
     "labelstudio",
     "lhotse",
     "webdataset",
+    "commonvoice",
+    "librispeech",
     "annotations",
 )
 
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help="export a project's clips and final labels (csv, jsonl, audiofolder, nemo, kaldi, labelstudio, "
-        "lhotse, webdataset; annotations: one row per annotation)",
+        "lhotse, webdataset, commonvoice, librispeech; annotations: one row per annotation)",
         description="Export a project's clips with their final labels, tags, split and metadata into a "
         "new folder, with a MANIFEST.json of every file's SHA-256. The folder appears whole or not at all.",
     )
@@ -42,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-copy-audio",
         dest="copy_audio",
         action="store_false",
-        help="refer to the stored audio files instead of copying them (not for audiofolder)",
+        help="refer to the stored audio files instead of copying them (not for audiofolder, webdataset, "
+        "commonvoice, librispeech)",
     )
     p.add_argument(
         "--metadata-format",

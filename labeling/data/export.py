@@ -5,8 +5,9 @@ The exported set is the project's clips with their current final labels (resolut
 split and metadata — or, given a dataset version, the frozen labels of that version — narrowed by
 :class:`ExportFilters`. Writers (:mod:`labeling.data.formats.writers`) turn it into csv, jsonl, a
 Hugging Face audiofolder, NeMo manifests, Kaldi data directories, Label Studio tasks, lhotse
-manifests or WebDataset shards, each with a ``MANIFEST.json`` that records the files' SHA-256, the
-dataset version's content hash and the code fingerprints of the model runs.
+manifests, WebDataset shards, a Common Voice release or a LibriSpeech tree, each with a
+``MANIFEST.json`` that records the files' SHA-256, the dataset version's content hash and the code
+fingerprints of the model runs.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ ANNOTATION_COLUMNS = (
     "time_spent_ms",
     "convention_version",
     "created_at",
+    "updated_at",
+    "cannot_label_reason",
 )
 _TEXT_SUFFIXES = frozenset({".csv", ".json", ".jsonl", ".xml", ".txt", ".tsv"})
 
@@ -388,8 +391,22 @@ def _labelstudio_frames(
             "time_spent_ms": spent,
             "convention_version": convention,
             "created_at": created,
+            "updated_at": updated,
+            "cannot_label_reason": reason,
         }
-        for cid, name, label, transcript, tags, unsure, spent, convention, created in s.execute(
+        for (
+            cid,
+            name,
+            label,
+            transcript,
+            tags,
+            unsure,
+            spent,
+            convention,
+            created,
+            updated,
+            reason,
+        ) in s.execute(
             select(
                 Annotation.clip_id,
                 User.name,
@@ -400,6 +417,8 @@ def _labelstudio_frames(
                 Annotation.time_spent_ms,
                 Annotation.convention_version,
                 Annotation.created_at,
+                Annotation.updated_at,
+                Annotation.cannot_label_reason,
             )
             .join(User, User.id == Annotation.annotator_id)
             .where(Annotation.project_id == project_id)
@@ -461,7 +480,8 @@ def export_project(
     ----------
     fmt
         One of :data:`EXPORT_FORMATS`: ``csv``, ``jsonl``, ``audiofolder``, ``nemo``, ``kaldi``,
-        ``labelstudio``, ``lhotse``, ``webdataset``, ``annotations`` (one row per annotation).
+        ``labelstudio``, ``lhotse``, ``webdataset``, ``commonvoice``, ``librispeech``, ``annotations``
+        (one row per annotation).
     out
         A folder that does not exist yet (or is empty). It appears whole or not at all. Or an
         ``s3://bucket/prefix`` holding no objects yet: the export is built locally and uploaded there,
@@ -470,7 +490,8 @@ def export_project(
         A dataset version's name or id: export its frozen labels, and record its content hash.
     copy_audio
         Copy the audio into the export (named after the clips' original names), or refer to the
-        stored files where they are. The audiofolder layout always copies.
+        stored files where they are. The audiofolder, WebDataset, Common Voice and LibriSpeech
+        layouts always copy.
     progress
         Called with ``(clips written, total)``.
     metadata_format
@@ -489,6 +510,10 @@ def export_project(
         )
     if fmt == "webdataset" and not copy_audio:
         raise ExportError("WebDataset shards hold the audio itself; export them with the audio")
+    if fmt == "commonvoice" and not copy_audio:
+        raise ExportError("a Common Voice release keeps its audio in clips/; export it with the audio")
+    if fmt == "librispeech" and not copy_audio:
+        raise ExportError("a LibriSpeech tree holds its audio as FLAC files; export it with the audio")
     options: dict[str, Any] = {}
     if metadata_format is not None:
         if fmt != "audiofolder" or metadata_format not in ("jsonl", "csv"):

@@ -904,15 +904,23 @@ def source_format(path: Path, fmt: str = "auto") -> str:
         return fmt
     path = Path(path)
     detected = detect_format(path)
-    manifest = path / "MANIFEST.json"
-    if detected == "folder" and manifest.is_file():
-        try:
-            head = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            head = None
-        if isinstance(head, dict) and head.get("earmark_export"):
-            return _EXPORT_READERS.get(str(head.get("format")), detected)
+    if detected == "folder":
+        made_by_earmark = _export_format(path)
+        if made_by_earmark is not None:
+            return _EXPORT_READERS.get(made_by_earmark, detected)
     return detected
+
+
+def _export_format(path: Path) -> str | None:
+    """The format an Earmark export folder says it is in (its ``MANIFEST.json``), else None."""
+    manifest = path / "MANIFEST.json"
+    if not manifest.is_file():
+        return None
+    try:
+        head = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(head.get("format")) if isinstance(head, dict) and head.get("earmark_export") else None
 
 
 def read_source(
@@ -942,10 +950,19 @@ def read_source(
         return read_labelstudio(path / "tasks.json", audio_root=audio_root or path, **options)
     if fmt == "commonvoice":
         tsvs = [path / n for n in _COMMONVOICE_SPLITS if (path / n).is_file()]
-        tsvs = tsvs or [p for p in [path / "validated.tsv"] if p.is_file()]
+        validated = path / "validated.tsv"
+        if validated.is_file() and (not tsvs or _export_format(path) == "commonvoice"):
+            # Earmark's own export lists its clips without a split in validated.tsv only; a
+            # release's validated.tsv holds far more than its splits, and is read only alone.
+            tsvs.append(validated)
         if not tsvs:
             raise FormatError(f"{path} holds no train.tsv, dev.tsv, test.tsv or validated.tsv; name the TSV")
-        return _merged(path, fmt, [read_commonvoice(f, audio_root=audio_root) for f in tsvs])
+        merged = _merged(path, fmt, [read_commonvoice(f, audio_root=audio_root) for f in tsvs])
+        first: dict[Path, SourceItem] = {}
+        for item in merged.items:
+            first.setdefault(item.path, item)  # a split's TSV comes before validated.tsv
+        merged.items = list(first.values())
+        return merged
     raise FormatError(f"{path} is a folder; name the {fmt} file to import")
 
 

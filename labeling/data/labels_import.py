@@ -12,7 +12,10 @@ applied either
 * or as **resolutions** (final labels, method ``imported``): a clip's final label is replaced unless a
   reviewer adjudicated it; tags are added to the clip's tags.
 
-An empty cell leaves the stored value as it is. Everything lands in one transaction with its audit
+The columns of Earmark's per-annotation export (``unsure``, ``cannot_label_reason``,
+``time_spent_ms``, ``convention_version``, ``created_at``, ``updated_at``) are stored with the
+annotation when a row has them, so that export imports back whole. An empty cell leaves the stored
+value as it is. Everything lands in one transaction with its audit
 events; rows that cannot be applied are listed in the report with the reason, and change nothing.
 A label the project does not have as a class refuses the whole file, as the annotation API and the
 labeling page refuse it, unless ``add_classes`` says to add the new classes to the project.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,10 +305,19 @@ def _apply_annotations(
             problems.append(Problem(where, f"{name} labelled this clip on an earlier line; skipped"))
             continue
         seen.add((clip_id, user_id))
-        given = _given(row)
+        given = _annotation_given(row)
         old = existing.get((clip_id, user_id))
         if old is not None:
-            before_values = {"label": old.label, "transcript": old.transcript, "tags": list(old.tags or [])}
+            before_values = {
+                "label": old.label,
+                "transcript": old.transcript,
+                "tags": list(old.tags or []),
+                "unsure": bool(old.unsure),
+                "cannot_label_reason": old.cannot_label_reason,
+                "time_spent_ms": old.time_spent_ms,
+                "convention_version": old.convention_version,
+                "created_at": _utc(old.created_at),
+            }
             after_values = {**before_values, **given}
             if after_values == before_values:
                 report.n_unchanged += 1
@@ -313,7 +326,7 @@ def _apply_annotations(
                     Problem(where, f"clip {clip_id} was adjudicated; {name}'s annotation is locked")
                 )
             else:
-                updates.append({"id": old.id, **after_values, "updated_at": now})
+                updates.append({"id": old.id, **after_values, "updated_at": row.updated_at or now})
                 events.append(
                     {
                         "entity": "annotation",
@@ -347,10 +360,13 @@ def _apply_annotations(
                 "label": given.get("label"),
                 "transcript": given.get("transcript"),
                 "tags": given.get("tags", []),
-                "unsure": False,
+                "unsure": given.get("unsure", False),
+                "cannot_label_reason": given.get("cannot_label_reason"),
+                "time_spent_ms": given.get("time_spent_ms"),
+                "convention_version": given.get("convention_version"),
                 "source": "labels",
-                "created_at": now,
-                "updated_at": now,
+                "created_at": given.get("created_at", now),
+                "updated_at": row.updated_at or given.get("created_at", now),
             }
         )
     touched = {r["clip_id"] for r in new_rows}
@@ -377,7 +393,17 @@ def _apply_annotations(
                     "entity_id": ids[(r["clip_id"], r["annotator_id"])],
                     "action": "create",
                     "new": {
-                        k: r[k] for k in ("clip_id", "annotator_id", "label", "transcript", "tags", "source")
+                        k: r[k]
+                        for k in (
+                            "clip_id",
+                            "annotator_id",
+                            "label",
+                            "transcript",
+                            "tags",
+                            "unsure",
+                            "cannot_label_reason",
+                            "source",
+                        )
                     },
                 }
             )
@@ -406,6 +432,27 @@ def _given(row: LabelRow) -> dict[str, Any]:
     if row.tags:
         given["tags"] = list(row.tags)
     return given
+
+
+def _annotation_given(row: LabelRow) -> dict[str, Any]:
+    """The values a row sets on an annotation: :func:`_given`'s, and what Earmark's per-annotation
+    table also carries (doubt, the reason a clip could not be labelled, time spent, the convention
+    version, when it was made). A reason clears the label and transcript, as the labeling page does."""
+    given = _given(row)
+    for key in ("unsure", "cannot_label_reason", "time_spent_ms", "convention_version", "created_at"):
+        value = getattr(row, key)
+        if value is not None:
+            given[key] = value
+    if row.cannot_label_reason is not None:
+        given["label"] = given["transcript"] = None
+    return given
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # ---------------------------------------------------------------- resolutions

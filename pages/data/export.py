@@ -22,6 +22,8 @@ FORMATS = {
     "labelstudio": "Label Studio: tasks.json and a labeling config",
     "lhotse": "lhotse: recordings and supervisions per split (jsonl.gz)",
     "webdataset": "WebDataset: .tar shards of audio and JSON per split (100 MB each)",
+    "commonvoice": "Common Voice: clips/ and train/dev/test/validated.tsv",
+    "librispeech": "LibriSpeech: <split>/<speaker>/<chapter>/ FLAC files and .trans.txt",
     "annotations": "Annotations: one row per annotation, for agreement work in R or a spreadsheet",
 }
 CURRENT = "(current final labels)"

@@ -302,11 +302,14 @@ def _annotations(ws, project: str) -> dict[tuple[str, str], dict[str, Any]]:
                 Annotation.time_spent_ms,
                 Annotation.convention_version,
                 Annotation.created_at,
+                Annotation.updated_at,
+                Annotation.cannot_label_reason,
             )
             .join(Clip, Clip.id == Annotation.clip_id)
             .join(User, User.id == Annotation.annotator_id)
             .where(Annotation.project_id == pid)
         )
+        rows = s.execute(q).all()
         return {
             (sha, who): {
                 "label": label,
@@ -315,10 +318,18 @@ def _annotations(ws, project: str) -> dict[tuple[str, str], dict[str, Any]]:
                 "unsure": unsure,
                 "time_spent_ms": spent,
                 "convention_version": convention,
-                "created_at": created,
+                "created_at": _utc(created),
+                "updated_at": _utc(updated),
+                "cannot_label_reason": reason,
             }
-            for sha, who, label, transcript, tags, unsure, spent, convention, created in s.execute(q)
+            for sha, who, label, transcript, tags, unsure, spent, convention, created, updated, reason in rows
         }
+
+
+def _utc(stamp):  # SQLite hands back naive UTC times, PostgreSQL aware ones
+    from datetime import UTC
+
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
 def test_the_per_annotator_table_has_every_annotation_and_imports_back(workspace, voice, tmp_path):  # noqa: F811
@@ -332,10 +343,23 @@ def test_the_per_annotator_table_has_every_annotation_and_imports_back(workspace
     from labeling.data.labels_import import import_labels
     from labeling.data.projects import create_project
 
-    with workspace.db.write() as s:  # some annotations with time spent, a convention and a doubt
+    with workspace.db.write() as s:  # some annotations with time spent, a convention, a doubt, a refusal
         s.execute(update(Annotation).where(Annotation.id % 2 == 0).values(time_spent_ms=1234, unsure=True))
         s.execute(
             update(Annotation).where(Annotation.id % 3 == 0).values(convention_version=2, tags=["noise:car"])
+        )
+        s.execute(
+            update(Annotation)
+            .where(Annotation.id % 5 == 0)
+            .values(label=None, transcript=None, cannot_label_reason="=only noise, no speech")
+        )
+        s.execute(
+            update(Annotation)
+            .where(Annotation.id % 4 == 1)
+            .values(
+                created_at=datetime(2026, 3, 1, 9, 30, 15, 250000, tzinfo=UTC),
+                updated_at=datetime(2026, 3, 2, 17, 0, 1, tzinfo=UTC),
+            )
         )
     stored = _annotations(workspace, "voice")
     assert len(stored) == sum(len(c["annotations"]) for c in voice.values())
@@ -360,8 +384,10 @@ def test_the_per_annotator_table_has_every_annotation_and_imports_back(workspace
         assert row["convention_version"] == (
             "" if want["convention_version"] is None else str(want["convention_version"])
         )
-        created = want["created_at"].replace(tzinfo=want["created_at"].tzinfo or UTC)
-        assert datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")) == created
+        assert datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")) == want["created_at"]
+        assert datetime.fromisoformat(row["updated_at"].replace("Z", "+00:00")) == want["updated_at"]
+        reason = want["cannot_label_reason"]
+        assert row["cannot_label_reason"] == ("'" + reason if reason else "")  # neutralised formula
 
     # export → import: the same clips in a new project, then the table as annotations
     clips = tmp_path / "clips"
@@ -373,8 +399,8 @@ def test_the_per_annotator_table_has_every_annotation_and_imports_back(workspace
     import_source(workspace, clips, "again")
     applied = import_labels(workspace, table, "again", as_="annotations")
     assert applied.problems == []
-    again = _annotations(workspace, "again")
-    keep = ("label", "transcript", "tags")
-    assert {k: {f: v[f] for f in keep} for k, v in again.items()} == {
-        k: {f: v[f] for f in keep} for k, v in stored.items()
-    }
+    assert any(v["cannot_label_reason"] for v in stored.values())
+    assert _annotations(workspace, "again") == stored  # every column, the times to the microsecond
+
+    again = import_labels(workspace, table, "again", as_="annotations")
+    assert (again.n_created, again.n_updated, again.n_unchanged) == (0, 0, len(stored))

@@ -73,3 +73,34 @@ def test_other_file_types_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(FormatError, match=r"\.csv, \.tsv or \.jsonl"):
         read_labels(path)
+
+
+def test_per_annotation_columns_are_read_and_bad_ones_named(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    path = tmp_path / "annotations.csv"
+    path.write_text(
+        "file_name,annotator,label,transcript,unsure,time_spent_ms,convention_version,created_at,"
+        "updated_at,cannot_label_reason\n"
+        "a.wav,ann,yes,,true,1500,2,2026-03-01T09:30:15.25Z,2026-03-01T10:30:15+01:00,\n"
+        "b.wav,ann,,,false,,,2026-03-01 09:00:00,,only noise\n"
+        "c.wav,ann,yes,,maybe,,,,,\n"
+        "d.wav,ann,yes,,,-5,,,,\n"
+        "e.wav,ann,yes,,,,,yesterday,,\n",
+        encoding="utf-8",
+    )
+    rows = read_labels(path)
+
+    first, second = rows.rows
+    assert (first.unsure, first.time_spent_ms, first.convention_version) == (True, 1500, 2)
+    assert first.created_at == datetime(2026, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
+    assert first.updated_at == datetime(2026, 3, 1, 10, 30, 15, tzinfo=timezone(timedelta(hours=1)))
+    assert first.cannot_label_reason is None
+    # no label, but a reason: a clip nobody could label, kept; a time without a zone is UTC
+    assert (second.label, second.unsure, second.cannot_label_reason) == (None, False, "only noise")
+    assert second.created_at == datetime(2026, 3, 1, 9, tzinfo=UTC)
+    assert [(p.ref, p.reason) for p in rows.problems] == [
+        ("annotations.csv line 4", "unsure is 'maybe', not true or false; skipped"),
+        ("annotations.csv line 5", "time_spent_ms is -5, outside 0 to 2147483647; skipped"),
+        ("annotations.csv line 6", "created_at is 'yesterday', not an ISO 8601 time; skipped"),
+    ]

@@ -131,8 +131,12 @@ def _read_back(fmt: str, out: Path, audio_root: Path | None) -> ImportPlan:
 
 #: Kaldi data directories carry transcripts, speakers and splits only: tested on their own. lhotse
 #: manifests and WebDataset shards are for trainers and are read with those libraries' own rules, and the
-#: per-annotation table goes back through the labels import (tests/db/test_trainer_manifests.py).
-TABLE_AND_TASK_FORMATS = sorted(set(WRITERS) - {"kaldi", "lhotse", "webdataset", "annotations"})
+#: per-annotation table goes back through the labels import (tests/db/test_trainer_manifests.py). Common
+#: Voice and LibriSpeech layouts carry transcripts, speakers and splits only, and always hold the audio
+#: (tests/unit/test_formats_corpora_export.py).
+TABLE_AND_TASK_FORMATS = sorted(
+    set(WRITERS) - {"kaldi", "lhotse", "webdataset", "annotations", "commonvoice", "librispeech"}
+)
 
 
 @pytest.mark.parametrize("fmt", TABLE_AND_TASK_FORMATS)

@@ -8,6 +8,7 @@ decodes, measures, stores and inserts the plan in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,13 @@ class LabelRow:
     transcript: str | None = None
     tags: tuple[str, ...] = ()
     line: int = 0  # where the row is in the source, for messages
+    # What Earmark's per-annotation table also carries; None when the file does not say.
+    unsure: bool | None = None
+    cannot_label_reason: str | None = None
+    time_spent_ms: int | None = None
+    convention_version: int | None = None
+    created_at: datetime | None = None  # UTC
+    updated_at: datetime | None = None  # UTC: when it was last submitted
 
 
 @dataclass

@@ -4,15 +4,18 @@ A CSV (or TSV) or JSON Lines file with one row per label. The clip is named by `
 ``sha256`` (of the audio bytes) or ``file_name`` (its original name), whichever column is present,
 in that order of preference; ``label`` and/or ``transcript`` (also ``transcription``, ``text``) carry
 the label, ``tags`` the tags (``;``-separated or a JSON list), and ``annotator`` whose label it is —
-without it a row is a final label. What to do with the rows (annotations of a named annotator, or
-resolutions) is the caller's choice; this module only reads them. The delimiter is sniffed from the
-header; cells are read as written unless a ``MANIFEST.json`` beside the file says Earmark escaped
-them for spreadsheets.
+without it a row is a final label. The columns of Earmark's per-annotation export (``unsure``,
+``cannot_label_reason``, ``time_spent_ms``, ``convention_version``, ``created_at``, ``updated_at``)
+are read too; a row with a ``cannot_label_reason`` needs no label. What to do with the rows
+(annotations of a named annotator, or resolutions) is the caller's choice; this module only reads
+them. The delimiter is sniffed from the header; cells are read as written unless a ``MANIFEST.json``
+beside the file says Earmark escaped them for spreadsheets.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from labeling.data.formats.base import LABEL_REF_KINDS, FormatError, LabelRow, L
 LABEL_COLUMNS = ("label",)
 TRANSCRIPT_COLUMNS = ("transcript", "transcription", "text")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 def read_labels(path: Path, *, limits: ReadLimits = DEFAULT_LIMITS) -> LabelRows:
@@ -77,7 +81,14 @@ def read_labels(path: Path, *, limits: ReadLimits = DEFAULT_LIMITS) -> LabelRows
         label = clean_text(record.get(label_column)) if label_column else None
         transcript = clean_text(record.get(transcript_column)) if transcript_column else None
         tags = parse_tags(record.get("tags"))
-        if label is None and transcript is None and not tags:
+        try:
+            extra = _annotation_fields(record)
+        except ValueError as exc:
+            out.problems.append(Problem(where, f"{exc}; skipped"))
+            continue
+        if extra.get("cannot_label_reason") is not None:
+            label = transcript = None  # a clip nobody could label has neither, as the labeling page says
+        elif label is None and transcript is None and not tags:
             out.problems.append(Problem(where, "no label, transcript or tags; skipped"))
             continue
         key = (ref_kind, ref, annotator)
@@ -88,9 +99,45 @@ def read_labels(path: Path, *, limits: ReadLimits = DEFAULT_LIMITS) -> LabelRows
             )
             continue
         seen[key] = line
-        out.rows.append(LabelRow(ref_kind, ref, annotator, label, transcript, tags, line))
+        out.rows.append(LabelRow(ref_kind, ref, annotator, label, transcript, tags, line, **extra))
     if unusable is not None and not out.rows:
         raise unusable
+    return out
+
+
+def _annotation_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The per-annotation columns Earmark's ``annotations`` export writes, when the row has them:
+    ``unsure`` (true/false), ``cannot_label_reason``, ``time_spent_ms``, ``convention_version`` and
+    the ``created_at`` / ``updated_at`` timestamps (ISO 8601; without a zone, UTC)."""
+    out: dict[str, Any] = {}
+    unsure = clean_text(record.get("unsure"))
+    if unsure is not None:
+        if unsure.lower() not in _BOOLEANS:
+            raise ValueError(f"unsure is {unsure!r}, not true or false")
+        out["unsure"] = _BOOLEANS[unsure.lower()]
+    reason = clean_text(record.get("cannot_label_reason"))
+    if reason is not None:
+        out["cannot_label_reason"] = reason
+    for column in ("time_spent_ms", "convention_version"):
+        text = clean_text(record.get(column))
+        if text is None:
+            continue
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"{column} is {text!r}, not a whole number") from None
+        if number < 0 or number > 2**31 - 1:
+            raise ValueError(f"{column} is {number}, outside 0 to {2**31 - 1}")
+        out[column] = number
+    for column in ("created_at", "updated_at"):
+        text = clean_text(record.get(column))
+        if text is None:
+            continue
+        try:
+            stamp = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{column} is {text!r}, not an ISO 8601 time") from None
+        out[column] = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).astimezone(UTC)
     return out
 
 

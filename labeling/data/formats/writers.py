@@ -18,10 +18,13 @@ cell holding a separator quoted), ``jsonl`` (the same table as ``metadata.jsonl`
 lays out; ``metadata.jsonl`` by default, or a ``metadata.csv`` written for ``datasets``' loader, not
 for spreadsheets, so its cells are exactly the data), ``nemo`` (one manifest per split), ``kaldi``
 (a data directory per split), ``labelstudio`` (tasks Label Studio imports, with a labeling
-config and the users to create first) and ``lhotse`` (recordings and supervisions per split,
-gzipped JSON Lines). ``MANIFEST.json`` lists under ``escaped_csv`` the tables whose
+config and the users to create first), ``lhotse`` (recordings and supervisions per split,
+gzipped JSON Lines), ``webdataset`` (tar shards), ``commonvoice`` (a Common Voice release's ``clips/``
+and TSVs), ``librispeech`` (OpenSLR's LibriSpeech tree of FLAC files and ``.trans.txt``) and
+``annotations`` (one row per annotation). ``MANIFEST.json`` lists under ``escaped_csv`` the tables whose
 cells were neutralised, so readers undo the escaping there and nowhere else.
-:mod:`labeling.data.formats` readers read each of them back, but for lhotse's manifests.
+:mod:`labeling.data.formats` readers read each of them back, but for lhotse's manifests and WebDataset
+shards.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
-from labeling.data.formats._common import FORMULA_START, escape_cell
+from labeling.data.formats._common import FORMULA_START, escape_cell, split_from_words
 from labeling.data.formats.base import EXPORT_COLUMNS, FormatError, Problem
 from labeling.data.formats.identities import FINAL_LABEL_EMAIL, completed_by_for, username_for
 from labeling.data.formats.kaldi import kaldi_tables
@@ -331,9 +334,11 @@ class _Export:
     def reserve(self, rel: str) -> None:
         self._taken.add(unicodedata.normalize("NFC", rel).casefold())
 
-    def _place(self, folder: str, row: _Row) -> str:
+    def _place(self, folder: str, row: _Row, *, flat: bool = False) -> str:
         source = Path(str(row.audio_path))
         base = safe_relpath(_text(row.original_name) or f"{str(row.sha256)[:16]}{source.suffix}")
+        if flat:
+            base = safe_name(base.replace("/", "_"))
         if self.sheet_names and not folder and (base[0] in FORMULA_START or base[0] == "'"):
             # The name is written as it is into a spreadsheet's file_name cell: make it one a
             # spreadsheet does not take for a formula (the original name has its own column).
@@ -351,14 +356,15 @@ class _Export:
         self.reserve(f"{folder}/{candidate}".lstrip("/"))
         return candidate
 
-    def audio(self, row: _Row, folder: str = "") -> str:
-        """The reference to write for a clip's audio: relative to ``folder`` when copied."""
+    def audio(self, row: _Row, folder: str = "", *, flat: bool = False) -> str:
+        """The reference to write for a clip's audio: relative to ``folder`` when copied (directly in
+        it when ``flat``, the original name's folders joined into the file name with ``_``)."""
         if not self.copy_audio:
             ref = str(row.audio_path) if os.sep == "/" else Path(str(row.audio_path)).as_posix()
             self.referenced.append(_Entry(ref, str(row.sha256), -1, _text(row.original_name)))
             return ref
         source = str(row.audio_path)
-        rel = self._place(folder, row)
+        rel = self._place(folder, row, flat=flat)
         target = self.tmp / folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -1253,6 +1259,238 @@ def write_webdataset(
         return export.finish()
 
 
+# ---------------------------------------------------------------- Common Voice
+
+#: The columns of a Common Voice release's TSVs (release 17 on), in their order.
+COMMONVOICE_COLUMNS = (
+    "client_id",
+    "path",
+    "sentence_id",
+    "sentence",
+    "sentence_domain",
+    "up_votes",
+    "down_votes",
+    "age",
+    "gender",
+    "accents",
+    "variant",
+    "locale",
+    "segment",
+)
+#: Split → the TSV holding it; every clip is also in ``validated.tsv``, as in a release.
+COMMONVOICE_TSVS = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
+COMMONVOICE_VALIDATED = "validated.tsv"
+#: A clip without a speaker gets this ``client_id``: readers split lines on tabs after stripping
+#: them, so an empty first cell would shift every column.
+COMMONVOICE_NO_SPEAKER = "unknown"
+
+
+#: What ends a cell or a line of an unquoted TSV for one reader or another.
+_TSV_BREAKS = re.compile("[\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _tsv_cell(value: str | None) -> str:
+    """A TSV cell as Common Voice writes them: unquoted, so tabs and line breaks become spaces."""
+    return _TSV_BREAKS.sub(" ", value) if value else ""
+
+
+def write_commonvoice(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool = True,
+    progress: Progress = None,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write a Common Voice release's layout: the audio in ``clips/``, ``train.tsv``, ``dev.tsv``,
+    ``test.tsv`` for the clips of each split and ``validated.tsv`` for every clip.
+
+    Columns are :data:`COMMONVOICE_COLUMNS`, tab-separated and unquoted as Common Voice writes them.
+    ``client_id`` is the clip's ``speaker`` metadata (``unknown`` without one), ``sentence`` its
+    final transcript (tabs and line breaks made spaces; empty without one), ``path`` its file in
+    ``clips/``; the other columns come from the metadata keys of the same name (votes ``0`` without
+    one, since readers take them for numbers). Other metadata, labels and tags have no column.
+
+    The audio is copied as stored, not converted to MP3: ``path`` names the file with its own
+    extension (``.wav``, ``.flac``…), which lhotse's and Earmark's readers open as it is.
+    """
+    if not copy_audio:
+        raise FormatError("a Common Voice release keeps its audio in clips/; export it with the audio copied")
+    rows = list(_rows(frame))
+    with _export(
+        frame,
+        out,
+        "commonvoice",
+        True,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        for name in (*COMMONVOICE_TSVS.values(), COMMONVOICE_VALIDATED):
+            export.reserve(name)
+        lines: dict[str, list[str]] = defaultdict(list)
+        for row in rows:
+            meta = _metadata(row.metadata)
+            cells = {key: _tsv_cell(meta.get(key)) for key in COMMONVOICE_COLUMNS}
+            cells["client_id"] = _tsv_cell(meta.get("speaker")) or COMMONVOICE_NO_SPEAKER
+            cells["path"] = export.audio(row, "clips", flat=True)
+            cells["sentence"] = _tsv_cell(_text(row.transcript))
+            for votes in ("up_votes", "down_votes"):
+                cells[votes] = cells[votes] if cells[votes].isdigit() else "0"
+            line = "\t".join(cells[c] for c in COMMONVOICE_COLUMNS) + "\n"
+            lines[COMMONVOICE_VALIDATED].append(line)
+            tsv = COMMONVOICE_TSVS.get(_text(row.split) or "")
+            if tsv is not None:
+                lines[tsv].append(line)
+            export.step()
+        for name in (*COMMONVOICE_TSVS.values(), COMMONVOICE_VALIDATED):
+            with export.text(name) as sink:
+                sink.write("\t".join(COMMONVOICE_COLUMNS) + "\n")
+                for line in lines[name]:
+                    sink.write(line)
+        return export.finish()
+
+
+# ---------------------------------------------------------------- LibriSpeech
+
+#: Split → the folder of its subset; clips without a split go in ``unassigned``.
+LIBRISPEECH_SUBSETS = {"train": "train", "dev": "dev", "test": "test"}
+#: Speaker and chapter of clips whose metadata has none.
+LIBRISPEECH_NO_SPEAKER = "unknown"
+LIBRISPEECH_NO_CHAPTER = "0"
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+#: FLAC holds 8, 16 and 24-bit PCM; anything else (float, 32-bit) is written as 24-bit.
+_FLAC_SUBTYPES = {"PCM_S8": "int16", "PCM_U8": "int16", "PCM_16": "int16", "PCM_24": "int32"}
+
+
+def _librispeech_id(value: str | None, default: str) -> str:
+    """A speaker or chapter id LibriSpeech readers can use: lhotse turns the ``-`` of an utterance
+    id into folders, so ids hold letters, digits and ``_`` only."""
+    text = _ID_UNSAFE.sub("_", value.strip()).strip("_") if value else ""
+    return text or default
+
+
+def _flac_bytes(source: str) -> bytes:
+    """The clip's audio as FLAC: a FLAC file as it is, anything else decoded and re-encoded without
+    loss of its samples (PCM kept at its bit depth)."""
+    import soundfile as sf
+
+    data = read_url(source)
+    if data[:4] == b"fLaC":
+        return data
+    info = sf.info(io.BytesIO(data))
+    dtype = _FLAC_SUBTYPES.get(info.subtype, "int32")
+    subtype = "PCM_16" if dtype == "int16" else "PCM_24"
+    samples, rate = sf.read(io.BytesIO(data), dtype=dtype, always_2d=True)
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="FLAC", subtype=subtype)
+    return buffer.getvalue()
+
+
+def write_librispeech(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    copy_audio: bool = True,
+    progress: Progress = None,
+    dataset_version: str | None = None,
+    model_fingerprints: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write OpenSLR's LibriSpeech layout: ``<subset>/<speaker>/<chapter>/`` holding
+    ``<speaker>-<chapter>-<utterance>.flac`` and ``<speaker>-<chapter>.trans.txt``, a line
+    ``<speaker>-<chapter>-<utterance> TRANSCRIPT`` per clip, and ``SPEAKERS.TXT`` beside the subsets.
+
+    Subsets are named after the clips' ``subset`` metadata when it names their split (as a
+    LibriSpeech import has it: ``train-clean-100``, ``dev-other``…), else after the split (``train``,
+    ``dev``, ``test``; ``unassigned`` for clips without one). Speaker and chapter are the clips'
+    ``speaker`` and ``chapter`` metadata, made of letters, digits and ``_`` (other characters become
+    ``_``); a clip without a speaker goes under
+    speaker ``unknown``, without a chapter under chapter ``0``. Utterances are numbered from 0000
+    per speaker and chapter in clip order. Transcripts are upper-cased on one line, as LibriSpeech
+    writes them; a clip without a transcript gets its audio but no line (LibriSpeech readers go by
+    the lines and leave it out). ``SPEAKERS.TXT`` gives each speaker's sex (``F``/``M`` from the
+    ``gender`` metadata), subset, minutes and the speaker's name as stored.
+
+    The audio is FLAC, as LibriSpeech readers open ``<id>.flac``: FLAC clips are copied, others
+    re-encoded, so their bytes (and SHA-256) differ from the stored ones. 8, 16 and 24-bit PCM keep
+    every sample; float and 32-bit audio, which FLAC cannot hold, become 24-bit.
+    """
+    if not copy_audio:
+        raise FormatError("a LibriSpeech tree holds its audio as FLAC files; export it with the audio copied")
+    rows = list(_rows(frame))
+    with _export(
+        frame,
+        out,
+        "librispeech",
+        True,
+        progress,
+        dataset_version=dataset_version,
+        model_fingerprints=model_fingerprints,
+    ) as export:
+        export.reserve("SPEAKERS.TXT")
+        chapters: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        speakers: dict[str, dict[str, Any]] = {}
+        taken: dict[str, str] = {}
+        for row in rows:
+            meta = _metadata(row.metadata)
+            name = meta.get("speaker")
+            speaker = _librispeech_id(name, LIBRISPEECH_NO_SPEAKER)
+            if name is not None and taken.setdefault(speaker, name) != name:
+                raise FormatError(
+                    f"the speakers {taken[speaker]!r} and {name!r} both become {speaker!r} in a "
+                    "LibriSpeech tree (ids hold letters, digits and _); rename one in the metadata"
+                )
+            chapter = _librispeech_id(meta.get("chapter"), LIBRISPEECH_NO_CHAPTER)
+            split = _text(row.split)
+            subset = meta.get("subset")
+            if not subset or split_from_words(subset) != split:
+                subset = LIBRISPEECH_SUBSETS.get(split or "", UNASSIGNED)
+            subset = safe_name(subset)
+            lines = chapters[(subset, speaker, chapter)]
+            utt = f"{speaker}-{chapter}-{len(lines):04d}"
+            folder = f"{subset}/{speaker}/{chapter}"
+            try:
+                audio = _flac_bytes(str(row.audio_path))
+            except FileNotFoundError:
+                raise FormatError(
+                    f"clip {row.clip_id}: its stored audio {row.audio_path} is missing"
+                ) from None
+            with export.binary(f"{folder}/{utt}.flac") as sink:
+                sink.write(audio)
+            text = _text(row.transcript)
+            lines.append(f"{utt} {' '.join(text.upper().split())}\n" if text else "")
+            who = speakers.setdefault(
+                speaker, {"sex": _sex(meta.get("gender")), "subset": subset, "seconds": 0.0, "name": name}
+            )
+            who["sex"] = who["sex"] or _sex(meta.get("gender"))
+            who["seconds"] += float(_number(row.duration_s) or 0.0)
+            export.step()
+        for (subset, speaker, chapter), lines in chapters.items():
+            with export.text(f"{subset}/{speaker}/{chapter}/{speaker}-{chapter}.trans.txt") as sink:
+                for line in lines:
+                    sink.write(line)
+        with export.text("SPEAKERS.TXT") as sink:
+            sink.write(";ID |SEX| SUBSET | MINUTES | NAME\n")
+            for speaker, who in speakers.items():
+                name = " ".join(str(who["name"] or "").replace("|", "/").split())
+                sink.write(
+                    f"{speaker} | {who['sex']} | {who['subset']} | {who['seconds'] / 60:.2f} | {name}\n"
+                )
+        return export.finish()
+
+
+def _sex(gender: str | None) -> str:
+    """LibriSpeech's ``F``/``M`` for a gender value, or the value itself when it is neither."""
+    text = " ".join((gender or "").replace("|", "/").split())
+    low = text.lower()
+    if low.startswith(("female", "woman")) or low == "f":
+        return "F"
+    if low.startswith(("male", "man")) or low == "m":
+        return "M"
+    return text
+
+
 # ---------------------------------------------------------------- one row per annotation
 
 #: Columns of ``annotations.csv``.
@@ -1268,6 +1506,8 @@ ANNOTATION_TABLE_COLUMNS = (
     "time_spent_ms",
     "convention_version",
     "created_at",
+    "updated_at",
+    "cannot_label_reason",
 )
 
 
@@ -1295,9 +1535,10 @@ def write_annotations(
 
     Columns: the clip's ``sha256``, its original name as ``file_name``, ``split``, ``annotator``,
     ``label``, ``transcript``, ``tags`` (``;``-separated), ``unsure`` (true/false),
-    ``time_spent_ms``, ``convention_version`` and ``created_at`` (UTC, ISO 8601). The cells are made
-    safe for spreadsheets as in :func:`write_csv` (``MANIFEST.json`` says so), and Earmark's labels
-    import reads the file back as annotations, each clip found by its ``sha256``.
+    ``time_spent_ms``, ``convention_version``, ``created_at`` and ``updated_at`` (when it was last
+    submitted; UTC, ISO 8601) and ``cannot_label_reason``. The cells are made safe for spreadsheets as
+    in :func:`write_csv` (``MANIFEST.json`` says so), and Earmark's labels import reads the file back
+    as annotations, every column kept, each clip found by its ``sha256``.
     """
     rows = {r.clip_id: r for r in _rows(frame)}
     columns = ("clip_id", *ANNOTATION_TABLE_COLUMNS[3:])
@@ -1334,6 +1575,8 @@ def write_annotations(
                         spent,
                         convention,
                         _timestamp(ann.get("created_at")),
+                        _timestamp(ann.get("updated_at")),
+                        _text(ann.get("cannot_label_reason")),
                     ]
                     sink.write(_sheet_line([safe_cell(c) for c in cells]))
             for _ in rows:
@@ -1351,5 +1594,7 @@ WRITERS: dict[str, Callable[..., list[Path]]] = {
     "labelstudio": write_labelstudio,
     "lhotse": write_lhotse,
     "webdataset": write_webdataset,
+    "commonvoice": write_commonvoice,
+    "librispeech": write_librispeech,
     "annotations": write_annotations,
 }
