@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,7 @@ def import_regions(
     who = regions["annotator"].fillna("")
     for (name, person), group in regions.groupby([regions["recording"].astype(str), who], sort=False):
         rec = recordings[str(name)]
+        group = group.assign(end=group["end"].replace(math.inf, rec.duration))  # Kaldi's end -1
         rows = clean_region_rows(group.reset_index(drop=True), info, rec, vocabulary=False)
         replace_region_set(
             s,

@@ -16,6 +16,7 @@ import pytest
 from pyannote.database.util import load_rttm
 
 from labeling.cli import main
+from labeling.commands import regions as cli_regions
 from labeling.data.clips import clip_frame
 from labeling.data.formats.labelstudio import read_labelstudio_regions
 from labeling.data.importer import ensure_users, import_path
@@ -216,6 +217,20 @@ def test_kaldi_segments_keep_kaldis_data_directory_rules(project, tmp_path):
     assert "spk_A-call_a-00005125-00009500" in segments
     texts = [line for line in (out / "text").read_text().splitlines()]
     assert "spk_B-call_a-00001750-00004000" in texts  # no transcript: the id alone
+
+
+def test_a_kaldi_segment_to_the_end_and_one_of_unknown_speaker(project, tmp_path):
+    ws, _, copy = project
+    data = tmp_path / "kaldi_dir"
+    data.mkdir()
+    (data / "segments").write_text("spk_B-call_b-1 call_b 1.5 -1\nu2 call_a 0 1\n")
+    (data / "utt2spk").write_text("spk_B-call_b-1 spk_B\nu2 u2\n")
+    with ws.db.write() as s:
+        report = import_regions(s, copy, data, fmt="kaldi", annotator="ann")
+    assert [(p.ref, p.reason.split(",")[0]) for p in report.problems] == [
+        ("u2", "its speaker is not known (the utterance id)")
+    ]
+    assert regions_of(ws, copy, "ann", fields=()) == {("call_b.wav", 1.5, 6.0, "spk_B")}
 
 
 def _flat(who):
@@ -427,6 +442,7 @@ def test_a_one_set_format_refuses_every_set(project, tmp_path):
 
 def test_the_command_line_exports_and_imports_every_format_by_name(project, tmp_path, monkeypatch, capsys):
     ws, _, _ = project
+    assert (cli_regions.REGION_FORMATS, cli_regions.EVERY_SET_FORMATS) == (REGION_FORMATS, EVERY_SET_FORMATS)
     monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
     out = tmp_path / "all.jsonl"

@@ -14,11 +14,13 @@ recording's file name without its extension, and the utterance id
 time order). ``text`` is written when any region has a transcript, with a line for every utterance
 (only the id when it has none), as Kaldi's validator wants. Reading takes ``segments`` and
 ``utt2spk`` (and ``text`` when present); a speaker equal to its utterance id is Kaldi's "speaker not
-known" and gives no class, so that region is reported, not read.
+known" and gives no class, so that region is reported, not read. An end of ``-1`` is Kaldi's "to the
+end of the recording": it reads as infinity, which the import makes the recording's duration.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -90,7 +92,7 @@ def kaldi_segment_tables(
 def _mapping(path: Path, limits: ReadLimits, bad: list[str], *, split: int) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for number, line in enumerate(text_lines(path, limits), start=1):
-        fields = line.split(maxsplit=split) if split else line.split(maxsplit=1)
+        fields = line.strip().split(maxsplit=split)
         if not fields:
             continue
         if fields[0] in found:
@@ -126,7 +128,8 @@ def read_kaldi_segments(folder: Path, *, limits: ReadLimits = DEFAULT_LIMITS) ->
             continue
         reco = fields[0]
         try:
-            start, end = seconds(fields[1], "start"), float(fields[2])
+            start = seconds(fields[1], "start")
+            end = math.inf if fields[2].strip() in ("-1", "-1.0") else seconds(fields[2], "end")
         except ValueError as exc:
             bad.append(f"segments: {utt}: {exc}")
             continue
