@@ -421,8 +421,10 @@ def export_regions(
             files[RECORDINGS] = gzip.compress("".join(json.dumps(r) + "\n" for r in recs).encode(), mtime=0)
             files[SUPERVISIONS] = gzip.compress("".join(sups).encode(), mtime=0)
         else:  # labelstudio
-            tasks = labelstudio_region_tasks(chosen)
+            tasks, people = labelstudio_region_tasks(chosen)
             files[""] = (json.dumps(tasks, ensure_ascii=False, indent=1) + "\n").encode()
+            users = json.dumps(people, ensure_ascii=False, indent=1) + "\n"
+            files[f"{path.stem}{LABEL_USERS_SUFFIX}"] = users.encode()
             transcribes = bool(chosen["text"].notna().any())
             config = region_label_config(info.classes, info.all_tags, transcribes=transcribes)
             files[f"{path.stem}{LABEL_CONFIG_SUFFIX}"] = config.encode()
@@ -432,8 +434,10 @@ def export_regions(
     return len(chosen)
 
 
-#: Beside a Label Studio export, its labeling config: ``<export name>_config.xml``.
+#: Beside a Label Studio export, its labeling config (``<export name>_config.xml``) and the people to
+#: create in Label Studio before importing it (``<export name>_users.json``).
 LABEL_CONFIG_SUFFIX = "_config.xml"
+LABEL_USERS_SUFFIX = "_users.json"
 
 
 def _write_files(path: Path, files: dict[str, bytes], *, folder: bool) -> None:

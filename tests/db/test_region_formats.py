@@ -312,6 +312,13 @@ def test_label_studio_export_has_the_templates_layout_and_reads_back(project, tm
     label = next(r for r in first if r["type"] == "labels")
     assert label["value"] == {"start": 0.5, "end": 2.25, "channel": 0, "labels": ["spk_A"]}
     assert {k: label[k] for k in ("from_name", "to_name")} == {"from_name": "labels", "to_name": "audio"}
+    assert [a["ground_truth"] for a in tasks[0]["annotations"]] == [True, False, False]  # final, ann, bob
+    users = json.loads((tmp_path / "ls_users.json").read_text())
+    assert {u["email"]: u["username"] for u in users} == {
+        "earmark+final-label@earmark.invalid": "earmark+final-label",
+        "ann@earmark.invalid": "ann",
+        "bob@earmark.invalid": "bob",
+    }
     config = (tmp_path / "ls_config.xml").read_text()
     assert '<TextArea name="transcription" toName="audio" perRegion="true"' in config
     read = read_labelstudio_regions(out).regions

@@ -11,8 +11,9 @@ in seconds, ``channel``, ``labels``) and, for a transcript, a ``textarea`` resul
 document root; ``data.original_name`` the file name) and one annotation per set: an annotator's
 (``completed_by`` as Earmark's Label Studio export names people, see
 :mod:`labeling.data.formats.identities`) and the final regions (Earmark's final-label
-pseudo-annotator). Tags go in a per-region ``choices`` result named ``tags``. Sets without a person
-(imported, proposed) become predictions, with ``model_version`` the set's source.
+pseudo-annotator, marked ``ground_truth``), and the people to create in Label Studio first. Tags go
+in a per-region ``choices`` result named ``tags``. Sets without a person (imported, proposed) become
+predictions, with ``model_version`` the set's source.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
-from labeling.data.formats.identities import FINAL_LABEL_EMAIL, completed_by_for
+from labeling.data.formats.identities import FINAL_LABEL_EMAIL, completed_by_for, username_for
 
 LABELS = "labels"
 TRANSCRIPTION = "transcription"
@@ -59,10 +60,14 @@ def _results(regions: pd.DataFrame, prefix: str) -> list[dict[str, Any]]:
     return results
 
 
-def labelstudio_region_tasks(regions: pd.DataFrame) -> list[dict[str, Any]]:
+def labelstudio_region_tasks(regions: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """One task per recording of ``regions`` (``recording, annotator, source, start, end, label, text,
-    tags``), each set an annotation (annotators', final) or a prediction (sets without a person)."""
+    tags``), each set an annotation (annotators', final) or a prediction (sets without a person); and
+    the people the annotations name, each the body of Label Studio's ``POST /api/users/``, to create
+    before importing the tasks (its import refuses an e-mail it does not know), as the clip export's
+    ``labelstudio_users.json``."""
     tasks = []
+    people: dict[str, str] = {}
     for t, (name, rec) in enumerate(regions.groupby("recording", sort=True), start=1):
         task: dict[str, Any] = {
             "id": t,
@@ -75,21 +80,28 @@ def labelstudio_region_tasks(regions: pd.DataFrame) -> list[dict[str, Any]]:
             prefix = f"t{t}a{a}r"
             if who:
                 author: Any = completed_by_for(str(who))
+                if isinstance(author, dict):
+                    people.setdefault(author["email"], str(who))
             elif source == "final":
                 author = {"email": FINAL_LABEL_EMAIL}
+                people.setdefault(FINAL_LABEL_EMAIL, "Earmark final labels")
             else:
                 task["predictions"].append({"model_version": str(source), "result": _results(group, prefix)})
                 continue
             task["annotations"].append(
                 {
-                    "id": t * 1000 + a,
-                    "completed_by": author,
-                    "was_cancelled": False,
                     "result": _results(group, prefix),
+                    "ground_truth": source == "final",
+                    "was_cancelled": False,
+                    "completed_by": author,
                 }
             )
         tasks.append(task)
-    return tasks
+    users = [
+        {"email": e, "username": username_for(e), "first_name": name[:256], "last_name": ""}
+        for e, name in people.items()
+    ]
+    return tasks, users
 
 
 def region_label_config(classes: Sequence[str], tags: Sequence[str], *, transcribes: bool) -> str:
