@@ -31,8 +31,6 @@ from labeling.data.formats.base import FormatError, Problem, ReadLimits
 from labeling.data.formats.kaldi import kaldi_id
 from labeling.data.formats.region_frame import RegionFile, refuse, region_frame, seconds, stem
 
-FILES = ("segments", "utt2spk", "spk2utt", "text", "wav.scp", "reco2dur")
-
 
 def _c_sorted(lines: list[str]) -> list[str]:
     return sorted(lines, key=lambda line: line.encode("utf-8"))
