@@ -1,5 +1,8 @@
 """``earmark regions``: time regions of a ``regions`` project's recordings in and out, and VAD proposals.
 
+- ``earmark regions import PATH --project P --format F [--annotator NAME] [--users USERS]``
+- ``earmark regions export PATH --project P --format F [--annotator NAME | --source S | --all]
+  [--audio-root ROOT]``
 - ``earmark regions import-rttm FILE --project P [--annotator NAME]``
 - ``earmark regions export-rttm FILE --project P [--annotator NAME | --source final|import|proposal]``
 - ``earmark regions import-labelstudio FILE --project P [--users USERS]``
@@ -14,14 +17,48 @@ from typing import Any
 
 from labeling.commands import user_errors, workspace
 
+# The format names only: the services load when a command runs.
+REGION_FORMATS = ("rttm", "audacity", "csv", "jsonl", "kaldi", "nemo", "lhotse", "labelstudio")
+EVERY_SET_FORMATS = ("csv", "jsonl", "nemo", "lhotse", "labelstudio")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "regions",
-        help="time regions of long recordings: RTTM and Label Studio in and out, energy-VAD proposals",
+        help="time regions of long recordings in and out, in eight formats; energy-VAD proposals",
         description="Regions of a project of kind 'regions' (each clip a recording).",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    formats = ", ".join(REGION_FORMATS)
+    any_in = actions.add_parser("import", help=f"read regions from a file or folder ({formats})")
+    any_in.add_argument("path", type=Path, help="the file (a folder for audacity, kaldi, lhotse)")
+    any_in.add_argument("--project", required=True, help="project name or id")
+    any_in.add_argument("--format", required=True, choices=REGION_FORMATS, dest="fmt")
+    any_in.add_argument("--annotator", help="whose regions they are when the file names no one")
+    any_in.add_argument("--users", type=Path, help="labelstudio: its user list, to name annotators by e-mail")
+    any_in.set_defaults(run=_import_any)
+
+    any_out = actions.add_parser("export", help=f"write regions to a file or folder ({formats})")
+    any_out.add_argument("path", type=Path, help="the file (a folder for audacity, kaldi, lhotse)")
+    any_out.add_argument("--project", required=True, help="project name or id")
+    any_out.add_argument("--format", required=True, choices=REGION_FORMATS, dest="fmt")
+    chosen = any_out.add_mutually_exclusive_group()
+    chosen.add_argument("--annotator", help="this annotator's regions")
+    chosen.add_argument(
+        "--source",
+        choices=("final", "import", "proposal"),
+        default="final",
+        help="the set without a person to write (default: final)",
+    )
+    chosen.add_argument(
+        "--all", action="store_true", dest="every", help=f"every set ({', '.join(EVERY_SET_FORMATS)})"
+    )
+    any_out.add_argument(
+        "--audio-root",
+        help="name each recording's audio ROOT/<file name> in manifests (default: the audio store's copy)",
+    )
+    any_out.set_defaults(run=_export_any)
 
     rttm_in = actions.add_parser("import-rttm", help="read an RTTM file's speaker turns as regions")
     rttm_in.add_argument("file", type=Path)
@@ -67,6 +104,36 @@ def _print_import(report: Any) -> None:
         print(f"classes added to the project: {', '.join(report.added_classes)}")
     for problem in report.problems:
         print(f"  not imported: {problem.ref}: {problem.reason}")
+
+
+def _import_any(args: argparse.Namespace) -> int:
+    from labeling.data.regions_io import import_regions
+
+    with workspace() as ws, _errors(), ws.db.write() as s:
+        report = import_regions(
+            s, args.project, args.path, fmt=args.fmt, annotator=args.annotator, users=args.users
+        )
+    _print_import(report)
+    return 0
+
+
+def _export_any(args: argparse.Namespace) -> int:
+    from labeling.data.regions_io import export_regions
+
+    with workspace() as ws, _errors(), ws.db.read() as s:
+        n = export_regions(
+            s,
+            args.project,
+            args.path,
+            fmt=args.fmt,
+            annotator=args.annotator,
+            source=args.source,
+            every=args.every,
+            store=ws.store,
+            audio_root=args.audio_root,
+        )
+    print(f"wrote {n:,} regions to {args.path} ({args.fmt})")
+    return 0
 
 
 def _import_rttm(args: argparse.Namespace) -> int:

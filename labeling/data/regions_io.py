@@ -1,5 +1,7 @@
-"""Regions in and out of a ``regions`` project: :func:`import_rttm`, :func:`export_rttm`,
-:func:`import_labelstudio_regions`.
+"""Regions in and out of a ``regions`` project: :func:`import_regions` and :func:`export_regions` in
+any of :data:`REGION_FORMATS` (RTTM, Audacity label tracks, CSV, JSON Lines, Kaldi ``segments``,
+NeMo manifests with offsets, lhotse supervisions, Label Studio JSON); :func:`import_rttm`,
+:func:`export_rttm` and :func:`import_labelstudio_regions` are the first two formats' own.
 
 Recordings are found among the project's clips by name: an RTTM ``file`` is a clip's file name
 without its extension, a Label Studio task's audio is the clip's file name. Each import replaces, per
@@ -11,6 +13,9 @@ not hold is refused whole. Classes a file brings that the project lacks are adde
 
 from __future__ import annotations
 
+import gzip
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +25,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Clip
+from labeling.data.formats.audacity import SUFFIX as AUDACITY_SUFFIX
+from labeling.data.formats.audacity import audacity_lines, read_audacity_labels
 from labeling.data.formats.base import FormatError, Problem
+from labeling.data.formats.kaldi import kaldi_id
+from labeling.data.formats.kaldi_segments import kaldi_segment_tables, read_kaldi_segments
 from labeling.data.formats.labelstudio import read_labelstudio_regions
+from labeling.data.formats.labelstudio_regions import labelstudio_region_tasks, region_label_config
+from labeling.data.formats.lhotse_manifests import RECORDINGS, SUPERVISIONS, recording_dict
+from labeling.data.formats.lhotse_regions import read_lhotse_supervisions, supervision_lines
+from labeling.data.formats.nemo_regions import nemo_region_lines, read_nemo_regions
+from labeling.data.formats.region_frame import RecordingRef, RegionFile, base_name, stem
+from labeling.data.formats.region_tables import read_region_table, region_table_text
 from labeling.data.formats.rttm import read_rttm, rttm_uri, write_rttm
 from labeling.data.importer import ensure_users
 from labeling.data.projects import ProjectInfo, update_project
@@ -34,6 +49,7 @@ from labeling.data.regions import (
     regions_project,
     replace_region_set,
 )
+from labeling.platform.storage import AudioStorage
 
 _MAX_SHOWN = 5
 
@@ -121,6 +137,23 @@ def import_rttm(
     return report
 
 
+def _chosen(frame: pd.DataFrame, annotator: str | None, source: str, every: bool = False) -> pd.DataFrame:
+    """The regions to export: every set, ``annotator``'s, or the ``source`` set without a person."""
+    if every:
+        chosen, what = frame, "at all"
+    elif annotator is not None:
+        chosen = frame[frame["annotator"] == annotator]
+        what = f"by {annotator!r}"
+    else:
+        chosen = frame[frame["annotator"].isna() & (frame["source"] == source)]
+        what = f"of source {source!r}"
+    if chosen.empty:
+        sets = frame.groupby(["annotator", "source"], dropna=False).size()
+        held = ", ".join(f"{a if isinstance(a, str) else '(no one)'}/{src}" for a, src in sets.index)
+        raise RegionsError(f"no regions {what} to export" + (f"; the project holds {held}" if held else ""))
+    return chosen
+
+
 def export_rttm(
     s: Session,
     project: str | int,
@@ -131,17 +164,7 @@ def export_rttm(
 ) -> int:
     """Write one set per recording as RTTM: ``annotator``'s regions, else the ``source`` set without a
     person (``final``, ``import`` or ``proposal``). Returns the number of lines written."""
-    frame = list_regions(s, project)
-    if annotator is not None:
-        chosen = frame[frame["annotator"] == annotator]
-        what = f"by {annotator!r}"
-    else:
-        chosen = frame[frame["annotator"].isna() & (frame["source"] == source)]
-        what = f"of source {source!r}"
-    if chosen.empty:
-        sets = frame.groupby(["annotator", "source"], dropna=False).size()
-        held = ", ".join(f"{a if isinstance(a, str) else '(no one)'}/{src}" for a, src in sets.index)
-        raise RegionsError(f"no regions {what} to export" + (f"; the project holds {held}" if held else ""))
+    chosen = _chosen(list_regions(s, project), annotator, source)
     turns = chosen.assign(recording=chosen["recording"].map(rttm_uri))
     try:
         return write_rttm(turns[["recording", "start", "end", "label"]], path)
@@ -193,3 +216,242 @@ def import_labelstudio_regions(
         report.regions += len(rows)
     report.recordings = len(recordings)
     return report
+
+
+# ---------------------------------------------------------------- every format
+
+#: The formats of :func:`import_regions` and :func:`export_regions`.
+REGION_FORMATS = ("rttm", "audacity", "csv", "jsonl", "kaldi", "nemo", "lhotse", "labelstudio")
+#: Formats that name each region's annotator, so one file can hold every set (``every=True``).
+EVERY_SET_FORMATS = ("csv", "jsonl", "nemo", "lhotse", "labelstudio")
+#: Formats written to a folder (one file per recording, or a manifest's several files).
+FOLDER_FORMATS = ("audacity", "kaldi", "lhotse")
+
+
+def _recording_key(fmt: str) -> Any:
+    """How a format names a recording, as a function of the clip's file name."""
+    if fmt == "kaldi":
+        return lambda name: kaldi_id(stem(name))
+    if fmt in ("audacity", "lhotse"):
+        return stem
+    if fmt == "nemo":
+        return base_name
+    return lambda name: name
+
+
+def _read(fmt: str, path: Path) -> RegionFile:
+    if fmt == "audacity":
+        files = sorted(path.glob(f"*{AUDACITY_SUFFIX}")) if path.is_dir() else [path]
+        if not files:
+            raise FormatError(f"{path.name} holds no Audacity label files (*{AUDACITY_SUFFIX})")
+        read = [read_audacity_labels(f) for f in files]
+        return RegionFile(
+            pd.concat([r.regions for r in read], ignore_index=True), [p for r in read for p in r.problems]
+        )
+    if fmt in ("csv", "jsonl"):
+        return read_region_table(path)
+    if fmt == "kaldi":
+        return read_kaldi_segments(path)
+    if fmt == "nemo":
+        return read_nemo_regions(path)
+    if fmt == "lhotse":
+        return read_lhotse_supervisions(path)
+    raise RegionsError(f"region formats are {', '.join(REGION_FORMATS)}, not {fmt!r}")
+
+
+def import_regions(
+    s: Session,
+    project: str | int,
+    path: Path,
+    *,
+    fmt: str,
+    annotator: str | None = None,
+    users: Path | None = None,
+    actor_id: int | None = None,
+) -> RegionImport:
+    """Read a file of regions in ``fmt`` (one of :data:`REGION_FORMATS`), one set per recording and
+    annotator, each replacing the set it names.
+
+    A region whose file names no annotator is ``annotator``'s when given, else the file's own set
+    (``source='import'``, no person). Recordings are the project's clips as the format names them
+    (see :mod:`labeling.data.formats`); a name the project does not hold refuses the whole file.
+    """
+    path = Path(path)
+    if fmt == "rttm":
+        return import_rttm(s, project, path, annotator=annotator, actor_id=actor_id)
+    if fmt == "labelstudio":
+        return import_labelstudio_regions(s, project, path, users=users, actor_id=actor_id)
+    info = regions_project(s, project)
+    if not path.exists():
+        raise RegionsError(f"{path} does not exist")
+    try:
+        read = _read(fmt, path)
+    except FormatError as exc:
+        raise RegionsError(str(exc)) from None
+    regions = read.regions
+    report = RegionImport(problems=list(read.problems))
+    if regions.empty:
+        raise RegionsError(f"{path.name} holds no time regions")
+    if annotator:
+        regions["annotator"] = regions["annotator"].map(lambda a: a if isinstance(a, str) else annotator)
+    names = list(dict.fromkeys(regions["recording"].astype(str)))
+    recordings = _match(s, info, names, _recording_key(fmt), "named")
+    info, report.added_classes = _add_classes(s, info, regions["label"], actor_id)
+    ids = ensure_users(s, {a for a in regions["annotator"] if isinstance(a, str)})
+    who = regions["annotator"].fillna("")
+    for (name, person), group in regions.groupby([regions["recording"].astype(str), who], sort=False):
+        rec = recordings[str(name)]
+        group = group.assign(end=group["end"].replace(math.inf, rec.duration))  # Kaldi's end -1
+        rows = clean_region_rows(group.reset_index(drop=True), info, rec, vocabulary=False)
+        replace_region_set(
+            s,
+            info,
+            rec,
+            rows,
+            annotator_id=ids[str(person)] if person else None,
+            source="import",
+            actor_id=actor_id,
+        )
+        report.sets += 1
+        report.regions += len(rows)
+    report.recordings = len(recordings)
+    return report
+
+
+def _recording_refs(
+    s: Session, info: ProjectInfo, names: list[str], store: AudioStorage | None, audio_root: str | None
+) -> dict[str, RecordingRef]:
+    """What the manifests say of each recording; its audio is ``audio_root/<name>`` when given, else
+    where the audio store keeps it."""
+    q = select(
+        Clip.original_name, Clip.storage_key, Clip.duration_s, Clip.sample_rate, Clip.channels, Clip.meta
+    ).where(Clip.project_id == info.id, Clip.deleted_at.is_(None), Clip.original_name.in_(names))
+    refs = {}
+    for name, key, duration, rate, channels, meta in s.execute(q):
+        if audio_root is not None:
+            location = f"{audio_root.rstrip('/')}/{name}"
+        elif store is not None:
+            location = store.location(key)
+        else:
+            location = name
+        language = (meta or {}).get("language")
+        refs[name] = RecordingRef(
+            name, location, float(duration), int(rate), int(channels), str(language) if language else None
+        )
+    return refs
+
+
+def _unique_stems(names: list[str], fmt: str) -> dict[str, str]:
+    key = _recording_key(fmt)
+    found: dict[str, str] = {}
+    for name in names:
+        if key(name) in found.values():
+            raise RegionsError(
+                f"two recordings are named {key(name)!r} in {fmt}; rename one to tell them apart"
+            )
+        found[name] = key(name)
+    return found
+
+
+def export_regions(
+    s: Session,
+    project: str | int,
+    path: Path,
+    *,
+    fmt: str,
+    annotator: str | None = None,
+    source: str = "final",
+    every: bool = False,
+    store: AudioStorage | None = None,
+    audio_root: str | None = None,
+) -> int:
+    """Write regions as ``fmt`` (one of :data:`REGION_FORMATS`); returns the number of regions written.
+
+    Which: ``annotator``'s set, else the ``source`` set without a person (``final``, ``import``,
+    ``proposal``), or with ``every`` every set (formats of :data:`EVERY_SET_FORMATS`, which name each
+    region's annotator). ``path`` is a folder for :data:`FOLDER_FORMATS`, else a file. Manifests
+    name each recording's audio as ``audio_root/<file name>``, or where ``store`` keeps it.
+    Everything is built before the first byte is written, so a refused export writes nothing.
+    """
+    if fmt not in REGION_FORMATS:
+        raise RegionsError(f"region formats are {', '.join(REGION_FORMATS)}, not {fmt!r}")
+    if every and fmt not in EVERY_SET_FORMATS:
+        raise RegionsError(
+            f"{fmt} holds one set per recording; export one annotator's or one source's set, or every "
+            f"set as {', '.join(EVERY_SET_FORMATS)}"
+        )
+    if fmt == "rttm" and not every:
+        return export_rttm(s, project, path, annotator=annotator, source=source)
+    info = regions_project(s, project)
+    chosen = _chosen(list_regions(s, project), annotator, source, every)
+    names = list(dict.fromkeys(chosen["recording"]))
+    files: dict[str, bytes] = {}
+    path = Path(path)
+    try:
+        if fmt == "audacity":
+            stems = _unique_stems(names, fmt)
+            for name, group in chosen.groupby("recording", sort=True):
+                files[stems[str(name)] + AUDACITY_SUFFIX] = "".join(audacity_lines(group)).encode()
+        elif fmt in ("csv", "jsonl"):
+            files[""] = region_table_text(chosen, fmt=fmt).encode()
+        elif fmt == "kaldi":
+            _unique_stems(names, fmt)
+            refs = _recording_refs(s, info, names, store, audio_root)
+            where = {n: (r.location, r.duration) for n, r in refs.items()}
+            for table, lines in kaldi_segment_tables(chosen, where).items():
+                files[table] = "".join(f"{line}\n" for line in lines).encode()
+        elif fmt == "nemo":
+            refs = _recording_refs(s, info, names, store, audio_root)
+            files[""] = "".join(nemo_region_lines(chosen, {n: r.location for n, r in refs.items()})).encode()
+        elif fmt == "lhotse":
+            stems = _unique_stems(names, fmt)
+            refs = _recording_refs(s, info, names, store, audio_root)
+            recs = [
+                recording_dict(
+                    stems[n],
+                    r.location,
+                    sampling_rate=r.sample_rate,
+                    duration_s=r.duration,
+                    channels=r.channels,
+                )
+                for n, r in sorted(refs.items())
+            ]
+            languages = {n: r.language for n, r in refs.items()}
+            sups = supervision_lines(chosen, stems, languages)
+            files[RECORDINGS] = gzip.compress("".join(json.dumps(r) + "\n" for r in recs).encode(), mtime=0)
+            files[SUPERVISIONS] = gzip.compress("".join(sups).encode(), mtime=0)
+        else:  # labelstudio
+            tasks, people = labelstudio_region_tasks(chosen)
+            files[""] = (json.dumps(tasks, ensure_ascii=False, indent=1) + "\n").encode()
+            users = json.dumps(people, ensure_ascii=False, indent=1) + "\n"
+            files[f"{path.stem}{LABEL_USERS_SUFFIX}"] = users.encode()
+            transcribes = bool(chosen["text"].notna().any())
+            config = region_label_config(info.classes, info.all_tags, transcribes=transcribes)
+            files[f"{path.stem}{LABEL_CONFIG_SUFFIX}"] = config.encode()
+    except FormatError as exc:
+        raise RegionsError(str(exc)) from None
+    _write_files(path, files, folder=fmt in FOLDER_FORMATS)
+    return len(chosen)
+
+
+#: Beside a Label Studio export, its labeling config (``<export name>_config.xml``) and the people to
+#: create in Label Studio before importing it (``<export name>_users.json``).
+LABEL_CONFIG_SUFFIX = "_config.xml"
+LABEL_USERS_SUFFIX = "_users.json"
+
+
+def _write_files(path: Path, files: dict[str, bytes], *, folder: bool) -> None:
+    """Write built files: into the folder ``path`` (made if need be), or ``path`` itself for the key
+    ``""`` with other keys beside it."""
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise RegionsError(f"{path} is a file; this format is written to a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        base = path
+    else:
+        if path.is_dir():
+            raise RegionsError(f"{path} is a folder; this format is written to a file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        base = path.parent
+    for name, data in files.items():
+        (path if name == "" else base / name).write_bytes(data)
