@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,14 +24,13 @@ from labeling.monitor.measures import (
     SampleAccuracy,
     batch_frame,
     batch_row,
-    reference_frame,
     refresh_batch_measures,
     sample_accuracy,
-    stored_measures,
 )
 from labeling.monitor.production import (
     production_batches,
 )
+from labeling.monitor.reference import cached_reference_summary, reference_columns
 from labeling.monitor.settings import project_settings, resolve_project
 from labeling.platform.progress import StageProgress
 from labeling.platform.workspace import Workspace
@@ -107,13 +105,6 @@ def latest_checks(s: Session, project_id: int) -> dict[int, DriftCheck]:
         select(DriftCheck).where(DriftCheck.project_id == project_id).order_by(DriftCheck.id)
     ).all()
     return {r.current_batch_id: r for r in rows if r.current_batch_id is not None}
-
-
-def _with_correct(frame: pd.DataFrame) -> pd.DataFrame:
-    out = stored_measures(frame)
-    if "correct" in frame:
-        out["correct"] = frame["correct"].astype("float64")
-    return out
 
 
 #: What the reasons call the clips accuracy is measured on (see :func:`labelled_random_sample`).
@@ -240,14 +231,16 @@ def run_drift_check(
     )
     with ws.db.read() as s:
         cur = batch_frame(s, info, batch)
-    ref = reference_frame(ws, project, version=reference, progress=progress)
+    ref = cached_reference_summary(
+        ws, project, version=reference, progress=progress, random_state=random_state
+    )
     settings = project_settings(info)
     if progress:
-        progress(f"Comparing {len(cur):,} production clips with {len(ref):,} reference clips", 0, 1)
+        progress(f"Comparing {len(cur):,} production clips with {ref.summary.n:,} reference clips", 0, 1)
     min_labels = int(settings["min_labels"])
     report = drift_report(
-        _with_correct(ref),
-        _with_correct(cur),
+        ref.summary,
+        reference_columns(cur),
         alpha=float(settings["alpha"]),
         min_batch=int(settings["min_batch"]),
         random_state=random_state,
@@ -263,13 +256,13 @@ def run_drift_check(
         "report_level": report.level,
         "measure_reasons": [r for r in report.reasons if r != said],
         "n_labelled": int(cur["correct"].notna().sum()) if "correct" in cur else 0,
-        "reference_version_id": ref.attrs.get("version_id"),
+        "reference_version_id": ref.version_id,
     }
     with ws.db.write() as s:
         batch_id = int(cur.attrs["batch_id"])
         check = DriftCheck(
             project_id=info.id,
-            reference_version_id=ref.attrs.get("version_id"),
+            reference_version_id=ref.version_id,
             current_batch_id=batch_id,
             test="drift_report",
             threshold=float(settings["alpha"]),
