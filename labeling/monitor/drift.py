@@ -85,7 +85,7 @@ def _as_report(stats: Mapping[str, Any]) -> Any:
     """A stored check as the DriftReport the alarm rule reads (verdict, smallest p, concept)."""
     from analysis.drift import DriftReport, MeasureResult
 
-    concept = stats.get("concept")
+    concept, wer = stats.get("concept"), stats.get("wer")
     fields = set(MeasureResult.__dataclass_fields__)
     return DriftReport(
         drift=bool(stats.get("drift")),
@@ -97,6 +97,7 @@ def _as_report(stats: Mapping[str, Any]) -> Any:
         n_batch=int(stats.get("n_batch") or 0),
         min_p=float(stats["min_p"]) if stats.get("min_p") is not None else math.nan,
         concept=MeasureResult(**{k: v for k, v in concept.items() if k in fields}) if concept else None,
+        wer=MeasureResult(**{k: v for k, v in wer.items() if k in fields}) if wer else None,
     )
 
 
@@ -123,6 +124,8 @@ class BatchStanding:
     concept: dict[str, Any] | None  # the accuracy test (analysis.drift.concept_test) as a dict
     accuracy: SampleAccuracy
     accuracy_note: str | None  # the accuracy in words, whether or not it is a reason
+    wer: dict[str, Any] | None = None  # the word-error-rate test (analysis.drift.wer_drift) as a dict
+    wer_note: str | None = None  # the WER in words, whether or not it is a reason
 
 
 def _measure_reasons(stats: Mapping[str, Any]) -> list[str]:
@@ -198,6 +201,8 @@ def batch_standings(s: Session, project: str | int | ProjectInfo) -> dict[int, B
             concept=None if concept is None else plain(concept.to_dict()),
             accuracy=acc,
             accuracy_note=note,
+            wer=stats.get("wer"),
+            wer_note=(stats.get("wer") or {}).get("reason") or None,
         )
         earlier.append(report)
     return out
@@ -281,7 +286,9 @@ def run_drift_check(
             batch=str(cur.attrs["batch"]),
             batch_id=batch_id,
             reference_version_id=check.reference_version_id,
-            drift=bool(report.drift) or bool((standing.concept or {}).get("drift")),
+            drift=bool(report.drift)
+            or bool((standing.concept or {}).get("drift"))
+            or bool(report.wer is not None and report.wer.drift),
             level=standing.level,
             reasons=standing.reasons,
             report=report_dict,
@@ -312,7 +319,9 @@ def latest_check(ws: Workspace, project: str | int, batch: str | int) -> DriftCh
             batch=row.name,
             batch_id=row.id,
             reference_version_id=check.reference_version_id,
-            drift=bool(st.get("drift")) or bool((standing.concept or {}).get("drift")),
+            drift=bool(st.get("drift"))
+            or bool((standing.concept or {}).get("drift"))
+            or bool((st.get("wer") or {}).get("drift")),
             level=standing.level,
             reasons=standing.reasons,
             report={k: v for k, v in st.items() if k not in {"concept", "reasons", "level"}},
