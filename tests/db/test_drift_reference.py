@@ -22,6 +22,7 @@ from labeling.monitor.alarms import monitor_summary
 from labeling.monitor.drift import run_drift_check
 from labeling.monitor.live import mark_live
 from labeling.monitor.loop import labeling_sample, send_to_labeling
+from labeling.monitor.measures import drift_measure_names
 from labeling.monitor.production import log_predictions
 from labeling.monitor.reference import KIND, cached_reference_summary
 from tests.audio import speechlike, write_wav
@@ -187,3 +188,33 @@ def test_transcripts_that_get_much_worse_show_concept_drift_by_wer_and_a_null_ba
     assert rows.loc["worse", "wer"]["drift"]
     assert rows.loc["same", "level"] != "alarm"
     assert "no change" in rows.loc["same", "wer_note"]
+
+
+def test_measures_taken_in_worker_processes_equal_those_taken_on_threads(workspace, tmp_path, monkeypatch):
+    from labeling.monitor import production
+
+    monitored_project(workspace, tmp_path)
+    folder = tmp_path / "twice"
+    names = [f"clip_{i}.wav" for i in range(12)]
+    for i, name in enumerate(names):
+        write_wav(folder / name, speechlike(500 + i))
+    stored = {}
+    for batch, threshold in (("threads", 10**9), ("processes", 1)):
+        monkeypatch.setattr(production, "PROCESS_MIN_FILES", threshold)
+        records = [
+            {"audio": n, "timestamp": "2026-02-01T10:00:00+00:00", "model": "deployed", "prediction": "yes",
+             "request_id": f"{batch}-{n}"}
+            for n in names
+        ]  # fmt: skip
+        assert log_predictions(workspace, PROJECT, records, batch=batch, audio_root=folder).n_logged == 12
+        with workspace.db.read() as s:
+            rows = s.execute(
+                select(ProductionClip.original_name, ProductionClip.measures)
+                .join(ImportBatch, ImportBatch.id == ProductionClip.batch_id)
+                .where(ImportBatch.name == batch)
+            ).all()
+        stored[batch] = {Path(name).name: m for name, m in rows}
+    assert stored["processes"] == stored["threads"]
+    # Every clip carries the drift measures, and they differ from clip to clip (each was measured).
+    assert all(drift_measure_names() <= set(m) for m in stored["processes"].values())
+    assert len({m["centroid_hz"] for m in stored["processes"].values()}) > 1
