@@ -28,6 +28,12 @@ both of its variants, on the same columns.
 Measures of every clip under every condition are cached in ``bench/.cache/drift`` (first run a few
 minutes on two cores; later runs only do the statistics), and so are pyin's pitches. Run as
 ``python -m bench.bench_drift``.
+
+``python -m bench.bench_drift --app`` times the check as the app runs it instead (its own section):
+``run_drift_check`` on batches of 50 and 1,000 FSDD clips against a 1,000-clip reference, with the
+reference's stored summary removed before each call (cold: the baseline, what every check did before
+the summary was kept) and read back (warm), target ≤ 0.5 s CPU for 50 clips warm; and the
+``earmark drift --json`` command in a fresh interpreter.
 """
 
 from __future__ import annotations
