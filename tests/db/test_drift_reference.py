@@ -3,33 +3,29 @@ projects, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-import jiwer
-import numpy as np
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from db.models import Clip, ImportBatch, ProductionClip, Resolution, StoredReport
+from db.models import ImportBatch, ProductionClip, StoredReport
 from labeling.cli import main
-from labeling.data.importer import import_path
 from labeling.data.projects import update_project
-from labeling.data.versions import create_version
-from labeling.model.runs import import_external_predictions
 from labeling.monitor.alarms import monitor_summary
 from labeling.monitor.drift import run_drift_check
-from labeling.monitor.live import mark_live
-from labeling.monitor.loop import labeling_sample, send_to_labeling
 from labeling.monitor.measures import drift_measure_names
 from labeling.monitor.production import log_predictions
 from labeling.monitor.reference import KIND, cached_reference_summary
 from tests.audio import speechlike, write_wav
-from tests.monitoring import BATCHES, PROJECT, monitored_project
-
-ASR = "asr"
-WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+from tests.monitoring import (
+    ASR,
+    BATCHES,
+    PROJECT,
+    log_transcribed_batch,
+    monitored_project,
+    transcribed_project,
+)
 
 
 def test_a_second_check_reads_the_stored_reference_and_a_new_setting_summarises_it_again(workspace, tmp_path):
@@ -56,96 +52,9 @@ def test_a_second_check_reads_the_stored_reference_and_a_new_setting_summarises_
     assert first.summary.shares["low_confidence"] == (0, 120)
 
 
-def _sentence(rng: np.random.Generator) -> str:
-    return " ".join(rng.choice(WORDS, size=int(rng.integers(3, 6))))
-
-
-def _hear(text: str, rng: np.random.Generator, *, slip: float, drop: float = 0.0) -> str:
-    """What a model transcribes: each word replaced by another with probability ``slip``, left out
-    with probability ``drop``."""
-    out = []
-    for w in text.split():
-        if rng.random() < drop:
-            continue
-        out.append(str(rng.choice([x for x in WORDS if x != w])) if rng.random() < slip else w)
-    return " ".join(out)
-
-
 @pytest.fixture
 def transcribed(workspace, tmp_path):
-    """A transcription project: 120 reference clips (test split) with final transcripts, and a live
-    model whose transcripts of them get about 5% of the words wrong."""
-    rng = np.random.default_rng(11)
-    src = tmp_path / "reference"
-    finals = {}
-    for i in range(120):
-        name = f"ref_{i}.wav"
-        write_wav(src / name, speechlike(i))
-        finals[name] = _sentence(rng)
-    meta = tmp_path / "meta.csv"
-    with meta.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["file_name", "split", "transcript"])
-        for name, text in finals.items():
-            w.writerow([name, "test", text])
-    import_path(workspace, src, ASR, metadata=meta, group_by="none")
-    with workspace.db.write() as s:
-        s.execute(update(Clip).values(split="test"))
-        create_version(s, ASR, name="v1")
-    pred = tmp_path / "pred.csv"
-    with pred.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["file_name", "transcript", "confidence"])
-        for name, text in finals.items():
-            w.writerow([name, _hear(text, rng, slip=0.05), 0.9])
-    run = import_external_predictions(workspace, ASR, pred, name="asr-live")
-    mark_live(workspace, ASR, run.id, reference="v1")
-    return workspace, finals
-
-
-def _log_and_label(ws, tmp_path: Path, batch: str, *, seed: int, slip: float, drop: float = 0.0) -> float:  # type: ignore[no-untyped-def]
-    """Log 60 requests like the reference's audio, transcribed by the live model with ``slip`` and
-    ``drop``; send the batch's sample to labeling and give its random clips their true transcripts.
-    Returns the WER of the labelled random sample (jiwer, on the same pairs)."""
-    rng = np.random.default_rng(seed)
-    folder = tmp_path / batch
-    truth, records = {}, []
-    for i in range(60):
-        name = f"{batch}_{i}.wav"
-        write_wav(folder / name, speechlike(10_000 * seed + i))
-        truth[name] = _sentence(rng)
-        records.append(
-            {
-                "audio": name,
-                "timestamp": f"2026-01-{seed:02d}T10:00:{i:02d}+00:00",
-                "model": "asr-live",
-                "transcript": _hear(truth[name], rng, slip=slip, drop=drop),
-                "confidence": 0.9,
-                "request_id": f"{batch}-{i}",
-            }
-        )
-    assert log_predictions(ws, ASR, records, batch=batch, audio_root=folder).n_logged == 60
-    send_to_labeling(ws, ASR, batch, labeling_sample(ws, ASR, batch))
-    refs, hyps = [], []
-    with ws.db.write() as s:
-        rows = s.execute(
-            select(
-                ProductionClip.clip_id,
-                ProductionClip.original_name,
-                ProductionClip.transcript,
-                Clip.project_id,
-            )
-            .join(Clip, Clip.id == ProductionClip.clip_id)
-            .join(ImportBatch, ImportBatch.id == ProductionClip.batch_id)
-            .where(ImportBatch.name == batch, ProductionClip.sample_reason == "random")
-        ).all()
-        assert len(rows) >= 30
-        for clip_id, original, heard, project_id in rows:
-            final = truth[Path(original).name]
-            s.add(Resolution(clip_id=clip_id, project_id=project_id, transcript=final, method="imported"))
-            refs.append(final)
-            hyps.append(heard or "")
-    return float(jiwer.wer(refs, hyps))
+    return workspace, transcribed_project(workspace, tmp_path)
 
 
 def test_transcripts_that_get_much_worse_show_concept_drift_by_wer_and_a_null_batch_does_not(
@@ -154,7 +63,7 @@ def test_transcripts_that_get_much_worse_show_concept_drift_by_wer_and_a_null_ba
     ws, _ = transcribed
     monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
-    null_wer = _log_and_label(ws, tmp_path, "same", seed=1, slip=0.05)
+    null_wer = log_transcribed_batch(ws, tmp_path, "same", seed=1, slip=0.05)
     quiet = run_drift_check(ws, ASR, "same")
     # The audio is a fresh draw of the reference's generator, so its measures may wobble by chance;
     # the model's outputs and its errors are what this batch holds equal.
@@ -166,7 +75,7 @@ def test_transcripts_that_get_much_worse_show_concept_drift_by_wer_and_a_null_ba
     assert wer["batch"]["wer"] == pytest.approx(null_wer)
     assert "no change" in wer["reason"]
 
-    bad_wer = _log_and_label(ws, tmp_path, "worse", seed=2, slip=0.3, drop=0.5)
+    bad_wer = log_transcribed_batch(ws, tmp_path, "worse", seed=2, slip=0.3, drop=0.5)
     assert main(["drift", "--project", ASR, "--batch", "worse", "--json"]) == 0
     check = json.loads(capsys.readouterr().out)
     wer = check["wer"]
