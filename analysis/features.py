@@ -29,20 +29,16 @@ tens of seconds of CPU each, before the first clip is done.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import inspect
 import json
 import math
-import multiprocessing
 import os
 import sys
 import tempfile
-import threading
-import types
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +51,8 @@ import scipy.signal
 import soundfile as sf
 import soxr
 from threadpoolctl import threadpool_limits
+
+from analysis.processes import plain_main, pool_context
 
 # Bump when the meaning of a column changes without any setting changing.
 FEATURES_VERSION = 1
@@ -603,38 +601,6 @@ def feature_frame(
     return pd.DataFrame(values, index=pd.Index(keys, name="key"), columns=names)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # Forking is the cheapest start (workers inherit the imported librosa), but only safe from a
-    # single-threaded process (a CLI, not a web server), and Python 3.12+ warns about it whenever
-    # native threads exist; otherwise a fork server that has imported this module is nearly as quick.
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and sys.version_info < (3, 12) and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    if "forkserver" in methods:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-@contextlib.contextmanager
-def _plain_main() -> Iterator[None]:
-    """Keep spawned workers from re-running the caller's ``__main__`` script.
-
-    Spawn and fork-server workers import the parent's main module by path. Under Streamlit (and its
-    AppTest) ``__main__`` is the app script itself, which a worker must never run.
-    """
-    main = sys.modules.get("__main__")
-    if main is None or not getattr(main, "__file__", None):
-        yield
-        return
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
-
-
 #: Clips a worker takes at a time: a few hundredths of a second of work, so progress moves clip by
 #: clip, while handing a task over costs a fraction of a millisecond.
 CLIPS_PER_TASK = 4
@@ -664,9 +630,9 @@ def _run_chunks(
         return
     chunks = [todo[i : i + CLIPS_PER_TASK] for i in range(0, len(todo), CLIPS_PER_TASK)]
     with (
-        _plain_main(),
+        plain_main(),
         ProcessPoolExecutor(
-            max_workers=workers, mp_context=_pool_context(), initializer=_limit_threads
+            max_workers=workers, mp_context=pool_context(__name__), initializer=_limit_threads
         ) as pool,
     ):
         running: set[Future] = set()

@@ -28,6 +28,12 @@ both of its variants, on the same columns.
 Measures of every clip under every condition are cached in ``bench/.cache/drift`` (first run a few
 minutes on two cores; later runs only do the statistics), and so are pyin's pitches. Run as
 ``python -m bench.bench_drift``.
+
+``python -m bench.bench_drift --app`` times the check as the app runs it instead (its own section):
+``run_drift_check`` on batches of 50 and 1,000 FSDD clips against a 1,000-clip reference, with the
+reference's stored summary removed before each call (cold: the baseline, what every check did before
+the summary was kept) and read back (warm), target ≤ 0.5 s CPU for 50 clips warm; and the
+``earmark drift --json`` command in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -904,5 +910,170 @@ def _markdown(  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------------
+# The check as the app runs it: run_drift_check with the reference summary stored, or not
+
+
+def _app_workspace(tmp: Path, paths: list[Path]):  # type: ignore[no-untyped-def]
+    """A project whose live model's reference is 1,000 FSDD clips (its test split, the model's answer
+    the digit in the file name), and production batches of 50 and 1,000 other FSDD clips."""
+    import shutil
+
+    from sqlalchemy import update
+
+    from bench.bench_import import fresh_workspace
+    from bench.bench_ingest_production import write_log
+    from db.models import Clip
+    from labeling.data.importer import import_path
+    from labeling.data.versions import create_version
+    from labeling.model.runs import import_external_predictions
+    from labeling.monitor.live import mark_live
+    from labeling.monitor.production import import_production
+
+    ref_files, batch_files = paths[:1000], paths[1000:2000]
+    src = tmp / "reference"
+    src.mkdir()
+    for f in ref_files:
+        shutil.copy(f, src / f.name)
+    ws = fresh_workspace(tmp)
+    import_path(ws, src, "fsdd", pattern=r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.wav")
+    with ws.db.write() as s:
+        s.execute(update(Clip).values(split="test"))
+        create_version(s, "fsdd", name="v1")
+    pred = tmp / "pred.csv"
+    pred.write_text(
+        "file_name,label,confidence\n" + "".join(f"{f.name},{f.name[0]},0.9\n" for f in ref_files)
+    )
+    run = import_external_predictions(ws, "fsdd", pred, name="deployed")
+    mark_live(ws, "fsdd", run.id, reference="v1")
+    for name, files in (("b50", batch_files[:50]), ("b1000", batch_files)):
+        folder = tmp / name
+        folder.mkdir()
+        log = write_log(folder, files)
+        log.write_text(log.read_text().replace('"req-', f'"{name}-'))
+        report = import_production(ws, log, "fsdd", batch=name, audio_root=FSDD / "recordings")
+        assert report.n_logged == len(files), report.rejected[:3]
+    return ws
+
+
+def app_check_cpu(paths: list[Path], repeat: int = 5) -> tuple[list[dict[str, object]], dict[str, float]]:
+    """Per-call CPU (``time.process_time``) and wall of ``run_drift_check`` on batches of 50 and 1,000
+    clips against a 1,000-clip reference: cold (the stored summary removed before each call, so the
+    reference is read from its stored per-clip measures and summarised: what every check did before)
+    and warm (the summary read back from ``stored_reports``); and the ``earmark drift --json`` command
+    in a fresh interpreter, warm, as CPU of the child process and wall."""
+    import tempfile
+
+    from sqlalchemy import delete
+
+    from bench.bench_import import SCRATCH
+    from db.models import StoredReport
+    from labeling.monitor.drift import run_drift_check
+    from labeling.monitor.reference import KIND
+
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    cli: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp_name:
+        tmp = Path(tmp_name)
+        ws = _app_workspace(tmp, paths)
+
+        def forget() -> None:
+            with ws.db.write() as s:
+                s.execute(delete(StoredReport).where(StoredReport.kind == KIND))
+
+        for batch in ("b50", "b1000"):
+            run_drift_check(ws, "fsdd", batch)  # measures and the summary in place
+            cold_cpu, cold_wall, warm_cpu, warm_wall = [], [], [], []
+            for _ in range(repeat):
+                forget()
+                c, w = time.process_time(), time.perf_counter()
+                cold = run_drift_check(ws, "fsdd", batch)
+                cold_cpu.append(time.process_time() - c)
+                cold_wall.append(time.perf_counter() - w)
+                c, w = time.process_time(), time.perf_counter()
+                warm = run_drift_check(ws, "fsdd", batch)
+                warm_cpu.append(time.process_time() - c)
+                warm_wall.append(time.perf_counter() - w)
+            rows.append(
+                {
+                    "batch": 50 if batch == "b50" else 1000,
+                    "cold_cpu": statistics.median(cold_cpu),
+                    "cold_wall": statistics.median(cold_wall),
+                    "warm_cpu": statistics.median(warm_cpu),
+                    "warm_wall": statistics.median(warm_wall),
+                    "same": cold.report == warm.report,
+                }
+            )
+            print(f"  {rows[-1]}", flush=True)
+        url = f"sqlite:///{tmp / 'bench.db'}"
+        ws.close()
+        env = {**os.environ, "EARMARK_DATA_DIR": str(tmp), "EARMARK_DATABASE_URL": url}
+        earmark = Path(sys.executable).with_name("earmark")
+        cpus, walls = [], []
+        for _ in range(3):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            w = time.perf_counter()
+            subprocess.run(
+                [str(earmark), "drift", "--project", "fsdd", "--batch", "b50", "--json"],
+                check=True,
+                env=env,
+                capture_output=True,
+            )
+            walls.append(time.perf_counter() - w)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+        cli = {"cpu": statistics.median(cpus), "wall": statistics.median(walls)}
+    return rows, cli
+
+
+def _app_markdown(rows: list[dict[str, object]], cli: dict[str, float], start_up: float) -> str:
+    lines = [
+        "## Drift check in the app (`labeling/monitor/reference.py`, `python -m bench.bench_drift --app`)",
+        "",
+        "`run_drift_check` on production batches of FSDD clips against a live model's 1,000-clip "
+        "reference, per call, median of 5: **cold**, the reference's stored summary removed before the "
+        "call, so the check reads the reference's per-clip measures from the database, builds its frame "
+        "and summarises it (what every check did before the summary was kept: the baseline); **warm**, "
+        "the summary read back from `stored_reports`. Both include measuring nothing new, reading the "
+        "batch, the statistics and storing the check; CPU is `time.process_time` in the process. "
+        "Target: ≤ 0.5 s CPU for a 50-clip batch, warm.",
+        "",
+        "| batch clips | cold: CPU / wall (baseline) | warm: CPU / wall | cold ÷ warm (CPU) | same report |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['batch']:,} | {r['cold_cpu']:.3f} s / {r['cold_wall']:.3f} s | "
+            f"**{r['warm_cpu']:.3f} s** / {r['warm_wall']:.3f} s | "
+            f"{float(r['cold_cpu']) / float(r['warm_cpu']):.1f}× | {r['same']} |"  # type: ignore[arg-type]
+        )
+    lines += [
+        "",
+        f"`earmark drift --project fsdd --batch b50 --json` in a fresh interpreter, warm: {cli['cpu']:.2f} s CPU, "
+        f"{cli['wall']:.2f} s wall (median of 3), of which importing `analysis.drift` alone costs "
+        f"{start_up:.2f} s CPU.",
+        "",
+        machine() + ".",
+    ]
+    return "\n".join(lines)
+
+
+def main_app() -> None:
+    if not (FSDD / "recordings").is_dir():
+        print(f"skipped: no FSDD recordings beside the project ({FSDD})")
+        return
+    paths = sorted((FSDD / "recordings").glob("*.wav"))
+    # Reference and batches drawn from one shuffle: no drift expected, the usual case.
+    paths = [paths[i] for i in np.random.default_rng(5).permutation(len(paths))]
+    rows, cli = app_check_cpu(paths)
+    md = _app_markdown(rows, cli, import_cpu())
+    print(md)
+    write_section("drift_app", md)
+
+
 if __name__ == "__main__":
-    main()
+    if "--app" in sys.argv[1:]:
+        main_app()
+    else:
+        main()

@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "default: the version the live model was trained on) measure by measure, jointly (MMD) and on "
         "the model's outputs, and store the check. Prints the level and why: none (no drift), warning "
         "(one drifted batch), alarm (two drifted batches in a row, a p-value under the project's "
-        "alarm_p, or the accuracy on the labelled random sample changed) or too_small (fewer clips "
-        "than the project's min_batch: no verdict, never an alarm). Always exits 0 once the check is "
+        "alarm_p, or the accuracy on the labelled random sample changed, or for a transcription "
+        "project its word error rate) or too_small (fewer clips than the project's min_batch: no "
+        "verdict, never an alarm). Always exits 0 once the check is "
         "stored; earmark monitor is the one that pages.",
     )
     p.add_argument("--project", required=True, help="project name or id")
@@ -83,6 +84,9 @@ def run_drift(args: argparse.Namespace) -> int:
         print(f"  {reason}")
     if result.accuracy_note and result.accuracy_note not in result.reasons:
         print(f"  {result.accuracy_note}")
+    wer_note = (d.get("wer") or {}).get("reason")
+    if wer_note and wer_note not in result.reasons:
+        print(f"  {wer_note}")
     for m in d.get("measures", []):
         mark = "DRIFT" if m.get("drift") else "     "
         effect = m.get("effect")

@@ -68,9 +68,11 @@ class MonitorSummary:
 def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None = None) -> MonitorSummary:
     """Every production batch with its standing level (:func:`batch_standings`), the accuracy of its
     labelled random sample (``labelled``, ``correct``, ``accuracy``, ``accuracy_note``, and the test
-    as ``concept``; ``labels_missing``: how many more labelled random-sample clips the accuracy test
-    needs for a verdict, 0 once it has them), and whether an alarm stands: on *any* batch whose level
-    is ``alarm``, not acknowledged, while the project's alarms are not snoozed."""
+    as ``concept``; for a transcription project the word-error-rate test of its latest check as
+    ``wer`` and in words as ``wer_note``; ``labels_missing``: how many more labelled random-sample
+    clips the accuracy test needs for a verdict, 0 once it has them), and whether an alarm stands:
+    on *any* batch whose level is ``alarm``, not acknowledged, while the project's alarms are not
+    snoozed."""
     now = now or datetime.now(UTC)
     with ws.db.read() as s:
         info = resolve_project(s, project)
@@ -103,6 +105,8 @@ def monitor_summary(ws: Workspace, project: str | int, *, now: datetime | None =
         accuracy=[c.accuracy for c in counts],
         accuracy_note=[st.accuracy_note if st else None for st in stand],
         concept=[st.concept if st else None for st in stand],
+        wer=[st.wer if st else None for st in stand],
+        wer_note=[st.wer_note if st else None for st in stand],
         labels_missing=[max(0, min_labels - c.n) for c in counts],
     )
     standing = batches[(batches["level"] == "alarm") & ~batches["acknowledged"]]

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,14 +24,13 @@ from labeling.monitor.measures import (
     SampleAccuracy,
     batch_frame,
     batch_row,
-    reference_frame,
     refresh_batch_measures,
     sample_accuracy,
-    stored_measures,
 )
 from labeling.monitor.production import (
     production_batches,
 )
+from labeling.monitor.reference import cached_reference_summary, reference_columns
 from labeling.monitor.settings import project_settings, resolve_project
 from labeling.platform.progress import StageProgress
 from labeling.platform.workspace import Workspace
@@ -87,7 +85,7 @@ def _as_report(stats: Mapping[str, Any]) -> Any:
     """A stored check as the DriftReport the alarm rule reads (verdict, smallest p, concept)."""
     from analysis.drift import DriftReport, MeasureResult
 
-    concept = stats.get("concept")
+    concept, wer = stats.get("concept"), stats.get("wer")
     fields = set(MeasureResult.__dataclass_fields__)
     return DriftReport(
         drift=bool(stats.get("drift")),
@@ -99,6 +97,7 @@ def _as_report(stats: Mapping[str, Any]) -> Any:
         n_batch=int(stats.get("n_batch") or 0),
         min_p=float(stats["min_p"]) if stats.get("min_p") is not None else math.nan,
         concept=MeasureResult(**{k: v for k, v in concept.items() if k in fields}) if concept else None,
+        wer=MeasureResult(**{k: v for k, v in wer.items() if k in fields}) if wer else None,
     )
 
 
@@ -107,13 +106,6 @@ def latest_checks(s: Session, project_id: int) -> dict[int, DriftCheck]:
         select(DriftCheck).where(DriftCheck.project_id == project_id).order_by(DriftCheck.id)
     ).all()
     return {r.current_batch_id: r for r in rows if r.current_batch_id is not None}
-
-
-def _with_correct(frame: pd.DataFrame) -> pd.DataFrame:
-    out = stored_measures(frame)
-    if "correct" in frame:
-        out["correct"] = frame["correct"].astype("float64")
-    return out
 
 
 #: What the reasons call the clips accuracy is measured on (see :func:`labelled_random_sample`).
@@ -132,6 +124,8 @@ class BatchStanding:
     concept: dict[str, Any] | None  # the accuracy test (analysis.drift.concept_test) as a dict
     accuracy: SampleAccuracy
     accuracy_note: str | None  # the accuracy in words, whether or not it is a reason
+    wer: dict[str, Any] | None = None  # the word-error-rate test (analysis.drift.wer_drift) as a dict
+    wer_note: str | None = None  # the WER in words, whether or not it is a reason
 
 
 def _measure_reasons(stats: Mapping[str, Any]) -> list[str]:
@@ -207,6 +201,8 @@ def batch_standings(s: Session, project: str | int | ProjectInfo) -> dict[int, B
             concept=None if concept is None else plain(concept.to_dict()),
             accuracy=acc,
             accuracy_note=note,
+            wer=stats.get("wer"),
+            wer_note=(stats.get("wer") or {}).get("reason") or None,
         )
         earlier.append(report)
     return out
@@ -240,14 +236,16 @@ def run_drift_check(
     )
     with ws.db.read() as s:
         cur = batch_frame(s, info, batch)
-    ref = reference_frame(ws, project, version=reference, progress=progress)
+    ref = cached_reference_summary(
+        ws, project, version=reference, progress=progress, random_state=random_state
+    )
     settings = project_settings(info)
     if progress:
-        progress(f"Comparing {len(cur):,} production clips with {len(ref):,} reference clips", 0, 1)
+        progress(f"Comparing {len(cur):,} production clips with {ref.summary.n:,} reference clips", 0, 1)
     min_labels = int(settings["min_labels"])
     report = drift_report(
-        _with_correct(ref),
-        _with_correct(cur),
+        ref.summary,
+        reference_columns(cur),
         alpha=float(settings["alpha"]),
         min_batch=int(settings["min_batch"]),
         random_state=random_state,
@@ -263,13 +261,13 @@ def run_drift_check(
         "report_level": report.level,
         "measure_reasons": [r for r in report.reasons if r != said],
         "n_labelled": int(cur["correct"].notna().sum()) if "correct" in cur else 0,
-        "reference_version_id": ref.attrs.get("version_id"),
+        "reference_version_id": ref.version_id,
     }
     with ws.db.write() as s:
         batch_id = int(cur.attrs["batch_id"])
         check = DriftCheck(
             project_id=info.id,
-            reference_version_id=ref.attrs.get("version_id"),
+            reference_version_id=ref.version_id,
             current_batch_id=batch_id,
             test="drift_report",
             threshold=float(settings["alpha"]),
@@ -288,7 +286,9 @@ def run_drift_check(
             batch=str(cur.attrs["batch"]),
             batch_id=batch_id,
             reference_version_id=check.reference_version_id,
-            drift=bool(report.drift) or bool((standing.concept or {}).get("drift")),
+            drift=bool(report.drift)
+            or bool((standing.concept or {}).get("drift"))
+            or bool(report.wer is not None and report.wer.drift),
             level=standing.level,
             reasons=standing.reasons,
             report=report_dict,
@@ -319,7 +319,9 @@ def latest_check(ws: Workspace, project: str | int, batch: str | int) -> DriftCh
             batch=row.name,
             batch_id=row.id,
             reference_version_id=check.reference_version_id,
-            drift=bool(st.get("drift")) or bool((standing.concept or {}).get("drift")),
+            drift=bool(st.get("drift"))
+            or bool((standing.concept or {}).get("drift"))
+            or bool((st.get("wer") or {}).get("drift")),
             level=standing.level,
             reasons=standing.reasons,
             report={k: v for k, v in st.items() if k not in {"concept", "reasons", "level"}},

@@ -168,41 +168,37 @@ def reference_frame(
     ``label``, ``correct`` and ``tags``. Falls back to every clip of the version if it has no dev/test."""
     with ws.db.read() as s:
         info = resolve_project(s, project)
-        live = live_model_row(s, info.id)
-        if version is not None:
-            version_id: int | None = reference_version_id_of(s, info.id, version)
-        elif live is not None:
-            version_id = live.reference_version_id
-        else:
-            version_id = None
-        if version_id is None:
-            raise MonitoringError(
-                "no reference: mark a live model trained on a dataset version, "
-                "or name a version (--reference)"
-            )
-        cols = [DatasetItem.clip_id, DatasetItem.label, DatasetItem.split, DatasetItem.tags, Clip.storage_key]
+        version_id, run_id = reference_key(s, info, version)
+        cols = [
+            DatasetItem.clip_id,
+            DatasetItem.label,
+            DatasetItem.transcript,
+            DatasetItem.split,
+            DatasetItem.tags,
+            Clip.storage_key,
+        ]
         cols += [getattr(Clip, c) for c in CLIP_MEASURES]
         q = (
             select(*cols)
             .join(Clip, Clip.id == DatasetItem.clip_id)
             .where(DatasetItem.version_id == version_id)
         )
-        names = ["clip_id", "label", "split", "tags", "storage_key", *CLIP_MEASURES]
+        names = ["clip_id", "label", "final_transcript", "split", "tags", "storage_key", *CLIP_MEASURES]
         items = pd.DataFrame(s.execute(q).all(), columns=names)
         held = items[items["split"].isin(["dev", "test"])]
         if not held.empty:
             items = held
-        preds = pd.DataFrame(columns=["clip_id", "predicted", "confidence"])
-        if live is not None:
+        preds = pd.DataFrame(columns=["clip_id", "predicted", "confidence", "transcript"])
+        if run_id is not None:
             # A transcription model's output is its transcript (empty when it heard nothing).
             answer = Prediction.label if info.classifies else Prediction.transcript
             preds = pd.DataFrame(
                 s.execute(
-                    select(Prediction.clip_id, answer, Prediction.confidence).where(
-                        Prediction.run_id == live.run_id
+                    select(Prediction.clip_id, answer, Prediction.confidence, Prediction.transcript).where(
+                        Prediction.run_id == run_id
                     )
                 ).all(),
-                columns=["clip_id", "predicted", "confidence"],
+                columns=["clip_id", "predicted", "confidence", "transcript"],
             )
         low = project_settings(info)["low_confidence"]
     if items.empty:
@@ -218,10 +214,60 @@ def reference_frame(
         frame = frame.drop(columns=["predicted", "confidence", "empty", "low_confidence"])
     elif not info.classifies:
         frame = frame.drop(columns=["predicted"])  # free text: its emptiness is tested, not its mix
+        if transcript_drift(info):
+            frame = _transcript_columns(
+                frame, frame["final_transcript"].where(has_pred), frame["transcript"], info
+            )
     else:
         frame["correct"] = (frame["predicted"] == frame["label"]).where(has_pred & frame["label"].notna())
+    frame = frame.drop(columns=["final_transcript", "transcript"])
     frame.attrs["version_id"] = version_id
+    frame.attrs["run_id"] = run_id
     return frame.reset_index(drop=True)
+
+
+def reference_key(s: Session, info: ProjectInfo, version: str | int | None) -> tuple[int, int | None]:
+    """The reference a drift check compares with: its dataset version id (``version``, or the live
+    model's reference) and the live model's run id (None without a live model)."""
+    live = live_model_row(s, info.id)
+    if version is not None:
+        version_id: int | None = reference_version_id_of(s, info.id, version)
+    elif live is not None:
+        version_id = live.reference_version_id
+    else:
+        version_id = None
+    if version_id is None:
+        raise MonitoringError(
+            "no reference: mark a live model trained on a dataset version, or name a version (--reference)"
+        )
+    return version_id, None if live is None else live.run_id
+
+
+def transcript_drift(info: ProjectInfo) -> bool:
+    """Whether a project's checks test transcripts (length, word error rate): it transcribes and has
+    no classes, so the model's answer is its transcript."""
+    return info.transcribes and not info.classifies
+
+
+def _transcript_columns(
+    frame: pd.DataFrame, final: pd.Series, hypothesis: pd.Series, info: ProjectInfo
+) -> pd.DataFrame:
+    """``transcript_words`` of the model's transcripts, and ``word_errors``/``ref_words`` of them
+    against the final transcripts, both after the project's normalisation (NaN without a final one)."""
+    from analysis.drift import transcript_words
+    from analysis.text import NormalizationRules, error_rates
+
+    frame["transcript_words"] = transcript_words(list(hypothesis))
+    rules = NormalizationRules.from_dict(info.normalization)
+    scored = final.notna() & hypothesis.notna()
+    refs = [rules.normalize(str(t)) for t in final[scored]]
+    hyps = [rules.normalize(str(t)) for t in hypothesis[scored]]
+    rates = error_rates(refs, hyps, chars=False)
+    frame["word_errors"] = np.nan
+    frame["ref_words"] = np.nan
+    frame.loc[scored, "word_errors"] = rates["word_errors"].to_numpy(float)
+    frame.loc[scored, "ref_words"] = rates["ref_words"].to_numpy(float)
+    return frame
 
 
 def batch_row(s: Session, project_id: int, batch: str | int) -> ImportBatch:
@@ -322,6 +368,7 @@ def batch_frame(s: Session, project: str | int | ProjectInfo, batch: str | int) 
             ProductionClip.sample_reason,
             ProductionClip.admitted_at,
             Resolution.label,
+            Resolution.transcript,
         )
         .outerjoin(Resolution, Resolution.clip_id == ProductionClip.clip_id)
         .where(ProductionClip.batch_id == row.id)
@@ -345,6 +392,7 @@ def batch_frame(s: Session, project: str | int | ProjectInfo, batch: str | int) 
         "sample_reason",
         "admitted_at",
         "label",
+        "final_transcript",
     ]
     frame = pd.DataFrame(s.execute(q).all(), columns=names)
     measures = pd.DataFrame(list(frame["measures"]), index=frame.index)
@@ -358,6 +406,11 @@ def batch_frame(s: Session, project: str | int | ProjectInfo, batch: str | int) 
     frame = _output_columns(frame, project_settings(info)["low_confidence"])
     if not info.classifies:
         frame = frame.drop(columns=["predicted"])
+    if transcript_drift(info):
+        # The word error rate, like accuracy, only on the labelled random sample.
+        final = frame["final_transcript"].where(frame["sample_reason"] == "random")
+        frame = _transcript_columns(frame, final, frame["transcript"], info)
+    frame = frame.drop(columns=["final_transcript"])
     # Right or wrong only on the clips the accuracy is measured on, NaN elsewhere.
     sample = labelled_random_sample(s, info.id, [row.id]).set_index("production_clip_id")["correct"]
     frame["correct"] = frame["production_clip_id"].map(sample.astype(float)).astype("float64")
@@ -366,10 +419,15 @@ def batch_frame(s: Session, project: str | int | ProjectInfo, batch: str | int) 
     return frame
 
 
+#: Per-clip columns a drift report reads beside :data:`analysis.drift.MEASURES`.
+LABEL_COLUMNS = ("correct", "word_errors", "ref_words")
+
+
 def stored_measures(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns a drift report reads (analysis.drift.MEASURES), where present."""
+    """The columns a drift report reads (analysis.drift.MEASURES and :data:`LABEL_COLUMNS`), where
+    present."""
     from analysis.drift import MEASURES
 
-    return frame[[c for c in MEASURES if c in frame.columns]].apply(
+    return frame[[c for c in (*MEASURES, *LABEL_COLUMNS) if c in frame.columns]].apply(
         lambda col: col if col.name == "predicted" else pd.to_numeric(col, errors="coerce")
     )

@@ -23,9 +23,12 @@ versions or label-issue detection (see :mod:`labeling.monitor.loop` for how they
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -126,6 +129,36 @@ def measure_clip(y: np.ndarray, sr: int) -> dict[str, float]:
     return {k: float(v) for k, v in clip_measures(y, sr).items()}
 
 
+#: Batches of at least this many files take their drift measures in worker processes: the measures
+#: are many small numpy steps that hold the GIL, so threads alone leave the second core idle; below
+#: it, starting the workers costs more than they save.
+PROCESS_MIN_FILES = 200
+
+
+@contextlib.contextmanager
+def _clip_measurer(n_files: int) -> Iterator[Callable[[np.ndarray, int], dict[str, float]]]:
+    """:func:`measure_clip` for ``n_files`` files: in this process for a few, else handed to one
+    worker process per core (the same function on the same samples, so the same values)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if n_files < PROCESS_MIN_FILES or workers < 2:
+        yield measure_clip
+        return
+    from analysis.drift import clip_measures
+    from analysis.processes import plain_main, pool_context
+
+    with (
+        plain_main(),
+        ProcessPoolExecutor(max_workers=workers, mp_context=pool_context("analysis.drift")) as pool,
+    ):
+        # The workers start now, from this thread, before the decoding threads exist.
+        list(pool.map(abs, range(workers)))
+
+        def measure(y: np.ndarray, sr: int) -> dict[str, float]:
+            return {k: float(v) for k, v in pool.submit(clip_measures, y, sr).result().items()}
+
+        yield measure
+
+
 def _number(value: Any, what: str) -> float | None:
     if value is None:
         return None
@@ -162,10 +195,10 @@ def _timestamp(value: Any, now: datetime) -> datetime:
         raise ValueError(f"timestamp {value!r} is out of range") from None
 
 
-def _audio(value: Any, base: Path) -> tuple[Path, str]:
+def _audio(value: Any, base: Path, root: Path | None = None) -> tuple[Path, str]:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("no audio path")
-    root = base.resolve()
+    root = base.resolve() if root is None else root
     path = (base / value).resolve()
     if not path.is_relative_to(root):
         raise ValueError(f"audio {value!r} lies outside {'the audio root' if base else 'the log folder'}")
@@ -175,13 +208,21 @@ def _audio(value: Any, base: Path) -> tuple[Path, str]:
 
 
 def parse_record(
-    raw: Any, ref: str, *, base: Path, info: ProjectInfo, now: datetime, default_model: str | None = None
+    raw: Any,
+    ref: str,
+    *,
+    base: Path,
+    info: ProjectInfo,
+    now: datetime,
+    default_model: str | None = None,
+    root: Path | None = None,
 ) -> _Record:
-    """One log record checked and typed; raises ValueError with the reason."""
+    """One log record checked and typed; raises ValueError with the reason. ``root`` is ``base``
+    resolved, when the caller has resolved it once for many records."""
     if not isinstance(raw, Mapping):
         raise ValueError("not a JSON object")
     check_values(raw)
-    path, name = _audio(raw.get("audio"), base)
+    path, name = _audio(raw.get("audio"), base, root)
     timestamp = _timestamp(raw.get("timestamp"), now)
     model = _text(raw.get("model"), "model") or default_model
     if not model:
@@ -230,6 +271,7 @@ def read_prediction_log(
     """The records of a JSON Lines log, and a problem per line that cannot be taken."""
     now = now or datetime.now(UTC)
     base = audio_root if audio_root is not None else path.parent
+    root = base.resolve()  # once, not for every line
     records: list[_Record] = []
     problems: list[Problem] = []
     try:
@@ -239,7 +281,7 @@ def read_prediction_log(
                 problems.append(Problem(ref, unreadable))
                 continue
             try:
-                records.append(parse_record(parse_line(line), ref, base=base, info=info, now=now))
+                records.append(parse_record(parse_line(line), ref, base=base, info=info, now=now, root=root))
             except Exception as exc:  # whatever is wrong with a line is that line's problem
                 problems.append(Problem(ref, _reason(exc)))
     except LogFileError as exc:
@@ -300,11 +342,12 @@ def _ingest(
     records, n_known = _unlogged_requests(ws, info.id, records)
     items = [SourceItem(path=r.path, name=r.name) for r in records]
     prepared: dict[int, PreparedFile] = {}
-    for i, result in enumerate(prepare_files(items, Limits(), ws.store, progress, measure_clip)):
-        if isinstance(result, Problem):
-            problems.append(Problem(records[i].ref, f"audio {result.ref}: {result.reason}"))
-        else:
-            prepared[i] = result
+    with _clip_measurer(len(items)) as measure:
+        for i, result in enumerate(prepare_files(items, Limits(), ws.store, progress, measure)):
+            if isinstance(result, Problem):
+                problems.append(Problem(records[i].ref, f"audio {result.ref}: {result.reason}"))
+            else:
+                prepared[i] = result
     scored_by = None
     if score is not None and prepared:
         scores = score(list(prepared.values()))
@@ -536,12 +579,14 @@ def log_predictions(
     ``audio_root``). Bad records are listed as ``record N`` with the reason."""
     info = _info(ws, project)
     now = now or datetime.now(UTC)
+    base = Path(audio_root)
+    root = base.resolve()
     good: list[_Record] = []
     problems: list[Problem] = []
     for number, raw in enumerate(records, 1):
         ref = f"record {number}"
         try:
-            good.append(parse_record(raw, ref, base=Path(audio_root), info=info, now=now))
+            good.append(parse_record(raw, ref, base=base, info=info, now=now, root=root))
         except Exception as exc:  # whatever is wrong with a record is that record's problem
             problems.append(Problem(ref, _reason(exc)))
     return _ingest(ws, info, good, problems, batch=batch, source="api", actor_id=actor_id, progress=None)

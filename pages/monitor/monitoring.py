@@ -63,7 +63,7 @@ right.metric(
     "Level",
     str(row["level"]).replace("_", " "),
     help="none: no drift · warning: one drifted batch · alarm: two in a row, a very small p-value or "
-    f"an accuracy change · too small: under {view.min_batch} clips, no verdict (never an alarm)",
+    f"an accuracy or WER change · too small: under {view.min_batch} clips, no verdict (never an alarm)",
 )
 if right.button("Check for drift", key="monitoring.check", icon=":material/radar:"):
     job_status.start("drift", user, project_id=project.id, params={"batch": batch})
@@ -73,6 +73,28 @@ if row["reasons"]:
 note = row["accuracy_note"]
 if isinstance(note, str) and note and note not in row["reasons"]:  # accuracy said, drifted or not
     st.caption(note[0].upper() + note[1:] + ".")
+wer = row.get("wer")
+if isinstance(wer, dict) and (wer.get("batch") or {}).get("n"):  # transcription: concept drift by WER
+    ref_wer, bat_wer = (wer.get("reference") or {}).get("wer"), (wer.get("batch") or {}).get("wer")
+    change = wer.get("change") or {}
+    st.metric(
+        "WER on the labelled random sample",
+        "—" if bat_wer is None else f"{100 * bat_wer:.1f}%",
+        delta=None if change.get("difference") is None else f"{change['difference']:+.1f} points",
+        delta_color="inverse",
+        help="word error rate of the live model's transcripts against the final ones; the change is "
+        "against the reference"
+        + ("" if ref_wer is None else f" ({100 * ref_wer:.1f}%)")
+        + (
+            ""
+            if change.get("ci_low") is None
+            else f", {100 * change['confidence']:g}% bootstrap interval "
+            f"{change['ci_low']:+.1f} to {change['ci_high']:+.1f} points"
+        ),
+    )
+    said = row["wer_note"]
+    if isinstance(said, str) and said and said not in row["reasons"]:
+        st.caption(said[0].upper() + said[1:] + ".")
 missing = missing_labels_note(int(row["labels_missing"]), view.summary.min_labels)
 if missing and row["level"] != "unchecked":
     st.caption(missing[0].upper() + missing[1:] + ".")

@@ -10,7 +10,15 @@ from db.models import MonitoringAction, ProductionClip, Project
 from labeling.monitor.drift import run_drift_check
 from labeling.platform.jobs import run_next_job, submit_job
 from tests.app.conftest import ROOT, sign_in
-from tests.monitoring import BATCHES, PROJECT, log_batch, monitored_project
+from tests.monitoring import (
+    ASR,
+    BATCHES,
+    PROJECT,
+    log_batch,
+    log_transcribed_batch,
+    monitored_project,
+    transcribed_project,
+)
 
 
 def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(app_env, tmp_path):
@@ -114,3 +122,18 @@ def test_the_page_shows_an_alarm_that_stands_under_newer_batches_and_the_labels_
         c.value.startswith("30 more labelled random-sample clips needed for an accuracy verdict")
         for c in at.caption
     )
+
+
+def test_a_transcription_batch_shows_its_word_error_rate(app_env, tmp_path):
+    transcribed_project(app_env, tmp_path)
+    log_transcribed_batch(app_env, tmp_path, "worse", seed=2, slip=0.3, drop=0.5)
+    run_drift_check(app_env, ASR, "worse")
+    at = AppTest.from_file(str(ROOT / "pages/monitor/monitoring.py"), default_timeout=180)
+    sign_in(at, "admin")
+    at.session_state["app.project"] = ASR
+    at.run()
+    assert not at.exception, at.exception
+    wer = next(m for m in at.metric if m.label == "WER on the labelled random sample")
+    assert wer.value.endswith("%")
+    assert wer.delta.startswith("+")
+    assert any("WER +" in c.value for c in at.caption)
