@@ -335,16 +335,18 @@ def queue_report_refreshes(s: Session, project_id: int) -> list[str]:
             )
         )
     )
-    queued = []
-    for name in names:
-        if name in active:
-            continue
-        try:
-            submit_job(s, name, project_id=project_id, owner_id=None)
-        except JobBusy:
-            continue  # another server queued it at the same moment
-        queued.append(name)
-    return queued
+    return [name for name in names if name not in active and queue_once(s, name, project_id)]
+
+
+def queue_once(s: Session, kind: str, project_id: int, params: Mapping[str, Any] | None = None) -> bool:
+    """Queue ``kind`` for a project unless one is already queued or running there; whether it was."""
+    if _active(s, kind, project_scope(project_id)) is not None:
+        return False
+    try:
+        submit_job(s, kind, project_id=project_id, owner_id=None, params=params)
+    except JobBusy:
+        return False  # another server queued it at the same moment
+    return True
 
 
 def _active(s: Session, kind: str, scope: str) -> JobInfo | None:
