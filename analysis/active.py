@@ -364,6 +364,7 @@ def k_center_greedy(
             raise ValueError(f"first must index the points, got {first}")
         picked[0] = first
         nearest = _sq_distances(x, x[first : first + 1])[:, 0]
+        nearest[first] = -1.0  # as for every later pick: a duplicate of it may still be picked
         start_at = 1
     norms = (x * x).sum(axis=1)
     for i in range(start_at, k):
