@@ -46,6 +46,7 @@ from labeling.data.queue_order import (
 from labeling.platform import names
 from labeling.platform.audit import audit_frame, record
 from labeling.platform.ids import as_id
+from labeling.platform.jobs import job_kinds, queue_once
 
 
 class ProjectError(ValueError):
@@ -154,8 +155,9 @@ def create_project(
         raise ProjectError("each clip needs at least one annotation (k >= 1)")
     if s.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise ProjectError(f"a project named {name!r} already exists")
-    if "queue_order" in (settings or {}):
-        _clean_settings({}, {"queue_order": (settings or {})["queue_order"]})
+    queue_settings = {k: v for k, v in (settings or {}).items() if k in _CHECKS}
+    if queue_settings:
+        _clean_settings({}, queue_settings)  # a bad queue setting is refused, not silently ignored
     project = Project(
         name=name,
         task_kind=task_kind,
@@ -697,9 +699,24 @@ def apply_settings(
         raise SettingsNeedConfirmation(preview)
     if not preview.changes:
         return get_project(s, ref)
-    return update_project(
+    before = get_project(s, ref).settings
+    info = update_project(
         s, ref, actor_id=actor_id, **{key: new for key, (_, new) in preview.changes.items()}
     )
+    if _needs_scoring(before, info.settings) and SCORING_JOB in job_kinds():
+        queue_once(s, SCORING_JOB, info.id)  # the worker ranks the queue by the new setting
+    return info
+
+
+#: The job kind (registered by ``labeling.job_kinds``) that writes a scored queue's priorities.
+SCORING_JOB = "queue_scores"
+
+
+def _needs_scoring(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a settings change asks the queue-scoring job for new priorities or needed counts."""
+    scored = queue_order(new).strategy is not None or overlap_settings(new) is not None
+    changed = queue_caption(old) != queue_caption(new) or overlap_settings(old) != overlap_settings(new)
+    return scored and changed
 
 
 def settings_history(s: Session, project_id: int, *, limit: int = 100) -> pd.DataFrame:

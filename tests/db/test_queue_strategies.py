@@ -7,6 +7,7 @@ with adaptive overlap), and no annotator is shown another's label.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sqlalchemy import func, insert, select
 
@@ -17,6 +18,7 @@ from labeling.annotate.queue import next_clip
 from labeling.data.projects import apply_settings, create_project, preview_settings
 from labeling.data.queue_order import QUEUE_ORDERS
 from labeling.model.queue_scores import score_queue
+from labeling.model.runs import learning_curve_points, learning_curve_summary
 from labeling.platform.auth import add_user
 from labeling.platform.jobs import queue_once, run_worker
 from tests.audio import speechlike, write_wav
@@ -182,3 +184,37 @@ def test_every_order_keeps_k_and_blindness(scored, order, adaptive):
         assert all(count == 2 for _, count, _ in rows)
     else:
         assert {count for _, count, _ in rows} <= {1, 2, 3}
+
+
+def test_runs_are_learning_curve_points_per_strategy(scored):
+    ws, pid, _clips, _users, _admin = scored
+    with ws.db.write() as s:
+        for strategy, labels, accuracy in (
+            ("margin+random10", 10, 0.6),
+            ("margin+random10", 30, 0.8),
+            ("unlabelled_first", 20, 0.5),
+        ):
+            s.add(
+                ModelRun(
+                    project_id=pid,
+                    kind="builtin",
+                    name=f"{strategy} {labels}",
+                    code_fingerprint="x",
+                    classes=["yes", "no"],
+                    metrics={"test": {"n": 10, "accuracy": accuracy}},
+                    queue_strategy=strategy,
+                    labels_spent=labels,
+                )
+            )
+    with ws.db.read() as s:
+        points = learning_curve_points(s, pid)
+    # The run of the fixture recorded neither, so it is not a point.
+    assert points[["strategy", "labels_spent", "accuracy"]].values.tolist() == [
+        ["margin+random10", 10, 0.6],
+        ["margin+random10", 30, 0.8],
+        ["unlabelled_first", 20, 0.5],
+    ]
+    summary = learning_curve_summary(points).set_index("strategy")
+    # Trapezoid between (10, 0.6) and (30, 0.8), divided by the width: (0.6 + 0.8) / 2.
+    assert summary.loc["margin+random10", "mean_accuracy"] == pytest.approx(0.7)
+    assert np.isnan(summary.loc["unlabelled_first", "mean_accuracy"])  # one point has no area
