@@ -218,3 +218,46 @@ def test_runs_are_learning_curve_points_per_strategy(scored):
     # Trapezoid between (10, 0.6) and (30, 0.8), divided by the width: (0.6 + 0.8) / 2.
     assert summary.loc["margin+random10", "mean_accuracy"] == pytest.approx(0.7)
     assert np.isnan(summary.loc["unlabelled_first", "mean_accuracy"])  # one point has no area
+
+
+def test_adaptive_overlap_asks_again_only_where_the_majority_is_doubtful(scored):
+    """Worked by hand: ``ben`` is right on 14 of 20 known clips (0.7 per class), so one answer of his
+    multiplies the odds of his class by 0.7 / 0.3 ≈ 2.33; the prior mixes the class shares (1/2)
+    and the model half and half. Clip 0 (model P(yes) 0.99), ben "yes": prior 0.745, posterior
+    0.745·2.33 / (0.745·2.33 + 0.255) ≈ 0.87 ≥ 0.8, done at one. Clip 3 (0.5): 0.5 → 0.7 < 0.8, one
+    more. Clip 7 (0.1), ben "yes": prior 0.3 → 0.5, one more."""
+    ws, pid, clips, (ana, ben, cho), admin = scored
+    with ws.db.write() as s:
+        known = s.execute(select(Resolution.clip_id, Resolution.label).order_by(Resolution.clip_id)).all()
+        wrong = {c for c, _ in known[:3]} | {c for c, _ in known[-3:]}  # three of each class
+        flip = {"yes": "no", "no": "yes"}
+        s.execute(
+            insert(Annotation),
+            [
+                {
+                    "project_id": pid,
+                    "clip_id": c,
+                    "annotator_id": who,
+                    "label": flip[label] if who == ben and c in wrong else label,
+                }
+                for c, label in known
+                for who in (ana, ben, cho)
+            ],
+        )
+    _settings(ws, pid, admin, adaptive_overlap={"min_k": 1, "max_k": 3, "target": 0.8})
+    score_queue(ws, pid)
+    with ws.db.read() as s:
+        needed = dict(s.execute(select(Clip.id, Clip.annotations_needed).where(Clip.id.in_(clips))).all())
+    assert set(needed.values()) == {1}  # nobody answered yet: min_k
+    for clip in (clips[0], clips[3], clips[7]):
+        with ws.db.write() as s:
+            assert submit_annotation(s, pid, ben, clip, label="yes").status == "created"
+    result = score_queue(ws, pid)
+    assert result.overlap["how"] == "Dawid–Skene posteriors"
+    with ws.db.read() as s:
+        needed = dict(s.execute(select(Clip.id, Clip.annotations_needed).where(Clip.id.in_(clips))).all())
+    assert (needed[clips[0]], needed[clips[3]], needed[clips[7]]) == (1, 2, 2)
+    # The queue now offers clip 3 and 7 to someone else, never clip 0, and never to ben again.
+    assert _next(ws, pid, ben) not in {clips[0], clips[3], clips[7]}
+    served = {_next(ws, pid, who) for who in (ana, cho)}
+    assert clips[0] not in served
