@@ -264,7 +264,13 @@ def drift(ctx: JobContext) -> dict[str, Any]:
     return {"check_id": result.id, "batch": result.batch, "level": result.level, "summary": summary}
 
 
-@job_kind("queue_scores", title="Queue scoring", refreshes_report=True)
+def _scoring_wanted(s: Any, project_id: int) -> bool:
+    from labeling.model.queue_scores import scoring_wanted
+
+    return scoring_wanted(s, project_id)
+
+
+@job_kind("queue_scores", title="Queue scoring", refreshes_report=True, wanted=_scoring_wanted)
 def queue_scores(ctx: JobContext) -> dict[str, Any]:
     """Rank the labeling queue by the project's active-learning strategy and apply adaptive overlap:
     queued after each training run and after changes to the labels (it scores again once

@@ -79,6 +79,13 @@ class ScoringResult:
         return {**asdict(self), "summary": self.summary}
 
 
+def scoring_wanted(s: Session, project_id: int) -> bool:
+    """Whether a project's labels changing calls for the job: its queue order is an active-learning
+    strategy or adaptive overlap is on (one read of the project's settings)."""
+    settings = s.scalar(select(Project.settings).where(Project.id == project_id))
+    return queue_strategy(settings) is not None or overlap_settings(settings) is not None
+
+
 def _previous(s: Session, project_id: int) -> dict[str, Any]:
     """The result of the newest finished scoring of this project (its state), or {}."""
     result = s.scalar(

@@ -20,7 +20,7 @@ from labeling.data.queue_order import QUEUE_ORDERS
 from labeling.model.queue_scores import score_queue
 from labeling.model.runs import learning_curve_points, learning_curve_summary
 from labeling.platform.auth import add_user
-from labeling.platform.jobs import queue_once, run_worker
+from labeling.platform.jobs import queue_once, queue_report_refreshes, run_worker
 from tests.audio import speechlike, write_wav
 from tests.db.test_queue import add_clips
 
@@ -85,6 +85,8 @@ def test_margin_serves_the_clip_the_model_is_least_sure_of_first(scored):
     ws, pid, clips, (ana, ben, _), admin = scored
     # Unscored, the queue goes by id.
     assert _next(ws, pid, ana) == clips[0]
+    with ws.db.write() as s:
+        assert queue_report_refreshes(s, pid) == ["agreement", "review_queue"]  # no scoring wanted yet
     _settings(ws, pid, admin, queue_order="margin", queue_random_share=0)
     result = score_queue(ws, pid)
     assert result.scored
@@ -103,7 +105,7 @@ def test_the_job_scores_again_only_after_enough_new_labels(scored):
     ws, pid, _clips, (ana, ben, cho), admin = scored
     _settings(ws, pid, admin, queue_order="entropy", queue_rescore_every=3)
     with ws.db.write() as s:
-        assert queue_once(s, "queue_scores", pid)
+        assert not queue_once(s, "queue_scores", pid)  # saving the setting queued it already
     assert run_worker(ws, once=True, kinds=["queue_scores"]) == 1
     for uid in (ana, ben):
         clip = _next(ws, pid, uid)
