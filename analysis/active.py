@@ -364,6 +364,7 @@ def k_center_greedy(
             raise ValueError(f"first must index the points, got {first}")
         picked[0] = first
         nearest = _sq_distances(x, x[first : first + 1])[:, 0]
+        nearest[first] = -1.0  # as for every later pick: a duplicate of it may still be picked
         start_at = 1
     norms = (x * x).sum(axis=1)
     for i in range(start_at, k):
@@ -833,3 +834,81 @@ def uncertainty_table(proba: pd.DataFrame, *, committee: Any | None = None) -> p
         for name, fn in DISAGREEMENT.items():
             out[name] = fn(c)
     return out
+
+
+def clip_priorities(
+    clip_ids: Any,
+    strategy: Strategy | None,
+    *,
+    proba: pd.DataFrame | None = None,
+    committee: Any | None = None,
+    features: pd.DataFrame | None = None,
+    labelled_features: Any | None = None,
+    lead: int = 1000,
+    random_state: int | None = None,
+) -> tuple[pd.Series, pd.Series]:
+    """Queue priorities of a project's unlabelled clips under ``strategy``, by clip id.
+
+    The mapping a queue-scoring job writes: :func:`queue_priorities` over ``clip_ids``, with the
+    model's probabilities looked up by clip id. A clip the model has not scored (imported after the
+    run) gets uniform probabilities, i.e. the highest uncertainty: nothing is known about it. Without
+    a strategy, or without probabilities for a strategy that needs them, the order is random (as a
+    queue without a trained model hands clips out).
+
+    Parameters
+    ----------
+    clip_ids
+        The clips to order (unique).
+    strategy
+        One of :data:`STRATEGIES` (maybe with a random share), or None for a random order.
+    proba
+        Class probabilities, index ``clip_id``, one column per class; may miss clips or hold others.
+    committee
+        Committee probabilities ``(n_members, len(clip_ids), n_classes)`` aligned with ``clip_ids``.
+    features
+        Features, index ``clip_id`` (diversity only); clips missing from it get the column means.
+    labelled_features
+        Features of the labelled clips (diversity only).
+    lead, random_state
+        As for :func:`queue_priorities`.
+
+    Returns
+    -------
+    (pandas.Series, pandas.Series)
+        Priority (``len(clip_ids)`` for the first to label down to 1) and whether the random share
+        placed the clip, both indexed by ``clip_id``.
+    """
+    ids = pd.Index(np.asarray(clip_ids), name="clip_id")
+    if ids.has_duplicates:
+        raise ValueError("clip ids must be unique")
+    n = len(ids)
+    use = strategy
+    p = None
+    if use is not None and use.needs_model:
+        if proba is None or proba.shape[1] < 2:
+            use = None
+        else:
+            k = proba.shape[1]
+            p = np.array(proba.reindex(ids).to_numpy(dtype=np.float64))
+            p[np.isnan(p).any(axis=1)] = 1.0 / k
+    if use is not None and use.needs_committee and committee is None:
+        use = None
+    f = None
+    if use is not None and use.diversity:
+        if features is None:
+            raise ValueError(f"strategy {use.name!r} needs the clips' features")
+        f = features.reindex(ids).to_numpy(dtype=np.float64, copy=True)
+    plan = queue_priorities(
+        use if use is not None else STRATEGIES["random"],
+        proba=p,
+        committee=committee,
+        features=f,
+        labelled_features=labelled_features,
+        n_clips=n,
+        lead=lead,
+        random_state=random_state,
+    )
+    return (
+        pd.Series(plan.priority, index=ids, name="priority"),
+        pd.Series(plan.random_lane, index=ids, name="random_lane"),
+    )

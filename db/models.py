@@ -425,6 +425,10 @@ class ModelRun(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The queue strategy in force and the annotations given when the run was trained (the learning
+    # curve's point); None for imported runs and runs made before they were recorded.
+    queue_strategy: Mapped[str | None] = mapped_column(String(80))
+    labels_spent: Mapped[int | None] = mapped_column(Integer)
 
 
 class Prediction(Base):

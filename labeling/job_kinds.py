@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labeling.platform.jobs import JobContext, job_kind
+from labeling.platform.jobs import JobContext, job_kind, queue_once
 from labeling.platform.storage import is_remote_url, upload_file
 
 
@@ -32,6 +32,8 @@ def train(ctx: JobContext) -> dict[str, Any]:
     summary = f"Run {run.id} ({run.name})" + (
         f": {scored} accuracy {accuracy:.1%}" if accuracy is not None else ""
     )
+    with ctx.ws.db.write() as s:
+        queue_once(s, "queue_scores", int(ctx.project_id or 0))  # a new model: rank the queue again
     return {"run_id": run.id, "name": run.name, "scored": scored, "accuracy": accuracy, "summary": summary}
 
 
@@ -260,3 +262,31 @@ def drift(ctx: JobContext) -> dict[str, Any]:
     why = "; ".join(result.reasons[:2])
     summary = f"Batch {result.batch}: {result.level}" + (f" — {why}" if why else "")
     return {"check_id": result.id, "batch": result.batch, "level": result.level, "summary": summary}
+
+
+def _scoring_wanted(s: Any, project_id: int) -> bool:
+    from labeling.model.queue_scores import scoring_wanted
+
+    return scoring_wanted(s, project_id)
+
+
+@job_kind("queue_scores", title="Queue scoring", refreshes_report=True, wanted=_scoring_wanted)
+def queue_scores(ctx: JobContext) -> dict[str, Any]:
+    """Rank the labeling queue by the project's active-learning strategy and apply adaptive overlap:
+    queued after each training run and after changes to the labels (it scores again once
+    ``queue_rescore_every`` labels arrived); ``force`` scores whatever changed."""
+    from labeling.model.queue_scores import score_queue
+    from labeling.monitor.live import live_run
+
+    project_id = int(ctx.project_id or 0)
+    with ctx.ws.db.read() as s:
+        live = live_run(s, project_id)
+        run_id = live.id if live is not None and len(live.classes or []) >= 2 else None
+    result = score_queue(
+        ctx.ws,
+        project_id,
+        run_id=run_id,
+        force=bool(ctx.params.get("force")),
+        progress=ctx.stage("Scoring the queue"),
+    )
+    return result.to_dict()

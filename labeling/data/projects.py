@@ -30,10 +30,23 @@ from db.models import (
     utcnow,
 )
 from labeling.data.monitoring_settings import MONITORING_DEFAULTS, check_monitoring_settings
-from labeling.data.queue_order import DEFAULT_QUEUE_ORDER, QueueOrder, check_queue_order, queue_order
+from labeling.data.queue_order import (
+    DEFAULT_QUEUE_ORDER,
+    DEFAULT_RANDOM_SHARE,
+    DEFAULT_RESCORE_EVERY,
+    QueueOrder,
+    check_overlap,
+    check_queue_order,
+    check_random_share,
+    check_rescore_every,
+    overlap_settings,
+    queue_caption,
+    queue_order,
+)
 from labeling.platform import names
 from labeling.platform.audit import audit_frame, record
 from labeling.platform.ids import as_id
+from labeling.platform.jobs import job_kinds, queue_once
 
 
 class ProjectError(ValueError):
@@ -142,8 +155,9 @@ def create_project(
         raise ProjectError("each clip needs at least one annotation (k >= 1)")
     if s.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise ProjectError(f"a project named {name!r} already exists")
-    if "queue_order" in (settings or {}):
-        _clean_settings({}, {"queue_order": (settings or {})["queue_order"]})
+    queue_settings = {k: v for k, v in (settings or {}).items() if k in _CHECKS}
+    if queue_settings:
+        _clean_settings({}, queue_settings)  # a bad queue setting is refused, not silently ignored
     project = Project(
         name=name,
         task_kind=task_kind,
@@ -255,6 +269,9 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "training_command": "",  # labeling.model.training_command: the project's own training command
     "training_files": [],  # labeling.model.training_command: files that fingerprint that command
     "queue_order": DEFAULT_QUEUE_ORDER,  # labeling.data.queue_order: which clips the queue hands out first
+    "queue_random_share": DEFAULT_RANDOM_SHARE,  # labeling.data.queue_order: random share of a scored queue
+    "queue_rescore_every": DEFAULT_RESCORE_EVERY,  # labeling.model.queue_scores: labels between scorings
+    "adaptive_overlap": {},  # labeling.data.queue_order: min_k, max_k, target accuracy ({}: fixed k)
     "monitoring": {},  # labeling.monitor: drift and alarm thresholds (labeling.data.monitoring_settings)
 }
 AUTO_RESOLVE_RULES = ("unanimous", "majority", "off")
@@ -330,6 +347,14 @@ def format_tag_groups(groups: Mapping[str, Sequence[str]]) -> str:
     return "\n".join(f"{g}: {', '.join(values)}" for g, values in groups.items())
 
 
+_CHECKS = {
+    "queue_order": check_queue_order,
+    "queue_random_share": check_random_share,
+    "queue_rescore_every": check_rescore_every,
+    "adaptive_overlap": check_overlap,
+}
+
+
 def _clean_settings(current: Mapping[str, Any], edits: Mapping[str, Any]) -> dict[str, Any]:
     """``current`` with ``edits`` applied (None: back to the default); known keys are checked."""
     out = dict(current)
@@ -371,9 +396,9 @@ def _clean_settings(current: Mapping[str, Any], edits: Mapping[str, Any]) -> dic
                 raise ProjectError("the training command is one line")
         elif key == "training_files":
             value = [str(f).strip() for f in value if str(f).strip()]
-        elif key == "queue_order":
+        elif key in _CHECKS:
             try:
-                value = check_queue_order(value)
+                value = _CHECKS[key](value)
             except ValueError as exc:
                 raise ProjectError(str(exc)) from None
         if key not in out and value == SETTING_DEFAULTS[key]:
@@ -559,6 +584,38 @@ def _monitoring_effects(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[
     ]
 
 
+def _queue_effects(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """What a change of queue order, random share or adaptive overlap does; whether it needs a
+    confirmation (adaptive overlap changes how many annotations clips get)."""
+    effects = []
+    order = queue_order(new)
+    if queue_caption(new) != queue_caption(old):
+        effects.append(
+            f"the queue's order becomes “{queue_caption(new)}” from the next clip it hands out (a clip "
+            "someone holds now stays theirs)"
+            + (
+                "; the queue-scoring job replaces the clips' priorities with the strategy's scores"
+                if order.strategy
+                else ""
+            )
+        )
+    before, after = overlap_settings(old), overlap_settings(new)
+    if before == after:
+        return effects, False
+    if after is None:
+        effects.append(
+            "adaptive overlap stops: clips keep the annotations they were asked for so far, and k "
+            "applies to clips whose count is changed again"
+        )
+        return effects, False
+    effects.append(
+        f"adaptive overlap: each clip without a final label gets {after.min_k} to {after.max_k} "
+        f"annotations, more only while its majority label is below {after.target:.0%} likely; the "
+        "queue-scoring job sets how many each open clip needs (never fewer than it has or someone holds)"
+    )
+    return effects, True
+
+
 def _token(info: ProjectInfo, changes: Mapping[str, Any], effects: Sequence[str]) -> str:
     payload = json.dumps([info.to_dict(), changes, list(effects)], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -603,11 +660,10 @@ def preview_settings(s: Session, ref: str | int, changes: Mapping[str, Any]) -> 
         effects.append("the new auto-resolve rule applies the next time Review resolves clips automatically")
     if "settings" in new:
         effects += _monitoring_effects(info.settings, new["settings"])
-    if "settings" in new and queue_order(new["settings"]) != info.queue_order:
-        effects.append(
-            f"the queue's order becomes “{queue_order(new['settings']).title}” from the next clip it "
-            "hands out (a clip someone holds now stays theirs)"
-        )
+    if "settings" in new:
+        queue_effects, queue_confirm = _queue_effects(info.settings, new["settings"])
+        effects += queue_effects
+        confirm = confirm or queue_confirm
     return SettingsPreview(
         project=info.name,
         changes={key: (before[key], value) for key, value in new.items()},
@@ -643,9 +699,24 @@ def apply_settings(
         raise SettingsNeedConfirmation(preview)
     if not preview.changes:
         return get_project(s, ref)
-    return update_project(
+    before = get_project(s, ref).settings
+    info = update_project(
         s, ref, actor_id=actor_id, **{key: new for key, (_, new) in preview.changes.items()}
     )
+    if _needs_scoring(before, info.settings) and SCORING_JOB in job_kinds():
+        queue_once(s, SCORING_JOB, info.id)  # the worker ranks the queue by the new setting
+    return info
+
+
+#: The job kind (registered by ``labeling.job_kinds``) that writes a scored queue's priorities.
+SCORING_JOB = "queue_scores"
+
+
+def _needs_scoring(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a settings change asks the queue-scoring job for new priorities or needed counts."""
+    scored = queue_order(new).strategy is not None or overlap_settings(new) is not None
+    changed = queue_caption(old) != queue_caption(new) or overlap_settings(old) != overlap_settings(new)
+    return scored and changed
 
 
 def settings_history(s: Session, project_id: int, *, limit: int = 100) -> pd.DataFrame:

@@ -14,6 +14,16 @@ stops at the first eligible clip instead of sorting every open one).
 - ``random``: fewest annotations first, then a fixed shuffle: the order of the clips' content hashes
   (SHA-256 of the audio), which is random with respect to names, speakers and import batches, the same
   for every annotator and every request, and needs no upkeep. Priorities are not used.
+- an active-learning strategy (one per :data:`analysis.active.STRATEGIES` entry that needs a model:
+  uncertainty by margin, entropy or least confidence, committee disagreement by vote entropy or mean
+  KL divergence, uncertainty + diversity): ordered as ``unlabelled_first``, but the priorities are
+  written by the queue-scoring job (:mod:`labeling.model.queue_scores`) from the model's predictions,
+  with ``settings["queue_random_share"]`` of the queue given to a random sample of the clips. Until a
+  run exists the job writes a random order. Nothing is computed while a clip is handed out.
+
+Adaptive overlap (``settings["adaptive_overlap"]``, :func:`overlap_settings`): with ``min_k``, ``max_k``
+and a ``target`` final-label accuracy, the same job sets each open clip's ``annotations_needed`` from
+:func:`analysis.overlap.overlap_decisions`, so clips get between ``min_k`` and ``max_k`` annotations.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from typing import Any
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
+from analysis.active import STRATEGIES, Strategy
 from db.models import Clip
 
 
@@ -37,6 +48,13 @@ class QueueOrder:
     description: str  # one sentence for the settings form
     #: ORDER BY over open clips, ending in a unique column.
     keys: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]
+    #: The :data:`analysis.active.STRATEGIES` name whose scores the queue-scoring job writes as the
+    #: clips' priorities; None for orders that need no scoring.
+    strategy: str | None = None
+
+
+_UNLABELLED_FIRST = (Clip.resolved, Clip.annotation_count, Clip.priority.desc(), Clip.id)
+_SCORED = "Clips without a final label first; among them fewest annotations, then"
 
 
 DEFAULT_QUEUE_ORDER = "unlabelled_first"
@@ -47,7 +65,7 @@ QUEUE_ORDERS: dict[str, QueueOrder] = {
             "unlabelled_first",
             "unlabelled first",
             "Clips without a final label come first; then fewest annotations, highest priority, oldest.",
-            (Clip.resolved, Clip.annotation_count, Clip.priority.desc(), Clip.id),
+            _UNLABELLED_FIRST,
         ),
         QueueOrder(
             "priority",
@@ -63,8 +81,33 @@ QUEUE_ORDERS: dict[str, QueueOrder] = {
             "reload; priorities are not used.",
             (Clip.annotation_count, Clip.sha256, Clip.id),
         ),
+        *(
+            QueueOrder(name, STRATEGIES[name].title, f"{_SCORED} {why}", _UNLABELLED_FIRST, name)
+            for name, why in (
+                ("margin", "the model's two likeliest classes closest to a tie."),
+                ("entropy", "the model's class probabilities spread most evenly (highest entropy)."),
+                ("least_confidence", "the model's likeliest class least probable."),
+                (
+                    "vote_entropy",
+                    "most disagreement among copies of the model fitted on cross-validation folds.",
+                ),
+                (
+                    "mean_kl",
+                    "copies of the model fitted on cross-validation folds furthest from their consensus.",
+                ),
+                (
+                    "margin_diversity",
+                    "the most uncertain (margin), picked far apart in feature space so a batch covers "
+                    "different kinds of clip.",
+                ),
+            )
+        ),
     )
 }
+#: Orders whose priorities come from the queue-scoring job.
+SCORED_ORDERS = tuple(name for name, order in QUEUE_ORDERS.items() if order.strategy)
+DEFAULT_RANDOM_SHARE = 0.1
+DEFAULT_RESCORE_EVERY = 50
 
 
 def queue_order(settings: Mapping[str, Any] | None) -> QueueOrder:
@@ -83,3 +126,96 @@ def check_queue_order(value: Any) -> str:
     if not isinstance(value, str) or value not in QUEUE_ORDERS:
         raise ValueError(f"queue_order must be one of {', '.join(QUEUE_ORDERS)}, not {value!r}")
     return value
+
+
+def check_random_share(value: Any) -> float:
+    """``value`` as a share between 0 and 1; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"queue_random_share must be a number between 0 and 1, not {value!r}")
+    return float(value)
+
+
+def random_share(settings: Mapping[str, Any] | None) -> float:
+    """Share of a scored queue given to a random sample of the clips (``settings["queue_random_share"]``)."""
+    try:
+        return check_random_share((settings or {}).get("queue_random_share", DEFAULT_RANDOM_SHARE))
+    except ValueError:
+        return DEFAULT_RANDOM_SHARE
+
+
+def check_rescore_every(value: Any) -> int:
+    """``value`` as a whole number of labels from 1 to 100,000; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ValueError(f"queue_rescore_every must be a whole number of labels, not {value!r}")
+    if not 1 <= int(value) <= 100_000:
+        raise ValueError("queue_rescore_every must be between 1 and 100,000 labels")
+    return int(value)
+
+
+def rescore_every(settings: Mapping[str, Any] | None) -> int:
+    """New labels after which the queue-scoring job scores the clips again (``queue_rescore_every``)."""
+    try:
+        return check_rescore_every((settings or {}).get("queue_rescore_every", DEFAULT_RESCORE_EVERY))
+    except ValueError:
+        return DEFAULT_RESCORE_EVERY
+
+
+def queue_strategy(settings: Mapping[str, Any] | None) -> Strategy | None:
+    """The active-learning strategy of a project's queue with its random share; None when the order
+    needs no scoring."""
+    order = queue_order(settings)
+    if order.strategy is None:
+        return None
+    return STRATEGIES[order.strategy].with_random_share(random_share(settings))
+
+
+def queue_caption(settings: Mapping[str, Any] | None) -> str:
+    """What the Label page says serves the clips: the order, and for a strategy its random share."""
+    strategy = queue_strategy(settings)
+    return queue_order(settings).title if strategy is None else strategy.title
+
+
+@dataclass(frozen=True)
+class OverlapSettings:
+    """Adaptive overlap: every clip gets at least ``min_k`` and at most ``max_k`` annotations, and more
+    than ``min_k`` only while its majority label is less likely than ``target``."""
+
+    min_k: int = 1
+    max_k: int = 3
+    target: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_k": self.min_k, "max_k": self.max_k, "target": self.target}
+
+
+def check_overlap(value: Any) -> dict[str, Any]:
+    """``value`` (``{}`` for off, or ``min_k``, ``max_k``, ``target``) checked; ValueError otherwise."""
+    if not isinstance(value, Mapping):
+        raise ValueError("adaptive_overlap is a mapping of min_k, max_k and target (empty: off)")
+    if not value:
+        return {}
+    unknown = set(value) - {"min_k", "max_k", "target"}
+    if unknown:
+        raise ValueError(f"adaptive_overlap knows min_k, max_k and target, not {', '.join(sorted(unknown))}")
+    merged = {**OverlapSettings().to_dict(), **value}
+    for k in ("min_k", "max_k"):
+        v = merged[k]
+        if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v or not 1 <= int(v) <= 50:
+            raise ValueError(f"adaptive overlap {k} must be a whole number from 1 to 50, not {v!r}")
+    if merged["min_k"] > merged["max_k"]:
+        raise ValueError(
+            f"adaptive overlap needs min_k <= max_k, got min_k={merged['min_k']}, max_k={merged['max_k']}"
+        )
+    t = merged["target"]
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0.5 <= float(t) < 1.0:
+        raise ValueError(f"adaptive overlap target accuracy must be at least 0.5 and below 1, not {t!r}")
+    return {"min_k": int(merged["min_k"]), "max_k": int(merged["max_k"]), "target": float(t)}
+
+
+def overlap_settings(settings: Mapping[str, Any] | None) -> OverlapSettings | None:
+    """A project's adaptive overlap, or None when it is off (the project's fixed k applies)."""
+    try:
+        checked = check_overlap((settings or {}).get("adaptive_overlap") or {})
+    except ValueError:
+        return None
+    return OverlapSettings(**checked) if checked else None

@@ -35,10 +35,11 @@ from analysis.model import train_and_predict
 from analysis.slices import metadata_slices, slice_table
 from analysis.text import NormalizationRules, cer, wer
 from analysis.versions import content_hash
-from db.models import DatasetVersion, ModelRun, Prediction
+from db.models import Annotation, DatasetVersion, ModelRun, Prediction
 from labeling.data.clips import QUALITY_COLUMNS, clip_frame, metadata_columns, tag_matrix
 from labeling.data.features import FEATURES_STAGE, clip_features, frozen_feature_inputs
 from labeling.data.projects import ProjectInfo, get_project
+from labeling.data.queue_order import queue_order, queue_strategy
 from labeling.data.versions import (
     VersionError,
     VersionInfo,
@@ -343,6 +344,11 @@ def train_run(
             classes=classes,
             metrics=metrics,
             created_by=actor_id,
+            queue_strategy=queue_strategy_name(info.settings),
+            labels_spent=int(
+                s.scalar(select(func.count()).select_from(Annotation).where(Annotation.project_id == info.id))
+                or 0
+            ),
         )
         s.add(run)
         s.flush()
@@ -367,6 +373,72 @@ def train_run(
             project_id=info.id,
         )
         return _summary(run, len(pred_rows))
+
+
+def queue_strategy_name(settings: Mapping[str, Any] | None) -> str:
+    """How the queue chose clips under these settings, as a learning curve names it: the strategy
+    with its random share (``margin+random10``) or the queue order (``unlabelled_first``)."""
+    strategy = queue_strategy(settings)
+    return strategy.name if strategy is not None else queue_order(settings).name
+
+
+def learning_curve_points(s: Session, project_id: int) -> pd.DataFrame:
+    """The runs of the fixed model as points of learning curves, oldest first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run_id, name, created_at, strategy, labels_spent, accuracy`` (on the test split when it has
+        labelled clips, else overall) for built-in runs that recorded the queue strategy in force and
+        the annotations given when they were trained and have an accuracy.
+    """
+    columns = ["run_id", "name", "created_at", "strategy", "labels_spent", "accuracy"]
+    rows = []
+    for run in s.scalars(
+        select(ModelRun)
+        .where(
+            ModelRun.project_id == project_id,
+            ModelRun.kind == "builtin",
+            ModelRun.labels_spent.is_not(None),
+            ModelRun.queue_strategy.is_not(None),
+        )
+        .order_by(ModelRun.id)
+    ):
+        m = run.metrics or {}
+        scored = (m.get("test") if (m.get("test") or {}).get("n") else m.get("overall")) or {}
+        if scored.get("accuracy") is None:
+            continue
+        rows.append(
+            [run.id, run.name, run.created_at, run.queue_strategy, run.labels_spent, scored["accuracy"]]
+        )
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["accuracy"] = frame["accuracy"].astype("float64")
+    return frame
+
+
+def learning_curve_summary(points: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy: runs, labels spent at the last run, its accuracy, and the mean accuracy over the
+    labels its runs span (:func:`analysis.learning_curve.area_under_curve`; NaN with one run or two
+    runs at the same number of labels)."""
+    from analysis.learning_curve import area_under_curve
+
+    out = []
+    for strategy, group in points.groupby("strategy", sort=True):
+        curve = group.groupby("labels_spent")["accuracy"].mean().sort_index()
+        try:
+            area = area_under_curve(curve.index.to_numpy(), curve.to_numpy())
+        except ValueError:
+            area = float("nan")
+        out.append(
+            {
+                "strategy": strategy,
+                "runs": len(group),
+                "labels": int(curve.index[-1]),
+                "accuracy": float(curve.iloc[-1]),
+                "mean_accuracy": area,
+            }
+        )
+    return pd.DataFrame(out, columns=["strategy", "runs", "labels", "accuracy", "mean_accuracy"])
 
 
 def fit_run_model(ws: Workspace, run_id: int) -> tuple[Any, FeatureSettings]:

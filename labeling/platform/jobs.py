@@ -93,6 +93,8 @@ class JobKind:
     needs_params: bool = False  # started from its own page or command, not by a bare "start" button
     #: Keeps a stored report current: queued by :func:`queue_report_refreshes` after each change.
     refreshes_report: bool = False
+    #: For such a kind: whether a project needs it at all (None: every project does).
+    wanted: Callable[[Session, int], bool] | None = None
 
 
 JOB_KINDS: dict[str, JobKind] = {}
@@ -106,16 +108,20 @@ def job_kind(
     needs_project: bool = True,
     needs_params: bool = False,
     refreshes_report: bool = False,
+    wanted: Callable[[Session, int], bool] | None = None,
 ) -> Callable[[Callable[[JobContext], Mapping[str, Any] | None]], Callable[..., Any]]:
     """Register ``fn(ctx) -> result`` as the job kind ``name`` (the result must be JSON).
 
     ``permission`` is what a user's role must hold to start it
     (see :data:`labeling.platform.auth.PERMISSIONS`); a kind that ``refreshes_report`` is queued,
-    without parameters, after every change to a project's data (:func:`queue_report_refreshes`).
+    without parameters, after every change to a project's data (:func:`queue_report_refreshes`), in
+    projects for which ``wanted(s, project_id)`` holds, if given.
     """
 
     def register(fn: Callable[[JobContext], Mapping[str, Any] | None]) -> Callable[..., Any]:
-        JOB_KINDS[name] = JobKind(name, title, fn, permission, needs_project, needs_params, refreshes_report)
+        JOB_KINDS[name] = JobKind(
+            name, title, fn, permission, needs_project, needs_params, refreshes_report, wanted
+        )
         return fn
 
     return register
@@ -337,14 +343,23 @@ def queue_report_refreshes(s: Session, project_id: int) -> list[str]:
     )
     queued = []
     for name in names:
-        if name in active:
+        wanted = JOB_KINDS[name].wanted
+        if name in active or (wanted is not None and not wanted(s, project_id)):
             continue
-        try:
-            submit_job(s, name, project_id=project_id, owner_id=None)
-        except JobBusy:
-            continue  # another server queued it at the same moment
-        queued.append(name)
+        if queue_once(s, name, project_id):
+            queued.append(name)
     return queued
+
+
+def queue_once(s: Session, kind: str, project_id: int, params: Mapping[str, Any] | None = None) -> bool:
+    """Queue ``kind`` for a project unless one is already queued or running there; whether it was."""
+    if _active(s, kind, project_scope(project_id)) is not None:
+        return False
+    try:
+        submit_job(s, kind, project_id=project_id, owner_id=None, params=params)
+    except JobBusy:
+        return False  # another server queued it at the same moment
+    return True
 
 
 def _active(s: Session, kind: str, scope: str) -> JobInfo | None:

@@ -27,7 +27,7 @@ from labeling.data.projects import (
     settings_history,
     split_names,
 )
-from labeling.data.queue_order import QUEUE_ORDERS
+from labeling.data.queue_order import QUEUE_ORDERS, OverlapSettings, overlap_settings
 from pages.widgets import common
 
 PENDING = "settings.pending"
@@ -44,7 +44,8 @@ FIELDS: tuple[str, ...] = (
     "lower",
     "punct",
 )
-FIELDS += ("numbers", "spaces", "fillers", "command", "files", "order")
+FIELDS += ("numbers", "spaces", "fillers", "command", "files", "order", "share", "rescore")
+FIELDS += ("adaptive", "min_k", "max_k", "target")
 FIELDS += tuple(f"monitoring.{m.key}" for m in MONITORING_SETTINGS)
 
 user = common.require_permission("edit_settings")  # checked on every rerun, also when opened by URL
@@ -59,6 +60,7 @@ version = hashlib.sha256(json.dumps(project.to_dict(), sort_keys=True).encode())
 setting = {**SETTING_DEFAULTS, **project.settings}
 monitoring = {**MONITORING_DEFAULTS, **dict(setting["monitoring"] or {})}
 rules = NormalizationRules.from_dict(project.normalization)
+overlap = overlap_settings(project.settings)
 
 
 def key(name: str) -> str:
@@ -89,6 +91,13 @@ def _changes() -> dict[str, Any]:
             "training_command": v["command"],
             "training_files": split_names(v["files"]),
             "queue_order": v["order"],
+            "queue_random_share": float(v["share"]) / 100,
+            "queue_rescore_every": int(v["rescore"]),
+            "adaptive_overlap": (
+                {"min_k": int(v["min_k"]), "max_k": int(v["max_k"]), "target": float(v["target"]) / 100}
+                if v["adaptive"]
+                else {}
+            ),
             "monitoring": {m.key: v[f"monitoring.{m.key}"] for m in MONITORING_SETTINGS},
         },
     }
@@ -170,6 +179,25 @@ with st.form(key("form")):
             help="Which clips the Label page hands out first.\n\n"
             + "\n".join(f"- **{o.title.capitalize()}**: {o.description}" for o in QUEUE_ORDERS.values()),
         )
+        share, every = st.columns(2)
+        share.number_input(
+            "Random share (%)",
+            0,
+            100,
+            round(100 * setting["queue_random_share"]),
+            key=key("share"),
+            help="Active-learning orders only: this share of the queue is a random sample of the clips, "
+            "so estimates from labelled clips stay unbiased",
+        )
+        every.number_input(
+            "Rescore every … labels",
+            1,
+            100_000,
+            int(setting["queue_rescore_every"]),
+            key=key("rescore"),
+            help="The queue-scoring job ranks the clips again after each training run and after this "
+            "many new labels",
+        )
         st.number_input(
             "Minutes a served clip stays reserved",
             1,
@@ -180,6 +208,19 @@ with st.form(key("form")):
         st.number_input(
             "Hours a skipped clip stays away", 0, 24 * 30, setting["skip_seconds"] // 3600, key=key("skip")
         )
+        shown = overlap or OverlapSettings()
+        st.toggle(
+            "Adaptive overlap",
+            overlap is not None,
+            key=key("adaptive"),
+            help="Instead of k for every clip: at least min k and at most max k annotations, more only "
+            "while the majority label is less likely than the target (annotators' reliabilities by "
+            "Dawid–Skene). The queue-scoring job sets how many each open clip needs.",
+        )
+        lo, hi, target = st.columns(3)
+        lo.number_input("Min k", 1, 50, shown.min_k, key=key("min_k"))
+        hi.number_input("Max k", 1, 50, shown.max_k, key=key("max_k"))
+        target.number_input("Target accuracy (%)", 50.0, 99.9, 100 * shown.target, key=key("target"))
         st.subheader("Transcripts", help="How transcripts are compared (WER/CER) and exported")
         a, b = st.columns(2)
         a.checkbox("Lower case", rules.lowercase, key=key("lower"))

@@ -25,6 +25,7 @@ from labeling.annotate.annotations import (
 from labeling.annotate.queue import hold_clip, next_clip, progress, skip_clip
 from labeling.data.clips import load_audio
 from labeling.data.conventions import demote_headings
+from labeling.data.queue_order import queue_caption
 from pages.labeling import label_form, label_regions, player
 from pages.widgets import audio, charts, common, plots
 
@@ -143,7 +144,7 @@ head.title("Label")
 median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
 stats.caption(
     f"You: {mine.done:,} labelled, {mine.today:,} today{median} · {mine.open_clips:,} clips left for you"
-    f" · Order: {project.queue_order.title}"
+    f" · Order: {queue_caption(project.settings)}"
 )
 if flash := ss.pop("label.flash", None):
     getattr(stats, flash[0])(flash[1])  # beside the title: the form does not move down

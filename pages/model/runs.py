@@ -9,7 +9,7 @@ import streamlit as st
 
 from labeling.data.clips import ClipNotFound, clip_detail
 from labeling.model.compare import CompareError, compare_runs
-from labeling.model.runs import list_runs
+from labeling.model.runs import learning_curve_points, learning_curve_summary, list_runs
 from labeling.quality.label_issues import flag_label_issues
 from pages.model.run_pair import run_pair
 from pages.model.train_form import train_form
@@ -105,6 +105,37 @@ else:
             changed = cmp.data_diff.by_tag[cmp.data_diff.by_tag["delta"] != 0]
             if not changed.empty:
                 st.dataframe(changed, hide_index=True, key="runs.data_diff")
+
+st.header("Learning curve")
+with ws.db.read() as s:
+    points = learning_curve_points(s, project.id)
+if points.empty:
+    st.caption(
+        "Each run trained from now on adds a point: its accuracy against the labels given so far, "
+        "coloured by the queue strategy that chose the clips (Project settings → Queue order)."
+    )
+else:
+    curve = px.line(
+        points,
+        x="labels_spent",
+        y="accuracy",
+        color="strategy",
+        markers=True,
+        hover_data=["run_id", "name"],
+        labels={"labels_spent": "labels given", "accuracy": "accuracy of the fixed model"},
+        title="Accuracy against labels spent, per queue strategy",
+    )
+    curve.update_layout(height=360, margin=dict(t=40, b=10, l=10, r=10), yaxis_tickformat=".0%")
+    plots.show(st, curve, key="runs.learning_curve")
+    st.caption(
+        "Mean accuracy over each strategy's span of labels: "
+        + "; ".join(
+            f"{r.strategy} {r.mean_accuracy:.1%} over {r.runs} runs"
+            if pd.notna(r.mean_accuracy)
+            else f"{r.strategy}: one point ({r.accuracy:.1%} at {r.labels:,} labels)"
+            for r in learning_curve_summary(points).itertuples()
+        )
+    )
 
 st.header("Label-issue candidates")
 st.caption(
