@@ -99,10 +99,7 @@ def compose_final(
     ``choices`` takes ``default`` (None: nothing). Returns ``start, end, label, text`` rows in order.
     """
     span = assign_spans(regions)
-    keep = [
-        (choices[k] if k in choices else default) == who
-        for k, who in zip(span, regions["annotator"], strict=True)
-    ]
+    keep = [choices.get(k, default) == who for k, who in zip(span, regions["annotator"], strict=True)]
     columns = [c for c in ("start", "end", "label", "text") if c in regions.columns]
     out = regions.loc[keep, columns].sort_values(["start", "end"], kind="stable").reset_index(drop=True)
     if "text" not in out.columns:

@@ -1,4 +1,4 @@
-"""Adjudicating a recording of a ``regions`` project: :func:`recording_review`, then :func:`adjudicate_regions`.
+"""Adjudicating a recording of a regions project: :func:`recording_review`, then :func:`adjudicate_regions`.
 
 The review of a recording holds every annotator's regions, the final set if there is one, and the
 spans where someone drew something with whether the annotators agree there

@@ -168,7 +168,8 @@ def project_region_agreement(
 REGION_AGREEMENT_VIEW = "region_agreement"
 
 
-def _fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
+def region_data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
+    """The clips, labels and regions of a project as they are now (a cache key of region views)."""
     return (*data_fingerprint(s, project_id), *region_fingerprint(s, project_id))
 
 
@@ -184,7 +185,7 @@ def region_agreement_view(
         {"tolerance_ms": round(tolerance * 1000)},
         lambda s: project_region_agreement(s, project_id, tolerance=tolerance).to_dict(),
         recompute=recompute,
-        fingerprint=_fingerprint,
+        fingerprint=region_data_fingerprint,
     )
     return dict(report.value)
 

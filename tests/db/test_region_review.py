@@ -47,7 +47,7 @@ def project(workspace, tmp_path):
 
 
 def test_the_queue_puts_the_recording_annotators_disagree_on_first(project):
-    ws, pid, clips, _, _ = project
+    ws, pid, _, _, _ = project
     with ws.db.read() as s:
         queue = region_review_queue(s, pid)
     assert queue["recording"].tolist() == ["a.wav", "b.wav"]
