@@ -88,9 +88,10 @@ def show(project: Any) -> None:
         border=True,
     )
     c5.metric(
-        "DER, mean over pairs",
+        "Mean DER",
         fmt(float(der["der"].mean()) if len(der) else None),
-        help="Diarization error rate of one annotator against another, classes as speakers.",
+        help="Diarization error rate of one annotator against another (classes as speakers), "
+        "mean over annotator pairs; 0 is perfect.",
         border=True,
     )
 

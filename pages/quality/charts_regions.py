@@ -114,6 +114,10 @@ def region_timeline(
                 hovertemplate="%{fullData.name}: %{hovertext}<extra>%{y}</extra>",
             )
         )
+    # Every row shows, the final one too before anything is saved in it.
+    fig.add_trace(
+        go.Scatter(x=[None] * len(order), y=order, mode="markers", showlegend=False, hoverinfo="skip")
+    )
     for span in spans[~spans["agreed"]].itertuples():
         fig.add_vrect(
             x0=span.start, x1=span.end, fillcolor="#e45756", opacity=0.12, line_width=0, layer="below"

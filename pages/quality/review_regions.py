@@ -89,8 +89,8 @@ def _composer(review: Any) -> tuple[pd.DataFrame, dict[int, str | None]]:
             "start": spans["start"],
             "end": spans["end"],
             "agreed": spans["agreed"],
-            **{a: [said[a] for said in spans["annotators"]] for a in review.annotators},
             "keep": review.annotators[0],
+            **{a: [said[a] for said in spans["annotators"]] for a in review.annotators},
         }
     )
     edited = st.data_editor(

@@ -53,7 +53,7 @@ def test_agreement_page_shows_the_projects_region_agreement(meet):
     assert shown["Unitizing alpha"] == f"{a.unitizing.alpha:.3f}"
     assert shown["Onset F1"] == f"{onset['onset']:.3f}"
     assert shown["Offset F1"] == f"{onset['offset']:.3f}"
-    assert shown["DER, mean over pairs"] == f"{expected.diarization['der'].mean():.3f}"
+    assert shown["Mean DER"] == f"{expected.diarization['der'].mean():.3f}"
     assert "2 recordings labelled by ann, bob" in shown_text(at)
     assert "not compared: cat" in shown_text(at)
     assert len(at.get("plotly_chart")) == 4
