@@ -110,7 +110,7 @@ def show(project: Any) -> None:
             plots.show(
                 right,
                 charts.pair_heatmap(
-                    der, value="der", title="DER by annotator pair", zmax=1.0, good_high=False
+                    der, value="der", title="DER by annotator pair", good_high=False, symmetric=False
                 ),
                 key="ragree.der",
             )

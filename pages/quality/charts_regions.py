@@ -43,12 +43,17 @@ def pair_heatmap(
     zmin: float = 0.0,
     zmax: float = 1.0,
     good_high: bool = True,
+    symmetric: bool = True,
 ) -> go.Figure:
-    """One figure per annotator pair (``rater_a``, ``rater_b``), shown symmetric; the diagonal is blank."""
+    """One figure per annotator pair (``rater_a``, ``rater_b``); the diagonal is blank. A measure that
+    is not ``symmetric`` (DER: ``rater_a`` is the reference) fills only row ``rater_a``,
+    column ``rater_b``."""
     names = sorted(set(pairs["rater_a"].astype(str)) | set(pairs["rater_b"].astype(str)))
     matrix = pd.DataFrame(np.nan, index=names, columns=names)
     for a, b, v in zip(pairs["rater_a"].astype(str), pairs["rater_b"].astype(str), pairs[value], strict=True):
-        matrix.loc[a, b] = matrix.loc[b, a] = np.nan if v is None else float(v)
+        matrix.loc[a, b] = np.nan if v is None else float(v)
+        if symmetric:
+            matrix.loc[b, a] = matrix.loc[a, b]
     z = matrix.to_numpy(dtype=float)
     text = np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)))
     fig = go.Figure(
@@ -66,7 +71,7 @@ def pair_heatmap(
         )
     )
     fig.update_layout(height=HEIGHT, margin=_MARGIN, title=title)
-    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(autorange="reversed", title=None if symmetric else "reference")
     return fig
 
 
