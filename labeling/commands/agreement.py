@@ -158,6 +158,12 @@ def _region_summary(d: dict[str, Any], tolerance: float) -> str:
     if d["boundaries"]:
         lines.append(f"Boundary F1 within ±{tolerance * 1000:.0f} ms, by pair:")
         lines += [f"  {b['rater_a']} / {b['rater_b']} {b['kind']}: {_fmt(b['f1'])}" for b in d["boundaries"]]
+    if d.get("diarization_pairs"):
+        lines.append("DER / JER by pair (the first as reference, classes as speakers):")
+        lines += [
+            f"  {p['rater_a']} / {p['rater_b']}: DER {_fmt(p['der'])}, JER {_fmt(p['jer'])}"
+            for p in d["diarization_pairs"]
+        ]
     worst = d["by_recording"][:3]
     if worst:
         lines.append("Least agreement (Fleiss' kappa per recording):")

@@ -7,6 +7,7 @@
 - ``earmark regions export-rttm FILE --project P [--annotator NAME | --source final|import|proposal]``
 - ``earmark regions import-labelstudio FILE --project P [--users USERS]``
 - ``earmark regions propose --project P [--recording ID]``
+- ``earmark regions cut --project P --to NEW [--kind classification|transcription] [--dry-run]``
 """
 
 from __future__ import annotations
@@ -89,6 +90,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     propose.add_argument("--project", required=True, help="project name or id")
     propose.add_argument("--recording", type=int, help="one recording (clip id); default: every one")
     propose.set_defaults(run=_propose)
+
+    cut = actions.add_parser(
+        "cut",
+        help="make a clip project from the final regions: one clip per region, its class or transcript",
+        description=(
+            "Cut every final region out of its recording as a clip of a new project, labelled with the "
+            "region's class (classification) or transcript (transcription); each clip's metadata names "
+            "the recording and the span."
+        ),
+    )
+    cut.add_argument("--project", required=True, help="the regions project (name or id)")
+    cut.add_argument("--to", required=True, help="name of the new clip project")
+    cut.add_argument("--kind", choices=("classification", "transcription"), default="classification")
+    cut.add_argument("--dry-run", action="store_true", help="say what would be made; write nothing")
+    cut.set_defaults(run=_cut)
 
 
 def _errors() -> Any:
@@ -176,4 +192,17 @@ def _propose(args: argparse.Namespace) -> int:
             with ws.db.write() as s:
                 total += propose_regions(s, ws.store, info.id, clip_id).after
     print(f"proposed {total:,} speech regions on {len(ids):,} recordings")
+    return 0
+
+
+def _cut(args: argparse.Namespace) -> int:
+    from labeling.data.region_clips import cut_final_regions, preview_cut
+
+    with workspace() as ws, _errors():
+        if args.dry_run:
+            with ws.db.read() as s:
+                report = preview_cut(s, args.project, args.to, kind=args.kind)
+        else:
+            report = cut_final_regions(ws, args.project, args.to, kind=args.kind)
+    print(report.summary())
     return 0

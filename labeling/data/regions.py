@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from analysis.region_signal import file_energy_vad
@@ -166,8 +166,11 @@ def replace_region_set(
     annotator_id: int | None,
     source: str,
     actor_id: int | None,
+    note: Mapping[str, Any] | None = None,
 ) -> SavedRegions:
-    """Replace one set of clean rows (see :func:`save_regions`): delete, insert, audit, in ``s``."""
+    """Replace one set of clean rows (see :func:`save_regions`): delete, insert, audit, in ``s``.
+
+    ``note`` goes into the audit event beside the new set (how a reviewer composed it)."""
     if source not in REGION_SOURCES:
         raise RegionsError(f"region source must be one of {', '.join(REGION_SOURCES)}, not {source!r}")
     if source == "annotator" and annotator_id is None:
@@ -210,7 +213,7 @@ def replace_region_set(
         entity_id=f"{rec.id}/{annotator_id if annotator_id is not None else source}",
         action="create" if not old_rows else ("delete" if not new_rows else "update"),
         old={"source": source, "regions": old_rows} if old_rows else None,
-        new={"source": source, "regions": new_rows} if new_rows else None,
+        new={"source": source, "regions": new_rows, **(note or {})} if new_rows or note else None,
         actor_id=actor_id if actor_id is not None else annotator_id,
         project_id=info.id,
     )
@@ -248,6 +251,38 @@ def save_regions(
     rows = clean_region_rows(_as_frame(regions), info, rec, vocabulary=True)
     return replace_region_set(
         s, info, rec, rows, annotator_id=annotator_id, source="annotator", actor_id=actor_id
+    )
+
+
+def save_final_regions(
+    s: Session,
+    project: str | int,
+    clip_id: int,
+    regions: pd.DataFrame | Iterable[Mapping[str, Any]],
+    *,
+    reviewer_id: int,
+    note: Mapping[str, Any] | None = None,
+) -> SavedRegions:
+    """Store a reviewer's final regions of a recording (source ``final``), replacing the previous final
+    set, audited with the old and the new set, the reviewer and ``note`` (say, whose regions were kept
+    where). Checked as :func:`save_regions` checks; an empty set clears the final one."""
+    info = regions_project(s, project)
+    if s.get(User, reviewer_id) is None:
+        raise RegionsError(f"no user {reviewer_id}")
+    rec = recording(s, info, clip_id, lock=True)
+    rows = clean_region_rows(_as_frame(regions), info, rec, vocabulary=True)
+    return replace_region_set(
+        s, info, rec, rows, annotator_id=None, source="final", actor_id=reviewer_id, note=note
+    )
+
+
+def region_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
+    """Count and newest id of the project's regions: a save replaces a set with new rows, so this
+    changes on every save, and on a cleared set (cache keys of region reports)."""
+    return tuple(
+        s.execute(
+            select(func.count(Region.id), func.max(Region.id)).where(Region.project_id == project_id)
+        ).one()
     )
 
 

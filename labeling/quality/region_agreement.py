@@ -16,16 +16,32 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from analysis.region_agreement import RegionAgreement, region_agreement
+from analysis.region_agreement import (
+    RegionAgreement,
+    frame_agreement_by_item,
+    pairwise_diarization_error,
+    region_agreement,
+)
 from analysis.regions import FRAME_STEP
 from db.models import Clip
-from labeling.data.regions import ANNOTATOR_SOURCES, RegionsError, list_regions, regions_project
+from labeling.data.clips import data_fingerprint
+from labeling.data.regions import (
+    ANNOTATOR_SOURCES,
+    RegionsError,
+    list_regions,
+    region_fingerprint,
+    regions_project,
+)
+from labeling.quality.report_store import stored_or_computed
+
+if TYPE_CHECKING:
+    from db.engine import Database
 
 #: Recordings with more annotators than this are compared by all of them, not by every sub-team.
 _MAX_TEAM = 6
@@ -42,6 +58,7 @@ class RegionAgreementReport:
     others: list[str] = field(default_factory=list)
     agreement: RegionAgreement | None = None
     names: dict[int, str] = field(default_factory=dict)  # recording id -> file name
+    diarization: pd.DataFrame | None = None  # pairwise DER and JER (pairwise_diarization_error)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (NaN as None)."""
@@ -74,6 +91,8 @@ class RegionAgreementReport:
                     for row in records(a.by_item.reset_index())
                 ],
             }
+        if self.diarization is not None:
+            out["diarization_pairs"] = records(self.diarization)
         return out
 
 
@@ -134,7 +153,95 @@ def project_region_agreement(
             tolerance=tolerance,
             labels=sorted(set(regions["label"])),
         )
+        diarization = pairwise_diarization_error(
+            regions[["recording_id", "annotator", "start", "end", "label"]],
+            durations=pd.Series(durations, dtype="float64"),
+        )
     except ValueError as exc:
         raise RegionsError(f"region agreement of {info.name!r}: {exc}") from None
     names = dict(zip(regions["recording_id"].astype(int), regions["recording"], strict=True))
-    return RegionAgreementReport(info.name, list(team), len(recordings), left_out, others, agreement, names)
+    return RegionAgreementReport(
+        info.name, list(team), len(recordings), left_out, others, agreement, names, diarization
+    )
+
+
+REGION_AGREEMENT_VIEW = "region_agreement"
+
+
+def region_data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
+    """The clips, labels and regions of a project as they are now (a cache key of region views)."""
+    return (*data_fingerprint(s, project_id), *region_fingerprint(s, project_id))
+
+
+def region_agreement_view(
+    db: Database, project_id: int, *, tolerance: float = 0.2, recompute: bool = False
+) -> dict[str, Any]:
+    """:meth:`RegionAgreementReport.to_dict` of :func:`project_region_agreement`, stored per regions
+    change and tolerance (see :mod:`labeling.quality.report_store`), so a page shows it at once."""
+    report = stored_or_computed(
+        db,
+        project_id,
+        REGION_AGREEMENT_VIEW,
+        {"tolerance_ms": round(tolerance * 1000)},
+        lambda s: project_region_agreement(s, project_id, tolerance=tolerance).to_dict(),
+        recompute=recompute,
+        fingerprint=region_data_fingerprint,
+    )
+    return dict(report.value)
+
+
+#: The columns of :func:`region_review_queue`.
+QUEUE_COLUMNS = [
+    "recording_id",
+    "recording",
+    "duration",
+    "annotators",
+    "n_annotators",
+    "fleiss_kappa",
+    "unanimous",
+    "disagreement",
+    "final",
+]
+
+
+def region_review_queue(s: Session, project: str | int) -> pd.DataFrame:
+    """Recordings drawn by two or more annotators, those they disagree on most first.
+
+    Each recording is judged among its own annotators: ``fleiss_kappa`` is frame-level Fleiss' kappa
+    (:func:`~analysis.region_agreement.frame_agreement_by_item`), ``unanimous`` the share of frames
+    all agree on, and ``disagreement`` 1 − kappa (0 when every frame is unanimous, where kappa is
+    undefined). ``final`` counts the recording's final regions (None: not adjudicated yet).
+    """
+    info = regions_project(s, project)
+    frame = list_regions(s, info.id, sources=(*ANNOTATOR_SOURCES, "final"))
+    final = frame[frame["source"] == "final"].groupby("recording_id").size()
+    people = frame[frame["source"].isin(ANNOTATOR_SOURCES) & frame["annotator"].notna()]
+    ids = [int(i) for i, n in people.groupby("recording_id")["annotator"].nunique().items() if n >= 2]
+    durations = dict(s.execute(select(Clip.id, Clip.duration_s).where(Clip.id.in_(ids))).all())
+    rows = []
+    for rid in ids:
+        part = people[people["recording_id"] == rid]
+        table = frame_agreement_by_item(
+            part[["recording_id", "annotator", "start", "end", "label"]],
+            durations={rid: float(durations[rid])},
+            labels=sorted(set(part["label"])),
+        )
+        kappa, unanimous = float(table["fleiss_kappa"].iloc[0]), float(table["unanimous"].iloc[0])
+        disagreement = 0.0 if unanimous >= 1.0 else (1.0 - kappa if math.isfinite(kappa) else 1.0)
+        annotators = sorted(set(part["annotator"]))
+        rows.append(
+            (
+                rid,
+                str(part["recording"].iloc[0]),
+                float(durations[rid]),
+                ", ".join(annotators),
+                len(annotators),
+                kappa if math.isfinite(kappa) else None,
+                unanimous,
+                disagreement,
+                int(final[rid]) if rid in final.index else None,
+            )
+        )
+    out = pd.DataFrame(rows, columns=QUEUE_COLUMNS)
+    out["final"] = out["final"].astype("Int64")
+    return out.sort_values(["disagreement", "recording_id"], ascending=[False, True]).reset_index(drop=True)

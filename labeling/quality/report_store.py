@@ -276,22 +276,24 @@ def stored_or_computed(
     *,
     allow_stale: bool = False,
     recompute: bool = False,
+    fingerprint: Callable[[Session, int], tuple[object, ...]] = data_fingerprint,
 ) -> Report:
     """The stored report of ``kind`` while the labels are unchanged, else ``compute(session)``, stored.
 
     With ``allow_stale`` a report computed on older labels is returned as it is (``fresh`` False)
     when it took :data:`INLINE_S` or more to compute; ``recompute`` computes even when a current one
-    is stored (a worker's refresh).
+    is stored (a worker's refresh). ``fingerprint`` says what data the report describes (default:
+    the clips and labels, :func:`~labeling.data.clips.data_fingerprint`).
     """
     with db.read() as s:
-        token = data_fingerprint(s, project_id)
+        token = fingerprint(s, project_id)
         stored = None if recompute else read_report(s, project_id, kind, params)
     if stored is not None and stored.usable(token, allow_stale=allow_stale):
         return Report(stored.value, stored.token == token_digest(token), stored.computed_at, stored.seconds)
     started = time.perf_counter()
     with db.read() as s:
         # The fingerprint is read first, so a report is never stored as newer than its data.
-        token = data_fingerprint(s, project_id)
+        token = fingerprint(s, project_id)
         value = compute(s)
     seconds = time.perf_counter() - started
     with db.write() as s:

@@ -11,12 +11,16 @@ import streamlit as st
 
 from labeling.platform import auth
 from labeling.quality.agreement_service import AGREEMENT_VIEW, AgreementView, agreement_view, view_params
+from pages.quality import agreement_regions
 from pages.quality import charts_agreement as charts
 from pages.widgets import audio, common, plots, stored_report
 
 user = common.require_permission("analyse")
 project = common.current_project()
 ws = common.workspace()
+if project.labels_regions:  # long recordings: agreement of time regions, not of clip labels
+    agreement_regions.show(project)
+    st.stop()
 
 
 PARAMS = view_params()

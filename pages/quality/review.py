@@ -23,12 +23,16 @@ from labeling.data.conventions import ConventionError
 from labeling.platform import auth
 from labeling.quality.agreement_service import REVIEW_QUEUE, REVIEW_SHOWN, ReviewQueue, review_queue
 from labeling.quality.label_issues import open_label_issues
+from pages.quality import review_regions
 from pages.widgets import audio, common, stored_report
 
 user = common.require_permission("review")
 project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
+if project.labels_regions:  # long recordings: adjudicate time regions, not clip labels
+    review_regions.show(project)
+    st.stop()
 QUEUE_SHOWN = REVIEW_SHOWN
 QUEUE_PARAMS = {"limit": QUEUE_SHOWN}
 FORM_FIELDS = ("label", "transcript", "gold", "why")

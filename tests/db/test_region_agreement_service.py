@@ -81,6 +81,7 @@ def test_earmark_agreement_prints_region_agreement(project, monkeypatch, capsys)
     assert "2 recordings labelled by ann, bob" in out
     assert "Unitizing alpha" in out
     assert "Boundary F1 within ±200 ms" in out
+    assert "DER / JER by pair" in out
     assert main(["agreement", "--project", "meet", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["annotators"] == ["ann", "bob"]
