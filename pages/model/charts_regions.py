@@ -39,11 +39,11 @@ def der_parts(table: pd.DataFrame, *, name: str, title: str) -> go.Figure:
     fig.update_layout(
         title=title,
         barmode="stack",
-        height=max(HEIGHT - 80, 40 * len(rows) + 110),
+        height=max(HEIGHT - 60, 40 * len(rows) + 150),
         margin=MARGIN,
         xaxis_title="% of the final regions' time",
         yaxis=dict(autorange="reversed", type="category"),
-        legend=dict(orientation="h", y=1.12, x=1, xanchor="right"),
+        legend=dict(orientation="h", y=-0.35, x=0, traceorder="normal"),
     )
     return fig
 

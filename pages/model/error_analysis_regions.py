@@ -15,6 +15,7 @@ from labeling.model import region_error_analysis as rea
 from pages.model import charts_regions
 from pages.widgets import common, plots
 
+SECONDS = ("reference_s", "duration", "correct", "missed", "false_alarm", "confusion")
 PERCENT = ("share", "error_rate", "error_share", "hlp", "gap", "priority", "der", "f1", "wer")
 
 
@@ -29,6 +30,10 @@ def _report(
 
 def _percent(columns: tuple[str, ...] = PERCENT) -> dict[str, Any]:
     return {c: st.column_config.NumberColumn(c, format="percent") for c in columns}
+
+
+def _seconds(columns: tuple[str, ...] = SECONDS) -> dict[str, Any]:
+    return {c: st.column_config.NumberColumn(c, format="%.1f") for c in columns}
 
 
 def show(project: Any, user: Any, ws: Any) -> None:
@@ -73,25 +78,28 @@ def show(project: Any, user: Any, ws: Any) -> None:
     cols[3].metric("Confusion", f"{model_row['confusion']:.1f} s")
     cols[4].metric(f"Event F1 ±{report.tolerance:g} s", f"{model_row['f1']:.1%}")
     wer = model_row["wer"]
-    cols[5].metric("WER", "no transcripts" if wer != wer else f"{wer:.1%}")
+    cols[5].metric(
+        "WER",
+        "none" if wer != wer else f"{wer:.1%}",
+        help="Of the region transcripts, when both the model's and the final regions have them.",
+    )
     scored = f"{report.n_recordings:,} recordings with final and model regions scored"
     if report.left_out:
         scored += f"; {report.left_out:,} with final regions but none from the model left out"
     st.caption(scored + ".")
 
-    left, right = st.columns([3, 2])
     plots.show(
-        left,
+        st,
         charts_regions.der_parts(
             report.summary, name="system", title="DER by part: the model and each annotator"
         ),
         key="errors.regions.der_chart",
     )
-    right.dataframe(
+    st.dataframe(
         report.summary.drop(columns=["kind"]),
         key="errors.regions.summary",
         hide_index=True,
-        column_config=_percent(),
+        column_config=_percent() | _seconds(),
     )
 
     st.subheader("Slices")
@@ -99,13 +107,15 @@ def show(project: Any, user: Any, ws: Any) -> None:
         "Recording tags and metadata, the final regions' tags and classes. Error rate: missed, false "
         "alarm and confusion seconds over the slice's final seconds; priority = gap to human level × share."
     )
-    st.dataframe(report.slices, key="errors.regions.slices", hide_index=True, column_config=_percent())
+    st.dataframe(
+        report.slices, key="errors.regions.slices", hide_index=True, column_config=_percent() | _seconds()
+    )
     left, right = st.columns(2)
     plots.show(left, charts_regions.priority_bars(report.slices), key="errors.regions.priority_chart")
     plots.show(right, charts_regions.error_vs_hlp(report.slices), key="errors.regions.hlp_chart")
 
     st.subheader("Per recording and class")
-    left, right = st.columns([3, 2])
+    left, right = st.columns(2)
     plots.show(
         left,
         charts_regions.der_parts(report.per_recording, name="recording", title="DER by part, per recording"),
@@ -115,7 +125,7 @@ def show(project: Any, user: Any, ws: Any) -> None:
         report.per_class,
         key="errors.regions.per_class",
         hide_index=True,
-        column_config=_percent(("error_rate",)),
+        column_config=_percent(("error_rate",)) | _seconds(),
     )
     if not report.transcripts.empty:
         with st.expander("Region transcripts", icon=":material/subtitles:"):

@@ -64,7 +64,7 @@ def test_the_page_scores_the_vad_against_the_final_regions(app_env, tmp_path):
     assert not at.exception
     shown = _metrics(at)
     assert {"DER", "Missed", "False alarm", "Confusion", "WER"} <= set(shown)
-    assert shown["WER"] == "no transcripts"
+    assert shown["WER"] == "none"
     summary = next(d.value for d in at.dataframe if "system" in d.value.columns)
     assert summary["system"].tolist() == ["Energy VAD (built in)", "ana"]
     # ana left out the second region: half the final time missed.
@@ -92,7 +92,7 @@ def test_the_demo_long_recordings_have_two_annotators_and_the_page_renders(app_e
     at = page(PAGE, "admin", project=DEMO_REGIONS_PROJECT).run()
     assert not at.exception
     shown = _metrics(at)
-    assert shown["WER"] == "no transcripts"  # the VAD finds speech but says no words
+    assert shown["WER"] == "none"  # the VAD finds speech but says no words
     summary = next(d.value for d in at.dataframe if "system" in d.value.columns).set_index("system")
     # The annotators typed what they heard, so their region transcripts have a WER.
     assert summary.loc[["ana", "ben"], "wer"].notna().all()
