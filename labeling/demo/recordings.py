@@ -154,7 +154,7 @@ def synthesize_recordings(
     for layout, lines in plan:
         pieces: list[np.ndarray] = [np.zeros(int(rng.uniform(0.8, 1.5) * SAMPLE_RATE))]
         at = len(pieces[0])
-        events = []
+        events: list[tuple[int, int, str, str | None, str | None]] = []
         music_at = None if layout.music_after is None else min(layout.music_after, len(lines) - 2)
         for i, (who, k) in enumerate(lines):
             y = said[who, k] * (0.5 if who == "b" else 0.7)
@@ -191,8 +191,9 @@ def synthesize_recordings(
                 "speakers": "2",
             }
         )
-        for start, end, label, text, who in events:
-            tags = [] if who is None else [f"speaker:{who}", "noise:car" if end > car_start else "noise:none"]
+        for start, end, label, text, speaker in events:
+            noise = "noise:car" if end > car_start else "noise:none"
+            tags = [] if speaker is None else [f"speaker:{speaker}", noise]
             truth.append(
                 {
                     "file_name": layout.name,
@@ -201,7 +202,7 @@ def synthesize_recordings(
                     "label": label,
                     "text": text,
                     "tags": tags,
-                    "quiet": who == "b" and start > car_start,
+                    "quiet": speaker == "b" and start > car_start,
                 }
             )
     return recordings, pd.DataFrame(truth)

@@ -17,7 +17,7 @@ the annotators (each on the recordings they labelled).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -198,7 +198,7 @@ def _score(
     ref = final[final["recording_id"].isin(hyp["recording_id"].unique())]
     shared = set(ref["label"]) & set(hyp["label"])
     # Speaker names of an imported diarization are arbitrary: map them when none is a final class.
-    mapping = "identity" if shared or hyp.empty else "optimal"
+    mapping: Literal["identity", "optimal"] = "identity" if shared or hyp.empty else "optimal"
     errors = region_errors(ref, hyp, durations=durations, mapping=mapping)
     is_ref = errors["side"] == "reference"
     reference_s = float(errors.loc[is_ref, "duration"].sum())

@@ -50,7 +50,7 @@ def show(project: Any, user: Any, ws: Any) -> None:
     left, right = st.columns([3, 1])
     model = left.selectbox(
         "Model regions",
-        list(models) or [None],
+        list[str | None](models) or [None],
         key="errors.regions.model",
         format_func=lambda k: models.get(k, "none yet") if k else "none yet",
     )
