@@ -8,7 +8,10 @@ region with its correct, missed, confused and false-alarm seconds. Then:
   ``low_bandwidth``, …, of the region or its recording), with human-level performance per tag and
   the same priority (gap × share) as :func:`analysis.slices.slice_table` gives clips;
 - :func:`region_metadata_slices` slices by the values of categorical columns (``speaker``, ``accent``);
-- :func:`per_class_region_table` breaks the errors down by class.
+- :func:`per_class_region_table` breaks the errors down by class;
+- :func:`region_transcript_pairs` pairs the reference regions' transcripts with the hypothesis'
+  (each hypothesis region goes to the reference region it overlaps most), for a WER of region
+  transcripts with :func:`analysis.text.error_rates`.
 
 The error rate of a slice is a detection error rate: (missed + confusion + false alarm) seconds over
 the reference seconds in the slice. When neither side overlaps itself and ``mapping="optimal"``, the
@@ -343,3 +346,88 @@ def per_class_region_table(errors: pd.DataFrame, *, label: str = "label") -> pd.
     table["error_rate"] = rate.where(table["duration"] > 0)
     table["n"] = table["n"].astype(np.int64)
     return table
+
+
+def region_transcript_pairs(
+    reference: pd.DataFrame,
+    hypothesis: pd.DataFrame,
+    *,
+    text: str = "text",
+    label: str = "label",
+    item: str = "recording_id",
+) -> pd.DataFrame:
+    """The transcript of each reference region beside what the hypothesis says over the same time.
+
+    Each hypothesis region with a transcript goes to the reference region (of the same recording)
+    it overlaps most, the earlier one on a tie; a reference region's hypothesis text is the texts it
+    received, in time order, joined by a space (empty when it received none: every word deleted). A
+    hypothesis transcript that overlaps no reference region is a row of its own with an empty
+    reference text (every word inserted), so summing word errors over the rows gives the WER of the
+    whole set.
+
+    Parameters
+    ----------
+    reference, hypothesis
+        Long regions (``start``, ``end``, ``label``, ``text``; ``item`` for several recordings). Rows
+        of the reference without text are left out, as are hypothesis rows without text.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``item`` (when given), ``start``, ``end``, ``label`` (of the reference region; None for an
+        unmatched hypothesis row), ``reference_text``, ``hypothesis_text``; sorted by item and start.
+    """
+    _require(reference, ["start", "end"])
+    _require(hypothesis, ["start", "end"])
+    if (item in reference.columns) != (item in hypothesis.columns):
+        raise RegionError(f"both or neither of reference and hypothesis must have the column {item!r}")
+    has_item = item in reference.columns
+
+    def with_text(frame: pd.DataFrame) -> pd.DataFrame:
+        if text not in frame.columns:
+            return frame.iloc[:0]
+        keep = frame[text].map(lambda v: isinstance(v, str) and v.strip() != "")
+        return frame[keep.to_numpy(dtype=bool)]
+
+    ref, hyp = with_text(reference), with_text(hypothesis)
+    keys = sorted(set(ref[item].unique()) | set(hyp[item].unique()) if has_item else {None}, key=str)
+    rows: list[dict[str, Any]] = []
+    for key in keys:
+        r = ref[ref[item] == key] if has_item else ref
+        h = hyp[hyp[item] == key] if has_item else hyp
+        r = r.sort_values(["start", "end"], kind="stable")
+        h = h.sort_values(["start", "end"], kind="stable")
+        rs, re_ = r["start"].to_numpy(np.float64), r["end"].to_numpy(np.float64)
+        got: list[list[str]] = [[] for _ in range(len(r))]
+        for hs, he, words in zip(h["start"], h["end"], h[text], strict=True):
+            overlap = np.minimum(re_, he) - np.maximum(rs, hs)
+            best = int(np.argmax(overlap)) if len(overlap) else -1
+            if best >= 0 and overlap[best] > 0:
+                got[best].append(str(words).strip())
+            else:
+                rows.append(
+                    {
+                        item: key,
+                        "start": float(hs),
+                        "end": float(he),
+                        label: None,
+                        "reference_text": "",
+                        "hypothesis_text": str(words).strip(),
+                    }
+                )
+        labels = r[label] if label in r.columns else pd.Series([None] * len(r))
+        for k, (start, end, name, words) in enumerate(zip(rs, re_, labels, r[text], strict=True)):
+            rows.append(
+                {
+                    item: key,
+                    "start": float(start),
+                    "end": float(end),
+                    label: name,
+                    "reference_text": str(words).strip(),
+                    "hypothesis_text": " ".join(got[k]),
+                }
+            )
+    out = pd.DataFrame(rows, columns=[item, "start", "end", label, "reference_text", "hypothesis_text"])
+    order = [item, "start", "end"] if has_item else ["start", "end"]
+    out = out.sort_values(order, kind="stable").reset_index(drop=True)
+    return out if has_item else out.drop(columns=[item])

@@ -2,7 +2,8 @@
 
 It is built in steps (:data:`DEMO_STEPS`), each a function ``step(ws, ctx) -> str`` that returns a
 line for the report; later parts of Earmark add their own steps (annotators, a model run, a
-production batch) so the demo shows something real on every page.
+production batch, a second project of long recordings) so the demo shows something real on every
+page.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from labeling.data.projects import ProjectError, ProjectNotFound, count_projects
 from labeling.demo.annotators import step_annotators
 from labeling.demo.context import DemoContext
 from labeling.demo.model import step_improve_weakest_slice, step_model_run
+from labeling.demo.recordings import DEMO_REGIONS_PROJECT, step_regions_project
 from labeling.demo.traffic import step_production_batches
 from labeling.platform.workspace import Workspace
 
@@ -125,6 +127,7 @@ DEMO_STEPS: list[Callable[[Workspace, DemoContext], str]] = [
     step_model_run,
     step_improve_weakest_slice,
     step_production_batches,
+    step_regions_project,
 ]
 
 
@@ -147,13 +150,15 @@ def create_demo(
     ws: Workspace,
     *,
     project: str = DEMO_PROJECT,
+    regions_project: str = DEMO_REGIONS_PROJECT,
     if_empty: bool = False,
     size: str | int = "standard",
     random_state: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
     on_step: Callable[[int, int, str, str | None], None] | None = None,
 ) -> DemoReport:
-    """Create the demo project. With ``if_empty``, do nothing when any project already exists.
+    """Create the demo project and, beside it, ``regions_project`` (long recordings, see
+    :mod:`labeling.demo.recordings`). With ``if_empty``, do nothing when any project already exists.
 
     ``progress(stage, done, total)`` reports the work inside each step; ``on_step(number, n_steps,
     title, result)`` is told of each step as it starts (``result`` None) and as it ends (its line).
@@ -162,13 +167,15 @@ def create_demo(
     with ws.db.read() as s:
         if if_empty and count_projects(s) > 0:
             return DemoReport(project, False, ["the database already has projects; no demo created"], 0.0)
-        try:
-            get_project(s, project)
-        except ProjectNotFound:
-            pass
-        else:
-            raise ProjectError(f"a project named {project!r} already exists")
+        for name in (project, regions_project):
+            try:
+                get_project(s, name)
+            except ProjectNotFound:
+                pass
+            else:
+                raise ProjectError(f"a project named {name!r} already exists")
     ctx = DemoContext(project=project, size=size, random_state=random_state, progress=progress)
+    ctx.facts["regions_project"] = regions_project
     tell = on_step or (lambda number, n, title, result: None)
     lines = []
     try:
@@ -179,6 +186,6 @@ def create_demo(
     except BaseException:
         # A demo that stopped half-way would mislead every page: remove what was made.
         with ws.db.write() as s:
-            s.execute(delete(Project).where(Project.name == project))
+            s.execute(delete(Project).where(Project.name.in_([project, regions_project])))
         raise
     return DemoReport(project, True, lines, time.perf_counter() - started)

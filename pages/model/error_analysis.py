@@ -8,7 +8,7 @@ import streamlit as st
 
 from labeling.model import error_analysis as ea
 from labeling.model.runs import list_runs
-from pages.model import charts_errors, error_browser
+from pages.model import charts_errors, error_analysis_regions, error_browser
 from pages.model.train_form import run_labels, train_form
 from pages.widgets import common, plots
 
@@ -16,6 +16,9 @@ user = common.require_permission("manage_data")
 project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
+if project.labels_regions:  # long recordings: a model's regions against the final regions
+    error_analysis_regions.show(project, user, ws)
+    st.stop()
 
 st.title("Error analysis")
 

@@ -7,8 +7,10 @@ from sqlalchemy import select
 from db.models import Annotation, ConventionVersion, utcnow
 from labeling.data.clips import clip_frame
 from labeling.data.projects import ProjectError, get_project
+from labeling.data.regions import list_regions
 from labeling.demo.annotators import DAY_MINUTES, labelled_at, labelling_start, published_at
 from labeling.demo.build import DEMO_PROJECT, create_demo
+from labeling.demo.recordings import DEMO_REGIONS_PROJECT
 
 
 def test_demo_creates_a_tagged_labelled_project_once(sqlite_workspace):
@@ -47,6 +49,14 @@ def test_demo_creates_a_tagged_labelled_project_once(sqlite_workspace):
     assert labelled
     assert max(at for at, _ in labelled) <= utcnow()
     assert all(at >= published[version] for at, version in labelled)
+
+    # Beside it, long recordings with two annotators' regions, the final regions and the VAD's.
+    with ws.db.read() as s:
+        regions = list_regions(s, DEMO_REGIONS_PROJECT)
+        long = get_project(s, DEMO_REGIONS_PROJECT)
+    assert long.labels_regions
+    assert sorted(regions["annotator"].dropna().unique()) == ["ana", "ben"]
+    assert {"final", "proposal"} <= set(regions["source"])
 
     again = create_demo(ws, size="tiny", if_empty=True)
     assert not again.created

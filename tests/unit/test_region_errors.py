@@ -13,9 +13,11 @@ from analysis.region_errors import (
     region_errors,
     region_metadata_slices,
     region_slice_table,
+    region_transcript_pairs,
     regions_from_posteriors,
 )
 from analysis.regions import RegionError, activity_regions, normalise_regions
+from analysis.text import error_rates
 
 
 def worked_example() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -179,3 +181,34 @@ def test_activity_regions_close_short_gaps_before_dropping_short_regions():
     assert closed[["start", "end"]].values.tolist() == [[1.0, 5.0]]
     with pytest.raises(RegionError, match="must not exceed"):
         activity_regions(levels, high=1, low=2)
+
+
+def test_region_transcripts_pair_by_overlap_and_count_every_word_once():
+    ref = pd.DataFrame(
+        {
+            "recording_id": [1, 1],
+            "start": [0.0, 5.0],
+            "end": [4.0, 9.0],
+            "label": ["speech", "speech"],
+            "text": ["turn left now", "stop here"],
+        }
+    )
+    # Two pieces of the first sentence, nothing over the second, a word where nobody spoke.
+    hyp = pd.DataFrame(
+        {
+            "recording_id": [1, 1, 1],
+            "start": [2.5, 0.2, 10.0],
+            "end": [4.5, 2.4, 11.0],
+            "label": ["speech"] * 3,
+            "text": ["left", "turn", "hello"],
+        }
+    )
+    pairs = region_transcript_pairs(ref, hyp)
+    assert pairs[["reference_text", "hypothesis_text"]].values.tolist() == [
+        ["turn left now", "turn left"],
+        ["stop here", ""],
+        ["", "hello"],
+    ]
+    rates = error_rates(pairs["reference_text"].tolist(), pairs["hypothesis_text"].tolist(), chars=False)
+    # 1 deletion, 2 deletions, 1 insertion over 5 reference words.
+    assert rates["word_errors"].sum() / rates["ref_words"].sum() == pytest.approx(4 / 5)
