@@ -64,8 +64,6 @@ function build(parent) {
         <button type="button" class="er-play" title="Play or pause (Space)" aria-label="Play">&#9654;</button>
         <button type="button" class="er-play-region" title="Play the selected region (Enter)">Play region</button>
         <button type="button" class="er-loop" title="Loop the selected region (L)" aria-pressed="false">Loop</button>
-        <button type="button" class="er-undo" title="Undo (Ctrl+Z)" aria-label="Undo" disabled>&#8630;</button>
-        <button type="button" class="er-redo" title="Redo (Ctrl+Shift+Z)" aria-label="Redo" disabled>&#8631;</button>
         <span class="er-time" aria-live="off"></span>
         <span class="er-classes" role="radiogroup" aria-label="Class of new regions"></span>
         <span class="er-spacer"></span>
@@ -75,7 +73,7 @@ function build(parent) {
         <button type="button" class="er-help" title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts"
           aria-expanded="false">?</button>
       </div>
-      <div class="er-keys" hidden><table></table></div>
+      <div class="er-keys" role="note" aria-label="Keyboard shortcuts" hidden></div>
       <canvas class="er-wave" tabindex="0" aria-label="Waveform: drag to draw a region, drag an edge to move it"></canvas>
       <input type="range" class="er-scroll" min="0" max="1000" value="0" aria-label="Scroll the waveform">
       <div class="er-detail">
@@ -87,6 +85,8 @@ function build(parent) {
         <button type="button" class="er-delete" title="Delete the selected region (Delete)" disabled>Delete</button>
       </div>
       <div class="er-foot">
+        <button type="button" class="er-undo" title="Undo (Ctrl+Z)" aria-label="Undo" disabled>&#8630;</button>
+        <button type="button" class="er-redo" title="Redo (Ctrl+Shift+Z)" aria-label="Redo" disabled>&#8631;</button>
         <span class="er-count"></span>
         <span class="er-spacer"></span>
         <button type="button" class="er-accept" title="Take every proposed region as yours">Accept all proposals</button>
@@ -608,11 +608,12 @@ export default function (component) {
   el.redo.addEventListener("click", redo);
   el.split.addEventListener("click", splitAtPlayhead);
   el.merge.addEventListener("click", mergeSelected);
-  const sheet = el.keys.querySelector("table");
   for (const [key, what] of KEYS) {
-    const row = sheet.insertRow();
-    row.insertCell().textContent = key;
-    row.insertCell().textContent = what;
+    const k = document.createElement("kbd");
+    k.textContent = key;
+    const w = document.createElement("span");
+    w.textContent = what;
+    el.keys.append(k, w);
   }
   function toggleKeys() {
     el.keys.hidden = !el.keys.hidden;
