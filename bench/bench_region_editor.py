@@ -12,7 +12,8 @@ seed) in a ``regions`` project, one annotator.
 - Chromium: the Label page is opened afresh, signed in, and the editor records ``performance.now()``
   when the waveform first reaches its canvas (``window.__earmarkRegionsPainted``, milliseconds since
   the navigation started). The first load, timed from the Sign in click, computes the peaks; the
-  median is of fresh navigations after it. Target: ≤ 2 s.
+  median is of fresh navigations after it, split at the moment the page's title is in the document
+  (Streamlit's own start, before the editor). Target: ≤ 2 s.
 - Baseline, same recording, same run: the same app with the peaks at one bucket per 10 ms (360,000
   min/max pairs, what a page sending "full resolution" sends), started as a second server.
 """
@@ -158,9 +159,23 @@ def start_server(ws: Workspace, max_buckets: int | None, log: Path) -> tuple[sub
     raise RuntimeError(log.read_text())
 
 
-def first_paints(browser, url: str, runs: int) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
-    """(from Sign in to the first paint, peaks computed; later loads' paints since navigation), in s."""
+# When the page's title is first in the document: Streamlit's own start and the script up to the
+# editor, the part of the wait that is not the editor's.
+TITLE_SEEN = """
+new MutationObserver((_, observer) => {
+  if (document.querySelector("h1")) {
+    window.__titleSeen = performance.now();
+    observer.disconnect();
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+def first_paints(browser, url: str, runs: int) -> tuple[float, list[float], list[float]]:  # type: ignore[no-untyped-def]
+    """From Sign in to the first paint (peaks computed); then, for fresh loads, the paint and the title
+    seen, in seconds since navigation."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(TITLE_SEEN)
     page = context.new_page()
     page.goto(url)
     page.get_by_role("textbox", name="Name").fill("ana")
@@ -169,13 +184,14 @@ def first_paints(browser, url: str, runs: int) -> tuple[float, list[float]]:  # 
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_function("window.__earmarkRegionsPainted !== undefined", timeout=300_000)
     cold = (page.evaluate("window.__earmarkRegionsPainted") - clicked) / 1000
-    warm = []
+    warm, title = [], []
     for _ in range(runs):
         page.goto(url)
         page.wait_for_function("window.__earmarkRegionsPainted !== undefined", timeout=300_000)
         warm.append(page.evaluate("window.__earmarkRegionsPainted") / 1000)
+        title.append(page.evaluate("window.__titleSeen") / 1000)
     context.close()
-    return cold, warm
+    return cold, warm, title
 
 
 def browser_side(tmp: Path, ws: Workspace, runs: int) -> dict[str, float]:
@@ -189,12 +205,13 @@ def browser_side(tmp: Path, ws: Workspace, runs: int) -> dict[str, float]:
         for name, buckets in (("ours", None), ("baseline", round(MINUTES * 60 / BASELINE_BUCKET_S))):
             proc, url = start_server(ws, buckets, tmp / f"streamlit-{name}.log")
             try:
-                cold, warm = first_paints(browser, url, runs)
+                cold, warm, title = first_paints(browser, url, runs)
             finally:
                 proc.terminate()
                 proc.wait(30)
             out[f"{name}_cold"] = cold
             out[f"{name}_warm"] = statistics.median(warm)
+            out[f"{name}_title"] = statistics.median(title)
         browser.close()
     return out
 
@@ -223,6 +240,8 @@ In Chromium, from navigation to the waveform on the editor's canvas (measured by
 |---|---:|---:|---:|
 | first load, from Sign in (peaks computed) | {page["ours_cold"]:.2f} s | {page["baseline_cold"]:.2f} s | {page["ours_cold"] / page["baseline_cold"]:.2f} |
 | **later loads** (target ≤ {TARGET_S:.0f} s: {met}) | **{page["ours_warm"]:.2f} s** | {page["baseline_warm"]:.2f} s | **{page["ours_warm"] / page["baseline_warm"]:.2f}** |
+| of which before the page's title is shown (Streamlit's start) | {page["ours_title"]:.2f} s | {page["baseline_title"]:.2f} s | |
+| of which the editor (title to waveform) | {page["ours_warm"] - page["ours_title"]:.2f} s | {page["baseline_warm"] - page["baseline_title"]:.2f} s | {(page["ours_warm"] - page["ours_title"]) / (page["baseline_warm"] - page["baseline_title"]):.2f} |
 """
 
 

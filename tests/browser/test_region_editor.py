@@ -1,5 +1,6 @@
-"""The Label page of a regions project in Chromium: regions drawn, relabelled, deleted and transcribed
-with mouse and keys are what the database holds after Submit, and what the editor shows again."""
+"""The Label page of a regions project in Chromium: regions drawn, relabelled, deleted, transcribed,
+split, merged, snapped into a silence and undone with mouse and keys are what the database holds after
+Submit, and what the editor shows again."""
 
 from __future__ import annotations
 
