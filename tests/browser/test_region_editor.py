@@ -242,6 +242,16 @@ def test_snapping_split_merge_and_undo_reach_the_stored_regions(browser, serve, 
     # Merge 4.5-5.0 "good" with the next speech region, 5.0-5.5 "morning"; the noise region is not next.
     page.mouse.click(x(4.75), y)
     page.keyboard.press("m")
+    # N and P step through the regions in time order; "?" shows every key.
+    selected = editor.locator(".er-selected")
+    page.keyboard.press("n")
+    expect(selected).to_contain_text(re.compile(r"^speech: 5\.[45]"))
+    page.keyboard.press("n")
+    expect(selected).to_contain_text(re.compile(r"^noise: 7\.0"))
+    page.keyboard.press("p")
+    expect(selected).to_contain_text(re.compile(r"^speech: 5\.[45]"))
+    page.keyboard.press("?")
+    expect(editor.locator(".er-keys")).to_contain_text("merge the selected region")
     page.get_by_test_id("earmark-region-submit").click()
     settle(page)
     assert_no_exception(page)
