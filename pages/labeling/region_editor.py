@@ -22,6 +22,9 @@ from pages.labeling.player import widget_class
 
 STATIC = Path(__file__).with_name("static")
 HEIGHT = 330
+#: Keys the editor keeps for itself (split, merge, loop, next, previous): a class named by one of these
+#: letters is chosen with a digit instead.
+EDITOR_KEYS = frozenset("smlnp")
 #: One colour per class, in the project's order (then round again): distinct on light and dark themes.
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b")
 
@@ -67,7 +70,7 @@ def region_editor(
             "maxs": levels(peaks.max),
             "classes": [
                 {"name": c, "key": k, "colour": COLOURS[i % len(COLOURS)]}
-                for i, (c, k) in enumerate(zip(classes, class_keys, strict=True))
+                for i, (c, k) in enumerate(zip(classes, editor_class_keys(class_keys), strict=True))
             ],
             "regions": [{**r, "proposal": proposals} for r in regions],
             "audio": widget_class(audio_key(token)),
@@ -75,6 +78,13 @@ def region_editor(
         on_submit_change=on_submit,
         height=HEIGHT,
     )
+
+
+def editor_class_keys(class_keys: Sequence[str | None]) -> list[str | None]:
+    """The page's class keys, or 1–9 then 0 when one of them is a key the editor keeps for itself."""
+    if not EDITOR_KEYS & {k for k in class_keys if k}:
+        return list(class_keys)
+    return [str((i + 1) % 10) if i < 10 else None for i in range(len(class_keys))]
 
 
 def levels(values: Any) -> list[int]:

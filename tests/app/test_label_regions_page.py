@@ -37,3 +37,14 @@ def test_a_recording_is_handed_out_in_the_region_editor(app_env, tmp_path):
     assert not at.exception
     assert "Nothing left for you to label" in shown_text(at)
     assert at.sidebar.selectbox(key="regions.reopen").options == [f"hearing.wav (recording {clip_id})"]
+
+
+def test_classes_named_like_editor_keys_are_chosen_with_digits():
+    from labeling.annotate.annotations import class_shortcuts
+    from pages.labeling.region_editor import editor_class_keys
+
+    # "s" splits and "m" merges in the editor, so a project with classes s(peech) and m(usic)
+    # chooses them with 1 and 2; letters that clash with nothing stay their own keys.
+    assert editor_class_keys(class_shortcuts(["s", "m", "x"])) == ["1", "2", "3"]
+    assert editor_class_keys(class_shortcuts(["a", "b"])) == ["a", "b"]
+    assert editor_class_keys(class_shortcuts(["speech", "noise"])) == ["1", "2"]

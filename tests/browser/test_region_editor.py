@@ -1,5 +1,6 @@
-"""The Label page of a regions project in Chromium: regions drawn, relabelled, deleted and transcribed
-with mouse and keys are what the database holds after Submit, and what the editor shows again."""
+"""The Label page of a regions project in Chromium: regions drawn, relabelled, deleted, transcribed,
+split, merged, snapped into a silence and undone with mouse and keys are what the database holds after
+Submit, and what the editor shows again."""
 
 from __future__ import annotations
 
@@ -145,3 +146,127 @@ def test_regions_drawn_with_the_mouse_are_stored_and_shown_again(browser, serve,
     drawn = json.loads(page.locator("canvas.er-wave").get_attribute("data-regions") or "[]")
     assert [(r["label"], r["text"]) for r in drawn] == [("speech", "good morning 2"), ("noise", "")]
     assert_no_exception(page)
+
+
+def gapped(seconds: float = 20.0) -> np.ndarray:
+    """Faint noise, and a loud tone from 2 s to 10 s but for a digital silence from 6 s to 7 s."""
+    y = recording(seconds)
+    t = np.arange(8 * SR) / SR
+    y[2 * SR : 10 * SR] = (0.4 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    y[6 * SR : 7 * SR] = 0.0
+    return y
+
+
+@pytest.fixture
+def gapped_project(sqlite_workspace, tmp_path):
+    ws = sqlite_workspace
+    write_wav(tmp_path / "src" / "talk.wav", gapped())
+    with ws.db.write() as s:
+        create_project(
+            s, name="talks", task_kind="regions", classes=["speech", "noise"], annotations_per_clip=1
+        )
+        add_user(s, name="ana", role="annotator", password=PASSWORD)
+    import_path(ws, tmp_path / "src", "talks", create=False)
+    return ws
+
+
+def test_snapping_split_merge_and_undo_reach_the_stored_regions(browser, serve, gapped_project):
+    server = serve(gapped_project)
+    page = open_page(browser, server.url)
+    sign_in(page, "ana", PASSWORD)
+    editor = page.get_by_test_id("earmark-region-editor")
+    expect(editor).to_be_visible()
+    wave = page.locator("canvas.er-wave")
+
+    # Zoom in around 6.5 s with the wheel, so that a pixel is a few milliseconds.
+    left, width, top, height, start, end = view(page)
+    y = top + height / 2
+    page.mouse.move(left + 6.5 / (end - start) * width, y)
+    for _ in range(4):
+        page.mouse.wheel(0, -100)
+    left, width, top, height, start, end = view(page)
+    assert start < 4.4
+    assert end > 8.6
+    px = (end - start) / width
+
+    def x(t: float) -> float:
+        return left + (t - start) / (end - start) * width
+
+    def drawn() -> list[tuple[float, float, str, str]]:
+        rows = json.loads(wave.get_attribute("data-regions") or "[]")
+        return [(r["start"], r["end"], r["label"], r["text"]) for r in rows]
+
+    # Released 30 ms before the silence, the end snaps into it; the start, in steady tone, stays.
+    drag(page, x(4.5), x(5.97), y)
+    (a,) = drawn()
+    assert a[0] == pytest.approx(4.5, abs=2 * px)
+    assert 6.0 <= a[1] <= 6.02
+    # With Alt held nothing snaps: the start stays 40 ms after the silence.
+    page.keyboard.down("Alt")
+    drag(page, x(7.04), x(8.5), y)
+    page.keyboard.up("Alt")
+    b = drawn()[1]
+    assert b[0] == pytest.approx(7.04, abs=2 * px)
+
+    # Undo and redo: a deletion comes back, a relabelling goes and returns.
+    page.keyboard.press("Delete")
+    assert len(drawn()) == 1
+    page.keyboard.press("Control+z")
+    assert len(drawn()) == 2
+    page.mouse.click(x(8.0), y)
+    page.keyboard.press("2")
+    assert drawn()[1][2] == "noise"
+    page.keyboard.press("Control+z")
+    assert drawn()[1][2] == "speech"
+    page.keyboard.press("Control+Shift+z")
+    assert drawn()[1][2] == "noise"
+
+    # Split at the playhead (a click puts it there): 4.5-6.0 becomes 4.5-5.0, 5.0-5.5, 5.5-6.0.
+    page.mouse.click(x(5.0), y)
+    page.keyboard.press("s")
+    page.mouse.click(x(5.5), y)
+    page.keyboard.press("s")
+    assert [r[2] for r in drawn()] == ["speech", "speech", "speech", "noise"]
+    box = page.get_by_label("Transcript of the selected region")
+    box.click()  # the selected region is the first half of the last split, 5.0-5.5
+    box.type("morning")
+    box.press("Enter")
+    page.mouse.click(x(4.75), y)
+    box.click()
+    box.type("good")
+    box.press("Enter")
+    page.keyboard.press("Control+z")  # the typing is one step
+    assert [r[3] for r in drawn()][:2] == ["", "morning"]
+    page.keyboard.press("Control+Shift+z")
+    assert [r[3] for r in drawn()][:2] == ["good", "morning"]
+    # Merge 4.5-5.0 "good" with the next speech region, 5.0-5.5 "morning"; the noise region is not next.
+    page.mouse.click(x(4.75), y)
+    page.keyboard.press("m")
+    # N and P step through the regions in time order; "?" shows every key.
+    selected = editor.locator(".er-selected")
+    page.keyboard.press("n")
+    expect(selected).to_contain_text(re.compile(r"^speech: 5\.[45]"))
+    page.keyboard.press("n")
+    expect(selected).to_contain_text(re.compile(r"^noise: 7\.0"))
+    page.keyboard.press("p")
+    expect(selected).to_contain_text(re.compile(r"^speech: 5\.[45]"))
+    page.keyboard.press("?")
+    expect(editor.locator(".er-keys")).to_contain_text("merge the selected region")
+    page.get_by_test_id("earmark-region-submit").click()
+    settle(page)
+    assert_no_exception(page)
+    expect(page.get_by_text("3 regions saved")).to_be_visible()
+
+    with gapped_project.db.read() as s:
+        stored = list_regions(s, "talks")[["start", "end", "label", "text"]].to_dict("records")
+    assert [(r["label"], r["text"]) for r in stored] == [
+        ("speech", "good morning"),
+        ("speech", None),
+        ("noise", None),
+    ]
+    assert stored[0]["start"] == pytest.approx(4.5, abs=2 * px)
+    assert stored[0]["end"] == pytest.approx(5.5, abs=2 * px)
+    assert stored[1]["start"] == pytest.approx(5.5, abs=2 * px)
+    assert 6.0 <= stored[1]["end"] <= 6.02
+    assert stored[2]["start"] == pytest.approx(7.04, abs=2 * px)
+    assert stored[2]["end"] == pytest.approx(8.5, abs=2 * px)

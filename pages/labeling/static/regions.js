@@ -3,8 +3,17 @@
 // The waveform is drawn from the server's min/max peaks; the audio plays from the address of the
 // page's hidden st.audio (Streamlit's media endpoint, which answers range requests). Drag on empty
 // waveform to draw a region of the chosen class, drag a region's edge to move it, click a region to
-// select it; Delete removes it, a class key relabels it, Enter plays it, Space plays or pauses. The
-// wheel zooms around the pointer, Shift+wheel (or a sideways wheel) and the slider scroll.
+// select it (and put the playhead there); Delete removes it, a class key relabels it, Enter plays it,
+// L loops it, S splits the region under the playhead, M merges the selected region with the next one
+// of its class, N/P select the next/previous region, Space plays or pauses, Ctrl+Z/Ctrl+Shift+Z undo
+// and redo every edit. The wheel zooms around the pointer, Shift+wheel (or a sideways wheel) and the
+// slider scroll. KEYS below is the list the "?" sheet shows.
+//
+// Snapping: loudness is the peak-to-peak of the waveform buckets, the largest within SMOOTH_S around
+// each (so a tone's single cycles do not look like pauses). A released edge moves to the quietest
+// bucket within SNAP_S of it (or one bucket, where buckets are coarser), the nearest of them on a tie,
+// but only out of sound into a clearly quieter spot (at most half as loud, and SNAP_DROP quieter);
+// Alt held places it as is.
 // Proposals (the automatic ones the recording came with) are drawn dashed and become the annotator's
 // only once touched (an edge moved, relabelled, a transcript typed) or accepted. Submit sends the
 // annotator's regions as the trigger value "submit", naming the recording's token.
@@ -13,6 +22,28 @@ const HEIGHT = 170;
 const EDGE_PX = 6; // how near an edge the pointer grabs it
 const MIN_DRAG_PX = 3; // a shorter drag on empty waveform is a click (seek)
 const MIN_SPAN_S = 0.5; // the most the editor zooms in to
+const SNAP_S = 0.05; // how far a released edge looks for a quieter place
+const SNAP_DROP = 0.05; // peak-to-peak (full scale 2) by which that place must be quieter
+const SMOOTH_S = 0.02; // loudness at a bucket: the largest peak-to-peak within this span around it
+const HISTORY = 200; // undo steps kept
+const KEYS = [
+  ["drag on the waveform", "draw a region of the chosen class"],
+  ["drag an edge", "move it (snaps to a quiet spot; hold Alt to place it as is)"],
+  ["click", "select the region there and move the playhead"],
+  ["class key", "choose the class; with a region selected, relabel it"],
+  ["Space", "play or pause"],
+  ["Enter", "play the selected region"],
+  ["L", "loop the selected region (again to stop)"],
+  ["S", "split the region under the playhead at the playhead"],
+  ["M", "merge the selected region with the next one of its class"],
+  ["N / P", "select the next / previous region"],
+  ["Delete", "delete the selected region"],
+  ["Escape", "select nothing"],
+  ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"],
+  ["+ / \u2212, wheel", "zoom"],
+  ["\u2190 / \u2192, Shift+wheel", "scroll"],
+  ["?", "show or hide this list"],
+];
 
 function typing(event) {
   const target = event.composedPath()[0];
@@ -32,22 +63,30 @@ function build(parent) {
       <div class="er-bar">
         <button type="button" class="er-play" title="Play or pause (Space)" aria-label="Play">&#9654;</button>
         <button type="button" class="er-play-region" title="Play the selected region (Enter)">Play region</button>
+        <button type="button" class="er-loop" title="Loop the selected region (L)" aria-pressed="false">Loop</button>
         <span class="er-time" aria-live="off"></span>
         <span class="er-classes" role="radiogroup" aria-label="Class of new regions"></span>
         <span class="er-spacer"></span>
         <button type="button" class="er-zoom-out" title="Zoom out (-)" aria-label="Zoom out">&minus;</button>
         <button type="button" class="er-zoom-in" title="Zoom in (+)" aria-label="Zoom in">+</button>
         <button type="button" class="er-fit" title="Whole recording">Fit</button>
+        <button type="button" class="er-help" title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts"
+          aria-expanded="false">?</button>
       </div>
+      <div class="er-keys" role="note" aria-label="Keyboard shortcuts" hidden></div>
       <canvas class="er-wave" tabindex="0" aria-label="Waveform: drag to draw a region, drag an edge to move it"></canvas>
       <input type="range" class="er-scroll" min="0" max="1000" value="0" aria-label="Scroll the waveform">
       <div class="er-detail">
         <span class="er-selected">Drag on the waveform to draw a region.</span>
         <input type="text" class="er-text" placeholder="Transcript of the selected region (optional)"
           aria-label="Transcript of the selected region" disabled>
+        <button type="button" class="er-split" title="Split the region under the playhead (S)">Split</button>
+        <button type="button" class="er-merge" title="Merge with the next region of its class (M)" disabled>Merge</button>
         <button type="button" class="er-delete" title="Delete the selected region (Delete)" disabled>Delete</button>
       </div>
       <div class="er-foot">
+        <button type="button" class="er-undo" title="Undo (Ctrl+Z)" aria-label="Undo" disabled>&#8630;</button>
+        <button type="button" class="er-redo" title="Redo (Ctrl+Shift+Z)" aria-label="Redo" disabled>&#8631;</button>
         <span class="er-count"></span>
         <span class="er-spacer"></span>
         <button type="button" class="er-accept" title="Take every proposed region as yours">Accept all proposals</button>
@@ -59,6 +98,13 @@ function build(parent) {
   return {
     play: q(".er-play"),
     playRegion: q(".er-play-region"),
+    loop: q(".er-loop"),
+    undo: q(".er-undo"),
+    redo: q(".er-redo"),
+    help: q(".er-help"),
+    keys: q(".er-keys"),
+    split: q(".er-split"),
+    merge: q(".er-merge"),
     time: q(".er-time"),
     classes: q(".er-classes"),
     zoomIn: q(".er-zoom-in"),
@@ -90,6 +136,11 @@ export default function (component) {
   const mins = (data.mins || []).map((v) => v / 127);
   const maxs = (data.maxs || []).map((v) => v / 127);
   const classes = data.classes || [];
+  const loudness = (() => {
+    const ptp = mins.map((lo, i) => maxs[i] - lo);
+    const k = Math.max(0, Math.round(SMOOTH_S / 2 / spb));
+    return ptp.map((_, i) => Math.max(...ptp.slice(Math.max(0, i - k), i + k + 1)));
+  })();
   const colourOf = new Map(classes.map((c) => [c.name, c.colour]));
   const css = getComputedStyle(parentElement.host || parentElement);
   const ink = css.getPropertyValue("--st-text-color").trim() || "#31333f";
@@ -109,8 +160,12 @@ export default function (component) {
     cls: classes.length ? classes[0].name : null,
     drag: null,
     stopAt: null,
+    loop: null, // the id of the region playing in a loop
+    typed: null, // the region whose transcript is being typed: one undo step per stretch of typing
     frame: 0,
+    painted: false,
   };
+  const history = { undo: [], redo: [] };
 
   // --- time and pixels ------------------------------------------------------------------------------
   const width = () => canvas.clientWidth || 1;
@@ -188,6 +243,11 @@ export default function (component) {
       ctx.fillRect(x, mid - hi * amp, 1, Math.max(1, (hi - lo) * amp));
     }
     ctx.globalAlpha = 1;
+    if (!state.painted && mins.length && w > 1) {
+      // When the waveform first reached the canvas, in ms since navigation: what the bench reads.
+      state.painted = true;
+      window.__earmarkRegionsPainted = window.__earmarkRegionsPainted ?? performance.now();
+    }
     // The region being drawn.
     if (state.drag?.mode === "create") {
       const a = xAt(Math.min(state.drag.t0, state.drag.t1));
@@ -244,6 +304,11 @@ export default function (component) {
     el.text.disabled = !r;
     el.del.disabled = !r;
     el.playRegion.disabled = !r;
+    el.loop.disabled = !r;
+    el.merge.disabled = !r || !nextOfClass(r);
+    el.loop.setAttribute("aria-pressed", String(state.loop !== null));
+    el.undo.disabled = !history.undo.length;
+    el.redo.disabled = !history.redo.length;
     if (r) {
       el.selected.textContent = `${r.proposal ? "Proposed " : ""}${r.label}: ${r.start.toFixed(2)}\u2013${r.end.toFixed(2)} s`;
       // The box always shows the selected region's text; while typing, what is typed is that text.
@@ -285,10 +350,39 @@ export default function (component) {
     r.proposal = false;
   }
 
+  const selectedRegion = () => regions.find((x) => x.id === state.selected);
+  const byStart = (a, b) => a.start - b.start || a.end - b.end || a.id - b.id;
+
+  // Undo keeps whole copies of the regions: a few hundred small objects, simpler than inverse edits.
+  function snapshot() {
+    return { regions: regions.map((r) => ({ ...r })), selected: state.selected };
+  }
+
+  function remember() {
+    history.undo.push(snapshot());
+    if (history.undo.length > HISTORY) history.undo.shift();
+    history.redo = [];
+    state.typed = null;
+  }
+
+  function travel(from, to) {
+    if (!from.length) return;
+    to.push(snapshot());
+    const back = from.pop();
+    regions.splice(0, regions.length, ...back.regions);
+    state.selected = back.selected;
+    state.typed = null;
+    el.text.dataset.region = ""; // show the restored transcript
+    draw();
+  }
+  const undo = () => travel(history.undo, history.redo);
+  const redo = () => travel(history.redo, history.undo);
+
   function chooseClass(name) {
     state.cls = name;
-    const r = regions.find((x) => x.id === state.selected);
-    if (r) {
+    const r = selectedRegion();
+    if (r && (r.label !== name || r.proposal)) {
+      remember();
       r.label = name;
       touch(r);
     }
@@ -297,9 +391,83 @@ export default function (component) {
 
   function removeSelected() {
     const i = regions.findIndex((x) => x.id === state.selected);
-    if (i >= 0) regions.splice(i, 1);
+    if (i >= 0) {
+      remember();
+      regions.splice(i, 1);
+    }
     state.selected = null;
     draw();
+  }
+
+  function splitAtPlayhead() {
+    const t = audio.currentTime || 0;
+    const under = regions.filter((r) => r.start < t && t < r.end);
+    if (!under.length) return;
+    const r = under.find((x) => x.id === state.selected) || under.sort((a, b) => a.end - a.start - (b.end - b.start))[0];
+    remember();
+    // The transcript stays with the first half: where its words divide is not known here.
+    regions.push({ ...r, id: nextId++, start: t, text: "", proposal: false });
+    r.end = t;
+    touch(r);
+    state.selected = r.id;
+    draw();
+  }
+
+  function nextOfClass(r) {
+    return regions.filter((x) => x.id !== r.id && x.label === r.label && byStart(x, r) > 0).sort(byStart)[0];
+  }
+
+  function mergeSelected() {
+    const r = selectedRegion();
+    const next = r && nextOfClass(r);
+    if (!next) return;
+    remember();
+    r.end = Math.max(r.end, next.end);
+    r.text = [r.text.trim(), next.text.trim()].filter(Boolean).join(" ");
+    touch(r);
+    regions.splice(regions.indexOf(next), 1);
+    draw();
+  }
+
+  function step(direction) {
+    const sorted = [...regions].sort(byStart);
+    if (!sorted.length) return;
+    const r = selectedRegion();
+    let target;
+    if (r) target = sorted[sorted.indexOf(r) + direction];
+    else {
+      const t = audio.currentTime || 0;
+      target = direction > 0 ? sorted.find((x) => x.start >= t) : [...sorted].reverse().find((x) => x.start < t);
+    }
+    if (!target) return;
+    state.selected = target.id;
+    seek(target.start);
+    if (target.start < state.view.start || target.end > state.view.end) {
+      const s = Math.max(span(), Math.min(duration, (target.end - target.start) * 1.25));
+      const centre = (target.start + target.end) / 2;
+      setView(centre - s / 2, centre + s / 2);
+    }
+    draw();
+  }
+
+  // The quietest place near t (see the rule at the top), or t itself.
+  function snap(t) {
+    if (!mins.length) return t;
+    const ptp = (i) => loudness[i];
+    const at = (i) => (i + 0.5) * spb;
+    const here = Math.min(mins.length - 1, Math.max(0, Math.floor(t / spb)));
+    const reach = Math.max(SNAP_S, spb);
+    let best = null;
+    const last = Math.min(mins.length - 1, Math.floor((t + reach) / spb));
+    for (let i = Math.max(0, Math.floor((t - reach) / spb)); i <= last; i++) {
+      if (Math.abs(at(i) - t) > reach) continue;
+      if (best === null || ptp(i) < ptp(best) || (ptp(i) === ptp(best) && Math.abs(at(i) - t) < Math.abs(at(best) - t))) best = i;
+    }
+    if (best === null || best === here) return t;
+    const quiet = ptp(best);
+    const loud = ptp(here);
+    if (quiet > loud / 2 || loud - quiet < SNAP_DROP) return t;
+    return clampT(at(best));
   }
 
   function hit(x) {
@@ -327,6 +495,7 @@ export default function (component) {
     } else if (found) {
       state.selected = found.region.id;
       state.drag = null;
+      seek(clampT(timeAt(x)));
     } else {
       const t = clampT(timeAt(x));
       state.drag = { mode: "create", t0: t, t1: t, x0: x };
@@ -345,6 +514,10 @@ export default function (component) {
     const t = clampT(timeAt(pointerX(event)));
     if (drag.mode === "create") drag.t1 = t;
     else {
+      if (!drag.remembered) {
+        remember();
+        drag.remembered = true;
+      }
       drag.region[drag.edge] = t;
       touch(drag.region);
     }
@@ -356,24 +529,26 @@ export default function (component) {
     if (!drag) return;
     state.drag = null;
     const moved = Math.abs(pointerX(event) - drag.x0) >= MIN_DRAG_PX;
+    const place = event.altKey ? (t) => t : snap;
     if (drag.mode === "create") {
       if (moved && state.cls) {
-        const r = {
-          id: nextId++,
-          start: Math.min(drag.t0, drag.t1),
-          end: Math.max(drag.t0, drag.t1),
-          label: state.cls,
-          text: "",
-          proposal: false,
-        };
+        let start = Math.min(drag.t0, drag.t1);
+        let end = Math.max(drag.t0, drag.t1);
+        if (place(start) < place(end)) [start, end] = [place(start), place(end)];
+        remember();
+        const r = { id: nextId++, start, end, label: state.cls, text: "", proposal: false };
         regions.push(r);
         state.selected = r.id;
       } else {
         state.selected = null;
-        audio.currentTime = drag.t0;
+        seek(drag.t0);
       }
-    } else if (drag.region.start > drag.region.end) {
-      [drag.region.start, drag.region.end] = [drag.region.end, drag.region.start];
+    } else if (drag.remembered) {
+      const r = drag.region;
+      const other = drag.edge === "start" ? "end" : "start";
+      const placed = place(r[drag.edge]);
+      if (placed !== r[other]) r[drag.edge] = placed;
+      if (r.start > r.end) [r.start, r.end] = [r.end, r.start];
     }
     draw();
   }
@@ -409,17 +584,42 @@ export default function (component) {
       canvas.focus({ preventScroll: true });
     }
   });
+  el.text.addEventListener("focus", () => {
+    state.typed = null;
+  });
   el.text.addEventListener("input", () => {
     const r = regions.find((x) => String(x.id) === el.text.dataset.region);
     if (!r) return;
+    if (state.typed !== r.id) {
+      remember();
+      state.typed = r.id;
+    }
     r.text = el.text.value;
     touch(r);
     draw();
   });
   el.accept.addEventListener("click", () => {
+    if (!regions.some((r) => r.proposal)) return;
+    remember();
     for (const r of regions) touch(r);
     draw();
   });
+  el.undo.addEventListener("click", undo);
+  el.redo.addEventListener("click", redo);
+  el.split.addEventListener("click", splitAtPlayhead);
+  el.merge.addEventListener("click", mergeSelected);
+  for (const [key, what] of KEYS) {
+    const k = document.createElement("kbd");
+    k.textContent = key;
+    const w = document.createElement("span");
+    w.textContent = what;
+    el.keys.append(k, w);
+  }
+  function toggleKeys() {
+    el.keys.hidden = !el.keys.hidden;
+    el.help.setAttribute("aria-expanded", String(!el.keys.hidden));
+  }
+  el.help.addEventListener("click", toggleKeys);
   el.submit.addEventListener("click", () => {
     const mine = regions
       .filter((r) => !r.proposal)
@@ -429,18 +629,38 @@ export default function (component) {
   });
 
   // --- playback -------------------------------------------------------------------------------------
+  function seek(t) {
+    audio.currentTime = t;
+  }
+
   function toggle() {
     state.stopAt = null;
+    state.loop = null;
     if (audio.paused) audio.play().catch(() => {});
     else audio.pause();
   }
 
   function playSelected() {
-    const r = regions.find((x) => x.id === state.selected);
+    const r = selectedRegion();
     if (!r) return;
-    audio.currentTime = r.start;
+    state.loop = null;
+    seek(r.start);
     state.stopAt = r.end;
     audio.play().catch(() => {});
+  }
+
+  function loopSelected() {
+    const r = selectedRegion();
+    if (state.loop !== null || !r) {
+      state.loop = null;
+      audio.pause();
+      return;
+    }
+    state.loop = r.id;
+    state.stopAt = null;
+    seek(r.start);
+    audio.play().catch(() => {});
+    draw();
   }
 
   function tick() {
@@ -448,6 +668,9 @@ export default function (component) {
       audio.pause();
       state.stopAt = null;
     }
+    const looped = state.loop !== null && regions.find((x) => x.id === state.loop);
+    if (state.loop !== null && !looped) state.loop = null;
+    if (looped && (audio.currentTime >= looped.end || audio.currentTime < looped.start - 0.25)) seek(looped.start);
     const t = audio.currentTime;
     if (!audio.paused && (t < state.view.start || t > state.view.end)) setView(t - span() * 0.1, t + span() * 0.9);
     draw();
@@ -456,6 +679,7 @@ export default function (component) {
 
   el.play.addEventListener("click", toggle);
   el.playRegion.addEventListener("click", playSelected);
+  el.loop.addEventListener("click", loopSelected);
   audio.addEventListener("play", tick);
   audio.addEventListener("pause", draw);
   audio.addEventListener("seeked", draw);
@@ -465,9 +689,12 @@ export default function (component) {
 
   function onKey(event) {
     if (!parentElement.isConnected || event.defaultPrevented || event.isComposing || typing(event)) return;
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const key = event.key.toLowerCase();
     let action = null;
-    if (event.key === " ") action = toggle;
+    if ((event.ctrlKey || event.metaKey) && !event.altKey && (key === "z" || key === "y")) {
+      action = key === "y" || event.shiftKey ? redo : undo;
+    } else if (event.ctrlKey || event.metaKey || event.altKey) return;
+    else if (event.key === " ") action = toggle;
     else if (event.key === "Delete" || event.key === "Backspace") action = removeSelected;
     else if (event.key === "Enter") action = playSelected;
     else if (event.key === "Escape") action = () => { state.selected = null; draw(); };
@@ -475,7 +702,13 @@ export default function (component) {
     else if (event.key === "-") action = () => zoom(2);
     else if (event.key === "ArrowLeft") action = () => setView(state.view.start - span() / 4, state.view.end - span() / 4);
     else if (event.key === "ArrowRight") action = () => setView(state.view.start + span() / 4, state.view.end + span() / 4);
-    else if (byKey.has(event.key.toLowerCase())) action = () => chooseClass(byKey.get(event.key.toLowerCase()));
+    else if (key === "s") action = splitAtPlayhead;
+    else if (key === "m") action = mergeSelected;
+    else if (key === "l") action = loopSelected;
+    else if (key === "n") action = () => step(1);
+    else if (key === "p") action = () => step(-1);
+    else if (event.key === "?") action = toggleKeys;
+    else if (byKey.has(key)) action = () => chooseClass(byKey.get(key));
     if (!action) return;
     event.preventDefault();
     event.stopPropagation();
