@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +155,39 @@ def reset_write_wait_stats() -> None:
         _STATS.reset()
 
 
+# Every descriptor of a lock file this process has open. A forked child shares their open file
+# descriptions, and with them the locks: a child living on (a worker pool) would hold a writer's
+# place for ever. The child closes its copies at once.
+_OPEN: set[int] = set()
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(path: Path, flags: int) -> int:
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+    with _OPEN_LOCK:
+        _OPEN.add(fd)
+    return fd
+
+
+def _close(fd: int) -> None:
+    with _OPEN_LOCK:
+        _OPEN.discard(fd)
+    os.close(fd)
+
+
+def _close_in_child() -> None:
+    global _OPEN_LOCK
+    _OPEN_LOCK = threading.Lock()  # the parent's may have been held by a thread the child lacks
+    for fd in list(_OPEN):
+        with suppress(OSError):
+            os.close(fd)
+    _OPEN.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
+
+
 class _Flock(ctypes.Structure):
     _fields_ = [
         ("l_type", ctypes.c_short),
@@ -206,7 +239,7 @@ def _wait_for_earlier(path: Path, ticket: int, timeout_s: float) -> bool:
     lock request is apart from the caller's slot) and the caller waits for it with one. A helper left
     behind by a timeout gets its lock later, drops it and ends.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    fd = _open(path, os.O_RDWR)
     turn = threading.Event()
 
     def wait() -> None:
@@ -214,7 +247,7 @@ def _wait_for_earlier(path: Path, ticket: int, timeout_s: float) -> bool:
             _lock(fd, fcntl.F_RDLCK, _FIRST_SLOT, ticket, wait=True)
             turn.set()
         finally:
-            os.close(fd)
+            _close(fd)
 
     threading.Thread(target=wait, name="earmark-writer-queue", daemon=True).start()
     return turn.wait(timeout_s)
@@ -246,7 +279,7 @@ class WriterQueue:
                 self.local.depth -= 1
             return
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = _open(self.path, os.O_RDWR | os.O_CREAT)
         except OSError:  # a read-only folder: SQLite's busy handler alone, within the same bound
             yield
             return
@@ -256,7 +289,7 @@ class WriterQueue:
             yield
         finally:
             self.local.depth = 0
-            os.close(fd)  # drops this writer's slot: the next ticket's turn
+            _close(fd)  # drops this writer's slot: the next ticket's turn
 
     def _acquire(self, fd: int, bound_s: float) -> None:
         started = time.monotonic()
@@ -271,7 +304,7 @@ class WriterQueue:
                 )
                 raise WriteWaitTimeout(wait_s, bound_s)
         except BaseException:
-            os.close(fd)
+            _close(fd)
             raise
         wait_s = time.monotonic() - started
         if _STATS.add(wait_s, waited=waited):

@@ -251,3 +251,21 @@ def test_the_command_line_says_the_database_is_busy_instead_of_a_traceback(sqlit
     assert "Traceback" not in done.stderr
     with sqlite_workspace.db.read() as s:
         assert s.scalar(select(User).where(User.name == "zed")) is None
+
+
+@needs_queue
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_during_a_write_does_not_keep_the_writers_place(tmp_path, monkeypatch):
+    url, path = _database(tmp_path)
+    monkeypatch.setenv("EARMARK_SQLITE_WRITE_WAIT_S", "5")
+    with writer_queue(path).turn(60):
+        child = os.fork()
+        if child == 0:  # a pool worker living on after the write that forked it
+            time.sleep(120)
+            os._exit(0)
+    try:
+        _arrive(url, "next")  # within 5 s, or WriteWaitTimeout
+    finally:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+    assert _arrivals(url) == ["next"]
