@@ -1,8 +1,8 @@
 """Failures of the machinery under a command, said as what to do: :func:`plain_failure`.
 
 A command that meets one of these has nothing wrong with its input; the environment is not ready
-(credentials missing) or busy (another process holds the SQLite file's write lock, or a write waited past its bound). The command line
-prints the message instead of a traceback.
+(credentials missing) or busy (another process holds the SQLite file's write lock, or a write waited
+past its bound in the writers' queue). The command line prints the message instead of a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ import sqlite3
 
 from db.engine import SQLITE_BUSY_TIMEOUT_MS
 from db.writer_queue import WriteWaitTimeout
+
+# Pages catch WriteWaitTimeout from here: they never import db/ themselves.
+__all__ = ["WriteWaitTimeout", "plain_failure"]
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
