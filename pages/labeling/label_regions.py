@@ -21,7 +21,6 @@ from labeling.annotate.region_labels import my_recordings, region_task, submit_r
 from labeling.data.conventions import current_convention, demote_headings
 from labeling.data.region_peaks import recording_peaks
 from labeling.data.regions import RegionsError
-from labeling.platform.failures import WriteWaitTimeout
 from pages.labeling import region_editor
 from pages.widgets import audio
 
@@ -59,7 +58,7 @@ def show(project: Any, user: Any, ws: Any) -> None:
                     time_spent_ms=int((time.monotonic() - ss["regions.shown_at"]) * 1000),
                     idempotency_key=token,
                 )
-        except (RegionsError, AnnotationError, WriteWaitTimeout) as exc:  # the last: SQLite too busy
+        except (RegionsError, AnnotationError) as exc:
             ss["regions.flash"] = ("error", f"Nothing was saved: {exc}")
             return
         n = len(sent.get("regions") or [])
