@@ -5,20 +5,17 @@ clip (``next_clip``, its own write transaction) and submits a label for it (``su
 another), and one time in ten submits it again with the same idempotency key, as a double click or a
 retry would. The project has k = 3 and more clips than the run can fill, on SQLite and on PostgreSQL.
 
-Baselines, measured in the same run: *one client alone* doing the same loop on the same database, so
-the ratios say what concurrency costs on this machine, whatever else it is busy with; and on SQLite,
-the whole load again with the writer queue off (``EARMARK_SQLITE_WRITE_QUEUE=off``: SQLite's own busy
-handler orders the writers), alternated with the queued runs, ``EARMARK_BENCH_LOAD_RUNS`` (3) of each.
+Baseline, measured in the same run on the same database: *one client alone* doing the same loop, so
+the ratios say what concurrency costs on this machine, whatever else it is busy with.
 
 Reported: p50/p95/p99/max of submit and next-clip, submits per second, the first against the last
 thousand submits (a slowdown as the run goes on would show there), and the invariants — submits lost
 (answered ``created`` but not stored), duplicated (one annotator twice on a clip, or a retry stored
 again), clips over k, and hand-outs refused as ``full``: all must be 0.
 
-Targets (2 cores): p95 ≤ 50 ms for both calls on PostgreSQL; p95 ≤ 100 ms and p99 ≤ 500 ms on SQLite,
-and with the writer queue no submit over 2 s and none refused; ≥ 150 submits/s; no slowdown from the
-first to the last thousand. ``EARMARK_BENCH_LOAD_SUBMITS`` shortens the run (submits per worker);
-``EARMARK_BENCH_LOAD_POSTGRES=0`` leaves PostgreSQL out.
+Targets (2 cores): p95 ≤ 50 ms for both calls on PostgreSQL; p95 ≤ 100 ms and p99 ≤ 500 ms on SQLite;
+≥ 150 submits/s; no slowdown from the first to the last thousand. ``EARMARK_BENCH_LOAD_SUBMITS``
+shortens the run (submits per worker).
 """
 
 from __future__ import annotations
@@ -26,12 +23,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
-import statistics
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, insert, select
 
@@ -39,7 +34,6 @@ from bench._report import machine, scratch_postgres, write_section
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import Annotation, Clip, utcnow
-from db.writer_queue import QUEUE_ENV, WriteWaitTimeout, wait_bound_s
 from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
 from labeling.data.projects import create_project
@@ -48,7 +42,6 @@ from labeling.platform.auth import add_user
 WORKERS = 16
 SUBMITS = int(os.environ.get("EARMARK_BENCH_LOAD_SUBMITS", "500"))
 ALONE = max(50, SUBMITS // 2)
-RUNS = int(os.environ.get("EARMARK_BENCH_LOAD_RUNS", "3"))
 K = 3
 RETRY = 0.10
 POSTGRES = os.environ.get("EARMARK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -91,43 +84,35 @@ def _annotate(url: str, project_id: int, user_id: int, n: int, seed: int, barrie
     rng = random.Random(seed)
     db = Database.from_url(url)
     rows: list[tuple] = []
-    errors: list[str] = []
+    error = None
     try:
         if barrier is not None:
             barrier.wait(timeout=300)
         for _ in range(n):
-            # A write refused for waiting too long is counted and the annotator goes on, as one
-            # would after the message; anything else ends this client.
-            try:
-                t0 = time.perf_counter()
+            t0 = time.perf_counter()
+            with db.write() as s:
+                item = next_clip(s, project_id, user_id)
+            t1 = time.perf_counter()
+            if item is None:
+                break
+            key = f"u{user_id}-c{item.clip_id}"
+            with db.write() as s:
+                r = submit_annotation(s, project_id, user_id, item.clip_id, label="yes", idempotency_key=key)
+            t2 = time.perf_counter()
+            retry_status = None
+            if rng.random() < RETRY:
                 with db.write() as s:
-                    item = next_clip(s, project_id, user_id)
-                t1 = time.perf_counter()
-                if item is None:
-                    break
-                key = f"u{user_id}-c{item.clip_id}"
-                with db.write() as s:
-                    r = submit_annotation(
+                    retry_status = submit_annotation(
                         s, project_id, user_id, item.clip_id, label="yes", idempotency_key=key
-                    )
-                t2 = time.perf_counter()
-                retry_status = None
-                if rng.random() < RETRY:
-                    with db.write() as s:
-                        retry_status = submit_annotation(
-                            s, project_id, user_id, item.clip_id, label="yes", idempotency_key=key
-                        ).status
-            except WriteWaitTimeout as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-                continue
+                    ).status
             rows.append(
                 (time.time(), t1 - t0, t2 - t1, r.status, item.clip_id, r.annotation_id, retry_status)
             )
     except Exception as exc:  # reported by the parent
-        errors.append(f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
     finally:
         db.dispose()
-        out.put((user_id, rows, errors))
+        out.put((user_id, rows, error))
 
 
 def _run(url: str, project_id: int, users: list[int], n: int) -> tuple[list[tuple], list[str], float]:
@@ -144,7 +129,7 @@ def _run(url: str, project_id: int, users: list[int], n: int) -> tuple[list[tupl
     for p in procs:
         p.join(timeout=60)
     rows = [(uid, *r) for uid, rs, _ in reports for r in rs]
-    errors = [e for _, _, es in reports for e in es]
+    errors = [e for _, _, e in reports if e]
     if not rows:
         return rows, errors, 0.0
     started = min(r[1] - r[2] - r[3] for r in rows)
@@ -225,52 +210,14 @@ def _measure(url: str) -> dict:
         db.dispose()
 
 
-def run_sqlite(*, queue: bool = True) -> dict:
-    """One SQLite measurement; ``queue=False`` leaves the writers to SQLite's busy handler alone."""
-    saved = os.environ.get(QUEUE_ENV)
-    os.environ[QUEUE_ENV] = "on" if queue else "off"  # read by the spawned clients too
-    try:
-        with tempfile.TemporaryDirectory(prefix="earmark-bench-") as tmp:
-            return _measure(f"sqlite:///{Path(tmp) / 'bench.db'}")
-    finally:
-        if saved is None:
-            os.environ.pop(QUEUE_ENV, None)
-        else:
-            os.environ[QUEUE_ENV] = saved
+def run_sqlite() -> dict:
+    with tempfile.TemporaryDirectory(prefix="earmark-bench-") as tmp:
+        return _measure(f"sqlite:///{Path(tmp) / 'bench.db'}")
 
 
 def run_postgres() -> dict | None:
     with scratch_postgres(POSTGRES) as url:
         return None if url is None else _measure(url)
-
-
-def _median_run(runs: list[dict]) -> dict:
-    """The runs' medians, figure by figure; ``worst_max`` keeps the longest single call of any run."""
-    if len(runs) == 1:
-        only = runs[0]
-        return {**only, "worst_max": only["load"]["submit"]["max"], "runs": 1}
-
-    def med(path: tuple[str, ...]) -> float:
-        values: list[float] = []
-        for r in runs:
-            node: Any = r
-            for key in path:
-                node = node[key]
-            values.append(node)
-        return statistics.median(values)
-
-    out: dict = {"alone": {}, "load": {}, "invariants": {}, "runs": len(runs)}
-    for part in ("alone", "load"):
-        for call in ("submit", "next"):
-            out[part][call] = {q: med((part, call, q)) for q in ("p50", "p95", "p99", "max")}
-        out[part]["rate"] = med((part, "rate"))
-    for key in ("first_p50", "last_p50", "first_rate", "last_rate"):
-        out["load"][key] = med(("load", key))
-    for key in runs[0]["invariants"]:
-        out["invariants"][key] = sum(r["invariants"][key] for r in runs)  # counts: all runs together
-    out["errors"] = [e for r in runs for e in r["errors"]]
-    out["worst_max"] = max(r["load"]["submit"]["max"] for r in runs)
-    return out
 
 
 def _row(engine: str, what: str, r: dict, alone: dict) -> str:
@@ -281,44 +228,23 @@ def _row(engine: str, what: str, r: dict, alone: dict) -> str:
     )
 
 
-QUEUED = "SQLite, writer queue"
-BUSY = "SQLite, busy handler only"
-
-
 def main() -> None:
-    started = time.perf_counter()
-    queued: list[dict] = []
-    busy: list[dict] = []
-    for i in range(RUNS):  # alternated, so both see the same load on the machine
-        busy.append(run_sqlite(queue=False))
-        print(f"run {i + 1}, {BUSY}:", busy[-1]["load"]["submit"], len(busy[-1]["errors"]), flush=True)
-        queued.append(run_sqlite(queue=True))
-        print(f"run {i + 1}, {QUEUED}:", queued[-1]["load"]["submit"], len(queued[-1]["errors"]), flush=True)
-    for errors in {e for r in queued + busy for e in r["errors"]}:
-        print("error:", errors[:300], flush=True)
-    results = {QUEUED: _median_run(queued), BUSY: _median_run(busy)}
-    pg = run_postgres() if os.environ.get("EARMARK_BENCH_LOAD_POSTGRES", "1") != "0" else None
+    results = {"SQLite": run_sqlite()}
+    print("SQLite:", results["SQLite"], flush=True)
+    pg = run_postgres()
     if pg is not None:
-        results["PostgreSQL"] = _median_run([pg])
-        print("PostgreSQL:", pg["load"]["submit"], flush=True)
-    q, b = results[QUEUED], results[BUSY]
-    met = q["worst_max"] <= 2000 and not q["errors"]
+        results["PostgreSQL"] = pg
+        print("PostgreSQL:", pg, flush=True)
     lines = [
         "## Labeling under load (`bench/bench_load.py`)",
         "",
         f"{WORKERS} annotator processes × {SUBMITS} submits each (next clip, submit, and a same-key retry "
         f"one time in ten), k = {K}, against one client alone ({ALONE} submits) measured in the same run "
-        f"on the same database. {machine()}, load average {os.getloadavg()[0]:.1f} at the end; the "
-        f"machine was shared with other work, so read the ratios. Latencies in ms, each call its own "
-        f"write transaction, commit included (on SQLite, the wait for its turn too). SQLite: median of "
-        f"{RUNS} runs with the writer queue and {RUNS} with SQLite's own busy handler only "
-        f"(`{QUEUE_ENV}=off`), alternated in the same bench run; the write bound "
-        f"(`EARMARK_SQLITE_WRITE_WAIT_S`) was {wait_bound_s():g} s in both. PostgreSQL: one run. "
-        f"Bench took {time.perf_counter() - started:.0f} s.",
+        f"on the same database. {machine()}; the machine was shared with other work, so read the "
+        "ratios. Latencies in ms, each call its own write transaction, commit included.",
         "",
-        "Targets: PostgreSQL p95 ≤ 50 ms; SQLite p95 ≤ 100 ms and p99 ≤ 500 ms, and no submit over 2 s "
-        "nor refused (errors); ≥ 150 submits/s; no slowdown from the first to the last thousand "
-        "submits; 0 lost, 0 duplicated, 0 over k.",
+        "Targets: PostgreSQL p95 ≤ 50 ms; SQLite p95 ≤ 100 ms and p99 ≤ 500 ms; ≥ 150 submits/s; no "
+        "slowdown from the first to the last thousand submits; 0 lost, 0 duplicated, 0 over k.",
         "",
         "| engine | call | p50 | p95 | p99 | max | alone p50 / p95 | p95 vs alone |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -329,8 +255,8 @@ def main() -> None:
     lines += [
         "",
         "| engine | submits/s (16) | submits/s (alone) | first 1,000: p50 ms, /s | last 1,000: p50 ms, /s "
-        "| lost | duplicated | over k | hand-outs refused | errors | longest submit, any run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| lost | duplicated | over k | hand-outs refused | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for engine, r in results.items():
         load, inv = r["load"], r["invariants"]
@@ -338,17 +264,8 @@ def main() -> None:
             f"| {engine} | {load['rate']:.0f} | {r['alone']['rate']:.0f} | "
             f"{load['first_p50']:.1f}, {load['first_rate']:.0f} | {load['last_p50']:.1f}, "
             f"{load['last_rate']:.0f} | {inv['lost']} | {inv['duplicated']} | {inv['over_k']} | "
-            f"{inv['refused_handouts']} | {len(r['errors'])} | {r['worst_max']:.0f} ms |"
+            f"{inv['refused_handouts']} | {len(r['errors'])} |"
         )
-    ratio = b["load"]["submit"]["p99"] / q["load"]["submit"]["p99"] if q["load"]["submit"]["p99"] else 0
-    lines += [
-        "",
-        f"Writer queue against busy handler only, submit: p99 {q['load']['submit']['p99']:.0f} against "
-        f"{b['load']['submit']['p99']:.0f} ms ({ratio:.1f}×), max {q['load']['submit']['max']:.0f} "
-        f"against {b['load']['submit']['max']:.0f} ms (medians of the runs). Target max ≤ 2 s and 0 "
-        f"errors with the queue: {'met' if met else '**missed**'}. Lost, duplicated, over k, refused and "
-        "errors are counted over all runs.",
-    ]
     write_section("load", "\n".join(lines))
 
 

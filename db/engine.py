@@ -25,10 +25,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.writer_queue import WriteWaitTimeout, queue_enabled, wait_bound_s, writer_queue
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -58,13 +60,6 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        # A write may wait for SQLite's lock only as long as its bound leaves (a writer outside the
-        # queue, such as the sqlite3 shell, can still hold it); every other statement as usual.
-        busy_ms = _busy_timeout_ms(mode)
-        info = conn.connection.info
-        if info.get("busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS) != busy_ms:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
-            info["busy_timeout_ms"] = busy_ms
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
@@ -77,26 +72,81 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-_BUDGET = threading.local()  # .deadline: when the current thread's write must have started
+#: How long a writer queues at the gate before leaving the decision to SQLite's busy handler.
+GATE_WAIT_S = SQLITE_BUSY_TIMEOUT_MS / 1000
 
 
-def _busy_timeout_ms(mode: str) -> int:
-    deadline = getattr(_BUDGET, "deadline", None) if mode == "IMMEDIATE" else None
-    if deadline is None:
-        return SQLITE_BUSY_TIMEOUT_MS
-    return max(1, int((deadline - time.monotonic()) * 1000))
+class _WriterGate:
+    """One process's turn at a SQLite file's write lock: a thread lock, then an ``flock``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+        self.fd_pid = -1
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        # Waits as long as SQLite itself would; past that the writer goes on without the gate and
+        # SQLite's busy handler decides (and says "database is locked"), so a stuck writer cannot
+        # hang every other one for ever.
+        if not self.lock.acquire(timeout=GATE_WAIT_S):
+            yield
+            return
+        try:
+            locked = self.depth > 0 or self._acquire()
+            if locked:
+                self.depth += 1
+            try:
+                yield
+            finally:
+                if locked:
+                    self.depth -= 1
+                    if self.depth == 0 and self.fd is not None:
+                        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.lock.release()
+
+    def _acquire(self) -> bool:
+        if self.fd is None or self.fd_pid != os.getpid():
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self.fd_pid = os.getpid()
+            except OSError:
+                self.fd = None  # a read-only folder: SQLite's own busy handler still orders writers
+                return False
+        deadline = time.monotonic() + GATE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.002)
 
 
-def _queue_turn(url: str, bound_s: float) -> AbstractContextManager[None]:
-    database = make_url(url).database
-    if not queue_enabled() or database in (None, "", ":memory:") or str(database).startswith("file:"):
-        return nullcontext()
-    return writer_queue(Path(str(database))).turn(bound_s)
+_GATES: dict[str, _WriterGate | None] = {}
+_GATES_LOCK = threading.Lock()
 
 
-def _is_busy(exc: OperationalError) -> bool:
-    text = str(exc.orig)
-    return "database is locked" in text or "database is busy" in text
+def _writer_gate(url: str) -> AbstractContextManager[None]:
+    with _GATES_LOCK:
+        if url not in _GATES:
+            parsed = make_url(url)
+            on_file = (
+                fcntl is not None
+                and parsed.get_backend_name() == "sqlite"
+                and parsed.database not in (None, "", ":memory:")
+            )
+            _GATES[url] = (
+                _WriterGate(Path(f"{Path(str(parsed.database)).expanduser().resolve()}.writer-lock"))
+                if on_file
+                else None
+            )
+        gate = _GATES[url]
+    return gate.held() if gate is not None else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -140,31 +190,12 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A write transaction: committed if the block succeeds, rolled back otherwise.
 
-        On a SQLite file, writers first queue for the write lock, first come first served across
-        processes and threads (:mod:`db.writer_queue`): SQLite's own busy handler polls with sleeps
-        growing to 100 ms, so under many writers an unlucky one waited seconds while newcomers went
-        ahead. A write that cannot start within ``EARMARK_SQLITE_WRITE_WAIT_S`` raises
-        :class:`~db.writer_queue.WriteWaitTimeout` before anything is written.
+        On a SQLite file, writers first queue on a lock file: SQLite's own busy handler polls with
+        sleeps growing to 100 ms, so under many writers an unlucky one waited seconds while others
+        went ahead; the kernel's lock wakes the next writer as soon as the last one commits.
         """
-        if not self.is_sqlite:
-            with self._writer.begin() as session:
-                yield session
-            return
-        bound = wait_bound_s()
-        started = time.monotonic()
-        with _queue_turn(self.url, bound):
-            outer = getattr(_BUDGET, "deadline", None)
-            _BUDGET.deadline = started + bound if outer is None else outer
-            try:
-                with self._writer.begin() as session:
-                    yield session
-            except OperationalError as exc:
-                # Only BEGIN IMMEDIATE waits for the lock: once it is ours, nothing else can be busy.
-                if _is_busy(exc):
-                    raise WriteWaitTimeout(time.monotonic() - started, bound, behind="process") from exc
-                raise
-            finally:
-                _BUDGET.deadline = outer
+        with _writer_gate(self.url), self._writer.begin() as session:
+            yield session
 
     def analyze(self) -> None:
         """Refresh the query planner's statistics (after a bulk import: PostgreSQL has none for new
