@@ -70,8 +70,17 @@ once per change of the labels, by a worker, and stored: "Stored reports at scale
 visitor gets, in every process and on every app server."""
 # Pages that show a report stored per data change (labeling.quality.report_store): measured computed in the
 # page (stored reports dropped first) and, as "<page>_stored", read from the report a worker stored.
-STORED = {"agreement", "review"}
-STORED_RUN = {"agreement", "agreement_stored", "review", "review_stored", "cli", "cli_stored"}
+STORED = {"agreement", "review", "overview", "clips"}
+STORED_RUN = {
+    "agreement",
+    "agreement_stored",
+    "review",
+    "review_stored",
+    "overview_stored",
+    "clips_stored",
+    "cli",
+    "cli_stored",
+}
 STORED_NOTES = """Each report is measured twice: computed in the page (or the command), as on the very first
 view or right after labels changed without a worker, with the stored reports dropped before each
 first render; and read from the report a worker stored ("stored"), which is what every later view,
@@ -86,7 +95,9 @@ NEEDS_NAVIGATION = {"review"}
 # page file -> title shown in the report
 PAGES = {
     "overview": "Overview",
+    "overview_stored": "Overview, summary stored",
     "clips": "Clips",
+    "clips_stored": "Clips, summary stored",
     "export": "Export",
     "data": "Data versions & checks",
     "label": "Label",
@@ -136,9 +147,7 @@ def _change(page: str) -> Callable[[Any, int], str]:
             split = at.multiselect(key="clips.split")
             split.set_value([] if split.value else ["dev"])
             return "split filter toggled / page turned"
-        if at.number_input(key="clips.page") is not None:
-            box = at.number_input(key="clips.page")
-            box.set_value(1 + (int(box.value) % 5))
+        at.button(key="clips.next").click()
         return "split filter toggled / page turned"
 
     def review(at: Any, i: int) -> str:
@@ -254,7 +263,7 @@ def _store_report(page: str) -> None:
     try:
         with ws.db.write() as s:
             queue_report_refreshes(s, get_project(s, "bench").id)
-        run_worker(ws, once=True, kinds=["agreement", "review_queue"])
+        run_worker(ws, once=True, kinds=["agreement", "review_queue", "data_summaries"])
     finally:
         ws.db.dispose()
 
