@@ -60,9 +60,7 @@ def _project(ws: Any, n: int) -> None:
             ],
         )
         ids = [c for (c,) in s.execute(Clip.__table__.select().with_only_columns(Clip.id).order_by(Clip.id))]
-        s.execute(
-            insert(ClipTag), [{"clip_id": c, "tag": f"noise:{['car', 'none'][c % 2]}"} for c in ids]
-        )
+        s.execute(insert(ClipTag), [{"clip_id": c, "tag": f"noise:{['car', 'none'][c % 2]}"} for c in ids])
         s.execute(
             insert(Resolution),
             [
