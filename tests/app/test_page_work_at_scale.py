@@ -5,9 +5,11 @@ once the worker has stored the project's summaries (what every view gets after t
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Any
 
+import pandas as pd
 import pytest
 import streamlit as st
 from sqlalchemy import event, insert
@@ -19,6 +21,7 @@ import labeling.job_kinds  # noqa: F401  (registers the data_summaries job)
 from db.models import Clip, ClipTag, ImportBatch, Resolution
 from labeling.data.clip_metadata import index_clip_metadata
 from labeling.data.projects import create_project
+from labeling.platform import columnar
 from labeling.platform.auth import add_user
 from labeling.platform.jobs import queue_report_refreshes, run_worker
 from tests.app.conftest import ROOT, sign_in
@@ -74,18 +77,23 @@ def _project(ws: Any, n: int) -> None:
 
 
 class _Work:
-    """Statements sent and rows fetched through SQLAlchemy while it is active."""
+    """Statements sent and rows fetched while it is active: through SQLAlchemy results, and through
+    :func:`~labeling.platform.columnar.read_frame`, which reads whole columns from the driver's cursor."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.statements: Counter[str] = Counter()
         self.rows = 0
         for name in ("fetchone", "fetchmany", "fetchall"):
             monkeypatch.setattr(CursorFetchStrategy, name, self._counting(getattr(CursorFetchStrategy, name)))
+        whole = self._counting(columnar.read_frame)
+        for module in list(sys.modules.values()):
+            if getattr(module, "read_frame", None) is columnar.read_frame:
+                monkeypatch.setattr(module, "read_frame", whole)
 
     def _counting(self, fetch: Any) -> Any:
         def counted(*args: Any, **kwargs: Any) -> Any:
             got = fetch(*args, **kwargs)
-            if isinstance(got, list):
+            if isinstance(got, list | pd.DataFrame):
                 self.rows += len(got)
             elif got is not None:
                 self.rows += 1
