@@ -146,3 +146,45 @@ def test_first_render_reads_as_much_at_ten_thousand_clips_as_at_one_thousand(pag
     assert large.rows == small.rows
     # Nothing read grows with the project: fewer rows than one page of the table and the summaries.
     assert small.rows < 200, small.rows
+
+
+def test_the_clips_table_turns_pages_by_clip_id_and_back(tmp_path, monkeypatch):
+    from tests.conftest import make_workspace
+
+    ws = make_workspace(tmp_path / "data", f"sqlite:///{tmp_path / 'pages.db'}")
+    try:
+        _project(ws, 120)
+        monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+        monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+        st.cache_data.clear()
+        at = AppTest.from_file(str(ROOT / "pages/data/clips.py"), default_timeout=120)
+        sign_in(at, "admin")
+        at.session_state["app.project"] = "big"
+        at.run()
+
+        def names() -> list[str]:
+            return at.dataframe[0].value["original_name"].tolist()
+
+        def indicator() -> str:
+            return next(m.value for m in at.markdown if m.value.startswith("Page "))
+
+        assert indicator() == "Page 1 of 3"
+        assert names()[0] == "clip000000.wav"
+        assert at.button(key="clips.previous").disabled
+        at.button(key="clips.next").click().run()
+        assert indicator() == "Page 2 of 3"
+        assert names()[0] == "clip000050.wav"
+        at.button(key="clips.next").click().run()
+        assert indicator() == "Page 3 of 3"
+        assert names() == [f"clip{i:06d}.wav" for i in range(100, 120)]
+        assert at.button(key="clips.next").disabled
+        at.button(key="clips.previous").click().run()
+        assert names()[0] == "clip000050.wav"
+        at.multiselect(key="clips.split").set_value(["dev"]).run()  # a new filter starts at its first page
+        assert indicator() == "Page 1 of 1"
+        assert "40 of 120 clips match" in at.caption[0].value
+        assert not at.exception, at.exception
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        ws.close()
