@@ -57,9 +57,10 @@ which stretched wall time three to ten times past the CPU time in brackets. On S
 the page's whole cost; on PostgreSQL the server's work is not in it (the app process only waits), so
 there the growth column understates and the wall figures are the ones to rerun on a quiet machine.
 
-What the pages do at this size: Overview counts with `GROUP BY` and bins its two histograms on the
-server; Clips filters and pages in the database; metadata is read from the indexed `clip_metadata`
-table; cached views key on a fingerprint of index lookups, so a rerun costs that fingerprint (about
+What the pages do at this size: Overview and the Clips filter options, computed in the page as
+measured here, count with `GROUP BY` and read the two histogram columns whole (with a worker running
+they read the summary it stored: "Stored reports at scale"); Clips filters in the database and pages
+by clip id; metadata is read from the indexed `clip_metadata` table; cached views key on a fingerprint of index lookups, so a rerun costs that fingerprint (about
 0.15 s of CPU at a million clips on SQLite) plus the page's own rendering. Agreement, Review and
 `earmark agreement` read the project's ratings whole (1.5 million rows of a few columns) once per view
 and compute every statistic and slice from them in vectorised passes. They grow linearly, but their
