@@ -57,9 +57,10 @@ which stretched wall time three to ten times past the CPU time in brackets. On S
 the page's whole cost; on PostgreSQL the server's work is not in it (the app process only waits), so
 there the growth column understates and the wall figures are the ones to rerun on a quiet machine.
 
-What the pages do at this size: Overview counts with `GROUP BY` and bins its two histograms on the
-server; Clips filters and pages in the database; metadata is read from the indexed `clip_metadata`
-table; cached views key on a fingerprint of index lookups, so a rerun costs that fingerprint (about
+What the pages do at this size: Overview and the Clips filter options, computed in the page as
+measured here, count with `GROUP BY` and read the two histogram columns whole (with a worker running
+they read the summary it stored: "Stored reports at scale"); Clips filters in the database and pages
+by clip id; metadata is read from the indexed `clip_metadata` table; cached views key on a fingerprint of index lookups, so a rerun costs that fingerprint (about
 0.15 s of CPU at a million clips on SQLite) plus the page's own rendering. Agreement, Review and
 `earmark agreement` read the project's ratings whole (1.5 million rows of a few columns) once per view
 and compute every statistic and slice from them in vectorised passes. They grow linearly, but their
@@ -70,8 +71,17 @@ once per change of the labels, by a worker, and stored: "Stored reports at scale
 visitor gets, in every process and on every app server."""
 # Pages that show a report stored per data change (labeling.quality.report_store): measured computed in the
 # page (stored reports dropped first) and, as "<page>_stored", read from the report a worker stored.
-STORED = {"agreement", "review"}
-STORED_RUN = {"agreement", "agreement_stored", "review", "review_stored", "cli", "cli_stored"}
+STORED = {"agreement", "review", "overview", "clips"}
+STORED_RUN = {
+    "agreement",
+    "agreement_stored",
+    "review",
+    "review_stored",
+    "overview_stored",
+    "clips_stored",
+    "cli",
+    "cli_stored",
+}
 STORED_NOTES = """Each report is measured twice: computed in the page (or the command), as on the very first
 view or right after labels changed without a worker, with the stored reports dropped before each
 first render; and read from the report a worker stored ("stored"), which is what every later view,
@@ -86,7 +96,9 @@ NEEDS_NAVIGATION = {"review"}
 # page file -> title shown in the report
 PAGES = {
     "overview": "Overview",
+    "overview_stored": "Overview, summary stored",
     "clips": "Clips",
+    "clips_stored": "Clips, summary stored",
     "export": "Export",
     "data": "Data versions & checks",
     "label": "Label",
@@ -136,9 +148,7 @@ def _change(page: str) -> Callable[[Any, int], str]:
             split = at.multiselect(key="clips.split")
             split.set_value([] if split.value else ["dev"])
             return "split filter toggled / page turned"
-        if at.number_input(key="clips.page") is not None:
-            box = at.number_input(key="clips.page")
-            box.set_value(1 + (int(box.value) % 5))
+        at.button(key="clips.next").click()
         return "split filter toggled / page turned"
 
     def review(at: Any, i: int) -> str:
@@ -254,7 +264,7 @@ def _store_report(page: str) -> None:
     try:
         with ws.db.write() as s:
             queue_report_refreshes(s, get_project(s, "bench").id)
-        run_worker(ws, once=True, kinds=["agreement", "review_queue"])
+        run_worker(ws, once=True, kinds=["agreement", "review_queue", "data_summaries"])
     finally:
         ws.db.dispose()
 

@@ -191,6 +191,27 @@ def _keep_current(ctx: JobContext, kind: str, params: dict[str, Any], compute: C
     return passes
 
 
+@job_kind("data_summaries", title="Data summaries", permission="analyse", refreshes_report=True)
+def data_summaries(ctx: JobContext) -> dict[str, Any]:
+    """Keep the stored Overview summary and Clips filter options current: queued after each change
+    to the data, and by those pages when they show older ones."""
+    from labeling.quality.data_summaries import CLIP_FACETS, OVERVIEW, PARAMS, clip_facets, overview_summary
+
+    step = ctx.stage("Summarising the clips")
+    step(0, 2)
+    db, project_id = ctx.ws.db, int(ctx.project_id or 0)
+    passes = _keep_current(ctx, OVERVIEW, PARAMS, lambda: overview_summary(db, project_id, recompute=True))
+    step(1, 2)
+    passes += _keep_current(ctx, CLIP_FACETS, PARAMS, lambda: clip_facets(db, project_id, recompute=True))
+    step(2, 2)
+    n_clips = clip_facets(db, project_id, allow_stale=True).value.n_clips
+    return {
+        "passes": passes,
+        "n_clips": n_clips,
+        "summary": f"{n_clips:,} clips summarised" + ("" if passes else " (already current)"),
+    }
+
+
 @job_kind("agreement", title="Agreement report", permission="analyse", refreshes_report=True)
 def agreement(ctx: JobContext) -> dict[str, Any]:
     """Keep the stored agreement report current: queued after each change to the labels, and by the

@@ -1,5 +1,7 @@
 """The Clips page's table, filtered and paginated in the database: :func:`clip_filter_options` for the
-filter widgets, :func:`clip_page` for one page of matching clips.
+filter widgets (the page reads them as stored by a worker, :mod:`labeling.quality.data_summaries`),
+:func:`clip_page` for one page of matching clips, found by key (``id > last shown``) rather than by
+skipping rows, so the thousandth page costs what the first does.
 
 The conditions are those of :func:`analysis.filters.filter_clips` (every given condition must hold;
 empty ones match everything), written as SQL so that a widget change at a million clips costs one
@@ -34,6 +36,18 @@ class ClipFilters:
     metadata: Mapping[str, Sequence[str]] = field(default_factory=dict)
     name_contains: str = ""
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """No condition given: every live clip matches."""
+        return not (
+            self.splits
+            or self.labels
+            or self.tags_all
+            or any(self.metadata.values())
+            or self.name_contains
+            or self.ranges
+        )
 
 
 @dataclass(frozen=True)
@@ -115,22 +129,36 @@ def _matching(s: Session, project_id: int, f: ClipFilters) -> Select[Any]:
     return q
 
 
+def count_matching(s: Session, project_id: int, filters: ClipFilters) -> int:
+    """How many live clips match ``filters``."""
+    matching = _matching(s, project_id, filters)
+    return int(s.scalar(select(func.count()).select_from(matching.subquery())) or 0)
+
+
 def clip_page(
     s: Session,
     project_id: int,
     filters: ClipFilters,
     *,
-    offset: int,
     limit: int,
+    offset: int = 0,
+    after: int | None = None,
     metadata_keys: Sequence[str] = (),
-) -> tuple[pd.DataFrame, int]:
+    count: bool = True,
+) -> tuple[pd.DataFrame, int | None]:
     """One page of the clips matching ``filters`` in id order, and how many match in all.
 
+    ``after`` gives the first ``limit`` with ids above it (the page after one ending there: an index
+    range read, however deep); ``count`` False skips the count (None, see :func:`count_matching`).
     Columns are :data:`TABLE_COLUMNS` (``label`` the final label, ``tags`` a list) and then the given
     metadata keys, with their values as stored in the clip's metadata.
     """
+    total = count_matching(s, project_id, filters) if count else None
     matching = _matching(s, project_id, filters)
-    total = s.scalar(select(func.count()).select_from(matching.subquery()))
+    if after is not None:
+        window = matching.where(Clip.id > after).order_by(Clip.id).limit(limit)
+    else:
+        window = matching.order_by(Clip.id).offset(offset).limit(limit)
     rows = s.execute(
         select(
             Clip.id,
@@ -142,7 +170,7 @@ def clip_page(
             cast(Clip.meta, Text),
         )
         .outerjoin(Resolution, Resolution.clip_id == Clip.id)
-        .where(Clip.id.in_(matching.order_by(Clip.id).offset(offset).limit(limit).scalar_subquery()))
+        .where(Clip.id.in_(window.scalar_subquery()))
         .order_by(Clip.id)
     ).all()
     frame = pd.DataFrame([r[:-1] for r in rows], columns=list(TABLE_COLUMNS[:-1]))
@@ -158,4 +186,4 @@ def clip_page(
     metas = [json.loads(r[-1]) if r[-1] else {} for r in rows]
     for key in metadata_keys:
         frame[key] = [m.get(key) if isinstance(m, dict) else None for m in metas]
-    return frame, int(total or 0)
+    return frame, None if total is None else int(total)

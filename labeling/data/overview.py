@@ -7,7 +7,7 @@ here, so the page sends a few hundred numbers to the browser rather than a frame
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from labeling.platform.columnar import read_frame
 
 NONE = "(none)"
 BINS = 40
+META_VALUES = 1000
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Overview:
     tags: pd.Series  # tag -> clips
     metadata_keys: list[str]
     batches: pd.DataFrame
+    #: Clips per value of each metadata field with at most :data:`META_VALUES` values (as
+    #: :func:`metadata_value_counts`); fields with more are counted when chosen.
+    metadata: dict[str, pd.Series] = field(default_factory=dict)
 
 
 def _live_resolutions(project_id: int) -> Any:
@@ -94,6 +98,12 @@ def project_overview(s: Session, project_id: int) -> Overview:
         ).all()
     )
     splits = clips["split"].value_counts()
+    all_counts = metadata_counts(s, project_id)
+    per_key = {
+        str(key): _with_missing(group, len(clips))
+        for key, group in all_counts.groupby("key", sort=False)
+        if len(group) <= META_VALUES
+    }
     batches = batch_frame(s, project_id)
     # The keys of labeling.data.clips.project_summary, from the columns read above.
     summary = {
@@ -112,12 +122,16 @@ def project_overview(s: Session, project_id: int) -> Overview:
         tags=tags,
         metadata_keys=metadata_keys(s, project_id),
         batches=batches,
+        metadata=per_key,
     )
 
 
 def metadata_value_counts(s: Session, project_id: int, key: str, *, n_clips: int) -> pd.Series:
     """Clips per value of one metadata field, with ``(none)`` for the clips without it; most first."""
-    counts = metadata_counts(s, project_id, key)
+    return _with_missing(metadata_counts(s, project_id, key), n_clips)
+
+
+def _with_missing(counts: pd.DataFrame, n_clips: int) -> pd.Series:
     series = pd.Series(counts["n"].to_numpy(), index=counts["value"].astype(str), dtype="int64")
     missing = n_clips - int(series.sum())
     if missing > 0:

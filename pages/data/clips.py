@@ -1,23 +1,29 @@
-"""Clips: filter by split, label, tags, metadata and quality; listen to one; see its signal."""
+"""Clips: filter by split, label, tags, metadata and quality; listen to one; see its signal.
+
+The filter options and the clip count come from the summary a worker stores after each change
+(:mod:`labeling.quality.data_summaries`); the table is read a page at a time by clip id, so turning
+to the next page costs the same on the first page and the thousandth.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from labeling.data.clip_query import ClipFilters, clip_filter_options, clip_page, metadata_options
+from labeling.data.clip_query import ClipFilters, clip_page, count_matching, metadata_options
 from labeling.data.clips import clip_detail, load_audio
-from pages.widgets import audio, charts, common, plots
+from labeling.quality.data_summaries import CLIP_FACETS, JOB_KIND, PARAMS, Summary, clip_facets
+from pages.widgets import audio, charts, common, plots, stored_report
 
 PAGE_SIZE = 50
-common.require_permission("analyse")  # checked on every rerun, also when opened by URL
+user = common.require_permission("analyse")  # checked on every rerun, also when opened by URL
 project = common.current_project()
 ws = common.workspace()
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Loading clips…")
-def _options(project_id: int, token: tuple[object, ...]):
-    with ws.db.read() as s:
-        return clip_filter_options(s, project_id)
+def _facets(project_id: int, token: tuple[object, ...], stored: object) -> Summary:
+    # Keyed on the data and on the stored summary, so one a worker stores shows at once.
+    return clip_facets(ws.db, project_id, allow_stale=True)
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
@@ -26,17 +32,52 @@ def _values(project_id: int, key: str, token: tuple[object, ...]) -> list[str]:
         return metadata_options(s, project_id, key)
 
 
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _count(project_id: int, filters: ClipFilters, token: tuple[object, ...]) -> int:
+    with ws.db.read() as s:
+        return count_matching(s, project_id, filters)
+
+
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def _page(project_id: int, filters: ClipFilters, page: int, keys: tuple[str, ...], token: tuple[object, ...]):
+def _page(
+    project_id: int, filters: ClipFilters, after: int | None, keys: tuple[str, ...], token: tuple[object, ...]
+):
     with ws.db.read() as s:
         return clip_page(
-            s, project_id, filters, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, metadata_keys=keys
-        )
+            s, project_id, filters, after=after, limit=PAGE_SIZE, metadata_keys=keys, count=False
+        )[0]
+
+
+def _recompute() -> object:
+    return clip_facets(ws.db, project.id, recompute=True)
 
 
 token = common.data_token(project.id)
-options = _options(project.id, token)
+shown = stored_report.stamp(project.id, CLIP_FACETS, PARAMS)
+if shown is None:
+    stored_report.wait_for_worker(
+        kind=CLIP_FACETS,
+        job_kind=JOB_KIND,
+        project_id=project.id,
+        params=PARAMS,
+        recompute=_recompute,
+        what="summary of the clips",
+    )
+facets = _facets(project.id, token, shown)
+options = facets.value
 st.title("Clips")
+if not facets.fresh:
+    stored_report.refresh_notice(
+        kind=CLIP_FACETS,
+        job_kind=JOB_KIND,
+        project_id=project.id,
+        params=PARAMS,
+        user=user,
+        computed_at=facets.computed_at,
+        shown=shown,
+        recompute=_recompute,
+        message="Filter options and the clip count as of {when}; the clips have changed since.",
+    )
 if options.n_clips == 0:
     st.info("This project has no clips yet. Add some on the Import page.")
     st.stop()
@@ -73,12 +114,36 @@ filters = ClipFilters(
     ranges=ranges,
 )
 shown_cols = tuple(meta_cols[:6])
-first, matched = _page(project.id, filters, 1, shown_cols, token)
+matched = options.n_clips if filters.empty else _count(project.id, filters, token)
+# The last clip id of each page before this one: the next page starts after the last of them.
+if st.session_state.get("clips.paged_for") != (project.id, repr(filters)):
+    st.session_state["clips.paged_for"] = (project.id, repr(filters))
+    st.session_state["clips.cursor"] = []
+cursor: list[int] = st.session_state["clips.cursor"]
+window = _page(project.id, filters, cursor[-1] if cursor else None, shown_cols, token)
+page = len(cursor) + 1
 pages = max(1, -(-matched // PAGE_SIZE))
-top = st.columns([3, 1])
+
+
+def _next(last: int) -> None:
+    st.session_state["clips.cursor"] = [*st.session_state["clips.cursor"], last]
+
+
+def _previous() -> None:
+    st.session_state["clips.cursor"] = st.session_state["clips.cursor"][:-1]
+
+
+top = st.columns([4, 1, 1, 1], vertical_alignment="center")
 top[0].caption(f"{matched:,} of {options.n_clips:,} clips match")
-page = top[1].number_input("Page", 1, pages, 1, key="clips.page") if pages > 1 else 1
-window = first if page == 1 else _page(project.id, filters, int(page), shown_cols, token)[0]
+top[1].button("Previous", key="clips.previous", on_click=_previous, disabled=not cursor)
+top[2].markdown(f"Page {page:,} of {pages:,}")
+top[3].button(
+    "Next",
+    key="clips.next",
+    on_click=_next,
+    args=(int(window["clip_id"].iloc[-1]) if len(window) else 0,),
+    disabled=page >= pages or len(window) < PAGE_SIZE,
+)
 event = st.dataframe(
     window,
     hide_index=True,
@@ -87,7 +152,7 @@ event = st.dataframe(
     key="clips.table",
     column_config={"duration_s": st.column_config.NumberColumn(format="%.2f")},
 )
-common.csv_download(window, file_name=f"clips-{project.name}-page-{int(page)}.csv", key="clips.download")
+common.csv_download(window, file_name=f"clips-{project.name}-page-{page}.csv", key="clips.download")
 rows = event.selection.rows if event and event.selection else []
 if not rows:
     st.caption("Select a row to listen to the clip.")

@@ -1,21 +1,26 @@
-"""Overview: how much audio, how it is labelled and split, where it came from."""
+"""Overview: how much audio, how it is labelled and split, where it came from.
+
+What it shows is the summary a worker stores after each change to the data
+(:mod:`labeling.quality.data_summaries`): one stored row read, however many clips there are.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from labeling.data.overview import metadata_value_counts, project_overview
-from pages.widgets import charts, common, plots
+from labeling.data.overview import metadata_value_counts
+from labeling.quality.data_summaries import JOB_KIND, OVERVIEW, PARAMS, Summary, overview_summary
+from pages.widgets import charts, common, plots, stored_report
 
-common.require_permission("analyse")  # checked on every rerun, also when opened by URL
+user = common.require_permission("analyse")  # checked on every rerun, also when opened by URL
 project = common.current_project()
 ws = common.workspace()
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Counting clips…")
-def _overview(project_id: int, token: tuple[object, ...]):
-    with ws.db.read() as s:
-        return project_overview(s, project_id)
+def _overview(project_id: int, token: tuple[object, ...], stored: object) -> Summary:
+    # Keyed on the data and on the stored summary, so one a worker stores shows at once.
+    return overview_summary(ws.db, project_id, allow_stale=True)
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
@@ -24,8 +29,23 @@ def _meta_counts(project_id: int, key: str, n_clips: int, token: tuple[object, .
         return metadata_value_counts(s, project_id, key, n_clips=n_clips)
 
 
+def _recompute() -> object:
+    return overview_summary(ws.db, project.id, recompute=True)
+
+
 token = common.data_token(project.id)
-view = _overview(project.id, token)
+shown = stored_report.stamp(project.id, OVERVIEW, PARAMS)
+if shown is None:
+    stored_report.wait_for_worker(
+        kind=OVERVIEW,
+        job_kind=JOB_KIND,
+        project_id=project.id,
+        params=PARAMS,
+        recompute=_recompute,
+        what="project overview",
+    )
+stored = _overview(project.id, token, shown)
+view = stored.value
 summary = view.summary
 
 st.title(project.name)
@@ -33,6 +53,18 @@ st.caption(
     f"{project.task_kind} · {len(project.classes)} classes · "
     f"{project.annotations_per_clip} annotation(s) required per clip"
 )
+if not stored.fresh:
+    stored_report.refresh_notice(
+        kind=OVERVIEW,
+        job_kind=JOB_KIND,
+        project_id=project.id,
+        params=PARAMS,
+        user=user,
+        computed_at=stored.computed_at,
+        shown=shown,
+        recompute=_recompute,
+        message="Shown as counted at {when}; the clips or labels have changed since.",
+    )
 cols = st.columns(4)
 cols[0].metric("Clips", f"{summary['n_clips']:,}")
 cols[1].metric("Hours of audio", f"{summary['hours']:.2f}")
@@ -71,7 +103,9 @@ if view.metadata_keys or len(view.tags):
     left, right = st.columns(2)
     if view.metadata_keys:
         column = left.selectbox("Metadata field", view.metadata_keys, key="overview.meta")
-        counts = _meta_counts(project.id, column, summary["n_clips"], token)
+        counts = view.metadata.get(column)
+        if counts is None:  # a field with many values: counted when chosen
+            counts = _meta_counts(project.id, column, summary["n_clips"], token)
         plots.show(left, charts.bar_from_counts(counts, title=column, name=column), key="overview.meta_chart")
     if len(view.tags):
         plots.show(right, charts.bar_from_counts(view.tags, title="Tags", name="tag"), key="overview.tags")

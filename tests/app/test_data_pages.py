@@ -38,3 +38,29 @@ def test_an_out_of_date_schema_is_refused_with_the_command(app_env):
     downgrade(app_env.db, "base")
     at = new_app().run()
     assert any("earmark db upgrade" in e.value for e in at.error)
+
+
+def test_overview_shows_the_stored_summary_with_its_age_while_a_job_recounts(app_env):
+    from sqlalchemy import select, update
+
+    from db.models import Clip, ClipTag, StoredReport
+    from labeling.data.projects import get_project
+    from labeling.platform.jobs import latest_job
+    from labeling.quality.data_summaries import OVERVIEW, overview_summary
+
+    ws = app_env
+    with ws.db.read() as s:
+        pid = get_project(s, "demo").id
+    overview_summary(ws.db, pid)  # stored, as the worker does after the import
+    with ws.db.write() as s:
+        # As on a large project, where counting takes long enough to show the stored one meanwhile.
+        s.execute(update(StoredReport).where(StoredReport.kind == OVERVIEW).values(seconds=30.0))
+        s.add(ClipTag(clip_id=s.scalar(select(Clip.id).limit(1)), tag="noise:car", source="test"))
+    at = new_app().run()
+    assert not at.exception, at.exception
+    assert any("Shown as counted at" in i.value for i in at.info)
+    assert {m.label: m.value for m in at.metric}["Clips"] == "12"
+    with ws.db.read() as s:
+        job = latest_job(s, "data_summaries", project_id=pid)
+    assert job is not None
+    assert job.status == "queued"

@@ -86,7 +86,11 @@ def test_margin_serves_the_clip_the_model_is_least_sure_of_first(scored):
     # Unscored, the queue goes by id.
     assert _next(ws, pid, ana) == clips[0]
     with ws.db.write() as s:
-        assert queue_report_refreshes(s, pid) == ["agreement", "review_queue"]  # no scoring wanted yet
+        assert queue_report_refreshes(s, pid) == [
+            "data_summaries",
+            "agreement",
+            "review_queue",
+        ]  # no scoring wanted yet
     _settings(ws, pid, admin, queue_order="margin", queue_random_share=0)
     result = score_queue(ws, pid)
     assert result.scored

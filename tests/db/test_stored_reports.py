@@ -33,6 +33,8 @@ from labeling.quality.agreement_service import (
     review_queue,
     view_params,
 )
+from labeling.quality.data_summaries import CLIP_FACETS, OVERVIEW
+from labeling.quality.data_summaries import PARAMS as SUMMARY_PARAMS
 from labeling.quality.report_store import decode_value, encode_value, is_current
 from tests.audio import speechlike, write_wav
 from tests.conftest import make_workspace
@@ -121,7 +123,7 @@ def test_a_new_label_makes_it_stale_and_the_agreement_job_recomputes_it(team):
         job = latest_job(s, "agreement", project_id=pid)
     assert job is not None
     assert job.status == "queued"  # by the label itself: nobody had to open the page
-    assert run_worker(ws, once=True) == 2  # the agreement report and the review ranking
+    assert run_worker(ws, once=True) == 3  # the agreement report, the review ranking, the data summaries
     with ws.db.read() as s:
         done = get_job(s, job.id)
     assert done.status == "succeeded", done.error
@@ -133,10 +135,9 @@ def test_a_new_label_makes_it_stale_and_the_agreement_job_recomputes_it(team):
     data = np.array([[codes[v] for v in row] for row in says.values()], dtype=float)
     expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
     assert now.report["krippendorff_alpha"] == pytest.approx(expected)
-    assert sorted(kind for kind, _ in stored_rows(ws)) == [
-        AGREEMENT_VIEW,
-        REVIEW_QUEUE,
-    ]  # replaced, not piled up
+    assert sorted(kind for kind, _ in stored_rows(ws)) == sorted(
+        [AGREEMENT_VIEW, REVIEW_QUEUE, CLIP_FACETS, OVERVIEW]
+    )  # replaced, not piled up
 
 
 @pytest.mark.parametrize("slow", [True, False])
@@ -211,7 +212,7 @@ def test_a_settled_clip_leaves_the_stored_review_queue_at_once_and_a_job_re_rank
         job = latest_job(s, "review_queue", project_id=pid)
     assert job is not None
     assert job.status == "queued"  # by the decision itself
-    assert run_worker(ws, once=True) == 2
+    assert run_worker(ws, once=True) == 3
     with ws.db.read() as s:
         assert get_job(s, job.id).status == "succeeded"
     again = review_queue(ws.db, pid, allow_stale=True)
@@ -231,11 +232,13 @@ def test_after_an_import_a_worker_stores_the_reports_before_anyone_opens_a_page(
     ws, pid, _, _ = team
     with ws.db.read() as s:
         queued = list_jobs(s)
-    assert sorted(queued["kind"]) == ["Agreement report", "Review ranking"]
+    assert sorted(queued["kind"]) == ["Agreement report", "Data summaries", "Review ranking"]
     assert stored_rows(ws) == []  # nobody has asked for a report yet
-    assert run_worker(ws, once=True) == 2
+    assert run_worker(ws, once=True) == 3
     assert is_current(ws.db, pid, AGREEMENT_VIEW, view_params())
     assert is_current(ws.db, pid, REVIEW_QUEUE, {"limit": REVIEW_SHOWN})
+    assert is_current(ws.db, pid, OVERVIEW, SUMMARY_PARAMS)
+    assert is_current(ws.db, pid, CLIP_FACETS, SUMMARY_PARAMS)
     stored = sorted(stored_rows(ws))
     # What the pages call finds the reports current and computes nothing.
     view = agreement_view(ws.db, pid, allow_stale=True)
@@ -258,6 +261,7 @@ def test_a_burst_of_labels_queues_one_refresh_of_each_report_and_none_while_it_w
             assert submit_annotation(s, pid, ids["dan"], clip_id, label="maybe").ok
     queued = active_refreshes(ws)
     assert [(kind, status) for _, kind, status in queued] == [
+        ("Data summaries", "queued"),
         ("Agreement report", "queued"),
         ("Review ranking", "queued"),
     ]
@@ -267,8 +271,8 @@ def test_a_burst_of_labels_queues_one_refresh_of_each_report_and_none_while_it_w
     for clip_id in clips:
         with ws.db.write() as s:
             assert submit_annotation(s, pid, eve, clip_id, label="yes").ok
-    assert active_refreshes(ws) == queued  # the same two jobs cover the second burst
-    assert run_worker(ws, once=True) == 2
+    assert active_refreshes(ws) == queued  # the same jobs cover the second burst
+    assert run_worker(ws, once=True) == 3
     view = agreement_view(ws.db, pid, allow_stale=True)
     assert view.fresh
     assert view.report["n_ratings"] == 24 + 2 * len(clips)
@@ -281,7 +285,12 @@ def test_the_job_list_leaves_out_report_refreshes_unless_asked_or_one_failed(tea
     with ws.db.write() as s:
         mine = submit_job(s, "label_issues", project_id=pid, owner_id=None)
     with ws.db.read() as s:
-        assert set(list_jobs(s)["kind"]) == {"Agreement report", "Review ranking", "Label-issue detection"}
+        assert set(list_jobs(s)["kind"]) == {
+            "Agreement report",
+            "Review ranking",
+            "Data summaries",
+            "Label-issue detection",
+        }
         assert list_jobs(s, hide_routine=True)["job_id"].tolist() == [mine.id]
     # A refresh that failed is shown: someone has to look at it.
     with ws.db.write() as s:
@@ -298,4 +307,4 @@ def test_the_job_list_leaves_out_report_refreshes_unless_asked_or_one_failed(tea
         "Label-issue detection",
     }
     assert main(["jobs", "list", "--json", "--all"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert len(json.loads(capsys.readouterr().out)) == 4  # the three refreshes and the detection job
