@@ -28,6 +28,7 @@ from analysis.regions import RegionError, validate_regions
 from db.models import REGION_SOURCES, Clip, Region, User, utcnow
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.platform.audit import record
+from labeling.platform.jobs import queue_report_refreshes
 from labeling.platform.storage import AudioStorage
 
 #: The columns of :func:`list_regions`.
@@ -217,6 +218,8 @@ def replace_region_set(
         actor_id=actor_id if actor_id is not None else annotator_id,
         project_id=info.id,
     )
+    # The stored region agreement and review ranking describe the regions: a worker recomputes them.
+    queue_report_refreshes(s, info.id)
     return SavedRegions(rec.id, annotator_id, source, len(old_rows), len(new_rows))
 
 

@@ -38,7 +38,7 @@ from labeling.data.regions import (
     region_fingerprint,
     regions_project,
 )
-from labeling.quality.report_store import stored_or_computed
+from labeling.quality.report_store import Report, stored_or_computed
 
 if TYPE_CHECKING:
     from db.engine import Database
@@ -166,6 +166,9 @@ def project_region_agreement(
 
 
 REGION_AGREEMENT_VIEW = "region_agreement"
+REGION_REVIEW_QUEUE = "region_review_queue"
+#: The tolerance of the report kept current after every change (the page's and the command's default).
+DEFAULT_TOLERANCE_S = 0.2
 
 
 def region_data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
@@ -173,21 +176,51 @@ def region_data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
     return (*data_fingerprint(s, project_id), *region_fingerprint(s, project_id))
 
 
+def region_view_params(tolerance: float = DEFAULT_TOLERANCE_S) -> dict[str, int]:
+    """The stored-report parameters of :func:`region_agreement_view` at ``tolerance`` seconds."""
+    return {"tolerance_ms": round(tolerance * 1000)}
+
+
 def region_agreement_view(
-    db: Database, project_id: int, *, tolerance: float = 0.2, recompute: bool = False
-) -> dict[str, Any]:
-    """:meth:`RegionAgreementReport.to_dict` of :func:`project_region_agreement`, stored per regions
-    change and tolerance (see :mod:`labeling.quality.report_store`), so a page shows it at once."""
-    report = stored_or_computed(
+    db: Database,
+    project_id: int,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE_S,
+    allow_stale: bool = False,
+    recompute: bool = False,
+) -> Report:
+    """:meth:`RegionAgreementReport.to_dict` of :func:`project_region_agreement` as a stored
+    :class:`~labeling.quality.report_store.Report`, kept per regions change and tolerance, so a page
+    or the command shows it at once; ``allow_stale`` and ``recompute`` as in
+    :func:`~labeling.quality.report_store.stored_or_computed` (the ``region_agreement`` job keeps the
+    default tolerance's report current after every save)."""
+    return stored_or_computed(
         db,
         project_id,
         REGION_AGREEMENT_VIEW,
-        {"tolerance_ms": round(tolerance * 1000)},
+        region_view_params(tolerance),
         lambda s: project_region_agreement(s, project_id, tolerance=tolerance).to_dict(),
+        allow_stale=allow_stale,
         recompute=recompute,
         fingerprint=region_data_fingerprint,
     )
-    return dict(report.value)
+
+
+def region_review_ranking(
+    db: Database, project_id: int, *, allow_stale: bool = False, recompute: bool = False
+) -> Report:
+    """:func:`region_review_queue` as a stored report (kept current by the ``region_review_queue``
+    job after every save), as :func:`region_agreement_view` keeps the agreement report."""
+    return stored_or_computed(
+        db,
+        project_id,
+        REGION_REVIEW_QUEUE,
+        {},
+        lambda s: region_review_queue(s, project_id),
+        allow_stale=allow_stale,
+        recompute=recompute,
+        fingerprint=region_data_fingerprint,
+    )
 
 
 #: The columns of :func:`region_review_queue`.
