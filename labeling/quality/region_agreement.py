@@ -34,6 +34,7 @@ from labeling.data.clips import data_fingerprint
 from labeling.data.regions import (
     ANNOTATOR_SOURCES,
     RegionsError,
+    changed_after_final,
     list_regions,
     region_fingerprint,
     regions_project,
@@ -234,6 +235,7 @@ QUEUE_COLUMNS = [
     "unanimous",
     "disagreement",
     "final",
+    "changed_after_final",
 ]
 
 
@@ -243,7 +245,9 @@ def region_review_queue(s: Session, project: str | int) -> pd.DataFrame:
     Each recording is judged among its own annotators: ``fleiss_kappa`` is frame-level Fleiss' kappa
     (:func:`~analysis.region_agreement.frame_agreement_by_item`), ``unanimous`` the share of frames
     all agree on, and ``disagreement`` 1 − kappa (0 when every frame is unanimous, where kappa is
-    undefined). ``final`` counts the recording's final regions (None: not adjudicated yet).
+    undefined). ``final`` counts the recording's final regions (None: not adjudicated yet);
+    ``changed_after_final`` names the annotators who changed their regions after the final set was
+    saved (None: none did), whose recording wants reviewing again.
     """
     info = regions_project(s, project)
     frame = list_regions(s, info.id, sources=(*ANNOTATOR_SOURCES, "final"))
@@ -251,6 +255,7 @@ def region_review_queue(s: Session, project: str | int) -> pd.DataFrame:
     people = frame[frame["source"].isin(ANNOTATOR_SOURCES) & frame["annotator"].notna()]
     ids = [int(i) for i, n in people.groupby("recording_id")["annotator"].nunique().items() if n >= 2]
     durations = dict(s.execute(select(Clip.id, Clip.duration_s).where(Clip.id.in_(ids))).all())
+    stale = changed_after_final(s, info.id)
     rows = []
     for rid in ids:
         part = people[people["recording_id"] == rid]
@@ -273,6 +278,7 @@ def region_review_queue(s: Session, project: str | int) -> pd.DataFrame:
                 unanimous,
                 disagreement,
                 int(final[rid]) if rid in final.index else None,
+                ", ".join(stale[rid]) if rid in stale else None,
             )
         )
     out = pd.DataFrame(rows, columns=QUEUE_COLUMNS)
