@@ -750,6 +750,15 @@ def region_agreement(
     the resolution of uα, ``tolerance`` that of the boundary scores (which ignore classes).
     """
     _require(regions, ["start", "end", label, rater])
+    # Names as categories: every later grouping, sort and lookup then works on their integer codes
+    # rather than hashing the strings again (the figures do not change).
+    regions = regions.assign(
+        **{
+            c: pd.Categorical(regions[c])
+            for c in (rater, label)
+            if not isinstance(regions[c].dtype, pd.CategoricalDtype)
+        }
+    )
     # One merge serves both: uα keeps touching units apart, and touching regions share no frame.
     units = normalise_regions(
         regions, duration=durations, touching=False, label=label, rater=rater, item=item

@@ -22,8 +22,8 @@ def show(project: Any, user: Any, ws: Any) -> None:
     """Render the page for ``project`` (a regions project) and the signed-in ``user``."""
     st.title("My labels")
     st.caption(
-        "The recordings you submitted in this project, newest first. Select one to open it in the "
-        "editor and correct its regions."
+        "The recordings you submitted in this project, newest first, with your regions as they are now. "
+        "Open one in the editor to correct it."
     )
     with ws.db.read() as s:
         recent = my_recordings(s, project.id, user.id, limit=50)
@@ -31,12 +31,10 @@ def show(project: Any, user: Any, ws: Any) -> None:
         st.info("You have not submitted a recording in this project yet.")
         st.stop()
     columns = ["recording", "n_regions", "classes", "seconds", "submitted_at", "adjudicated"]
-    event = st.dataframe(
+    st.dataframe(
         recent,
         hide_index=True,
         key="my_labels.regions",
-        on_select="rerun",
-        selection_mode="single-row",
         column_order=columns,
         column_config={
             "n_regions": st.column_config.NumberColumn("regions"),
@@ -45,14 +43,19 @@ def show(project: Any, user: Any, ws: Any) -> None:
         },
     )
     common.csv_download(recent, file_name=f"my-recordings-{project.name}.csv", key="my_labels.download")
-    if not event.selection.rows:
-        return
-    row = recent.iloc[event.selection.rows[0]]
-    clip_id = int(row["clip_id"])
-    st.subheader(f"{row['recording']} (recording {clip_id})")
+    names = dict(zip(recent["clip_id"].astype(int), recent["recording"], strict=True))
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    clip_id = left.selectbox(
+        "Open a recording you submitted",
+        list(names),
+        format_func=lambda c: f"{names[c]} (recording {c})",
+        key="my_labels.recording",
+    )
+    row = recent.set_index("clip_id").loc[clip_id]
     if row["changed_after_final"]:
         st.warning(
-            "You changed your regions after a reviewer saved the final set: it is back on the Review page.",
+            "You changed your regions of this recording after a reviewer saved its final set: it is "
+            "back on the Review page.",
             icon=":material/history:",
         )
     elif row["adjudicated"]:
@@ -61,6 +64,6 @@ def show(project: Any, user: Any, ws: Any) -> None:
             "sends the recording back to the reviewer.",
             icon=":material/gavel:",
         )
-    if st.button("Open in the editor", key=f"my_labels.open.{clip_id}", type="primary"):
-        open_recording(project.id, user.id, clip_id)
+    if right.button("Open in the editor", key="my_labels.open", type="primary"):
+        open_recording(project.id, user.id, int(clip_id))
         st.switch_page(LABEL_PAGE, query_params=common.project_params())

@@ -30,7 +30,9 @@ def settled(workspace, tmp_path):
     write_wav(src / "a.wav", tone(6.0, freq=220))
     write_wav(src / "b.wav", tone(5.0, freq=330))
     with workspace.db.write() as s:
-        info = create_project(s, name="meet", task_kind="regions", classes=["speech", "noise"], annotations_per_clip=2)
+        info = create_project(
+            s, name="meet", task_kind="regions", classes=["speech", "noise"], annotations_per_clip=2
+        )
         users = ensure_users(s, {"ann", "bob", "rev"})
     import_path(workspace, src, "meet", create=False)
     with workspace.db.write() as s:
@@ -51,7 +53,7 @@ def _resubmit(ws, pid, uid, clip, drawn):
 
 
 def test_my_recordings_count_regions_classes_and_seconds(settled):
-    ws, pid, clips, users = settled
+    ws, pid, _clips, users = settled
     with ws.db.read() as s:
         mine = my_recordings(s, pid, users["ann"]).set_index("recording")
     assert set(mine.index) == {"a.wav", "b.wav"}
@@ -59,7 +61,8 @@ def test_my_recordings_count_regions_classes_and_seconds(settled):
     assert a["n_regions"] == 3
     assert a["classes"] == "speech ×2, noise ×1"
     assert a["seconds"] == pytest.approx(1.5 + 0.5 + 1.5)
-    assert bool(a["adjudicated"]) and not bool(mine.loc["b.wav", "adjudicated"])
+    assert bool(a["adjudicated"])
+    assert not bool(mine.loc["b.wav", "adjudicated"])
     assert not mine["changed_after_final"].any()
 
 
@@ -102,8 +105,10 @@ def test_saving_the_final_set_again_settles_it_and_is_audited(settled):
     with ws.db.read() as s:
         assert changed_after_final(s, pid) == {}
         assert region_fingerprint(s, pid) != before  # stored reports see the confirmation
-        events = s.scalars(
-            select(AuditEvent).where(AuditEvent.entity == "regions", AuditEvent.entity_id == f"{a}/final")
+        events = s.execute(
+            select(AuditEvent.action, AuditEvent.actor_id, AuditEvent.old, AuditEvent.new)
+            .where(AuditEvent.entity == "regions", AuditEvent.entity_id == f"{a}/final")
+            .order_by(AuditEvent.id)
         ).all()
     assert [e.action for e in events] == ["create", "update"]
     assert events[-1].new["confirmed"] is True
