@@ -59,6 +59,13 @@ def _distinct(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
+def _as_categories(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the name columns as categories: every later grouping, sort and lookup then
+    works on their integer codes rather than hashing the strings again (the figures do not change)."""
+    todo = [c for c in columns if c in frame.columns and not isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.assign(**{c: pd.Categorical(frame[c]) for c in todo}) if todo else frame
+
+
 def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -323,6 +330,7 @@ def _frame_codes(
         [frame_count(d, step) for d in _item_durations(durations, items_all, item)], dtype=np.int64
     )
     if merged is None:
+        regions = _as_categories(regions, [rater, label])
         merged = normalise_regions(regions, duration=durations, label=label, rater=rater, item=item)
     item_codes, items = _item_codes(merged, item)
     # Keep the recording order of the full input, so recordings without regions still count.
@@ -647,6 +655,7 @@ def unitizing_alpha(
     _require(regions, ["start", "end", label, rater])
     if resolution <= 0:
         raise RegionError(f"resolution must be positive, got {resolution}")
+    regions = _as_categories(regions, [rater, label])
     merged = normalise_regions(
         regions, duration=durations, touching=False, label=label, rater=rater, item=item
     )
@@ -750,15 +759,7 @@ def region_agreement(
     the resolution of uα, ``tolerance`` that of the boundary scores (which ignore classes).
     """
     _require(regions, ["start", "end", label, rater])
-    # Names as categories: every later grouping, sort and lookup then works on their integer codes
-    # rather than hashing the strings again (the figures do not change).
-    regions = regions.assign(
-        **{
-            c: pd.Categorical(regions[c])
-            for c in (rater, label)
-            if not isinstance(regions[c].dtype, pd.CategoricalDtype)
-        }
-    )
+    regions = _as_categories(regions, [rater, label])
     # One merge serves both: uα keeps touching units apart, and touching regions share no frame.
     units = normalise_regions(
         regions, duration=durations, touching=False, label=label, rater=rater, item=item
