@@ -28,6 +28,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -56,6 +57,13 @@ def _distinct(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
     if len(ordered) == 0:
         return ordered
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
+def _as_categories(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the name columns as categories: every later grouping, sort and lookup then
+    works on their integer codes rather than hashing the strings again (the figures do not change)."""
+    todo = [c for c in columns if c in frame.columns and not isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.assign(**{c: pd.Categorical(frame[c]) for c in todo}) if todo else frame
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:
@@ -159,17 +167,44 @@ def boundary_agreement(
         ],
         ignore_index=True,
     )
-    n_ref, n_est = len(reference), len(estimate)
+    n_ref = len(reference)
     item_codes, _ = _item_codes(both, item)
-    ref_item, est_item = item_codes[:n_ref], item_codes[n_ref:]
-    rs = reference["start"].to_numpy(dtype=np.float64)
-    re_ = reference["end"].to_numpy(dtype=np.float64)
-    es = estimate["start"].to_numpy(dtype=np.float64)
-    ee = estimate["end"].to_numpy(dtype=np.float64)
+    label_codes = None
     if same_label:
         _require(both, [label])
         label_codes = pd.factorize(both[label])[0]
-        ref_label, est_label = label_codes[:n_ref], label_codes[n_ref:]
+    return _boundary_table(
+        _Boundaries(
+            reference["start"].to_numpy(dtype=np.float64),
+            reference["end"].to_numpy(dtype=np.float64),
+            item_codes[:n_ref],
+            None if label_codes is None else label_codes[:n_ref],
+        ),
+        _Boundaries(
+            estimate["start"].to_numpy(dtype=np.float64),
+            estimate["end"].to_numpy(dtype=np.float64),
+            item_codes[n_ref:],
+            None if label_codes is None else label_codes[n_ref:],
+        ),
+        tolerance=tolerance,
+    )
+
+
+@dataclass(frozen=True)
+class _Boundaries:
+    """One annotator's regions as arrays: starts, ends, recording codes and (optionally) class codes."""
+
+    start: FloatArray
+    end: FloatArray
+    item: IntArray
+    label: IntArray | None = None
+
+
+def _boundary_table(ref: _Boundaries, est: _Boundaries, *, tolerance: float) -> pd.DataFrame:
+    """:func:`boundary_agreement` on arrays (recording and class codes shared by both sides)."""
+    rs, re_, ref_item = ref.start, ref.end, ref.item
+    es, ee, est_item = est.start, est.end, est.item
+    n_ref, n_est = len(rs), len(es)
     # Keys keep recordings apart in one sorted search; exact tests below use the original times.
     span = float(np.nanmax(np.r_[re_, ee, rs, es, 0.0])) + 2 * tolerance + 1.0
     width = tolerance + _EPS
@@ -177,8 +212,8 @@ def boundary_agreement(
     for kind, r_t, e_t in (("onset", rs, es), ("offset", re_, ee)):
         rows, cols = _window_pairs(r_t + ref_item * span, e_t + est_item * span, width)
         keep = (ref_item[rows] == est_item[cols]) & (np.abs(r_t[rows] - e_t[cols]) <= width)
-        if same_label:
-            keep &= ref_label[rows] == est_label[cols]
+        if ref.label is not None and est.label is not None:
+            keep &= ref.label[rows] == est.label[cols]
         pairs[kind] = (rows[keep], cols[keep])
     rows, cols = pairs["onset"]
     both_ends = np.abs(re_[rows] - ee[cols]) <= width
@@ -212,18 +247,29 @@ def pairwise_boundary_agreement(
         Columns ``rater_a``, ``rater_b`` and those of :func:`boundary_agreement`, one row per pair and kind.
     """
     _require(regions, ["start", "end", rater])
-    names = sorted(regions[rater].dropna().unique())
-    parts = []
-    for a, b in itertools.combinations(names, 2):
-        table = boundary_agreement(
-            regions[regions[rater] == a],
-            regions[regions[rater] == b],
-            tolerance=tolerance,
-            same_label=same_label,
-            label=label,
-            item=item,
+    if tolerance < 0:
+        raise RegionError(f"tolerance must be at least 0, got {tolerance}")
+    if same_label:
+        _require(regions, [label])
+    # Codes of raters, recordings and classes once for the whole frame, not once per pair.
+    rater_codes, raters = pd.factorize(regions[rater], sort=True)
+    names = list(raters)
+    item_codes, _ = _item_codes(regions, item)
+    label_codes = pd.factorize(regions[label])[0] if same_label else None
+    starts = regions["start"].to_numpy(dtype=np.float64)
+    ends = regions["end"].to_numpy(dtype=np.float64)
+
+    def side(code: int) -> _Boundaries:
+        rows = np.flatnonzero(rater_codes == code)
+        return _Boundaries(
+            starts[rows], ends[rows], item_codes[rows], None if label_codes is None else label_codes[rows]
         )
-        parts.append(table.assign(rater_a=a, rater_b=b))
+
+    sides = [side(code) for code in range(len(names))]
+    parts = []
+    for a, b in itertools.combinations(range(len(names)), 2):
+        table = _boundary_table(sides[a], sides[b], tolerance=tolerance)
+        parts.append(table.assign(rater_a=names[a], rater_b=names[b]))
     columns = [
         "rater_a",
         "rater_b",
@@ -259,6 +305,11 @@ class _FrameCodes:
     items: pd.Index
     labels: pd.Index
 
+    @cached_property
+    def counts(self) -> IntArray:
+        """Per run, how many raters chose each category (:func:`_category_counts`), computed once."""
+        return _category_counts(self.codes)[0]
+
 
 def _frame_codes(
     regions: pd.DataFrame,
@@ -269,13 +320,18 @@ def _frame_codes(
     label: str,
     rater: str,
     item: str,
+    merged: pd.DataFrame | None = None,
 ) -> _FrameCodes:
+    """``merged``: ``regions`` already normalised (touching regions may stay apart: their frames
+    do not overlap, so the runs are the same up to splits that change no sum)."""
     _require(regions, ["start", "end", label, rater])
     items_all = _item_codes(regions, item)[1]
     n_frames = np.array(
         [frame_count(d, step) for d in _item_durations(durations, items_all, item)], dtype=np.int64
     )
-    merged = normalise_regions(regions, duration=durations, label=label, rater=rater, item=item)
+    if merged is None:
+        regions = _as_categories(regions, [rater, label])
+        merged = normalise_regions(regions, duration=durations, label=label, rater=rater, item=item)
     item_codes, items = _item_codes(merged, item)
     # Keep the recording order of the full input, so recordings without regions still count.
     item_codes = items_all.get_indexer(items[item_codes]).astype(np.int64) if len(merged) else item_codes
@@ -385,7 +441,7 @@ def frame_fleiss_kappa(
 def _fleiss_pooled(fc: _FrameCodes) -> float:
     if len(fc.raters) < 2:
         raise RegionError("Fleiss' kappa needs regions of at least two annotators")
-    counts, _ = _category_counts(fc.codes)
+    counts = fc.counts
     return float(_fleiss(counts, fc.frames, np.zeros(len(fc.frames), dtype=np.int64), 1)[0])
 
 
@@ -417,7 +473,7 @@ def frame_agreement_by_item(
 def _by_item(fc: _FrameCodes, item: str) -> pd.DataFrame:
     if len(fc.raters) < 2:
         raise RegionError("frame agreement needs regions of at least two annotators")
-    counts, _ = _category_counts(fc.codes)
+    counts = fc.counts
     n = len(fc.items)
     kappa = _fleiss(counts, fc.frames, fc.item, n)
     frames = np.bincount(fc.item, weights=fc.frames, minlength=n)
@@ -515,9 +571,15 @@ def _segments(us: IntArray, ue: IntArray, item_bounds: IntArray) -> _Segments:
 
 def _observed_sum(a: _Segments, b: _Segments) -> float:
     """Sum of Krippendorff's δ² over every overlapping pair of segments of two annotators."""
-    pieces = _distinct(np.concatenate([a.start, b.start]))
-    ia = np.searchsorted(a.start, pieces, side="right") - 1
-    ib = np.searchsorted(b.start, pieces, side="right") - 1
+    # Both start lists are sorted: a stable sort of the two end to end merges them in linear time,
+    # and running counts give, for each distinct start, the segment of each annotator it falls in.
+    starts = np.concatenate([a.start, b.start])
+    order = np.argsort(starts, kind="stable")
+    merged = starts[order]
+    from_a = order < len(a.start)
+    last = np.r_[merged[1:] != merged[:-1], True] if len(merged) else np.zeros(0, dtype=bool)
+    ia = np.cumsum(from_a)[last] - 1
+    ib = np.cumsum(~from_a)[last] - 1
     sa, ea, ua = a.start[ia], a.end[ia], a.unit[ia]
     sb, eb, ub = b.start[ib], b.end[ib], b.unit[ib]
     sa_f, ea_f, sb_f, eb_f = (x.astype(np.float64) for x in (sa, ea, sb, eb))
@@ -593,13 +655,38 @@ def unitizing_alpha(
     _require(regions, ["start", "end", label, rater])
     if resolution <= 0:
         raise RegionError(f"resolution must be positive, got {resolution}")
+    regions = _as_categories(regions, [rater, label])
+    merged = normalise_regions(
+        regions, duration=durations, touching=False, label=label, rater=rater, item=item
+    )
+    return _unitizing(
+        regions,
+        merged,
+        durations=durations,
+        resolution=resolution,
+        labels=labels,
+        label=label,
+        rater=rater,
+        item=item,
+    )
+
+
+def _unitizing(
+    regions: pd.DataFrame,
+    merged: pd.DataFrame,
+    *,
+    durations: Durations,
+    resolution: float,
+    labels: Sequence[str] | None,
+    label: str,
+    rater: str,
+    item: str,
+) -> UnitizingAlpha:
+    """:func:`unitizing_alpha` with the units already merged (``normalise_regions``, not touching)."""
     _, items = _item_codes(regions, item)
     lengths = np.rint(_item_durations(durations, items, item) / resolution).astype(np.int64)
     item_bounds = np.concatenate([[0], np.cumsum(lengths)])
     total = float(item_bounds[-1])
-    merged = normalise_regions(
-        regions, duration=durations, touching=False, label=label, rater=rater, item=item
-    )
     raters = pd.Index(sorted(regions[rater].dropna().unique()))
     m = len(raters)
     if m < 2:
@@ -671,16 +758,36 @@ def region_agreement(
     Parameters are those of the functions it gathers: ``step`` is the frame step of the kappas and
     the resolution of uα, ``tolerance`` that of the boundary scores (which ignore classes).
     """
+    _require(regions, ["start", "end", label, rater])
+    regions = _as_categories(regions, [rater, label])
+    # One merge serves both: uα keeps touching units apart, and touching regions share no frame.
+    units = normalise_regions(
+        regions, duration=durations, touching=False, label=label, rater=rater, item=item
+    )
     fc = _frame_codes(
-        regions, durations=durations, step=step, labels=labels, label=label, rater=rater, item=item
+        regions,
+        durations=durations,
+        step=step,
+        labels=labels,
+        label=label,
+        rater=rater,
+        item=item,
+        merged=units,
     )
     return RegionAgreement(
         fleiss_kappa=_fleiss_pooled(fc),
         cohen_kappa=_cohen_pairs(fc),
         by_item=_by_item(fc, item),
         boundaries=pairwise_boundary_agreement(regions, tolerance=tolerance, rater=rater, item=item),
-        unitizing=unitizing_alpha(
-            regions, durations=durations, resolution=step, labels=labels, label=label, rater=rater, item=item
+        unitizing=_unitizing(
+            regions,
+            units,
+            durations=durations,
+            resolution=step,
+            labels=labels,
+            label=label,
+            rater=rater,
+            item=item,
         ),
     )
 

@@ -177,14 +177,23 @@ def zip_available(ref: str | None) -> bool:
 REFRESH_PASSES = 3
 
 
-def _keep_current(ctx: JobContext, kind: str, params: dict[str, Any], compute: Callable[[], object]) -> int:
+def _keep_current(
+    ctx: JobContext,
+    kind: str,
+    params: dict[str, Any],
+    compute: Callable[[], object],
+    *,
+    fingerprint: Callable[[Any, int], tuple[object, ...]] | None = None,
+) -> int:
     """Compute the stored report until it matches the data, or :data:`REFRESH_PASSES` times; how
-    many times it was computed (0 when it was current already, e.g. after a page's "Compute now")."""
+    many times it was computed (0 when it was current already, e.g. after a page's "Compute now").
+    ``fingerprint`` says what data the report describes (default: the clips and labels)."""
     from labeling.quality.report_store import is_current
 
     project_id = int(ctx.project_id or 0)
     passes = 0
-    while passes < REFRESH_PASSES and not is_current(ctx.ws.db, project_id, kind, params):
+    extra = {} if fingerprint is None else {"fingerprint": fingerprint}
+    while passes < REFRESH_PASSES and not is_current(ctx.ws.db, project_id, kind, params, **extra):
         ctx.check()
         compute()
         passes += 1
@@ -212,7 +221,19 @@ def data_summaries(ctx: JobContext) -> dict[str, Any]:
     }
 
 
-@job_kind("agreement", title="Agreement report", permission="analyse", refreshes_report=True)
+def _labels_clips(s: Any, project_id: int) -> bool:
+    from labeling.data.projects import get_project
+
+    return not get_project(s, project_id).labels_regions
+
+
+def _labels_regions(s: Any, project_id: int) -> bool:
+    return not _labels_clips(s, project_id)
+
+
+@job_kind(
+    "agreement", title="Agreement report", permission="analyse", refreshes_report=True, wanted=_labels_clips
+)
 def agreement(ctx: JobContext) -> dict[str, Any]:
     """Keep the stored agreement report current: queued after each change to the labels, and by the
     Agreement page when it shows an older one."""
@@ -241,7 +262,9 @@ def agreement(ctx: JobContext) -> dict[str, Any]:
     }
 
 
-@job_kind("review_queue", title="Review ranking", permission="review", refreshes_report=True)
+@job_kind(
+    "review_queue", title="Review ranking", permission="review", refreshes_report=True, wanted=_labels_clips
+)
 def review_ranking(ctx: JobContext) -> dict[str, Any]:
     """Keep the ranking of open disagreements current: queued after each change to the labels, and by
     the Review page when it shows an older one."""
@@ -264,6 +287,88 @@ def review_ranking(ctx: JobContext) -> dict[str, Any]:
         "passes": passes,
         "waiting": waiting,
         "summary": f"{waiting:,} clips wait for review" + ("" if passes else " (already current)"),
+    }
+
+
+@job_kind(
+    "region_agreement",
+    title="Region agreement report",
+    permission="analyse",
+    refreshes_report=True,
+    wanted=_labels_regions,
+)
+def region_agreement(ctx: JobContext) -> dict[str, Any]:
+    """Keep a regions project's stored region agreement current: queued after each save of regions
+    (at the default ±200 ms), and by the Agreement page (``tolerance_ms``) when it shows an older one."""
+    from labeling.quality.region_agreement import (
+        REGION_AGREEMENT_VIEW,
+        region_agreement_view,
+        region_data_fingerprint,
+        region_view_params,
+    )
+
+    step = ctx.stage("Computing region agreement")
+    step(0, 1)
+    project_id = int(ctx.project_id or 0)
+    params = region_view_params()
+    if ctx.params.get("tolerance_ms") is not None:
+        params = {"tolerance_ms": int(ctx.params["tolerance_ms"])}
+    tolerance = params["tolerance_ms"] / 1000
+    passes = _keep_current(
+        ctx,
+        REGION_AGREEMENT_VIEW,
+        params,
+        lambda: region_agreement_view(ctx.ws.db, project_id, tolerance=tolerance, recompute=True),
+        fingerprint=region_data_fingerprint,
+    )
+    view = region_agreement_view(ctx.ws.db, project_id, tolerance=tolerance, allow_stale=True)
+    step(1, 1)
+    kappa = view.value.get("fleiss_kappa")
+    return {
+        "seconds": round(view.seconds, 2),
+        "passes": passes,
+        "fleiss_kappa": kappa,
+        "summary": f"Region agreement over {view.value.get('n_recordings', 0):,} recordings"
+        + (f": frame kappa {kappa:.3f}" if kappa is not None else "")
+        + ("" if passes else " (already current)"),
+    }
+
+
+@job_kind(
+    "region_review_queue",
+    title="Region review ranking",
+    permission="review",
+    refreshes_report=True,
+    wanted=_labels_regions,
+)
+def region_review_ranking(ctx: JobContext) -> dict[str, Any]:
+    """Keep a regions project's ranking of recordings to review current: queued after each save of
+    regions, and by the Review page when it shows an older one."""
+    from labeling.quality.region_agreement import (
+        REGION_REVIEW_QUEUE,
+        region_data_fingerprint,
+        region_review_ranking,
+    )
+
+    step = ctx.stage("Ranking recordings")
+    step(0, 1)
+    project_id = int(ctx.project_id or 0)
+    passes = _keep_current(
+        ctx,
+        REGION_REVIEW_QUEUE,
+        {},
+        lambda: region_review_ranking(ctx.ws.db, project_id, recompute=True),
+        fingerprint=region_data_fingerprint,
+    )
+    ranked = region_review_ranking(ctx.ws.db, project_id, allow_stale=True)
+    step(1, 1)
+    waiting = len(ranked.value)
+    return {
+        "seconds": round(ranked.seconds, 2),
+        "passes": passes,
+        "waiting": waiting,
+        "summary": f"{waiting:,} recordings drawn by two or more annotators"
+        + ("" if passes else " (already current)"),
     }
 
 

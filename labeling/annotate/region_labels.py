@@ -20,9 +20,10 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Annotation, Clip
+from db.models import Annotation, Clip, Region, User
 from labeling.annotate.annotations import SubmitResult, submit_annotation
 from labeling.data.regions import (
+    changed_after_final,
     clean_region_rows,
     list_regions,
     recording,
@@ -51,6 +52,8 @@ class RegionTask:
     regions: list[dict[str, Any]] = field(default_factory=list)
     proposals: bool = False
     submitted: bool = False
+    #: A reviewer has saved the recording's final regions: a change now sends it back for review.
+    adjudicated: bool = False
 
 
 def _editor_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -84,6 +87,7 @@ def region_task(s: Session, store: AudioStorage, project_id: int, user_id: int, 
         regions=_editor_rows(proposal if use_proposal else own),
         proposals=use_proposal,
         submitted=submitted,
+        adjudicated=bool((frame["source"] == "final").any()),
     )
 
 
@@ -138,9 +142,25 @@ def submit_regions(
     return result
 
 
+#: The columns of :func:`my_recordings`.
+MY_RECORDING_COLUMNS = [
+    "clip_id",
+    "recording",
+    "n_regions",
+    "classes",
+    "seconds",
+    "submitted_at",
+    "adjudicated",
+    "changed_after_final",
+]
+
+
 def my_recordings(s: Session, project_id: int, user_id: int, *, limit: int = 20) -> pd.DataFrame:
-    """The recordings ``user_id`` submitted in a project, newest first: ``clip_id``, ``recording``,
-    ``submitted_at`` (to open one again and correct its regions)."""
+    """The recordings ``user_id`` submitted in a project, newest first (to open one again and correct
+    its regions): ``clip_id``, ``recording``, ``n_regions`` (their regions now), ``classes`` (each class
+    with its count, most first: ``speech ×3, noise ×1``), ``seconds`` (their regions' total length),
+    ``submitted_at``, ``adjudicated`` (a reviewer saved the final regions) and
+    ``changed_after_final`` (they changed their regions after that: the final set is due for review)."""
     rows = s.execute(
         select(Annotation.clip_id, Clip.original_name, Annotation.created_at)
         .join(Clip, Clip.id == Annotation.clip_id)
@@ -152,4 +172,34 @@ def my_recordings(s: Session, project_id: int, user_id: int, *, limit: int = 20)
         .order_by(Annotation.created_at.desc(), Annotation.id.desc())
         .limit(limit)
     ).all()
-    return pd.DataFrame(rows, columns=["clip_id", "recording", "submitted_at"])
+    ids = [int(r[0]) for r in rows]
+    drawn = pd.DataFrame(
+        s.execute(
+            select(Region.clip_id, Region.label, Region.start_s, Region.end_s).where(
+                Region.clip_id.in_(ids), Region.annotator_id == user_id
+            )
+        ).all(),
+        columns=["clip_id", "label", "start", "end"],
+    )
+    finals = set(
+        s.scalars(select(Region.clip_id).where(Region.clip_id.in_(ids), Region.source == "final").distinct())
+    )
+    me = s.scalar(select(User.name).where(User.id == user_id))
+    stale = {c for c, who in changed_after_final(s, project_id, ids).items() if me in who}
+    out = []
+    for clip_id, name, submitted_at in rows:
+        mine = drawn[drawn["clip_id"] == clip_id]
+        counts = mine["label"].value_counts()
+        out.append(
+            (
+                int(clip_id),
+                name,
+                len(mine),
+                ", ".join(f"{label} ×{n}" for label, n in counts.items()),
+                float((mine["end"] - mine["start"]).sum()),
+                submitted_at,
+                clip_id in finals,
+                clip_id in stale,
+            )
+        )
+    return pd.DataFrame(out, columns=MY_RECORDING_COLUMNS)

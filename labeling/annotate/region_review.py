@@ -11,7 +11,7 @@ changed against the final set it replaces.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -21,6 +21,7 @@ from analysis.region_review import assign_spans, disagreement_spans, region_chan
 from labeling.data.regions import (
     ANNOTATOR_SOURCES,
     RegionsError,
+    changed_after_final,
     list_regions,
     recording,
     regions_project,
@@ -42,6 +43,8 @@ class RecordingReview:
     regions: pd.DataFrame  # annotators' regions: annotator, start, end, label, text, span
     final: pd.DataFrame  # start, end, label, text (empty when not adjudicated)
     spans: pd.DataFrame  # analysis.region_review.SPAN_COLUMNS
+    #: Annotators who changed their regions after the final set was saved (its review is due again).
+    changed_after_final: list[str] = field(default_factory=list)
 
 
 def recording_review(
@@ -57,7 +60,10 @@ def recording_review(
     annotators = sorted(set(people["annotator"]))
     final = frame.loc[frame["source"] == "final", _SET_COLUMNS].reset_index(drop=True)
     spans = disagreement_spans(people, annotators=annotators, tolerance=tolerance)
-    return RecordingReview(rec.id, rec.name, rec.duration, rec.storage_key, annotators, people, final, spans)
+    changed = changed_after_final(s, info.id, [rec.id]).get(rec.id, [])
+    return RecordingReview(
+        rec.id, rec.name, rec.duration, rec.storage_key, annotators, people, final, spans, changed
+    )
 
 
 def final_changes(

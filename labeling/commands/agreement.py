@@ -196,14 +196,16 @@ def run(args: argparse.Namespace) -> int:
 
     from labeling.data.projects import ProjectError, get_project
     from labeling.quality.agreement_service import agreement_json, stored_agreement
-    from labeling.quality.region_agreement import project_region_agreement
+    from labeling.quality.region_agreement import region_agreement_view
 
     if args.tolerance < 0:
         raise UserError("--tolerance cannot be negative")
-    with workspace() as ws, user_errors(ProjectError, ValueError), ws.db.read() as s:
-        info = get_project(s, args.project)
+    with workspace() as ws, user_errors(ProjectError, ValueError):
+        with ws.db.read() as s:
+            info = get_project(s, args.project)
+        # The stored report while the regions are unchanged (a worker keeps it current), else computed.
         regions = (
-            project_region_agreement(s, info.id, tolerance=args.tolerance).to_dict()
+            dict(region_agreement_view(ws.db, info.id, tolerance=args.tolerance).value)
             if info.labels_regions
             else None
         )

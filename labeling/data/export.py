@@ -16,6 +16,7 @@ import gc
 import json
 import math
 import secrets
+import shlex
 import shutil
 import time
 import unicodedata
@@ -84,6 +85,10 @@ ANNOTATION_COLUMNS = (
     "cannot_label_reason",
 )
 _TEXT_SUFFIXES = frozenset({".csv", ".json", ".jsonl", ".xml", ".txt", ".tsv"})
+
+
+#: Formats that carry each annotator's clip labels: refused for a regions project (see ``earmark regions``).
+PER_ANNOTATOR_FORMATS = ("annotations", "labelstudio")
 
 
 class ExportError(ValueError):
@@ -514,6 +519,17 @@ def export_project(
         raise ExportError("a Common Voice release keeps its audio in clips/; export it with the audio")
     if fmt == "librispeech" and not copy_audio:
         raise ExportError("a LibriSpeech tree holds its audio as FLAC files; export it with the audio")
+    if fmt in PER_ANNOTATOR_FORMATS:
+        with ws.db.read() as s:
+            info = get_project(s, project)
+        if info.labels_regions:
+            # Each annotator's work here is a set of time regions; a clip table would hold empty labels.
+            raise ExportError(
+                f"{info.name!r} labels time regions, which the {fmt} export of clip labels cannot hold; "
+                f"export them with `earmark regions export PATH --project {shlex.quote(info.name)} "
+                "--format F --all` (csv, jsonl, labelstudio, nemo, lhotse; or rttm, audacity, kaldi per "
+                "annotator with --annotator NAME)"
+            )
     options: dict[str, Any] = {}
     if metadata_format is not None:
         if fmt != "audiofolder" or metadata_format not in ("jsonl", "csv"):

@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from analysis.region_signal import file_energy_vad
 from analysis.regions import RegionError, validate_regions
-from db.models import REGION_SOURCES, Clip, Region, User, utcnow
+from db.models import REGION_SOURCES, AuditEvent, Clip, Region, User, utcnow
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.platform.audit import record
+from labeling.platform.jobs import queue_report_refreshes
 from labeling.platform.storage import AudioStorage
 
 #: The columns of :func:`list_regions`.
@@ -62,6 +63,7 @@ class SavedRegions:
     source: str
     before: int
     after: int
+    changed: bool = True  # False when the new set equals the stored one (nothing written)
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,12 @@ def replace_region_set(
     source: str,
     actor_id: int | None,
     note: Mapping[str, Any] | None = None,
+    force: bool = False,
 ) -> SavedRegions:
     """Replace one set of clean rows (see :func:`save_regions`): delete, insert, audit, in ``s``.
 
-    ``note`` goes into the audit event beside the new set (how a reviewer composed it)."""
+    ``note`` goes into the audit event beside the new set (how a reviewer composed it). A set equal
+    to the stored one is left alone, unless ``force``."""
     if source not in REGION_SOURCES:
         raise RegionsError(f"region source must be one of {', '.join(REGION_SOURCES)}, not {source!r}")
     if source == "annotator" and annotator_id is None:
@@ -188,8 +192,8 @@ def replace_region_set(
     ).all()
     old_rows = [list(r) for r in old]
     new_rows = [_audited(r) for r in rows]
-    if old_rows == new_rows:
-        return SavedRegions(rec.id, annotator_id, source, len(old_rows), len(new_rows))
+    if old_rows == new_rows and not force:
+        return SavedRegions(rec.id, annotator_id, source, len(old_rows), len(new_rows), changed=False)
     s.execute(delete(Region).where(*where))
     if rows:
         now = utcnow()
@@ -217,6 +221,8 @@ def replace_region_set(
         actor_id=actor_id if actor_id is not None else annotator_id,
         project_id=info.id,
     )
+    # The stored region agreement and review ranking describe the regions: a worker recomputes them.
+    queue_report_refreshes(s, info.id)
     return SavedRegions(rec.id, annotator_id, source, len(old_rows), len(new_rows))
 
 
@@ -271,9 +277,64 @@ def save_final_regions(
         raise RegionsError(f"no user {reviewer_id}")
     rec = recording(s, info, clip_id, lock=True)
     rows = clean_region_rows(_as_frame(regions), info, rec, vocabulary=True)
-    return replace_region_set(
+    saved = replace_region_set(
         s, info, rec, rows, annotator_id=None, source="final", actor_id=reviewer_id, note=note
     )
+    if not saved.changed and rows and changed_after_final(s, info.id, [rec.id]):
+        # The same set saved again over annotators' later changes: the reviewer confirms it, which
+        # is a save of its own (audited, and new rows, so stored reports see the change).
+        saved = replace_region_set(
+            s,
+            info,
+            rec,
+            rows,
+            annotator_id=None,
+            source="final",
+            actor_id=reviewer_id,
+            note={**(note or {}), "confirmed": True},
+            force=True,
+        )
+    return saved
+
+
+def changed_after_final(
+    s: Session, project_id: int, clip_ids: Sequence[int] | None = None
+) -> dict[int, list[str]]:
+    """Recordings whose final set predates a change by an annotator: recording id → the names of
+    the annotators who changed their regions after the final set was last saved (or confirmed).
+
+    An annotator may reopen and correct a recording after adjudication; the final set is kept, but
+    it no longer settles what they say now, so the Review page shows it for review again. Told from
+    the audit log (every change of a set is audited there; a save that changes nothing is not)."""
+    finals = select(Region.clip_id).where(Region.project_id == project_id, Region.source == "final")
+    if clip_ids is not None:
+        finals = finals.where(Region.clip_id.in_(list(clip_ids)))
+    adjudicated = {int(c) for c in s.scalars(finals.distinct())}
+    if not adjudicated:
+        return {}
+    latest = s.execute(
+        select(AuditEvent.entity_id, func.max(AuditEvent.id))
+        .where(AuditEvent.project_id == project_id, AuditEvent.entity == "regions")
+        .group_by(AuditEvent.entity_id)
+    ).all()
+    final_at: dict[int, int] = {}
+    people: dict[int, dict[int, int]] = {}
+    for entity_id, event_id in latest:
+        clip, _, owner = str(entity_id).partition("/")
+        if not clip.isdigit() or int(clip) not in adjudicated:
+            continue
+        if owner == "final":
+            final_at[int(clip)] = int(event_id)
+        elif owner.isdigit():
+            people.setdefault(int(clip), {})[int(owner)] = int(event_id)
+    stale = {
+        clip: sorted(uid for uid, at in who.items() if at > final_at.get(clip, 0))
+        for clip, who in people.items()
+    }
+    stale = {clip: uids for clip, uids in stale.items() if uids}
+    ids = sorted({uid for uids in stale.values() for uid in uids})
+    names = dict(s.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    return {clip: sorted(str(names.get(u, u)) for u in uids) for clip, uids in sorted(stale.items())}
 
 
 def region_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:

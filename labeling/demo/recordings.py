@@ -281,7 +281,6 @@ def step_regions_project(ws: Workspace, ctx: DemoContext) -> str:
                 end=regions["end"].clip(upper=rec.duration)
             )
             rows = clean_region_rows(final, info, rec, vocabulary=True)
-            replace_region_set(s, info, rec, rows, annotator_id=None, source="final", actor_id=users["ana"])
             for who in ANNOTATORS:
                 drawn = annotator_regions(regions, who, random_state=ctx.random_state)
                 drawn = drawn.assign(end=drawn["end"].clip(upper=rec.duration))
@@ -292,6 +291,9 @@ def step_regions_project(ws: Workspace, ctx: DemoContext) -> str:
                     clip_id,
                     drawn[["start", "end", "label", "text"]].to_dict("records"),
                 )
+            # After the annotators' sets, as a reviewer's would be: a final set that predates them
+            # reads as changed after adjudication.
+            replace_region_set(s, info, rec, rows, annotator_id=None, source="final", actor_id=users["ana"])
     if report:
         report(2, 3)
     proposed = 0

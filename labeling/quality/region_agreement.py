@@ -34,11 +34,12 @@ from labeling.data.clips import data_fingerprint
 from labeling.data.regions import (
     ANNOTATOR_SOURCES,
     RegionsError,
+    changed_after_final,
     list_regions,
     region_fingerprint,
     regions_project,
 )
-from labeling.quality.report_store import stored_or_computed
+from labeling.quality.report_store import Report, stored_or_computed
 
 if TYPE_CHECKING:
     from db.engine import Database
@@ -166,6 +167,9 @@ def project_region_agreement(
 
 
 REGION_AGREEMENT_VIEW = "region_agreement"
+REGION_REVIEW_QUEUE = "region_review_queue"
+#: The tolerance of the report kept current after every change (the page's and the command's default).
+DEFAULT_TOLERANCE_S = 0.2
 
 
 def region_data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
@@ -173,21 +177,51 @@ def region_data_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
     return (*data_fingerprint(s, project_id), *region_fingerprint(s, project_id))
 
 
+def region_view_params(tolerance: float = DEFAULT_TOLERANCE_S) -> dict[str, int]:
+    """The stored-report parameters of :func:`region_agreement_view` at ``tolerance`` seconds."""
+    return {"tolerance_ms": round(tolerance * 1000)}
+
+
 def region_agreement_view(
-    db: Database, project_id: int, *, tolerance: float = 0.2, recompute: bool = False
-) -> dict[str, Any]:
-    """:meth:`RegionAgreementReport.to_dict` of :func:`project_region_agreement`, stored per regions
-    change and tolerance (see :mod:`labeling.quality.report_store`), so a page shows it at once."""
-    report = stored_or_computed(
+    db: Database,
+    project_id: int,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE_S,
+    allow_stale: bool = False,
+    recompute: bool = False,
+) -> Report:
+    """:meth:`RegionAgreementReport.to_dict` of :func:`project_region_agreement` as a stored
+    :class:`~labeling.quality.report_store.Report`, kept per regions change and tolerance, so a page
+    or the command shows it at once; ``allow_stale`` and ``recompute`` as in
+    :func:`~labeling.quality.report_store.stored_or_computed` (the ``region_agreement`` job keeps the
+    default tolerance's report current after every save)."""
+    return stored_or_computed(
         db,
         project_id,
         REGION_AGREEMENT_VIEW,
-        {"tolerance_ms": round(tolerance * 1000)},
+        region_view_params(tolerance),
         lambda s: project_region_agreement(s, project_id, tolerance=tolerance).to_dict(),
+        allow_stale=allow_stale,
         recompute=recompute,
         fingerprint=region_data_fingerprint,
     )
-    return dict(report.value)
+
+
+def region_review_ranking(
+    db: Database, project_id: int, *, allow_stale: bool = False, recompute: bool = False
+) -> Report:
+    """:func:`region_review_queue` as a stored report (kept current by the ``region_review_queue``
+    job after every save), as :func:`region_agreement_view` keeps the agreement report."""
+    return stored_or_computed(
+        db,
+        project_id,
+        REGION_REVIEW_QUEUE,
+        {},
+        lambda s: region_review_queue(s, project_id),
+        allow_stale=allow_stale,
+        recompute=recompute,
+        fingerprint=region_data_fingerprint,
+    )
 
 
 #: The columns of :func:`region_review_queue`.
@@ -201,6 +235,7 @@ QUEUE_COLUMNS = [
     "unanimous",
     "disagreement",
     "final",
+    "changed_after_final",
 ]
 
 
@@ -210,7 +245,9 @@ def region_review_queue(s: Session, project: str | int) -> pd.DataFrame:
     Each recording is judged among its own annotators: ``fleiss_kappa`` is frame-level Fleiss' kappa
     (:func:`~analysis.region_agreement.frame_agreement_by_item`), ``unanimous`` the share of frames
     all agree on, and ``disagreement`` 1 − kappa (0 when every frame is unanimous, where kappa is
-    undefined). ``final`` counts the recording's final regions (None: not adjudicated yet).
+    undefined). ``final`` counts the recording's final regions (None: not adjudicated yet);
+    ``changed_after_final`` names the annotators who changed their regions after the final set was
+    saved (None: none did), whose recording wants reviewing again.
     """
     info = regions_project(s, project)
     frame = list_regions(s, info.id, sources=(*ANNOTATOR_SOURCES, "final"))
@@ -218,6 +255,7 @@ def region_review_queue(s: Session, project: str | int) -> pd.DataFrame:
     people = frame[frame["source"].isin(ANNOTATOR_SOURCES) & frame["annotator"].notna()]
     ids = [int(i) for i, n in people.groupby("recording_id")["annotator"].nunique().items() if n >= 2]
     durations = dict(s.execute(select(Clip.id, Clip.duration_s).where(Clip.id.in_(ids))).all())
+    stale = changed_after_final(s, info.id)
     rows = []
     for rid in ids:
         part = people[people["recording_id"] == rid]
@@ -240,6 +278,7 @@ def region_review_queue(s: Session, project: str | int) -> pd.DataFrame:
                 unanimous,
                 disagreement,
                 int(final[rid]) if rid in final.index else None,
+                ", ".join(stale[rid]) if rid in stale else None,
             )
         )
     out = pd.DataFrame(rows, columns=QUEUE_COLUMNS)

@@ -260,11 +260,19 @@ def report_stamp(
     return None if row is None else (row[0], row[1])
 
 
-def is_current(db: Database, project_id: int, kind: str, params: Mapping[str, Any]) -> bool:
-    """Whether a report of ``kind`` is stored for the project's data as it is now (two index reads)."""
+def is_current(
+    db: Database,
+    project_id: int,
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    fingerprint: Callable[[Session, int], tuple[object, ...]] = data_fingerprint,
+) -> bool:
+    """Whether a report of ``kind`` is stored for the project's data as it is now (two index reads);
+    ``fingerprint`` as in :func:`stored_or_computed`."""
     with db.read() as s:
         stamp = report_stamp(s, project_id, kind, params)
-        return stamp is not None and stamp[0] == token_digest(data_fingerprint(s, project_id))
+        return stamp is not None and stamp[0] == token_digest(fingerprint(s, project_id))
 
 
 def stored_or_computed(

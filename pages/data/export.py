@@ -8,7 +8,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from labeling.data.export import EXCLUSION_REASONS, EXPORT_FORMATS, SPLITS, ExportError, ExportFilters
+from labeling.data.export import (
+    EXCLUSION_REASONS,
+    EXPORT_FORMATS,
+    PER_ANNOTATOR_FORMATS,
+    SPLITS,
+    ExportError,
+    ExportFilters,
+)
 from labeling.data.versions import list_versions
 from labeling.job_kinds import download_bytes, zip_available
 from pages.widgets import common, job_status
@@ -38,12 +45,19 @@ st.caption(
 )
 with ws.db.read() as s:
     versions = list_versions(s, project.id)["name"].tolist()
+formats = list(EXPORT_FORMATS)
+if project.labels_regions:
+    # Annotators' work is time regions here, which a clip table cannot hold.
+    formats = [f for f in formats if f not in PER_ANNOTATOR_FORMATS]
+    st.info(
+        "This project labels time regions: the recordings export here with their metadata; the regions "
+        f'themselves with `earmark regions export PATH --project "{project.name}" --format F --all`.',
+        icon=":material/timeline:",
+    )
 
 with st.form("export.form"):
     left, right = st.columns(2)
-    fmt = left.selectbox(
-        "Format", EXPORT_FORMATS, format_func=lambda f: FORMATS.get(f, f), key="export.format"
-    )
+    fmt = left.selectbox("Format", formats, format_func=lambda f: FORMATS.get(f, f), key="export.format")
     version = right.selectbox(
         "Labels from",
         [CURRENT, *versions],

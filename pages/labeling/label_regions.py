@@ -32,6 +32,13 @@ def _peaks(path: str, storage_key: str, cache_dir: str):
     return recording_peaks(Path(path), storage_key=storage_key, cache_dir=Path(cache_dir))
 
 
+def open_recording(project_id: int, user_id: int, clip_id: int) -> None:
+    """Put recording ``clip_id`` in the editor the next time the Label page shows (a recording the
+    annotator submitted, to correct it): what "Open a recording you submitted" and My labels do."""
+    ss.update({"regions.for": (project_id, user_id), "regions.clip": int(clip_id)})
+    ss.update({"regions.shown_at": time.monotonic(), "regions.token": uuid.uuid4().hex})
+
+
 def show(project: Any, user: Any, ws: Any) -> None:
     """Render the page for ``project`` (a regions project) and the signed-in ``user``."""
 
@@ -71,8 +78,7 @@ def show(project: Any, user: Any, ws: Any) -> None:
     def reopen() -> None:
         chosen = ss.get("regions.reopen")
         if chosen is not None:
-            ss.update({"regions.clip": int(chosen), "regions.token": uuid.uuid4().hex})
-            ss["regions.shown_at"] = time.monotonic()
+            open_recording(project.id, user.id, int(chosen))
             ss["regions.reopen"] = None
 
     def skip(clip_id: int) -> None:
@@ -125,6 +131,13 @@ def show(project: Any, user: Any, ws: Any) -> None:
         + (" · starting from the automatic proposal: accept or redraw it" if task.proposals else "")
     )
     skip_box.button("Skip recording", key=f"regions.skip.{token}", on_click=skip, args=(task.clip_id,))
+    if task.adjudicated:
+        st.info(
+            "A reviewer has already saved this recording's final regions. You can still correct yours; "
+            "if you change them, the recording goes back to the reviewer, marked as changed after "
+            "adjudication.",
+            icon=":material/gavel:",
+        )
     region_editor.hidden_audio(task.audio_path, token)
     region_editor.region_editor(
         token=token,

@@ -5,11 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from labeling.annotate.annotations import AnnotationError, edit_annotation, my_annotations
+from pages.labeling import my_labels_regions
 from pages.widgets import common
 
 user = common.require_permission("label")
 project = common.current_project()
 ws = common.workspace()
+if project.labels_regions:  # long recordings: the recordings submitted, with their regions
+    my_labels_regions.show(project, user, ws)
+    st.stop()
 
 st.title("My labels")
 st.caption("Your most recent labels in this project. Select one to change it; adjudicated clips are locked.")

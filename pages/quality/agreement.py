@@ -19,7 +19,7 @@ user = common.require_permission("analyse")
 project = common.current_project()
 ws = common.workspace()
 if project.labels_regions:  # long recordings: agreement of time regions, not of clip labels
-    agreement_regions.show(project)
+    agreement_regions.show(project, user)
     st.stop()
 
 

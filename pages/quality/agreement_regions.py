@@ -3,7 +3,9 @@
 Everything shown is :func:`labeling.quality.region_agreement.region_agreement_view`: the report of
 ``project_region_agreement`` (boundary F1 within a tolerance, frame-level Fleiss' and Cohen's kappa,
 unitizing alpha, pairwise DER/JER), stored per regions change and tolerance
-(``earmark agreement --project NAME --json --tolerance S`` prints the same report).
+(``earmark agreement --project NAME --json --tolerance S`` prints the same report). A worker keeps
+the ±200 ms report current after every save; while it computes, the page shows the stored one with
+its age (:mod:`pages.widgets.stored_report`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ import pandas as pd
 import streamlit as st
 
 from labeling.data.regions import RegionsError
-from labeling.quality.region_agreement import region_agreement_view, region_data_fingerprint
+from labeling.platform.auth import UserInfo
+from labeling.quality.region_agreement import (
+    REGION_AGREEMENT_VIEW,
+    region_agreement_view,
+    region_data_fingerprint,
+    region_view_params,
+)
+from labeling.quality.report_store import Report
 from pages.quality import charts_regions as charts
-from pages.widgets import common, plots
+from pages.widgets import common, plots, stored_report
 
 TOLERANCES_MS = (50, 100, 200, 300, 500, 1000)
 
@@ -27,17 +36,23 @@ def _token(project_id: int) -> tuple[object, ...]:
 
 
 @st.cache_data(ttl=600, show_spinner="Computing region agreement…", max_entries=16)
-def load(project_id: int, token: tuple[object, ...], tolerance_ms: int) -> dict[str, Any]:
-    # Keyed on the regions: a save anywhere in the project shows at the next rerun.
-    return region_agreement_view(common.workspace().db, project_id, tolerance=tolerance_ms / 1000)
+def load(project_id: int, token: tuple[object, ...], stored: object, tolerance_ms: int) -> Report:
+    # Keyed on the regions and on the stored report, so a report a worker stores shows at once.
+    return region_agreement_view(
+        common.workspace().db, project_id, tolerance=tolerance_ms / 1000, allow_stale=True
+    )
+
+
+def _recompute(project_id: int, tolerance_ms: int) -> None:
+    region_agreement_view(common.workspace().db, project_id, tolerance=tolerance_ms / 1000, recompute=True)
 
 
 def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def show(project: Any) -> None:
-    """Render the page for ``project`` (a regions project)."""
+def show(project: Any, user: UserInfo) -> None:
+    """Render the page for ``project`` (a regions project) to ``user``."""
     st.title("Agreement")
     tolerance_ms = st.select_slider(
         "Boundary tolerance (ms)",
@@ -46,11 +61,35 @@ def show(project: Any) -> None:
         key="ragree.tolerance",
         help="How far apart two annotators' onsets (or offsets) may be and still count as the same boundary.",
     )
+    params = region_view_params(int(tolerance_ms) / 1000)
+    shown = stored_report.stamp(project.id, REGION_AGREEMENT_VIEW, params)
+    if shown is None:
+        stored_report.wait_for_worker(
+            kind=REGION_AGREEMENT_VIEW,
+            job_kind="region_agreement",
+            project_id=project.id,
+            params=params,
+            recompute=lambda: _recompute(project.id, int(tolerance_ms)),
+            what="region agreement report",
+        )
     try:
-        report = load(project.id, _token(project.id), int(tolerance_ms))
+        view = load(project.id, _token(project.id), shown, int(tolerance_ms))
     except RegionsError as exc:
         st.error(str(exc))
         return
+    if not view.fresh:
+        stored_report.refresh_notice(
+            kind=REGION_AGREEMENT_VIEW,
+            job_kind="region_agreement",
+            project_id=project.id,
+            params=params,
+            user=user,
+            computed_at=view.computed_at,
+            shown=shown,
+            recompute=lambda: _recompute(project.id, int(tolerance_ms)),
+            message="Shown as computed at {when}; regions have changed since.",
+        )
+    report = view.value
     if not report["annotators"]:
         st.info(
             "No recording has regions from two annotators yet: agreement appears here once two people "

@@ -31,7 +31,7 @@ project = common.current_project()
 ws = common.workspace()
 ss = st.session_state
 if project.labels_regions:  # long recordings: adjudicate time regions, not clip labels
-    review_regions.show(project)
+    review_regions.show(project, user)
     st.stop()
 QUEUE_SHOWN = REVIEW_SHOWN
 QUEUE_PARAMS = {"limit": QUEUE_SHOWN}

@@ -21,9 +21,14 @@ from labeling.annotate.region_review import adjudicate_regions, final_changes, r
 from labeling.data.region_clips import CUT_KINDS, cut_final_regions, preview_cut
 from labeling.data.regions import RegionsError
 from labeling.platform import auth
-from labeling.quality.region_agreement import region_data_fingerprint, region_review_queue
+from labeling.quality.region_agreement import (
+    REGION_REVIEW_QUEUE,
+    region_data_fingerprint,
+    region_review_ranking,
+)
+from labeling.quality.report_store import Report
 from pages.quality import charts_regions as charts
-from pages.widgets import audio, common, plots
+from pages.widgets import audio, common, plots, stored_report
 
 ss = st.session_state
 NOTHING = "(nothing)"
@@ -36,9 +41,13 @@ def _token(project_id: int) -> tuple[object, ...]:
 
 
 @st.cache_data(ttl=600, show_spinner="Ranking recordings…", max_entries=8)
-def load_queue(project_id: int, token: tuple[object, ...]) -> pd.DataFrame:
-    with common.workspace().db.read() as s:
-        return region_review_queue(s, project_id)
+def load_queue(project_id: int, token: tuple[object, ...], stored: object) -> Report:
+    # Keyed on the regions and on the stored ranking, so a ranking a worker stores shows at once.
+    return region_review_ranking(common.workspace().db, project_id, allow_stale=True)
+
+
+def _recompute(project_id: int) -> None:
+    region_review_ranking(common.workspace().db, project_id, recompute=True)
 
 
 def _save(project_id: int, clip_id: int, regions: pd.DataFrame, choices: dict[int, str | None]) -> None:
@@ -174,12 +183,35 @@ def _cut_panel(project: Any) -> None:
         )
 
 
-def show(project: Any) -> None:
-    """Render the page for ``project`` (a regions project)."""
+def show(project: Any, user: auth.UserInfo) -> None:
+    """Render the page for ``project`` (a regions project) to ``user``."""
+    shown = stored_report.stamp(project.id, REGION_REVIEW_QUEUE, {})
+    if shown is None:
+        stored_report.wait_for_worker(
+            kind=REGION_REVIEW_QUEUE,
+            job_kind="region_review_queue",
+            project_id=project.id,
+            params={},
+            recompute=lambda: _recompute(project.id),
+            what="ranking of recordings to review",
+        )
     st.title("Review")
     if flash := ss.pop("rreview.flash", None):
         getattr(st, flash[0])(flash[1])
-    queue = load_queue(project.id, _token(project.id))
+    ranked = load_queue(project.id, _token(project.id), shown)
+    if not ranked.fresh:
+        stored_report.refresh_notice(
+            kind=REGION_REVIEW_QUEUE,
+            job_kind="region_review_queue",
+            project_id=project.id,
+            params={},
+            user=user,
+            computed_at=ranked.computed_at,
+            shown=shown,
+            recompute=lambda: _recompute(project.id),
+            message="Ranked at {when}; regions have changed since.",
+        )
+    queue = ranked.value
     if queue.empty:
         st.info("No recording has regions from two annotators yet: there is nothing to adjudicate.")
         _cut_panel(project)

@@ -48,3 +48,43 @@ def test_classes_named_like_editor_keys_are_chosen_with_digits():
     assert editor_class_keys(class_shortcuts(["s", "m", "x"])) == ["1", "2", "3"]
     assert editor_class_keys(class_shortcuts(["a", "b"])) == ["a", "b"]
     assert editor_class_keys(class_shortcuts(["speech", "noise"])) == ["1", "2"]
+
+
+def test_my_labels_lists_submitted_recordings_and_opens_one_in_the_editor(app_env, tmp_path):
+    from tests.app.conftest import new_app
+
+    ws = app_env
+    rng = np.random.default_rng(1)
+    for name in ("first.wav", "second.wav"):
+        write_wav(tmp_path / "rec" / name, 0.1 * rng.standard_normal(16000 * 6))
+    with ws.db.write() as s:
+        info = create_project(s, name="hearings", task_kind="regions", classes=["speech", "noise"])
+        add_user(s, name="ana", role="annotator", password="correct horse")
+    import_path(ws, tmp_path / "rec", "hearings", create=False)
+    with ws.db.write() as s:
+        ids = clip_frame(s, info.id).set_index("original_name")["clip_id"].to_dict()
+        ana = get_user(s, "ana").id
+        regions = [
+            {"start": 0.5, "end": 2.0, "label": "speech"},
+            {"start": 2.0, "end": 2.5, "label": "noise"},
+            {"start": 3.0, "end": 4.0, "label": "speech"},
+        ]
+        submit_regions(s, info.id, ana, ids["first.wav"], regions)
+
+    at = page("pages/labeling/my_labels.py", "ana", project="hearings").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["recording"]) == ["first.wav"]
+    assert table["n_regions"].iloc[0] == 3
+    assert table["classes"].iloc[0] == "speech ×2, noise ×1"
+    assert table["seconds"].iloc[0] == 3.0
+
+    # Through the whole app, so the button can take the annotator to the Label page.
+    app = new_app("ana")
+    app.session_state["app.project"] = "hearings"
+    app.run()
+    app.switch_page("pages/labeling/my_labels.py").run()
+    assert not app.exception
+    app.button(key="my_labels.open").click().run()
+    assert not app.exception
+    assert [h.value for h in app.subheader] == ["first.wav"]  # submitted, so not what the queue gives

@@ -118,3 +118,42 @@ def test_review_page_cuts_final_regions_into_a_clip_project_after_confirmation(m
     with ws.db.read() as s:
         made = clip_frame(s, get_project(s, "meet-clips").id)
     assert sorted(made["label"].tolist()) == sorted(c for _, _, c in DRAWN[("a.wav", "ann")])
+
+
+def test_pages_show_the_reports_a_worker_stored_and_say_when_regions_changed_since(meet, monkeypatch):
+    from labeling.platform.jobs import run_worker
+    from labeling.quality import region_agreement as ra
+    from labeling.quality import report_store
+
+    ws, pid, clips = meet
+    run_worker(ws, once=True, kinds=["region_agreement", "region_review_queue"])
+    with ws.db.read() as s:
+        expected = project_region_agreement(s, pid)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the page computed the report instead of reading the stored one")
+
+    monkeypatch.setattr(ra, "project_region_agreement", refuse)
+    monkeypatch.setattr(ra, "region_review_queue", refuse)
+    at = page("pages/quality/agreement.py", "admin", project="meet").run()
+    assert not at.exception
+    assert metrics(at)["Frame kappa (Fleiss)"] == f"{expected.agreement.fleiss_kappa:.3f}"
+    assert "have changed since" not in shown_text(at)
+    review = page("pages/quality/review.py", "admin", project="meet").run()
+    assert not review.exception
+    assert "2 recordings with two or more annotators" in shown_text(review)
+
+    # A save after the worker ran: the stored report is shown, dated, while a refresh is queued.
+    monkeypatch.setattr(report_store, "INLINE_S", 0.0)  # as if it took long to compute
+    with ws.db.write() as s:
+        users = ensure_users(s, {"ann"})
+        save_regions(
+            s, pid, clips["b.wav"], [{"start": 0.0, "end": 5.0, "label": "noise"}], annotator_id=users["ann"]
+        )
+    at = page("pages/quality/agreement.py", "admin", project="meet").run()
+    assert not at.exception
+    assert metrics(at)["Frame kappa (Fleiss)"] == f"{expected.agreement.fleiss_kappa:.3f}"
+    assert "regions have changed since" in shown_text(at)
+    review = page("pages/quality/review.py", "admin", project="meet").run()
+    assert not review.exception
+    assert "regions have changed since" in shown_text(review)

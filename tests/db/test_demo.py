@@ -7,7 +7,7 @@ from sqlalchemy import select
 from db.models import Annotation, ConventionVersion, utcnow
 from labeling.data.clips import clip_frame
 from labeling.data.projects import ProjectError, get_project
-from labeling.data.regions import list_regions
+from labeling.data.regions import changed_after_final, list_regions
 from labeling.demo.annotators import DAY_MINUTES, labelled_at, labelling_start, published_at
 from labeling.demo.build import DEMO_PROJECT, create_demo
 from labeling.demo.recordings import DEMO_REGIONS_PROJECT
@@ -54,9 +54,11 @@ def test_demo_creates_a_tagged_labelled_project_once(sqlite_workspace):
     with ws.db.read() as s:
         regions = list_regions(s, DEMO_REGIONS_PROJECT)
         long = get_project(s, DEMO_REGIONS_PROJECT)
+        stale = changed_after_final(s, long.id)
     assert long.labels_regions
     assert sorted(regions["annotator"].dropna().unique()) == ["ana", "ben"]
     assert {"final", "proposal"} <= set(regions["source"])
+    assert stale == {}  # the final regions settle the annotators' regions as they are
 
     again = create_demo(ws, size="tiny", if_empty=True)
     assert not again.created
