@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from labeling.model import region_error_analysis as rea
-from pages.model import charts_regions
+from pages.model import charts_region_errors
 from pages.widgets import common, plots
 
 SECONDS = ("reference_s", "duration", "correct", "missed", "false_alarm", "confusion")
@@ -90,7 +90,7 @@ def show(project: Any, user: Any, ws: Any) -> None:
 
     plots.show(
         st,
-        charts_regions.der_parts(
+        charts_region_errors.der_parts(
             report.summary, name="system", title="DER by part: the model and each annotator"
         ),
         key="errors.regions.der_chart",
@@ -111,14 +111,14 @@ def show(project: Any, user: Any, ws: Any) -> None:
         report.slices, key="errors.regions.slices", hide_index=True, column_config=_percent() | _seconds()
     )
     left, right = st.columns(2)
-    plots.show(left, charts_regions.priority_bars(report.slices), key="errors.regions.priority_chart")
-    plots.show(right, charts_regions.error_vs_hlp(report.slices), key="errors.regions.hlp_chart")
+    plots.show(left, charts_region_errors.priority_bars(report.slices), key="errors.regions.priority_chart")
+    plots.show(right, charts_region_errors.error_vs_hlp(report.slices), key="errors.regions.hlp_chart")
 
     st.subheader("Per recording and class")
     left, right = st.columns(2)
     plots.show(
         left,
-        charts_regions.der_parts(report.per_recording, name="recording", title="DER by part, per recording"),
+        charts_region_errors.der_parts(report.per_recording, name="recording", title="DER by part, per recording"),
         key="errors.regions.recording_chart",
     )
     right.dataframe(
