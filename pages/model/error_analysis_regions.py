@@ -118,7 +118,9 @@ def show(project: Any, user: Any, ws: Any) -> None:
     left, right = st.columns(2)
     plots.show(
         left,
-        charts_region_errors.der_parts(report.per_recording, name="recording", title="DER by part, per recording"),
+        charts_region_errors.der_parts(
+            report.per_recording, name="recording", title="DER by part, per recording"
+        ),
         key="errors.regions.recording_chart",
     )
     right.dataframe(
