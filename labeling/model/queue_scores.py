@@ -24,13 +24,16 @@ invariants are the queue's, unchanged.
 
 from __future__ import annotations
 
+import itertools
+import json
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Text, cast, func, null, select
 from sqlalchemy.orm import Session
 
 from analysis.active import STRATEGIES, clip_priorities, committee_probabilities
@@ -43,10 +46,15 @@ from labeling.data.queue_order import (
     queue_strategy,
     rescore_every,
 )
+from labeling.platform.columnar import read_frame
 from labeling.platform.workspace import Workspace
 
 KIND = "queue_scores"
-CHUNK = 2000
+#: SQLite page cache (KiB) while the job rewrites priorities: the queue indexes of a million clips fit.
+SQLITE_WRITE_CACHE_KIB = 256 * 1024
+#: Share of the clips table (by largest id) above which SQLite's queue indexes are built again rather
+#: than updated clip by clip (PostgreSQL would lock the table for it; it updates them in place).
+SQLITE_REBUILD_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -110,57 +118,218 @@ def newest_scored_run(s: Session, project_id: int) -> int | None:
     return None
 
 
-def run_probabilities(s: Session, run_id: int) -> pd.DataFrame | None:
-    """A run's class probabilities, index ``clip_id``, one column per class; None when it has none."""
-    classes = [str(c) for c in (s.scalar(select(ModelRun.classes).where(ModelRun.id == run_id)) or [])]
-    rows = [
-        (cid, probs)
-        for cid, probs in s.execute(
-            select(Prediction.clip_id, Prediction.probabilities).where(Prediction.run_id == run_id)
+def _parsed(texts: list[Any], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stored JSON probability lists as an ``(n_ok, k)`` array, and which of ``texts`` it holds.
+
+    A list of ``k`` numbers is what runs store; other rows (NULL, another length) are left out. All
+    the well-formed rows are parsed in one C call (:func:`numpy.fromstring` over their joined text);
+    only if that text holds something other than numbers is each row decoded on its own.
+    """
+    n = len(texts)
+    strings = [t if isinstance(t, str) else "" for t in texts]
+    commas = np.fromiter(map(str.count, strings, itertools.repeat(",")), dtype=np.int64, count=n)
+    ok = (commas == k - 1) & np.fromiter(
+        (t[:1] == "[" and t[-1:] == "]" for t in strings), dtype=bool, count=n
+    )
+    keep = [strings[i] for i in np.flatnonzero(ok)]
+    body = ",".join(keep).replace("[", "").replace("]", "")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy only warns about text it could not read
+            values = np.fromstring(body, dtype=np.float64, sep=",") if keep else np.empty(0)
+        if values.size == len(keep) * k:
+            return values.reshape(len(keep), k), ok
+    except (ValueError, DeprecationWarning):
+        pass
+    rows: list[list[float]] = []
+    for i in np.flatnonzero(ok):
+        try:
+            row = json.loads(strings[i])
+            rows.append([float(x) for x in row])
+        except (ValueError, TypeError):
+            ok[i] = False
+    return np.array(rows, dtype=np.float64).reshape(len(rows), k), ok
+
+
+def _joined_probabilities(s: Session, run_id: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Clip ids and probabilities of a run's well-formed rows from one string the database joins
+    (``id,p1,…,pk,id,p1,…``), parsed by one C call; None if some row holds other than numbers."""
+    text_ = cast(Prediction.probabilities, Text)
+    item = cast(Prediction.clip_id, Text) + "," + func.substr(text_, 2, func.length(text_) - 2)
+    postgres = s.get_bind().dialect.name == "postgresql"
+    joined = func.string_agg(item, ",") if postgres else func.group_concat(item, ",")
+    body = s.scalar(
+        select(joined).where(
+            Prediction.run_id == run_id,
+            text_.like("[%]"),
+            func.length(text_) - func.length(func.replace(text_, ",", "")) == k - 1,
         )
-        if probs is not None and len(probs) == len(classes)
-    ]
-    if len(classes) < 2 or not rows:
+    )
+    if not body:
+        return np.empty(0, dtype=np.int64), np.empty((0, k))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy only warns about text it could not read
+            values = np.fromstring(body, dtype=np.float64, sep=",")
+    except (ValueError, DeprecationWarning):
         return None
-    return pd.DataFrame(
-        [p for _, p in rows], index=pd.Index([c for c, _ in rows], name="clip_id"), columns=classes
-    ).astype("float64")
+    if values.size % (k + 1):
+        return None
+    table = values.reshape(-1, k + 1)
+    return table[:, 0].astype(np.int64), table[:, 1:]
 
 
-def _pool(s: Session, project_id: int) -> pd.DataFrame:
+def run_probabilities(s: Session, run_id: int) -> pd.DataFrame | None:
+    """A run's class probabilities, index ``clip_id``, one column per class; None when it has none.
+
+    Rows that are not a list of one number per class are left out. The stored JSON lists are read in
+    bulk (joined into one string by the database and parsed at once; or, if some row holds anything
+    but numbers, as a column of texts), never decoded row by row through the ORM."""
+    classes = [str(c) for c in (s.scalar(select(ModelRun.classes).where(ModelRun.id == run_id)) or [])]
+    if len(classes) < 2:
+        return None
+    fast = _joined_probabilities(s, run_id, len(classes))
+    if fast is not None:
+        ids, matrix = fast
+    else:
+        frame = read_frame(
+            s,
+            select(Prediction.clip_id, Prediction.probabilities).where(Prediction.run_id == run_id),
+            {"clip_id": "int64", "probabilities": "object"},
+        )
+        matrix, ok = _parsed(frame["probabilities"].tolist(), len(classes))
+        ids = frame["clip_id"].to_numpy()[ok]
+    if not len(matrix):
+        return None
+    return pd.DataFrame(matrix, index=pd.Index(ids, name="clip_id"), columns=classes)
+
+
+def _pool(s: Session, project_id: int, *, labelled: bool = True) -> pd.DataFrame:
     """Live clips with their counts and final-label state (``needed`` 0: not for the queue, e.g. an
-    augmented copy or a clip whose final label came with it)."""
-    final = select(Resolution.clip_id, Resolution.label).subquery()
-    q = (
-        select(
+    augmented copy or a clip whose final label came with it).
+
+    ``labelled=False`` reads only the clips a strategy ranks (no final label, ``needed`` above 0),
+    without their final labels: all that a strategy that learns nothing from labelled clips needs."""
+    if not labelled:
+        q = select(
             Clip.id,
             Clip.annotation_count,
             Clip.annotations_needed,
             Clip.priority,
-            final.c.clip_id.is_not(None),
-            final.c.label,
+            Clip.resolved,
+            null(),
+        ).where(
+            Clip.project_id == project_id,
+            Clip.deleted_at.is_(None),
+            Clip.resolved.is_(False),
+            Clip.annotations_needed > 0,
         )
-        .outerjoin(final, final.c.clip_id == Clip.id)
-        .where(Clip.project_id == project_id, Clip.deleted_at.is_(None))
-        .order_by(Clip.id)
+    else:
+        final = select(Resolution.clip_id, Resolution.label).subquery()
+        q = (
+            select(
+                Clip.id,
+                Clip.annotation_count,
+                Clip.annotations_needed,
+                Clip.priority,
+                final.c.clip_id.is_not(None),
+                final.c.label,
+            )
+            .outerjoin(final, final.c.clip_id == Clip.id)
+            .where(Clip.project_id == project_id, Clip.deleted_at.is_(None))
+        )
+    return read_frame(
+        s,
+        q,
+        {
+            "clip_id": "int64",
+            "count": "int64",
+            "needed": "int64",
+            "priority": "int64",
+            "resolved": "bool",
+            "final": "object",
+        },
     )
-    frame = pd.DataFrame(
-        s.execute(q).all(), columns=["clip_id", "count", "needed", "priority", "resolved", "final"]
-    )
-    frame["resolved"] = frame["resolved"].astype(bool)
-    return frame
 
 
-def _write(s: Session, column: str, rows: list[dict[str, Any]], guard: bool = False) -> int:
-    """Bulk ``UPDATE clips SET column = :v WHERE id = :b_id`` (and the count unchanged, if ``guard``)."""
-    stmt = update(Clip).where(Clip.id == bindparam("b_id")).values({column: bindparam("v")})
-    if guard:
-        stmt = stmt.where(Clip.annotation_count == bindparam("b_count"))
-    done = 0
+_WRITABLE = ("priority", "annotations_needed")
+
+
+def _sqlite_indexes_to_rebuild(cursor: Any, column: str, n_rows: int) -> list[tuple[str, str]]:
+    """The indexes of ``clips`` that mention ``column`` (name, SQL), when ``n_rows`` is a large share
+    of the table: building such an index again from a sort is faster than moving most of its
+    entries one by one. SQLite's DDL is transactional and readers keep their snapshot, so this is
+    invisible to everyone else (writers wait for the job's transaction either way)."""
+    largest = cursor.execute("SELECT max(id) FROM clips").fetchone()[0] or 0
+    if n_rows < SQLITE_REBUILD_SHARE * largest:
+        return []
+    rows = cursor.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'clips' AND sql IS NOT NULL"
+    ).fetchall()
+    return [(str(name), str(sql)) for name, sql in rows if column in sql]
+
+
+def _write(
+    s: Session, column: str, ids: np.ndarray, values: np.ndarray, counts: np.ndarray | None = None
+) -> int:
+    """Set ``column`` of the clips ``ids`` to ``values`` in one statement (and only where the clip's
+    count is still ``counts``, if given); returns the rows written.
+
+    The new values go to a temporary table (executemany on SQLite, COPY on PostgreSQL), then one
+    ``UPDATE clips … FROM`` joins it on the primary key: no statement per clip."""
+    if column not in _WRITABLE:
+        raise ValueError(f"cannot write clips.{column}")
+    if not len(ids):
+        return 0
+    guard = " AND clips.annotation_count = t.c" if counts is not None else ""
+    c = counts if counts is not None else np.zeros(len(ids), dtype=np.int64)
+    # In clip order: each page of the table is then rewritten once, not once per clip on it.
+    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+    rows = zip(
+        np.asarray(ids, dtype=np.int64)[order].tolist(),
+        np.asarray(values, dtype=np.int64)[order].tolist(),
+        np.asarray(c, dtype=np.int64)[order].tolist(),
+        strict=True,
+    )
     conn = s.connection()
-    for start in range(0, len(rows), CHUNK):
-        result = conn.execute(stmt, rows[start : start + CHUNK])
-        done += int(result.rowcount or 0)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute("DROP TABLE IF EXISTS queue_scores_new")
+        if conn.dialect.name == "postgresql":
+            cursor.execute(
+                "CREATE TEMPORARY TABLE queue_scores_new (id bigint PRIMARY KEY, v integer, c integer) "
+                "ON COMMIT DROP"
+            )
+            with cursor.copy("COPY queue_scores_new (id, v, c) FROM STDIN") as copy:
+                copy.write("".join(map("%d\t%d\t%d\n".__mod__, rows)))
+            cursor.execute("ANALYZE queue_scores_new")
+            cursor.execute(
+                f"UPDATE clips SET {column} = t.v FROM queue_scores_new AS t WHERE clips.id = t.id{guard}"
+            )
+            done = int(cursor.rowcount or 0)
+        else:
+            # No key on the scratch table: SQLite walks it in insertion order and finds each clip by
+            # its rowid. A larger page cache for this statement keeps the queue indexes it rewrites
+            # (at random places: they sort by priority) in memory instead of spilling them.
+            cursor.execute("CREATE TEMPORARY TABLE queue_scores_new (id INTEGER, v INTEGER, c INTEGER)")
+            cursor.executemany("INSERT INTO queue_scores_new (id, v, c) VALUES (?, ?, ?)", rows)
+            rebuilt = _sqlite_indexes_to_rebuild(cursor, column, len(ids))
+            for name, _ in rebuilt:
+                cursor.execute(f'DROP INDEX "{name}"')
+            cache = cursor.execute("PRAGMA cache_size").fetchone()[0]
+            cursor.execute(f"PRAGMA cache_size = {-SQLITE_WRITE_CACHE_KIB}")
+            try:
+                cursor.execute(
+                    f"UPDATE clips SET {column} = t.v FROM queue_scores_new AS t WHERE clips.id = t.id{guard}"
+                )
+                done = int(cursor.rowcount or 0)
+                for _, sql in rebuilt:
+                    cursor.execute(sql)
+            finally:
+                cursor.execute(f"PRAGMA cache_size = {int(cache)}")
+        cursor.execute("DROP TABLE queue_scores_new")
+    finally:
+        cursor.close()
     return done
 
 
@@ -259,15 +428,12 @@ def _adaptive_overlap(
 ) -> dict[str, Any]:
     """Set ``annotations_needed`` of the open clips without a final label from the evidence so far."""
     clips = _pool(s, project_id)
-    ann = pd.DataFrame(
-        s.execute(
-            select(Annotation.clip_id, Annotation.annotator_id, Annotation.label, Annotation.unsure)
-            .join(Clip, Clip.id == Annotation.clip_id)
-            .where(
-                Annotation.project_id == project_id, Annotation.label.is_not(None), Clip.deleted_at.is_(None)
-            )
-        ).all(),
-        columns=["clip_id", "annotator_id", "label", "unsure"],
+    ann = read_frame(
+        s,
+        select(Annotation.clip_id, Annotation.annotator_id, Annotation.label, Annotation.unsure)
+        .join(Clip, Clip.id == Annotation.clip_id)
+        .where(Annotation.project_id == project_id, Annotation.label.is_not(None), Clip.deleted_at.is_(None)),
+        {"clip_id": "int64", "annotator_id": "int64", "label": "object", "unsure": "bool"},
     )
     held = dict(
         s.execute(
@@ -310,8 +476,9 @@ def _adaptive_overlap(
     new = np.maximum(decided.to_numpy(), floor.to_numpy()).astype(np.int64)
     count = todo["count"].to_numpy()
     changed = np.flatnonzero(new != todo["needed"].to_numpy())
-    rows = [{"b_id": int(todo.index[i]), "v": int(new[i]), "b_count": int(count[i])} for i in changed]
-    written = _write(s, "annotations_needed", rows, guard=True)
+    written = _write(
+        s, "annotations_needed", todo.index.to_numpy()[changed], new[changed], counts=count[changed]
+    )
     return {
         "changed": written,
         "more_needed": int((new > count).sum()),
@@ -382,14 +549,13 @@ def score_queue(
             overlap=overlap,
         )
     with ws.db.read() as s:
-        clips = _pool(s, project_id)
+        clips = _pool(s, project_id, labelled=strategy.needs_committee or strategy.diversity)
     priority, lane, how = _priorities(ws, project_id, settings, run, clips, progress)
     current = clips.set_index("clip_id")["priority"].reindex(priority.index)
     values = priority.to_numpy()
     moved = np.flatnonzero(values != current.to_numpy())
-    rows = [{"b_id": int(priority.index[i]), "v": int(values[i])} for i in moved]
     with ws.db.write() as s:
-        changed = _write(s, "priority", rows)
+        changed = _write(s, "priority", priority.index.to_numpy()[moved], values[moved])
     if progress:
         progress(1, 1)
     return ScoringResult(
