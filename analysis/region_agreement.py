@@ -564,6 +564,8 @@ def _segments(us: IntArray, ue: IntArray, item_bounds: IntArray) -> _Segments:
     # consecutive boundaries is either inside exactly one unit or a whole gap within one recording.
     bounds = _distinct(np.concatenate([item_bounds, us, ue]))
     start, end = bounds[:-1], bounds[1:]
+    if len(us) == 0:  # no unit of this class from this annotator: the whole continuum is gap
+        return _Segments(start=start, end=end, unit=np.zeros(len(start), dtype=bool))
     owner = np.searchsorted(us, start, side="right") - 1
     unit = (owner >= 0) & (ue[np.maximum(owner, 0)] > start)
     return _Segments(start=start, end=end, unit=unit)

@@ -301,6 +301,22 @@ def test_unitizing_alpha_reproduces_krippendorffs_1995_examples(pair, observed, 
     assert fine["alpha"] == pytest.approx(alpha, abs=0.02)
 
 
+def test_a_class_only_one_annotator_used_is_all_disagreement_not_an_error():
+    # ana hears music at 40-50 s; ben hears none (he called it speech). For "music", ana's unit lies in
+    # ben's gap, which holds it: δ² = 10² once for each order of the pair, over m(m-1)L² = 2·100².
+    regions = pd.DataFrame(
+        [("ana", "music", 40.0, 50.0), ("ana", "speech", 0.0, 30.0), ("ben", "speech", 0.0, 30.0),
+         ("ben", "speech", 40.0, 50.0)],
+        columns=["annotator", "label", "start", "end"],
+    )  # fmt: skip
+    result = unitizing_alpha(regions, durations=100.0, resolution=1.0)
+    assert result.per_label.loc["music", "observed"] == pytest.approx(2 * 100 / (2 * 100**2), abs=1e-15)
+    assert result.per_label.loc["music", "n_units"] == 1
+    assert result.per_label.loc["speech", "n_units"] == 3
+    report = region_agreement(regions, durations=100.0)
+    assert report.unitizing.per_label.index.tolist() == ["music", "speech"]
+
+
 def test_unitizing_alpha_lays_recordings_end_to_end():
     two = krippendorff_2004().assign(recording_id="x")
     shifted = krippendorff_2004().assign(recording_id="y")
