@@ -95,12 +95,14 @@ def test_diversity_needs_features_and_spreads_its_picks():
     proba = pd.DataFrame({"a": [0.5, 0.5, 0.5, 0.9], "b": [0.5, 0.5, 0.5, 0.1]}, index=ids)
     with pytest.raises(ValueError, match="features"):
         clip_priorities(ids, STRATEGIES["margin_diversity"], proba=proba)
-    # Clips 1 and 2 are the same point; 3 is far away: after the first pick, the far one comes next.
+    # Clips 1, 2 and 3 are equally uncertain; 1 and 2 are the same point and 3 is far away. Whichever of
+    # them the tie-break picks first, the second pick is far from it: never both copies of one point.
     features = pd.DataFrame({"x": [0.0, 0.0, 10.0, 5.0]}, index=ids)
-    priority, _ = clip_priorities(ids, STRATEGIES["margin_diversity"], proba=proba, features=features)
-    order = _order(priority)
-    assert order[0] in (1, 2)
-    assert order[1] == 3
+    for seed in range(20):
+        priority, _ = clip_priorities(
+            ids, STRATEGIES["margin_diversity"], proba=proba, features=features, random_state=seed
+        )
+        assert set(_order(priority)[:2]) in ({1, 3}, {2, 3}), seed
 
 
 def test_the_setting_maps_to_a_strategy_with_its_random_share_and_a_caption():
