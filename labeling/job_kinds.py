@@ -221,14 +221,12 @@ def data_summaries(ctx: JobContext) -> dict[str, Any]:
     }
 
 
-def _labels_clips(s: Any, project_id: int) -> bool:
-    from labeling.data.projects import get_project
-
-    return not get_project(s, project_id).labels_regions
+def _labels_clips(task_kind: str, settings: Any) -> bool:
+    return task_kind != "regions"
 
 
-def _labels_regions(s: Any, project_id: int) -> bool:
-    return not _labels_clips(s, project_id)
+def _labels_regions(task_kind: str, settings: Any) -> bool:
+    return task_kind == "regions"
 
 
 @job_kind(
@@ -390,10 +388,10 @@ def drift(ctx: JobContext) -> dict[str, Any]:
     return {"check_id": result.id, "batch": result.batch, "level": result.level, "summary": summary}
 
 
-def _scoring_wanted(s: Any, project_id: int) -> bool:
+def _scoring_wanted(task_kind: str, settings: Any) -> bool:
     from labeling.model.queue_scores import scoring_wanted
 
-    return scoring_wanted(s, project_id)
+    return scoring_wanted(settings)
 
 
 @job_kind("queue_scores", title="Queue scoring", refreshes_report=True, wanted=_scoring_wanted)

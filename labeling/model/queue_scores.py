@@ -87,10 +87,9 @@ class ScoringResult:
         return {**asdict(self), "summary": self.summary}
 
 
-def scoring_wanted(s: Session, project_id: int) -> bool:
-    """Whether a project's labels changing calls for the job: its queue order is an active-learning
-    strategy or adaptive overlap is on (one read of the project's settings)."""
-    settings = s.scalar(select(Project.settings).where(Project.id == project_id))
+def scoring_wanted(settings: Mapping[str, Any] | None) -> bool:
+    """Whether a project's labels changing calls for the job: with these settings its queue order is
+    an active-learning strategy or adaptive overlap is on."""
     return queue_strategy(settings) is not None or overlap_settings(settings) is not None
 
 

@@ -42,7 +42,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_JOB_STATES, Job, User, utcnow
+from db.models import ACTIVE_JOB_STATES, Job, Project, User, utcnow
 from labeling.platform.progress import StageProgress, progress_text
 from labeling.platform.workspace import Workspace
 
@@ -94,7 +94,7 @@ class JobKind:
     #: Keeps a stored report current: queued by :func:`queue_report_refreshes` after each change.
     refreshes_report: bool = False
     #: For such a kind: whether a project needs it at all (None: every project does).
-    wanted: Callable[[Session, int], bool] | None = None
+    wanted: Callable[[str, Mapping[str, Any] | None], bool] | None = None
 
 
 JOB_KINDS: dict[str, JobKind] = {}
@@ -108,14 +108,14 @@ def job_kind(
     needs_project: bool = True,
     needs_params: bool = False,
     refreshes_report: bool = False,
-    wanted: Callable[[Session, int], bool] | None = None,
+    wanted: Callable[[str, Mapping[str, Any] | None], bool] | None = None,
 ) -> Callable[[Callable[[JobContext], Mapping[str, Any] | None]], Callable[..., Any]]:
     """Register ``fn(ctx) -> result`` as the job kind ``name`` (the result must be JSON).
 
     ``permission`` is what a user's role must hold to start it
     (see :data:`labeling.platform.auth.PERMISSIONS`); a kind that ``refreshes_report`` is queued,
     without parameters, after every change to a project's data (:func:`queue_report_refreshes`), in
-    projects for which ``wanted(s, project_id)`` holds, if given.
+    projects for which ``wanted(task_kind, settings)`` of the project holds, if given.
     """
 
     def register(fn: Callable[[JobContext], Mapping[str, Any] | None]) -> Callable[..., Any]:
@@ -341,10 +341,17 @@ def queue_report_refreshes(s: Session, project_id: int) -> list[str]:
             )
         )
     )
+    due = [name for name in names if name not in active]
+    # The project's kind and settings, read once for every kind that asks (not once per kind).
+    project = (
+        s.execute(select(Project.task_kind, Project.settings).where(Project.id == project_id)).one_or_none()
+        if any(JOB_KINDS[name].wanted is not None for name in due)
+        else None
+    )
     queued = []
-    for name in names:
+    for name in due:
         wanted = JOB_KINDS[name].wanted
-        if name in active or (wanted is not None and not wanted(s, project_id)):
+        if wanted is not None and (project is None or not wanted(project.task_kind, project.settings)):
             continue
         if queue_once(s, name, project_id):
             queued.append(name)
