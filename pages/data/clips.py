@@ -53,16 +53,14 @@ def _recompute() -> object:
 
 
 token = common.data_token(project.id)
-shown = stored_report.stamp(project.id, CLIP_FACETS, PARAMS)
-if shown is None:
-    stored_report.wait_for_worker(
-        kind=CLIP_FACETS,
-        job_kind=JOB_KIND,
-        project_id=project.id,
-        params=PARAMS,
-        recompute=_recompute,
-        what="summary of the clips",
-    )
+shown = stored_report.stamp_or_wait(
+    kind=CLIP_FACETS,
+    job_kind=JOB_KIND,
+    project_id=project.id,
+    params=PARAMS,
+    recompute=_recompute,
+    what="summary of the clips",
+)
 facets = _facets(project.id, token, shown)
 options = facets.value
 st.title("Clips")

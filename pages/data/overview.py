@@ -34,16 +34,14 @@ def _recompute() -> object:
 
 
 token = common.data_token(project.id)
-shown = stored_report.stamp(project.id, OVERVIEW, PARAMS)
-if shown is None:
-    stored_report.wait_for_worker(
-        kind=OVERVIEW,
-        job_kind=JOB_KIND,
-        project_id=project.id,
-        params=PARAMS,
-        recompute=_recompute,
-        what="project overview",
-    )
+shown = stored_report.stamp_or_wait(
+    kind=OVERVIEW,
+    job_kind=JOB_KIND,
+    project_id=project.id,
+    params=PARAMS,
+    recompute=_recompute,
+    what="project overview",
+)
 stored = _overview(project.id, token, shown)
 view = stored.value
 summary = view.summary

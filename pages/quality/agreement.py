@@ -36,16 +36,14 @@ def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-shown = stored_report.stamp(project.id, AGREEMENT_VIEW, PARAMS)
-if shown is None:
-    stored_report.wait_for_worker(
-        kind=AGREEMENT_VIEW,
-        job_kind="agreement",
-        project_id=project.id,
-        params=PARAMS,
-        recompute=lambda: agreement_view(ws.db, project.id, recompute=True),
-        what="agreement report",
-    )
+shown = stored_report.stamp_or_wait(
+    kind=AGREEMENT_VIEW,
+    job_kind="agreement",
+    project_id=project.id,
+    params=PARAMS,
+    recompute=lambda: agreement_view(ws.db, project.id, recompute=True),
+    what="agreement report",
+)
 view = load(project.id, common.data_token(project.id), shown)
 report, split = view.report, view.split
 st.title("Agreement")

@@ -62,16 +62,14 @@ def show(project: Any, user: UserInfo) -> None:
         help="How far apart two annotators' onsets (or offsets) may be and still count as the same boundary.",
     )
     params = region_view_params(int(tolerance_ms) / 1000)
-    shown = stored_report.stamp(project.id, REGION_AGREEMENT_VIEW, params)
-    if shown is None:
-        stored_report.wait_for_worker(
-            kind=REGION_AGREEMENT_VIEW,
-            job_kind="region_agreement",
-            project_id=project.id,
-            params=params,
-            recompute=lambda: _recompute(project.id, int(tolerance_ms)),
-            what="region agreement report",
-        )
+    shown = stored_report.stamp_or_wait(
+        kind=REGION_AGREEMENT_VIEW,
+        job_kind="region_agreement",
+        project_id=project.id,
+        params=params,
+        recompute=lambda: _recompute(project.id, int(tolerance_ms)),
+        what="region agreement report",
+    )
     try:
         view = load(project.id, _token(project.id), shown, int(tolerance_ms))
     except RegionsError as exc:

@@ -113,16 +113,14 @@ def _suspects(project_id: int, token: tuple[object, ...]):
 
 
 token = common.data_token(project.id)
-shown = stored_report.stamp(project.id, REVIEW_QUEUE, QUEUE_PARAMS)
-if shown is None:
-    stored_report.wait_for_worker(
-        kind=REVIEW_QUEUE,
-        job_kind="review_queue",
-        project_id=project.id,
-        params=QUEUE_PARAMS,
-        recompute=lambda: review_queue(ws.db, project.id, limit=QUEUE_SHOWN, recompute=True),
-        what="ranking of disagreements",
-    )
+shown = stored_report.stamp_or_wait(
+    kind=REVIEW_QUEUE,
+    job_kind="review_queue",
+    project_id=project.id,
+    params=QUEUE_PARAMS,
+    recompute=lambda: review_queue(ws.db, project.id, limit=QUEUE_SHOWN, recompute=True),
+    what="ranking of disagreements",
+)
 ranked = _queue(project.id, token, shown)
 queue, suspects = ranked.queue, _suspects(project.id, token)
 

@@ -185,16 +185,14 @@ def _cut_panel(project: Any) -> None:
 
 def show(project: Any, user: auth.UserInfo) -> None:
     """Render the page for ``project`` (a regions project) to ``user``."""
-    shown = stored_report.stamp(project.id, REGION_REVIEW_QUEUE, {})
-    if shown is None:
-        stored_report.wait_for_worker(
-            kind=REGION_REVIEW_QUEUE,
-            job_kind="region_review_queue",
-            project_id=project.id,
-            params={},
-            recompute=lambda: _recompute(project.id),
-            what="ranking of recordings to review",
-        )
+    shown = stored_report.stamp_or_wait(
+        kind=REGION_REVIEW_QUEUE,
+        job_kind="region_review_queue",
+        project_id=project.id,
+        params={},
+        recompute=lambda: _recompute(project.id),
+        what="ranking of recordings to review",
+    )
     st.title("Review")
     if flash := ss.pop("rreview.flash", None):
         getattr(st, flash[0])(flash[1])

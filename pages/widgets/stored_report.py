@@ -46,6 +46,24 @@ def _rerun_when_stored(project_id: int, kind: str, params: dict[str, int], shown
     wait_for_new()
 
 
+def stamp_or_wait(
+    *,
+    kind: str,
+    job_kind: str,
+    project_id: int,
+    params: dict[str, int],
+    recompute: Callable[[], object],
+    what: str,
+) -> tuple[str, datetime] | None:
+    """The stored report's :func:`stamp`; with none stored yet, first :func:`wait_for_worker`."""
+    shown = stamp(project_id, kind, params)
+    if shown is None:
+        wait_for_worker(
+            kind=kind, job_kind=job_kind, project_id=project_id, params=params, recompute=recompute, what=what
+        )
+    return shown
+
+
 def wait_for_worker(
     *,
     kind: str,
