@@ -205,4 +205,6 @@ def _cut(args: argparse.Namespace) -> int:
         else:
             report = cut_final_regions(ws, args.project, args.to, kind=args.kind)
     print(report.summary())
+    if note := report.changed_after_final_note():
+        print(f"warning: {note}")
     return 0
