@@ -139,6 +139,7 @@ def export(ctx: JobContext) -> dict[str, Any]:
             version=p.get("version"),
             copy_audio=bool(p.get("copy_audio", True)),
             progress=ctx.stage("Writing clips"),
+            overwrite=bool(p.get("overwrite", False)),
         )
         return {**report.to_dict(), "summary": report.summary()}
     report, zipped = export_zip(
