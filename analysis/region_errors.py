@@ -479,12 +479,12 @@ def error_spans(errors: pd.DataFrame, *, label: str = "label", item: str = "reco
             heard_hyp = sorted({labels[j] for j in np.flatnonzero(hyp_cover[i])})
             charged: list[tuple[int, str]] = []
             if heard_ref and not heard_hyp:
-                charged = [(j, "missed") for j in np.flatnonzero(ref_cover[i])]
+                charged = [(int(j), "missed") for j in np.flatnonzero(ref_cover[i])]
             elif heard_hyp and not heard_ref:
-                charged = [(j, "false alarm") for j in np.flatnonzero(hyp_cover[i])]
+                charged = [(int(j), "false alarm") for j in np.flatnonzero(hyp_cover[i])]
             elif heard_ref:
                 charged = [
-                    (j, "confusion") for j in np.flatnonzero(ref_cover[i]) if labels[j] not in heard_hyp
+                    (int(j), "confusion") for j in np.flatnonzero(ref_cover[i]) if labels[j] not in heard_hyp
                 ]
             now = set()
             for j, kind in charged:

@@ -134,7 +134,8 @@ def folder_contents(out: Path) -> FolderContents:
     if not out.is_dir():
         return FolderContents(out)
     recorded = _recorded(out)
-    written, other = [], []
+    written: list[str] = []
+    other: list[str] = []
     for rel in _files(out):
         size = recorded.get(rel, -1)
         path = out / rel
