@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ def export(ctx: JobContext) -> dict[str, Any]:
             version=p.get("version"),
             copy_audio=bool(p.get("copy_audio", True)),
             progress=ctx.stage("Writing clips"),
+            overwrite=bool(p.get("overwrite", False)),
         )
         return {**report.to_dict(), "summary": report.summary()}
     report, zipped = export_zip(
@@ -156,7 +158,9 @@ def export(ctx: JobContext) -> dict[str, Any]:
         where = upload_file(zipped, f"{ctx.ws.store.base}exports/{zipped.name}")
         zipped.unlink()
     report.out = where
-    return {**report.to_dict(), "zip": where, "zip_bytes": size, "summary": report.summary()}
+    # Said to the person who downloads it: the zip's name, not where the server keeps it.
+    shown = replace(report, out=f"{zipped.name} (download it on the Export page)").summary()
+    return {**report.to_dict(), "zip": where, "zip_bytes": size, "summary": shown}
 
 
 def download_bytes(ref: str) -> bytes:
