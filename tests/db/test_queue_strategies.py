@@ -267,3 +267,51 @@ def test_adaptive_overlap_asks_again_only_where_the_majority_is_doubtful(scored)
     assert _next(ws, pid, ben) not in {clips[0], clips[3], clips[7]}
     served = {_next(ws, pid, who) for who in (ana, cho)}
     assert clips[0] not in served
+
+
+def _queued_scorings(ws, pid):
+    with ws.db.read() as s:
+        return s.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.kind == "queue_scores", Job.project_id == pid, Job.status == "queued")
+        )
+
+
+def test_training_from_the_command_line_records_the_strategy_and_queues_scoring(scored, monkeypatch):
+    """Whoever trains, the run records the queue order in force and the annotations given so far,
+    and a project whose queue a model ranks gets the scoring job queued in the same step."""
+    from labeling.cli import main
+
+    ws, pid, _clips, (ana, ben, _), admin = scored
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+    # Default order: nothing to rank, so nothing is queued.
+    assert main(["train", "--project", "al", "--name", "plain"]) == 0
+    assert _queued_scorings(ws, pid) == 0
+    _settings(ws, pid, admin, queue_order="margin", queue_random_share=0.1)
+    run_worker(ws, once=True, kinds=["queue_scores"])  # the scoring the setting change queued
+    for uid in (ana, ben):
+        clip = _next(ws, pid, uid)
+        with ws.db.write() as s:
+            submit_annotation(s, pid, uid, clip, label="yes")
+    run_worker(ws, once=True, kinds=["queue_scores"])
+    assert _queued_scorings(ws, pid) == 0
+    assert main(["train", "--project", "al", "--name", "ranked"]) == 0
+    assert _queued_scorings(ws, pid) == 1
+    with ws.db.read() as s:
+        runs = dict(
+            (name, (strategy, spent))
+            for name, strategy, spent in s.execute(
+                select(ModelRun.name, ModelRun.queue_strategy, ModelRun.labels_spent)
+            )
+        )
+        newest = s.scalar(select(func.max(ModelRun.id)))
+    assert runs["plain"] == ("unlabelled_first", 0)
+    assert runs["ranked"] == ("margin+random10", 2)
+    assert run_worker(ws, once=True, kinds=["queue_scores"]) == 1
+    with ws.db.read() as s:
+        last = s.scalar(select(Job.result).where(Job.kind == "queue_scores").order_by(Job.id.desc()).limit(1))
+    assert last["scored"] is True
+    assert last["reason"] == "a new model run"
+    assert last["run_id"] == newest
