@@ -315,3 +315,62 @@ def test_training_from_the_command_line_records_the_strategy_and_queues_scoring(
     assert last["scored"] is True
     assert last["reason"] == "a new model run"
     assert last["run_id"] == newest
+
+
+def test_turning_adaptive_overlap_off_gives_clips_the_projects_k_again(scored):
+    """k = 2. Adaptive overlap asked one annotation of most clips and three of a few; once it is off,
+    each goes back to two, except where that would refuse work already given or being given."""
+    from labeling.annotate.queue import hold_clip
+    from labeling.data.projects import SettingsNeedConfirmation
+    from db.models import AuditEvent
+
+    ws, pid, clips, (ana, ben, cho), admin = scored
+    _settings(ws, pid, admin, adaptive_overlap={"min_k": 1, "max_k": 3, "target": 0.9})
+    score_queue(ws, pid)
+    raised_open, raised_full, raised_held, lowered_done = clips[:4]
+    with ws.db.write() as s:
+        assert set(s.scalars(select(Clip.annotations_needed).where(Clip.id.in_(clips)))) == {1}
+        s.execute(
+            Clip.__table__.update()
+            .where(Clip.id.in_([raised_open, raised_full, raised_held]))
+            .values(annotations_needed=3)
+        )
+    for uid in (ana, ben, cho):
+        with ws.db.write() as s:
+            submit_annotation(s, pid, uid, raised_full, label="yes")
+    for uid in (ana, ben):
+        with ws.db.write() as s:
+            submit_annotation(s, pid, uid, raised_held, label="yes")
+    with ws.db.write() as s:
+        hold_clip(s, pid, cho, raised_held)  # cho is labelling it now
+        submit_annotation(s, pid, ana, lowered_done, label="no")
+    off = {"settings": {"adaptive_overlap": {}}}
+    with ws.db.read() as s:
+        preview = preview_settings(s, pid, off)
+    assert preview.confirm
+    said = " ".join(preview.effects)
+    assert "9 clips it asked fewer annotations of go back to k = 2 (9 more annotations" in said
+    assert "1 clip it asked more annotations of goes back to k = 2" in said
+    assert "2 clips keep more than k = 2" in said
+    with pytest.raises(SettingsNeedConfirmation), ws.db.write() as s:
+        apply_settings(s, pid, off, actor_id=admin)
+    with ws.db.write() as s:
+        apply_settings(s, pid, off, actor_id=admin, token=preview.token)
+    with ws.db.read() as s:
+        needed = dict(s.execute(select(Clip.id, Clip.annotations_needed).where(Clip.id.in_(clips))).all())
+        audit = s.scalars(
+            select(AuditEvent.new).where(AuditEvent.entity == "project").order_by(AuditEvent.id.desc())
+        ).first()
+    assert needed.pop(raised_full) == 3  # three given: none is taken back
+    assert needed.pop(raised_held) == 3  # two given and cho's in hand
+    assert set(needed.values()) == {2}
+    assert audit["clips_back_to_k"] == 10
+    # The clip ana labelled alone is open again, for someone else.
+    assert _next(ws, pid, ana) != lowered_done
+    with ws.db.write() as s:
+        cho_clip = next_clip(s, pid, cho)
+    assert cho_clip is not None and cho_clip.clip_id == raised_held  # cho's claim still stands
+    # Switching it on again and off again changes nothing more.
+    _settings(ws, pid, admin, adaptive_overlap={"min_k": 2, "max_k": 3, "target": 0.9})
+    with ws.db.read() as s:
+        assert preview_settings(s, pid, off).confirm is False
