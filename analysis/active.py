@@ -822,9 +822,7 @@ def queue_priorities(
         order = np.concatenate([first, order[rest[order]]])
     if strategy.random_share == 0:
         return _plan(order, np.zeros(total, dtype=bool))
-    return mix_with_random(
-        order, random_share=strategy.random_share, random_state=int(seeds[2]), draws=draws
-    )
+    return mix_with_random(order, random_share=strategy.random_share, random_state=int(seeds[2]), draws=draws)
 
 
 #: Roughly how many priority levels :func:`bucketed_priorities` keeps for a large queue.

@@ -320,9 +320,9 @@ def test_training_from_the_command_line_records_the_strategy_and_queues_scoring(
 def test_turning_adaptive_overlap_off_gives_clips_the_projects_k_again(scored):
     """k = 2. Adaptive overlap asked one annotation of most clips and three of a few; once it is off,
     each goes back to two, except where that would refuse work already given or being given."""
+    from db.models import AuditEvent
     from labeling.annotate.queue import hold_clip
     from labeling.data.projects import SettingsNeedConfirmation
-    from db.models import AuditEvent
 
     ws, pid, clips, (ana, ben, cho), admin = scored
     _settings(ws, pid, admin, adaptive_overlap={"min_k": 1, "max_k": 3, "target": 0.9})
@@ -369,7 +369,8 @@ def test_turning_adaptive_overlap_off_gives_clips_the_projects_k_again(scored):
     assert _next(ws, pid, ana) != lowered_done
     with ws.db.write() as s:
         cho_clip = next_clip(s, pid, cho)
-    assert cho_clip is not None and cho_clip.clip_id == raised_held  # cho's claim still stands
+    assert cho_clip is not None
+    assert cho_clip.clip_id == raised_held  # cho's claim still stands
     # Switching it on again and off again changes nothing more.
     _settings(ws, pid, admin, adaptive_overlap={"min_k": 2, "max_k": 3, "target": 0.9})
     with ws.db.read() as s:
