@@ -834,7 +834,7 @@ def bucketed_priorities(priority: Any, *, levels: int = PRIORITY_LEVELS) -> np.n
 
     The first ``w`` clips of the queue share the top level, the next ``w`` the one below, and so on,
     counted from the end of the queue (the last ``w`` clips have level 1), where ``w`` is the largest
-    power of two at most ``n / levels`` (1 for a queue of up to ``2 * levels`` clips: the ranks
+    power of two at most ``n / levels`` (1 for a queue of fewer than ``2 * levels`` clips: the ranks
     themselves). Sorting by level keeps the queue's order between steps; within a step the queue
     takes the oldest clip first, which among clips the strategy ranked within ``w`` of each other is
     no worse a choice than its tie-breaks.

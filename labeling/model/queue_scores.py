@@ -9,7 +9,7 @@ labels settle after a burst of labelling). It does two things, each only when th
   run's class probabilities — for a committee, copies of the fixed model fitted on cross-validation
   folds of the final labels; for diversity, the clips' audio features — and the ranks are written to
   ``clips.priority`` in bulk, in about a thousand equal steps (:func:`~analysis.active.
-  bucketed_priorities`; exact ranks for a queue of up to 2,048 clips), so a scoring touches each
+  bucketed_priorities`; exact ranks for a queue of fewer than 2,048 clips), so a scoring touches each
   priority index in few places and a rescore rewrites only the clips that changed step. This is
   redone when the run changes, the strategy changes, or ``queue_rescore_every`` labels were added
   since the last scoring; otherwise the job stops at once.
