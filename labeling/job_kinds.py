@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from labeling.platform.jobs import JobContext, job_kind, queue_once
+from labeling.platform.jobs import JobContext, job_kind
 from labeling.platform.storage import is_remote_url, upload_file
 
 
@@ -33,8 +33,6 @@ def train(ctx: JobContext) -> dict[str, Any]:
     summary = f"Run {run.id} ({run.name})" + (
         f": {scored} accuracy {accuracy:.1%}" if accuracy is not None else ""
     )
-    with ctx.ws.db.write() as s:
-        queue_once(s, "queue_scores", int(ctx.project_id or 0))  # a new model: rank the queue again
     return {"run_id": run.id, "name": run.name, "scored": scored, "accuracy": accuracy, "summary": summary}
 
 
