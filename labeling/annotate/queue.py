@@ -216,26 +216,6 @@ def next_clip(
     )
 
 
-def peek_next_clip(
-    s: Session, project_id: int, user_id: int, *, after: int | None = None, now: datetime | None = None
-) -> tuple[int, str] | None:
-    """(clip id, storage key) of the clip :func:`next_clip` would most likely hand ``user_id`` once
-    ``after`` (the clip on their screen) is done, without claiming it; None when there is none.
-
-    For fetching its audio ahead of time only: another annotator may take it first, and the clip
-    actually shown is always the one :func:`next_clip` claims.
-    """
-    conn = s.connection()
-    settings = conn.execute(_SETTINGS, {"project_id": project_id}).first()
-    if settings is None:
-        return None
-    query = candidate_query(queue_order(settings[0]).name).add_columns(Clip.storage_key)
-    if after is not None:
-        query = query.where(Clip.id != after)
-    row = conn.execute(query, {"project_id": project_id, "user_id": user_id, "now": now or utcnow()}).first()
-    return (row.id, row.storage_key) if row else None
-
-
 _RECHECKS = 50
 
 

@@ -22,7 +22,7 @@ from labeling.annotate.annotations import (
     submit_annotation,
     undo_annotation,
 )
-from labeling.annotate.queue import hold_clip, next_clip, peek_next_clip, progress, skip_clip
+from labeling.annotate.queue import hold_clip, next_clip, progress, skip_clip
 from labeling.data.clips import load_audio
 from labeling.data.conventions import demote_headings
 from labeling.data.queue_order import queue_caption
@@ -138,114 +138,87 @@ def spectrogram(path: str):
 
 if ss.get("label.for") != (project.id, user.id):
     claim_next()
-st.sidebar.toggle("Autoplay clips", value=True, key="label.autoplay")
+mine = my_progress(project.id, user.id, ss.get("label.saved", 0))
+head, stats = st.columns([1, 4], vertical_alignment="bottom")
+head.title("Label")
+median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
+stats.caption(
+    f"You: {mine.done:,} labelled, {mine.today:,} today{median} · {mine.open_clips:,} clips left for you"
+    f" · Order: {queue_caption(project.settings)}"
+)
+if flash := ss.pop("label.flash", None):
+    getattr(stats, flash[0])(flash[1])  # beside the title: the form does not move down
 
-
-def prefetch_next(clip_id: int) -> None:
-    """Read and draw ahead the clip that most likely comes after ``clip_id``, into the caches the page
-    reads, while the annotator listens: the key press that finishes this clip then finds it ready.
-    Only the caches are touched; what comes next is still the clip ``claim_next`` claims."""
-    with ws.db.read() as s:
-        upcoming = peek_next_clip(s, project.id, user.id, after=clip_id)
-    if upcoming is None:
-        return
-    path = ws.store.path(upcoming[1])
-    if path.is_file():
-        player.clip_media(str(path))
-        spectrogram(str(path))
-
-
-@st.fragment
-def clip_on_screen() -> None:
-    """The clip, its form and what is read beside it: a label, skip or undo reruns this part alone,
-    not the app's menu and sidebar."""
-    common.require_permission("label")  # a fragment's rerun skips the page's own check
-    mine = my_progress(project.id, user.id, ss.get("label.saved", 0))
-    head, stats = st.columns([1, 4], vertical_alignment="bottom")
-    head.title("Label")
-    median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
-    stats.caption(
-        f"You: {mine.done:,} labelled, {mine.today:,} today{median} · {mine.open_clips:,} clips left for you"
-        f" · Order: {queue_caption(project.settings)}"
+if ss["label.clip"] is None:
+    st.success(
+        "Nothing left for you to label in this project right now. Thank you!", icon=":material/done_all:"
     )
-    if flash := ss.pop("label.flash", None):
-        getattr(stats, flash[0])(flash[1])  # beside the title: the form does not move down
-
-    if ss["label.clip"] is None:
-        st.success(
-            "Nothing left for you to label in this project right now. Thank you!", icon=":material/done_all:"
-        )
-        st.button("Look again", key="label.again", on_click=claim_next)
-        st.stop()
-    with ws.db.read() as s:
-        task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
-    if not task.audio_path.is_file():
-        if audio.store_unreadable(task.clip_id, task.audio_path):
-            # Every clip would look missing: flag nothing, set nothing aside, keep the clip claimed.
-            audio.played(False)
-            st.error(
-                "The audio store cannot be read right now, so no clip can be played. Nothing was flagged "
-                "or skipped: your clips stay in your queue. Please tell an administrator (the server's log "
-                "says why), then try again.",
-                icon=":material/cloud_off:",
-            )
-            st.button("Try again", key="label.retry", on_click=try_again, icon=":material/refresh:")
-            st.stop()
-        audio.flag_missing(task.clip_id)
+    st.button("Look again", key="label.again", on_click=claim_next)
+    st.stop()
+with ws.db.read() as s:
+    task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
+if not task.audio_path.is_file():
+    if audio.store_unreadable(task.clip_id, task.audio_path):
+        # Every clip would look missing: flag nothing, set nothing aside, keep the clip claimed.
         audio.played(False)
-        skip(task.clip_id, missing=True)
-        st.rerun()
-    audio.played(True)
-    ss["label.version"] = task.convention.version if task.convention else None
-    token, keys = ss["label.key"], label_keymap(project.classes, project.tag_groups)
-    left, right = st.columns([3, 2], gap="medium")
-    with left:
-        title, undo_box = st.columns([3, 1], vertical_alignment="bottom")
-        title.subheader(f"Clip {task.clip_id}")
-        title.caption(f"{task.duration_s:.2f} s · {task.sample_rate:,} Hz")
-        if ss.get("label.last"):
-            undo_box.button("Undo last", key=f"label.undo.{token}", on_click=undo, args=(task.clip_id, token))
-        player.waveform_player(
-            task.audio_path,
-            token=token,
-            pills=player.pill_keys(keys, project.tag_groups, token),
-            buttons=player.shifted_button_keys(keys, token),
-            sheet=keys.sheet(project.classes),
-            autoplay=ss.get("label.autoplay", True),
-            on_undo=partial(undo, task.clip_id, token),
+        st.error(
+            "The audio store cannot be read right now, so no clip can be played. Nothing was flagged "
+            "or skipped: your clips stay in your queue. Please tell an administrator (the server's log "
+            "says why), then try again.",
+            icon=":material/cloud_off:",
         )
-        if task.prediction:
-            p = task.prediction
-            st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
-        label_form.label_form(
-            project,
-            task.clip_id,
-            keys,
-            token,
-            submit=submit,
-            skip=skip,
-            need_reason=ss.pop("label.need_reason", None) == token,
-        )
-    with right:
-        conv = task.convention
-        st.subheader(f"Conventions v{conv.version}" if conv else "Conventions")
-        with st.container(height=460, border=True):
-            st.markdown(
-                demote_headings(conv.text) if conv else "_No conventions written yet for this project._"
-            )
-        if task.gold:
-            with st.expander(f"Gold examples ({len(task.gold)})"):
-                for g in task.gold:
-                    audio.play_clip(g.clip_id, ws.store.path(g.storage_key))
-                    st.markdown(
-                        f"**{g.label or ''}** {f'“{g.transcript}”' if g.transcript else ''} — {g.explanation}"
-                    )
+        st.button("Try again", key="label.retry", on_click=try_again, icon=":material/refresh:")
+        st.stop()
+    audio.flag_missing(task.clip_id)
+    audio.played(False)
+    skip(task.clip_id, missing=True)
+    st.rerun()
+audio.played(True)
+ss["label.version"] = task.convention.version if task.convention else None
+token, keys = ss["label.key"], label_keymap(project.classes, project.tag_groups)
+left, right = st.columns([3, 2], gap="medium")
+with left:
+    title, undo_box = st.columns([3, 1], vertical_alignment="bottom")
+    title.subheader(f"Clip {task.clip_id}")
+    title.caption(f"{task.duration_s:.2f} s · {task.sample_rate:,} Hz")
+    if ss.get("label.last"):
+        undo_box.button("Undo last", key=f"label.undo.{token}", on_click=undo, args=(task.clip_id, token))
+    player.waveform_player(
+        task.audio_path,
+        token=token,
+        pills=player.pill_keys(keys, project.tag_groups, token),
+        buttons=player.shifted_button_keys(keys, token),
+        sheet=keys.sheet(project.classes),
+        autoplay=ss.get("label.autoplay", True),
+        on_undo=partial(undo, task.clip_id, token),
+    )
+    if task.prediction:
+        p = task.prediction
+        st.info(f"Model suggestion: **{p['label'] or p['transcript']}** ({p['confidence'] or 0:.0%})")
+    label_form.label_form(
+        project,
+        task.clip_id,
+        keys,
+        token,
+        submit=submit,
+        skip=skip,
+        need_reason=ss.pop("label.need_reason", None) == token,
+    )
+with right:
+    conv = task.convention
+    st.subheader(f"Conventions v{conv.version}" if conv else "Conventions")
+    with st.container(height=460, border=True):
+        st.markdown(demote_headings(conv.text) if conv else "_No conventions written yet for this project._")
+    if task.gold:
+        with st.expander(f"Gold examples ({len(task.gold)})"):
+            for g in task.gold:
+                audio.play_clip(g.clip_id, ws.store.path(g.storage_key))
+                st.markdown(
+                    f"**{g.label or ''}** {f'“{g.transcript}”' if g.transcript else ''} — {g.explanation}"
+                )
 
-    with left:  # last: the rest of the page is usable while it is drawn
-        plots.show(
-            st, spectrogram(str(task.audio_path)), key="label.spectrogram", config={"displayModeBar": False}
-        )
-    prefetch_next(task.clip_id)
-
-
-clip_on_screen()
+with left:  # last: the rest of the page is usable while it is drawn
+    plots.show(
+        st, spectrogram(str(task.audio_path)), key="label.spectrogram", config={"displayModeBar": False}
+    )
+st.sidebar.toggle("Autoplay clips", value=True, key="label.autoplay")
