@@ -445,15 +445,6 @@ def _category_counts(codes: IntArray, *, drop: int | None = None) -> tuple[IntAr
     return counts[:, used], int(used.sum())
 
 
-def _group_sums(values: FloatArray, groups: IntArray, n_groups: int) -> FloatArray:
-    """Column sums of ``values`` per group, in one pass: each sum adds its rows in order, as a
-    ``bincount`` per column would, so the figures are the same to the last bit."""
-    k = values.shape[1]
-    flat = (groups[:, None] * k + np.arange(k)).ravel()
-    sums = np.bincount(flat, weights=values.ravel(), minlength=n_groups * k)
-    return sums.astype(np.float64).reshape(n_groups, k)
-
-
 def _fleiss(counts: IntArray, weights: IntArray, groups: IntArray, n_groups: int) -> FloatArray:
     """Fleiss' kappa per group of runs, each run weighted by its number of frames."""
     raters = counts.sum(axis=1)
@@ -466,7 +457,9 @@ def _fleiss(counts: IntArray, weights: IntArray, groups: IntArray, n_groups: int
     agree = ((counts.astype(np.float64) ** 2).sum(axis=1) - m) / (m * (m - 1))
     total = np.bincount(groups, weights=w, minlength=n_groups)
     agree_sum = np.bincount(groups, weights=w * agree, minlength=n_groups)
-    shares = _group_sums(counts * w[:, None], groups, n_groups)
+    shares = np.column_stack(
+        [np.bincount(groups, weights=counts[:, j] * w, minlength=n_groups) for j in range(counts.shape[1])]
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         p_bar = agree_sum / total
         p_e = ((shares / (total[:, None] * m)) ** 2).sum(axis=1)
@@ -492,7 +485,9 @@ def _fleiss_varying(
     total = np.bincount(groups, weights=paired, minlength=n_groups)
     seen = np.bincount(groups, weights=rated, minlength=n_groups)
     agree_sum = np.bincount(groups, weights=paired * agree, minlength=n_groups)
-    shares = _group_sums(share * rated[:, None], groups, n_groups)
+    shares = np.column_stack(
+        [np.bincount(groups, weights=share[:, j] * rated, minlength=n_groups) for j in range(counts.shape[1])]
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         p_bar = agree_sum / total
         p_e = ((shares / seen[:, None]) ** 2).sum(axis=1)
