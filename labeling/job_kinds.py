@@ -203,21 +203,33 @@ def _keep_current(
 @job_kind("data_summaries", title="Data summaries", permission="analyse", refreshes_report=True)
 def data_summaries(ctx: JobContext) -> dict[str, Any]:
     """Keep the stored Overview summary and Clips filter options current: queued after each change
-    to the data, and by those pages when they show older ones."""
-    from labeling.quality.data_summaries import CLIP_FACETS, OVERVIEW, PARAMS, clip_facets, overview_summary
+    to the data, and by those pages when they show older ones. When only final labels changed, the
+    changed clips are moved between the counts rather than every clip counted again."""
+    from labeling.quality.data_summaries import (
+        CLIP_FACETS,
+        OVERVIEW,
+        PARAMS,
+        clip_facets,
+        refresh_data_summaries,
+    )
 
     step = ctx.stage("Summarising the clips")
-    step(0, 2)
+    step(0, 1)
     db, project_id = ctx.ws.db, int(ctx.project_id or 0)
-    passes = _keep_current(ctx, OVERVIEW, PARAMS, lambda: overview_summary(db, project_id, recompute=True))
-    step(1, 2)
+    how: list[str] = []
+    passes = _keep_current(ctx, OVERVIEW, PARAMS, lambda: how.append(refresh_data_summaries(db, project_id)))
+    # Both are stored together; this only computes when the two drifted apart.
     passes += _keep_current(ctx, CLIP_FACETS, PARAMS, lambda: clip_facets(db, project_id, recompute=True))
-    step(2, 2)
+    step(1, 1)
     n_clips = clip_facets(db, project_id, allow_stale=True).value.n_clips
+    incremental = how.count("incremental")
     return {
         "passes": passes,
+        "incremental": incremental,
         "n_clips": n_clips,
-        "summary": f"{n_clips:,} clips summarised" + ("" if passes else " (already current)"),
+        "summary": f"{n_clips:,} clips summarised"
+        + (" (labels changed: counts updated)" if how and incremental == len(how) else "")
+        + ("" if passes else " (already current)"),
     }
 
 

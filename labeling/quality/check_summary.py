@@ -3,7 +3,7 @@
 The checks on the measures stored at import (:func:`labeling.data.checks.measure_checks`) read every
 live clip: at a million clips that is seconds of work. Like the Overview's summary
 (:mod:`labeling.quality.data_summaries`), the ``data_checks`` job computes them once per change of the
-clips or of the conventions' rules and stores them; every page view reads that one row, and a page
+clips or of the conventions' rules and stores them (a new label changes neither); every page view reads that one row, and a page
 shows the previous report, with its age, while the worker computes the next.
 
 The duplicate checks decode every clip's audio, far too much to repeat after each change: the
@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from db.models import ConventionVersion
+from db.models import Clip, ConventionVersion
 from labeling.data.checks import FINDINGS_KEPT, CheckReport, measure_checks
-from labeling.data.clips import data_fingerprint
 from labeling.quality.report_store import stored_or_computed
 
 if TYPE_CHECKING:
@@ -47,12 +46,20 @@ class StoredChecks:
 
 
 def checks_fingerprint(s: Session, project_id: int) -> tuple[object, ...]:
-    """The clips and labels (:func:`data_fingerprint`) and the newest conventions version, whose rules
-    the checks apply."""
+    """What the checks read: the clips (new ones, retired ones; a clip's audio and measures never
+    change) and the newest conventions version, whose rules they apply. Labels are not part of it, so
+    the refresh queued after each label finds the report current in two index reads."""
     newest = s.scalar(
         select(func.max(ConventionVersion.version)).where(ConventionVersion.project_id == project_id)
     )
-    return (*data_fingerprint(s, project_id), newest)
+    top = s.scalar(select(func.max(Clip.id)).where(Clip.project_id == project_id))
+    retired = s.execute(
+        # A literal condition, so both engines answer from the partial index ix_clips_deleted.
+        select(func.count(), func.max(Clip.deleted_at)).where(
+            Clip.project_id == project_id, text("deleted_at IS NOT NULL")
+        )
+    ).one()
+    return (top, *retired, newest)
 
 
 def _value(report: CheckReport) -> dict[str, Any]:
