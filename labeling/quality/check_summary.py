@@ -3,8 +3,9 @@
 The checks on the measures stored at import (:func:`labeling.data.checks.measure_checks`) read every
 live clip: at a million clips that is seconds of work. Like the Overview's summary
 (:mod:`labeling.quality.data_summaries`), the ``data_checks`` job computes them once per change of the
-clips or of the conventions' rules and stores them (a new label changes neither); every page view reads that one row, and a page
-shows the previous report, with its age, while the worker computes the next.
+clips or of the conventions' rules (a new label changes neither) and stores them; every page view
+reads that one row, and a page shows the previous report, with its age, while the worker computes
+the next.
 
 The duplicate checks decode every clip's audio, far too much to repeat after each change: the
 ``duplicate_checks`` job runs them when someone asks (:func:`stored_duplicate_checks`).

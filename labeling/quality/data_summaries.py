@@ -330,10 +330,11 @@ def refresh_data_summaries(db: Database, project_id: int) -> str:
         token = data_fingerprint(s, project_id)
         overview = read_report(s, project_id, OVERVIEW, PARAMS)
         facets = read_report(s, project_id, CLIP_FACETS, PARAMS)
-        stored = overview is not None and facets is not None
-        if stored and overview.token == facets.token == token_digest(token):
-            return "current"
-        updated = _updated(s, project_id, overview.value, facets.value) if stored else None
+        updated = None
+        if overview is not None and facets is not None:
+            if overview.token == facets.token == token_digest(token):
+                return "current"
+            updated = _updated(s, project_id, overview.value, facets.value)
         if updated is None:
             how = "full"
             mark = _watermark(s, project_id)
@@ -343,7 +344,7 @@ def refresh_data_summaries(db: Database, project_id: int) -> str:
             how = "incremental"
             new_overview, new_facets = updated
     seconds = time.perf_counter() - started
-    if how == "incremental":
+    if updated is not None and overview is not None and facets is not None:
         # A report's seconds say what counting afresh costs (pages compute cheap ones themselves).
         seconds = max(overview.seconds, facets.seconds)
     with db.write() as s:

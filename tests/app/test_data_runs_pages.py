@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from db.models import Clip, DatasetVersion
 import labeling.job_kinds  # noqa: F401  (registers the checks jobs)
+from db.models import Clip, DatasetVersion
 from labeling.data.projects import get_project
 from labeling.model.runs import import_external_predictions
 from labeling.platform.auth import add_user
@@ -117,7 +117,8 @@ def test_duplicates_are_looked_for_by_a_job_the_page_queues(env):
     assert not at.exception
     with ws.db.read() as s:
         job = latest_job(s, "duplicate_checks", project_id=get_project(s, "demo").id)
-    assert job is not None and job.status == "queued"
+    assert job is not None
+    assert job.status == "queued"
     assert run_worker(ws, once=True, kinds=["duplicate_checks"]) == 1
     at.run()
     assert not at.exception
