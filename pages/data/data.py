@@ -24,6 +24,8 @@ from labeling.quality.check_summary import (
     stored_checks,
     stored_duplicate_checks,
 )
+from labeling.quality.data_summaries import CLIP_FACETS, clip_facets
+from labeling.quality.data_summaries import PARAMS as SUMMARY_PARAMS
 from pages.data.augment_form import augment_form
 from pages.widgets import common, plots, stored_report
 
@@ -103,13 +105,20 @@ with versions_tab:
             st.dataframe(diff.relabelled, hide_index=True, key="data.relabelled")
 
 
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def _stored_tags(project_id: int, stored: object) -> list[str]:
+    # The Clips filter options the worker stores list the tags: no read of every clip's tags.
+    return clip_facets(ws.db, project_id, allow_stale=True).value.tags
+
+
 with augment_tab:
-    augment_form(
-        ws,
-        project,
-        user,
-        sorted(set(project.all_tags) | set(common.cached_project_tags(project.id))),
+    facets_stamp = stored_report.stamp(project.id, CLIP_FACETS, SUMMARY_PARAMS)
+    used = (
+        _stored_tags(project.id, facets_stamp)
+        if facets_stamp is not None
+        else common.cached_project_tags(project.id)
     )
+    augment_form(ws, project, user, sorted(set(project.all_tags) | set(used)))
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Reading the checks…")
