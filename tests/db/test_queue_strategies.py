@@ -88,6 +88,7 @@ def test_margin_serves_the_clip_the_model_is_least_sure_of_first(scored):
     with ws.db.write() as s:
         assert queue_report_refreshes(s, pid) == [
             "data_summaries",
+            "data_checks",
             "agreement",
             "review_queue",
         ]  # no scoring wanted yet
