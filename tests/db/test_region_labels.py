@@ -103,7 +103,7 @@ def test_the_task_shows_the_proposal_or_ones_own_regions_never_anothers(recordin
 
 
 def test_tags_sent_by_the_editor_are_stored_and_handed_back(recordings):  # noqa: F811
-    ws, pid, clips, users = recordings
+    ws, pid, _clips, users = recordings
     with ws.db.write() as s:
         clip = next_clip(s, pid, users["ann"]).clip_id
         submit_regions(
