@@ -464,72 +464,6 @@ def diverse_pick(
     return pool[k_center_greedy(points, k=n, centres=centres, first=0)]
 
 
-def cluster_order(
-    scores: Any,
-    features: Any,
-    *,
-    clusters: int,
-    max_fit: int = 20_000,
-    random_state: int | None = None,
-) -> np.ndarray:
-    """Uncertainty spread over clusters: the most uncertain clip of every k-means cluster, round after
-    round.
-
-    The clips are grouped by k-means (``clusters`` groups, standardised features); the order takes
-    each group's most uncertain clip first (those of different groups by score), then each group's
-    second most uncertain, and so on. The first ``clusters`` clips are thus one per group, so a batch
-    of that size spreads over every kind of clip (on speech, mostly every voice and recording setup)
-    instead of piling onto the one region where the model is unsure.
-
-    Parameters
-    ----------
-    scores
-        Uncertainty per clip, shape ``(n_clips,)`` (higher = more uncertain); NaN counts as lowest.
-    features
-        Features of the same clips, shape ``(n_clips, d)``; NaN allowed.
-    clusters
-        Number of groups (at most the number of clips); the batch labelled between rescorings.
-    max_fit
-        The groups are found on at most this many clips (a seeded random subset) and every clip is
-        then assigned to its nearest group, which bounds the cost on large projects.
-    random_state
-        Seed of the subset, the k-means start and the ties; the order is a function of the inputs and
-        this seed.
-
-    Returns
-    -------
-    numpy.ndarray
-        Every index into ``scores`` once, in the order to label them.
-    """
-    from sklearn.cluster import KMeans  # imported here: only this strategy needs it
-
-    s = np.asarray(scores, dtype=np.float64)
-    f = np.asarray(features, dtype=np.float64)
-    if f.ndim != 2 or len(f) != len(s):
-        raise ValueError(f"features need one row per score: {f.shape} for {len(s)} scores")
-    if clusters < 1:
-        raise ValueError(f"clusters must be at least 1, got {clusters}")
-    total = len(s)
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    rng = np.random.default_rng(random_state)
-    fit_rows = np.sort(rng.choice(total, max_fit, replace=False)) if total > max_fit else np.arange(total)
-    points = standardized(f, reference=f[fit_rows])
-    k = min(int(clusters), len(fit_rows))
-    model = KMeans(n_clusters=k, n_init=1, random_state=int(rng.integers(2**31))).fit(points[fit_rows])
-    group = model.predict(points) if total > len(fit_rows) else model.labels_
-    # Rank of each clip within its group by score (0 = most uncertain), then order by that rank.
-    by_score = top_candidates(s, total, random_state=int(rng.integers(2**31)))
-    position = np.empty(total, dtype=np.int64)
-    position[by_score] = np.arange(total)
-    within = np.empty(total, dtype=np.int64)
-    ordered_groups = group[by_score]
-    for g in np.unique(group):
-        members = by_score[ordered_groups == g]
-        within[members] = np.arange(members.size)
-    return np.lexsort((position, within)).astype(np.int64)
-
-
 # --- random share and queue order ------------------------------------------------------------------
 
 
@@ -657,10 +591,7 @@ class Strategy:
         ``"random"``, an :data:`UNCERTAINTY` name (needs the model's probabilities) or a
         :data:`DISAGREEMENT` name (needs the committee's probabilities).
     diversity
-        Spread each batch in feature space (needs features): how is ``spread``.
-    spread
-        ``"k_center"``: :func:`diverse_pick` among the most uncertain; ``"clusters"``:
-        :func:`cluster_order`, the most uncertain clip of each k-means cluster.
+        Pick each batch with :func:`diverse_pick` among the most uncertain (needs features).
     random_share
         Share of clips taken at random (:func:`mix_with_random`).
     candidates_per_pick
@@ -673,7 +604,6 @@ class Strategy:
     diversity: bool = False
     random_share: float = 0.0
     candidates_per_pick: int = 10
-    spread: str = "k_center"
 
     def __post_init__(self) -> None:
         if self.measure != "random" and self.measure not in UNCERTAINTY and self.measure not in DISAGREEMENT:
@@ -687,8 +617,6 @@ class Strategy:
             )
         if self.candidates_per_pick < 1:
             raise ValueError("candidates_per_pick must be at least 1")
-        if self.spread not in ("k_center", "clusters"):
-            raise ValueError(f"spread must be 'k_center' or 'clusters', got {self.spread!r}")
 
     @property
     def needs_model(self) -> bool:
@@ -709,7 +637,6 @@ class Strategy:
             diversity=self.diversity,
             random_share=share,
             candidates_per_pick=self.candidates_per_pick,
-            spread=self.spread,
         )
 
 
@@ -723,13 +650,6 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("vote_entropy", "committee disagreement (vote entropy)", "vote_entropy"),
         Strategy("mean_kl", "committee disagreement (mean KL divergence)", "mean_kl"),
         Strategy("margin_diversity", "uncertainty + diversity (margin, k-center)", "margin", diversity=True),
-        Strategy(
-            "margin_clusters",
-            "uncertainty + clusters (margin, k-means)",
-            "margin",
-            diversity=True,
-            spread="clusters",
-        ),
     )
 }
 """The strategies by name; ``STRATEGIES["margin"].with_random_share(0.2)`` mixes in a random share."""
@@ -818,10 +738,6 @@ def select_batch(
         if features is None:
             raise ValueError(f"strategy {strategy.name!r} needs the clips' features")
         f = np.asarray(features, dtype=np.float64)
-        if strategy.spread == "clusters":
-            picked = cluster_order(scores[remaining], f[remaining], clusters=rest, random_state=seed)
-            chosen = remaining[picked[:rest]]
-            return _interleave(chosen, random_pick)
         chosen = remaining[
             diverse_pick(
                 scores[remaining],
@@ -847,7 +763,6 @@ def queue_priorities(
     labelled_features: Any | None = None,
     n_clips: int | None = None,
     lead: int = 1000,
-    clusters: int = 50,
     random_state: int | None = None,
     draws: Any | None = None,
 ) -> QueuePlan:
@@ -868,10 +783,7 @@ def queue_priorities(
     proba, committee, features, labelled_features, n_clips
         As for :func:`select_batch`, for all unlabelled clips.
     lead
-        Clips placed by the diversity pick (``k_center`` spread only).
-    clusters
-        Groups of the ``clusters`` spread (:func:`cluster_order`): the labels between rescorings, so
-        that each batch takes one clip of every group.
+        Clips placed by the diversity pick (diversity strategies only).
     random_state
         Seed of the shuffle, ties, diversity and random share.
     draws
@@ -894,11 +806,7 @@ def queue_priorities(
         return _plan(rng.permutation(total), np.ones(total, dtype=bool))
     seeds = rng.integers(2**31, size=3)
     order = top_candidates(scores, total, random_state=int(seeds[0]))
-    if strategy.diversity and strategy.spread == "clusters" and total:
-        if features is None:
-            raise ValueError(f"strategy {strategy.name!r} needs the clips' features")
-        order = cluster_order(scores, features, clusters=clusters, random_state=int(seeds[1]))
-    elif strategy.diversity and lead > 0 and total:
+    if strategy.diversity and lead > 0 and total:
         if features is None:
             raise ValueError(f"strategy {strategy.name!r} needs the clips' features")
         first = diverse_pick(
@@ -1015,7 +923,6 @@ def clip_priorities(
     features: pd.DataFrame | None = None,
     labelled_features: Any | None = None,
     lead: int = 1000,
-    clusters: int = 50,
     random_state: int | None = None,
 ) -> tuple[pd.Series, pd.Series]:
     """Queue priorities of a project's unlabelled clips under ``strategy``, by clip id.
@@ -1040,7 +947,7 @@ def clip_priorities(
         Features, index ``clip_id`` (diversity only); clips missing from it get the column means.
     labelled_features
         Features of the labelled clips (diversity only).
-    lead, clusters, random_state
+    lead, random_state
         As for :func:`queue_priorities`. The random share and the random order draw from the clip
         ids (:func:`id_draws`), so a clip keeps its lane and its place in it from one scoring to the
         next.
@@ -1079,7 +986,6 @@ def clip_priorities(
         labelled_features=labelled_features,
         n_clips=n,
         lead=lead,
-        clusters=clusters,
         random_state=random_state,
         draws=id_draws(ids.to_numpy(), random_state=random_state),
     )

@@ -76,10 +76,9 @@ FULL = Config(
             STRATEGIES["vote_entropy"],
             STRATEGIES["mean_kl"],
             *_UNCERTAINTY_ONLY[3:],
-            STRATEGIES["margin_clusters"],
         ),
         # The committee strategies cost five fits a batch; they are measured where the issue asks.
-        "recording": (*_UNCERTAINTY_ONLY, STRATEGIES["margin_clusters"]),
+        "recording": _UNCERTAINTY_ONLY,
     },
     overlap_seeds=10,
     repeat=3,
@@ -93,7 +92,6 @@ QUICK = Config(
             STRATEGIES["margin"],
             STRATEGIES["vote_entropy"],
             STRATEGIES["margin_diversity"],
-            STRATEGIES["margin_clusters"],
         ),
         "recording": (STRATEGIES["random"], STRATEGIES["margin"], STRATEGIES["margin_diversity"]),
     },
@@ -157,7 +155,7 @@ def _one_curve(job: tuple[str, int, Strategy, int]) -> tuple[str, int, LearningC
 
 def whole_pool_accuracy() -> dict[str, float]:
     """Test accuracy per held-out speaker of the fixed model fitted on every clip of the other three:
-    the most any order of labelling that pool can buy."""
+    where every order of labelling that pool ends."""
     X, y = _DATA["X"], _DATA["y"]
     out = {}
     with threadpool_limits(limits=1, user_api="blas"):
@@ -576,6 +574,18 @@ def _verdict(table: pd.DataFrame, strategies: tuple[Strategy, ...]) -> str:
     return text
 
 
+def _room(speaker: pd.DataFrame, ceiling: dict[str, float]) -> str:
+    """How far random order's curve stays below the whole pool's accuracy: the most AULC an order could gain."""
+    random = speaker[speaker["strategy"] == "random"]
+    room = random["test_speaker"].map(ceiling) - random["aulc"]
+    return (
+        f"Fitted on the whole pool, the model reaches a median {np.median(list(ceiling.values())):.3f} on the "
+        f"held-out speaker; random order's AULC stays a median {np.median(room):.3f} "
+        f"[{room.quantile(0.25):.3f}–{room.quantile(0.75):.3f}] below it in the same seed: the AULC an order "
+        "would gain if its curve stood at the whole pool's accuracy from the first batch on."
+    )
+
+
 def curve_report(tables: dict[str, pd.DataFrame], config: Config, ceiling: dict[str, float]) -> str:
     speaker, recording = tables["speaker"], tables["recording"]
     lines = [
@@ -592,7 +602,7 @@ def curve_report(tables: dict[str, pd.DataFrame], config: Config, ceiling: dict[
         "",
         f"**Speaker-grouped test set.** Seed *s* tests on speaker *s* mod 4 ({', '.join(SPEAKERS)}) and labels "
         f"the other three (1,500 clips). Random order's accuracy at {AT:,}: median "
-        f"{np.median(speaker[speaker['strategy'] == 'random']['target']):.3f}.",
+        f"{np.median(speaker[speaker['strategy'] == 'random']['target']):.3f}. {_room(speaker, ceiling)}",
         "",
         *_curve_table(speaker, config.strategies["speaker"]),
         "",
@@ -600,7 +610,7 @@ def curve_report(tables: dict[str, pd.DataFrame], config: Config, ceiling: dict[
         "",
         f"Per test speaker (median over its seeds of the labels to reach random's accuracy at {AT:,}; the "
         "last two columns are test accuracies: random order's at 1,000 labels, and the fixed model's fitted on "
-        "the whole pool of 1,500, the most any order of labelling can buy):",
+        "the whole pool of 1,500, where every order ends):",
         "",
         "| test speaker | "
         + " | ".join(s.title for s in config.strategies["speaker"])

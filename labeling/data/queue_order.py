@@ -16,10 +16,9 @@ stops at the first eligible clip instead of sorting every open one).
   for every annotator and every request, and needs no upkeep. Priorities are not used.
 - an active-learning strategy (one per :data:`analysis.active.STRATEGIES` entry that needs a model:
   uncertainty by margin, entropy or least confidence, committee disagreement by vote entropy or mean
-  KL divergence, uncertainty + diversity by k-center or by clusters): ordered as
-  ``unlabelled_first``, but the priorities are written by the queue-scoring job
-  (:mod:`labeling.model.queue_scores`) from the model's predictions, with
-  ``settings["queue_random_share"]`` of the queue given to a random sample of the clips. Until a
+  KL divergence, uncertainty + diversity): ordered as ``unlabelled_first``, but the priorities are
+  written by the queue-scoring job (:mod:`labeling.model.queue_scores`) from the model's predictions,
+  with ``settings["queue_random_share"]`` of the queue given to a random sample of the clips. Until a
   run exists the job writes a random order. Nothing is computed while a clip is handed out.
 
 Adaptive overlap (``settings["adaptive_overlap"]``, :func:`overlap_settings`): with ``min_k``, ``max_k``
@@ -100,12 +99,6 @@ QUEUE_ORDERS: dict[str, QueueOrder] = {
                     "margin_diversity",
                     "the most uncertain (margin), picked far apart in feature space so a batch covers "
                     "different kinds of clip.",
-                ),
-                (
-                    "margin_clusters",
-                    "the most uncertain (margin) of each group of similar-sounding clips (k-means on the "
-                    "audio features, one group per label between rescorings), so a batch covers every "
-                    "group.",
                 ),
             )
         ),

@@ -420,7 +420,6 @@ def _priorities(
         committee=committee,
         features=features,
         labelled_features=labelled_features,
-        clusters=rescore_every(settings),
         random_state=project_id,
     )
     return priority, lane, how

@@ -18,7 +18,6 @@ from analysis.active import (
     Strategy,
     bucketed_priorities,
     clip_priorities,
-    cluster_order,
     committee_probabilities,
     diverse_pick,
     entropy_scores,
@@ -277,40 +276,3 @@ def test_stored_steps_keep_the_queue_order_and_stay_put_when_its_head_is_labelle
     moved = (bucketed_priorities(again.to_numpy()) != steps[rest].to_numpy()).mean()
     assert moved < 0.02
     assert (lane_again.to_numpy() == lane[rest].to_numpy()).all()
-
-
-# Eight clips in three far-apart groups of similar-sounding clips (think: three voices). Group A
-# holds the three most uncertain clips, so uncertainty alone would spend a batch of three on it.
-GROUPS = np.array(
-    [[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [10.0, 0.0], [10.1, 0.0], [10.0, 0.1], [0.0, 10.0], [0.1, 10.0]]
-)
-GROUP_PROBA = np.array(
-    [[0.5, 0.5], [0.55, 0.45], [0.6, 0.4], [0.7, 0.3], [0.9, 0.1], [0.95, 0.05], [0.8, 0.2], [1.0, 0.0]]
-)
-# By hand, margin = 1 - (p1 - p2): A 1.0, 0.9, 0.8; B 0.6, 0.2, 0.1; C 0.4, 0.0.
-BY_HAND = [0, 3, 6, 1, 4, 7, 2, 5]  # A's, B's, C's most uncertain; then each group's second; then third
-
-
-def test_cluster_order_takes_each_groups_most_uncertain_clip_round_after_round():
-    scores = margin_scores(GROUP_PROBA)
-    np.testing.assert_allclose(scores, [1.0, 0.9, 0.8, 0.6, 0.2, 0.1, 0.4, 0.0])
-    assert top_candidates(scores, 3, random_state=0).tolist() == [0, 1, 2], "margin alone: all from A"
-    for seed in range(5):
-        assert cluster_order(scores, GROUPS, clusters=3, random_state=seed).tolist() == BY_HAND
-
-
-def test_margin_clusters_batch_and_queue_cover_every_group():
-    strategy = STRATEGIES["margin_clusters"]
-    picked = select_batch(strategy, 3, proba=GROUP_PROBA, features=GROUPS, random_state=0)
-    assert picked.tolist() == BY_HAND[:3]
-    plan = queue_priorities(strategy, proba=GROUP_PROBA, features=GROUPS, clusters=3, random_state=0)
-    assert np.argsort(-plan.priority).tolist() == BY_HAND
-    # Found on a subset, the groups still take in every clip.
-    many = np.repeat(GROUPS, 50, axis=0) + np.random.default_rng(0).normal(0, 0.01, size=(400, 2))
-    order = cluster_order(
-        np.repeat(margin_scores(GROUP_PROBA), 50), many, clusters=3, max_fit=60, random_state=0
-    )
-    assert sorted(order.tolist()) == list(range(400))
-    assert sorted((order[:3] // 50).tolist()) == [0, 3, 6], "one of each group's most uncertain clips"
-    with pytest.raises(ValueError, match="features"):
-        select_batch(strategy, 2, proba=GROUP_PROBA)
