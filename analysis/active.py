@@ -489,7 +489,27 @@ class QueuePlan:
     random_lane: np.ndarray
 
 
-def mix_with_random(order: Any, *, random_share: float, random_state: int | None = None) -> QueuePlan:
+def id_draws(ids: Any, *, random_state: int | None = None) -> np.ndarray:
+    """Two uniform numbers in ``[0, 1)`` per integer id, a fixed function of the id and the seed
+    (the SplitMix64 finaliser over ``id`` mixed with the seed): ``(len(ids), 2)``.
+
+    A clip draws the same numbers in every scoring, whatever other clips the pool holds."""
+    x = np.asarray(ids, dtype=np.int64).astype(np.uint64)
+    seed = np.uint64((random_state or 0) & 0xFFFFFFFFFFFFFFFF)
+    out = np.empty((len(x), 2), dtype=np.float64)
+    with np.errstate(over="ignore"):
+        for j in range(2):
+            z = x * np.uint64(2) + np.uint64(j) + seed * np.uint64(0x9E3779B97F4A7C15)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+            out[:, j] = (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return out
+
+
+def mix_with_random(
+    order: Any, *, random_share: float, random_state: int | None = None, draws: Any | None = None
+) -> QueuePlan:
     """Give a share of the queue to a random sample of the clips, spread evenly through it.
 
     Each clip joins the random lane independently with probability ``random_share``; the random lane
@@ -504,6 +524,11 @@ def mix_with_random(order: Any, *, random_share: float, random_state: int | None
         In ``[0, 1]``; 0 returns ``order`` unchanged, 1 a random order.
     random_state
         Seed of the lane draw and shuffle.
+    draws
+        Optional ``(n_clips, 2)`` uniform numbers in ``[0, 1)`` per clip, used instead of the seed: a
+        clip is in the random lane if its first is below ``random_share``, and the lane is ordered by
+        the second. Drawn from the clips' ids (:func:`id_draws`), a clip keeps its lane and its place
+        in it when other clips come or go.
 
     Returns
     -------
@@ -515,6 +540,13 @@ def mix_with_random(order: Any, *, random_share: float, random_state: int | None
     n = len(o)
     if n and not np.array_equal(np.sort(o), np.arange(n)):
         raise ValueError("order must be a permutation of the clip indices")
+    if draws is not None:
+        d = np.asarray(draws, dtype=np.float64)
+        in_random = d[:, 0] < random_share
+        lane = np.flatnonzero(in_random)
+        random_part = lane[np.argsort(d[lane, 1], kind="stable")]
+        strategy_part = o[~in_random[o]]
+        return _plan(_interleave(strategy_part, random_part), in_random)
     rng = np.random.default_rng(random_state)
     in_random = rng.random(n) < random_share
     lane_of_position = in_random[o]
@@ -732,6 +764,7 @@ def queue_priorities(
     n_clips: int | None = None,
     lead: int = 1000,
     random_state: int | None = None,
+    draws: Any | None = None,
 ) -> QueuePlan:
     """A queue order for every unlabelled clip under ``strategy``, as integer priorities.
 
@@ -753,6 +786,9 @@ def queue_priorities(
         Clips placed by the diversity pick (diversity strategies only).
     random_state
         Seed of the shuffle, ties, diversity and random share.
+    draws
+        Per-clip uniform numbers for the random share and the ``random`` order's shuffle, as for
+        :func:`mix_with_random` (default: drawn from ``random_state``).
 
     Returns
     -------
@@ -764,6 +800,9 @@ def queue_priorities(
     total = len(scores)
     rng = np.random.default_rng(random_state)
     if strategy.measure == "random":
+        if draws is not None:
+            shuffled = np.argsort(np.asarray(draws, dtype=np.float64)[:, 1], kind="stable")
+            return _plan(shuffled, np.ones(total, dtype=bool))
         return _plan(rng.permutation(total), np.ones(total, dtype=bool))
     seeds = rng.integers(2**31, size=3)
     order = top_candidates(scores, total, random_state=int(seeds[0]))
@@ -783,7 +822,46 @@ def queue_priorities(
         order = np.concatenate([first, order[rest[order]]])
     if strategy.random_share == 0:
         return _plan(order, np.zeros(total, dtype=bool))
-    return mix_with_random(order, random_share=strategy.random_share, random_state=int(seeds[2]))
+    return mix_with_random(order, random_share=strategy.random_share, random_state=int(seeds[2]), draws=draws)
+
+
+#: Roughly how many priority levels :func:`bucketed_priorities` keeps for a large queue.
+PRIORITY_LEVELS = 1024
+
+
+def bucketed_priorities(priority: Any, *, levels: int = PRIORITY_LEVELS) -> np.ndarray:
+    """Queue priorities (``n`` for the first to label down to 1) in coarser, equal-width steps.
+
+    The first ``w`` clips of the queue share the top level, the next ``w`` the one below, and so on,
+    counted from the end of the queue (the last ``w`` clips have level 1), where ``w`` is the largest
+    power of two at most ``n / levels`` (1 for a queue of fewer than ``2 * levels`` clips: the ranks
+    themselves). Sorting by level keeps the queue's order between steps; within a step the queue
+    takes the oldest clip first, which among clips the strategy ranked within ``w`` of each other is
+    no worse a choice than its tie-breaks.
+
+    What a database gains: the levels are ``n / w`` distinct values instead of ``n``, so the rows
+    written by a scoring land in a few hundred places of each index that sorts by priority instead
+    of anywhere; and, counted from the end and in steps of a power of two, a clip's level stays put
+    when clips at the head of the queue are labelled and the queue shrinks.
+
+    Parameters
+    ----------
+    priority
+        Integer priorities, a permutation of ``1..n`` (:attr:`QueuePlan.priority`).
+    levels
+        About how many distinct values to keep (at least 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``1 + (priority - 1) // w``, aligned with ``priority``.
+    """
+    p = np.asarray(priority, dtype=np.int64)
+    if levels < 1:
+        raise ValueError(f"levels must be at least 1, got {levels}")
+    n = len(p)
+    width = 1 << max(0, int(np.floor(np.log2(n / levels)))) if n > levels else 1
+    return 1 + (p - 1) // width
 
 
 def probability_matrix(predictions: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -870,7 +948,9 @@ def clip_priorities(
     labelled_features
         Features of the labelled clips (diversity only).
     lead, random_state
-        As for :func:`queue_priorities`.
+        As for :func:`queue_priorities`. The random share and the random order draw from the clip
+        ids (:func:`id_draws`), so a clip keeps its lane and its place in it from one scoring to the
+        next.
 
     Returns
     -------
@@ -907,6 +987,7 @@ def clip_priorities(
         n_clips=n,
         lead=lead,
         random_state=random_state,
+        draws=id_draws(ids.to_numpy(), random_state=random_state),
     )
     return (
         pd.Series(plan.priority, index=ids, name="priority"),

@@ -92,6 +92,24 @@ def _item_durations(durations: Durations, items: pd.Index, item: str) -> FloatAr
     return values
 
 
+def _presence(
+    annotated: pd.DataFrame | None, items: pd.Index, raters: pd.Index, item: str, rater: str
+) -> BoolArray | None:
+    """``present[i, r]``: rater ``r`` annotated recording ``i`` (None: everyone annotated everything)."""
+    if annotated is None:
+        return None
+    _require(annotated, [rater])
+    if item in annotated.columns:
+        i = items.get_indexer(annotated[item])
+    else:
+        i = np.zeros(len(annotated), dtype=np.int64)
+    r = raters.get_indexer(annotated[rater])
+    keep = (i >= 0) & (r >= 0)
+    present = np.zeros((len(items), len(raters)), dtype=bool)
+    present[i[keep], r[keep]] = True
+    return None if present.all() else present
+
+
 # --------------------------------------------------------------------------------------------------
 # Boundary agreement
 
@@ -233,6 +251,7 @@ def pairwise_boundary_agreement(
     *,
     tolerance: float = 0.2,
     same_label: bool = False,
+    annotated: pd.DataFrame | None = None,
     label: str = "label",
     rater: str = "annotator",
     item: str = "recording_id",
@@ -241,10 +260,18 @@ def pairwise_boundary_agreement(
 
     F1 does not depend on which of the two is the reference; precision and recall swap.
 
+    Parameters
+    ----------
+    annotated
+        Who annotated which recording: rows of ``item`` and ``rater`` (see :func:`region_agreement`).
+        Each pair is then compared on the recordings both annotated. None: everyone annotated every
+        recording in ``regions``.
+
     Returns
     -------
     pandas.DataFrame
-        Columns ``rater_a``, ``rater_b`` and those of :func:`boundary_agreement`, one row per pair and kind.
+        Columns ``rater_a``, ``rater_b``, ``n_recordings`` (recordings the pair shares) and those of
+        :func:`boundary_agreement`, one row per pair and kind; pairs who share no recording are left out.
     """
     _require(regions, ["start", "end", rater])
     if tolerance < 0:
@@ -254,25 +281,36 @@ def pairwise_boundary_agreement(
     # Codes of raters, recordings and classes once for the whole frame, not once per pair.
     rater_codes, raters = pd.factorize(regions[rater], sort=True)
     names = list(raters)
-    item_codes, _ = _item_codes(regions, item)
+    item_codes, items = _item_codes(regions, item)
+    present = _presence(annotated, items, pd.Index(raters), item, rater)
     label_codes = pd.factorize(regions[label])[0] if same_label else None
     starts = regions["start"].to_numpy(dtype=np.float64)
     ends = regions["end"].to_numpy(dtype=np.float64)
 
-    def side(code: int) -> _Boundaries:
-        rows = np.flatnonzero(rater_codes == code)
+    def side(code: int, shared: BoolArray | None) -> _Boundaries:
+        of_rater = rater_codes == code
+        rows = np.flatnonzero(of_rater if shared is None else of_rater & shared[item_codes])
         return _Boundaries(
             starts[rows], ends[rows], item_codes[rows], None if label_codes is None else label_codes[rows]
         )
 
-    sides = [side(code) for code in range(len(names))]
+    sides = [side(code, None) for code in range(len(names))]
     parts = []
     for a, b in itertools.combinations(range(len(names)), 2):
-        table = _boundary_table(sides[a], sides[b], tolerance=tolerance)
-        parts.append(table.assign(rater_a=names[a], rater_b=names[b]))
+        if present is None:
+            table = _boundary_table(sides[a], sides[b], tolerance=tolerance)
+            n_shared = len(items)
+        else:
+            shared = present[:, a] & present[:, b]
+            n_shared = int(shared.sum())
+            if not n_shared:
+                continue
+            table = _boundary_table(side(a, shared), side(b, shared), tolerance=tolerance)
+        parts.append(table.assign(rater_a=names[a], rater_b=names[b], n_recordings=n_shared))
     columns = [
         "rater_a",
         "rater_b",
+        "n_recordings",
         "kind",
         "n_reference",
         "n_estimate",
@@ -295,7 +333,8 @@ class _FrameCodes:
     """Frames grouped into runs where no annotator's classes change.
 
     ``codes[j, r]`` is the bitmask of classes rater ``r`` marks in run ``j``, ``frames[j]`` its number
-    of frames, ``item[j]`` its recording.
+    of frames, ``item[j]`` its recording; ``present[i, r]`` says whether rater ``r`` annotated
+    recording ``i`` (None: every rater annotated every recording).
     """
 
     codes: IntArray
@@ -304,11 +343,25 @@ class _FrameCodes:
     raters: pd.Index
     items: pd.Index
     labels: pd.Index
+    present: BoolArray | None = None
 
     @cached_property
     def counts(self) -> IntArray:
-        """Per run, how many raters chose each category (:func:`_category_counts`), computed once."""
-        return _category_counts(self.codes)[0]
+        """Per run, how many raters chose each category (:func:`_category_counts`), computed once;
+        raters who did not annotate the run's recording are not counted."""
+        if self.present is None:
+            return _category_counts(self.codes)[0]
+        absent = int(self.codes.max()) + 1 if self.codes.size else 0
+        masked = np.where(self.present[self.item], self.codes, absent)
+        counts, _ = _category_counts(masked, drop=absent)
+        return counts
+
+    @cached_property
+    def raters_per_item(self) -> IntArray:
+        """How many raters annotated each recording."""
+        if self.present is None:
+            return np.full(len(self.items), len(self.raters), dtype=np.int64)
+        return self.present.sum(axis=1).astype(np.int64)
 
 
 def _frame_codes(
@@ -321,9 +374,11 @@ def _frame_codes(
     rater: str,
     item: str,
     merged: pd.DataFrame | None = None,
+    annotated: pd.DataFrame | None = None,
 ) -> _FrameCodes:
     """``merged``: ``regions`` already normalised (touching regions may stay apart: their frames
-    do not overlap, so the runs are the same up to splits that change no sum)."""
+    do not overlap, so the runs are the same up to splits that change no sum); ``annotated`` as
+    :func:`region_agreement` takes it."""
     _require(regions, ["start", "end", label, rater])
     items_all = _item_codes(regions, item)[1]
     n_frames = np.array(
@@ -368,11 +423,13 @@ def _frame_codes(
         raters=pd.Index(raters),
         items=items_all,
         labels=label_index,
+        present=_presence(annotated, items_all, pd.Index(raters), item, rater),
     )
 
 
-def _category_counts(codes: IntArray) -> tuple[IntArray, int]:
-    """Per run, how many raters chose each category (categories = distinct code values)."""
+def _category_counts(codes: IntArray, *, drop: int | None = None) -> tuple[IntArray, int]:
+    """Per run, how many raters chose each category (categories = distinct code values); the code
+    ``drop`` (the largest, if given) marks a rater who is not counted."""
     top = int(codes.max()) + 1 if codes.size else 0
     if top <= 4096:
         inverse, n_cat = codes, top  # few classes: the bitmask itself indexes the category
@@ -382,13 +439,18 @@ def _category_counts(codes: IntArray) -> tuple[IntArray, int]:
         n_cat = int(inverse.max()) + 1
     flat = (np.arange(codes.shape[0])[:, None] * n_cat + inverse).ravel()
     counts = np.bincount(flat, minlength=codes.shape[0] * n_cat).reshape(codes.shape[0], n_cat)
+    if drop is not None and n_cat and (codes == drop).any():
+        counts = counts[:, :-1]  # the largest code, whichever way the categories were numbered
     used = counts.any(axis=0)
     return counts[:, used], int(used.sum())
 
 
 def _fleiss(counts: IntArray, weights: IntArray, groups: IntArray, n_groups: int) -> FloatArray:
     """Fleiss' kappa per group of runs, each run weighted by its number of frames."""
-    m = counts.sum(axis=1)[0] if len(counts) else 0
+    raters = counts.sum(axis=1)
+    if len(raters) and (raters != raters[0]).any():
+        return _fleiss_varying(counts, raters, weights, groups, n_groups)
+    m = raters[0] if len(raters) else 0
     if m < 2:
         return np.full(n_groups, np.nan)
     w = weights.astype(np.float64)
@@ -405,21 +467,53 @@ def _fleiss(counts: IntArray, weights: IntArray, groups: IntArray, n_groups: int
     return np.where(total > 0, kappa, np.nan)
 
 
+def _fleiss_varying(
+    counts: IntArray, raters: IntArray, weights: IntArray, groups: IntArray, n_groups: int
+) -> FloatArray:
+    """Fleiss' kappa when the number of raters varies from run to run, as Gwet (*Handbook of
+    Inter-Rater Reliability*, 4th ed., 2014) extends it to missing ratings: observed agreement is the
+    mean, over frames rated by two or more, of ``(Σ n_ij² − m_i) / (m_i(m_i − 1))`` among the frame's
+    own ``m_i`` raters; a category's share is the mean over rated frames of ``n_ij / m_i``. With
+    ``m_i`` constant both are Fleiss' own."""
+    w = weights.astype(np.float64)
+    m = raters.astype(np.float64)
+    paired = np.where(raters >= 2, w, 0.0)
+    rated = np.where(raters >= 1, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agree = np.where(raters >= 2, ((counts.astype(np.float64) ** 2).sum(axis=1) - m) / (m * (m - 1)), 0.0)
+        share = np.where(raters[:, None] >= 1, counts / m[:, None], 0.0)
+    total = np.bincount(groups, weights=paired, minlength=n_groups)
+    seen = np.bincount(groups, weights=rated, minlength=n_groups)
+    agree_sum = np.bincount(groups, weights=paired * agree, minlength=n_groups)
+    shares = np.column_stack(
+        [np.bincount(groups, weights=share[:, j] * rated, minlength=n_groups) for j in range(counts.shape[1])]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_bar = agree_sum / total
+        p_e = ((shares / seen[:, None]) ** 2).sum(axis=1)
+        kappa = (p_bar - p_e) / (1.0 - p_e)
+    return np.where(total > 0, kappa, np.nan)
+
+
 def frame_fleiss_kappa(
     regions: pd.DataFrame,
     *,
     durations: Durations,
     step: float = FRAME_STEP,
     labels: Sequence[str] | None = None,
+    annotated: pd.DataFrame | None = None,
     label: str = "label",
     rater: str = "annotator",
     item: str = "recording_id",
 ) -> float:
     """Fleiss' kappa over the frames of all recordings, each frame's category the set of its classes.
 
-    Every annotator in ``regions`` is taken to have annotated every recording in it: frames an
-    annotator left unmarked count as "no class". Equals ``statsmodels``' ``fleiss_kappa`` on the frame
-    table (frames × categories) at ``step``.
+    Every annotator in ``regions`` is taken to have annotated every recording in it, unless
+    ``annotated`` (as :func:`region_agreement` takes it) says who annotated which: frames an annotator
+    left unmarked count as "no class". Equals ``statsmodels``' ``fleiss_kappa`` on the frame table
+    (frames × categories) at ``step``; with ``annotated``, a frame has as many ratings as its
+    recording has annotators, and the kappa is Gwet's extension of Fleiss' to missing ratings (the
+    mean agreement of frames rated by two or more; category shares averaged over rated frames).
 
     Parameters
     ----------
@@ -433,7 +527,14 @@ def frame_fleiss_kappa(
         The class set; default: the classes present.
     """
     fc = _frame_codes(
-        regions, durations=durations, step=step, labels=labels, label=label, rater=rater, item=item
+        regions,
+        durations=durations,
+        step=step,
+        labels=labels,
+        label=label,
+        rater=rater,
+        item=item,
+        annotated=annotated,
     )
     return _fleiss_pooled(fc)
 
@@ -451,21 +552,33 @@ def frame_agreement_by_item(
     durations: Durations,
     step: float = FRAME_STEP,
     labels: Sequence[str] | None = None,
+    annotated: pd.DataFrame | None = None,
     label: str = "label",
     rater: str = "annotator",
     item: str = "recording_id",
 ) -> pd.DataFrame:
     """Per recording: frames, the share of frames on which all annotators agree, and Fleiss' kappa.
 
+    Each recording is judged among the annotators who annotated it (``annotated``, as
+    :func:`region_agreement` takes it; default: everyone).
+
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``item``; columns ``n_frames``, ``unanimous`` (share of frames with one category)
-        and ``fleiss_kappa`` (NaN when no frame varies, e.g. everyone marked nothing). Sorted by kappa,
-        lowest first: the recordings a reviewer should look at.
+        Indexed by ``item``; columns ``n_frames``, ``n_annotators``, ``unanimous`` (share of frames
+        with one category) and ``fleiss_kappa`` (NaN when no frame varies, e.g. everyone marked
+        nothing, or fewer than two annotated the recording). Sorted by kappa, lowest first: the
+        recordings a reviewer should look at.
     """
     fc = _frame_codes(
-        regions, durations=durations, step=step, labels=labels, label=label, rater=rater, item=item
+        regions,
+        durations=durations,
+        step=step,
+        labels=labels,
+        label=label,
+        rater=rater,
+        item=item,
+        annotated=annotated,
     )
     return _by_item(fc, item)
 
@@ -475,15 +588,22 @@ def _by_item(fc: _FrameCodes, item: str) -> pd.DataFrame:
         raise RegionError("frame agreement needs regions of at least two annotators")
     counts = fc.counts
     n = len(fc.items)
+    per_item = fc.raters_per_item
     kappa = _fleiss(counts, fc.frames, fc.item, n)
+    kappa = np.where(per_item >= 2, kappa, np.nan)
     frames = np.bincount(fc.item, weights=fc.frames, minlength=n)
     unanimous_frames = np.bincount(
-        fc.item, weights=fc.frames * (counts.max(axis=1) == len(fc.raters)), minlength=n
+        fc.item, weights=fc.frames * (counts.max(axis=1) == per_item[fc.item]), minlength=n
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         unanimous = unanimous_frames / frames
     table = pd.DataFrame(
-        {"n_frames": frames.astype(np.int64), "unanimous": unanimous, "fleiss_kappa": kappa},
+        {
+            "n_frames": frames.astype(np.int64),
+            "n_annotators": per_item,
+            "unanimous": unanimous,
+            "fleiss_kappa": kappa,
+        },
         index=pd.Index(fc.items, name=item),
     )
     return table.sort_values("fleiss_kappa", na_position="last", kind="stable")
@@ -495,6 +615,7 @@ def frame_cohen_kappa(
     durations: Durations,
     step: float = FRAME_STEP,
     labels: Sequence[str] | None = None,
+    annotated: pd.DataFrame | None = None,
     label: str = "label",
     rater: str = "annotator",
     item: str = "recording_id",
@@ -503,24 +624,44 @@ def frame_cohen_kappa(
 
     Equals ``sklearn.metrics.cohen_kappa_score`` on the two annotators' frame categories at ``step``.
 
+    With ``annotated`` (as :func:`region_agreement` takes it) each pair is compared on the frames of
+    the recordings both annotated; pairs who share none are left out.
+
     Returns
     -------
     pandas.DataFrame
-        Columns ``rater_a``, ``rater_b``, ``n_frames``, ``agreement`` (observed share of equal frames)
-        and ``kappa`` (NaN when both mark every frame alike, so chance agreement is 1).
+        Columns ``rater_a``, ``rater_b``, ``n_recordings`` and ``n_frames`` (what the pair shares),
+        ``agreement`` (observed share of equal frames) and ``kappa`` (NaN when both mark every frame
+        alike, so chance agreement is 1).
     """
     fc = _frame_codes(
-        regions, durations=durations, step=step, labels=labels, label=label, rater=rater, item=item
+        regions,
+        durations=durations,
+        step=step,
+        labels=labels,
+        label=label,
+        rater=rater,
+        item=item,
+        annotated=annotated,
     )
     return _cohen_pairs(fc)
 
 
 def _cohen_pairs(fc: _FrameCodes) -> pd.DataFrame:
     rows = []
-    w = fc.frames.astype(np.float64)
-    total = float(w.sum())
+    weights = fc.frames.astype(np.float64)
+    all_total = float(weights.sum())
     for i, j in itertools.combinations(range(len(fc.raters)), 2):
-        a, b = fc.codes[:, i], fc.codes[:, j]
+        if fc.present is None:
+            a, b, w, total, n_shared = fc.codes[:, i], fc.codes[:, j], weights, all_total, len(fc.items)
+        else:
+            shared = fc.present[:, i] & fc.present[:, j]
+            n_shared = int(shared.sum())
+            if not n_shared:
+                continue
+            runs = shared[fc.item]
+            a, b, w = fc.codes[runs, i], fc.codes[runs, j], weights[runs]
+            total = float(w.sum())
         if len(a) and max(int(a.max()), int(b.max())) < 4096:
             ia, ib, k = a, b, max(int(a.max()), int(b.max())) + 1  # the bitmask is the category
         else:
@@ -530,8 +671,10 @@ def _cohen_pairs(fc: _FrameCodes) -> pd.DataFrame:
         observed = float(np.trace(table))
         chance = float(table.sum(axis=1) @ table.sum(axis=0))
         kappa = (observed - chance) / (1.0 - chance) if chance < 1.0 else math.nan
-        rows.append((fc.raters[i], fc.raters[j], int(total), observed, kappa))
-    return pd.DataFrame(rows, columns=["rater_a", "rater_b", "n_frames", "agreement", "kappa"])
+        rows.append((fc.raters[i], fc.raters[j], n_shared, int(total), observed, kappa))
+    return pd.DataFrame(
+        rows, columns=["rater_a", "rater_b", "n_recordings", "n_frames", "agreement", "kappa"]
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -571,8 +714,11 @@ def _segments(us: IntArray, ue: IntArray, item_bounds: IntArray) -> _Segments:
     return _Segments(start=start, end=end, unit=unit)
 
 
-def _observed_sum(a: _Segments, b: _Segments) -> float:
-    """Sum of Krippendorff's δ² over every overlapping pair of segments of two annotators."""
+def _observed_sum(a: _Segments, b: _Segments, weights: tuple[IntArray, FloatArray] | None = None) -> float:
+    """Sum of Krippendorff's δ² over every overlapping pair of segments of two annotators.
+
+    ``weights``: the recordings' bounds on the continuum and a weight per recording that multiplies
+    each pair's δ² there (0 where the two did not both annotate it)."""
     # Both start lists are sorted: a stable sort of the two end to end merges them in linear time,
     # and running counts give, for each distinct start, the segment of each annotator it falls in.
     starts = np.concatenate([a.start, b.start])
@@ -592,10 +738,14 @@ def _observed_sum(a: _Segments, b: _Segments) -> float:
     d = np.where(both, (sa_f - sb_f) ** 2 + (ea_f - eb_f) ** 2, 0.0)
     d = np.where(a_in_gap, (ea_f - sa_f) ** 2, d)
     d = np.where(b_in_gap, (eb_f - sb_f) ** 2, d)
+    if weights is not None:
+        item_bounds, per_item = weights
+        d = d * per_item[np.searchsorted(item_bounds, merged[last], side="right") - 1]
     return float(d.sum())
 
 
-def _expected(unit_lengths: FloatArray, gap_lengths: FloatArray, m: int, length: float) -> float:
+def _expected(unit_lengths: FloatArray, gap_lengths: FloatArray, pairable: float, length: float) -> float:
+    """uDe of one class; ``pairable`` is the summed length of every annotator's continuum (``m·L``)."""
     n_c = len(unit_lengths)
     if n_c == 0:
         return math.nan
@@ -608,7 +758,7 @@ def _expected(unit_lengths: FloatArray, gap_lengths: FloatArray, m: int, length:
     fits = tail_sum[first] - (ln - 1.0) * n_ge
     within = (n_c - 1) * (2 * ln**3 - 3 * ln**2 + ln) / 3.0
     numerator = (2.0 / length) * float(np.sum(within + ln**2 * fits))
-    denominator = m * length * (m * length - 1) - float(np.sum(ln * (ln - 1)))
+    denominator = pairable * (pairable - 1) - float(np.sum(ln * (ln - 1)))
     return numerator / denominator
 
 
@@ -618,6 +768,7 @@ def unitizing_alpha(
     durations: Durations,
     resolution: float = FRAME_STEP,
     labels: Sequence[str] | None = None,
+    annotated: pd.DataFrame | None = None,
     label: str = "label",
     rater: str = "annotator",
     item: str = "recording_id",
@@ -637,7 +788,11 @@ def unitizing_alpha(
     Units of one annotator and class that overlap are merged first; units that only touch stay two.
     Several recordings are laid end to end into one continuum, with the end of each recording a
     boundary for every annotator (no gap runs from one recording into the next). Every annotator in
-    ``regions`` is taken to have unitized every recording.
+    ``regions`` is taken to have unitized every recording, unless ``annotated`` (as
+    :func:`region_agreement` takes it) says who unitized which: then, as Krippendorff's alpha treats
+    values missing from some units, only recordings two or more annotated count, a pair's δ² in a
+    recording of ``m_r`` annotators weighs ``1/(m_r − 1)``, and the ``m·L`` of the formulas becomes
+    ``Σ m_r·L_r``, which is uα itself when every recording has the same annotators.
 
     Parameters
     ----------
@@ -670,6 +825,7 @@ def unitizing_alpha(
         label=label,
         rater=rater,
         item=item,
+        annotated=annotated,
     )
 
 
@@ -683,6 +839,7 @@ def _unitizing(
     label: str,
     rater: str,
     item: str,
+    annotated: pd.DataFrame | None = None,
 ) -> UnitizingAlpha:
     """:func:`unitizing_alpha` with the units already merged (``normalise_regions``, not touching)."""
     _, items = _item_codes(regions, item)
@@ -693,6 +850,7 @@ def _unitizing(
     m = len(raters)
     if m < 2:
         raise RegionError("unitizing alpha needs regions of at least two annotators")
+    present = _presence(annotated, items, raters, item, rater)
     codes, merged_items = _item_codes(merged, item)
     offset = item_bounds[items.get_indexer(merged_items[codes])] if len(merged) else np.zeros(0, np.int64)
     limit = offset + lengths[items.get_indexer(merged_items[codes])] if len(merged) else offset
@@ -709,11 +867,14 @@ def _unitizing(
             pick = of_class & (r_codes == r)
             order = np.argsort(us[pick], kind="stable")
             segments.append(_segments(us[pick][order], ue[pick][order], item_bounds))
+        if present is not None:
+            rows.append(_unitizing_varying(name, segments, present, lengths, item_bounds))
+            continue
         observed = sum(_observed_sum(a, b) for a, b in itertools.combinations(segments, 2))
         observed = 2.0 * observed / (m * (m - 1) * total**2)
         unit_lengths = np.concatenate([(s.end - s.start)[s.unit] for s in segments]).astype(np.float64)
         gap_lengths = np.concatenate([(s.end - s.start)[~s.unit] for s in segments]).astype(np.float64)
-        expected = _expected(unit_lengths, gap_lengths, m, total)
+        expected = _expected(unit_lengths, gap_lengths, m * total, total)
         with np.errstate(invalid="ignore", divide="ignore"):
             alpha = 1.0 - observed / expected if expected > 0 else math.nan
         rows.append((name, observed, expected, alpha, len(unit_lengths)))
@@ -726,6 +887,41 @@ def _unitizing(
         1.0 - float(per_label.loc[valid, "observed"].sum()) / expected_sum if expected_sum > 0 else math.nan
     )
     return UnitizingAlpha(alpha=alpha, per_label=per_label)
+
+
+def _unitizing_varying(
+    name: object, segments: list[_Segments], present: BoolArray, lengths: IntArray, item_bounds: IntArray
+) -> tuple[object, float, float, float, int]:
+    """One class's row of :func:`_unitizing` when annotators annotated different recordings.
+
+    As Krippendorff's alpha does for values missing from some units: a recording counts only when two
+    or more annotated it; there, each pair's δ² weighs ``1/(m_r − 1)`` (``m_r`` its annotators), and
+    the pairable length ``m·L`` becomes ``Σ m_r·L_r``. Units and gaps are those of each annotator on
+    the recordings they annotated. With the same annotators everywhere this is uα itself."""
+    per_item = present.sum(axis=1)
+    pairable = per_item >= 2
+    if not pairable.any():
+        raise RegionError("unitizing alpha needs a recording annotated by at least two annotators")
+    with np.errstate(divide="ignore"):
+        weight = np.where(pairable, 1.0 / (per_item - 1), 0.0)
+    length = float(lengths[pairable].sum())
+    pairable_length = float((per_item * lengths)[pairable].sum())
+    kept = []
+    for r, seg in enumerate(segments):
+        on = (present[:, r] & pairable)[np.searchsorted(item_bounds, seg.start, side="right") - 1]
+        kept.append(_Segments(start=seg.start[on], end=seg.end[on], unit=seg.unit[on]))
+    observed = 0.0
+    for (i, a), (j, b) in itertools.combinations(enumerate(segments), 2):
+        both = np.where(present[:, i] & present[:, j], weight, 0.0)
+        if both.any():
+            observed += _observed_sum(a, b, (item_bounds, both))
+    observed = 2.0 * observed / (pairable_length * length)
+    unit_lengths = np.concatenate([(s.end - s.start)[s.unit] for s in kept]).astype(np.float64)
+    gap_lengths = np.concatenate([(s.end - s.start)[~s.unit] for s in kept]).astype(np.float64)
+    expected = _expected(unit_lengths, gap_lengths, pairable_length, length)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = 1.0 - observed / expected if expected > 0 else math.nan
+    return (name, observed, expected, alpha, len(unit_lengths))
 
 
 @dataclass(frozen=True)
@@ -751,6 +947,7 @@ def region_agreement(
     step: float = FRAME_STEP,
     tolerance: float = 0.2,
     labels: Sequence[str] | None = None,
+    annotated: pd.DataFrame | None = None,
     label: str = "label",
     rater: str = "annotator",
     item: str = "recording_id",
@@ -759,6 +956,13 @@ def region_agreement(
 
     Parameters are those of the functions it gathers: ``step`` is the frame step of the kappas and
     the resolution of uα, ``tolerance`` that of the boundary scores (which ignore classes).
+
+    ``annotated`` says who annotated which recording, one row per pair (columns ``item`` and
+    ``rater``), when not everyone did: an annotator then counts only on their recordings. Pairwise
+    figures compare each pair on the recordings both annotated (pairs who share none are left out);
+    Fleiss' kappa and uα take each recording among its own annotators (recordings one annotated
+    count only in Fleiss' category shares). None: every annotator in ``regions`` annotated every
+    recording in it, and one who drew nothing in a recording said "nothing here".
     """
     _require(regions, ["start", "end", label, rater])
     regions = _as_categories(regions, [rater, label])
@@ -775,12 +979,15 @@ def region_agreement(
         rater=rater,
         item=item,
         merged=units,
+        annotated=annotated,
     )
     return RegionAgreement(
         fleiss_kappa=_fleiss_pooled(fc),
         cohen_kappa=_cohen_pairs(fc),
         by_item=_by_item(fc, item),
-        boundaries=pairwise_boundary_agreement(regions, tolerance=tolerance, rater=rater, item=item),
+        boundaries=pairwise_boundary_agreement(
+            regions, tolerance=tolerance, annotated=annotated, rater=rater, item=item
+        ),
         unitizing=_unitizing(
             regions,
             units,
@@ -790,6 +997,7 @@ def region_agreement(
             label=label,
             rater=rater,
             item=item,
+            annotated=annotated,
         ),
     )
 
@@ -1052,24 +1260,52 @@ def pairwise_diarization_error(
     durations: Durations | None = None,
     collar: float = 0.0,
     skip_overlap: bool = False,
+    annotated: pd.DataFrame | None = None,
     label: str = "label",
     rater: str = "annotator",
     item: str = "recording_id",
 ) -> pd.DataFrame:
     """DER and JER between every pair of annotators, the first of each pair taken as reference.
 
+    With ``annotated`` (rows of ``item`` and ``rater``: who annotated which recording) each pair is
+    compared on the recordings both annotated, and pairs who share none are left out; None compares
+    every pair on every recording.
+
     Returns
     -------
     pandas.DataFrame
-        Columns ``rater_a``, ``rater_b``, the :func:`diarization_error` total row's columns and ``jer``.
+        Columns ``rater_a``, ``rater_b``, ``n_recordings`` (the recordings compared), the
+        :func:`diarization_error` total row's columns and ``jer``.
     """
     _require(regions, [rater])
     names = sorted(regions[rater].dropna().unique())
+    has_items = item in regions.columns
+    every = set(regions[item].unique()) if has_items else {None}
+    if has_items and durations is not None and not isinstance(durations, int | float):
+        every |= set(pd.Series(durations).index)
+    covered: dict[object, set[object]] = {}
+    if annotated is not None:
+        _require(annotated, [rater, *([item] if has_items else [])])
+        for who, what in zip(
+            annotated[rater], annotated[item] if has_items else [None] * len(annotated), strict=True
+        ):
+            covered.setdefault(who, set()).add(what)
     rows = []
     for a, b in itertools.combinations(names, 2):
         ref, hyp = regions[regions[rater] == a], regions[regions[rater] == b]
-        options = dict(durations=durations, collar=collar, skip_overlap=skip_overlap, label=label, item=item)
+        spans = durations
+        shared = every
+        if annotated is not None:
+            shared = covered.get(a, set()) & covered.get(b, set()) & every
+            if not shared:
+                continue
+            if has_items:
+                ref, hyp = ref[ref[item].isin(shared)], hyp[hyp[item].isin(shared)]
+                if durations is not None and not isinstance(durations, int | float):
+                    spans = pd.Series(durations, dtype="float64")
+                    spans = spans[spans.index.isin(shared)]
+        options = dict(durations=spans, collar=collar, skip_overlap=skip_overlap, label=label, item=item)
         der = diarization_error(ref, hyp, **options).loc["total"]  # type: ignore[arg-type]
         jer = jaccard_error(ref, hyp, **options).loc["total", "jer"]  # type: ignore[arg-type]
-        rows.append((a, b, *der.to_list(), float(jer)))
-    return pd.DataFrame(rows, columns=["rater_a", "rater_b", *DER_COLUMNS, "jer"])
+        rows.append((a, b, len(shared), *der.to_list(), float(jer)))
+    return pd.DataFrame(rows, columns=["rater_a", "rater_b", "n_recordings", *DER_COLUMNS, "jer"])

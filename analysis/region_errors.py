@@ -431,3 +431,83 @@ def region_transcript_pairs(
     order = [item, "start", "end"] if has_item else ["start", "end"]
     out = out.sort_values(order, kind="stable").reset_index(drop=True)
     return out if has_item else out.drop(columns=[item])
+
+
+ERROR_KINDS = ("missed", "false alarm", "confusion")
+SPAN_COLUMNS = ["row", "kind", "start", "end", "duration", "reference", "hypothesis"]
+
+
+def error_spans(errors: pd.DataFrame, *, label: str = "label", item: str = "recording_id") -> pd.DataFrame:
+    """Where in time each error of :func:`region_errors` lies: one row per stretch of one kind.
+
+    Parameters
+    ----------
+    errors
+        :func:`region_errors`' frame (``side``, ``start``, ``end``, ``label`` — the hypothesis' mapped
+        label — and ``item`` when there are several recordings), indexed as it was returned or
+        filtered; other columns are ignored.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``item`` (when present), ``row`` (the index of the region the error is charged to: the reference
+        region for ``missed`` and ``confusion``, the hypothesis region for ``false alarm``), ``kind``,
+        ``start``, ``end``, ``duration``, and the classes heard there: ``reference`` and ``hypothesis``
+        (``+``-joined, empty when none). Per region and kind the durations add up to its ``missed``,
+        ``confusion`` or ``false_alarm`` seconds. Sorted by ``item``, ``start``.
+    """
+    _require(errors, ["side", "start", "end", label])
+    has_item = item in errors.columns
+    columns = ([item] if has_item else []) + SPAN_COLUMNS
+    groups = errors.groupby(item, sort=True) if has_item else [(None, errors)]
+    out: list[dict[str, Any]] = []
+    for key, rows in groups:
+        is_ref = (rows["side"] == "reference").to_numpy()
+        starts = rows["start"].to_numpy(np.float64)
+        ends = rows["end"].to_numpy(np.float64)
+        labels = rows[label].astype(str).to_numpy()
+        cuts = np.unique(np.r_[starts, ends])
+        if len(cuts) < 2:
+            continue
+        a, b = cuts[:-1], cuts[1:]
+        mid = (a + b) / 2
+        covers = (starts[None, :] <= mid[:, None]) & (mid[:, None] < ends[None, :])  # piece × region
+        ref_cover, hyp_cover = covers & is_ref, covers & ~is_ref
+        open_: dict[tuple[int, str], dict[str, Any]] = {}
+        for i in range(len(mid)):
+            heard_ref = sorted({labels[j] for j in np.flatnonzero(ref_cover[i])})
+            heard_hyp = sorted({labels[j] for j in np.flatnonzero(hyp_cover[i])})
+            charged: list[tuple[int, str]] = []
+            if heard_ref and not heard_hyp:
+                charged = [(int(j), "missed") for j in np.flatnonzero(ref_cover[i])]
+            elif heard_hyp and not heard_ref:
+                charged = [(int(j), "false alarm") for j in np.flatnonzero(hyp_cover[i])]
+            elif heard_ref:
+                charged = [
+                    (int(j), "confusion") for j in np.flatnonzero(ref_cover[i]) if labels[j] not in heard_hyp
+                ]
+            now = set()
+            for j, kind in charged:
+                now.add((j, kind))
+                span = open_.get((j, kind))
+                if span is not None and span["end"] == a[i]:
+                    span["end"] = float(b[i])
+                    continue
+                if span is not None:
+                    out.append(span)
+                open_[(j, kind)] = {
+                    **({item: key} if has_item else {}),
+                    "row": rows.index[j],
+                    "kind": kind,
+                    "start": float(a[i]),
+                    "end": float(b[i]),
+                    "reference": "+".join(heard_ref),
+                    "hypothesis": "+".join(heard_hyp),
+                }
+            for done in [k for k in open_ if k not in now]:
+                out.append(open_.pop(done))
+        out += open_.values()
+    table = pd.DataFrame(out, columns=[c for c in columns if c != "duration"])
+    table.insert(table.columns.get_loc("end") + 1, "duration", table["end"] - table["start"])
+    sort = ([item] if has_item else []) + ["start", "kind"]
+    return table.sort_values(sort, kind="stable").reset_index(drop=True)

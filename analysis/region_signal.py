@@ -261,13 +261,15 @@ def file_snap_boundary(
 
 @dataclass(frozen=True)
 class Peaks:
-    """Min and max of the samples in each bucket of ``samples_per_pixel`` (the last may be shorter)."""
+    """Min and max of the samples in each bucket of ``samples_per_pixel`` (the last may be shorter),
+    and, when asked for, the loudness track (see :func:`loudness_track`)."""
 
     sr: int
     samples_per_pixel: int
     n_samples: int
     min: npt.NDArray[np.float32]
     max: npt.NDArray[np.float32]
+    loudness: npt.NDArray[np.uint8] | None = None
 
     @property
     def seconds_per_pixel(self) -> float:
@@ -300,25 +302,73 @@ class Peaks:
         return pd.DataFrame({"time_s": times, "min": self.min, "max": self.max})
 
 
-def waveform_peaks(path: str | Path, *, samples_per_pixel: int = 256, block_seconds: float = 10.0) -> Peaks:
-    """Min/max per bucket of ``samples_per_pixel`` samples of an audio file, read block by block.
+#: The loudness track's hop: one value per 5 ms, whatever the recording's length.
+LOUDNESS_HOP_S = 0.005
+
+
+def loudness_hop(sr: int, hop_s: float = LOUDNESS_HOP_S) -> int:
+    """The loudness hop in samples at ``sr``: an even number, so that half a hop is whole samples."""
+    return max(2, 2 * round(hop_s * sr / 2))
+
+
+def loudness_track(low: npt.ArrayLike, high: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    """The loudness track from the min and max of each half hop (``low``, ``high``).
+
+    Hop ``i`` covers half hops ``2i`` and ``2i + 1``; its loudness is the peak-to-peak (largest minus
+    smallest sample) over the hop and half a hop either side (half hops ``2i - 1`` to ``2i + 2``,
+    clipped to the recording), as ``round(ptp / 2 * 255)``: 0 is digital silence, 255 a full-scale
+    swing. That window (10 ms at 5 ms hops) holds half a cycle of anything above 50 Hz, so a tone
+    never looks like a pause at its zero crossings.
+    """
+    lo = np.asarray(low, dtype=np.float32)
+    hi = np.asarray(high, dtype=np.float32)
+    n = len(lo)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    if n % 2:  # a last half hop on its own is a hop of its own
+        lo, hi = np.append(lo, lo[-1]), np.append(hi, hi[-1])
+    pad_lo = np.concatenate([lo[:1], lo, lo[-1:]])
+    pad_hi = np.concatenate([hi[:1], hi, hi[-1:]])
+    # Padded index 2i holds half hop 2i - 1: hop i spans padded 2i .. 2i + 3.
+    windows_hi = np.lib.stride_tricks.sliding_window_view(pad_hi, 4)[::2]
+    windows_lo = np.lib.stride_tricks.sliding_window_view(pad_lo, 4)[::2]
+    ptp = windows_hi.max(axis=1).astype(np.float64) - windows_lo.min(axis=1)
+    return np.clip(np.round(ptp / 2 * 255), 0, 255).astype(np.uint8)
+
+
+def waveform_peaks(
+    path: str | Path,
+    *,
+    samples_per_pixel: int = 256,
+    block_seconds: float = 10.0,
+    loudness: bool = False,
+) -> Peaks:
+    """Min/max per bucket of ``samples_per_pixel`` samples of an audio file, read block by block;
+    with ``loudness``, also its loudness track (:func:`loudness_track`, hops of :func:`loudness_hop`)
+    from the same read.
 
     Channels are pooled: a bucket's min is the lowest sample of any channel, its max the highest.
     Memory is one block (about ``block_seconds`` of audio) plus the peaks themselves.
     """
     if samples_per_pixel < 1:
         raise ValueError("samples_per_pixel must be at least 1")
-    lows, highs = [], []
+    lows, highs, half_lows, half_highs = [], [], [], []
     with sf.SoundFile(str(path)) as f:
         sr, n = f.samplerate, f.frames
-        # Blocks hold whole buckets, so no bucket straddles two blocks.
-        block = samples_per_pixel * max(1, round(block_seconds * sr / samples_per_pixel))
+        half = loudness_hop(sr) // 2
+        # Blocks hold whole buckets (and half hops), so none straddles two blocks.
+        unit = math.lcm(samples_per_pixel, half) if loudness else samples_per_pixel
+        block = unit * max(1, round(block_seconds * sr / unit))
         for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
             lo = data.min(axis=1)
             hi = data.max(axis=1)
             starts = np.arange(0, len(lo), samples_per_pixel)
             lows.append(np.minimum.reduceat(lo, starts))
             highs.append(np.maximum.reduceat(hi, starts))
+            if loudness:
+                halves = np.arange(0, len(lo), half)
+                half_lows.append(np.minimum.reduceat(lo, halves))
+                half_highs.append(np.maximum.reduceat(hi, halves))
     empty = np.zeros(0, dtype=np.float32)
     return Peaks(
         sr=sr,
@@ -326,4 +376,12 @@ def waveform_peaks(path: str | Path, *, samples_per_pixel: int = 256, block_seco
         n_samples=n,
         min=np.concatenate(lows) if lows else empty,
         max=np.concatenate(highs) if highs else empty,
+        loudness=(
+            loudness_track(
+                np.concatenate(half_lows) if half_lows else empty,
+                np.concatenate(half_highs) if half_highs else empty,
+            )
+            if loudness
+            else None
+        ),
     )

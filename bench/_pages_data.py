@@ -7,13 +7,16 @@ Every clip points at one of twenty real FSDD recordings, so pages that play or d
 audio. The data is a fixed function of N (seeded).
 
 A built project is cached under ``bench/.cache/pages`` (SQLite: the database file and audio store;
-PostgreSQL: a database ``earmark_bench_pages_<N>`` beside the audio store there) and reused while the
-builder's :data:`BUILD` stamp is unchanged; the database is brought to the current schema on reuse.
+PostgreSQL: a database ``earmark_bench_pages_<N>`` beside the audio store there; set
+``EARMARK_BENCH_PAGES_DATABASE`` to another prefix when two checkouts share one server) and reused
+while the builder's :data:`BUILD` stamp is unchanged; the database is brought to the current schema on
+reuse.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -319,7 +322,7 @@ def _pg_url(base: str, name: str) -> str:
 def project(engine: str, n: int, *, postgres: str = "") -> BuiltProject:
     """The cached project of ``n`` clips on ``engine`` ("sqlite" or "postgresql"), built if missing."""
     folder = CACHE / f"{engine}-{n}"
-    name = f"earmark_bench_pages_{n}"
+    name = f"{os.environ.get('EARMARK_BENCH_PAGES_DATABASE', 'earmark_bench_pages')}_{n}"
     url = f"sqlite:///{folder / 'bench.db'}" if engine == "sqlite" else _pg_url(postgres, name)
     info = _marker(folder)
     if info is not None and engine == "postgresql":

@@ -71,7 +71,7 @@ once per change of the labels, by a worker, and stored: "Stored reports at scale
 visitor gets, in every process and on every app server."""
 # Pages that show a report stored per data change (labeling.quality.report_store): measured computed in the
 # page (stored reports dropped first) and, as "<page>_stored", read from the report a worker stored.
-STORED = {"agreement", "review", "overview", "clips"}
+STORED = {"agreement", "review", "overview", "clips", "data"}
 STORED_RUN = {
     "agreement",
     "agreement_stored",
@@ -79,6 +79,8 @@ STORED_RUN = {
     "review_stored",
     "overview_stored",
     "clips_stored",
+    "data",
+    "data_stored",
     "cli",
     "cli_stored",
 }
@@ -101,6 +103,7 @@ PAGES = {
     "clips_stored": "Clips, summary stored",
     "export": "Export",
     "data": "Data versions & checks",
+    "data_stored": "Data versions & checks, checks stored",
     "label": "Label",
     "my_labels": "My labels",
     "conventions": "Conventions",
@@ -264,7 +267,7 @@ def _store_report(page: str) -> None:
     try:
         with ws.db.write() as s:
             queue_report_refreshes(s, get_project(s, "bench").id)
-        run_worker(ws, once=True, kinds=["agreement", "review_queue", "data_summaries"])
+        run_worker(ws, once=True, kinds=["agreement", "review_queue", "data_summaries", "data_checks"])
     finally:
         ws.db.dispose()
 

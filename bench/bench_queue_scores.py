@@ -11,7 +11,9 @@ runs store them) for every clip. Each timing is the median of 3:
 - **first scoring**: every clip's priority reset to 0 beforehand (untimed), so every scored clip is
   written;
 - **rescore, nothing changed**: the job forced again right after, so it reads and ranks everything
-  and writes nothing.
+  and writes nothing;
+- **rescore after 1,000 labels** (once): the 1,000 clips at the head of the queue get a final label,
+  then the job is forced again: it writes only the clips whose stored priority step moved.
 
 Baseline, in the same run on the same data: the job as it was before it read columns — predictions
 decoded row by row through SQLAlchemy's JSON type into a DataFrame, the pool read as ``Row`` objects,
@@ -41,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from analysis.active import clip_priorities
 from bench._report import machine, scratch_postgres, write_section
@@ -64,6 +66,7 @@ CLASSES = [f"c{i}" for i in range(10)]
 FINAL_SHARE = 0.1
 N_USERS = 50
 N_TIMED = 400
+LABELLED = 1_000  # clips labelled from the head of the queue before the last rescore
 TARGET_S = 30.0
 TARGET_NEXT_MS = 5.0
 POSTGRES = os.environ.get("EARMARK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/")
@@ -225,6 +228,24 @@ def _reset(db: Database, project_id: int) -> None:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def _label_head(db: Database, project_id: int, n: int) -> None:
+    """Give the ``n`` clips at the head of the queue a final label, as labelling them would."""
+    with db.write() as s:
+        head = s.scalars(
+            select(Clip.id)
+            .where(Clip.project_id == project_id, Clip.resolved.is_(False))
+            .order_by(Clip.priority.desc(), Clip.id)
+            .limit(n)
+        ).all()
+        s.execute(
+            insert(Resolution),
+            [
+                {"clip_id": c, "project_id": project_id, "label": CLASSES[0], "method": "majority"}
+                for c in head
+            ],
+        )
+
+
 def _median_of(fn: Any, before: Any = None) -> tuple[float, list[Any]]:
     times, results = [], []
     for _ in range(REPEAT):
@@ -269,6 +290,11 @@ def _measure(url: str, n: int, tmp: Path, *, baseline: bool, next_clips: bool) -
             out["base_rescore_s"], base_again = _median_of(lambda: _baseline_job(ws, project_id))
             assert base_first[0] == out["first_changed"], base_first
             assert base_again[0] == 0, base_again
+            score_queue(ws, project_id, force=True)  # the job's steps again, untimed
+        _label_head(ws.db, project_id, LABELLED)
+        t0 = time.perf_counter()
+        after = score_queue(ws, project_id, force=True)
+        out["labelled_s"], out["labelled_changed"] = time.perf_counter() - t0, after.n_changed
         with ws.db.read() as s:
             # The job and the baseline rank alike: the same seed, the same probabilities.
             out["top"] = s.scalar(
@@ -309,9 +335,9 @@ def _report(results: dict[str, list[dict[str, Any]]]) -> str:
         f"Baseline: the job as it was (JSON decoded per row, `UPDATE … WHERE id = ?` in chunks), "
         f"measured at {BASELINE_AT:,} clips in the same run.",
         "",
-        "| engine | clips | first scoring | rescore, nothing changed | baseline first | baseline rescore "
-        "| ratio (first / rescore) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| engine | clips | first scoring | rescore, nothing changed | rescore after "
+        f"{LABELLED:,} labels | baseline first | baseline rescore | ratio (first / rescore) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for engine, runs in results.items():
         for r in runs:
@@ -324,7 +350,8 @@ def _report(results: dict[str, list[dict[str, Any]]]) -> str:
                 base = "– | – | –"
             lines.append(
                 f"| {engine} | {r['n']:,} | {r['first_s']:.2f} s ({r['first_changed']:,} written) | "
-                f"{r['rescore_s']:.2f} s ({r['rescore_changed']:,} written) | {base} |"
+                f"{r['rescore_s']:.2f} s ({r['rescore_changed']:,} written) | "
+                f"{r['labelled_s']:.2f} s ({r['labelled_changed']:,} written) | {base} |"
             )
     lines += ["", f"Targets at {max(SIZES):,} clips: scoring ≤ {TARGET_S:.0f} s, next clip p95 ≤ "
               f"{TARGET_NEXT_MS:.0f} ms after scoring.", ""]  # fmt: skip
@@ -344,9 +371,13 @@ def _report(results: dict[str, list[dict[str, Any]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100,000 clips on SQLite only; print only")
+    parser.add_argument("--small", action="store_true", help="100,000 clips on both engines; print only")
     args = parser.parse_args()
-    if args.quick:
-        print(_report({"SQLite": _engine_runs("SQLite", (BASELINE_AT,))}))
+    if args.quick or args.small:
+        small = {"SQLite": _engine_runs("SQLite", (BASELINE_AT,))}
+        if args.small:
+            small["PostgreSQL"] = _engine_runs("PostgreSQL", (BASELINE_AT,))
+        print(_report(small))
         return
     results = {"SQLite": _engine_runs("SQLite", SIZES)}
     pg = _engine_runs("PostgreSQL", SIZES)

@@ -175,6 +175,7 @@ def first_paints(browser, url: str, runs: int) -> tuple[float, list[float], list
     """From Sign in to the first paint (peaks computed); then, for fresh loads, the paint and the title
     seen, in seconds since navigation."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(180_000)  # a server started afresh on a busy machine
     context.add_init_script(TITLE_SEEN)
     page = context.new_page()
     page.goto(url)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from labeling.platform.jobs import JobContext, job_kind, queue_once
+from labeling.platform.jobs import JobContext, job_kind
 from labeling.platform.storage import is_remote_url, upload_file
 
 
@@ -32,8 +33,6 @@ def train(ctx: JobContext) -> dict[str, Any]:
     summary = f"Run {run.id} ({run.name})" + (
         f": {scored} accuracy {accuracy:.1%}" if accuracy is not None else ""
     )
-    with ctx.ws.db.write() as s:
-        queue_once(s, "queue_scores", int(ctx.project_id or 0))  # a new model: rank the queue again
     return {"run_id": run.id, "name": run.name, "scored": scored, "accuracy": accuracy, "summary": summary}
 
 
@@ -139,6 +138,7 @@ def export(ctx: JobContext) -> dict[str, Any]:
             version=p.get("version"),
             copy_audio=bool(p.get("copy_audio", True)),
             progress=ctx.stage("Writing clips"),
+            overwrite=bool(p.get("overwrite", False)),
         )
         return {**report.to_dict(), "summary": report.summary()}
     report, zipped = export_zip(
@@ -156,7 +156,9 @@ def export(ctx: JobContext) -> dict[str, Any]:
         where = upload_file(zipped, f"{ctx.ws.store.base}exports/{zipped.name}")
         zipped.unlink()
     report.out = where
-    return {**report.to_dict(), "zip": where, "zip_bytes": size, "summary": report.summary()}
+    # Said to the person who downloads it: the zip's name, not where the server keeps it.
+    shown = replace(report, out=f"{zipped.name} (download it on the Export page)").summary()
+    return {**report.to_dict(), "zip": where, "zip_bytes": size, "summary": shown}
 
 
 def download_bytes(ref: str) -> bytes:
@@ -203,21 +205,81 @@ def _keep_current(
 @job_kind("data_summaries", title="Data summaries", permission="analyse", refreshes_report=True)
 def data_summaries(ctx: JobContext) -> dict[str, Any]:
     """Keep the stored Overview summary and Clips filter options current: queued after each change
-    to the data, and by those pages when they show older ones."""
-    from labeling.quality.data_summaries import CLIP_FACETS, OVERVIEW, PARAMS, clip_facets, overview_summary
+    to the data, and by those pages when they show older ones. When only final labels changed, the
+    changed clips are moved between the counts rather than every clip counted again."""
+    from labeling.quality.data_summaries import (
+        CLIP_FACETS,
+        OVERVIEW,
+        PARAMS,
+        clip_facets,
+        refresh_data_summaries,
+    )
 
     step = ctx.stage("Summarising the clips")
-    step(0, 2)
+    step(0, 1)
     db, project_id = ctx.ws.db, int(ctx.project_id or 0)
-    passes = _keep_current(ctx, OVERVIEW, PARAMS, lambda: overview_summary(db, project_id, recompute=True))
-    step(1, 2)
+    how: list[str] = []
+    passes = _keep_current(ctx, OVERVIEW, PARAMS, lambda: how.append(refresh_data_summaries(db, project_id)))
+    # Both are stored together; this only computes when the two drifted apart.
     passes += _keep_current(ctx, CLIP_FACETS, PARAMS, lambda: clip_facets(db, project_id, recompute=True))
-    step(2, 2)
+    step(1, 1)
     n_clips = clip_facets(db, project_id, allow_stale=True).value.n_clips
+    incremental = how.count("incremental")
     return {
         "passes": passes,
+        "incremental": incremental,
         "n_clips": n_clips,
-        "summary": f"{n_clips:,} clips summarised" + ("" if passes else " (already current)"),
+        "summary": f"{n_clips:,} clips summarised"
+        + (" (labels changed: counts updated)" if how and incremental == len(how) else "")
+        + ("" if passes else " (already current)"),
+    }
+
+
+@job_kind("data_checks", title="Data checks", permission="manage_data", refreshes_report=True)
+def data_checks(ctx: JobContext) -> dict[str, Any]:
+    """Keep the Data page's stored checks current: queued after each change to the data, and by that
+    page when it shows an older report."""
+    from labeling.quality.check_summary import CHECKS, PARAMS, checks_fingerprint, stored_checks
+
+    step = ctx.stage("Checking the clips' measures")
+    step(0, 1)
+    db, project_id = ctx.ws.db, int(ctx.project_id or 0)
+    passes = _keep_current(
+        ctx,
+        CHECKS,
+        PARAMS,
+        lambda: stored_checks(db, project_id, recompute=True),
+        fingerprint=checks_fingerprint,
+    )
+    report = stored_checks(db, project_id, allow_stale=True).report
+    step(1, 1)
+    found = int(report.summary["n_clips"].sum()) if len(report.summary) else 0
+    return {
+        "passes": passes,
+        "n_clips": report.n_clips,
+        "findings": found,
+        "summary": f"{report.n_clips:,} clips checked, {found:,} findings"
+        + ("" if passes else " (already current)"),
+    }
+
+
+@job_kind("duplicate_checks", title="Duplicate checks", permission="manage_data")
+def duplicate_checks(ctx: JobContext) -> dict[str, Any]:
+    """Every data check, with the duplicate checks that decode each clip's audio: asked for on the
+    Data page (``earmark checks`` runs the same checks in the terminal)."""
+    from labeling.quality.check_summary import stored_duplicate_checks
+
+    stored = stored_duplicate_checks(
+        ctx.ws, int(ctx.project_id or 0), compute=True, progress=ctx.stage("Decoding audio")
+    )
+    assert stored is not None
+    report = stored.report
+    found = int(report.summary["n_clips"].sum()) if len(report.summary) else 0
+    return {
+        "n_clips": report.n_clips,
+        "findings": found,
+        "seconds": round(stored.seconds, 2),
+        "summary": f"{report.n_clips:,} clips checked, {found:,} findings",
     }
 
 

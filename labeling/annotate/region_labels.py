@@ -33,7 +33,7 @@ from labeling.data.regions import (
 from labeling.platform.storage import AudioStorage
 
 #: What the editor sends per region; anything else is ignored.
-EDITOR_FIELDS = ("start", "end", "label", "text")
+EDITOR_FIELDS = ("start", "end", "label", "text", "tags")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,13 @@ class RegionTask:
 
 def _editor_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [
-        {"start": float(r.start), "end": float(r.end), "label": str(r.label), "text": r.text or ""}
+        {
+            "start": float(r.start),
+            "end": float(r.end),
+            "label": str(r.label),
+            "text": r.text or "",
+            "tags": list(r.tags) if isinstance(r.tags, (list, tuple)) else [],
+        }
         for r in frame.itertuples()
     ]
 
@@ -107,7 +113,8 @@ def submit_regions(
     ----------
     regions
         One mapping per region: ``start``, ``end`` (seconds), ``label`` (a project class), optionally
-        ``text`` (the transcript of the region). An empty list says the recording has nothing to mark.
+        ``text`` (the transcript of the region) and ``tags`` (a list of the project's ``group:value``
+        tags). An empty list says the recording has nothing to mark.
 
     Returns
     -------

@@ -1,11 +1,11 @@
 """Adjudicating a recording of a regions project: :func:`recording_review`, then :func:`adjudicate_regions`.
 
 The review of a recording holds every annotator's regions, the final set if there is one, and the
-spans where someone drew something with whether the annotators agree there
-(:func:`analysis.region_review.disagreement_spans`). The reviewer picks, per span, whose regions to
-keep (or starts from one annotator's whole set and edits it); :func:`adjudicate_regions` stores the
-result as the recording's final set, audited with the reviewer and their choices, and says what it
-changed against the final set it replaces.
+spans where someone drew something, cut again where every annotator marks the same classes, with
+whether the annotators agree there (:func:`analysis.region_review.disagreement_spans`). The reviewer
+picks, per span, whose regions to keep (or starts from one annotator's whole set and edits it);
+:func:`adjudicate_regions` stores the result as the recording's final set, audited with the reviewer
+and their choices, and says what it changed against the final set it replaces.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class RecordingReview:
     duration: float
     storage_key: str
     annotators: list[str]
-    regions: pd.DataFrame  # annotators' regions: annotator, start, end, label, text, span
+    regions: pd.DataFrame  # annotators' regions: annotator, start, end, label, text, span (where it starts)
     final: pd.DataFrame  # start, end, label, text (empty when not adjudicated)
     spans: pd.DataFrame  # analysis.region_review.SPAN_COLUMNS
     #: Annotators who changed their regions after the final set was saved (its review is due again).

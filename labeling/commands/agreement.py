@@ -131,6 +131,12 @@ def _project_extra(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _shared(pair: dict[str, Any]) -> str:
+    """How many recordings a pair's figure rests on (reports stored before pairs carried it: nothing)."""
+    n = pair.get("n_recordings")
+    return "" if n is None else f" (on {n} recording{'s' if n != 1 else ''})"
+
+
 def _region_summary(d: dict[str, Any], tolerance: float) -> str:
     lines = [f"Project {d['project']!r}: time regions"]
     left = "; ".join(f"{n} recording(s) {why}" for why, n in d["left_out"].items())
@@ -141,8 +147,10 @@ def _region_summary(d: dict[str, Any], tolerance: float) -> str:
                 "No recording has regions of two or more annotators yet." + (f" ({left})" if left else ""),
             ]
         )
+    spread = (d.get("coverage") or {}).get("annotators_per_recording") or {}
     lines += [
         f"{d['n_recordings']} recordings labelled by {', '.join(d['annotators'])}"
+        + (f" ({', '.join(f'{n} by {k}' for k, n in spread.items())})" if len(spread) > 1 else "")
         + (f"; left out: {left}" if left else ""),
         f"Unitizing alpha (uα): {_fmt(d['unitizing_alpha'])}",
         f"Fleiss' kappa over 10 ms frames: {_fmt(d['fleiss_kappa'])}",
@@ -154,14 +162,17 @@ def _region_summary(d: dict[str, Any], tolerance: float) -> str:
         ]
     if d["cohen_kappa_pairs"]:
         lines.append("Cohen's kappa over frames, by pair:")
-        lines += [f"  {p['rater_a']} / {p['rater_b']}: {_fmt(p['kappa'])}" for p in d["cohen_kappa_pairs"]]
+        lines += [
+            f"  {p['rater_a']} / {p['rater_b']}: {_fmt(p['kappa'])}{_shared(p)}"
+            for p in d["cohen_kappa_pairs"]
+        ]
     if d["boundaries"]:
         lines.append(f"Boundary F1 within ±{tolerance * 1000:.0f} ms, by pair:")
         lines += [f"  {b['rater_a']} / {b['rater_b']} {b['kind']}: {_fmt(b['f1'])}" for b in d["boundaries"]]
     if d.get("diarization_pairs"):
         lines.append("DER / JER by pair (the first as reference, classes as speakers):")
         lines += [
-            f"  {p['rater_a']} / {p['rater_b']}: DER {_fmt(p['der'])}, JER {_fmt(p['jer'])}"
+            f"  {p['rater_a']} / {p['rater_b']}: DER {_fmt(p['der'])}, JER {_fmt(p['jer'])}{_shared(p)}"
             for p in d["diarization_pairs"]
         ]
     worst = d["by_recording"][:3]

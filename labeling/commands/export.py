@@ -39,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="a new (or empty) folder to write, or a new s3://bucket/prefix in the object store",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder that already holds files: those an earlier export wrote there are "
+        "replaced, any other file is kept (without it such a folder is refused, its files named)",
+    )
     p.add_argument("--version", help="a dataset version (name or id): export its frozen labels")
     p.add_argument(
         "--no-copy-audio",
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=update,
                 metadata_format=args.metadata_format,
                 shard_size=round(args.shard_size * 1_000_000) if args.shard_size is not None else None,
+                overwrite=args.overwrite,
             )
         finally:
             close()
@@ -113,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
         return 0
     print(report.summary())
+    for what, files in report.overwritten.items():
+        if files:
+            shown = ", ".join(files[:8]) + (f", … {len(files) - 8} more" if len(files) > 8 else "")
+            print(f"  {what}: {shown}")
     if report.dataset_version:
         print(f"  dataset version {report.version_name!r}: {report.dataset_version}")
     for name, fingerprint in report.model_fingerprints.items():

@@ -2,7 +2,7 @@
 
 - ``earmark regions import PATH --project P --format F [--annotator NAME] [--users USERS]``
 - ``earmark regions export PATH --project P --format F [--annotator NAME | --source S | --all]
-  [--audio-root ROOT]``
+  [--audio-root ROOT] [--overwrite]``
 - ``earmark regions import-rttm FILE --project P [--annotator NAME]``
 - ``earmark regions export-rttm FILE --project P [--annotator NAME | --source final|import|proposal]``
 - ``earmark regions import-labelstudio FILE --project P [--users USERS]``
@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     chosen.add_argument(
         "--all", action="store_true", dest="every", help=f"every set ({', '.join(EVERY_SET_FORMATS)})"
+    )
+    any_out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="audacity, kaldi, lhotse: write into a folder that holds files, replacing those an earlier "
+        "export wrote there (other files are kept)",
     )
     any_out.add_argument(
         "--audio-root",
@@ -134,8 +140,10 @@ def _import_any(args: argparse.Namespace) -> int:
 
 
 def _export_any(args: argparse.Namespace) -> int:
-    from labeling.data.regions_io import export_regions
+    from labeling.data.export_folders import folder_contents
+    from labeling.data.regions_io import FOLDER_FORMATS, export_regions
 
+    before = folder_contents(args.path) if args.fmt in FOLDER_FORMATS else None
     with workspace() as ws, _errors(), ws.db.read() as s:
         n = export_regions(
             s,
@@ -147,8 +155,11 @@ def _export_any(args: argparse.Namespace) -> int:
             every=args.every,
             store=ws.store,
             audio_root=args.audio_root,
+            overwrite=args.overwrite,
         )
     print(f"wrote {n:,} regions to {args.path} ({args.fmt})")
+    if before is not None and not before.empty:
+        print(f"  overwrote the folder, which held {before.describe()}; files no export wrote are kept")
     return 0
 
 
@@ -205,4 +216,6 @@ def _cut(args: argparse.Namespace) -> int:
         else:
             report = cut_final_regions(ws, args.project, args.to, kind=args.kind)
     print(report.summary())
+    if note := report.changed_after_final_note():
+        print(f"warning: {note}")
     return 0

@@ -47,7 +47,8 @@ from db.models import (
     Resolution,
     User,
 )
-from labeling.data.formats.base import EXPORT_COLUMNS
+from labeling.data.export_folders import check_target, publish
+from labeling.data.formats.base import EXPORT_COLUMNS, FormatError
 from labeling.data.formats.webdataset_shards import TAR_RECORD as MIN_SHARD_BYTES
 from labeling.data.formats.writers import MANIFEST_NAME, WRITERS, safe_name
 from labeling.data.projects import ProjectInfo, get_project
@@ -144,6 +145,8 @@ class ExportReport:
     n_predictions: int = 0
     filters: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: An overwrite's ``replaced``, ``removed`` and ``kept`` files (relative paths); empty otherwise.
+    overwritten: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,7 +158,13 @@ class ExportReport:
             f"(audio {self.audio}) — {self.seconds:.1f} s"
         )
         left = [f"{n:,} {EXCLUSION_REASONS.get(k, k)}" for k, n in self.excluded.items() if n]
-        return text + (f"; left out: {', '.join(left)}" if left else "")
+        text += f"; left out: {', '.join(left)}" if left else ""
+        if self.overwritten:
+            done = self.overwritten
+            text += f"; overwrote {len(done['replaced']) + len(done['removed']):,} files of an earlier export"
+            if done["kept"]:
+                text += f", kept {len(done['kept']):,} files no export wrote"
+        return text
 
 
 # ---------------------------------------------------------------- the export frame
@@ -478,6 +487,7 @@ def export_project(
     progress: Progress = None,
     metadata_format: str | None = None,
     shard_size: int | None = None,
+    overwrite: bool = False,
 ) -> ExportReport:
     """Export a project (or one of its dataset versions) to a new folder ``out``.
 
@@ -503,6 +513,11 @@ def export_project(
         ``audiofolder`` only: ``jsonl`` (the default) or ``csv`` for its metadata files.
     shard_size
         ``webdataset`` only: the size in bytes each shard stays under (default 100 MB).
+    overwrite
+        Write into an ``out`` that already holds files (without it, such a folder is refused before
+        any work, naming its files): the files an earlier export wrote there (its ``MANIFEST.json``
+        lists them) are replaced or removed, every other file is kept, and a file of this export that
+        would land on one of those refuses it (:mod:`labeling.data.export_folders`). Local folders only.
 
     The manifest records the dataset version's hash and the code fingerprints of the model runs: for
     Label Studio those whose predictions are in the tasks, otherwise the latest run of each model.
@@ -541,10 +556,34 @@ def export_project(
         if shard_size < MIN_SHARD_BYTES:
             raise ExportError(f"a shard holds at least {MIN_SHARD_BYTES:,} bytes; choose a larger shard size")
         options["shard_size"] = int(shard_size)
-    with _gc_paused():
-        if is_remote_url(out):
+    if is_remote_url(out):
+        if overwrite:
+            raise ExportError("an object store prefix is never overwritten; choose a new prefix")
+        with _gc_paused():
             return _export_to_url(ws, project, fmt, str(out), filters, version, copy_audio, progress, options)
-        return _export_project(ws, project, fmt, Path(out), filters, version, copy_audio, progress, options)
+    try:
+        previous = check_target(Path(out), overwrite=overwrite)
+    except FormatError as exc:
+        raise ExportError(str(exc)) from None
+    if previous.empty:
+        with _gc_paused():
+            return _export_project(
+                ws, project, fmt, Path(out), filters, version, copy_audio, progress, options
+            )
+    # Built as a new folder beside the old one, then swapped in, keeping what no export wrote.
+    out = Path(out)
+    built = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    try:
+        with _gc_paused():
+            report = _export_project(ws, project, fmt, built, filters, version, copy_audio, progress, options)
+        done = publish(built, out, overwrite=True)
+    except FormatError as exc:
+        raise ExportError(str(exc)) from None
+    finally:
+        shutil.rmtree(built, ignore_errors=True)
+    report.out = str(out)
+    report.overwritten = {"replaced": done.replaced, "removed": done.removed, "kept": done.kept}
+    return report
 
 
 def _export_to_url(

@@ -603,17 +603,90 @@ def _queue_effects(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[list
     if before == after:
         return effects, False
     if after is None:
-        effects.append(
-            "adaptive overlap stops: clips keep the annotations they were asked for so far, and k "
-            "applies to clips whose count is changed again"
-        )
-        return effects, False
+        return effects, False  # what going back to k does is counted by _overlap_off_effects
     effects.append(
         f"adaptive overlap: each clip without a final label gets {after.min_k} to {after.max_k} "
         f"annotations, more only while its majority label is below {after.target:.0%} likely; the "
         "queue-scoring job sets how many each open clip needs (never fewer than it has or someone holds)"
     )
     return effects, True
+
+
+def _held_claims() -> Any:
+    """Live claims on a clip (correlated with ``clips``): people labelling it right now."""
+    return (
+        select(func.count())
+        .select_from(Claim)
+        .where(Claim.clip_id == Clip.id, Claim.skipped_at.is_(None), Claim.expires_at > utcnow())
+        .scalar_subquery()
+    )
+
+
+def _k_again(s: Session, k: int) -> Any:
+    """The ``annotations_needed`` a clip goes back to when adaptive overlap stops: the project's k,
+    but never below what it has plus what people hold on it now (so nobody's label is refused)."""
+    sqlite = s.get_bind().dialect.name == "sqlite"
+    least, greatest = (func.min, func.max) if sqlite else (func.least, func.greatest)
+    return greatest(k, least(Clip.annotation_count + _held_claims(), Clip.annotations_needed))
+
+
+def _overlap_clips(project_id: int) -> tuple[Any, ...]:
+    """The clips adaptive overlap sets the needed count of: live, queued, without a final label."""
+    return (
+        Clip.project_id == project_id,
+        Clip.annotations_needed > 0,
+        Clip.deleted_at.is_(None),
+        Clip.resolved.is_(False),
+    )
+
+
+def _overlap_off_effects(s: Session, project_id: int, k: int) -> tuple[list[str], bool]:
+    """What stopping adaptive overlap does: its clips go back to k. Whether any clip changes."""
+    again = _k_again(s, k)
+    lowered, extra, back, kept, changes = s.execute(
+        select(
+            func.count().filter(Clip.annotations_needed < k),
+            func.coalesce(func.sum(k - Clip.annotations_needed).filter(Clip.annotations_needed < k), 0),
+            func.count().filter(Clip.annotations_needed > k, again == k),
+            func.count().filter(Clip.annotations_needed > k, again > k),
+            func.count().filter(again != Clip.annotations_needed),
+        ).where(*_overlap_clips(project_id), Clip.annotations_needed != k)
+    ).one()
+    lowered, extra, back, kept, changes = (int(x or 0) for x in (lowered, extra, back, kept, changes))
+    parts = []
+    if lowered:
+        parts.append(
+            f"{_plural(lowered, 'clip')} it asked fewer annotations of "
+            f"{'goes' if lowered == 1 else 'go'} back to k = {k} "
+            f"({_plural(extra, 'more annotation')} will be asked for)"
+        )
+    if back:
+        parts.append(
+            f"{_plural(back, 'clip')} it asked more annotations of {'goes' if back == 1 else 'go'} back "
+            f"to k = {k}"
+        )
+    if kept:
+        parts.append(
+            f"{_plural(kept, 'clip')} {'keeps' if kept == 1 else 'keep'} more than k = {k}: they "
+            "already have them or someone is labelling them now"
+        )
+    head = "adaptive overlap stops: clips without a final label need k annotations again"
+    return [f"{head}; {'; '.join(parts)}" if parts else head], changes > 0
+
+
+def restore_k(s: Session, project_id: int) -> int:
+    """Set the clips adaptive overlap changed back to the project's k (never below the annotations a
+    clip has plus the live claims on it); returns the clips changed. :func:`apply_settings` calls it
+    when adaptive overlap is turned off."""
+    k = int(s.scalar(select(Project.annotations_per_clip).where(Project.id == project_id)) or 1)
+    again = _k_again(s, k)
+    result = s.execute(
+        update(Clip)
+        .where(*_overlap_clips(project_id), Clip.annotations_needed != again)
+        .values(annotations_needed=again)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _token(info: ProjectInfo, changes: Mapping[str, Any], effects: Sequence[str]) -> str:
@@ -664,6 +737,11 @@ def preview_settings(s: Session, ref: str | int, changes: Mapping[str, Any]) -> 
         queue_effects, queue_confirm = _queue_effects(info.settings, new["settings"])
         effects += queue_effects
         confirm = confirm or queue_confirm
+        if overlap_settings(info.settings) is not None and overlap_settings(new["settings"]) is None:
+            k = int(new.get("annotations_per_clip", info.annotations_per_clip))
+            off_effects, off_confirm = _overlap_off_effects(s, info.id, k)
+            effects += off_effects
+            confirm = confirm or off_confirm
     return SettingsPreview(
         project=info.name,
         changes={key: (before[key], value) for key, value in new.items()},
@@ -703,6 +781,19 @@ def apply_settings(
     info = update_project(
         s, ref, actor_id=actor_id, **{key: new for key, (_, new) in preview.changes.items()}
     )
+    if overlap_settings(before) is not None and overlap_settings(info.settings) is None:
+        restored = restore_k(s, info.id)
+        if restored:
+            record(
+                s,
+                entity="project",
+                entity_id=info.id,
+                action="update",
+                old={"adaptive_overlap": dict(before.get("adaptive_overlap") or {})},
+                new={"adaptive_overlap": {}, "clips_back_to_k": restored},
+                actor_id=actor_id,
+                project_id=info.id,
+            )
     if _needs_scoring(before, info.settings) and SCORING_JOB in job_kinds():
         queue_once(s, SCORING_JOB, info.id)  # the worker ranks the queue by the new setting
     return info

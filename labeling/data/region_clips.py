@@ -29,7 +29,7 @@ from analysis.quality import audio_quality
 from db.models import Clip, Project, Resolution, utcnow
 from labeling.data.clip_metadata import index_clip_metadata
 from labeling.data.projects import ProjectError, create_project, validate_name
-from labeling.data.regions import RegionsError, list_regions, regions_project
+from labeling.data.regions import RegionsError, changed_after_final, list_regions, regions_project
 from labeling.platform.audit import record_many
 from labeling.platform.storage import sha256_bytes
 
@@ -51,6 +51,22 @@ class CutReport:
     clips: pd.DataFrame  # recording_id, recording, start, end, label, text, name (+ clip_id once made)
     recordings_without_final: int = 0
     classes: list[str] = field(default_factory=list)
+    #: Recordings (name → annotators) changed by an annotator after their final set was saved: the
+    #: cut takes the final set as it is, which may be due for another review.
+    changed_after_final: dict[str, list[str]] = field(default_factory=dict)
+
+    def changed_after_final_note(self) -> str | None:
+        """What to say of :attr:`changed_after_final`, or None when every final set is settled."""
+        if not self.changed_after_final:
+            return None
+        n = len(self.changed_after_final)
+        lines = [
+            f"{n} recording{'s' * (n != 1)} changed by annotators after {'their' if n != 1 else 'its'} "
+            "final set was saved; the cut takes the final set as it is (adjudicate again on the Review "
+            "page first to take their changes into account):"
+        ]
+        lines += [f"  {name}: changed by {', '.join(who)}" for name, who in self.changed_after_final.items()]
+        return "\n".join(lines)
 
     def summary(self) -> str:
         made = "made" if "clip_id" in self.clips.columns else "would make"
@@ -95,6 +111,8 @@ def preview_cut(s: Session, project: str | int, to: str, *, kind: str = "classif
         or 0
     )
     clips = final[["recording_id", "recording", "start", "end", "label", "text"]].reset_index(drop=True)
+    names = dict(zip(clips["recording_id"].astype(int), clips["recording"].astype(str), strict=False))
+    stale = changed_after_final(s, info.id, sorted(names))
     clips["name"] = [
         _clip_name(r, a, b) for r, a, b in zip(clips["recording"], clips["start"], clips["end"], strict=True)
     ]
@@ -105,6 +123,7 @@ def preview_cut(s: Session, project: str | int, to: str, *, kind: str = "classif
         clips=clips,
         recordings_without_final=n_live - clips["recording_id"].nunique(),
         classes=sorted(set(clips["label"])),
+        changed_after_final={names[c]: who for c, who in sorted(stale.items(), key=lambda x: names[x[0]])},
     )
 
 
@@ -241,4 +260,5 @@ def cut_final_regions(
         clips=plan.clips.assign(clip_id=made),
         recordings_without_final=plan.recordings_without_final,
         classes=plan.classes,
+        changed_after_final=plan.changed_after_final,
     )

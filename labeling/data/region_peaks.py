@@ -5,10 +5,16 @@ A long recording is never sent to the browser whole, nor read whole:
 result is kept in the cache folder under the recording's storage key. Keys are content hashes, so a
 cached file never goes stale; the bucket size is part of the file name, so a change of
 :data:`MAX_BUCKETS` computes afresh instead of reading old peaks.
+
+The same read gives the loudness track the editor snaps edges on (one byte per 5 ms hop, see
+:func:`analysis.region_signal.loudness_track`), kept beside the peaks as raw bytes
+(:func:`loudness_file`): the browser fetches the few bytes around an edge by range requests, so
+snapping is as fine on a three-hour recording as on a three-minute one.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -36,8 +42,21 @@ def peaks_file(cache_dir: Path, storage_key: str, samples_per_pixel: int) -> Pat
     return Path(cache_dir) / "peaks" / f"{safe}.{samples_per_pixel}.npz"
 
 
+def loudness_file(cache_dir: Path, storage_key: str) -> Path:
+    """Where the loudness track of the recording stored under ``storage_key`` is kept (one byte a hop)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", storage_key)
+    return Path(cache_dir) / "peaks" / f"{safe}.loudness-5ms.u8"
+
+
+def _write_aside(path: Path, data: bytes) -> None:
+    part = path.with_name(f"{path.name}.{os.getpid()}.part")
+    part.write_bytes(data)  # written aside and renamed: a reader never sees half a file
+    part.replace(path)
+
+
 def recording_peaks(audio_path: Path, *, storage_key: str, cache_dir: Path) -> Peaks:
-    """The min/max peaks of a recording's audio, from the cache or computed and cached.
+    """The min/max peaks of a recording's audio, from the cache or computed and cached, with its
+    loudness track written to :func:`loudness_file` (the returned peaks carry it when computed).
 
     Raises
     ------
@@ -46,13 +65,15 @@ def recording_peaks(audio_path: Path, *, storage_key: str, cache_dir: Path) -> P
     """
     spp = samples_per_bucket(sf.info(str(audio_path)).frames)
     cached = peaks_file(cache_dir, storage_key, spp)
-    if cached.is_file():
+    loud = loudness_file(cache_dir, storage_key)
+    if cached.is_file() and loud.is_file():
         with np.load(cached) as z:
             return Peaks(int(z["sr"]), spp, int(z["n_samples"]), z["min"], z["max"])
-    peaks = waveform_peaks(audio_path, samples_per_pixel=spp)
+    peaks = waveform_peaks(audio_path, samples_per_pixel=spp, loudness=True)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    part = cached.with_name(f"{cached.name}.{os.getpid()}.part")
-    with part.open("wb") as fh:  # written aside and renamed: a reader never sees half a file
-        np.savez(fh, sr=peaks.sr, n_samples=peaks.n_samples, min=peaks.min, max=peaks.max)
-    part.replace(cached)
+    assert peaks.loudness is not None
+    _write_aside(loud, peaks.loudness.tobytes())
+    buffer = io.BytesIO()
+    np.savez(buffer, sr=peaks.sr, n_samples=peaks.n_samples, min=peaks.min, max=peaks.max)
+    _write_aside(cached, buffer.getvalue())
     return peaks

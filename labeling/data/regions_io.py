@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Clip
+from labeling.data.export_folders import check_target, publish, scratch_beside, write_record
 from labeling.data.formats.audacity import SUFFIX as AUDACITY_SUFFIX
 from labeling.data.formats.audacity import audacity_lines, read_audacity_labels
 from labeling.data.formats.base import FormatError, Problem
@@ -364,6 +366,7 @@ def export_regions(
     every: bool = False,
     store: AudioStorage | None = None,
     audio_root: str | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Write regions as ``fmt`` (one of :data:`REGION_FORMATS`); returns the number of regions written.
 
@@ -372,6 +375,11 @@ def export_regions(
     region's annotator). ``path`` is a folder for :data:`FOLDER_FORMATS`, else a file. Manifests
     name each recording's audio as ``audio_root/<file name>``, or where ``store`` keeps it.
     Everything is built before the first byte is written, so a refused export writes nothing.
+
+    A folder is built beside ``path`` and renamed into place, with a record of the files it holds
+    (:data:`labeling.data.export_folders.RECORD_NAME`). A ``path`` already holding files is refused,
+    naming them, unless ``overwrite``: then the files an earlier export wrote there are replaced and
+    any other file is kept (:mod:`labeling.data.export_folders`).
     """
     if fmt not in REGION_FORMATS:
         raise RegionsError(f"region formats are {', '.join(REGION_FORMATS)}, not {fmt!r}")
@@ -382,6 +390,11 @@ def export_regions(
         )
     if fmt == "rttm" and not every:
         return export_rttm(s, project, path, annotator=annotator, source=source)
+    if fmt in FOLDER_FORMATS:
+        try:
+            check_target(Path(path), overwrite=overwrite)
+        except FormatError as exc:
+            raise RegionsError(str(exc)) from None
     info = regions_project(s, project)
     chosen = _chosen(list_regions(s, project), annotator, source, every)
     names = list(dict.fromkeys(chosen["recording"]))
@@ -430,7 +443,10 @@ def export_regions(
             files[f"{path.stem}{LABEL_CONFIG_SUFFIX}"] = config.encode()
     except FormatError as exc:
         raise RegionsError(str(exc)) from None
-    _write_files(path, files, folder=fmt in FOLDER_FORMATS)
+    if fmt in FOLDER_FORMATS:
+        _write_folder(path, files, fmt=fmt, overwrite=overwrite)
+    else:
+        _write_files(path, files)
     return len(chosen)
 
 
@@ -440,18 +456,28 @@ LABEL_CONFIG_SUFFIX = "_config.xml"
 LABEL_USERS_SUFFIX = "_users.json"
 
 
-def _write_files(path: Path, files: dict[str, bytes], *, folder: bool) -> None:
-    """Write built files: into the folder ``path`` (made if need be), or ``path`` itself for the key
-    ``""`` with other keys beside it."""
-    if folder:
-        if path.exists() and not path.is_dir():
-            raise RegionsError(f"{path} is a file; this format is written to a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        base = path
-    else:
-        if path.is_dir():
-            raise RegionsError(f"{path} is a folder; this format is written to a file")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        base = path.parent
+def _write_folder(path: Path, files: dict[str, bytes], *, fmt: str, overwrite: bool) -> None:
+    """Write built files into a new folder beside ``path``, then put it in ``path``'s place."""
+    built = scratch_beside(path)
+    try:
+        for name, data in files.items():
+            target = built / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        write_record(built, fmt, files)
+        publish(built, path, overwrite=overwrite)
+    except FormatError as exc:
+        shutil.rmtree(built, ignore_errors=True)
+        raise RegionsError(str(exc)) from None
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+
+
+def _write_files(path: Path, files: dict[str, bytes]) -> None:
+    """Write built files: ``path`` itself for the key ``""``, other keys beside it."""
+    if path.is_dir():
+        raise RegionsError(f"{path} is a folder; this format is written to a file")
+    path.parent.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        (path if name == "" else base / name).write_bytes(data)
+        (path if name == "" else path.parent / name).write_bytes(data)

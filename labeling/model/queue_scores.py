@@ -8,8 +8,11 @@ labels settle after a burst of labelling). It does two things, each only when th
   :func:`analysis.active.clip_priorities` from the given run's (the live model's) or else the newest
   run's class probabilities — for a committee, copies of the fixed model fitted on cross-validation
   folds of the final labels; for diversity, the clips' audio features — and the ranks are written to
-  ``clips.priority`` in bulk. This is redone when the run changes, the strategy changes, or
-  ``queue_rescore_every`` labels were added since the last scoring; otherwise the job stops at once.
+  ``clips.priority`` in bulk, in about a thousand equal steps (:func:`~analysis.active.
+  bucketed_priorities`; exact ranks for a queue of fewer than 2,048 clips), so a scoring touches each
+  priority index in few places and a rescore rewrites only the clips that changed step. This is
+  redone when the run changes, the strategy changes, or ``queue_rescore_every`` labels were added
+  since the last scoring; otherwise the job stops at once.
 - **adaptive overlap** (``settings["adaptive_overlap"]``): annotator reliabilities are estimated by
   Dawid–Skene on every class label of the project, and :func:`analysis.overlap.overlap_decisions`
   says for each open clip without a final label whether it needs another annotation; its
@@ -36,7 +39,7 @@ import pandas as pd
 from sqlalchemy import Text, cast, func, null, select
 from sqlalchemy.orm import Session
 
-from analysis.active import STRATEGIES, clip_priorities, committee_probabilities
+from analysis.active import STRATEGIES, bucketed_priorities, clip_priorities, committee_probabilities
 from analysis.overlap import dawid_skene, overlap_decisions
 from db.models import Annotation, Claim, Clip, Job, ModelRun, Prediction, Project, Resolution, utcnow
 from labeling.data.features import project_features
@@ -524,8 +527,12 @@ def score_queue(
     overlap: dict[str, Any] = {}
     if rule is not None:
         with ws.db.write() as s:
-            proba = run_probabilities(s, run) if run is not None else None
-            overlap = _adaptive_overlap(s, project_id, rule, proba)
+            # Read again under the write lock: adaptive overlap turned off meanwhile has given its
+            # clips k again, which this pass must not undo.
+            now = overlap_settings(s.scalar(select(Project.settings).where(Project.id == project_id)))
+            if now is not None:
+                proba = run_probabilities(s, run) if run is not None else None
+                overlap = _adaptive_overlap(s, project_id, now, proba)
     if strategy is None:
         return ScoringResult(False, "the queue order needs no scores", None, run, newest, overlap=overlap)
     every = rescore_every(settings)
@@ -551,7 +558,7 @@ def score_queue(
         clips = _pool(s, project_id, labelled=strategy.needs_committee or strategy.diversity)
     priority, lane, how = _priorities(ws, project_id, settings, run, clips, progress)
     current = clips.set_index("clip_id")["priority"].reindex(priority.index)
-    values = priority.to_numpy()
+    values = bucketed_priorities(priority.to_numpy())
     moved = np.flatnonzero(values != current.to_numpy())
     with ws.db.write() as s:
         changed = _write(s, "priority", priority.index.to_numpy()[moved], values[moved])

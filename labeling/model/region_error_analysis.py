@@ -8,6 +8,9 @@ error rate (DER) and its parts (missed, false alarm, confusion seconds), event F
 when its onset and its offset are both within the tolerance, same class) and, when both sides have
 transcripts, the WER of region transcripts after the project's normalisation.
 
+:func:`slice_error_spans` says where in time a slice's errors lie (each missed, false-alarm or
+confused stretch of a recording), and :func:`error_audio` cuts one out of the recording to play.
+
 Slices are the recordings' tags and metadata, the final regions' own tags and their classes, with
 the same priority as clips get (gap to human level × share of the reference time). Human level is
 the annotators' own detection error rate against the final regions in the same slice, pooled over
@@ -16,16 +19,19 @@ the annotators (each on the recordings they labelled).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import soundfile as sf
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from analysis.region_agreement import boundary_agreement
 from analysis.region_errors import (
+    error_spans,
     per_class_region_table,
     region_errors,
     region_metadata_slices,
@@ -36,7 +42,9 @@ from analysis.text import NormalizationRules, error_rates
 from db.models import Region
 from labeling.data.clips import clip_frame, metadata_columns, tag_matrix
 from labeling.data.projects import ProjectInfo
-from labeling.data.regions import ANNOTATOR_SOURCES, list_regions, regions_project
+from labeling.data.region_clips import cut_span
+from labeling.data.regions import ANNOTATOR_SOURCES, list_regions, recording, regions_project
+from labeling.platform.storage import AudioStorage
 
 #: Sets that can be scored as a model, and how the page names them.
 MODEL_SOURCES = {"proposal": "Energy VAD (built in)", "import": "Imported predictions"}
@@ -324,3 +332,68 @@ def _per_recording(errors: pd.DataFrame, clips: pd.DataFrame) -> pd.DataFrame:
 
 def _with(report: RegionErrorReport, **changes: Any) -> RegionErrorReport:
     return replace(report, **changes)
+
+
+#: Columns of :func:`slice_error_spans`.
+ERROR_SPAN_COLUMNS = ["recording_id", "recording", "kind", "start", "end", "duration", "final", "model"]
+
+
+def slice_mask(report: RegionErrorReport, name: str) -> np.ndarray:
+    """Which rows of ``report.errors`` are in the slice ``name`` (a row of ``report.slices``)."""
+    errors = report.errors
+    found = report.slices.loc[report.slices["slice"] == name, "kind"]
+    if found.empty:
+        raise ValueError(f"no slice {name!r} in this report")
+    kind = found.iloc[0]
+    if kind == "tag":
+        return errors[name].fillna(False).astype(bool).to_numpy()
+    col, _, value = name.partition("=")
+    column = errors["class"] if kind == "class" else errors[f"meta:{col}"]
+    return column.map(lambda v: v == v and v is not None and f"{v}" == value).to_numpy(dtype=bool)
+
+
+def slice_error_spans(report: RegionErrorReport, name: str | None = None) -> pd.DataFrame:
+    """The model's errors as stretches of time (:data:`ERROR_SPAN_COLUMNS`), longest first: every
+    one, or those charged to a region of the slice ``name`` (missed and confused time to the final
+    region, false alarms to the model's). ``final`` and ``model`` are the classes each side has there."""
+    errors = report.errors
+    if errors.empty:
+        return pd.DataFrame(columns=ERROR_SPAN_COLUMNS)
+    spans = error_spans(errors)
+    if name is not None:
+        inside = pd.Series(slice_mask(report, name), index=errors.index)
+        spans = spans[inside.reindex(spans["row"]).to_numpy()]
+    names = (
+        errors.drop_duplicates("recording_id").set_index("recording_id")["recording"]
+        if "recording" in errors.columns
+        else report.per_recording.set_index("recording_id")["recording"]
+    )
+    spans = spans.assign(recording=names.reindex(spans["recording_id"]).to_numpy())
+    spans = spans.rename(columns={"reference": "final", "hypothesis": "model"})
+    return (
+        spans.sort_values(["duration", "recording_id", "start"], ascending=[False, True, True], kind="stable")
+        .reset_index(drop=True)
+        .loc[:, ERROR_SPAN_COLUMNS]
+    )
+
+
+def error_audio(
+    s: Session, store: AudioStorage, project: str | int, recording_id: int, start: float, end: float
+) -> bytes:
+    """``[start, end)`` seconds of a recording as WAV bytes, read from the stored file by seeking to
+    the span (the rest of the recording is never read), its samples as stored.
+
+    Raises
+    ------
+    FileNotFoundError
+        The recording's audio is missing from the store.
+    """
+    info = regions_project(s, project)
+    rec = recording(s, info, int(recording_id))
+    path = store.path(rec.storage_key)
+    if not path.is_file():
+        raise FileNotFoundError(f"the audio of {rec.name!r} is missing from the audio store")
+    y, sr, subtype = cut_span(path, max(0.0, float(start)), float(end))
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="WAV", subtype=subtype)
+    return buf.getvalue()

@@ -35,7 +35,7 @@ from analysis.model import train_and_predict
 from analysis.slices import metadata_slices, slice_table
 from analysis.text import NormalizationRules, cer, wer
 from analysis.versions import content_hash
-from db.models import Annotation, DatasetVersion, ModelRun, Prediction
+from db.models import Annotation, DatasetVersion, ModelRun, Prediction, Project
 from labeling.data.clips import QUALITY_COLUMNS, clip_frame, metadata_columns, tag_matrix
 from labeling.data.features import FEATURES_STAGE, clip_features, frozen_feature_inputs
 from labeling.data.projects import ProjectInfo, get_project
@@ -49,6 +49,7 @@ from labeling.data.versions import (
     version_label,
 )
 from labeling.platform.audit import record
+from labeling.platform.jobs import queue_once
 from labeling.platform.workspace import Workspace
 
 #: Columns every :func:`run_predictions` frame starts with (then ``proba_<class>``, tags, metadata).
@@ -372,7 +373,20 @@ def train_run(
             actor_id=actor_id,
             project_id=info.id,
         )
+        _queue_scoring(s, info.id)
         return _summary(run, len(pred_rows))
+
+
+def _queue_scoring(s: Session, project_id: int) -> None:
+    """Queue the queue-scoring job after a new run, in the run's transaction, when the project's queue
+    order ranks clips by a model (or adaptive overlap takes the model's probabilities as its prior):
+    whoever trained (a job, the command line, a script), the queue is ranked by the new model as soon
+    as a worker is free, not only after the next labels arrive."""
+    from labeling.model.queue_scores import KIND, scoring_wanted
+
+    settings = s.scalar(select(Project.settings).where(Project.id == project_id))
+    if scoring_wanted(settings):
+        queue_once(s, KIND, project_id)
 
 
 def queue_strategy_name(settings: Mapping[str, Any] | None) -> str:

@@ -5,15 +5,17 @@ Cohen's kappa at 10 ms, onset/offset F1 within a tolerance, Krippendorff's uniti
 project's stored regions of people (drawn in Earmark or imported with a name); proposals and final
 regions are no one's judgement and are left out.
 
-Those measures take every annotator to have gone over every recording they are given. So the report
-compares the team of two or more annotators who all labelled the most recordings, on those
-recordings; other recordings are counted in ``left_out`` and other annotators named in ``others``,
-rather than read as "this annotator marked nothing here".
+Every recording with regions of two or more annotators counts, each among the annotators who drew
+on it (an annotator who never drew on a recording is not read as "nothing here"): pairwise figures
+(Cohen's kappa, boundary F1, DER/JER) compare each pair on the recordings both labelled, Fleiss' kappa
+and unitizing alpha take each recording among its own annotators. ``coverage`` and the pairs'
+``n_recordings`` say how many recordings and annotators each figure rests on; recordings one
+annotator labelled are counted in ``left_out`` and annotators with only such recordings named in
+``others``.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,9 +46,6 @@ from labeling.quality.report_store import Report, stored_or_computed
 if TYPE_CHECKING:
     from db.engine import Database
 
-#: Recordings with more annotators than this are compared by all of them, not by every sub-team.
-_MAX_TEAM = 6
-
 
 @dataclass(frozen=True)
 class RegionAgreementReport:
@@ -60,6 +59,8 @@ class RegionAgreementReport:
     agreement: RegionAgreement | None = None
     names: dict[int, str] = field(default_factory=dict)  # recording id -> file name
     diarization: pd.DataFrame | None = None  # pairwise DER and JER (pairwise_diarization_error)
+    #: Recordings per number of annotators who labelled them (2, 3, …), among those compared.
+    annotators_per_recording: dict[int, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (NaN as None)."""
@@ -78,6 +79,11 @@ class RegionAgreementReport:
             "n_recordings": self.n_recordings,
             "left_out": self.left_out,
             "others": self.others,
+            "coverage": {
+                "recordings": self.n_recordings,
+                "annotators": len(self.annotators),
+                "annotators_per_recording": {str(k): v for k, v in self.annotators_per_recording.items()},
+            },
         }
         a = self.agreement
         if a is not None:
@@ -97,28 +103,6 @@ class RegionAgreementReport:
         return out
 
 
-def _widest_team(teams: pd.Series) -> tuple[list[str], list[int]]:
-    """The annotators (two or more) who all labelled the most recordings, and those recordings.
-
-    Ties go to the larger team, then to the names in order. Candidates are every group of two or
-    more within a recording's annotators (all of them only, past :data:`_MAX_TEAM`)."""
-    candidates: set[frozenset[str]] = set()
-    for members in set(teams):
-        sizes = range(2, len(members) + 1) if len(members) <= _MAX_TEAM else [len(members)]
-        for size in sizes:
-            candidates.update(frozenset(c) for c in itertools.combinations(sorted(members), size))
-    best: tuple[int, int, list[str]] | None = None
-    for candidate in candidates:
-        covered = int(teams.map(candidate.issubset).sum())
-        key = (covered, len(candidate), sorted(candidate))
-        if best is None or key[:2] > best[:2] or (key[:2] == best[:2] and key[2] < best[2]):
-            best = key
-    if best is None:
-        return [], []
-    team = frozenset(best[2])
-    return best[2], [int(r) for r in teams.index[teams.map(team.issubset)]]
-
-
 def project_region_agreement(
     s: Session, project: str | int, *, tolerance: float = 0.2, step: float = FRAME_STEP
 ) -> RegionAgreementReport:
@@ -130,39 +114,51 @@ def project_region_agreement(
     info = regions_project(s, project)
     frame = list_regions(s, info.id, sources=ANNOTATOR_SOURCES)
     frame = frame[frame["annotator"].notna()]
-    teams = frame.groupby("recording_id")["annotator"].agg(lambda a: frozenset(a))
-    team, recordings = _widest_team(teams)
+    annotated = frame[["recording_id", "annotator"]].drop_duplicates()
+    per_recording = annotated.groupby("recording_id")["annotator"].size()
+    recordings = [int(r) for r in per_recording.index[per_recording >= 2]]
     left_out: dict[str, int] = {}
-    alone = int((teams.map(len) < 2).sum())
+    alone = int((per_recording < 2).sum())
     if alone:
         left_out["labelled by one annotator"] = alone
-    if len(teams) - alone - len(recordings):
-        left_out[f"not labelled by all of {', '.join(team)}"] = len(teams) - alone - len(recordings)
+    annotated = annotated[annotated["recording_id"].isin(recordings)]
+    team = sorted(set(annotated["annotator"]))
     others = sorted(set(frame["annotator"]) - set(team))
     if not recordings:
         return RegionAgreementReport(info.name, [], 0, left_out, others)
-    regions = frame[frame["recording_id"].isin(recordings) & frame["annotator"].isin(team)]
-    durations = {
-        int(i): float(d)
-        for i, d in s.execute(select(Clip.id, Clip.duration_s).where(Clip.id.in_(recordings)))
-    }
+    regions = frame[frame["recording_id"].isin(recordings)]
+    durations = pd.Series(
+        {
+            int(i): float(d)
+            for i, d in s.execute(select(Clip.id, Clip.duration_s).where(Clip.id.in_(recordings)))
+        },
+        dtype="float64",
+    )
+    columns = ["recording_id", "annotator", "start", "end", "label"]
     try:
         agreement = region_agreement(
-            regions[["recording_id", "annotator", "start", "end", "label"]],
-            durations=pd.Series(durations, dtype="float64"),
+            regions[columns],
+            durations=durations,
             step=step,
             tolerance=tolerance,
             labels=sorted(set(regions["label"])),
+            annotated=annotated,
         )
-        diarization = pairwise_diarization_error(
-            regions[["recording_id", "annotator", "start", "end", "label"]],
-            durations=pd.Series(durations, dtype="float64"),
-        )
+        diarization = pairwise_diarization_error(regions[columns], durations=durations, annotated=annotated)
     except ValueError as exc:
         raise RegionsError(f"region agreement of {info.name!r}: {exc}") from None
     names = dict(zip(regions["recording_id"].astype(int), regions["recording"], strict=True))
+    sizes = per_recording[per_recording >= 2].value_counts().sort_index()
     return RegionAgreementReport(
-        info.name, list(team), len(recordings), left_out, others, agreement, names, diarization
+        info.name,
+        team,
+        len(recordings),
+        left_out,
+        others,
+        agreement,
+        names,
+        diarization,
+        {int(k): int(v) for k, v in sizes.items()},
     )
 
 
@@ -253,27 +249,37 @@ def region_review_queue(s: Session, project: str | int) -> pd.DataFrame:
     frame = list_regions(s, info.id, sources=(*ANNOTATOR_SOURCES, "final"))
     final = frame[frame["source"] == "final"].groupby("recording_id").size()
     people = frame[frame["source"].isin(ANNOTATOR_SOURCES) & frame["annotator"].notna()]
-    ids = [int(i) for i, n in people.groupby("recording_id")["annotator"].nunique().items() if n >= 2]
+    annotated = people[["recording_id", "annotator"]].drop_duplicates()
+    who = annotated.groupby("recording_id")["annotator"].agg(lambda a: sorted(set(a)))
+    ids = [int(i) for i, names in who.items() if len(names) >= 2]
     durations = dict(s.execute(select(Clip.id, Clip.duration_s).where(Clip.id.in_(ids))).all())
     stale = changed_after_final(s, info.id)
+    people = people[people["recording_id"].isin(ids)]
+    # Every recording at once, each among its own annotators.
+    table = (
+        frame_agreement_by_item(
+            people[["recording_id", "annotator", "start", "end", "label"]],
+            durations={rid: float(durations[rid]) for rid in ids},
+            labels=sorted(set(people["label"])),
+            annotated=annotated[annotated["recording_id"].isin(ids)],
+        )
+        if ids
+        else pd.DataFrame(columns=["fleiss_kappa", "unanimous"])
+    )
+    names = people.drop_duplicates("recording_id").set_index("recording_id")["recording"]
+    kappas = table["fleiss_kappa"].astype("float64").to_dict()
+    shares = table["unanimous"].astype("float64").to_dict()
     rows = []
     for rid in ids:
-        part = people[people["recording_id"] == rid]
-        table = frame_agreement_by_item(
-            part[["recording_id", "annotator", "start", "end", "label"]],
-            durations={rid: float(durations[rid])},
-            labels=sorted(set(part["label"])),
-        )
-        kappa, unanimous = float(table["fleiss_kappa"].iloc[0]), float(table["unanimous"].iloc[0])
+        kappa, unanimous = kappas[rid], shares[rid]
         disagreement = 0.0 if unanimous >= 1.0 else (1.0 - kappa if math.isfinite(kappa) else 1.0)
-        annotators = sorted(set(part["annotator"]))
         rows.append(
             (
                 rid,
-                str(part["recording"].iloc[0]),
+                str(names[rid]),
                 float(durations[rid]),
-                ", ".join(annotators),
-                len(annotators),
+                ", ".join(who[rid]),
+                len(who[rid]),
                 kappa if math.isfinite(kappa) else None,
                 unanimous,
                 disagreement,

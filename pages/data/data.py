@@ -1,17 +1,33 @@
 """Data versions & checks: freeze and diff dataset versions, check clips against the conventions and fix
-them, and augment a slice's training clips."""
+them, and augment a slice's training clips.
+
+The checks shown are the report a worker stores after each change to the clips or the conventions
+(:mod:`labeling.quality.check_summary`): one stored row read, however many clips there are. The
+duplicate checks, which decode every clip, run as a job when asked for.
+"""
 
 from __future__ import annotations
 
 import plotly.express as px
 import streamlit as st
 
-from labeling.data.checks import FIXES_FOR, CheckError, fix_clips, preview_fix, run_data_checks
+from labeling.data.checks import FIXES_FOR, CheckError, CheckReport, fix_clips, preview_fix
 from labeling.data.versions import VersionError, VersionFilters, create_version, diff_versions, list_versions
+from labeling.platform.jobs import JobBusy, JobError, latest_job, submit_job
+from labeling.quality.check_summary import (
+    CHECKS,
+    DUPLICATES_JOB_KIND,
+    JOB_KIND,
+    PARAMS,
+    StoredChecks,
+    checks_fingerprint,
+    stored_checks,
+    stored_duplicate_checks,
+)
+from labeling.quality.data_summaries import CLIP_FACETS, clip_facets
+from labeling.quality.data_summaries import PARAMS as SUMMARY_PARAMS
 from pages.data.augment_form import augment_form
-from pages.widgets import common, plots
-
-REPORT = "data.check_report"
+from pages.widgets import common, plots, stored_report
 
 user = common.require_permission("manage_data")
 project = common.current_project()
@@ -89,6 +105,32 @@ with versions_tab:
             st.dataframe(diff.relabelled, hide_index=True, key="data.relabelled")
 
 
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def _stored_tags(project_id: int, stored: object) -> list[str]:
+    # The Clips filter options the worker stores list the tags: no read of every clip's tags.
+    return clip_facets(ws.db, project_id, allow_stale=True).value.tags
+
+
+with augment_tab:
+    facets_stamp = stored_report.stamp(project.id, CLIP_FACETS, SUMMARY_PARAMS)
+    used = (
+        _stored_tags(project.id, facets_stamp)
+        if facets_stamp is not None
+        else common.cached_project_tags(project.id)
+    )
+    augment_form(ws, project, user, sorted(set(project.all_tags) | set(used)))
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Reading the checks…")
+def _checks(project_id: int, token: tuple[object, ...], stored: object) -> StoredChecks:
+    # Keyed on the clips and rules, and on the stored report, so one a worker stores shows at once.
+    return stored_checks(ws.db, project_id, allow_stale=True)
+
+
+def _recompute() -> object:
+    return stored_checks(ws.db, project.id, recompute=True)
+
+
 def fix_prompt(check: str, clip_ids: list[int]) -> bool:
     """The fix button, then what the fix would change and a yes or no; True once the answer is yes."""
     plan = (project.id, check, tuple(clip_ids))
@@ -111,7 +153,7 @@ def fix_prompt(check: str, clip_ids: list[int]) -> bool:
 
 
 def run_fix(check: str, clip_ids: list[int]) -> None:
-    """Fix the clips (nothing was written before the yes), then forget the checks they answered."""
+    """Fix the clips (nothing was written before the yes); the checks are computed again after it."""
     del st.session_state["data.fix_plan"]
     bar = st.progress(0.0, text="Fixing…")
     try:
@@ -123,61 +165,109 @@ def run_fix(check: str, clip_ids: list[int]) -> None:
             actor_id=user.id,
             progress=common.on_bar(bar, lambda d, t: f"Fixing clip {d:,} of {t:,}"),
         )
-        st.success(fixed.summary() + ". Run the checks again to see what is left.")
-        del st.session_state[REPORT]
+        st.success(fixed.summary() + ". The checks are computed again in the background.")
     except CheckError as exc:
         st.error(str(exc))
     bar.empty()
 
 
+def show_report(report: CheckReport, *, key: str) -> tuple[str, list[int]] | None:
+    """The findings per check and one check's clips; the (check, clips) a confirmed fix is for."""
+    margins, level = report.rules["silence_margin_ms"], report.rules["loudness_dbfs"]
+    st.caption(
+        f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: silence "
+        f"{margins['min']:g}–{margins['max']:g} ms at each end, loudness {level['target']:g} ± "
+        f"{level['tolerance']:g} dBFS"
+    )
+    fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
+    fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))
+    plots.show(st, fig, key=f"{key}.chart")
+    counts = report.summary.set_index("check")
+    found = counts.index[counts["n_clips"] > 0].tolist()
+    if not found:
+        st.success("No findings.")
+        return None
+    check = st.selectbox("Finding", found, key=f"{key}.check")
+    rows = report.findings[report.findings["check"] == check]
+    total = int(counts.loc[check, "n_clips"])
+    if total > len(rows):
+        st.caption(f"The first {len(rows):,} of {total:,} clips with this finding, by clip id.")
+    st.dataframe(rows, hide_index=True, key=f"{key}.findings")
+    if key == "data" and counts.loc[check, "fixable"]:
+        clip_ids = [int(c) for c in rows["clip_id"]]
+        if fix_prompt(check, clip_ids):
+            return check, clip_ids
+    return None
+
+
+def ask_for_duplicates() -> None:
+    if st.button(
+        "Look for duplicates",
+        key="data.duplicates",
+        help="Decodes every clip's audio in a background job: the same recording twice, and near duplicates",
+    ):
+        try:
+            with ws.db.write() as s:
+                submit_job(s, DUPLICATES_JOB_KIND, project_id=project.id, owner_id=user.id)
+            st.toast("The duplicate checks are queued; follow them on the Jobs page.")
+        except JobBusy:
+            st.info("The duplicate checks are already running.")
+        except JobError as exc:
+            st.error(str(exc))
+
+
 with checks_tab:
     st.caption(
-        "Silence at the edges and loudness against the current conventions' rules, clipping, sample rates, "
-        "duration outliers, the same audio twice and near duplicates. A fix writes a new clip that takes "
-        "over the original's annotations, final label, flags and queue place, and retires the original; "
-        "its audio is kept for older versions. You see what a fix changes before it runs."
+        "Silence at the edges and loudness against the current conventions' rules, clipping, sample rates "
+        "and duration outliers, kept current by a background job after each change. A fix writes a new "
+        "clip that takes over the original's annotations, final label, flags and queue place, and retires "
+        "the original; its audio is kept for older versions. You see what a fix changes before it runs."
     )
-    if st.button("Run the checks", key="data.run_checks", type="primary"):
-        bar = st.progress(0.0, text="Decoding audio…")
-        try:
-            st.session_state[REPORT] = run_data_checks(
-                ws,
-                project.id,
-                progress=common.on_bar(bar, lambda d, t: f"Decoding audio {d}/{t}"),
-            )
-        except CheckError as exc:
-            st.error(str(exc))
-        bar.empty()
-    report, confirmed = st.session_state.get(REPORT), False
+    shown = stored_report.stamp_or_wait(
+        kind=CHECKS,
+        job_kind=JOB_KIND,
+        project_id=project.id,
+        params=PARAMS,
+        recompute=_recompute,
+        what="data checks",
+    )
+    with ws.db.read() as s:
+        token = checks_fingerprint(s, project.id)
+    stored = _checks(project.id, token, shown)
+    if not stored.fresh:
+        stored_report.refresh_notice(
+            kind=CHECKS,
+            job_kind=JOB_KIND,
+            project_id=project.id,
+            params=PARAMS,
+            user=user,
+            computed_at=stored.computed_at,
+            shown=shown,
+            recompute=_recompute,
+            message="Shown as checked at {when}; the clips or the conventions have changed since.",
+        )
+    else:
+        st.caption(f"Checked at {stored.computed_at.strftime('%Y-%m-%d %H:%M UTC')}.")
     findings = st.empty()  # cleared once a fix has run: they describe clips that are now retired
-    if report is not None and report.project == project.name:
-        with findings.container():
-            margins, level = report.rules["silence_margin_ms"], report.rules["loudness_dbfs"]
-            st.caption(
-                f"{report.n_clips:,} clips checked against the rules of the {report.rules_source}: silence "
-                f"{margins['min']:g}–{margins['max']:g} ms at each end, loudness {level['target']:g} ± "
-                f"{level['tolerance']:g} dBFS"
-            )
-            fig = px.bar(report.summary, x="check", y="n_clips", title="Clips per finding")
-            fig.update_layout(height=300, margin=dict(t=40, b=10, l=10, r=10))
-            plots.show(st, fig, key="data.check_chart")
-            found = report.summary[report.summary["n_clips"] > 0]["check"].tolist()
-            if found:
-                check = st.selectbox("Finding", found, key="data.check")
-                rows = report.findings[report.findings["check"] == check]
-                st.dataframe(rows, hide_index=True, key="data.findings")
-                if report.summary.set_index("check").loc[check, "fixable"]:
-                    confirmed = fix_prompt(check, rows["clip_id"].tolist())
-            else:
-                st.success("No findings.")
+    with findings.container():
+        confirmed = show_report(stored.report, key="data")
     if confirmed:
         findings.empty()
-        run_fix(check, rows["clip_id"].tolist())
+        run_fix(*confirmed)
 
-with augment_tab:
-    augment_form(
-        ws,
-        project,
-        user,
-        sorted(set(project.all_tags) | set(common.cached_project_tags(project.id))),
-    )
+    st.subheader("Duplicates")
+    with ws.db.read() as s:
+        running = latest_job(s, DUPLICATES_JOB_KIND, project_id=project.id)
+    dupes = stored_duplicate_checks(ws, project.id)
+    if running is not None and running.active:
+        st.info(f"The duplicate checks are running: {running.message}", icon=":material/hourglass_top:")
+    elif dupes is None:
+        st.caption("Not looked for yet.")
+        ask_for_duplicates()
+    else:
+        when = dupes.computed_at.strftime("%Y-%m-%d %H:%M UTC")
+        st.caption(f"As found at {when}" + ("" if dupes.fresh else "; the clips have changed since") + ".")
+        ask_for_duplicates()
+        report = dupes.report
+        report.summary = report.summary[report.summary["check"].isin(["exact_duplicate", "near_duplicate"])]
+        show_report(report, key="data.dupes")

@@ -19,7 +19,7 @@ from labeling.annotate.annotations import AnnotationError, class_shortcuts
 from labeling.annotate.queue import next_clip, progress, skip_clip
 from labeling.annotate.region_labels import my_recordings, region_task, submit_regions
 from labeling.data.conventions import current_convention, demote_headings
-from labeling.data.region_peaks import recording_peaks
+from labeling.data.region_peaks import loudness_file, recording_peaks
 from labeling.data.regions import RegionsError
 from pages.labeling import region_editor
 from pages.widgets import audio
@@ -138,10 +138,18 @@ def show(project: Any, user: Any, ws: Any) -> None:
             "adjudication.",
             icon=":material/gavel:",
         )
-    region_editor.hidden_audio(task.audio_path, token)
+    peaks = _peaks(str(task.audio_path), task.storage_key, str(ws.settings.cache_dir))
+    audio_url, loudness_url = region_editor.recording_urls(
+        task.audio_path, loudness_file(ws.settings.cache_dir, task.storage_key)
+    )
+    if audio_url is None:
+        region_editor.hidden_audio(task.audio_path, token)
     region_editor.region_editor(
         token=token,
-        peaks=_peaks(str(task.audio_path), task.storage_key, str(ws.settings.cache_dir)),
+        peaks=peaks,
+        audio_url=audio_url,
+        loudness_url=loudness_url,
+        tag_groups=project.tag_groups,
         duration=task.duration_s,
         classes=project.classes,
         class_keys=class_shortcuts(project.classes),

@@ -89,3 +89,47 @@ def error_vs_hlp(slices: pd.DataFrame, *, top: int = 15) -> go.Figure:
         legend=dict(orientation="h", y=1.1, x=1, xanchor="right"),
     )
     return fig
+
+
+KIND_COLORS = {"missed": "#ff7f0e", "false alarm": "#d62728", "confusion": "#9467bd"}
+
+
+def error_window(
+    errors: pd.DataFrame, *, recording_id: int, start: float, end: float, kind: str, pad: float = 2.0
+) -> go.Figure:
+    """The final and the model's regions of one recording around an error, the error shaded.
+
+    ``errors`` is the report's errors frame (``recording_id``, ``side``, ``start``, ``end``, ``label``).
+    """
+    lo, hi = max(0.0, start - pad), end + pad
+    near = errors[(errors["recording_id"] == recording_id) & (errors["end"] > lo) & (errors["start"] < hi)]
+    bars = []
+    for side, name, color in (("reference", "final", "#2ca02c"), ("hypothesis", "model", "#1f77b4")):
+        part = near[near["side"] == side]
+        bars.append(
+            go.Bar(
+                name=name,
+                y=[name] * len(part),
+                base=part["start"],
+                x=part["end"] - part["start"],
+                orientation="h",
+                marker_color=color,
+                text=part["label"].astype(str),
+                textposition="inside",
+                customdata=part[["start", "end"]].to_numpy(),
+                hovertemplate=f"{name}: %{{text}} "
+                "%{customdata[0]:.2f}–%{customdata[1]:.2f} s<extra></extra>",
+            )
+        )
+    fig = go.Figure(bars)
+    fig.add_vrect(x0=start, x1=end, fillcolor=KIND_COLORS.get(kind, "#7f7f7f"), opacity=0.3, line_width=0)
+    fig.update_layout(
+        title=f"{kind}, {start:.2f}–{end:.2f} s",
+        height=220,
+        margin=MARGIN,
+        barmode="overlay",
+        showlegend=False,
+        xaxis=dict(range=[lo, hi], title="seconds"),
+        yaxis=dict(type="category", categoryorder="array", categoryarray=["model", "final"]),
+    )
+    return fig

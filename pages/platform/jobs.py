@@ -3,6 +3,8 @@ drift), live, with its log and result; start one, or cancel one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from labeling.platform.auth import allowed
@@ -89,4 +91,7 @@ if job_id is not None:
         job_status.show(job, user, key="jobs.detail")
         if job.result:
             with st.expander("Result"):
-                st.json({k: v for k, v in job.result.items() if k != "candidates"})
+                shown = {k: v for k, v in job.result.items() if k != "candidates"}
+                if shown.get("zip"):  # a zip to download: its name, not where the server keeps it
+                    shown["zip"] = shown["out"] = Path(str(shown["zip"])).name
+                st.json(shown)

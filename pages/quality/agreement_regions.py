@@ -95,10 +95,19 @@ def show(project: Any, user: UserInfo) -> None:
         )
         return
     left_out = "; ".join(f"{n} {why}" for why, n in report["left_out"].items())
+    spread = (report.get("coverage") or {}).get("annotators_per_recording") or {}
+    covers = ", ".join(f"{n:,} by {k}" for k, n in spread.items())
     st.caption(
-        f"{report['n_recordings']:,} recordings labelled by {', '.join(report['annotators'])}"
+        f"{report['n_recordings']:,} recordings labelled by two or more of {len(report['annotators'])} "
+        f"annotators ({', '.join(report['annotators'])})"
+        + (f": {covers}" if covers else "")
         + (f" · left out: {left_out}" if left_out else "")
         + (f" · not compared: {', '.join(report['others'])}" if report["others"] else "")
+    )
+    st.caption(
+        "Fleiss' kappa and unitizing alpha cover all of these recordings, each among its own annotators; "
+        "the pairwise figures (F1, Cohen's kappa, DER/JER) cover the recordings each pair shares "
+        "(column n_recordings)."
     )
     boundaries = pd.DataFrame(report["boundaries"])
     cohen = pd.DataFrame(report["cohen_kappa_pairs"])
@@ -151,7 +160,11 @@ def show(project: Any, user: UserInfo) -> None:
                 ),
                 key="ragree.der",
             )
-        table = cohen.merge(der[["rater_a", "rater_b", "der", "jer"]], on=["rater_a", "rater_b"], how="left")
+        table = (
+            cohen.merge(der[["rater_a", "rater_b", "der", "jer"]], on=["rater_a", "rater_b"], how="left")
+            if len(der)
+            else cohen
+        )
         st.dataframe(table, hide_index=True, key="ragree.pairs")
         st.caption("DER and JER take the first of each pair as the reference and classes as speakers.")
     with tabs[2]:
@@ -161,7 +174,14 @@ def show(project: Any, user: UserInfo) -> None:
             by_recording,
             hide_index=True,
             key="ragree.recordings_table",
-            column_order=["recording", "recording_id", "fleiss_kappa", "unanimous", "n_frames"],
+            column_order=[
+                "recording",
+                "recording_id",
+                "n_annotators",
+                "fleiss_kappa",
+                "unanimous",
+                "n_frames",
+            ],
             column_config={"unanimous": st.column_config.ProgressColumn("frames unanimous", format="%.2f")},
         )
         st.caption("Least agreement first: the Review page settles these recordings.")

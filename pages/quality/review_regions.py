@@ -174,6 +174,9 @@ def _cut_panel(project: Any) -> None:
             st.warning(str(exc))
             return
         st.caption(plan.summary())
+        if note := plan.changed_after_final_note():
+            head, *rows = note.splitlines()
+            st.warning(head + "\n\n" + "\n".join(f"- {r.strip()}" for r in rows), icon=":material/history:")
         st.dataframe(plan.clips, hide_index=True, key="rreview.cut_preview", height=220)
         sure = st.checkbox(
             f"Make the project {plan.project!r} with these {len(plan.clips)} clips", key="rreview.cut_ok"

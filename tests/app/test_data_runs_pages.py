@@ -6,9 +6,12 @@ import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
+import labeling.job_kinds  # noqa: F401  (registers the checks jobs)
 from db.models import Clip, DatasetVersion
+from labeling.data.projects import get_project
 from labeling.model.runs import import_external_predictions
 from labeling.platform.auth import add_user
+from labeling.platform.jobs import latest_job, run_worker
 from tests.app.conftest import ROOT, sign_in
 
 
@@ -48,9 +51,8 @@ def test_data_page_freezes_a_version_and_runs_the_checks(env):
     assert not at.exception
     with ws.db.read() as s:
         assert s.scalar(select(DatasetVersion.n_clips).where(DatasetVersion.name == "first")) == 12
-    at.button(key="data.run_checks").click().run()
-    assert not at.exception
-    assert any("clips checked against the rules" in c.value for c in at.caption)
+    # The checks are on the page already: computed once (no worker runs here) and stored.
+    assert any("12 clips checked against the rules" in c.value for c in at.caption)
 
 
 def test_runs_page_says_when_the_code_changed(env):
@@ -83,7 +85,6 @@ def test_annotators_are_refused(env, name):
 def test_fixing_loud_clips_from_the_checks_tab_replaces_them(env):
     ws, _ = env
     at = page("data").run()
-    at.button(key="data.run_checks").click().run()
     at.selectbox(key="data.check").set_value("loudness").run()
     assert not at.exception
     at.button(key="data.fix").click().run()
@@ -101,6 +102,28 @@ def test_fixing_loud_clips_from_the_checks_tab_replaces_them(env):
         ).all()
         retired = s.scalars(select(Clip.id).where(Clip.deleted_at.is_not(None))).all()
     assert len(fixed) == len(retired) > 0
+    # The checks shown are of the clips as they are now: the retired ones are not listed again.
+    at.run()
+    assert not at.exception
+    shown = at.dataframe[-1].value if at.dataframe else None
+    assert shown is None or not set(shown["clip_id"]) & set(retired)
+
+
+def test_duplicates_are_looked_for_by_a_job_the_page_queues(env):
+    ws, _ = env
+    at = page("data").run()
+    assert any("Not looked for yet" in c.value for c in at.caption)
+    at.button(key="data.duplicates").click().run()
+    assert not at.exception
+    with ws.db.read() as s:
+        job = latest_job(s, "duplicate_checks", project_id=get_project(s, "demo").id)
+    assert job is not None
+    assert job.status == "queued"
+    assert run_worker(ws, once=True, kinds=["duplicate_checks"]) == 1
+    at.run()
+    assert not at.exception
+    assert any("As found at" in c.value for c in at.caption)
+    assert any("12 clips checked" in c.value for c in at.caption)
 
 
 def test_the_augment_form_shows_one_recipe_and_plays_an_example_first(env):

@@ -71,7 +71,7 @@ def test_the_page_scores_the_vad_against_the_final_regions(app_env, tmp_path):
     assert summary.set_index("system").loc["ana", "der"] == pytest.approx(0.5)
     slices = next(d.value for d in at.dataframe if "priority" in d.value.columns)
     assert "class=speech" in slices["slice"].tolist()
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 5  # with the one around the error to hear
 
 
 def test_the_demo_long_recordings_have_two_annotators_and_the_page_renders(app_env):
@@ -98,3 +98,62 @@ def test_the_demo_long_recordings_have_two_annotators_and_the_page_renders(app_e
     assert summary.loc[["ana", "ben"], "wer"].notna().all()
     slices = next(d.value for d in at.dataframe if "priority" in d.value.columns)
     assert {"setting=car", "setting=office", "class=speech", "noise:car"} <= set(slices["slice"])
+
+
+def test_picking_a_slice_and_an_error_plays_exactly_that_stretch(app_env, tmp_path, monkeypatch):
+    import io
+
+    import soundfile as sf
+    import streamlit
+
+    ws = app_env
+    sr = 16000
+    y = 0.2 * np.random.default_rng(3).standard_normal(sr * 8)
+    path = write_wav(tmp_path / "rec" / "call.wav", y, sr=sr)
+    with ws.db.write() as s:
+        info = create_project(s, name="calls", task_kind="regions", classes=["speech", "noise"])
+    import_path(ws, tmp_path / "rec", "calls", create=False)
+    # Final: speech 1–3 s, noise 5–6 s. Imported model: speech from 1.5 s (1–1.5 s missed), speech at
+    # 3.5–4 s over nothing (a false alarm), speech where the final set has noise (confused).
+    final = pd.DataFrame({"start": [1.0, 5.0], "end": [3.0, 6.0], "label": ["speech", "noise"]})
+    model = pd.DataFrame({"start": [1.5, 3.5, 5.0], "end": [3.0, 4.0, 6.0], "label": ["speech"] * 3})
+    with ws.db.write() as s:
+        rec = recording(s, info, int(clip_frame(s, info.id)["clip_id"].iloc[0]))
+        for frame, source in ((final, "final"), (model, "import")):
+            rows = clean_region_rows(frame, info, rec, vocabulary=True)
+            replace_region_set(s, info, rec, rows, annotator_id=None, source=source, actor_id=None)
+
+    played = []
+    real_audio = streamlit.audio
+
+    def audio(data, *args, **kwargs):
+        played.append(data)
+        return real_audio(data, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "audio", audio)
+    stored, stored_sr = sf.read(str(path), dtype="int16")  # the file as imported, read here
+
+    def heard() -> np.ndarray:
+        samples, rate = sf.read(io.BytesIO(played[-1]), dtype="int16")
+        assert rate == stored_sr
+        return samples
+
+    at = page(PAGE, "admin", project="calls").run()
+    assert not at.exception
+    at.selectbox(key="errors.regions.play_slice").set_value("class=noise").run()
+    assert not at.exception
+    assert at.selectbox(key="errors.regions.play_error").options == ["confusion 5.00–6.00 s of call.wav"]
+    np.testing.assert_array_equal(heard(), stored[5 * sr : 6 * sr])
+    assert "the final regions have noise there, the model speech" in shown_text(at)
+
+    at.selectbox(key="errors.regions.play_slice").set_value("class=speech").run()
+    assert at.selectbox(key="errors.regions.play_error").options == [
+        "missed 1.00–1.50 s of call.wav",
+        "false alarm 3.50–4.00 s of call.wav",
+    ]
+    np.testing.assert_array_equal(heard(), stored[sr : sr + sr // 2])
+    at.selectbox(key="errors.regions.play_error").set_value(1).run()
+    assert not at.exception
+    np.testing.assert_array_equal(heard(), stored[round(3.5 * sr) : 4 * sr])
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert "errors.regions.error_window" in charts  # the model's and the final regions around it

@@ -51,6 +51,10 @@ def test_export_page_produces_a_zip_of_the_project_to_download(app_env):
     assert at.get("download_button")
     with app_env.db.read() as s:
         path = Path(latest_job(s, "export").result["zip"])
+    # The finished job names the zip to download, not the folder the server keeps it in.
+    done = next(s.value for s in at.success if "(Job " in s.value)
+    assert path.name in done
+    assert str(path.parent) not in done
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         audio = {hashlib.sha256(zf.read(n)).hexdigest() for n in names if n.endswith(".wav")}

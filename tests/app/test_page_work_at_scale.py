@@ -1,6 +1,7 @@
-"""The Overview and Clips pages do the same database work on their first render however many clips
-the project holds: the same statements and the same number of rows read at 1,000 clips as at 10,000,
-once the worker has stored the project's summaries (what every view gets after the first change).
+"""The pages that show a report of the whole project (Overview, Clips, Data versions & checks,
+Agreement, Review) do the same database work on their first render however many clips the project
+holds: the same statements and the same number of rows read at 1,000 clips as at 10,000, once the
+worker has stored the project's reports (what every view gets after the first change).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.engine.cursor import CursorFetchStrategy
 from streamlit.testing.v1 import AppTest
 
 import labeling.job_kinds  # noqa: F401  (registers the data_summaries job)
-from db.models import Clip, ClipTag, ImportBatch, Resolution
+from db.models import Annotation, Clip, ClipTag, ImportBatch, Resolution
 from labeling.data.clip_metadata import index_clip_metadata
 from labeling.data.projects import create_project
 from labeling.platform import columnar
@@ -27,14 +28,26 @@ from labeling.platform.jobs import queue_report_refreshes, run_worker
 from tests.app.conftest import ROOT, sign_in
 
 SPLITS = ("train", "dev", "test")
-PAGES = ("pages/data/overview.py", "pages/data/clips.py")
+#: Each page, and what it shows that counts the whole project of n clips.
+PAGES = {
+    "pages/data/overview.py": lambda n: f"{n:,}",
+    "pages/data/clips.py": lambda n: f"{n:,}",
+    "pages/data/data.py": lambda n: f"{n:,} clips checked",
+    "pages/quality/agreement.py": lambda n: f"{2 * (n // 3):,}",
+    "pages/quality/review.py": lambda n: f"{(n // 3 + 1) // 2:,} clips wait",
+}
+#: Pages with links to other pages (st.page_link), which need the app's navigation.
+NEEDS_NAVIGATION = {"pages/quality/review.py"}
+REPORTS = ["data_summaries", "data_checks", "agreement", "review_queue"]
 
 
 def _project(ws: Any, n: int) -> None:
-    """A project of ``n`` clips with metadata, a tag each and a final label on a third of them, bulk
-    inserted, then summarised by the worker as after an import."""
+    """A project of ``n`` clips with metadata, a tag each and a final label on a third of them, two
+    annotations on another third (half of them in disagreement), bulk inserted, then summarised by
+    the worker as after an import."""
     with ws.db.write() as s:
-        add_user(s, name="admin", role="admin")
+        admin = add_user(s, name="admin", role="admin")
+        other = add_user(s, name="ann", role="annotator")
         project = create_project(s, name="big", classes=["yes", "no"], tag_groups={"noise": ["car", "none"]})
         batch = ImportBatch(project_id=project.id, name="bulk", source="test", n_imported=n)
         s.add(batch)
@@ -71,9 +84,24 @@ def _project(ws: Any, n: int) -> None:
                 for c in ids[::3]
             ],
         )
+        labelled = ids[1::3][: n // 3]
+        s.execute(
+            insert(Annotation),
+            [
+                {
+                    "project_id": project.id,
+                    "clip_id": c,
+                    "annotator_id": who.id,
+                    "label": "yes" if who is admin or j % 2 else "no",
+                    "tags": [],
+                }
+                for j, c in enumerate(labelled)
+                for who in (admin, other)
+            ],
+        )
         index_clip_metadata(s, project.id)
         queue_report_refreshes(s, project.id)
-    assert run_worker(ws, once=True, kinds=["data_summaries"]) == 1
+    assert run_worker(ws, once=True, kinds=REPORTS) == len(REPORTS)
 
 
 class _Work:
@@ -106,13 +134,24 @@ class _Work:
 
 
 def _first_render(ws: Any, n: int, page: str, monkeypatch: pytest.MonkeyPatch) -> _Work:
+    expected = PAGES[page](n)
     monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / page), default_timeout=120)
-    sign_in(at, "admin")
-    at.session_state["app.project"] = "big"
+    if page in NEEDS_NAVIGATION:
+        # Its links need the app's page list: open the app, then the page with empty caches.
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        sign_in(at, "admin")
+        at.session_state["app.project"] = "big"
+        at.run()
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        at.switch_page(page)
+    else:
+        at = AppTest.from_file(str(ROOT / page), default_timeout=120)
+        sign_in(at, "admin")
+        at.session_state["app.project"] = "big"
     work = _Work(monkeypatch)
     event.listen(Engine, "before_cursor_execute", work.statement)
     try:
@@ -123,8 +162,8 @@ def _first_render(ws: Any, n: int, page: str, monkeypatch: pytest.MonkeyPatch) -
         st.cache_resource.clear()
         st.cache_data.clear()
     assert not at.exception, at.exception
-    shown = [m.value for m in at.metric] + [c.value for c in at.caption]
-    assert any(f"{n:,}" in v for v in shown), shown  # the page shows the whole project's count
+    shown = [str(m.value) for m in at.metric] + [c.value for c in at.caption] + [m.value for m in at.markdown]
+    assert any(expected in v for v in shown), shown  # the page shows the whole project's count
     return work
 
 

@@ -54,8 +54,15 @@ def test_agreement_page_shows_the_projects_region_agreement(meet):
     assert shown["Onset F1"] == f"{onset['onset']:.3f}"
     assert shown["Offset F1"] == f"{onset['offset']:.3f}"
     assert shown["Mean DER"] == f"{expected.diarization['der'].mean():.3f}"
-    assert "2 recordings labelled by ann, bob" in shown_text(at)
-    assert "not compared: cat" in shown_text(at)
+    # cat labelled only b.wav and is compared with the others there; the page says what each figure covers.
+    assert (
+        "2 recordings labelled by two or more of 3 annotators (ann, bob, cat): 1 by 2, 1 by 3"
+        in shown_text(at)
+    )
+    assert "not compared" not in shown_text(at)
+    (table,) = [d.value for d in at.dataframe if {"kappa", "der"} <= set(d.value.columns)]
+    pairs = table.set_index(["rater_a", "rater_b"])["n_recordings"].to_dict()
+    assert pairs == {("ann", "bob"): 2, ("ann", "cat"): 1, ("bob", "cat"): 1}
     assert len(at.get("plotly_chart")) == 4
 
     at.select_slider(key="ragree.tolerance").set_value(500).run()
@@ -157,3 +164,26 @@ def test_pages_show_the_reports_a_worker_stored_and_say_when_regions_changed_sin
     review = page("pages/quality/review.py", "admin", project="meet").run()
     assert not review.exception
     assert "regions have changed since" in shown_text(review)
+
+
+def test_review_page_cut_preview_names_recordings_changed_after_their_final_set(meet):
+    ws, pid, clips = meet
+    from labeling.annotate.region_review import adjudicate_regions
+    from labeling.platform.auth import get_user
+
+    final = [{"start": a, "end": b, "label": c, "text": None} for a, b, c in DRAWN[("a.wav", "ann")]]
+    with ws.db.write() as s:
+        adjudicate_regions(s, pid, clips["a.wav"], final, reviewer_id=get_user(s, "admin").id)
+    at = page("pages/quality/review.py", "admin", project="meet").run()
+    assert "changed by annotators" not in shown_text(at)
+    with ws.db.write() as s:
+        bob = get_user(s, "bob").id
+        rows = [
+            {"start": a, "end": b, "label": c} for a, b, c in [*DRAWN[("a.wav", "bob")], (7.6, 7.9, "noise")]
+        ]
+        save_regions(s, pid, clips["a.wav"], rows, annotator_id=bob)
+    at = page("pages/quality/review.py", "admin", project="meet").run()
+    assert not at.exception
+    warning = next(w.value for w in at.warning if "changed by annotators" in w.value)
+    assert "a.wav: changed by bob" in warning
+    assert at.button(key="rreview.cut").disabled  # the warning comes before the confirmation

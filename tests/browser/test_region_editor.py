@@ -64,6 +64,8 @@ def drag(page, x0: float, x1: float, y: float) -> None:  # type: ignore[no-untyp
     page.mouse.move((x0 + x1) / 2, y, steps=4)
     page.mouse.move(x1, y, steps=4)
     page.mouse.up()
+    # Released edges snap once the server's loudness around them has arrived.
+    page.wait_for_selector('canvas.er-wave[data-snapping="0"]')
 
 
 def test_regions_drawn_with_the_mouse_are_stored_and_shown_again(browser, serve, project):
@@ -270,3 +272,193 @@ def test_snapping_split_merge_and_undo_reach_the_stored_regions(browser, serve, 
     assert 6.0 <= stored[1]["end"] <= 6.02
     assert stored[2]["start"] == pytest.approx(7.04, abs=2 * px)
     assert stored[2]["end"] == pytest.approx(8.5, abs=2 * px)
+
+
+@pytest.fixture
+def tagged_project(sqlite_workspace, tmp_path):
+    ws = sqlite_workspace
+    write_wav(tmp_path / "src" / "call.wav", recording())
+    with ws.db.write() as s:
+        create_project(
+            s,
+            name="calls",
+            task_kind="regions",
+            classes=["speech", "noise"],
+            tag_groups={"noise": ["car", "people"], "channel": ["phone"]},
+            annotations_per_clip=1,
+        )
+        add_user(s, name="ana", role="annotator", password=PASSWORD)
+    import_path(ws, tmp_path / "src", "calls", create=False)
+    return ws
+
+
+def test_tags_and_moving_whole_regions_reach_the_stored_regions(browser, serve, tagged_project):
+    server = serve(tagged_project)
+    page = open_page(browser, server.url)
+    sign_in(page, "ana", PASSWORD)
+    editor = page.get_by_test_id("earmark-region-editor")
+    expect(editor).to_be_visible()
+    wave = page.locator("canvas.er-wave")
+    left, width, top, height, start, end = view(page)
+    y = top + height / 2
+    px = (end - start) / width
+
+    def x(t: float) -> float:
+        return left + (t - start) / (end - start) * width
+
+    def drawn() -> list[dict]:
+        return json.loads(wave.get_attribute("data-regions") or "[]")
+
+    def pill(name: str):  # type: ignore[no-untyped-def]
+        return editor.locator(".er-tags").get_by_role("button", name=name, exact=True)
+
+    page.keyboard.down("Alt")  # exact edges, so the expected times are where the mouse went
+    drag(page, x(8.0), x(12.0), y)
+    page.keyboard.up("Alt")
+    pill("car").click()
+    expect(pill("car")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.down("Alt")
+    drag(page, x(14.0), x(16.0), y)
+    page.keyboard.up("Alt")
+    pill("phone").click()
+    assert [r["tags"] for r in drawn()] == [["noise:car"], ["channel:phone"]]
+
+    # Split: both halves keep the tags; tag the second half too, then merge: the union.
+    page.mouse.click(x(10.0), y)
+    page.keyboard.press("s")
+    assert [r["tags"] for r in drawn()] == [["noise:car"], ["noise:car"], ["channel:phone"]]
+    page.mouse.click(x(11.0), y)
+    pill("people").click()
+    page.mouse.click(x(9.0), y)
+    page.keyboard.press("m")
+    assert [r["tags"] for r in drawn()] == [["noise:car", "noise:people"], ["channel:phone"]]
+    page.keyboard.press("Control+z")  # the merge
+    assert [r["tags"] for r in drawn()] == [["noise:car"], ["noise:car", "noise:people"], ["channel:phone"]]
+    page.keyboard.press("Control+Shift+z")
+    assert [r["tags"] for r in drawn()] == [["noise:car", "noise:people"], ["channel:phone"]]
+
+    # Drag the body of the 14-16 s region 1 s later (Alt: exactly): its length is kept.
+    length = drawn()[1]["end"] - drawn()[1]["start"]
+    page.keyboard.down("Alt")
+    drag(page, x(15.0), x(16.0), y)
+    page.keyboard.up("Alt")
+    moved = drawn()[1]
+    assert moved["start"] == pytest.approx(15.0, abs=2 * px)
+    assert moved["end"] - moved["start"] == pytest.approx(length, abs=1e-9)
+    # Dragged past the end of the recording, it stops there.
+    page.keyboard.down("Alt")
+    drag(page, x(16.0), x(19.9), y)
+    page.keyboard.up("Alt")
+    assert (drawn()[1]["start"], drawn()[1]["end"]) == (pytest.approx(20.0 - length), pytest.approx(20.0))
+    page.keyboard.press("Control+z")
+    assert drawn()[1]["start"] == pytest.approx(moved["start"])
+    # Shift+arrows nudge it by 10 ms; a run of nudges is one undo step.
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowLeft")
+    assert drawn()[1]["start"] == pytest.approx(moved["start"] - 0.03)
+    page.keyboard.press("Shift+ArrowRight")
+    assert drawn()[1]["start"] == pytest.approx(moved["start"] - 0.02)
+    page.keyboard.press("Control+z")
+    assert drawn()[1]["start"] == pytest.approx(moved["start"])
+    page.keyboard.press("Control+Shift+z")
+    assert drawn()[1]["start"] == pytest.approx(moved["start"] - 0.02)
+    assert drawn()[1]["end"] - drawn()[1]["start"] == pytest.approx(length)
+
+    page.get_by_test_id("earmark-region-submit").click()
+    settle(page)
+    assert_no_exception(page)
+    expect(page.get_by_text("2 regions saved")).to_be_visible()
+    with tagged_project.db.read() as s:
+        stored = list_regions(s, "calls")[["start", "end", "label", "tags"]].to_dict("records")
+    assert [r["tags"] for r in stored] == [["noise:car", "noise:people"], ["channel:phone"]]
+    assert stored[0]["start"] == pytest.approx(8.0, abs=2 * px)
+    assert stored[0]["end"] == pytest.approx(12.0, abs=2 * px)
+    assert stored[1]["start"] == pytest.approx(moved["start"] - 0.02)
+    assert stored[1]["end"] == pytest.approx(moved["start"] - 0.02 + length)
+
+    # Opened again, the regions come back with their tags, shown on the region and on the buttons.
+    page.reload()
+    settle(page)
+    page.get_by_role("combobox", name="Open a recording you submitted").click()
+    page.get_by_role("option", name="call.wav").click()
+    settle(page)
+    expect(editor).to_contain_text("2 regions of yours")
+    assert [r["tags"] for r in drawn()] == [["noise:car", "noise:people"], ["channel:phone"]]
+    left, width, top, height, start, end = view(page)
+    page.mouse.click(left + 10.0 / (end - start) * width, top + height / 2)
+    expect(pill("people")).to_have_attribute("aria-pressed", "true")
+    expect(pill("phone")).to_have_attribute("aria-pressed", "false")
+    assert_no_exception(page)
+
+
+LONG_S = 25 * 60  # buckets of 75 ms: coarser than the snapping reach
+GAP = (1200.0, 1202.0)
+
+
+@pytest.fixture
+def long_project(sqlite_workspace, tmp_path):
+    """A 25-minute recording: faint noise, a loud tone from 1190 s to 1210 s but for a digital
+    silence in GAP."""
+    ws = sqlite_workspace
+    rng = np.random.default_rng(5)
+    y = (0.002 * rng.standard_normal(LONG_S * SR)).astype(np.float32)
+    a, b = 1190 * SR, 1210 * SR
+    y[a:b] = (0.4 * np.sin(2 * np.pi * 220 * np.arange(b - a) / SR)).astype(np.float32)
+    y[round(GAP[0] * SR) : round(GAP[1] * SR)] = 0.0
+    write_wav(tmp_path / "src" / "day.wav", y)
+    with ws.db.write() as s:
+        create_project(s, name="days", task_kind="regions", classes=["speech"], annotations_per_clip=1)
+        add_user(s, name="ana", role="annotator", password=PASSWORD)
+    import_path(ws, tmp_path / "src", "days", create=False)
+    return ws, tmp_path / "src" / "day.wav"
+
+
+def test_snapping_on_a_long_recording_is_as_fine_as_on_a_short_one(browser, serve, long_project):
+    ws, source = long_project
+    server = serve(ws)
+    page = open_page(browser, server.url)
+    sign_in(page, "ana", PASSWORD)
+    editor = page.get_by_test_id("earmark-region-editor")
+    expect(editor).to_be_visible()
+    wave = page.locator("canvas.er-wave")
+
+    # The audio comes from disk a range at a time: the bytes asked for are the file's.
+    audio = page.locator("audio.er-audio")
+    expect(audio).to_have_attribute("src", re.compile("/media/"))
+    got = page.evaluate(
+        """async (src) => {
+            const r = await fetch(src, {headers: {Range: "bytes=5000000-5000099"}});
+            const body = Array.from(new Uint8Array(await r.arrayBuffer()));
+            return [r.status, r.headers.get("content-range"), body];
+        }""",
+        audio.get_attribute("src"),
+    )
+    wav = source.read_bytes()
+    assert got == [206, f"bytes 5000000-5000099/{len(wav)}", list(wav[5_000_000:5_000_100])]
+
+    # Zoom in around the gap with the wheel until a pixel is a few milliseconds.
+    left, width, top, height, start, end = view(page)
+    y = top + height / 2
+    page.mouse.move(left + (GAP[0] + 1) / (end - start) * width, y)
+    for _ in range(24):
+        page.mouse.wheel(0, -100)
+        page.wait_for_timeout(20)
+    left, width, top, height, start, end = view(page)
+    assert start < GAP[0] - 3
+    assert end > GAP[0] + 0.5
+    assert (end - start) / width < 0.01
+
+    def x(t: float) -> float:
+        return left + (t - start) / (end - start) * width
+
+    # Released 30 ms before the silence, the end lands in it, within one 10 ms frame of its start
+    # (the peaks' buckets alone are 75 ms wide here).
+    drag(page, x(GAP[0] - 2.0), x(GAP[0] - 0.03), y)
+    (region,) = json.loads(wave.get_attribute("data-regions") or "[]")
+    assert GAP[0] <= region["end"] <= GAP[0] + 0.01
+    page.get_by_test_id("earmark-region-submit").click()
+    settle(page)
+    assert_no_exception(page)
+    with ws.db.read() as s:
+        (stored,) = list_regions(s, "days")[["start", "end"]].to_dict("records")
+    assert GAP[0] <= stored["end"] <= GAP[0] + 0.01

@@ -467,7 +467,7 @@ def test_cli_export_json_report_and_clear_errors(workspace, project, tmp_path, m
     assert (report["n_clips"], report["excluded"]) == (2, {"deleted": 0, "split": 3})
     assert sorted(p.name for p in out.glob("*_manifest.json")) == ["test_manifest.json"]
     assert cli(["export", "--project", "voice", "--format", "csv", "--out", str(out)]) == 1
-    assert "not an empty folder" in capsys.readouterr().err
+    assert "is not empty" in capsys.readouterr().err
     assert cli(["export", "--project", "nope", "--format", "csv", "--out", str(tmp_path / "x")]) == 1
     assert "no project named 'nope'" in capsys.readouterr().err
     args = ["export", "--project", "voice", "--format", "audiofolder", "--out", str(tmp_path / "y")]

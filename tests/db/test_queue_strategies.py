@@ -88,6 +88,7 @@ def test_margin_serves_the_clip_the_model_is_least_sure_of_first(scored):
     with ws.db.write() as s:
         assert queue_report_refreshes(s, pid) == [
             "data_summaries",
+            "data_checks",
             "agreement",
             "review_queue",
         ]  # no scoring wanted yet
@@ -267,3 +268,111 @@ def test_adaptive_overlap_asks_again_only_where_the_majority_is_doubtful(scored)
     assert _next(ws, pid, ben) not in {clips[0], clips[3], clips[7]}
     served = {_next(ws, pid, who) for who in (ana, cho)}
     assert clips[0] not in served
+
+
+def _queued_scorings(ws, pid):
+    with ws.db.read() as s:
+        return s.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.kind == "queue_scores", Job.project_id == pid, Job.status == "queued")
+        )
+
+
+def test_training_from_the_command_line_records_the_strategy_and_queues_scoring(scored, monkeypatch):
+    """Whoever trains, the run records the queue order in force and the annotations given so far,
+    and a project whose queue a model ranks gets the scoring job queued in the same step."""
+    from labeling.cli import main
+
+    ws, pid, _clips, (ana, ben, _), admin = scored
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+    # Default order: nothing to rank, so nothing is queued.
+    assert main(["train", "--project", "al", "--name", "plain"]) == 0
+    assert _queued_scorings(ws, pid) == 0
+    _settings(ws, pid, admin, queue_order="margin", queue_random_share=0.1)
+    run_worker(ws, once=True, kinds=["queue_scores"])  # the scoring the setting change queued
+    for uid in (ana, ben):
+        clip = _next(ws, pid, uid)
+        with ws.db.write() as s:
+            submit_annotation(s, pid, uid, clip, label="yes")
+    run_worker(ws, once=True, kinds=["queue_scores"])
+    assert _queued_scorings(ws, pid) == 0
+    assert main(["train", "--project", "al", "--name", "ranked"]) == 0
+    assert _queued_scorings(ws, pid) == 1
+    with ws.db.read() as s:
+        runs = dict(
+            (name, (strategy, spent))
+            for name, strategy, spent in s.execute(
+                select(ModelRun.name, ModelRun.queue_strategy, ModelRun.labels_spent)
+            )
+        )
+        newest = s.scalar(select(func.max(ModelRun.id)))
+    assert runs["plain"] == ("unlabelled_first", 0)
+    assert runs["ranked"] == ("margin+random10", 2)
+    assert run_worker(ws, once=True, kinds=["queue_scores"]) == 1
+    with ws.db.read() as s:
+        last = s.scalar(select(Job.result).where(Job.kind == "queue_scores").order_by(Job.id.desc()).limit(1))
+    assert last["scored"] is True
+    assert last["reason"] == "a new model run"
+    assert last["run_id"] == newest
+
+
+def test_turning_adaptive_overlap_off_gives_clips_the_projects_k_again(scored):
+    """k = 2. Adaptive overlap asked one annotation of most clips and three of a few; once it is off,
+    each goes back to two, except where that would refuse work already given or being given."""
+    from db.models import AuditEvent
+    from labeling.annotate.queue import hold_clip
+    from labeling.data.projects import SettingsNeedConfirmation
+
+    ws, pid, clips, (ana, ben, cho), admin = scored
+    _settings(ws, pid, admin, adaptive_overlap={"min_k": 1, "max_k": 3, "target": 0.9})
+    score_queue(ws, pid)
+    raised_open, raised_full, raised_held, lowered_done = clips[:4]
+    with ws.db.write() as s:
+        assert set(s.scalars(select(Clip.annotations_needed).where(Clip.id.in_(clips)))) == {1}
+        s.execute(
+            Clip.__table__.update()
+            .where(Clip.id.in_([raised_open, raised_full, raised_held]))
+            .values(annotations_needed=3)
+        )
+    for uid in (ana, ben, cho):
+        with ws.db.write() as s:
+            submit_annotation(s, pid, uid, raised_full, label="yes")
+    for uid in (ana, ben):
+        with ws.db.write() as s:
+            submit_annotation(s, pid, uid, raised_held, label="yes")
+    with ws.db.write() as s:
+        hold_clip(s, pid, cho, raised_held)  # cho is labelling it now
+        submit_annotation(s, pid, ana, lowered_done, label="no")
+    off = {"settings": {"adaptive_overlap": {}}}
+    with ws.db.read() as s:
+        preview = preview_settings(s, pid, off)
+    assert preview.confirm
+    said = " ".join(preview.effects)
+    assert "9 clips it asked fewer annotations of go back to k = 2 (9 more annotations" in said
+    assert "1 clip it asked more annotations of goes back to k = 2" in said
+    assert "2 clips keep more than k = 2" in said
+    with pytest.raises(SettingsNeedConfirmation), ws.db.write() as s:
+        apply_settings(s, pid, off, actor_id=admin)
+    with ws.db.write() as s:
+        apply_settings(s, pid, off, actor_id=admin, token=preview.token)
+    with ws.db.read() as s:
+        needed = dict(s.execute(select(Clip.id, Clip.annotations_needed).where(Clip.id.in_(clips))).all())
+        audit = s.scalars(
+            select(AuditEvent.new).where(AuditEvent.entity == "project").order_by(AuditEvent.id.desc())
+        ).first()
+    assert needed.pop(raised_full) == 3  # three given: none is taken back
+    assert needed.pop(raised_held) == 3  # two given and cho's in hand
+    assert set(needed.values()) == {2}
+    assert audit["clips_back_to_k"] == 10
+    # The clip ana labelled alone is open again, for someone else.
+    assert _next(ws, pid, ana) != lowered_done
+    with ws.db.write() as s:
+        cho_clip = next_clip(s, pid, cho)
+    assert cho_clip is not None
+    assert cho_clip.clip_id == raised_held  # cho's claim still stands
+    # Switching it on again and off again changes nothing more.
+    _settings(ws, pid, admin, adaptive_overlap={"min_k": 2, "max_k": 3, "target": 0.9})
+    with ws.db.read() as s:
+        assert preview_settings(s, pid, off).confirm is False

@@ -136,7 +136,7 @@ def test_audacity_tracks_are_read_by_audacitys_rules(project, tmp_path):
     out = tmp_path / "tracks"
     with ws.db.read() as s:
         assert export_regions(s, pid, out, fmt="audacity", annotator="ann") == 4
-    assert sorted(p.name for p in out.iterdir()) == ["call_a.txt", "call_b.txt"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["call_a.txt", "call_b.txt"]
     assert (out / "call_a.txt").read_text().splitlines()[0] == "0.500000\t2.250000\tspk_A"
     assert audacity_reads(out / "call_a.txt") == [(a, b, c) for a, b, c, *_ in SETS["call_a.wav"]["ann"]]
     assert audacity_reads(out / "call_b.txt") == [(0.0, 1.5, "spk_B")]
@@ -190,33 +190,74 @@ def test_csv_and_jsonl_are_read_by_pythons_own_readers(project, tmp_path):
     assert [(r["start"], r["end"], r["text"]) for r in final] == [(0.5, 2.25, "hello there")]
 
 
+def kaldi_directory_problems(folder: Path) -> list[str]:
+    """What Kaldi's ``utils/validate_data_dir.sh`` and lhotse's ``load_kaldi_data_dir`` would refuse in
+    a data directory with ``segments``, as their sources state the rules: every file sorted as
+    ``LC_ALL=C sort`` sorts; ``text``, when present, lists exactly the utterances of ``utt2spk`` and
+    ``segments`` (Kaldi compares the id lists); every ``text`` line splits into an id and a transcript
+    (lhotse builds a dict of ``line.strip().split(maxsplit=1)``, and looks every segment up in it)."""
+    problems = []
+    names = [p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    for name in names:
+        check = subprocess.run(
+            ["sort", "-c", folder / name], env={**os.environ, "LC_ALL": "C"}, capture_output=True
+        )
+        if check.returncode:
+            problems.append(f"{name} not sorted")
+    ids = {n: [line.split()[0] for line in (folder / n).read_text().splitlines()] for n in names}
+    if "text" in names:
+        if ids["text"] != ids["utt2spk"] or ids["text"] != ids["segments"]:
+            problems.append("text does not list exactly the utterances of utt2spk and segments")
+        for line in (folder / "text").read_text().splitlines():
+            if len(line.strip().split(maxsplit=1)) != 2:
+                problems.append(f"text line without a transcript: {line!r}")
+    return problems
+
+
 def test_kaldi_segments_keep_kaldis_data_directory_rules(project, tmp_path):
     ws, pid, _ = project
     out = tmp_path / "kaldi_dir"
     with ws.db.read() as s:
         export_regions(s, pid, out, fmt="kaldi", annotator="ann", audio_root="wav")
-    files = {p.name for p in out.iterdir()}
-    assert files == {"segments", "utt2spk", "spk2utt", "text", "wav.scp", "reco2dur"}
-    for name in files:  # utils/validate_data_dir.sh: every file sorted as LC_ALL=C sort sorts
-        check = subprocess.run(
-            ["sort", "-c", out / name], env={**os.environ, "LC_ALL": "C"}, capture_output=True
-        )
-        assert check.returncode == 0, check.stderr
+    files = {p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    # ann's set is partly transcribed: the directory holds every region and no text ...
+    assert files == {"segments", "utt2spk", "spk2utt", "wav.scp", "reco2dur"}
+    assert kaldi_directory_problems(out) == []
     table = {n: [line.split(maxsplit=1) for line in (out / n).read_text().splitlines()] for n in files}
     utt2spk = dict(table["utt2spk"])
     for utt, spk in utt2spk.items():  # the speaker id is a prefix of the utterance id
         assert utt.startswith(spk + "-")
     spk2utt = {spk: utts.split() for spk, utts in table["spk2utt"]}
     assert {u: s for s, us in spk2utt.items() for u in us} == utt2spk
-    assert [line[0] for line in table["text"]] == list(utt2spk)
     assert dict(table["wav.scp"]) == {"call_a": "wav/call_a.wav", "call_b": "wav/call_b.wav"}
     segments = {u: rest.split() for u, rest in table["segments"]}
     assert list(segments) == list(utt2spk)
     got = {(utt2spk[u], reco, float(a), float(b)) for u, (reco, a, b) in segments.items()}
     assert got == {(c, n.removesuffix(".wav"), a, b) for n, a, b, c, *_ in _flat("ann")}
     assert "spk_A-call_a-00005125-00009500" in segments
-    texts = [line for line in (out / "text").read_text().splitlines()]
-    assert "spk_B-call_a-00001750-00004000" in texts  # no transcript: the id alone
+    # ... and the transcribed regions again as a directory of their own, text on every line.
+    sub = out / "transcribed"
+    assert kaldi_directory_problems(sub) == []
+    texts = dict(line.split(maxsplit=1) for line in (sub / "text").read_text().splitlines())
+    assert texts == {
+        "spk_A-call_a-00000500-00002250": "hello there",
+        "spk_A-call_a-00005125-00009500": 'so, "quoted" =sum',
+        "spk_B-call_b-00000000-00001500": "a long turn",
+    }
+    assert dict(line.split() for line in (sub / "wav.scp").read_text().splitlines()) == {
+        "call_a": "wav/call_a.wav",
+        "call_b": "wav/call_b.wav",
+    }
+
+
+def test_a_wholly_transcribed_kaldi_set_has_its_text_beside_its_segments(project, tmp_path):
+    ws, pid, _ = project
+    out = tmp_path / "final_dir"
+    with ws.db.read() as s:
+        export_regions(s, pid, out, fmt="kaldi", source="final", audio_root="wav")
+    assert (out / "text").read_text() == "spk_A-call_a-00000500-00002250 hello there\n"
+    assert not (out / "transcribed").exists()
+    assert kaldi_directory_problems(out) == []
 
 
 def test_a_kaldi_segment_to_the_end_and_one_of_unknown_speaker(project, tmp_path):
@@ -393,13 +434,15 @@ def test_export_import_export_round_trips(project, tmp_path, fmt):
     if fmt == "labelstudio":  # the final set came back as the final set, the rest as annotations
         assert json.loads(first_path.read_text()) == json.loads(second_path.read_text())
     elif fmt in FOLDERS:
-        for f in first_path.iterdir():
-            data = f.read_bytes()
-            assert (gzip.decompress(data) if f.suffix == ".gz" else data) == (
-                gzip.decompress((second_path / f.name).read_bytes())
-                if f.suffix == ".gz"
-                else (second_path / f.name).read_bytes()
-            ), f.name
+        written = sorted(f.relative_to(first_path) for f in first_path.rglob("*") if f.is_file())
+        assert written == sorted(f.relative_to(second_path) for f in second_path.rglob("*") if f.is_file())
+        for rel in written:
+            data = (first_path / rel).read_bytes()
+            assert (gzip.decompress(data) if rel.suffix == ".gz" else data) == (
+                gzip.decompress((second_path / rel).read_bytes())
+                if rel.suffix == ".gz"
+                else (second_path / rel).read_bytes()
+            ), rel
     else:
         assert first_path.read_text() == second_path.read_text()
 

@@ -97,6 +97,31 @@ def test_the_task_shows_the_proposal_or_ones_own_regions_never_anothers(recordin
     assert result.status == "already_labelled"
     with ws.db.read() as s:
         assert region_task(s, ws.store, pid, users["ann"], a).regions == [
-            {"start": 1.0, "end": 2.0, "label": "speech", "text": ""}
+            {"start": 1.0, "end": 2.0, "label": "speech", "text": "", "tags": []}
         ]
         assert s.scalar(select(func.count()).select_from(Annotation)) == 1
+
+
+def test_tags_sent_by_the_editor_are_stored_and_handed_back(recordings):  # noqa: F811
+    ws, pid, _clips, users = recordings
+    with ws.db.write() as s:
+        clip = next_clip(s, pid, users["ann"]).clip_id
+        submit_regions(
+            s,
+            pid,
+            users["ann"],
+            clip,
+            [
+                {"start": 1.0, "end": 2.0, "label": "speech", "text": "", "tags": ["noise:car"]},
+                {"start": 3.0, "end": 4.0, "label": "speech", "text": "", "tags": []},
+            ],
+        )
+    with ws.db.read() as s:
+        stored = list_regions(s, pid, clip_id=clip)
+        task = region_task(s, ws.store, pid, users["ann"], clip)
+    assert [list(t) for t in stored["tags"]] == [["noise:car"], []]
+    assert [r["tags"] for r in task.regions] == [["noise:car"], []]
+    with ws.db.write() as s, pytest.raises(RegionsError, match="not in the project's vocabulary"):
+        submit_regions(
+            s, pid, users["ann"], clip, [{"start": 1.0, "end": 2.0, "label": "speech", "tags": ["noise:dog"]}]
+        )

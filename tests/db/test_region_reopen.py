@@ -123,3 +123,31 @@ def test_clip_label_exports_refuse_a_regions_project_and_point_to_regions_export
         with pytest.raises(ExportError, match="earmark regions export"):
             export_project(ws, "meet", fmt=fmt, out=out)
         assert not out.exists()
+
+
+def test_a_cut_names_the_recordings_changed_after_their_final_set(settled, monkeypatch, capsys):
+    from labeling.cli import main
+    from labeling.data.region_clips import cut_final_regions, preview_cut
+
+    ws, pid, clips, users = settled
+    with ws.db.read() as s:
+        assert preview_cut(s, pid, "meet-clips").changed_after_final_note() is None
+    _resubmit(ws, pid, users["bob"], clips["a.wav"], [*BOB, (2.5, 3.0, "noise")])
+    with ws.db.read() as s:
+        plan = preview_cut(s, pid, "meet-clips")
+    assert plan.changed_after_final == {"a.wav": ["bob"]}
+    assert "a.wav: changed by bob" in plan.changed_after_final_note()
+
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+    assert main(["regions", "cut", "--project", "meet", "--to", "meet-clips", "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "would make" in dry
+    assert "1 recording changed by annotators after its final set was saved" in dry
+    assert "a.wav: changed by bob" in dry
+    assert main(["regions", "cut", "--project", "meet", "--to", "meet-clips"]) == 0
+    made = capsys.readouterr().out
+    assert "made from 'meet'" in made
+    assert "a.wav: changed by bob" in made
+    # The cut itself still takes the final set as it was saved.
+    assert len(cut_final_regions(ws, pid, "meet-clips-2").clips) == len(ANN)

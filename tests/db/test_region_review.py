@@ -62,9 +62,10 @@ def test_spans_say_where_annotators_split(project):
         review = recording_review(s, pid, clips["a.wav"])
     assert review.annotators == ["ann", "bob"]
     spans = review.spans.set_index("span")
-    # 0.5-2.0 vs 0.6-2.0: within ±200 ms; 3.0 vs 3.4: 400 ms apart; noise vs speech at the end.
-    assert spans["agreed"].tolist() == [True, False, False]
-    assert spans[["start", "end"]].to_numpy().tolist() == [[0.5, 2.0], [3.0, 6.1], [6.2, 7.5]]
+    # 0.5-2.0 vs 0.6-2.0: within ±200 ms; 3.0 vs 3.4: 400 ms apart, then both mark speech to 6.0, so
+    # 3.0-6.1 is cut in the middle of 3.4-6.0 and 6.0 vs 6.1 agrees; noise vs speech at the end.
+    assert spans["agreed"].tolist() == [True, False, True, False]
+    assert spans[["start", "end"]].to_numpy().tolist() == [[0.5, 2.0], [3.0, 4.7], [4.7, 6.1], [6.2, 7.5]]
 
 
 def test_adjudication_keeps_the_chosen_regions_per_span_audited(project):
@@ -73,7 +74,7 @@ def test_adjudication_keeps_the_chosen_regions_per_span_audited(project):
 
     with ws.db.read() as s:
         review = recording_review(s, pid, clips["a.wav"])
-    choices = {0: "ann", 1: "bob", 2: "ann"}
+    choices = {0: "ann", 1: "bob", 2: "bob", 3: "ann"}
     final = compose_final(review.regions, choices)
     with ws.db.write() as s:
         changes = adjudicate_regions(s, pid, clips["a.wav"], final, reviewer_id=users["rev"], choices=choices)
@@ -93,10 +94,10 @@ def test_adjudication_keeps_the_chosen_regions_per_span_audited(project):
     ]
     assert stored["annotator"].isna().all()
     assert event.actor_id == users["rev"]
-    assert event.new["kept"] == {"0": "ann", "1": "bob", "2": "ann"}
+    assert event.new["kept"] == {"0": "ann", "1": "bob", "2": "bob", "3": "ann"}
 
     # Replaced later: the preview says what goes and what comes, and the save does exactly that.
-    again = compose_final(review.regions, {0: "ann", 1: "ann", 2: None})
+    again = compose_final(review.regions, {0: "ann", 1: "ann", 2: "ann", 3: None})
     with ws.db.read() as s:
         preview = final_changes(s, pid, clips["a.wav"], again)
     assert sorted(map(tuple, preview[["start", "end", "change"]].to_numpy().tolist())) == [

@@ -123,7 +123,7 @@ def test_a_new_label_makes_it_stale_and_the_agreement_job_recomputes_it(team):
         job = latest_job(s, "agreement", project_id=pid)
     assert job is not None
     assert job.status == "queued"  # by the label itself: nobody had to open the page
-    assert run_worker(ws, once=True) == 3  # the agreement report, the review ranking, the data summaries
+    assert run_worker(ws, once=True) == 4  # agreement, review ranking, data summaries and checks
     with ws.db.read() as s:
         done = get_job(s, job.id)
     assert done.status == "succeeded", done.error
@@ -136,7 +136,7 @@ def test_a_new_label_makes_it_stale_and_the_agreement_job_recomputes_it(team):
     expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
     assert now.report["krippendorff_alpha"] == pytest.approx(expected)
     assert sorted(kind for kind, _ in stored_rows(ws)) == sorted(
-        [AGREEMENT_VIEW, REVIEW_QUEUE, CLIP_FACETS, OVERVIEW]
+        [AGREEMENT_VIEW, REVIEW_QUEUE, CLIP_FACETS, OVERVIEW, "data_checks"]
     )  # replaced, not piled up
 
 
@@ -212,7 +212,7 @@ def test_a_settled_clip_leaves_the_stored_review_queue_at_once_and_a_job_re_rank
         job = latest_job(s, "review_queue", project_id=pid)
     assert job is not None
     assert job.status == "queued"  # by the decision itself
-    assert run_worker(ws, once=True) == 3
+    assert run_worker(ws, once=True) == 4
     with ws.db.read() as s:
         assert get_job(s, job.id).status == "succeeded"
     again = review_queue(ws.db, pid, allow_stale=True)
@@ -232,9 +232,9 @@ def test_after_an_import_a_worker_stores_the_reports_before_anyone_opens_a_page(
     ws, pid, _, _ = team
     with ws.db.read() as s:
         queued = list_jobs(s)
-    assert sorted(queued["kind"]) == ["Agreement report", "Data summaries", "Review ranking"]
+    assert sorted(queued["kind"]) == ["Agreement report", "Data checks", "Data summaries", "Review ranking"]
     assert stored_rows(ws) == []  # nobody has asked for a report yet
-    assert run_worker(ws, once=True) == 3
+    assert run_worker(ws, once=True) == 4
     assert is_current(ws.db, pid, AGREEMENT_VIEW, view_params())
     assert is_current(ws.db, pid, REVIEW_QUEUE, {"limit": REVIEW_SHOWN})
     assert is_current(ws.db, pid, OVERVIEW, SUMMARY_PARAMS)
@@ -262,6 +262,7 @@ def test_a_burst_of_labels_queues_one_refresh_of_each_report_and_none_while_it_w
     queued = active_refreshes(ws)
     assert [(kind, status) for _, kind, status in queued] == [
         ("Data summaries", "queued"),
+        ("Data checks", "queued"),
         ("Agreement report", "queued"),
         ("Review ranking", "queued"),
     ]
@@ -272,7 +273,7 @@ def test_a_burst_of_labels_queues_one_refresh_of_each_report_and_none_while_it_w
         with ws.db.write() as s:
             assert submit_annotation(s, pid, eve, clip_id, label="yes").ok
     assert active_refreshes(ws) == queued  # the same jobs cover the second burst
-    assert run_worker(ws, once=True) == 3
+    assert run_worker(ws, once=True) == 4
     view = agreement_view(ws.db, pid, allow_stale=True)
     assert view.fresh
     assert view.report["n_ratings"] == 24 + 2 * len(clips)
@@ -289,6 +290,7 @@ def test_the_job_list_leaves_out_report_refreshes_unless_asked_or_one_failed(tea
             "Agreement report",
             "Review ranking",
             "Data summaries",
+            "Data checks",
             "Label-issue detection",
         }
         assert list_jobs(s, hide_routine=True)["job_id"].tolist() == [mine.id]
@@ -307,4 +309,4 @@ def test_the_job_list_leaves_out_report_refreshes_unless_asked_or_one_failed(tea
         "Label-issue detection",
     }
     assert main(["jobs", "list", "--json", "--all"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == 4  # the three refreshes and the detection job
+    assert len(json.loads(capsys.readouterr().out)) == 5  # the four refreshes and the detection job

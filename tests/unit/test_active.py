@@ -16,6 +16,8 @@ from threadpoolctl import threadpool_limits
 from analysis.active import (
     STRATEGIES,
     Strategy,
+    bucketed_priorities,
+    clip_priorities,
     committee_probabilities,
     diverse_pick,
     entropy_scores,
@@ -252,3 +254,25 @@ def test_probability_matrix_and_uncertainty_table_read_a_runs_predictions():
     assert table.loc["a", "margin"] == pytest.approx(1.0)
     assert table.loc["b", "confidence"] == pytest.approx(1.0)
     assert table["predicted"].tolist() == ["0", "0", "0"]
+
+
+def test_stored_steps_keep_the_queue_order_and_stay_put_when_its_head_is_labelled():
+    rng = np.random.default_rng(3)
+    n = 50_000
+    ids = np.arange(n) * 7 + 100
+    proba = pd.DataFrame(rng.dirichlet([0.5, 0.5, 0.5], size=n), index=pd.Index(ids, name="clip_id"))
+    strategy = STRATEGIES["margin"].with_random_share(0.1)
+    ranks, lane = clip_priorities(ids, strategy, proba=proba, random_state=1)
+    steps = pd.Series(bucketed_priorities(ranks.to_numpy()), index=ids)
+    # 50,000 clips: steps of 32 (the largest power of two at most 50,000 / 1,024), in queue order.
+    assert steps.nunique() == -(-n // 32)
+    by_rank = steps[ranks.sort_values(ascending=False).index].to_numpy()
+    assert (np.diff(by_rank) <= 0).all()
+    # A short queue keeps its exact ranks.
+    assert (bucketed_priorities(np.arange(1, 2048)) == np.arange(1, 2048)).all()
+    # Label the 500 clips at the head of the queue: nearly every other clip keeps its step and its lane.
+    rest = ranks.sort_values(ascending=False).index[500:]
+    again, lane_again = clip_priorities(rest.to_numpy(), strategy, proba=proba, random_state=1)
+    moved = (bucketed_priorities(again.to_numpy()) != steps[rest].to_numpy()).mean()
+    assert moved < 0.02
+    assert (lane_again.to_numpy() == lane[rest].to_numpy()).all()

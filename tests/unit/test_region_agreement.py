@@ -410,3 +410,138 @@ def test_the_report_gathers_the_same_figures_as_the_single_functions():
     pd.testing.assert_frame_equal(report.by_item, frame_agreement_by_item(regions, durations=30.0))
     pd.testing.assert_frame_equal(report.boundaries, pairwise_boundary_agreement(regions))
     assert report.unitizing.alpha == unitizing_alpha(regions, durations=30.0).alpha
+
+
+# --- annotators who overlap only partly ----------------------------------------------------------
+
+# r1 by ann and bob, r2 by bob and cat, r3 by all three: every pair shares some recordings, no
+# annotator did them all.
+PARTIAL = {"r1": (["ann", "bob"], 30.0), "r2": (["bob", "cat"], 25.0), "r3": (["ann", "bob", "cat"], 20.0)}
+
+
+def partial_design() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    parts = []
+    for k, (rec, (who, duration)) in enumerate(PARTIAL.items()):
+        regions = three_annotators(200 + k, duration, n=12)
+        mine = regions[regions["annotator"].isin(["ann", "bob", "cat"][: len(who)])]
+        renamed = mine["annotator"].map(dict(zip(["ann", "bob", "cat"], who, strict=False)))
+        parts.append(mine.assign(annotator=renamed, recording_id=rec))
+    regions = pd.concat(parts, ignore_index=True)
+    annotated = pd.DataFrame(
+        [(rec, a) for rec, (who, _) in PARTIAL.items() for a in who], columns=["recording_id", "annotator"]
+    )
+    return regions, annotated, {rec: d for rec, (_, d) in PARTIAL.items()}
+
+
+def test_pairs_are_compared_on_the_recordings_both_annotated():
+    regions, annotated, durations = partial_design()
+    report = region_agreement(regions, durations=durations, annotated=annotated)
+    cohen = report.cohen_kappa.set_index(["rater_a", "rater_b"])
+    shared = {("ann", "bob"): ["r1", "r3"], ("ann", "cat"): ["r3"], ("bob", "cat"): ["r2", "r3"]}
+    for (a, b), recs in shared.items():
+        cats = {
+            who: [
+                c
+                for r in recs
+                for c in frame_categories(
+                    regions[(regions.recording_id == r) & (regions.annotator == who)], durations[r]
+                )
+            ]
+            for who in (a, b)
+        }
+        assert cohen.loc[(a, b), "kappa"] == pytest.approx(cohen_kappa_score(cats[a], cats[b]), abs=1e-12)
+        assert cohen.loc[(a, b), "n_recordings"] == len(recs)
+        assert cohen.loc[(a, b), "n_frames"] == len(cats[a])
+        onsets = report.boundaries.set_index(["rater_a", "rater_b", "kind"]).loc[(a, b, "onset")]
+        of = {who: regions[regions.annotator == who] for who in (a, b)}
+        assert onsets["matched"] == sum(
+            onsets_matched(of[a][of[a].recording_id == r], of[b][of[b].recording_id == r]) for r in recs
+        )
+        assert onsets["n_reference"] == int(of[a]["recording_id"].isin(recs).sum())
+        assert onsets["n_recordings"] == len(recs)
+
+
+def test_pairwise_der_covers_only_the_shared_recordings_like_pyannote():
+    regions, annotated, durations = partial_design()
+    table = pairwise_diarization_error(regions, durations=durations, annotated=annotated)
+    row = table.set_index(["rater_a", "rater_b"]).loc[("bob", "cat")]
+    metric = DiarizationErrorRate()
+    for rec in ("r2", "r3"):
+        part = regions[regions.recording_id == rec]
+        ref = normalise_regions(part[part.annotator == "bob"], by=["label"])
+        hyp = normalise_regions(part[part.annotator == "cat"], by=["label"])
+        metric(annotation(ref), annotation(hyp), uem=Timeline([Segment(0, durations[rec])]))
+    assert row["der"] == pytest.approx(abs(metric), abs=1e-9)
+    assert row["n_recordings"] == 2
+
+
+def gwet_fleiss(frames: list[list[str | None]]) -> float:
+    """Fleiss' kappa with missing ratings (None), frame by frame as Gwet's handbook writes it: observed
+    agreement averaged over frames with two or more ratings, category shares averaged over rated frames."""
+    cats = sorted({c for f in frames for c in f if c is not None})
+    agree, shares = [], []
+    for f in frames:
+        rated = [c for c in f if c is not None]
+        if not rated:
+            continue
+        shares.append([rated.count(c) / len(rated) for c in cats])
+        if len(rated) >= 2:
+            m = len(rated)
+            agree.append((sum(rated.count(c) ** 2 for c in cats) - m) / (m * (m - 1)))
+    p_a = float(np.mean(agree))
+    p_e = float(np.sum(np.mean(shares, axis=0) ** 2))
+    return (p_a - p_e) / (1 - p_e)
+
+
+def test_fleiss_kappa_takes_each_recording_among_its_own_annotators():
+    regions, annotated, durations = partial_design()
+    report = region_agreement(regions, durations=durations, annotated=annotated)
+    frames: list[list[str | None]] = []
+    for rec, (who, duration) in PARTIAL.items():
+        part = regions[regions.recording_id == rec]
+        block = np.array([frame_categories(part[part.annotator == a], duration) for a in who]).T
+        counts, _ = aggregate_raters(block)
+        row = report.by_item.loc[rec]
+        assert row["fleiss_kappa"] == pytest.approx(sm_fleiss_kappa(counts), abs=1e-12)
+        assert row["n_annotators"] == len(who)
+        assert row["unanimous"] == pytest.approx(np.mean((block == block[:, :1]).all(axis=1)))
+        column = {a: list(block[:, i]) for i, a in enumerate(who)}
+        frames += [
+            [column[a][i] if a in column else None for a in ("ann", "bob", "cat")] for i in range(len(block))
+        ]
+    assert report.fleiss_kappa == pytest.approx(gwet_fleiss(frames), abs=1e-12)
+
+
+def test_unitizing_alpha_with_different_annotators_per_recording():
+    example = krippendorff_2004()
+    # x by i and j, y by j and k (k draws what i drew): two annotators on each recording, so uα is
+    # that of the same data with the same two names everywhere.
+    y = example.assign(annotator=example["annotator"].map({"i": "k", "j": "j"}))
+    regions = pd.concat([example.assign(recording_id="x"), y.assign(recording_id="y")], ignore_index=True)
+    annotated = regions[["recording_id", "annotator"]].drop_duplicates()
+    durations = {"x": 300.0, "y": 300.0}
+    ours = unitizing_alpha(regions, durations=durations, resolution=1.0, annotated=annotated)
+    same_two = pd.concat([example.assign(recording_id="x"), example.assign(recording_id="y")])
+    reference = unitizing_alpha(same_two, durations=durations, resolution=1.0)
+    pd.testing.assert_frame_equal(ours.per_label, reference.per_label, rtol=1e-12)
+    # By hand, three annotators on x (k a copy of i) and two on y: x's pairs (i,j), (i,k), (j,k) give
+    # δ² 1300, 0, 1300 at weight 1/(3-1); y's pair (i,j) 1300 at weight 1; over Σm_r·L_r · L = 1500 · 600.
+    k_on_x = example[example.annotator == "i"].assign(annotator="k")
+    three = pd.concat(
+        [example.assign(recording_id="x"), k_on_x.assign(recording_id="x"), example.assign(recording_id="y")],
+        ignore_index=True,
+    )
+    result = unitizing_alpha(
+        three,
+        durations=durations,
+        resolution=1.0,
+        annotated=three[["recording_id", "annotator"]].drop_duplicates(),
+    )
+    assert result.per_label.loc["c", "observed"] == pytest.approx(
+        2 * (1300 / 2 * 2 + 1300) / (1500 * 600), abs=1e-15
+    )
+    # Without saying who annotated what, k would be read as marking nothing on y.
+    assert (
+        unitizing_alpha(three, durations=durations, resolution=1.0).per_label.loc["c", "observed"]
+        > (result.per_label.loc["c", "observed"])
+    )

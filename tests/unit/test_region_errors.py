@@ -9,6 +9,7 @@ from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from analysis.region_errors import (
+    error_spans,
     per_class_region_table,
     region_errors,
     region_metadata_slices,
@@ -212,3 +213,36 @@ def test_region_transcripts_pair_by_overlap_and_count_every_word_once():
     rates = error_rates(pairs["reference_text"].tolist(), pairs["hypothesis_text"].tolist(), chars=False)
     # 1 deletion, 2 deletions, 1 insertion over 5 reference words.
     assert rates["word_errors"].sum() / rates["ref_words"].sum() == pytest.approx(4 / 5)
+
+
+def test_error_spans_lie_where_a_listener_hears_each_error():
+    # Final: speech 1–3 s, noise 5–6 s. Model: speech from 1.5 s (the first half second missed), a
+    # speech burst at 3.5–4 s over silence (a false alarm), and speech where the final set has noise.
+    reference = pd.DataFrame({"start": [1.0, 5.0], "end": [3.0, 6.0], "label": ["speech", "noise"]})
+    hypothesis = pd.DataFrame({"start": [1.5, 3.5, 5.0], "end": [3.0, 4.0, 6.0], "label": ["speech"] * 3})
+    errors = region_errors(reference, hypothesis)
+    spans = error_spans(errors)
+    assert spans[["kind", "start", "end", "reference", "hypothesis"]].to_numpy().tolist() == [
+        ["missed", 1.0, 1.5, "speech", ""],
+        ["false alarm", 3.5, 4.0, "", "speech"],
+        ["confusion", 5.0, 6.0, "noise", "speech"],
+    ]
+    charged = errors.loc[spans["row"]]
+    assert charged["side"].tolist() == ["reference", "hypothesis", "reference"]
+    assert charged["start"].tolist() == [1.0, 3.5, 5.0]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_error_spans_add_up_to_pyannotes_der_parts(seed):
+    rng = np.random.default_rng(seed)
+    reference = flat_turns(rng, 30, 120.0, ["A", "B", "C"])
+    hypothesis = flat_turns(rng, 35, 120.0, ["spk1", "spk2", "spk3", "spk4"])
+    spans = error_spans(region_errors(reference, hypothesis, durations=120.0, mapping="optimal"))
+    expected = DiarizationErrorRate()(
+        annotation(reference), annotation(hypothesis), uem=Timeline([Segment(0, 120.0)]), detailed=True
+    )
+    total = spans.groupby("kind")["duration"].sum()
+    assert total.get("missed", 0.0) == pytest.approx(expected["missed detection"], abs=1e-9)
+    assert total.get("false alarm", 0.0) == pytest.approx(expected["false alarm"], abs=1e-9)
+    assert total.get("confusion", 0.0) == pytest.approx(expected["confusion"], abs=1e-9)
+    assert (spans["end"] > spans["start"]).all()

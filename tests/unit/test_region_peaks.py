@@ -39,3 +39,35 @@ def test_peaks_are_the_min_and_max_of_each_bucket_and_are_read_back_from_the_cac
 @pytest.mark.parametrize(("n", "spp"), [(100, 32), (16000 * 60 * 30, 1440)])
 def test_a_long_recording_gets_coarser_buckets(n, spp):
     assert samples_per_bucket(n) == spp
+
+
+def test_the_loudness_track_is_the_peak_to_peak_over_each_hop_and_half_a_hop_either_side(tmp_path):
+    rng = np.random.default_rng(11)
+    y = (0.3 * rng.standard_normal(16000 * 3 + 37)).astype(np.float32)
+    y[16000:24000] = 0.0  # half a second of digital silence from 1 s
+    path = write_wav(tmp_path / "rec.wav", y)
+    samples, _ = sf.read(str(path), dtype="float32")
+    recording_peaks(path, storage_key="cd/rec.wav", cache_dir=tmp_path / "cache")
+    track = np.frombuffer(region_peaks.loudness_file(tmp_path / "cache", "cd/rec.wav").read_bytes(), np.uint8)
+    hop = 80  # 5 ms at 16 kHz
+    assert len(track) == -(-len(samples) // hop)
+    for i in (0, 1, 7, 200, 250, 300, len(track) - 1):
+        part = samples[max(0, i * hop - hop // 2) : min(len(samples), (i + 1) * hop + hop // 2)]
+        assert track[i] == round((part.max() - part.min()) / 2 * 255)
+    # Inside the silence (the window wholly in it) it is 0; 5 ms before its start it is not.
+    assert track[201:299].max() == 0
+    assert track[199] > 0
+
+
+def test_file_bytes_read_just_the_ranges_asked_for(tmp_path):
+    from labeling.data.region_audio import FileBytes
+
+    path = tmp_path / "blob.bin"
+    data = bytes(range(256)) * 10
+    path.write_bytes(data)
+    blob = FileBytes(path)
+    assert len(blob) == len(data)
+    assert blob[100:200] == data[100:200]
+    assert blob[-5:] == data[-5:]
+    assert blob[2555] == data[2555]
+    assert blob.encode() == data

@@ -392,6 +392,10 @@ def kaldi_tables(rows: Iterable[Mapping[str, object]]) -> dict[str, list[str]]:
         utts.append((utt, spk, row))
     utts.sort(key=lambda u: u[0].encode("utf-8"))
     has_text = any(r.get("transcript") for _, _, r in utts)
+    if has_text and not all(r.get("transcript") for _, _, r in utts):
+        # Kaldi's validator wants every utterance in ``text`` once it exists, and lhotse's reader a
+        # transcript on every line: a directory is transcribed whole or not at all.
+        raise FormatError("a Kaldi data directory's clips are all transcribed or none is")
     if {spk for _, spk, _ in utts} - set(spk2gender):
         spk2gender = {}  # a speaker without a line would fail Kaldi's validator and lhotse's reader
     tables: dict[str, list[str]] = {"wav.scp": [], "utt2spk": [], "utt2dur": []}
@@ -404,7 +408,7 @@ def kaldi_tables(rows: Iterable[Mapping[str, object]]) -> dict[str, list[str]]:
             tables["utt2dur"].append(f"{utt} {float(row['duration']):.3f}")  # type: ignore[arg-type]
         if has_text:  # one line per utterance: a line break in a transcript becomes a space
             text = re.sub(r"[\r\n]+", " ", str(row.get("transcript") or ""))
-            tables["text"].append(f"{utt} {text}" if text else utt)
+            tables["text"].append(f"{utt} {text}")
     spk2utt: dict[str, list[str]] = {}
     for utt, spk, _ in utts:
         spk2utt.setdefault(spk, []).append(utt)

@@ -11,11 +11,21 @@ by utterance is sorted by speaker too.
 Earmark writes one region per utterance: the speaker is the region's class, the recording id the
 recording's file name without its extension, and the utterance id
 ``<speaker>-<recording>-<start ms>-<end ms>`` (times zero-padded to eight digits, so they sort in
-time order). ``text`` is written when any region has a transcript, with a line for every utterance
-(only the id when it has none), as Kaldi's validator wants. Reading takes ``segments`` and
-``utt2spk`` (and ``text`` when present); a speaker equal to its utterance id is Kaldi's "speaker not
-known" and gives no class, so that region is reported, not read. An end of ``-1`` is Kaldi's "to the
-end of the recording": it reads as infinity, which the import makes the recording's duration.
+time order).
+
+``text`` is whole or absent. Kaldi's ``validate_data_dir.sh`` wants the utterance ids of ``text``, when
+it exists, to be exactly those of ``utt2spk`` (and of ``segments``); lhotse's ``load_kaldi_data_dir``
+reads every ``text`` line as an id and a transcript (a line with the id alone is an error there) and
+looks up every segment in it. So a set where every region has a transcript gets ``text``; one where
+none has gets none; a partly transcribed set keeps every region in the directory, without ``text``,
+and writes the transcribed regions again as a data directory of their own in
+:data:`TRANSCRIBED` (``transcribed/``), with ``text``. Transcripts are written on one line, their
+whitespace runs made single spaces (Kaldi's ``validate_text.pl`` refuses other whitespace).
+
+Reading takes ``segments`` and ``utt2spk`` (and ``text`` when present, else ``transcribed/text``); a
+speaker equal to its utterance id is Kaldi's "speaker not known" and gives no class, so that region is
+reported, not read. An end of ``-1`` is Kaldi's "to the end of the recording": it reads as infinity,
+which the import makes the recording's duration.
 """
 
 from __future__ import annotations
@@ -31,6 +41,9 @@ from labeling.data.formats.base import FormatError, Problem, ReadLimits
 from labeling.data.formats.kaldi import kaldi_id
 from labeling.data.formats.region_frame import RegionFile, refuse, region_frame, seconds, stem
 
+#: The data directory of a partly transcribed set's transcribed regions, inside the set's own.
+TRANSCRIBED = "transcribed"
+
 
 def _c_sorted(lines: list[str]) -> list[str]:
     return sorted(lines, key=lambda line: line.encode("utf-8"))
@@ -44,7 +57,8 @@ def utterance_id(speaker: str, recording: str, start: float, end: float) -> str:
 def kaldi_segment_tables(
     regions: pd.DataFrame, recordings: Mapping[str, tuple[str, float]]
 ) -> dict[str, list[str]]:
-    """The lines of each file of the data directory of one set of ``regions``.
+    """The lines of each file of the data directory of one set of ``regions``, keyed by the file's
+    path in it (``transcribed/text``… for a partly transcribed set: see the module docstring).
 
     ``regions`` has ``recording`` (the file name), ``start``, ``end``, ``label``, ``text``;
     ``recordings`` maps each file name to ``(audio location, duration)``.
@@ -61,7 +75,7 @@ def kaldi_segment_tables(
         if reco in reco_ids.values():
             raise FormatError(f"two recordings have the Kaldi id {reco!r}; rename one of them")
         reco_ids[str(name)] = reco
-    utts: dict[str, tuple[str, str, float, float, str | None]] = {}
+    utts: dict[str, tuple[str, str, str, float, float, str | None]] = {}
     twice = []
     for r in regions.itertuples(index=False):
         spk, reco = kaldi_id(str(r.label)), reco_ids[str(r.recording)]
@@ -69,17 +83,36 @@ def kaldi_segment_tables(
         if utt in utts:
             twice.append(utt)
         text = " ".join(r.text.split()) if isinstance(r.text, str) else None
-        utts[utt] = (spk, reco, float(r.start), float(r.end), text or None)
+        utts[utt] = (spk, str(r.recording), reco, float(r.start), float(r.end), text or None)
     if twice:
         raise FormatError(f"regions share an utterance id {twice[:5]}: one class twice at the same times")
+    transcribed = {u: v for u, v in utts.items() if v[5]}
+    if len(transcribed) == len(utts):
+        return _directory(utts, recordings, with_text=True)
+    tables = _directory(utts, recordings, with_text=False)
+    if transcribed:
+        sub = _directory(transcribed, recordings, with_text=True)
+        tables |= {f"{TRANSCRIBED}/{name}": lines for name, lines in sub.items()}
+    return tables
+
+
+def _directory(
+    utts: Mapping[str, tuple[str, str, str, float, float, str | None]],
+    recordings: Mapping[str, tuple[str, float]],
+    *,
+    with_text: bool,
+) -> dict[str, list[str]]:
+    """One data directory of the utterances ``utts`` (id → speaker, file name, recording id, start,
+    end, transcript), with ``text`` when ``with_text`` (every one has a transcript then)."""
+    reco_ids = {name: reco for _, name, reco, *_ in utts.values()}
     tables = {
-        "segments": [f"{u} {reco} {start:.3f} {end:.3f}" for u, (_, reco, start, end, _) in utts.items()],
+        "segments": [f"{u} {reco} {start:.3f} {end:.3f}" for u, (_, _, reco, start, end, _) in utts.items()],
         "utt2spk": [f"{u} {spk}" for u, (spk, *_) in utts.items()],
         "wav.scp": [f"{reco} {recordings[name][0]}" for name, reco in reco_ids.items()],
         "reco2dur": [f"{reco} {recordings[name][1]:.3f}" for name, reco in reco_ids.items()],
     }
-    if any(u[4] for u in utts.values()):
-        tables["text"] = [f"{u} {t[4]}" if t[4] else u for u, t in utts.items()]
+    if with_text:
+        tables["text"] = [f"{u} {t[5]}" for u, t in utts.items()]
     spk2utt: dict[str, list[str]] = {}
     for u in sorted(utts, key=str.encode):
         spk2utt.setdefault(utts[u][0], []).append(u)
@@ -117,7 +150,8 @@ def read_kaldi_segments(folder: Path, *, limits: ReadLimits = DEFAULT_LIMITS) ->
     bad: list[str] = []
     segments = _mapping(folder / "segments", limits, bad, split=3)
     speakers = _mapping(folder / "utt2spk", limits, bad, split=1)
-    texts = _mapping(folder / "text", limits, bad, split=1) if (folder / "text").is_file() else {}
+    text_file = next((f for f in (folder / "text", folder / TRANSCRIBED / "text") if f.is_file()), None)
+    texts = _mapping(text_file, limits, bad, split=1) if text_file is not None else {}
     rows = []
     problems: list[Problem] = []
     for utt, fields in segments.items():

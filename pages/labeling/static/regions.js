@@ -1,19 +1,22 @@
 // The region editor of the Label page for long recordings. Plain DOM and canvas, no dependencies.
 //
-// The waveform is drawn from the server's min/max peaks; the audio plays from the address of the
-// page's hidden st.audio (Streamlit's media endpoint, which answers range requests). Drag on empty
-// waveform to draw a region of the chosen class, drag a region's edge to move it, click a region to
-// select it (and put the playhead there); Delete removes it, a class key relabels it, Enter plays it,
+// The waveform is drawn from the server's min/max peaks; the audio plays from data.audioUrl (or the
+// page's hidden st.audio), which answers range requests. Drag on empty waveform to draw a region of
+// the chosen class, drag a region's edge to move it, drag its body to move it whole (Shift+arrows
+// nudge it), click a region to select it (and put the playhead there); the tag buttons set the
+// selected region's tags; Delete removes it, a class key relabels it, Enter plays it,
 // L loops it, S splits the region under the playhead, M merges the selected region with the next one
 // of its class, N/P select the next/previous region, Space plays or pauses, Ctrl+Z/Ctrl+Shift+Z undo
 // and redo every edit. The wheel zooms around the pointer, Shift+wheel (or a sideways wheel) and the
 // slider scroll. KEYS below is the list the "?" sheet shows.
 //
-// Snapping: loudness is the peak-to-peak of the waveform buckets, the largest within SMOOTH_S around
-// each (so a tone's single cycles do not look like pauses). A released edge moves to the quietest
-// bucket within SNAP_S of it (or one bucket, where buckets are coarser), the nearest of them on a tie,
-// but only out of sound into a clearly quieter spot (at most half as loud, and SNAP_DROP quieter);
-// Alt held places it as is.
+// Snapping: a released edge moves to the quietest place within SNAP_S of it, the nearest of them on a
+// tie, but only out of sound into a clearly quieter spot (at most half as loud, and SNAP_DROP
+// quieter); Alt held places it as is. Loudness comes from the server's loudness track (data.
+// loudnessUrl: one byte per 5 ms hop, the peak-to-peak over 10 ms, full scale 255), of which the few
+// bytes around the edge are fetched by a range request when it is released, so snapping is as fine
+// at any length. Without it, loudness is the peak-to-peak of the waveform buckets, the largest within
+// SMOOTH_S around each (or one bucket, where buckets are coarser than SNAP_S).
 // Proposals (the automatic ones the recording came with) are drawn dashed and become the annotator's
 // only once touched (an edge moved, relabelled, a transcript typed) or accepted. Submit sends the
 // annotator's regions as the trigger value "submit", naming the recording's token.
@@ -26,9 +29,13 @@ const SNAP_S = 0.05; // how far a released edge looks for a quieter place
 const SNAP_DROP = 0.05; // peak-to-peak (full scale 2) by which that place must be quieter
 const SMOOTH_S = 0.02; // loudness at a bucket: the largest peak-to-peak within this span around it
 const HISTORY = 200; // undo steps kept
+const NUDGE_S = 0.01; // how far Shift+arrow moves the selected region
 const KEYS = [
   ["drag on the waveform", "draw a region of the chosen class"],
   ["drag an edge", "move it (snaps to a quiet spot; hold Alt to place it as is)"],
+  ["drag a region", "move it whole, keeping its length (edges snap; Alt: as is)"],
+  ["Shift+\u2190 / \u2192", "nudge the selected region 10 ms earlier / later"],
+  ["tag buttons", "set or clear a tag of the selected region"],
   ["click", "select the region there and move the playhead"],
   ["class key", "choose the class; with a region selected, relabel it"],
   ["Space", "play or pause"],
@@ -84,6 +91,7 @@ function build(parent) {
         <button type="button" class="er-merge" title="Merge with the next region of its class (M)" disabled>Merge</button>
         <button type="button" class="er-delete" title="Delete the selected region (Delete)" disabled>Delete</button>
       </div>
+      <div class="er-tags" role="group" aria-label="Tags of the selected region" hidden></div>
       <div class="er-foot">
         <button type="button" class="er-undo" title="Undo (Ctrl+Z)" aria-label="Undo" disabled>&#8630;</button>
         <button type="button" class="er-redo" title="Redo (Ctrl+Shift+Z)" aria-label="Redo" disabled>&#8631;</button>
@@ -104,6 +112,7 @@ function build(parent) {
     help: q(".er-help"),
     keys: q(".er-keys"),
     split: q(".er-split"),
+    tags: q(".er-tags"),
     merge: q(".er-merge"),
     time: q(".er-time"),
     classes: q(".er-classes"),
@@ -152,8 +161,11 @@ export default function (component) {
     end: Number(r.end),
     label: r.label,
     text: r.text || "",
+    tags: [...(r.tags || [])].sort(),
     proposal: Boolean(r.proposal),
   }));
+  const tagGroups = data.tagGroups || [];
+  const loudnessHop = Number(data.loudnessHop) || 0;
   const state = {
     view: { start: 0, end: duration },
     selected: null,
@@ -162,6 +174,8 @@ export default function (component) {
     stopAt: null,
     loop: null, // the id of the region playing in a loop
     typed: null, // the region whose transcript is being typed: one undo step per stretch of typing
+    nudged: null, // the region being nudged with Shift+arrows: one undo step per run of nudges
+    snapping: 0, // edges waiting for their loudness from the server
     frame: 0,
     painted: false,
   };
@@ -220,7 +234,8 @@ export default function (component) {
       ctx.setLineDash([]);
       ctx.fillStyle = colour;
       ctx.font = "11px sans-serif";
-      const name = `${r.proposal ? "proposed " : ""}${r.label}${r.text ? ` \u201c${r.text}\u201d` : ""}`;
+      const tagged = r.tags.length ? ` [${r.tags.join(", ")}]` : "";
+      const name = `${r.proposal ? "proposed " : ""}${r.label}${tagged}${r.text ? ` \u201c${r.text}\u201d` : ""}`;
       ctx.save();
       ctx.beginPath();
       ctx.rect(Math.max(0, a), 0, Math.max(0, Math.min(w, b) - Math.max(0, a)), top);
@@ -274,10 +289,11 @@ export default function (component) {
     }
     canvas.dataset.viewStart = String(state.view.start);
     canvas.dataset.viewEnd = String(state.view.end);
+    canvas.dataset.snapping = String(state.snapping);
     canvas.dataset.regions = JSON.stringify(
       [...regions]
         .sort((a, b) => a.start - b.start)
-        .map(({ start, end, label, text, proposal }) => ({ start, end, label, text, proposal })),
+        .map(({ start, end, label, text, tags, proposal }) => ({ start, end, label, text, tags, proposal })),
     );
     el.scroll.value = String(duration > span() ? Math.round((state.view.start / (duration - span())) * 1000) : 0);
     el.scroll.disabled = duration <= span() + 1e-9;
@@ -330,6 +346,10 @@ export default function (component) {
     for (const chip of el.classes.querySelectorAll("button")) {
       chip.setAttribute("aria-checked", String(chip.dataset.name === state.cls));
     }
+    for (const pill of el.tags.querySelectorAll("button")) {
+      pill.disabled = !r;
+      pill.setAttribute("aria-pressed", String(Boolean(r && r.tags.includes(pill.dataset.tag))));
+    }
   }
 
   for (const c of classes) {
@@ -345,6 +365,25 @@ export default function (component) {
     el.classes.appendChild(chip);
   }
 
+  el.tags.hidden = !tagGroups.length;
+  for (const g of tagGroups) {
+    const name = document.createElement("span");
+    name.className = "er-tag-group";
+    name.textContent = `${g.name}:`;
+    el.tags.appendChild(name);
+    for (const value of g.values) {
+      const pill = document.createElement("button");
+      pill.type = "button";
+      pill.className = "er-tag";
+      pill.dataset.tag = `${g.name}:${value}`;
+      pill.textContent = value;
+      pill.title = `Tag the selected region ${g.name}:${value} (again to clear)`;
+      pill.setAttribute("aria-pressed", "false");
+      pill.addEventListener("click", () => toggleTag(pill.dataset.tag));
+      el.tags.appendChild(pill);
+    }
+  }
+
   // --- editing --------------------------------------------------------------------------------------
   function touch(r) {
     r.proposal = false;
@@ -355,7 +394,7 @@ export default function (component) {
 
   // Undo keeps whole copies of the regions: a few hundred small objects, simpler than inverse edits.
   function snapshot() {
-    return { regions: regions.map((r) => ({ ...r })), selected: state.selected };
+    return { regions: regions.map((r) => ({ ...r, tags: [...r.tags] })), selected: state.selected };
   }
 
   function remember() {
@@ -363,6 +402,7 @@ export default function (component) {
     if (history.undo.length > HISTORY) history.undo.shift();
     history.redo = [];
     state.typed = null;
+    state.nudged = null;
   }
 
   function travel(from, to) {
@@ -372,6 +412,7 @@ export default function (component) {
     regions.splice(0, regions.length, ...back.regions);
     state.selected = back.selected;
     state.typed = null;
+    state.nudged = null;
     el.text.dataset.region = ""; // show the restored transcript
     draw();
   }
@@ -386,6 +427,35 @@ export default function (component) {
       r.label = name;
       touch(r);
     }
+    draw();
+  }
+
+  function toggleTag(tag) {
+    const r = selectedRegion();
+    if (!r) return;
+    remember();
+    r.tags = r.tags.includes(tag) ? r.tags.filter((t) => t !== tag) : [...r.tags, tag].sort();
+    touch(r);
+    draw();
+  }
+
+  // Move a region by dt seconds from where it was (from), keeping its length inside the recording.
+  function shift(r, from, dt) {
+    const length = from.end - from.start;
+    const start = Math.max(0, Math.min(duration - length, from.start + dt));
+    r.start = start;
+    r.end = start + length;
+  }
+
+  function nudge(direction) {
+    const r = selectedRegion();
+    if (!r) return;
+    if (state.nudged !== r.id) {
+      remember();
+      state.nudged = r.id;
+    }
+    shift(r, { start: r.start, end: r.end }, direction * NUDGE_S);
+    touch(r);
     draw();
   }
 
@@ -406,7 +476,7 @@ export default function (component) {
     const r = under.find((x) => x.id === state.selected) || under.sort((a, b) => a.end - a.start - (b.end - b.start))[0];
     remember();
     // The transcript stays with the first half: where its words divide is not known here.
-    regions.push({ ...r, id: nextId++, start: t, text: "", proposal: false });
+    regions.push({ ...r, id: nextId++, start: t, text: "", tags: [...r.tags], proposal: false });
     r.end = t;
     touch(r);
     state.selected = r.id;
@@ -424,6 +494,7 @@ export default function (component) {
     remember();
     r.end = Math.max(r.end, next.end);
     r.text = [r.text.trim(), next.text.trim()].filter(Boolean).join(" ");
+    r.tags = [...new Set([...r.tags, ...next.tags])].sort();
     touch(r);
     regions.splice(regions.indexOf(next), 1);
     draw();
@@ -450,7 +521,60 @@ export default function (component) {
     draw();
   }
 
-  // The quietest place near t (see the rule at the top), or t itself.
+  // The quietest of (time, loudness) places within SNAP_S of t, if clearly quieter than at t, else t.
+  function quietest(t, places, loudAt) {
+    let best = null;
+    for (const [at, level] of places) {
+      if (Math.abs(at - t) > SNAP_S) continue;
+      if (best === null || level < best[1] || (level === best[1] && Math.abs(at - t) < Math.abs(best[0] - t))) best = [at, level];
+    }
+    if (best === null) return t;
+    if (best[1] > loudAt / 2 || loudAt - best[1] < SNAP_DROP) return t;
+    return clampT(best[0]);
+  }
+
+  // The loudness hops around t from the server: [first hop, bytes], by one range request.
+  async function loudnessAround(t) {
+    const reach = SNAP_S + 2 * loudnessHop;
+    const first = Math.max(0, Math.floor((t - reach) / loudnessHop));
+    const last = Math.max(first, Math.ceil((t + reach) / loudnessHop));
+    const response = await fetch(data.loudnessUrl, { headers: { Range: `bytes=${first}-${last}` } });
+    if (!response.ok) throw new Error(`loudness: ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    // A server that ignores the range sends the whole track.
+    return response.status === 206 ? [first, bytes] : [first, bytes.subarray(first, last + 1)];
+  }
+
+  // Snap a region's released edges where the loudness track says (see the rule at the top). The edges
+  // stay where they were released until the answer comes, and are left alone if edited meanwhile.
+  function snapEdges(r, edges) {
+    if (!data.loudnessUrl || !loudnessHop) {
+      const placed = Object.fromEntries(edges.map((e) => [e, snap(r[e])]));
+      const next = { start: r.start, end: r.end, ...placed };
+      if (next.start < next.end) Object.assign(r, next);
+      return;
+    }
+    for (const edge of edges) {
+      const t = r[edge];
+      state.snapping += 1;
+      loudnessAround(t)
+        .then(([first, bytes]) => {
+          if (!regions.includes(r) || r[edge] !== t || !bytes.length) return;
+          const places = [...bytes].map((v, k) => [(first + k + 0.5) * loudnessHop, (v / 255) * 2]);
+          const here = Math.min(bytes.length - 1, Math.max(0, Math.floor(t / loudnessHop) - first));
+          const placed = quietest(t, places, places[here][1]);
+          const other = edge === "start" ? r.end : r.start;
+          if (edge === "start" ? placed < other : placed > other) r[edge] = placed;
+        })
+        .catch(() => {})
+        .finally(() => {
+          state.snapping -= 1;
+          draw();
+        });
+    }
+  }
+
+  // The quietest place near t on the waveform peaks (see the rule at the top), or t itself.
   function snap(t) {
     if (!mins.length) return t;
     const ptp = (i) => loudness[i];
@@ -494,7 +618,8 @@ export default function (component) {
       state.drag = { mode: "edge", region: found.region, edge: found.edge, x0: x };
     } else if (found) {
       state.selected = found.region.id;
-      state.drag = null;
+      const r = found.region;
+      state.drag = { mode: "move", region: r, x0: x, t0: timeAt(x), from: { start: r.start, end: r.end } };
       seek(clampT(timeAt(x)));
     } else {
       const t = clampT(timeAt(x));
@@ -513,7 +638,15 @@ export default function (component) {
     }
     const t = clampT(timeAt(pointerX(event)));
     if (drag.mode === "create") drag.t1 = t;
-    else {
+    else if (drag.mode === "move") {
+      if (!drag.remembered && Math.abs(pointerX(event) - drag.x0) < MIN_DRAG_PX) return;
+      if (!drag.remembered) {
+        remember();
+        drag.remembered = true;
+      }
+      shift(drag.region, drag.from, timeAt(pointerX(event)) - drag.t0);
+      touch(drag.region);
+    } else {
       if (!drag.remembered) {
         remember();
         drag.remembered = true;
@@ -529,26 +662,35 @@ export default function (component) {
     if (!drag) return;
     state.drag = null;
     const moved = Math.abs(pointerX(event) - drag.x0) >= MIN_DRAG_PX;
-    const place = event.altKey ? (t) => t : snap;
+    const exact = event.altKey;
     if (drag.mode === "create") {
       if (moved && state.cls) {
-        let start = Math.min(drag.t0, drag.t1);
-        let end = Math.max(drag.t0, drag.t1);
-        if (place(start) < place(end)) [start, end] = [place(start), place(end)];
         remember();
-        const r = { id: nextId++, start, end, label: state.cls, text: "", proposal: false };
+        const r = {
+          id: nextId++,
+          start: Math.min(drag.t0, drag.t1),
+          end: Math.max(drag.t0, drag.t1),
+          label: state.cls,
+          text: "",
+          tags: [],
+          proposal: false,
+        };
         regions.push(r);
         state.selected = r.id;
+        if (!exact) snapEdges(r, ["start", "end"]);
       } else {
         state.selected = null;
         seek(drag.t0);
       }
+    } else if (drag.mode === "move") {
+      if (drag.remembered && !exact) snapEdges(drag.region, ["start", "end"]);
     } else if (drag.remembered) {
       const r = drag.region;
-      const other = drag.edge === "start" ? "end" : "start";
-      const placed = place(r[drag.edge]);
-      if (placed !== r[other]) r[drag.edge] = placed;
-      if (r.start > r.end) [r.start, r.end] = [r.end, r.start];
+      if (r.start > r.end) {
+        [r.start, r.end] = [r.end, r.start];
+        drag.edge = drag.edge === "start" ? "end" : "start";
+      }
+      if (!exact && r.start !== r.end) snapEdges(r, [drag.edge]);
     }
     draw();
   }
@@ -624,7 +766,7 @@ export default function (component) {
     const mine = regions
       .filter((r) => !r.proposal)
       .sort((a, b) => a.start - b.start || a.end - b.end)
-      .map((r) => ({ start: r.start, end: r.end, label: r.label, text: r.text.trim() }));
+      .map((r) => ({ start: r.start, end: r.end, label: r.label, text: r.text.trim(), tags: [...r.tags] }));
     setTriggerValue("submit", { token: data.token, regions: mine });
   });
 
@@ -694,6 +836,9 @@ export default function (component) {
     if ((event.ctrlKey || event.metaKey) && !event.altKey && (key === "z" || key === "y")) {
       action = key === "y" || event.shiftKey ? redo : undo;
     } else if (event.ctrlKey || event.metaKey || event.altKey) return;
+    else if (event.shiftKey && (event.key === "ArrowLeft" || event.key === "ArrowRight")) {
+      action = () => nudge(event.key === "ArrowLeft" ? -1 : 1);
+    }
     else if (event.key === " ") action = toggle;
     else if (event.key === "Delete" || event.key === "Backspace") action = removeSelected;
     else if (event.key === "Enter") action = playSelected;
@@ -724,9 +869,13 @@ export default function (component) {
   const resize = new ResizeObserver(draw);
   resize.observe(canvas);
 
-  // The page's hidden st.audio may mount after the editor: take its address once it is there.
+  // The recording's address, or else the page's hidden st.audio's (which may mount after the editor).
   let looking = 0;
   function findAudio() {
+    if (data.audioUrl) {
+      audio.src = data.audioUrl;
+      return;
+    }
     const source = document.querySelector(`.${data.audio} audio`);
     if (source?.src) {
       audio.src = source.src;
