@@ -15,22 +15,20 @@ turn a read-then-write transaction into SQLITE_BUSY under concurrency, so we iss
 from __future__ import annotations
 
 import os
-import threading
-import time
+import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
-    fcntl = None  # type: ignore[assignment]
+from db.writer_turns import WriteWaitTimeout, begin_immediate, is_busy
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "WriteWaitTimeout", "make_engine"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -57,12 +55,47 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
+    database = _database_file(parsed)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        raw = conn.connection.driver_connection
+        info = conn.connection.info
+        if mode != "IMMEDIATE":
+            _set_busy_timeout(raw, info, SQLITE_BUSY_TIMEOUT_MS)
+            conn.exec_driver_sql(f"BEGIN {mode}")
+            return
+
+        def try_begin(timeout_ms: int) -> bool:
+            _set_busy_timeout(raw, info, timeout_ms)
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if is_busy(exc):
+                    return False
+                raise
+            return True
+
+        begin_immediate(database, try_begin)
 
     return engine
+
+
+def _database_file(parsed: URL) -> Path | None:
+    """The SQLite file of ``parsed``, or None for an in-memory (or ``file:`` URI) database."""
+    name = parsed.database
+    if not name or name == ":memory:" or name.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(name).expanduser().resolve()
+
+
+def _set_busy_timeout(raw: Any, info: dict[str, Any], timeout_ms: int) -> None:
+    # Write transactions wait for the lock as long as their turn allows; reads and everything else
+    # as long as SQLITE_BUSY_TIMEOUT_MS. Set only when it changes: most writes use the same value.
+    if info.get("busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS) != timeout_ms:
+        raw.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
+        info["busy_timeout_ms"] = timeout_ms
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -70,83 +103,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
     return create_engine(url, pool_pre_ping=True, **kwargs)
-
-
-#: How long a writer queues at the gate before leaving the decision to SQLite's busy handler.
-GATE_WAIT_S = SQLITE_BUSY_TIMEOUT_MS / 1000
-
-
-class _WriterGate:
-    """One process's turn at a SQLite file's write lock: a thread lock, then an ``flock``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.RLock()
-        self.depth = 0
-        self.fd: int | None = None
-        self.fd_pid = -1
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        # Waits as long as SQLite itself would; past that the writer goes on without the gate and
-        # SQLite's busy handler decides (and says "database is locked"), so a stuck writer cannot
-        # hang every other one for ever.
-        if not self.lock.acquire(timeout=GATE_WAIT_S):
-            yield
-            return
-        try:
-            locked = self.depth > 0 or self._acquire()
-            if locked:
-                self.depth += 1
-            try:
-                yield
-            finally:
-                if locked:
-                    self.depth -= 1
-                    if self.depth == 0 and self.fd is not None:
-                        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        finally:
-            self.lock.release()
-
-    def _acquire(self) -> bool:
-        if self.fd is None or self.fd_pid != os.getpid():
-            try:
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                self.fd_pid = os.getpid()
-            except OSError:
-                self.fd = None  # a read-only folder: SQLite's own busy handler still orders writers
-                return False
-        deadline = time.monotonic() + GATE_WAIT_S
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.002)
-
-
-_GATES: dict[str, _WriterGate | None] = {}
-_GATES_LOCK = threading.Lock()
-
-
-def _writer_gate(url: str) -> AbstractContextManager[None]:
-    with _GATES_LOCK:
-        if url not in _GATES:
-            parsed = make_url(url)
-            on_file = (
-                fcntl is not None
-                and parsed.get_backend_name() == "sqlite"
-                and parsed.database not in (None, "", ":memory:")
-            )
-            _GATES[url] = (
-                _WriterGate(Path(f"{Path(str(parsed.database)).expanduser().resolve()}.writer-lock"))
-                if on_file
-                else None
-            )
-        gate = _GATES[url]
-    return gate.held() if gate is not None else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -190,11 +146,12 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A write transaction: committed if the block succeeds, rolled back otherwise.
 
-        On a SQLite file, writers first queue on a lock file: SQLite's own busy handler polls with
-        sleeps growing to 100 ms, so under many writers an unlucky one waited seconds while others
-        went ahead; the kernel's lock wakes the next writer as soon as the last one commits.
+        On SQLite, ``BEGIN IMMEDIATE`` takes the write lock directly; a writer that has waited past
+        ``EARMARK_SQLITE_WRITE_STARVE_MS`` makes the others step aside until it has it, and one that
+        cannot start within ``EARMARK_SQLITE_WRITE_WAIT_S`` raises
+        :class:`~db.writer_turns.WriteWaitTimeout` before anything is written (:mod:`db.writer_turns`).
         """
-        with _writer_gate(self.url), self._writer.begin() as session:
+        with self._writer.begin() as session:
             yield session
 
     def analyze(self) -> None:

@@ -1,15 +1,18 @@
 """Failures of the machinery under a command, said as what to do: :func:`plain_failure`.
 
 A command that meets one of these has nothing wrong with its input; the environment is not ready
-(credentials missing) or busy (another process holds the SQLite file's write lock). The command line
-prints the message instead of a traceback.
+(credentials missing) or busy (another process holds the SQLite file's write lock, or a write did not
+get its turn within its bound). The command line prints the message instead of a traceback.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-from db.engine import SQLITE_BUSY_TIMEOUT_MS
+from db.engine import SQLITE_BUSY_TIMEOUT_MS, WriteWaitTimeout
+
+# Pages catch WriteWaitTimeout from here: they never import db/ themselves.
+__all__ = ["WriteWaitTimeout", "plain_failure"]
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -24,6 +27,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def plain_failure(exc: BaseException) -> str | None:
     """What to tell the user about ``exc``, or None when it is not one of the known failures."""
     for cause in _chain(exc):
+        if isinstance(cause, WriteWaitTimeout):
+            return str(cause)
         orig = getattr(cause, "orig", cause)  # SQLAlchemy wraps the driver's error
         if isinstance(orig, sqlite3.OperationalError) and (
             "database is locked" in str(orig) or "database is busy" in str(orig)

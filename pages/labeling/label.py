@@ -26,6 +26,7 @@ from labeling.annotate.queue import hold_clip, next_clip, progress, skip_clip
 from labeling.data.clips import load_audio
 from labeling.data.conventions import demote_headings
 from labeling.data.queue_order import queue_caption
+from labeling.platform.failures import WriteWaitTimeout
 from pages.labeling import label_form, label_regions, player
 from pages.widgets import audio, charts, common, plots
 
@@ -78,7 +79,7 @@ def submit(label: str | None, clip_id: int, key: str, *, cannot: bool = False) -
                 convention_version=ss.get("label.version"),
                 idempotency_key=key,
             )
-    except AnnotationError as exc:
+    except (AnnotationError, WriteWaitTimeout) as exc:  # the second: the SQLite file is too busy
         ss["label.flash"] = ("error", str(exc))
         return
     said = f"marked as cannot label ({reason})" if cannot and result.status == "created" else result.message

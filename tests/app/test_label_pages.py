@@ -9,6 +9,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Annotation, Clip, ConventionVersion
+from db.writer_turns import WriteWaitTimeout
 from labeling.annotate.annotations import submit_annotation
 from labeling.data.conventions import save_convention
 from labeling.data.importer import import_path
@@ -142,6 +143,23 @@ def test_label_submit_and_next(team):
     assert int(at.subheader[0].value.removeprefix("Clip ")) == third
     with team.db.read() as s:
         assert set(s.scalars(select(Annotation.clip_id))) == {first}
+
+
+def test_a_submit_refused_for_waiting_too_long_says_so_and_keeps_the_clip(team, monkeypatch):
+    def too_busy(*_args, **_kwargs):  # the SQLite writers' queue gave up on this submit
+        raise WriteWaitTimeout(10.2, 10.0)
+
+    # Patched before the first run: the button's callback is the one that run defined.
+    monkeypatch.setattr("labeling.annotate.annotations.submit_annotation", too_busy)
+    at = page("pages/labeling/label.py", "ana").run()
+    first = int(at.subheader[0].value.removeprefix("Clip "))
+    listened(at).button(key=key(at, "class.1")).click().run()
+    assert not at.exception
+    assert "the database is busy" in at.error[0].value
+    assert "nothing was changed" in at.error[0].value
+    assert int(at.subheader[0].value.removeprefix("Clip ")) == first  # still there to submit again
+    with team.db.read() as s:
+        assert s.scalars(select(Annotation)).first() is None
 
 
 def test_the_count_of_open_clips_is_this_annotator_s(team):
