@@ -386,7 +386,10 @@ def _facts_statement(refreshes: tuple[str, ...]) -> Any:
     """Everything a submit checks before it writes, in one read: the project's choices and settings,
     whether the annotator is active, the current convention version, this person's annotation of the
     clip and the one stored under this idempotency key, and which report refreshes are queued."""
-    p, u, c, key = bindparam("p"), bindparam("u"), bindparam("c"), bindparam("key")
+    p: Any = bindparam("p")
+    u: Any = bindparam("u")
+    c: Any = bindparam("c")
+    key: Any = bindparam("key")
     keyed = (
         (Annotation.project_id == p) & (Annotation.annotator_id == u) & (Annotation.idempotency_key == key)
     )

@@ -253,7 +253,7 @@ _QP: BindParameter[int] = bindparam("q_project", type_=Integer)
 _QU: BindParameter[int] = bindparam("q_user", type_=Integer)
 
 
-def _pg_named(stmt: Select[Any]) -> Select[Any]:
+def _pg_named(stmt: Any) -> Any:
     """``stmt`` with its project and annotator parameters renamed as in :data:`_PG_NAMES`."""
 
     def swap(element: Any, **_: Any) -> Any:
