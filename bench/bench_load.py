@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 
 from bench._report import machine, scratch_postgres, write_section
 from db.engine import Database
@@ -190,6 +190,46 @@ def _invariants(db: Database, project_id: int, rows: list[tuple]) -> dict[str, i
     return {"lost": lost, "duplicated": duplicated, "over_k": int(over or 0), "refused_handouts": full}
 
 
+def _round_trips(db: Database) -> dict[str, int]:
+    """Trips to the server (statements, BEGIN and COMMIT, as SQLAlchemy's engine events see them) of one
+    hand-out, one submit and one repeated submit, once the process has warmed up."""
+    project_id, users = _add_project(db, "trips", 40, 2)
+    sent: list[str] = []
+
+    def statement(*_: object) -> None:
+        sent.append("statement")
+
+    listeners = (
+        ("before_cursor_execute", statement),
+        ("begin", lambda *_: sent.append("BEGIN")),
+        ("commit", lambda *_: sent.append("COMMIT")),
+    )
+    for name, fn in listeners:
+        event.listen(db.engine, name, fn)
+    trips: dict[str, int] = {}
+    try:
+        for i in range(10):  # the first submits queue the project's report refreshes
+            user = users[i % 2]
+            sent.clear()
+            with db.write() as s:
+                item = next_clip(s, project_id, user)
+            assert item is not None
+            trips["next"] = len(sent)
+            sent.clear()
+            key = f"u{user}-c{item.clip_id}"
+            with db.write() as s:
+                submit_annotation(s, project_id, user, item.clip_id, label="yes", idempotency_key=key)
+            trips["submit"] = len(sent)
+            sent.clear()
+            with db.write() as s:
+                submit_annotation(s, project_id, user, item.clip_id, label="yes", idempotency_key=key)
+            trips["retry"] = len(sent)
+    finally:
+        for name, fn in listeners:
+            event.remove(db.engine, name, fn)
+    return trips
+
+
 def _measure(url: str) -> dict:
     db = Database.from_url(url)
     try:
@@ -198,6 +238,7 @@ def _measure(url: str) -> dict:
         load_clips = WORKERS * SUBMITS // K + 2 * WORKERS * SUBMITS // K
         load_project, load_users = _add_project(db, "load", load_clips, WORKERS)
         db.analyze()  # as a bulk import does
+        trips = _round_trips(db)
         alone_rows, alone_errors, alone_wall, _ = _run(url, alone_project, alone_users, ALONE)
         rows, errors, wall, turns = _run(url, load_project, load_users, SUBMITS)
         # First against last thousand while all sixteen still run: once some have finished, fewer
@@ -225,6 +266,7 @@ def _measure(url: str) -> dict:
             "invariants": _invariants(db, load_project, rows),
             "turns": turns,
             "loadavg": os.getloadavg()[0],
+            "trips": trips,
             "errors": alone_errors + errors,
         }
     finally:
@@ -278,13 +320,14 @@ def _median_run(runs: list[dict]) -> dict:
     out["worst_max"] = max(r["load"]["submit"]["max"] for r in runs)
     out["turns"] = {key: med(("turns", key)) for key in runs[0]["turns"]}
     out["loadavg"] = [r["loadavg"] for r in runs]
+    out["trips"] = runs[0]["trips"]  # counts of statements, the same in every run
     return out
 
 
-def _row(engine: str, what: str, r: dict, alone: dict) -> str:
+def _row(engine: str, what: str, trips: str, r: dict, alone: dict) -> str:
     ratio = r["p95"] / alone["p95"] if alone["p95"] else float("nan")
     return (
-        f"| {engine} | {what} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.0f} | "
+        f"| {engine} | {what} | {trips} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.0f} | "
         f"{alone['p50']:.1f} / {alone['p95']:.1f} | {ratio:.1f}× |"
     )
 
@@ -328,12 +371,17 @@ def main() -> None:
         "nor refused (errors); ≥ 150 submits/s; no slowdown from the first to the last thousand "
         "submits; 0 lost, 0 duplicated, 0 over k.",
         "",
-        "| engine | call | p50 | p95 | p99 | max | alone p50 / p95 | p95 vs alone |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "Trips: statements sent plus BEGIN and COMMIT, per call once warmed up (a repeated submit in "
+        "brackets).",
+        "",
+        "| engine | call | trips | p50 | p95 | p99 | max | alone p50 / p95 | p95 vs alone |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for engine, r in results.items():
-        lines.append(_row(engine, "submit", r["load"]["submit"], r["alone"]["submit"]))
-        lines.append(_row(engine, "next clip", r["load"]["next"], r["alone"]["next"]))
+        trips = r["trips"]
+        submit_trips = f"{trips['submit']} ({trips['retry']})"
+        lines.append(_row(engine, "submit", submit_trips, r["load"]["submit"], r["alone"]["submit"]))
+        lines.append(_row(engine, "next clip", str(trips["next"]), r["load"]["next"], r["alone"]["next"]))
     lines += [
         "",
         "| engine | submits/s (16) | submits/s (alone) | first 1,000: p50 ms, /s | last 1,000: p50 ms, /s "

@@ -174,6 +174,9 @@ class Clip(Base):
     annotations_needed: Mapped[int] = mapped_column(Integer, default=1)
     annotation_count: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    # Raised by every lease taken on the clip on PostgreSQL (see labeling.annotate.queue): the queue
+    # passes over a clip whose counter moved since its statement's snapshot.
+    lease_seq: Mapped[int] = mapped_column(Integer, server_default="0")
     # Whether the clip has a final label (a row in resolutions), for the queue's "unlabelled first"
     # order. Triggers on resolutions keep it (see the queue_order migration), so every path that
     # writes, moves or removes a final label keeps it right, through these models or not.

@@ -24,12 +24,36 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from sqlalchemy import bindparam, delete, select, union_all, update
+from sqlalchemy import (
+    String,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Annotation, Claim, Clip, ModelRun, Prediction, Project, Resolution, User, utcnow
+from db.models import (
+    Annotation,
+    AuditEvent,
+    Claim,
+    Clip,
+    ConventionVersion,
+    ModelRun,
+    Prediction,
+    Project,
+    Resolution,
+    User,
+    utcnow,
+)
 from labeling.data.conventions import (
     ConventionInfo,
     GoldInfo,
@@ -39,7 +63,12 @@ from labeling.data.conventions import (
 )
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.platform.audit import record
-from labeling.platform.jobs import queue_report_refreshes
+from labeling.platform.jobs import (
+    project_scope,
+    queue_report_refreshes,
+    report_refresh_kinds,
+    report_refreshes_queued,
+)
 from labeling.platform.storage import AudioStorage
 
 MAX_TRANSCRIPT_CHARS = 20_000
@@ -306,6 +335,16 @@ def _stored_already(
     return None
 
 
+def _refused(
+    s: Session, project_id: int, clip_id: int, user_id: int, idempotency_key: str | None
+) -> SubmitResult:
+    """Classify a submit that found no free slot on the clip."""
+    clip = s.connection().execute(select(Clip.project_id, Clip.deleted_at).where(Clip.id == clip_id)).first()
+    if clip is None or clip.project_id != project_id or clip.deleted_at is not None:
+        return SubmitResult("unavailable", clip_id, None, "this clip is no longer in the project")
+    return _outcome_after_conflict(s, project_id, clip_id, user_id, idempotency_key)
+
+
 def _outcome_after_conflict(
     s: Session, project_id: int, clip_id: int, user_id: int, idempotency_key: str | None
 ) -> SubmitResult:
@@ -321,8 +360,131 @@ def _insert_statement(dialect: str) -> Any:
     return ins.on_conflict_do_nothing().returning(Annotation.id)
 
 
-_PROJECT = select(Project.task_kind, Project.classes, Project.tag_groups).where(Project.id == bindparam("p"))
-_ACTIVE = select(User.active).where(User.id == bindparam("u"))
+_FIELDS = (
+    "project_id",
+    "clip_id",
+    "annotator_id",
+    "convention_version",
+    "idempotency_key",
+    "source",
+    "created_at",
+    "updated_at",
+    "label",
+    "transcript",
+    "tags",
+    "unsure",
+    "cannot_label_reason",
+    "time_spent_ms",
+)
+
+
+_FACTS = 9  # columns of the facts statement before one per report-refreshing kind
+
+
+@cache
+def _facts_statement(refreshes: tuple[str, ...]) -> Any:
+    """Everything a submit checks before it writes, in one read: the project's choices and settings,
+    whether the annotator is active, the current convention version, this person's annotation of the
+    clip and the one stored under this idempotency key, and which report refreshes are queued."""
+    p: Any = bindparam("p")
+    u: Any = bindparam("u")
+    c: Any = bindparam("c")
+    key: Any = bindparam("key")
+    keyed = (
+        (Annotation.project_id == p) & (Annotation.annotator_id == u) & (Annotation.idempotency_key == key)
+    )
+    probes = dict(report_refreshes_queued(bindparam("scope")))
+    return select(
+        Project.task_kind,
+        Project.classes,
+        Project.tag_groups,
+        Project.settings,
+        select(User.active).where(User.id == u).scalar_subquery().label("active"),
+        select(func.max(ConventionVersion.version))
+        .where(ConventionVersion.project_id == p)
+        .scalar_subquery()
+        .label("version"),
+        select(Annotation.id)
+        .where(Annotation.clip_id == c, Annotation.annotator_id == u)
+        .scalar_subquery()
+        .label("mine"),
+        select(Annotation.id).where(keyed).scalar_subquery().label("keyed"),
+        select(Annotation.clip_id).where(keyed).scalar_subquery().label("keyed_clip"),
+        *(probes[name].label(f"refresh_{i}") for i, name in enumerate(refreshes)),
+    ).where(Project.id == p)
+
+
+@cache
+def _pg_write_statement() -> Any:
+    """A submit's writes on PostgreSQL in one statement: lock the clip while it has a slot, insert the
+    annotation (nothing on a conflict), raise the count, drop the annotator's claim and write the audit
+    event, the last three only when the insert stored a row. Returns (annotation_id, had_slot)."""
+    table = Annotation.__table__.c
+    slot = (
+        select(Clip.id)
+        .where(
+            Clip.id == bindparam("a_clip_id"),
+            Clip.project_id == bindparam("a_project_id"),
+            Clip.annotation_count < Clip.annotations_needed,
+            Clip.deleted_at.is_(None),
+        )
+        .with_for_update()
+        .cte("slot")
+    )
+    # Parameters are prefixed: SQLAlchemy reads execution parameters named like a column as values to
+    # SET in an UPDATE, also in an UPDATE inside a WITH.
+    row = select(
+        *(slot.c.id if f == "clip_id" else bindparam(f"a_{f}", type_=table[f].type) for f in _FIELDS)
+    )
+    ins = (
+        postgresql.insert(Annotation)
+        .from_select(list(_FIELDS), row)
+        .on_conflict_do_nothing()
+        .returning(Annotation.id, Annotation.clip_id)
+        .cte("ins")
+    )
+    bump = (
+        update(Clip)
+        .where(Clip.id == select(ins.c.clip_id).scalar_subquery())
+        .values(annotation_count=Clip.annotation_count + 1)
+        .returning(Clip.id)
+        .cte("bump")
+    )
+    drop = (
+        delete(Claim)
+        .where(
+            Claim.clip_id == bindparam("a_clip_id"),
+            Claim.user_id == bindparam("a_annotator_id"),
+            exists(ins.select()),
+        )
+        .returning(Claim.clip_id)
+        .cte("drop")
+    )
+    audit_type = AuditEvent.__table__.c.new.type
+    audit = (
+        insert(AuditEvent)
+        .from_select(
+            ["entity", "entity_id", "action", "old", "new", "actor_id", "project_id", "created_at"],
+            select(
+                literal("annotation"),
+                cast(ins.c.id, String),
+                literal("create"),
+                bindparam("a_audit_old", type_=audit_type),
+                bindparam("a_audit_new", type_=audit_type),
+                bindparam("a_annotator_id", type_=table["annotator_id"].type),
+                bindparam("a_project_id", type_=table["project_id"].type),
+                bindparam("a_created_at", type_=table["created_at"].type),
+            ),
+        )
+        .returning(AuditEvent.id)
+        .cte("audit")
+    )
+    return select(
+        select(ins.c.id).scalar_subquery().label("annotation_id"),
+        exists(slot.select()).label("had_slot"),
+    ).add_cte(bump, drop, audit)
+
+
 _TAKE_SLOT = (
     update(Clip)
     .where(
@@ -362,17 +524,27 @@ def submit_annotation(
     Returns a :class:`SubmitResult`; concurrency outcomes never raise.
     """
     conn = s.connection()
-    project = conn.execute(_PROJECT, {"p": project_id}).first()
-    if project is None:
+    refreshes = tuple(report_refresh_kinds())
+    facts = conn.execute(
+        _facts_statement(refreshes),
+        {
+            "p": project_id,
+            "u": user_id,
+            "c": clip_id,
+            "key": None if idempotency_key is None else str(idempotency_key),
+            "scope": project_scope(project_id),
+        },
+    ).first()
+    if facts is None:
         raise AnnotationError(f"no project {project_id}")
-    if not conn.execute(_ACTIVE, {"u": user_id}).scalar():
+    if not facts.active:
         raise AnnotationError(f"no active user {user_id}")
     if idempotency_key is not None:
         idempotency_key = str(idempotency_key)
         if not idempotency_key or len(idempotency_key) > MAX_KEY_CHARS:
             raise AnnotationError(f"an idempotency key has 1 to {MAX_KEY_CHARS} characters")
     values = _clean(
-        project,
+        facts,
         label=label,
         transcript=transcript,
         tags=tags,
@@ -381,48 +553,60 @@ def submit_annotation(
         time_spent_ms=time_spent_ms,
     )
     # A retry of something already stored answers the same way, whatever happened to the clip since.
-    earlier = _stored_already(s, project_id, clip_id, user_id, idempotency_key)
-    if earlier is not None:
-        return earlier
-    version = convention_version if convention_version is not None else current_version(s, project_id)
+    if facts.keyed is not None:
+        if facts.keyed_clip != clip_id:
+            raise AnnotationError("you already used this idempotency key for another clip")
+        return SubmitResult("duplicate", clip_id, facts.keyed, "already saved (repeated submit)")
+    if facts.mine is not None:
+        return SubmitResult("already_labelled", clip_id, facts.mine, "you have already labelled this clip")
     now = utcnow()
-    # The row lock taken here orders concurrent submits of one clip, and the WHERE is re-checked
-    # after any wait, so k is never exceeded (the CHECK constraint stays the last guard).
-    if conn.execute(_TAKE_SLOT, {"c": clip_id, "p": project_id}).rowcount != 1:  # type: ignore[attr-defined, unused-ignore]  # typed on SQLAlchemy 2.1 only
-        clip = conn.execute(select(Clip.project_id, Clip.deleted_at).where(Clip.id == clip_id)).first()
-        if clip is None or clip.project_id != project_id or clip.deleted_at is not None:
-            return SubmitResult("unavailable", clip_id, None, "this clip is no longer in the project")
-        return _outcome_after_conflict(s, project_id, clip_id, user_id, idempotency_key)
     row = {
         "project_id": project_id,
         "clip_id": clip_id,
         "annotator_id": user_id,
-        "convention_version": version,
+        "convention_version": convention_version if convention_version is not None else facts.version,
         "idempotency_key": idempotency_key,
         "source": source,
         "created_at": now,
         "updated_at": now,
         **values,
     }
-    try:
-        annotation_id = conn.execute(_insert_statement(conn.dialect.name), row).scalar()
-    except IntegrityError as exc:  # only a foreign key can fail here: unique keys are ignored above
-        raise AnnotationError(f"unknown clip {clip_id} or annotator {user_id}") from exc
-    if annotation_id is None:
-        # Someone (this person, in another tab or a retry) stored it first: give the slot back.
-        conn.execute(_GIVE_BACK, {"c": clip_id})
-        return _outcome_after_conflict(s, project_id, clip_id, user_id, idempotency_key)
-    conn.execute(_DROP_CLAIM, {"c": clip_id, "u": user_id})
-    record(
-        s,
-        entity="annotation",
-        entity_id=annotation_id,
-        action="create",
-        new={k: row[k] for k in AUDITED},
-        actor_id=user_id,
-        project_id=project_id,
-    )
-    queue_report_refreshes(s, project_id)
+    audit = {k: row[k] for k in AUDITED}
+    if conn.dialect.name == "postgresql":
+        params = {f"a_{k}": v for k, v in {**row, "audit_old": None, "audit_new": audit}.items()}
+        written = conn.execute(_pg_write_statement(), params).one()
+        annotation_id = written.annotation_id
+        if annotation_id is None:
+            if not written.had_slot:
+                return _refused(s, project_id, clip_id, user_id, idempotency_key)
+            # Someone (this person, in another tab or a retry) stored it first.
+            return _outcome_after_conflict(s, project_id, clip_id, user_id, idempotency_key)
+    else:
+        # The row lock taken here orders concurrent submits of one clip, and the WHERE is re-checked
+        # after any wait, so k is never exceeded (the CHECK constraint stays the last guard).
+        if conn.execute(_TAKE_SLOT, {"c": clip_id, "p": project_id}).rowcount != 1:  # type: ignore[attr-defined, unused-ignore]  # typed on SQLAlchemy 2.1 only
+            return _refused(s, project_id, clip_id, user_id, idempotency_key)
+        try:
+            annotation_id = conn.execute(_insert_statement(conn.dialect.name), row).scalar()
+        except IntegrityError as exc:  # only a foreign key can fail here: unique keys are ignored above
+            raise AnnotationError(f"unknown clip {clip_id} or annotator {user_id}") from exc
+        if annotation_id is None:
+            # Someone (this person, in another tab or a retry) stored it first: give the slot back.
+            conn.execute(_GIVE_BACK, {"c": clip_id})
+            return _outcome_after_conflict(s, project_id, clip_id, user_id, idempotency_key)
+        conn.execute(_DROP_CLAIM, {"c": clip_id, "u": user_id})
+        record(
+            s,
+            entity="annotation",
+            entity_id=annotation_id,
+            action="create",
+            new=audit,
+            actor_id=user_id,
+            project_id=project_id,
+        )
+    queued = [name for name, on in zip(refreshes, facts[_FACTS:], strict=True) if on]
+    if len(queued) < len(refreshes):
+        queue_report_refreshes(s, project_id, active=queued, project=(facts.task_kind, facts.settings))
     return SubmitResult("created", clip_id, annotation_id, "saved")
 
 

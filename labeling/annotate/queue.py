@@ -14,6 +14,13 @@ Call :func:`next_clip` inside a write transaction (``ws.db.write()``): on SQLite
 ``FOR UPDATE SKIP LOCKED`` so concurrent annotators pass each other instead of queueing. The scan
 walks the order's partial index (``ix_clips_open…``, open clips only) in queue order and stops at the
 first eligible clip, so the cost does not grow with the number of clips.
+
+On PostgreSQL the whole hand-out is one statement (:func:`_pg_next_statement`): it checks the
+project's queue settings against the ones this process last read, forgets the annotator's expired
+claims, renews and returns their live claim or locks the next candidate and writes its lease. Every
+lease raises the clip's ``lease_seq``, and the candidate query passes over a clip whose counter moved
+since the statement's snapshot: the row lock re-reads a row a competitor changed, but not the claims
+table, so a lease committed by someone else after the snapshot would otherwise go uncounted.
 """
 
 from __future__ import annotations
@@ -24,9 +31,25 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    literal_column,
+    null,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 
 from db.models import Annotation, Claim, Clip, Project, utcnow
@@ -77,7 +100,8 @@ def lease_seconds(settings: dict | None) -> int:
 # SQLAlchemy expressions costs more than PostgreSQL or SQLite take to answer them.
 _P: BindParameter[int] = bindparam("project_id")
 _U: BindParameter[int] = bindparam("user_id")
-_NOW: BindParameter[datetime] = bindparam("now")
+_NOW: BindParameter[datetime] = bindparam("now", type_=Claim.__table__.c.expires_at.type)
+_EXPIRES: BindParameter[datetime] = bindparam("expires", type_=Claim.__table__.c.expires_at.type)
 _OPEN = and_(
     # Written exactly as the partial indexes' predicate, so both engines can use them.
     Clip.project_id == _P,
@@ -121,20 +145,14 @@ def candidate_query(order: str = DEFAULT_QUEUE_ORDER) -> Select:
 _SETTINGS = select(Project.settings).where(Project.id == _P)
 
 
-def _where(stmt: Select[Any]) -> Any:
-    """The WHERE clause of ``stmt`` (the candidate query always has one)."""
-    assert stmt.whereclause is not None
-    return stmt.whereclause
-
-
 @dataclass(frozen=True)
 class _Statements:
     forget_expired: Any
     own_claim: Any
     renew: Any
     candidate: Any
-    recheck: Any
     claim: Any
+    bump: Any
 
 
 @cache
@@ -152,8 +170,7 @@ def _statements(dialect: str, order: str = DEFAULT_QUEUE_ORDER) -> _Statements:
         renew=update(Claim)
         .where(Claim.clip_id == bindparam("b_clip_id"), Claim.user_id == bindparam("b_user_id"))
         .values(expires_at=bindparam("b_expires_at")),
-        candidate=candidate.with_for_update(skip_locked=True, of=Clip) if pg else candidate,
-        recheck=select(Clip.id).where(Clip.id == bindparam("clip_id"), _where(candidate)),
+        candidate=candidate,
         claim=upsert.on_conflict_do_update(
             index_elements=[Claim.clip_id, Claim.user_id],
             set_={
@@ -162,6 +179,7 @@ def _statements(dialect: str, order: str = DEFAULT_QUEUE_ORDER) -> _Statements:
                 "skipped_at": upsert.excluded.skipped_at,
             },
         ),
+        bump=update(Clip).where(Clip.id == bindparam("clip_id")).values(lease_seq=Clip.lease_seq + 1),
     )
 
 
@@ -179,17 +197,14 @@ def next_clip(
     transaction commits asynchronously (see below), so do not add writes that must be durable.
     """
     conn = s.connection()
+    now = now or utcnow()
+    if conn.dialect.name == "postgresql":
+        return _next_clip_pg(conn, project_id, user_id, lease_s, now)
     settings = conn.execute(_SETTINGS, {"project_id": project_id}).first()
     if settings is None:
         raise LookupError(f"no project {project_id}")
     sql = _statements(conn.dialect.name, queue_order(settings[0]).name)
-    now = now or utcnow()
     expires = now + timedelta(seconds=lease_s if lease_s is not None else lease_seconds(settings[0]))
-    if conn.dialect.name == "postgresql":
-        # A claim is a lease: losing the last few to a server crash only returns clips to the queue,
-        # so this transaction need not wait for its WAL flush (PostgreSQL's asynchronous commit;
-        # still atomic and consistent).
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
     params = {"project_id": project_id, "user_id": user_id, "now": now}
     conn.execute(sql.forget_expired, params)
     own = conn.execute(sql.own_claim, params).first()
@@ -216,26 +231,178 @@ def next_clip(
     )
 
 
-_RECHECKS = 50
-
-
 def _take_candidate(conn: Any, sql: _Statements, params: dict) -> Any:
-    """The next eligible clip, locked for this transaction on PostgreSQL.
+    """The next eligible clip (SQLite: ``BEGIN IMMEDIATE`` means no other writer ran since this
+    transaction began, so what the query sees still holds when the claim is written)."""
+    return conn.execute(sql.candidate, params).first()
 
-    On PostgreSQL the candidate query's snapshot is taken before its row lock: a competitor may have
-    claimed that clip and committed in between, and the claim lives in another table, so the lock's
-    re-check does not see it. Once the row is ours no new claim on it can commit, so a fresh statement
-    (READ COMMITTED: a new snapshot) re-counts the claims; a clip that no longer qualifies is passed over
-    and the next fresh candidate query, which sees the competitor's claim, finds another.
+
+#: project id -> (``settings->>'queue_order'``, ``settings->>'lease_seconds'`` as PostgreSQL reads
+#: them, the queue order's name, the lease length) as this process last read them. The hand-out
+#: statement compares the first two with the project row and does nothing when they moved.
+_SEEN: dict[int, tuple[str | None, str | None, str, int]] = {}
+_ORDER_RAW = Project.settings["queue_order"].as_string()
+_LEASE_RAW = Project.settings["lease_seconds"].as_string()
+_SETTINGS_PG = select(Project.settings, _ORDER_RAW, _LEASE_RAW).where(Project.id == _P)
+
+
+#: The hand-out statement's own names for the project and the annotator: SQLAlchemy reads execution
+#: parameters named like a column as values to SET in an UPDATE, also in an UPDATE inside a WITH, and
+#: the statement updates claims (``user_id``) and clips (``project_id``).
+_PG_NAMES = {"project_id": "q_project", "user_id": "q_user"}
+_QP: BindParameter[int] = bindparam("q_project", type_=Integer)
+_QU: BindParameter[int] = bindparam("q_user", type_=Integer)
+
+
+def _pg_named(stmt: Any) -> Any:
+    """``stmt`` with its project and annotator parameters renamed as in :data:`_PG_NAMES`."""
+
+    def swap(element: Any, **_: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key in _PG_NAMES:
+            return bindparam(_PG_NAMES[element.key], type_=element.type)
+        return None
+
+    return visitors.replacement_traverse(stmt, {}, swap)
+
+
+#: LIMIT 1 written into the SQL rather than bound: psycopg prepares the statement after a few calls,
+#: and PostgreSQL's generic plan for a bound LIMIT expects a tenth of the rows and sorts every open
+#: clip of the project instead of walking the queue order's index to the first eligible one.
+_ONE: Any = literal_column("1")
+
+
+@cache
+def _pg_next_statement(order: str) -> Any:
+    """The hand-out on PostgreSQL as one statement, for queue order ``order``.
+
+    One row when the project exists: ``fresh`` (False when the cached settings moved: nothing was
+    written), then the clip (id, annotation_count, annotations_needed, priority, resumed), all NULL
+    when nothing is left. The statement also turns synchronous commit off for its transaction: a
+    claim is a lease, and losing the last few to a server crash only returns clips to the queue.
     """
-    row = conn.execute(sql.candidate, params).first()
-    if conn.dialect.name != "postgresql":
-        return row  # BEGIN IMMEDIATE: no other writer ran since this transaction began
-    for _ in range(_RECHECKS):
-        if row is None or conn.execute(sql.recheck, {**params, "clip_id": row.id}).first() is not None:
-            return row
-        row = conn.execute(sql.candidate, params).first()
-    return None
+    fresh = (
+        select(
+            and_(
+                _ORDER_RAW.is_not_distinct_from(bindparam("order_raw")),
+                _LEASE_RAW.is_not_distinct_from(bindparam("lease_raw")),
+            ).label("fresh")
+        )
+        .where(Project.id == _QP)
+        .cte("fresh")
+    )
+    go = select(fresh.c.fresh).scalar_subquery()
+    own = _pg_named(
+        select(*_COLUMNS)
+        .join(Claim, Claim.clip_id == Clip.id)
+        .where(go, Claim.user_id == _U, Claim.expires_at > _NOW, Claim.skipped_at.is_(None), _OPEN, ~_MINE)
+        .order_by(Claim.claimed_at.desc())
+        .limit(_ONE)
+    ).cte("own")
+    renew = (
+        update(Claim)
+        .where(Claim.clip_id == select(own.c.id).scalar_subquery(), Claim.user_id == _QU)
+        .values(expires_at=_EXPIRES)
+        .returning(Claim.clip_id)
+        .cte("renew")
+    )
+    # The same clip as this statement's snapshot saw it: under the row lock, ``Clip`` is the newest
+    # version, while this subquery still reads the snapshot. The counter only grows, so "not above"
+    # is "unchanged"; written as an inequality, the planner does not take it for a filter that leaves
+    # one row in a thousand, which made its prepared (generic) plan sort every open clip.
+    seen = aliased(Clip)
+    unchanged = Clip.lease_seq <= select(seen.lease_seq).where(seen.id == Clip.id).scalar_subquery()
+    cand = (
+        _pg_named(candidate_query(order))
+        .limit(_ONE)
+        .where(go, ~exists(select(own.c.id)), unchanged)
+        .with_for_update(skip_locked=True, of=Clip)
+        .cte("cand")
+    )
+    bump = (
+        update(Clip)
+        .where(Clip.id == select(cand.c.id).scalar_subquery())
+        .values(lease_seq=Clip.lease_seq + 1)
+        .returning(Clip.id)
+        .cte("bump")
+    )
+    upsert = postgresql.insert(Claim)
+    take = (
+        upsert.from_select(
+            ["clip_id", "user_id", "claimed_at", "expires_at", "skipped_at"],
+            select(cand.c.id, _QU, _NOW, _EXPIRES, null()),
+        )
+        .on_conflict_do_update(
+            index_elements=[Claim.clip_id, Claim.user_id],
+            set_={
+                "claimed_at": upsert.excluded.claimed_at,
+                "expires_at": upsert.excluded.expires_at,
+                "skipped_at": upsert.excluded.skipped_at,
+            },
+        )
+        .returning(Claim.clip_id)
+        .cte("take")
+    )
+    forget = (
+        delete(Claim)
+        .where(go, Claim.user_id == _QU, Claim.expires_at <= _NOW, Claim.clip_id.not_in(select(cand.c.id)))
+        .returning(Claim.clip_id)
+        .cte("forget")
+    )
+    picked = union_all(
+        select(own, true().label("resumed")),
+        select(cand, false().label("resumed")),
+    ).subquery("picked")
+    return (
+        select(
+            fresh.c.fresh,
+            picked,
+            func.set_config("synchronous_commit", "off", true()).label("sync"),
+        )
+        .select_from(fresh.outerjoin(picked, true()))
+        .add_cte(renew, bump, take, forget)
+    )
+
+
+def _next_clip_pg(
+    conn: Any, project_id: int, user_id: int, lease_s: int | None, now: datetime
+) -> QueueItem | None:
+    """:func:`next_clip` on PostgreSQL: one statement, and a read of the settings when they moved."""
+    for _ in range(3):
+        seen = _SEEN.get(project_id)
+        if seen is None:
+            row = conn.execute(_SETTINGS_PG, {"project_id": project_id}).first()
+            if row is None:
+                raise LookupError(f"no project {project_id}")
+            seen = (row[1], row[2], queue_order(row[0]).name, lease_seconds(row[0]))
+            _SEEN[project_id] = seen
+        order_raw, lease_raw, order, lease_default = seen
+        expires = now + timedelta(seconds=lease_s if lease_s is not None else lease_default)
+        got = conn.execute(
+            _pg_next_statement(order),
+            {
+                "q_project": project_id,
+                "q_user": user_id,
+                "now": now,
+                "expires": expires,
+                "order_raw": order_raw,
+                "lease_raw": lease_raw,
+            },
+        ).first()
+        if got is None or not got.fresh:  # deleted, or its settings changed: read them again
+            _SEEN.pop(project_id, None)
+            continue
+        if got.id is None:
+            return None
+        return QueueItem(
+            got.id,
+            project_id,
+            got.annotation_count,
+            got.annotations_needed,
+            got.priority,
+            expires,
+            got.resumed,
+        )
+    raise LookupError(f"project {project_id}'s queue settings keep changing; try again")
 
 
 def _claim(
@@ -263,6 +430,8 @@ def _claim(
             "skipped_at": now if skip else None,
         },
     )
+    if not skip and conn.dialect.name == "postgresql":
+        conn.execute(_statements(conn.dialect.name).bump, {"clip_id": clip_id})
 
 
 def skip_clip(

@@ -32,13 +32,13 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -321,37 +321,63 @@ def submit_job(
     return _with_owner(s, job)
 
 
-def queue_report_refreshes(s: Session, project_id: int) -> list[str]:
+def report_refresh_kinds() -> list[str]:
+    """The job kinds that keep a stored report current (queued after every change to a project's data)."""
+    return [k.name for k in JOB_KINDS.values() if k.refreshes_report]
+
+
+def _active_refresh(kind: str, scope: Any) -> Any:
+    # The literal condition lets both engines answer from the partial index uq_jobs_active.
+    return select(Job.kind).where(
+        Job.kind == kind, Job.scope == scope, text("status IN ('queued', 'running')")
+    )
+
+
+def report_refreshes_queued(scope: Any) -> list[tuple[str, Any]]:
+    """Per report-refreshing kind, an EXISTS saying whether it is queued or running in ``scope`` (a
+    :func:`project_scope` value or a bound parameter), to read with other facts in one statement and
+    hand to :func:`queue_report_refreshes` as ``active``."""
+    return [(name, exists(_active_refresh(name, scope))) for name in report_refresh_kinds()]
+
+
+def queue_report_refreshes(
+    s: Session,
+    project_id: int,
+    *,
+    active: Iterable[str] | None = None,
+    project: tuple[str, Any] | None = None,
+) -> list[str]:
     """After a change to a project's data, queue each kind that keeps a stored report current, in the
     caller's transaction; the kinds queued.
 
     A kind already queued or running for the project is left alone, so a burst of changes queues one
     job per kind: while they wait (at least :data:`REFRESH_QUIET_S`) this costs one indexed read. A
-    running job computes again if the data moved under it (see :mod:`labeling.job_kinds`).
+    running job computes again if the data moved under it (see :mod:`labeling.job_kinds`). A caller
+    that already read which kinds are ``active`` (:func:`report_refreshes_queued`) and the ``project``'s
+    (task kind, settings) passes them, and nothing is read again unless a kind is due.
     """
-    names = [k.name for k in JOB_KINDS.values() if k.refreshes_report]
+    names = report_refresh_kinds()
     if not names:
         return []
     scope = project_scope(project_id)
-    active = set(
-        s.scalars(
-            # The literal condition lets both engines answer from the partial index uq_jobs_active.
+    if active is None:
+        active = s.scalars(
             select(Job.kind).where(
                 Job.kind.in_(names), Job.scope == scope, text("status IN ('queued', 'running')")
             )
         )
-    )
-    due = [name for name in names if name not in active]
+    running = set(active)
+    due = [name for name in names if name not in running]
     # The project's kind and settings, read once for every kind that asks (not once per kind).
-    project = (
-        s.execute(select(Project.task_kind, Project.settings).where(Project.id == project_id)).one_or_none()
-        if any(JOB_KINDS[name].wanted is not None for name in due)
-        else None
-    )
+    if project is None and any(JOB_KINDS[name].wanted is not None for name in due):
+        row = s.execute(
+            select(Project.task_kind, Project.settings).where(Project.id == project_id)
+        ).one_or_none()
+        project = None if row is None else (row.task_kind, row.settings)
     queued = []
     for name in due:
         wanted = JOB_KINDS[name].wanted
-        if wanted is not None and (project is None or not wanted(project.task_kind, project.settings)):
+        if wanted is not None and (project is None or not wanted(*project)):
             continue
         if queue_once(s, name, project_id):
             queued.append(name)
