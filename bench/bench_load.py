@@ -296,7 +296,7 @@ def _median_run(runs: list[dict]) -> dict:
     """The runs' medians, figure by figure; ``worst_max`` keeps the longest single call of any run."""
     if len(runs) == 1:
         only = runs[0]
-        return {**only, "worst_max": only["load"]["submit"]["max"], "runs": 1}
+        return {**only, "worst_max": only["load"]["submit"]["max"], "runs": 1, "loadavg": [only["loadavg"]]}
 
     def med(path: tuple[str, ...]) -> float:
         values: list[float] = []
