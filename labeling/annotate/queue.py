@@ -237,10 +237,11 @@ def _take_candidate(conn: Any, sql: _Statements, params: dict) -> Any:
     return conn.execute(sql.candidate, params).first()
 
 
-#: project id -> (``settings->>'queue_order'``, ``settings->>'lease_seconds'`` as PostgreSQL reads
-#: them, the queue order's name, the lease length) as this process last read them. The hand-out
-#: statement compares the first two with the project row and does nothing when they moved.
-_SEEN: dict[int, tuple[str | None, str | None, str, int]] = {}
+#: (database, project id) -> (``settings->>'queue_order'``, ``settings->>'lease_seconds'`` as
+#: PostgreSQL reads them, the queue order's name, the lease length) as this process last read them.
+#: The hand-out statement compares the first two with the project row and does nothing when they
+#: moved. Keyed by database too: one process may serve several, and their project ids overlap.
+_SEEN: dict[tuple[str, int], tuple[str | None, str | None, str, int]] = {}
 _ORDER_RAW = Project.settings["queue_order"].as_string()
 _LEASE_RAW = Project.settings["lease_seconds"].as_string()
 _SETTINGS_PG = select(Project.settings, _ORDER_RAW, _LEASE_RAW).where(Project.id == _P)
@@ -367,14 +368,15 @@ def _next_clip_pg(
     conn: Any, project_id: int, user_id: int, lease_s: int | None, now: datetime
 ) -> QueueItem | None:
     """:func:`next_clip` on PostgreSQL: one statement, and a read of the settings when they moved."""
+    key = (str(conn.engine.url), project_id)
     for _ in range(3):
-        seen = _SEEN.get(project_id)
+        seen = _SEEN.get(key)
         if seen is None:
             row = conn.execute(_SETTINGS_PG, {"project_id": project_id}).first()
             if row is None:
                 raise LookupError(f"no project {project_id}")
             seen = (row[1], row[2], queue_order(row[0]).name, lease_seconds(row[0]))
-            _SEEN[project_id] = seen
+            _SEEN[key] = seen
         order_raw, lease_raw, order, lease_default = seen
         expires = now + timedelta(seconds=lease_s if lease_s is not None else lease_default)
         got = conn.execute(
@@ -389,7 +391,7 @@ def _next_clip_pg(
             },
         ).first()
         if got is None or not got.fresh:  # deleted, or its settings changed: read them again
-            _SEEN.pop(project_id, None)
+            _SEEN.pop(key, None)
             continue
         if got.id is None:
             return None
