@@ -53,7 +53,7 @@ def _recompute() -> object:
 
 
 token = common.data_token(project.id)
-shown = stored_report.stamp_or_wait(
+watched = stored_report.stamp_or_wait(
     kind=CLIP_FACETS,
     job_kind=JOB_KIND,
     project_id=project.id,
@@ -61,19 +61,13 @@ shown = stored_report.stamp_or_wait(
     recompute=_recompute,
     what="summary of the clips",
 )
-facets = _facets(project.id, token, shown)
+facets = _facets(project.id, token, watched.stamp)
 options = facets.value
 st.title("Clips")
 if not facets.fresh:
-    stored_report.refresh_notice(
-        kind=CLIP_FACETS,
-        job_kind=JOB_KIND,
-        project_id=project.id,
-        params=PARAMS,
-        user=user,
-        computed_at=facets.computed_at,
-        shown=shown,
-        recompute=_recompute,
+    watched.notice(
+        user,
+        facets.computed_at,
         message="Filter options and the clip count as of {when}; the clips have changed since.",
     )
 if options.n_clips == 0:

@@ -223,7 +223,7 @@ with checks_tab:
         "clip that takes over the original's annotations, final label, flags and queue place, and retires "
         "the original; its audio is kept for older versions. You see what a fix changes before it runs."
     )
-    shown = stored_report.stamp_or_wait(
+    watched = stored_report.stamp_or_wait(
         kind=CHECKS,
         job_kind=JOB_KIND,
         project_id=project.id,
@@ -233,17 +233,11 @@ with checks_tab:
     )
     with ws.db.read() as s:
         token = checks_fingerprint(s, project.id)
-    stored = _checks(project.id, token, shown)
+    stored = _checks(project.id, token, watched.stamp)
     if not stored.fresh:
-        stored_report.refresh_notice(
-            kind=CHECKS,
-            job_kind=JOB_KIND,
-            project_id=project.id,
-            params=PARAMS,
-            user=user,
-            computed_at=stored.computed_at,
-            shown=shown,
-            recompute=_recompute,
+        watched.notice(
+            user,
+            stored.computed_at,
             message="Shown as checked at {when}; the clips or the conventions have changed since.",
         )
     else:

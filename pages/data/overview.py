@@ -34,7 +34,7 @@ def _recompute() -> object:
 
 
 token = common.data_token(project.id)
-shown = stored_report.stamp_or_wait(
+watched = stored_report.stamp_or_wait(
     kind=OVERVIEW,
     job_kind=JOB_KIND,
     project_id=project.id,
@@ -42,7 +42,7 @@ shown = stored_report.stamp_or_wait(
     recompute=_recompute,
     what="project overview",
 )
-stored = _overview(project.id, token, shown)
+stored = _overview(project.id, token, watched.stamp)
 view = stored.value
 summary = view.summary
 
@@ -52,15 +52,9 @@ st.caption(
     f"{project.annotations_per_clip} annotation(s) required per clip"
 )
 if not stored.fresh:
-    stored_report.refresh_notice(
-        kind=OVERVIEW,
-        job_kind=JOB_KIND,
-        project_id=project.id,
-        params=PARAMS,
-        user=user,
-        computed_at=stored.computed_at,
-        shown=shown,
-        recompute=_recompute,
+    watched.notice(
+        user,
+        stored.computed_at,
         message="Shown as counted at {when}; the clips or labels have changed since.",
     )
 cols = st.columns(4)

@@ -36,7 +36,7 @@ def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-shown = stored_report.stamp_or_wait(
+watched = stored_report.stamp_or_wait(
     kind=AGREEMENT_VIEW,
     job_kind="agreement",
     project_id=project.id,
@@ -44,20 +44,11 @@ shown = stored_report.stamp_or_wait(
     recompute=lambda: agreement_view(ws.db, project.id, recompute=True),
     what="agreement report",
 )
-view = load(project.id, common.data_token(project.id), shown)
+view = load(project.id, common.data_token(project.id), watched.stamp)
 report, split = view.report, view.split
 st.title("Agreement")
 if not view.fresh:
-    stored_report.refresh_notice(
-        kind=AGREEMENT_VIEW,
-        job_kind="agreement",
-        project_id=project.id,
-        params=PARAMS,
-        user=user,
-        computed_at=view.computed_at,
-        shown=shown,
-        recompute=lambda: agreement_view(ws.db, project.id, recompute=True),
-    )
+    watched.notice(user, view.computed_at)
 lo, hi = report["krippendorff_alpha_ci"]
 st.caption(
     f"{report['n_pairable_items']:,} clips with two or more class labels from "

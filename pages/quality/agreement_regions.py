@@ -62,7 +62,7 @@ def show(project: Any, user: UserInfo) -> None:
         help="How far apart two annotators' onsets (or offsets) may be and still count as the same boundary.",
     )
     params = region_view_params(int(tolerance_ms) / 1000)
-    shown = stored_report.stamp_or_wait(
+    watched = stored_report.stamp_or_wait(
         kind=REGION_AGREEMENT_VIEW,
         job_kind="region_agreement",
         project_id=project.id,
@@ -71,21 +71,13 @@ def show(project: Any, user: UserInfo) -> None:
         what="region agreement report",
     )
     try:
-        view = load(project.id, _token(project.id), shown, int(tolerance_ms))
+        view = load(project.id, _token(project.id), watched.stamp, int(tolerance_ms))
     except RegionsError as exc:
         st.error(str(exc))
         return
     if not view.fresh:
-        stored_report.refresh_notice(
-            kind=REGION_AGREEMENT_VIEW,
-            job_kind="region_agreement",
-            project_id=project.id,
-            params=params,
-            user=user,
-            computed_at=view.computed_at,
-            shown=shown,
-            recompute=lambda: _recompute(project.id, int(tolerance_ms)),
-            message="Shown as computed at {when}; regions have changed since.",
+        watched.notice(
+            user, view.computed_at, message="Shown as computed at {when}; regions have changed since."
         )
     report = view.value
     if not report["annotators"]:

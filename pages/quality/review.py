@@ -113,7 +113,7 @@ def _suspects(project_id: int, token: tuple[object, ...]):
 
 
 token = common.data_token(project.id)
-shown = stored_report.stamp_or_wait(
+watched = stored_report.stamp_or_wait(
     kind=REVIEW_QUEUE,
     job_kind="review_queue",
     project_id=project.id,
@@ -121,20 +121,14 @@ shown = stored_report.stamp_or_wait(
     recompute=lambda: review_queue(ws.db, project.id, limit=QUEUE_SHOWN, recompute=True),
     what="ranking of disagreements",
 )
-ranked = _queue(project.id, token, shown)
+ranked = _queue(project.id, token, watched.stamp)
 queue, suspects = ranked.queue, _suspects(project.id, token)
 
 st.title("Review")
 if not ranked.fresh:
-    stored_report.refresh_notice(
-        kind=REVIEW_QUEUE,
-        job_kind="review_queue",
-        project_id=project.id,
-        params=QUEUE_PARAMS,
-        user=user,
-        computed_at=ranked.computed_at,
-        shown=shown,
-        recompute=lambda: review_queue(ws.db, project.id, limit=QUEUE_SHOWN, recompute=True),
+    watched.notice(
+        user,
+        ranked.computed_at,
         message="Ranked at {when}: clips settled since are left out, and new disagreements join the queue "
         "when it is ranked again.",
     )

@@ -188,7 +188,7 @@ def _cut_panel(project: Any) -> None:
 
 def show(project: Any, user: auth.UserInfo) -> None:
     """Render the page for ``project`` (a regions project) to ``user``."""
-    shown = stored_report.stamp_or_wait(
+    watched = stored_report.stamp_or_wait(
         kind=REGION_REVIEW_QUEUE,
         job_kind="region_review_queue",
         project_id=project.id,
@@ -199,19 +199,9 @@ def show(project: Any, user: auth.UserInfo) -> None:
     st.title("Review")
     if flash := ss.pop("rreview.flash", None):
         getattr(st, flash[0])(flash[1])
-    ranked = load_queue(project.id, _token(project.id), shown)
+    ranked = load_queue(project.id, _token(project.id), watched.stamp)
     if not ranked.fresh:
-        stored_report.refresh_notice(
-            kind=REGION_REVIEW_QUEUE,
-            job_kind="region_review_queue",
-            project_id=project.id,
-            params={},
-            user=user,
-            computed_at=ranked.computed_at,
-            shown=shown,
-            recompute=lambda: _recompute(project.id),
-            message="Ranked at {when}; regions have changed since.",
-        )
+        watched.notice(user, ranked.computed_at, message="Ranked at {when}; regions have changed since.")
     queue = ranked.value
     if queue.empty:
         st.info("No recording has regions from two annotators yet: there is nothing to adjudicate.")

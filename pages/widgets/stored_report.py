@@ -9,6 +9,7 @@ report is stored, a page waits for the worker computing it rather than computing
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import streamlit as st
@@ -46,6 +47,37 @@ def _rerun_when_stored(project_id: int, kind: str, params: dict[str, int], shown
     wait_for_new()
 
 
+@dataclass(frozen=True)
+class Watched:
+    """A page's stored report: what it is, how to compute it in the page, and the :func:`stamp` shown."""
+
+    kind: str
+    job_kind: str
+    project_id: int
+    params: dict[str, int]
+    recompute: Callable[[], object]
+    stamp: tuple[str, datetime] | None
+
+    def notice(
+        self,
+        user: UserInfo,
+        computed_at: datetime,
+        message: str = "Shown as computed at {when}; labels have changed since.",
+    ) -> None:
+        """:func:`refresh_notice` for this report, computed at ``computed_at``."""
+        refresh_notice(
+            kind=self.kind,
+            job_kind=self.job_kind,
+            project_id=self.project_id,
+            params=self.params,
+            user=user,
+            computed_at=computed_at,
+            shown=self.stamp,
+            recompute=self.recompute,
+            message=message,
+        )
+
+
 def stamp_or_wait(
     *,
     kind: str,
@@ -54,14 +86,17 @@ def stamp_or_wait(
     params: dict[str, int],
     recompute: Callable[[], object],
     what: str,
-) -> tuple[str, datetime] | None:
-    """The stored report's :func:`stamp`; with none stored yet, first :func:`wait_for_worker`."""
+) -> Watched:
+    """The stored report's :func:`stamp` (``.stamp``); with none stored yet, first :func:`wait_for_worker`.
+
+    When the report shown turns out older than the labels, ``.notice(user, computed_at)`` says so.
+    """
     shown = stamp(project_id, kind, params)
     if shown is None:
         wait_for_worker(
             kind=kind, job_kind=job_kind, project_id=project_id, params=params, recompute=recompute, what=what
         )
-    return shown
+    return Watched(kind, job_kind, project_id, dict(params), recompute, shown)
 
 
 def wait_for_worker(
