@@ -4,7 +4,8 @@
 - ``earmark regions export PATH --project P --format F [--annotator NAME | --source S | --all]
   [--audio-root ROOT] [--overwrite]``
 - ``earmark regions import-rttm FILE --project P [--annotator NAME]``
-- ``earmark regions export-rttm FILE --project P [--annotator NAME | --source final|import|proposal]``
+- ``earmark regions export-rttm FILE --project P [--annotator NAME | --source final|import|proposal]
+  [--overwrite]``
 - ``earmark regions import-labelstudio FILE --project P [--users USERS]``
 - ``earmark regions propose --project P [--recording ID]``
 - ``earmark regions cut --project P --to NEW [--kind classification|transcription] [--dry-run]``
@@ -58,8 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     any_out.add_argument(
         "--overwrite",
         action="store_true",
-        help="audacity, kaldi, lhotse: write into a folder that holds files, replacing those an earlier "
-        "export wrote there (other files are kept)",
+        help="replace an existing file; audacity, kaldi, lhotse: write into a folder that holds files, "
+        "replacing those an earlier export wrote there (other files are kept)",
     )
     any_out.add_argument(
         "--audio-root",
@@ -84,6 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="final",
         help="the set without a person to write (default: final)",
     )
+    rttm_out.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     rttm_out.set_defaults(run=_export_rttm)
 
     ls_in = actions.add_parser("import-labelstudio", help="read a Label Studio JSON export's time regions")
@@ -176,7 +178,9 @@ def _export_rttm(args: argparse.Namespace) -> int:
     from labeling.data.regions_io import export_rttm
 
     with workspace() as ws, _errors(), ws.db.read() as s:
-        n = export_rttm(s, args.project, args.file, annotator=args.annotator, source=args.source)
+        n = export_rttm(
+            s, args.project, args.file, annotator=args.annotator, source=args.source, overwrite=args.overwrite
+        )
     print(f"wrote {n:,} turns to {args.file}")
     return 0
 

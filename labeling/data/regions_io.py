@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Clip
-from labeling.data.export_folders import check_target, publish, scratch_beside, write_record
+from labeling.data.export_folders import HOW, check_target, publish, scratch_beside, write_record
 from labeling.data.formats.audacity import SUFFIX as AUDACITY_SUFFIX
 from labeling.data.formats.audacity import audacity_lines, read_audacity_labels
 from labeling.data.formats.base import FormatError, Problem
@@ -39,7 +40,7 @@ from labeling.data.formats.lhotse_regions import read_lhotse_supervisions, super
 from labeling.data.formats.nemo_regions import nemo_region_lines, read_nemo_regions
 from labeling.data.formats.region_frame import RecordingRef, RegionFile, base_name, stem
 from labeling.data.formats.region_tables import read_region_table, region_table_text
-from labeling.data.formats.rttm import read_rttm, rttm_uri, write_rttm
+from labeling.data.formats.rttm import read_rttm, rttm_lines, rttm_uri
 from labeling.data.importer import ensure_users
 from labeling.data.projects import ProjectInfo, update_project
 from labeling.data.regions import (
@@ -163,15 +164,20 @@ def export_rttm(
     *,
     annotator: str | None = None,
     source: str = "final",
+    overwrite: bool = False,
 ) -> int:
     """Write one set per recording as RTTM: ``annotator``'s regions, else the ``source`` set without a
-    person (``final``, ``import`` or ``proposal``). Returns the number of lines written."""
+    person (``final``, ``import`` or ``proposal``). Returns the number of lines written.
+
+    An existing ``path`` is refused unless ``overwrite``; the file is written whole or not at all."""
     chosen = _chosen(list_regions(s, project), annotator, source)
     turns = chosen.assign(recording=chosen["recording"].map(rttm_uri))
     try:
-        return write_rttm(turns[["recording", "start", "end", "label"]], path)
+        lines = rttm_lines(turns[["recording", "start", "end", "label"]])
     except FormatError as exc:
         raise RegionsError(str(exc)) from None
+    _write_files(Path(path), {"": "".join(lines).encode()}, overwrite=overwrite)
+    return len(lines)
 
 
 def import_labelstudio_regions(
@@ -389,7 +395,7 @@ def export_regions(
             f"set as {', '.join(EVERY_SET_FORMATS)}"
         )
     if fmt == "rttm" and not every:
-        return export_rttm(s, project, path, annotator=annotator, source=source)
+        return export_rttm(s, project, path, annotator=annotator, source=source, overwrite=overwrite)
     if fmt in FOLDER_FORMATS:
         try:
             check_target(Path(path), overwrite=overwrite)
@@ -446,7 +452,7 @@ def export_regions(
     if fmt in FOLDER_FORMATS:
         _write_folder(path, files, fmt=fmt, overwrite=overwrite)
     else:
-        _write_files(path, files)
+        _write_files(path, files, overwrite=overwrite)
     return len(chosen)
 
 
@@ -474,10 +480,31 @@ def _write_folder(path: Path, files: dict[str, bytes], *, fmt: str, overwrite: b
         raise
 
 
-def _write_files(path: Path, files: dict[str, bytes]) -> None:
-    """Write built files: ``path`` itself for the key ``""``, other keys beside it."""
+def _write_files(path: Path, files: dict[str, bytes], *, overwrite: bool) -> None:
+    """Write built files: ``path`` itself for the key ``""``, other keys beside it.
+
+    Files already there are refused, naming them, unless ``overwrite``. Each file is written beside
+    its target and renamed into place, so a reader (or a failed write) never sees half of one.
+    """
     if path.is_dir():
         raise RegionsError(f"{path} is a folder; this format is written to a file")
+    targets = [path if name == "" else path.parent / name for name in files]
+    if not overwrite:
+        there = [t for t in targets if t.exists() or t.is_symlink()]
+        if there:
+            names = ", ".join(t.name for t in there)
+            raise RegionsError(
+                f"{names} already {'exists' if len(there) == 1 else 'exist'} in {path.parent}; choose "
+                f"another name, or {HOW}"
+            )
+    for target in targets:
+        if target.is_dir():
+            raise RegionsError(f"{target} is a folder; this format is written to a file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (path if name == "" else path.parent / name).write_bytes(data)
+    for target, data in zip(targets, files.values(), strict=True):
+        partial = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+        try:
+            partial.write_bytes(data)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)

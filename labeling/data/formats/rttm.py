@@ -1,4 +1,4 @@
-"""RTTM, the diarization format of NIST's RT evaluations: :func:`read_rttm`, :func:`write_rttm`.
+"""RTTM, the diarization format of NIST's RT evaluations: :func:`read_rttm`, :func:`rttm_lines`.
 
 One line per speaker turn, ten space-separated fields::
 
@@ -104,10 +104,3 @@ def rttm_lines(turns: pd.DataFrame) -> list[str]:
         f"{SPEAKER} {r.recording} 1 {r.start:.3f} {r.end - r.start:.3f} <NA> <NA> {r.label} <NA> <NA>\n"
         for r in ordered.itertuples(index=False)
     ]
-
-
-def write_rttm(turns: pd.DataFrame, path: Path) -> int:
-    """Write ``turns`` to ``path`` as RTTM (see :func:`rttm_lines`); returns the number of lines."""
-    lines = rttm_lines(turns)
-    Path(path).write_text("".join(lines), encoding="utf-8")
-    return len(lines)
