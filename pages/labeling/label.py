@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from functools import partial
-from pathlib import Path
 
 import streamlit as st
 
@@ -23,12 +22,11 @@ from labeling.annotate.annotations import (
     undo_annotation,
 )
 from labeling.annotate.queue import hold_clip, next_clip, progress, skip_clip
-from labeling.data.clips import load_audio
 from labeling.data.conventions import demote_headings
 from labeling.data.queue_order import queue_caption
 from labeling.platform.failures import WriteWaitTimeout
 from pages.labeling import label_form, label_regions, player
-from pages.widgets import audio, charts, common, plots
+from pages.widgets import audio, common
 
 user = common.require_permission("label")
 project = common.current_project()
@@ -131,12 +129,6 @@ def my_progress(project_id: int, user_id: int, saved: int):
         return progress(s, project_id, user_id)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def spectrogram(path: str):
-    y, sr = load_audio(Path(path))
-    return charts.spectrogram(y, sr, height=190)
-
-
 if ss.get("label.for") != (project.id, user.id):
     claim_next()
 mine = my_progress(project.id, user.id, ss.get("label.saved", 0))
@@ -219,7 +211,5 @@ with right:
                 )
 
 with left:  # last: the rest of the page is usable while it is drawn
-    plots.show(
-        st, spectrogram(str(task.audio_path)), key="label.spectrogram", config={"displayModeBar": False}
-    )
+    player.spectrogram(task.audio_path, token=token)
 st.sidebar.toggle("Autoplay clips", value=True, key="label.autoplay")

@@ -158,13 +158,18 @@ def test_the_page_fits_and_draws_silence_black(browser, serve, project, viewport
         if box and box["width"]:
             assert box["x"] + box["width"] <= form["x"] + form["width"] + 1, "something runs past the form"
 
-    # The spectrogram: 30 ms into the clip there is only silence, the -80 dB floor, Magma's first colour.
-    chart = page.locator(".st-key-label-spectrogram")
+    # The spectrogram: 30 ms into the clip there is only silence, the -80 dB floor, Magma's first colour;
+    # 0.3 s in, the voice: not the floor.
+    chart = page.get_by_test_id("earmark-spectrogram")
     chart.scroll_into_view_if_needed()
-    chart.locator(".heatmaplayer image").wait_for(timeout=20_000)
-    area = chart.locator(".nsewdrag").first.bounding_box()
+    area = chart.bounding_box()
+    assert area["height"] > 100
     shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
-    x = area["x"] + area["width"] * 0.03 / 0.6
-    pixel = np.array(shot.getpixel((int(x), int(area["y"] + area["height"] / 2))))
     floor = np.array(plotly.colors.hex_to_rgb(plotly.colors.sequential.Magma[0]))
-    assert np.abs(pixel - floor).max() <= 12, f"silence is drawn as {tuple(pixel)}"
+    for seconds, silent in ((0.03, True), (0.3, False)):
+        x = area["x"] + area["width"] * seconds / 0.6
+        pixel = np.array(shot.getpixel((int(x), int(area["y"] + area["height"] / 2))))
+        if silent:
+            assert np.abs(pixel - floor).max() <= 12, f"silence is drawn as {tuple(pixel)}"
+        else:
+            assert np.abs(pixel - floor).max() > 40, f"the voice at {seconds} s is drawn as the floor"

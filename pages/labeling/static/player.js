@@ -84,6 +84,14 @@ function build(parent) {
   };
 }
 
+function envelope(encoded) {
+  // The server's min/max envelope: int8 bytes in base64, all the minima then all the maxima.
+  const bytes = Int8Array.from(atob(encoded || ""), (c) => (c.charCodeAt(0) << 24) >> 24);
+  const half = bytes.length >> 1;
+  const scale = (part) => Float32Array.from(part, (v) => v / 127);
+  return [scale(bytes.subarray(0, half)), scale(bytes.subarray(half))];
+}
+
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   // Streamlit calls this again on every rerun with the data, without cleaning up the last call:
@@ -93,8 +101,7 @@ export default function (component) {
   if (live) live.cleanup();
   const el = build(parentElement);
   const { audio, canvas, scroll } = el;
-  const mins = data.mins || [];
-  const maxs = data.maxs || [];
+  const [mins, maxs] = envelope(data.wave);
   const duration = Number(data.duration) || 0;
   const state = { rate: stored("rate", RATES, 1), zoom: stored("zoom", ZOOMS, 1), frame: 0 };
   const css = getComputedStyle(parentElement.host || parentElement);
