@@ -7,11 +7,13 @@ need it skip there, but fail under CI (``CI=true``), where it must be present.
 from __future__ import annotations
 
 import atexit
+import multiprocessing as mp
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,17 @@ def need(condition: bool, reason: str) -> None:
 def fsdd_dir() -> Path:
     need((FSDD_DIR / "recordings").is_dir(), "the shared FSDD recordings are not beside this clone")
     return FSDD_DIR
+
+
+def child_processes(*preload: str) -> BaseContext:
+    """Start child processes the way ``spawn`` does (a fresh interpreter, nothing inherited from this
+    test process but the arguments), only sooner: a fork server imports ``preload`` once and forks
+    each child from it, where ``spawn`` would have every child import the app's modules again (some
+    seconds of CPU each). The fork server keeps the environment it started with, so a child must get
+    what it needs through its arguments, not through variables a test sets."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(preload))  # no effect once this process's fork server runs
+    return ctx
 
 
 # --- databases --------------------------------------------------------------------------------------
