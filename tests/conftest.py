@@ -6,10 +6,14 @@ need it skip there, but fail under CI (``CI=true``), where it must be present.
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import pytest
@@ -43,6 +47,17 @@ def fsdd_dir() -> Path:
     return FSDD_DIR
 
 
+def child_processes(*preload: str) -> BaseContext:
+    """Start child processes the way ``spawn`` does (a fresh interpreter, nothing inherited from this
+    test process but the arguments), only sooner: a fork server imports ``preload`` once and forks
+    each child from it, where ``spawn`` would have every child import the app's modules again (some
+    seconds of CPU each). The fork server keeps the environment it started with, so a child must get
+    what it needs through its arguments, not through variables a test sets."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(preload))  # no effect once this process's fork server runs
+    return ctx
+
+
 # --- databases --------------------------------------------------------------------------------------
 
 POSTGRES_URL = os.environ.get(
@@ -74,19 +89,51 @@ def postgres_admin():  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
-@pytest.fixture
-def postgres_url(postgres_admin) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A fresh, empty PostgreSQL database of this test's own, dropped afterwards."""
+def _postgres_database(admin, *, template: str | None = None) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A new PostgreSQL database (empty, or a copy of ``template``), dropped afterwards."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
     name = f"earmark_test_{uuid.uuid4().hex[:12]}"
-    with postgres_admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with postgres_admin.connect() as conn:
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_url(postgres_admin) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh, empty PostgreSQL database of this test's own, dropped afterwards."""
+    yield from _postgres_database(postgres_admin)
+
+
+# Running the migrations takes over a second on PostgreSQL (a few tenths on SQLite) and most tests
+# start from a migrated workspace. Each test process migrates one database per engine once; a test
+# gets a copy of it: a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL. The
+# migrations themselves are tested from an empty database in tests/db/test_migrations.py.
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_template(postgres_admin) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The name of a database migrated to head, for this test process to copy from."""
+    from sqlalchemy.engine import make_url
+
+    from db.engine import Database
+    from db.migrate import upgrade
+
+    for url in _postgres_database(postgres_admin):
+        db = Database.from_url(url)
+        upgrade(db)
+        db.dispose()  # PostgreSQL copies a template only while nobody is connected to it
+        yield make_url(url).database
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_admin, postgres_schema_template) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A PostgreSQL database of this test's own with the schema at head, dropped afterwards."""
+    yield from _postgres_database(postgres_admin, template=postgres_schema_template)
 
 
 @pytest.fixture
@@ -100,22 +147,71 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_url")
 
 
-def make_workspace(data_dir: Path, url: str, *, audio_url: str | None = None):  # type: ignore[no-untyped-def]
+_sqlite_template: Path | None = None
+
+
+def _migrated_sqlite_template() -> Path:
+    """A SQLite file migrated to head, made once per test process."""
+    global _sqlite_template
+    if _sqlite_template is None:
+        from db.engine import Database
+        from db.migrate import upgrade
+
+        folder = Path(tempfile.mkdtemp(prefix="earmark-schema-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        db = Database.from_url(f"sqlite:///{folder / 'head.db'}")
+        upgrade(db)
+        db.dispose()  # the last connection to close checkpoints the WAL into the file
+        _sqlite_template = folder / "head.db"
+    return _sqlite_template
+
+
+def _sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to head: a new SQLite file is copied from a migrated one."""
     from db.engine import Database
     from db.migrate import upgrade
-    from labeling.platform.config import Settings
-    from labeling.platform.workspace import Workspace
 
+    path = _sqlite_file(url)
+    if path is not None and not (path.exists() and path.stat().st_size > 0):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copy(_migrated_sqlite_template(), path)  # keeps the template's 0600 mode
+        return
     db = Database.from_url(url)
     upgrade(db)
     db.dispose()
+
+
+def make_workspace(data_dir: Path, url: str, *, audio_url: str | None = None):  # type: ignore[no-untyped-def]
+    from labeling.platform.config import Settings
+    from labeling.platform.workspace import Workspace
+
+    migrate(url)
     return Workspace.open(Settings(data_dir=data_dir, database_url=url, audio_url=audio_url))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def migrated_db_url(request: pytest.FixtureRequest) -> str:
+    """A database with the schema at head on each engine."""
+    if request.param == "postgres":
+        return request.getfixturevalue("migrated_postgres_url")
+    return request.getfixturevalue("sqlite_url")  # make_workspace copies the migrated file
+
+
 @pytest.fixture
-def workspace(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+def workspace(tmp_path: Path, migrated_db_url: str):  # type: ignore[no-untyped-def]
     """A migrated workspace (database + audio store) on each engine."""
-    ws = make_workspace(tmp_path / "data", db_url)
+    ws = make_workspace(tmp_path / "data", migrated_db_url)
     yield ws
     ws.close()
 

@@ -6,7 +6,10 @@ test; we wait on ``/_stcore/health`` and then, per page, on the app reporting th
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,17 +34,66 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-class StreamlitServer:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+class ServerFarm:
+    """A process that has imported Streamlit and the app's modules and forks a server on request
+    (see tests/browser/server_farm.py): a server then starts in about a second, not ten."""
+
+    def __init__(self, log: Path) -> None:
         self.log = log
         self._fh = log.open("w")
         self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.browser.server_farm"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._fh,
+            text=True,
+        )
+
+    def fork(self, env: dict[str, str], args: list[str], log: Path) -> int:
+        """Start ``streamlit <args>`` with ``env`` and its output in ``log``; its process id."""
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        request = {"env": env, "args": args, "log": str(log), "cwd": str(ROOT)}
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline()
+        except OSError:
+            reply = ""
+        if not reply.strip().isdigit():
+            raise RuntimeError(f"the server farm stopped:\n{self.log.read_text()}")
+        return int(reply)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._fh.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # the farm reaps its children, so a stopped server leaves no process behind
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class StreamlitServer:
+    def __init__(self, farm: ServerFarm, env: dict[str, str], log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.pid = farm.fork(
+            env,
             [
-                sys.executable,
-                "-m",
-                "streamlit",
                 "run",
                 str(ROOT / "app.py"),
                 "--server.headless",
@@ -55,14 +107,11 @@ class StreamlitServer:
                 "--server.fileWatcherType",
                 "none",
             ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
+            log,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if not _alive(self.pid):
                 raise RuntimeError(f"streamlit exited:\n{log.read_text()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
@@ -70,15 +119,25 @@ class StreamlitServer:
                         return
             except OSError:
                 time.sleep(0.3)
+        self.stop()
         raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text()}")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._fh.close()
+        for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+            deadline = time.monotonic() + wait_s
+            while _alive(self.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not _alive(self.pid):
+                return
+
+
+@pytest.fixture(scope="session")
+def server_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFarm]:
+    farm = ServerFarm(tmp_path_factory.mktemp("farm") / "server-farm.log")
+    yield farm
+    farm.close()
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +162,7 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., StreamlitServer]]:
+def serve(tmp_path: Path, server_farm: ServerFarm) -> Iterator[Callable[..., StreamlitServer]]:
     """Start the app on a workspace: ``serve(ws, **extra_env)``."""
     servers: list[StreamlitServer] = []
 
@@ -114,7 +173,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., StreamlitServer]]:
             "EARMARK_DATABASE_URL": ws.settings.database_url,
             **extra,
         }
-        server = StreamlitServer(env, tmp_path / f"streamlit-{len(servers)}.log")
+        server = StreamlitServer(server_farm, env, tmp_path / f"streamlit-{len(servers)}.log")
         servers.append(server)
         return server
 

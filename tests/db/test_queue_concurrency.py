@@ -7,7 +7,6 @@ script), and all of them start by fighting over the last slot of one clip.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import random
 import sys
 import traceback
@@ -23,6 +22,7 @@ from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
 from labeling.data.projects import create_project
 from labeling.platform.auth import add_user
+from tests.conftest import child_processes
 
 K = 3
 N_CLIPS = 30
@@ -111,7 +111,7 @@ def test_concurrent_annotators_never_break_the_invariants(db_url, monkeypatch):
         with db.write() as s:
             assert submit_annotation(s, project.id, uid, last_slot, label="yes").status == "created"
 
-    ctx = mp.get_context("spawn")
+    ctx = child_processes("tests.db.test_queue_concurrency")
     barrier = ctx.Barrier(PROCESSES)
     out = ctx.Queue()
     procs = [

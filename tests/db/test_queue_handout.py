@@ -6,7 +6,6 @@ must be accepted, however many others ask for clips at the same moment.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import sys
 import traceback
 import types
@@ -21,6 +20,7 @@ from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
 from labeling.data.projects import create_project
 from labeling.platform.auth import add_user
+from tests.conftest import child_processes
 from tests.db.test_queue import add_clips
 
 K = 3
@@ -68,7 +68,7 @@ def test_a_clip_handed_out_is_accepted_under_sixteen_workers(db_url, monkeypatch
         project = create_project(s, name="handout", classes=["yes", "no"], annotations_per_clip=K)
         users = [add_user(s, name=f"a{i}", role="annotator").id for i in range(WORKERS)]
         add_clips(s, project.id, N_CLIPS, k=K)
-    ctx = mp.get_context("spawn")
+    ctx = child_processes("tests.db.test_queue_handout")
     barrier = ctx.Barrier(WORKERS)
     out = ctx.Queue()
     procs = [ctx.Process(target=_follow_queue, args=(db_url, project.id, uid, barrier, out)) for uid in users]
