@@ -38,8 +38,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
 
 #: Clips scored per block, so a million clips never need more than a few block-sized temporaries.
 BLOCK = 131_072
@@ -268,6 +266,11 @@ def committee_probabilities(
     most = min(int(n_folds), int(counts.min()))
     if most < 2:
         raise ValueError("a committee needs at least two labelled clips of every class")
+    # Imported here: the queue's settings read this module on every command, and scikit-learn is
+    # the slowest import of the app by far.
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
     X = X_labelled.to_numpy() if isinstance(X_labelled, pd.DataFrame) else np.asarray(X_labelled)
     pool = X_pool.to_numpy() if isinstance(X_pool, pd.DataFrame) else np.asarray(X_pool)
     failure: ValueError | None = None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -276,3 +279,21 @@ def test_stored_steps_keep_the_queue_order_and_stay_put_when_its_head_is_labelle
     moved = (bucketed_priorities(again.to_numpy()) != steps[rest].to_numpy()).mean()
     assert moved < 0.02
     assert (lane_again.to_numpy() == lane[rest].to_numpy()).all()
+
+
+def test_labelling_and_queue_commands_do_not_import_scikit_learn():
+    # Every annotator request and CLI command reads the queue's settings through this package; the
+    # committee's scikit-learn import (seconds on a busy machine) belongs to the scoring job alone.
+    code = (
+        "import sys\n"
+        "import labeling.annotate.annotations, labeling.annotate.queue, labeling.data.queue_order\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    ).stdout
+    assert out.strip() == "[]"
