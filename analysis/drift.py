@@ -439,6 +439,14 @@ def speech_snr(y: npt.ArrayLike, sr: int, *, min_silence_s: float = DIGITAL_SILE
     return SnrEstimate(snr, bool(at_end) and not math.isnan(snr), share)
 
 
+def _hop_frames(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
+    """Rows of ``frame`` samples of ``x`` starting every ``hop`` samples, as a read-only view: what
+    ``sliding_window_view(x, frame)[::hop]`` gives, without its checks (a tenth of a short clip's cost)."""
+    n = (x.size - frame) // hop + 1
+    step = x.strides[0]
+    return np.lib.stride_tricks.as_strided(x, shape=(n, frame), strides=(hop * step, step), writeable=False)
+
+
 @functools.lru_cache(maxsize=16)
 def _hann_and_freqs(frame: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return np.hanning(frame), np.fft.rfftfreq(frame, 1 / sr)
@@ -484,7 +492,7 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
     # Loud frames: within 25 dB of the clip's loudest 32 ms frame, 10 ms apart.
     frame, hop = next_pow2(0.032 * sr), max(1, round(0.010 * sr))
     padded = x if len(x) >= frame else np.pad(x, (0, frame - len(x)))
-    every = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
+    every = _hop_frames(padded, frame, hop)
     rms = np.sqrt(np.einsum("ij,ij->i", every, every) / frame)
     loud = rms >= rms.max() * 10 ** (-25 / 20)
 
@@ -501,8 +509,9 @@ def clip_measures(y: np.ndarray, sr: int) -> dict[str, float]:
 
     # Syllable nuclei: peaks of the 10 ms energy envelope smoothed over ~50 ms.
     # The envelope is padded with silence: trimmed clips start and end inside a syllable.
-    env_db = 20 * np.log10(np.maximum(rms, 1e-10))
-    env_db = np.pad(env_db, 5, constant_values=env_db.max() - 60.0)
+    level = 20 * np.log10(np.maximum(rms, 1e-10))
+    env_db = np.full(level.size + 10, level.max() - 60.0)
+    env_db[5:-5] = level
     smooth = np.convolve(env_db, np.ones(5) / 5, mode="same")
     peaks, _ = signal.find_peaks(
         smooth, prominence=6.0, distance=max(1, round(0.1 * sr / hop)), height=smooth.max() - 25.0

@@ -142,8 +142,10 @@ def median_pitch(
     # The same frames at the lower rate: same duration, same centres.
     length = max(2, round(frame * rate / sr))
     centres = np.round(np.flatnonzero(loud) * hop * rate / sr).astype(int)
-    padded = np.pad(x, (length // 2, length))
-    frames = np.lib.stride_tricks.sliding_window_view(padded.astype(np.float32), length)[centres]
+    # Zero-padded by half a frame before and a frame after, as float32; only the loud frames are cut.
+    padded = np.zeros(x.size + length // 2 + length, dtype=np.float32)
+    padded[length // 2 : length // 2 + x.size] = x
+    frames = padded[centres[:, None] + np.arange(length)]
     return float(np.median(yin_frames(frames, sr=rate, fmin=fmin, fmax=fmax)))
 
 

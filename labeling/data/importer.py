@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,9 @@ def _size(n: int) -> str:
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
+_OUT_OF_MEMORY = "ran out of memory while decoding; the header may be lying about its size"
+
+
 def _prepare(
     item: SourceItem, limits: Limits, store: AudioStorage | None, measure: Measure | None = None
 ) -> PreparedFile | Problem | None:
@@ -154,7 +159,7 @@ def _prepare(
             return decoded if isinstance(decoded, Problem) else None
         return _measure_and_store(item, limits, store, measure)
     except MemoryError:
-        return Problem(item.name, "ran out of memory while decoding; the header may be lying about its size")
+        return Problem(item.name, _OUT_OF_MEMORY)
 
 
 @dataclass
@@ -166,6 +171,7 @@ class _Decoded:
     audio_format: str
     quality: dict[str, float | None]
     extra: dict[str, float]
+    sha256: str = ""  # set by _checked, once the file has passed
 
 
 def _decode(item: SourceItem, limits: Limits, measure: Measure | None) -> _Decoded | Problem:
@@ -232,19 +238,28 @@ def _decode(item: SourceItem, limits: Limits, measure: Measure | None) -> _Decod
     return _Decoded(int(sr), int(channels), int(frames), float(duration), str(fmt), quality, extra)
 
 
-def _measure_and_store(
-    item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None
-) -> PreparedFile | Problem:
-    decoded = _decode(item, limits, measure)
+def _checked(item: SourceItem, limits: Limits, measure: Measure | None) -> _Decoded | Problem:
+    """:func:`_decode` and, for a file that passes, its SHA-256: everything but storing it, so it can
+    run in a worker process and send back only the result (a few numbers), never the samples."""
+    try:
+        decoded = _decode(item, limits, measure)
+    except MemoryError:
+        return Problem(item.name, _OUT_OF_MEMORY)
+    if not isinstance(decoded, Problem):
+        decoded.sha256 = sha256_file(item.path)
+    return decoded
+
+
+def _stored(item: SourceItem, decoded: _Decoded | Problem, store: AudioStorage) -> PreparedFile | Problem:
+    """A checked file put in the store, as the clip it becomes."""
     if isinstance(decoded, Problem):
         return decoded
     ext = item.path.suffix.lower().lstrip(".") or decoded.audio_format.lower()
-    digest = sha256_file(item.path)
     # Stored here, outside any transaction: content addressing makes it harmless if the import
     # later fails (an orphan sweep removes what no clip refers to), and the database write lock is
     # then held only for the inserts.
     try:
-        key, made = store.put_file(item.path, ext, sha256=digest)
+        key, made = store.put_file(item.path, ext, sha256=decoded.sha256)
     except OSError as exc:
         raise ImportRefused(
             f"cannot write to the audio store {store.url} ({exc.strerror or exc}); "
@@ -252,7 +267,7 @@ def _measure_and_store(
         ) from exc
     return PreparedFile(
         item=item,
-        sha256=digest,
+        sha256=decoded.sha256,
         storage_key=key,
         stored_now=made,
         ext=ext,
@@ -266,31 +281,85 @@ def _measure_and_store(
     )
 
 
+def _measure_and_store(
+    item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None
+) -> PreparedFile | Problem:
+    decoded = _decode(item, limits, measure)
+    if not isinstance(decoded, Problem):
+        decoded.sha256 = sha256_file(item.path)
+    return _stored(item, decoded, store)
+
+
 def prepare_files(
     items: list[SourceItem],
     limits: Limits,
     store: AudioStorage,
     progress: Progress | None,
     measure: Measure | None = None,
+    *,
+    pool: Executor | None = None,
 ) -> Iterable[PreparedFile | Problem]:
     """Check, measure and store each file (a few at a time, within ``limits``' memory cap), in order.
 
     ``measure(y, sr)`` adds a caller's per-clip measures from the decoded mono signal (production
     traffic: the drift measures); files over :data:`MEASURED_MAX_BYTES` decoded get none.
+
+    With ``pool`` (a process pool; ``measure`` then a module-level function, as pickling needs), each
+    worker decodes, checks, measures and hashes a run of files and sends back only what it found;
+    this process stores them. The checks, measures and messages are the same either way.
     """
+    if pool is not None:
+        yield from _prepare_in_pool(items, limits, store, progress, measure, pool)
+        return
     # libsndfile, hashing, numpy and file I/O release the GIL for most of the work; a few threads
     # keep both cores busy while others wait on the disk.
     # Each decoding thread holds about ten blocks' worth of float32 work arrays at its peak, plus
     # the whole signal (at most MEASURED_MAX_BYTES) when a caller measures it.
     per_file = 10 * 4 * limits.block_samples + (MEASURED_MAX_BYTES if measure is not None else 0)
     workers = max(1, min(8, limits.max_memory_bytes // per_file))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        work = pool.map(lambda it: _prepare(it, limits, store, measure), items)
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        work = threads.map(lambda it: _prepare(it, limits, store, measure), items)
         for done, result in enumerate(work, 1):
             if progress:
                 progress(done, len(items))
             assert result is not None  # with a store, every file is stored or refused
             yield result
+
+
+#: Files a process-pool worker takes at a time: few enough that both workers stay busy to the end and
+#: progress moves, enough that handing them over costs nothing beside checking them.
+POOL_CHUNK = 16
+#: Files stored at once while the workers check the next ones (storing waits on the disk, not the CPU).
+STORE_THREADS = 4
+
+
+def _prepare_in_pool(
+    items: list[SourceItem],
+    limits: Limits,
+    store: AudioStorage,
+    progress: Progress | None,
+    measure: Measure | None,
+    pool: Executor,
+) -> Iterator[PreparedFile | Problem]:
+    checked = pool.map(_checked, items, repeat(limits), repeat(measure), chunksize=POOL_CHUNK)
+    with ThreadPoolExecutor(max_workers=STORE_THREADS) as storing:
+        pending: deque[Future[PreparedFile | Problem]] = deque()
+        done = 0
+
+        def ready() -> PreparedFile | Problem:
+            nonlocal done
+            result = pending.popleft().result()
+            done += 1
+            if progress:
+                progress(done, len(items))
+            return result
+
+        for item, decoded in zip(items, checked, strict=True):
+            pending.append(storing.submit(_stored, item, decoded, store))
+            while pending and (len(pending) > 2 * STORE_THREADS or pending[0].done()):
+                yield ready()
+        while pending:
+            yield ready()
 
 
 def unmatched_problems(

@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,34 +129,31 @@ def measure_clip(y: np.ndarray, sr: int) -> dict[str, float]:
     return {k: float(v) for k, v in clip_measures(y, sr).items()}
 
 
-#: Batches of at least this many files take their drift measures in worker processes: the measures
-#: are many small numpy steps that hold the GIL, so threads alone leave the second core idle; below
-#: it, starting the workers costs more than they save.
+#: Batches of at least this many files are checked and measured in worker processes: the drift
+#: measures are many small numpy steps that hold the GIL, so threads alone leave the second core idle;
+#: below it, starting the workers costs more than they save.
 PROCESS_MIN_FILES = 200
 
 
 @contextlib.contextmanager
-def _clip_measurer(n_files: int) -> Iterator[Callable[[np.ndarray, int], dict[str, float]]]:
-    """:func:`measure_clip` for ``n_files`` files: in this process for a few, else handed to one
-    worker process per core (the same function on the same samples, so the same values)."""
+def _file_workers(n_files: int) -> Iterator[Executor | None]:
+    """A pool of one worker process per core for ``n_files`` files, or None for a few (they are
+    checked and measured on this process's threads). A worker decodes, checks, measures and hashes
+    a file and sends back only the numbers, so no samples cross between processes."""
     workers = min(os.cpu_count() or 1, 8)
     if n_files < PROCESS_MIN_FILES or workers < 2:
-        yield measure_clip
+        yield None
         return
-    from analysis.drift import clip_measures
+    import analysis.drift  # noqa: F401  (imported once here, not once per forked worker)
     from analysis.processes import plain_main, pool_context
 
-    with (
-        plain_main(),
-        ProcessPoolExecutor(max_workers=workers, mp_context=pool_context("analysis.drift")) as pool,
-    ):
-        # The workers start now, from this thread, before the decoding threads exist.
-        list(pool.map(abs, range(workers)))
-
-        def measure(y: np.ndarray, sr: int) -> dict[str, float]:
-            return {k: float(v) for k, v in pool.submit(clip_measures, y, sr).result().items()}
-
-        yield measure
+    with plain_main():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(__name__))
+        try:
+            yield pool
+        finally:
+            # On a refused import, files not yet handed to a worker are not decoded for nothing.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _number(value: Any, what: str) -> float | None:
@@ -342,8 +339,9 @@ def _ingest(
     records, n_known = _unlogged_requests(ws, info.id, records)
     items = [SourceItem(path=r.path, name=r.name) for r in records]
     prepared: dict[int, PreparedFile] = {}
-    with _clip_measurer(len(items)) as measure:
-        for i, result in enumerate(prepare_files(items, Limits(), ws.store, progress, measure)):
+    with _file_workers(len(items)) as pool:
+        results = prepare_files(items, Limits(), ws.store, progress, measure_clip, pool=pool)
+        for i, result in enumerate(results):
             if isinstance(result, Problem):
                 problems.append(Problem(records[i].ref, f"audio {result.ref}: {result.reason}"))
             else:
