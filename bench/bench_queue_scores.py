@@ -17,7 +17,7 @@ runs store them) for every clip. Each timing is the median of 3:
 
 Baseline, in the same run on the same data: the job as it was before the scored orders got their own
 table, writing ``clips.priority`` (the same read and ranking, the new values COPYed to a scratch table
-and one ``UPDATE clips … FROM`` it; :func:`_clips_job`), with the triggers that copy clips into
+and one ``UPDATE clips … FROM`` it; :func:`_clips_job`), with the trigger that copies clip changes into
 ``clip_queue`` set aside meanwhile so that the write costs what it did. One run per size, while the
 clips' priorities are still 0 (a reset would be another such write).
 
