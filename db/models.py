@@ -190,6 +190,30 @@ class Clip(Base):
     tags: Mapped[list[ClipTag]] = relationship(back_populates="clip", cascade="all, delete-orphan")
 
 
+class ClipQueue(Base):
+    """A clip's place in the active-learning queue orders: a narrow copy of what they sort by.
+
+    The queue-scoring job rewrites the priorities of most of a project's clips at once; in ``clips``
+    (wide, nine indexes) each such write is a new row version and an entry in every index, here one
+    narrow row and two small indexes. Triggers on ``clips`` (see the clip_queue migration) insert a
+    row with every clip, copy ``project_id``, ``resolved``, ``annotation_count``,
+    ``annotations_needed`` and ``deleted_at`` whenever they change, and ``priority`` when the clip's
+    own priority is set (by hand, by label-issue flagging); the scoring job writes ``priority`` here
+    only. The hand-out walks ``ix_clip_queue_open`` for the scored orders and re-checks the clip row.
+    A batch rebuild of ``clips`` on SQLite drops the triggers: such a migration must create them again.
+    """
+
+    __tablename__ = "clip_queue"
+
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    resolved: Mapped[bool] = mapped_column(Boolean)
+    annotation_count: Mapped[int] = mapped_column(Integer)
+    annotations_needed: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+
 class ClipTag(Base):
     """A tag on a clip itself (from import metadata, the demo, or error-analysis tagging)."""
 
@@ -608,6 +632,16 @@ Index(  # queue order "random"
     Clip.annotation_count,
     Clip.sha256,
     Clip.id,
+    sqlite_where=text(_OPEN_CLIPS),
+    postgresql_where=text(_OPEN_CLIPS),
+)
+Index(  # the active-learning queue orders (labeling.data.queue_order.SCORED_ORDERS)
+    "ix_clip_queue_open",
+    ClipQueue.project_id,
+    ClipQueue.resolved,
+    ClipQueue.annotation_count,
+    ClipQueue.priority.desc(),
+    ClipQueue.clip_id,
     sqlite_where=text(_OPEN_CLIPS),
     postgresql_where=text(_OPEN_CLIPS),
 )

@@ -13,7 +13,9 @@ Call :func:`next_clip` inside a write transaction (``ws.db.write()``): on SQLite
 ``BEGIN IMMEDIATE``, which serialises queue writers; on PostgreSQL the candidate row is taken with
 ``FOR UPDATE SKIP LOCKED`` so concurrent annotators pass each other instead of queueing. The scan
 walks the order's partial index (``ix_clips_open…``, open clips only) in queue order and stops at the
-first eligible clip, so the cost does not grow with the number of clips.
+first eligible clip, so the cost does not grow with the number of clips. The scored (active-learning)
+orders walk ``ix_clip_queue_open`` of the narrow ``clip_queue`` instead, where the scoring job writes
+their priorities, and check each candidate's clip row as the other orders do.
 
 On PostgreSQL the whole hand-out is one statement (:func:`_pg_next_statement`): it checks the
 project's queue settings against the ones this process last read, forgets the annotator's expired
@@ -52,7 +54,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 
-from db.models import Annotation, Claim, Clip, Project, utcnow
+from db.models import Annotation, Claim, Clip, ClipQueue, Project, utcnow
 from labeling.data.queue_order import DEFAULT_QUEUE_ORDER, QUEUE_ORDERS, queue_order
 from labeling.platform.audit import record_many
 
@@ -108,14 +110,47 @@ _OPEN = and_(
     Clip.annotation_count < Clip.annotations_needed,
     Clip.deleted_at.is_(None),
 )
+#: The same predicate on ``clip_queue``, as its partial index ``ix_clip_queue_open`` is written.
+_QUEUED = and_(
+    ClipQueue.project_id == _P,
+    ClipQueue.annotation_count < ClipQueue.annotations_needed,
+    ClipQueue.deleted_at.is_(None),
+)
 _MINE = exists().where(Annotation.clip_id == Clip.id, Annotation.annotator_id == _U)
 _COLUMNS = (Clip.id, Clip.annotation_count, Clip.annotations_needed, Clip.priority)
+
+
+def _select_clips(order: str) -> Select:
+    """SELECT id, annotation_count, annotations_needed, priority of the clips queue order ``order``
+    hands out: from ``clips``, or for a scored order from ``clip_queue`` (its priority is the scoring
+    job's) joined to ``clips``, whose columns the caller checks again (under a row lock on PostgreSQL
+    those are the newest values; ``clip_queue``'s are the statement's snapshot)."""
+    if not QUEUE_ORDERS[order].sorts_clip_queue:
+        return select(*_COLUMNS)
+    return (
+        select(Clip.id, Clip.annotation_count, Clip.annotations_needed, ClipQueue.priority)
+        .select_from(ClipQueue)
+        .join(Clip, Clip.id == ClipQueue.clip_id)
+        .where(_QUEUED)
+    )
+
+
+def _own_claim(order: str) -> Select:
+    """The annotator's live claims on open clips they have not labelled, newest first."""
+    return (
+        _select_clips(order)
+        .join(Claim, Claim.clip_id == Clip.id)
+        .where(Claim.user_id == _U, Claim.expires_at > _NOW, Claim.skipped_at.is_(None), _OPEN, ~_MINE)
+        .order_by(Claim.claimed_at.desc())
+    )
 
 
 def candidate_query(order: str = DEFAULT_QUEUE_ORDER) -> Select:
     """The next eligible clip in queue order ``order`` for ``:user_id`` in ``:project_id`` at ``:now``.
 
-    One row (id, annotation_count, annotations_needed, priority) or none.
+    One row (id, annotation_count, annotations_needed, priority) or none. The scan walks the order's
+    index (:data:`labeling.data.queue_order.QUEUE_ORDERS`: a partial index of ``clips``, or
+    ``ix_clip_queue_open`` for the scored orders) and stops at the first eligible clip.
     """
     skipped = exists().where(
         Claim.clip_id == Clip.id,
@@ -135,7 +170,7 @@ def candidate_query(order: str = DEFAULT_QUEUE_ORDER) -> Select:
         .scalar_subquery()
     )
     return (
-        select(*_COLUMNS)
+        _select_clips(order)
         .where(_OPEN, ~_MINE, ~skipped, Clip.annotation_count + held_by_others < Clip.annotations_needed)
         .order_by(*QUEUE_ORDERS[order].keys)
         .limit(1)
@@ -162,11 +197,7 @@ def _statements(dialect: str, order: str = DEFAULT_QUEUE_ORDER) -> _Statements:
     upsert = (postgresql if pg else sqlite).insert(Claim)
     return _Statements(
         forget_expired=delete(Claim).where(Claim.user_id == _U, Claim.expires_at <= _NOW),
-        own_claim=select(*_COLUMNS)
-        .join(Claim, Claim.clip_id == Clip.id)
-        .where(Claim.user_id == _U, Claim.expires_at > _NOW, Claim.skipped_at.is_(None), _OPEN, ~_MINE)
-        .order_by(Claim.claimed_at.desc())
-        .limit(1),
+        own_claim=_own_claim(order).limit(1),
         renew=update(Claim)
         .where(Claim.clip_id == bindparam("b_clip_id"), Claim.user_id == bindparam("b_user_id"))
         .values(expires_at=bindparam("b_expires_at")),
@@ -292,13 +323,7 @@ def _pg_next_statement(order: str) -> Any:
         .cte("fresh")
     )
     go = select(fresh.c.fresh).scalar_subquery()
-    own = _pg_named(
-        select(*_COLUMNS)
-        .join(Claim, Claim.clip_id == Clip.id)
-        .where(go, Claim.user_id == _U, Claim.expires_at > _NOW, Claim.skipped_at.is_(None), _OPEN, ~_MINE)
-        .order_by(Claim.claimed_at.desc())
-        .limit(_ONE)
-    ).cte("own")
+    own = _pg_named(_own_claim(order).where(go).limit(_ONE)).cte("own")
     renew = (
         update(Claim)
         .where(Claim.clip_id == select(own.c.id).scalar_subquery(), Claim.user_id == _QU)

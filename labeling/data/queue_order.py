@@ -19,7 +19,10 @@ stops at the first eligible clip instead of sorting every open one).
   KL divergence, uncertainty + diversity): ordered as ``unlabelled_first``, but the priorities are
   written by the queue-scoring job (:mod:`labeling.model.queue_scores`) from the model's predictions,
   with ``settings["queue_random_share"]`` of the queue given to a random sample of the clips. Until a
-  run exists the job writes a random order. Nothing is computed while a clip is handed out.
+  run exists the job writes a random order. Nothing is computed while a clip is handed out. These
+  orders sort ``clip_queue`` (:class:`db.models.ClipQueue`), a narrow copy of the clips' queue keys
+  kept by database triggers, where the job writes its priorities: rewriting nearly every clip's
+  priority there is a narrow row and two small indexes per clip, not the wide clip row and its nine.
 
 Adaptive overlap (``settings["adaptive_overlap"]``, :func:`overlap_settings`): with ``min_k``, ``max_k``
 and a ``target`` final-label accuracy, the same job sets each open clip's ``annotations_needed`` from
@@ -36,7 +39,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from analysis.active import STRATEGIES, Strategy
-from db.models import Clip
+from db.models import Clip, ClipQueue
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,15 @@ class QueueOrder:
     #: clips' priorities; None for orders that need no scoring.
     strategy: str | None = None
 
+    @property
+    def sorts_clip_queue(self) -> bool:
+        """Whether :attr:`keys` are columns of ``clip_queue`` (the scored orders) rather than ``clips``."""
+        return self.strategy is not None
+
 
 _UNLABELLED_FIRST = (Clip.resolved, Clip.annotation_count, Clip.priority.desc(), Clip.id)
+#: The same order over ``clip_queue``, whose priorities are the scoring job's.
+_SCORED_KEYS = (ClipQueue.resolved, ClipQueue.annotation_count, ClipQueue.priority.desc(), ClipQueue.clip_id)
 _SCORED = "Clips without a final label first; among them fewest annotations, then"
 
 
@@ -82,7 +92,7 @@ QUEUE_ORDERS: dict[str, QueueOrder] = {
             (Clip.annotation_count, Clip.sha256, Clip.id),
         ),
         *(
-            QueueOrder(name, STRATEGIES[name].title, f"{_SCORED} {why}", _UNLABELLED_FIRST, name)
+            QueueOrder(name, STRATEGIES[name].title, f"{_SCORED} {why}", _SCORED_KEYS, name)
             for name, why in (
                 ("margin", "the model's two likeliest classes closest to a tie."),
                 ("entropy", "the model's class probabilities spread most evenly (highest entropy)."),

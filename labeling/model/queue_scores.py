@@ -8,9 +8,12 @@ labels settle after a burst of labelling). It does two things, each only when th
   :func:`analysis.active.clip_priorities` from the given run's (the live model's) or else the newest
   run's class probabilities — for a committee, copies of the fixed model fitted on cross-validation
   folds of the final labels; for diversity, the clips' audio features — and the ranks are written to
-  ``clips.priority`` in bulk, in about a thousand equal steps (:func:`~analysis.active.
-  bucketed_priorities`; exact ranks for a queue of fewer than 2,048 clips), so a scoring touches each
-  priority index in few places and a rescore rewrites only the clips that changed step. This is
+  ``clip_queue.priority`` in bulk, in about a thousand equal steps (:func:`~analysis.active.
+  bucketed_priorities`; exact ranks for a queue of fewer than 2,048 clips), so a scoring touches the
+  queue index in few places and a rescore rewrites only the clips that changed step. ``clip_queue``
+  (:class:`db.models.ClipQueue`) is the narrow table the scored orders sort: a write there is a small
+  row and two small indexes per clip, where ``clips`` has a wide row and nine indexes. The clips'
+  own ``priority`` (set by hand or by label-issue flagging) is left alone. This is
   redone when the run changes, the strategy changes, or ``queue_rescore_every`` labels were added
   since the last scoring; otherwise the job stops at once.
 - **adaptive overlap** (``settings["adaptive_overlap"]``): annotator reliabilities are estimated by
@@ -41,7 +44,18 @@ from sqlalchemy.orm import Session
 
 from analysis.active import STRATEGIES, bucketed_priorities, clip_priorities, committee_probabilities
 from analysis.overlap import dawid_skene, overlap_decisions
-from db.models import Annotation, Claim, Clip, Job, ModelRun, Prediction, Project, Resolution, utcnow
+from db.models import (
+    Annotation,
+    Claim,
+    Clip,
+    ClipQueue,
+    Job,
+    ModelRun,
+    Prediction,
+    Project,
+    Resolution,
+    utcnow,
+)
 from labeling.data.features import project_features
 from labeling.data.queue_order import (
     OverlapSettings,
@@ -213,18 +227,19 @@ def _pool(s: Session, project_id: int, *, labelled: bool = True) -> pd.DataFrame
     ``labelled=False`` reads only the clips a strategy ranks (no final label, ``needed`` above 0),
     without their final labels: all that a strategy that learns nothing from labelled clips needs."""
     if not labelled:
+        # All from the narrow copy: a tenth of the pages of clips to read.
         q = select(
-            Clip.id,
-            Clip.annotation_count,
-            Clip.annotations_needed,
-            Clip.priority,
-            Clip.resolved,
+            ClipQueue.clip_id,
+            ClipQueue.annotation_count,
+            ClipQueue.annotations_needed,
+            ClipQueue.priority,
+            ClipQueue.resolved,
             null(),
         ).where(
-            Clip.project_id == project_id,
-            Clip.deleted_at.is_(None),
-            Clip.resolved.is_(False),
-            Clip.annotations_needed > 0,
+            ClipQueue.project_id == project_id,
+            ClipQueue.deleted_at.is_(None),
+            ClipQueue.resolved.is_(False),
+            ClipQueue.annotations_needed > 0,
         )
     else:
         final = select(Resolution.clip_id, Resolution.label).subquery()
@@ -233,10 +248,11 @@ def _pool(s: Session, project_id: int, *, labelled: bool = True) -> pd.DataFrame
                 Clip.id,
                 Clip.annotation_count,
                 Clip.annotations_needed,
-                Clip.priority,
+                ClipQueue.priority,
                 final.c.clip_id.is_not(None),
                 final.c.label,
             )
+            .join(ClipQueue, ClipQueue.clip_id == Clip.id)
             .outerjoin(final, final.c.clip_id == Clip.id)
             .where(Clip.project_id == project_id, Clip.deleted_at.is_(None))
         )
@@ -254,19 +270,25 @@ def _pool(s: Session, project_id: int, *, labelled: bool = True) -> pd.DataFrame
     )
 
 
-_WRITABLE = ("priority", "annotations_needed")
+#: What the job writes: column -> (table, its clip id column). The scored priorities go to the narrow
+#: ``clip_queue`` (the scored orders sort it; see :class:`db.models.ClipQueue`), the adaptive
+#: overlap's ``annotations_needed`` to ``clips``, whose triggers copy it to ``clip_queue``.
+_WRITABLE = {"priority": ("clip_queue", "clip_id"), "annotations_needed": ("clips", "id")}
 
 
-def _sqlite_indexes_to_rebuild(cursor: Any, column: str, n_rows: int) -> list[tuple[str, str]]:
-    """The indexes of ``clips`` that mention ``column`` (name, SQL), when ``n_rows`` is a large share
-    of the table: building such an index again from a sort is faster than moving most of its
-    entries one by one. SQLite's DDL is transactional and readers keep their snapshot, so this is
-    invisible to everyone else (writers wait for the job's transaction either way)."""
-    largest = cursor.execute("SELECT max(id) FROM clips").fetchone()[0] or 0
+def _sqlite_indexes_to_rebuild(
+    cursor: Any, table: str, key: str, column: str, n_rows: int
+) -> list[tuple[str, str]]:
+    """The indexes of ``table`` that mention ``column`` (name, SQL), when ``n_rows`` is a large share
+    of the table (by largest ``key``): building such an index again from a sort is faster than moving
+    most of its entries one by one. SQLite's DDL is transactional and readers keep their snapshot, so
+    this is invisible to everyone else (writers wait for the job's transaction either way)."""
+    largest = cursor.execute(f"SELECT max({key}) FROM {table}").fetchone()[0] or 0
     if n_rows < SQLITE_REBUILD_SHARE * largest:
         return []
     rows = cursor.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'clips' AND sql IS NOT NULL"
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        (table,),
     ).fetchall()
     return [(str(name), str(sql)) for name, sql in rows if column in sql]
 
@@ -278,12 +300,16 @@ def _write(
     count is still ``counts``, if given); returns the rows written.
 
     The new values go to a temporary table (executemany on SQLite, COPY on PostgreSQL), then one
-    ``UPDATE clips … FROM`` joins it on the primary key: no statement per clip."""
+    ``UPDATE … FROM`` joins it on the primary key: no statement per clip."""
     if column not in _WRITABLE:
         raise ValueError(f"cannot write clips.{column}")
     if not len(ids):
         return 0
-    guard = " AND clips.annotation_count = t.c" if counts is not None else ""
+    table, key = _WRITABLE[column]
+    guard = f" AND {table}.annotation_count = t.c" if counts is not None else ""
+    update_sql = (
+        f"UPDATE {table} SET {column} = t.v FROM queue_scores_new AS t WHERE {table}.{key} = t.id{guard}"
+    )
     c = counts if counts is not None else np.zeros(len(ids), dtype=np.int64)
     # In clip order: each page of the table is then rewritten once, not once per clip on it.
     order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
@@ -305,9 +331,7 @@ def _write(
             with cursor.copy("COPY queue_scores_new (id, v, c) FROM STDIN") as copy:
                 copy.write("".join(map("%d\t%d\t%d\n".__mod__, rows)))
             cursor.execute("ANALYZE queue_scores_new")
-            cursor.execute(
-                f"UPDATE clips SET {column} = t.v FROM queue_scores_new AS t WHERE clips.id = t.id{guard}"
-            )
+            cursor.execute(update_sql)
             done = int(cursor.rowcount or 0)
         else:
             # No key on the scratch table: SQLite walks it in insertion order and finds each clip by
@@ -315,15 +339,13 @@ def _write(
             # (at random places: they sort by priority) in memory instead of spilling them.
             cursor.execute("CREATE TEMPORARY TABLE queue_scores_new (id INTEGER, v INTEGER, c INTEGER)")
             cursor.executemany("INSERT INTO queue_scores_new (id, v, c) VALUES (?, ?, ?)", rows)
-            rebuilt = _sqlite_indexes_to_rebuild(cursor, column, len(ids))
+            rebuilt = _sqlite_indexes_to_rebuild(cursor, table, key, column, len(ids))
             for name, _ in rebuilt:
                 cursor.execute(f'DROP INDEX "{name}"')
             cache = cursor.execute("PRAGMA cache_size").fetchone()[0]
             cursor.execute(f"PRAGMA cache_size = {-SQLITE_WRITE_CACHE_KIB}")
             try:
-                cursor.execute(
-                    f"UPDATE clips SET {column} = t.v FROM queue_scores_new AS t WHERE clips.id = t.id{guard}"
-                )
+                cursor.execute(update_sql)
                 done = int(cursor.rowcount or 0)
                 for _, sql in rebuilt:
                     cursor.execute(sql)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import insert, inspect, select
 
-from db.models import Clip, ModelRun, Prediction
+from db.models import ClipQueue, ModelRun, Prediction
 from labeling.data.projects import apply_settings, create_project
 from labeling.model.queue_scores import run_probabilities, score_queue
 from tests.db.test_queue import add_clips
@@ -52,13 +52,17 @@ def test_a_row_holding_text_leaves_the_numeric_rows_readable(workspace):
 def test_scoring_every_clip_keeps_the_queue_indexes_and_orders_by_margin(workspace):
     p_yes = [0.99, 0.5, 0.8, 0.62, 0.05]
     pid, _, clips = _project_with_run(workspace, [[q, round(1 - q, 6)] for q in p_yes])
-    before = {ix["name"] for ix in inspect(workspace.db.engine).get_indexes("clips")}
+    tables = ("clips", "clip_queue")
+    before = {t: {ix["name"] for ix in inspect(workspace.db.engine).get_indexes(t)} for t in tables}
     result = score_queue(workspace, pid)
     assert result.n_changed == len(clips)
-    after = {ix["name"] for ix in inspect(workspace.db.engine).get_indexes("clips")}
+    after = {t: {ix["name"] for ix in inspect(workspace.db.engine).get_indexes(t)} for t in tables}
     assert after == before
     with workspace.db.read() as s:
-        order = s.scalars(select(Clip.id).where(Clip.project_id == pid).order_by(Clip.priority.desc())).all()
+        # The scored orders sort clip_queue, where the job writes their priorities.
+        order = s.scalars(
+            select(ClipQueue.clip_id).where(ClipQueue.project_id == pid).order_by(ClipQueue.priority.desc())
+        ).all()
     # Smallest gap between the two classes first: 0.5, 0.62, 0.8, 0.99 / 0.05 (gap 0.9 each).
     assert order[:3] == [clips[1], clips[3], clips[2]]
     assert set(order[3:]) == {clips[0], clips[4]}

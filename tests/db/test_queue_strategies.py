@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 import labeling.job_kinds  # noqa: F401  (registers the job kinds)
-from db.models import Annotation, Clip, Job, ModelRun, Prediction, Resolution
+from db.models import Annotation, Clip, ClipQueue, Job, ModelRun, Prediction, Resolution
 from labeling.annotate.annotations import label_task, submit_annotation
 from labeling.annotate.queue import next_clip
 from labeling.data.projects import apply_settings, create_project, preview_settings
@@ -99,7 +99,9 @@ def test_margin_serves_the_clip_the_model_is_least_sure_of_first(scored):
     # |P(yes) - P(no)| is 0 for 0.5, 0.1 for 0.45, 0.2 for 0.6 and 0.4, … (worked by hand).
     assert _next(ws, pid, ben) == clips[3]
     with ws.db.read() as s:
-        prio = dict(s.execute(select(Clip.id, Clip.priority).where(Clip.project_id == pid)).all())
+        prio = dict(
+            s.execute(select(ClipQueue.clip_id, ClipQueue.priority).where(ClipQueue.project_id == pid)).all()
+        )
     by_priority = sorted(clips, key=lambda c: -prio[c])
     assert by_priority[:2] == [clips[3], clips[6]]
     assert set(by_priority[-2:]) == {clips[0], clips[8]}  # 0.99 and 0.02: margin 0.98 and 0.96
