@@ -130,12 +130,14 @@ def test_a_region_file_export_onto_an_existing_file_is_refused_unless_overwritin
     out.write_text("someone's notes\n")
     with ws.db.read() as s, pytest.raises(RegionsError, match="already exists") as refused:
         export_regions(s, pid, out, fmt=fmt, annotator="ann")
-    assert out.name in str(refused.value) and "--overwrite" in str(refused.value)
+    assert out.name in str(refused.value)
+    assert "--overwrite" in str(refused.value)
     assert out.read_text() == "someone's notes\n"
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # nothing written beside it either
     with ws.db.read() as s:
         n = export_regions(s, pid, out, fmt=fmt, annotator="ann", overwrite=True)
-    assert n > 0 and out.read_text() != "someone's notes\n"
+    assert n > 0
+    assert out.read_text() != "someone's notes\n"
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -144,14 +146,18 @@ def test_a_label_studio_export_refuses_when_only_its_side_file_exists(regions, t
     (tmp_path / "out").mkdir()
     side = tmp_path / "out" / "tasks_config.xml"
     side.write_text("<View/>\n")
-    with ws.db.read() as s, pytest.raises(RegionsError, match="tasks_config.xml already exists"):
+    with ws.db.read() as s, pytest.raises(RegionsError, match=r"tasks_config\.xml already exists"):
         export_regions(s, pid, tmp_path / "out" / "tasks.json", fmt="labelstudio", annotator="ann")
-    assert side.read_text() == "<View/>\n" and [p.name for p in side.parent.iterdir()] == [side.name]
+    assert side.read_text() == "<View/>\n"
+    assert [p.name for p in side.parent.iterdir()] == [side.name]
 
 
 def test_the_rttm_command_refuses_an_existing_file_and_replaces_it_with_the_flag(
-    cli_env, regions, tmp_path, capsys
-):  # noqa: F811
+    cli_env,
+    regions,  # noqa: F811
+    tmp_path,
+    capsys,
+):
     out = tmp_path / "turns.rttm"
     argv = ["regions", "export-rttm", str(out), "--project", "calls", "--annotator", "ann"]
     assert cli(argv) == 0
