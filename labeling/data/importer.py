@@ -153,13 +153,13 @@ def _prepare(
     item: SourceItem, limits: Limits, store: AudioStorage | None, measure: Measure | None = None
 ) -> PreparedFile | Problem | None:
     """The file checked, measured and stored; with no ``store``, only checked (None: it would do)."""
+    if store is not None:
+        return _stored(item, _checked(item, limits, measure), store)
     try:
-        if store is None:
-            decoded = _decode(item, limits, None)
-            return decoded if isinstance(decoded, Problem) else None
-        return _measure_and_store(item, limits, store, measure)
+        decoded = _decode(item, limits, None)
     except MemoryError:
         return Problem(item.name, _OUT_OF_MEMORY)
+    return decoded if isinstance(decoded, Problem) else None
 
 
 @dataclass
@@ -279,15 +279,6 @@ def _stored(item: SourceItem, decoded: _Decoded | Problem, store: AudioStorage) 
         quality=decoded.quality,
         extra=decoded.extra,
     )
-
-
-def _measure_and_store(
-    item: SourceItem, limits: Limits, store: AudioStorage, measure: Measure | None
-) -> PreparedFile | Problem:
-    decoded = _decode(item, limits, measure)
-    if not isinstance(decoded, Problem):
-        decoded.sha256 = sha256_file(item.path)
-    return _stored(item, decoded, store)
 
 
 def prepare_files(

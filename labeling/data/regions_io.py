@@ -486,9 +486,10 @@ def _write_files(path: Path, files: dict[str, bytes], *, overwrite: bool) -> Non
     Files already there are refused, naming them, unless ``overwrite``. Each file is written beside
     its target and renamed into place, so a reader (or a failed write) never sees half of one.
     """
-    if path.is_dir():
-        raise RegionsError(f"{path} is a folder; this format is written to a file")
     targets = [path if name == "" else path.parent / name for name in files]
+    for target in targets:
+        if target.is_dir():
+            raise RegionsError(f"{target} is a folder; this format is written to a file")
     if not overwrite:
         there = [t for t in targets if t.exists() or t.is_symlink()]
         if there:
@@ -497,9 +498,6 @@ def _write_files(path: Path, files: dict[str, bytes], *, overwrite: bool) -> Non
                 f"{names} already {'exists' if len(there) == 1 else 'exist'} in {path.parent}; choose "
                 f"another name, or {HOW}"
             )
-    for target in targets:
-        if target.is_dir():
-            raise RegionsError(f"{target} is a folder; this format is written to a file")
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, data in zip(targets, files.values(), strict=True):
         partial = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")

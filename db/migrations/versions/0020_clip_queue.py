@@ -32,31 +32,39 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 OPEN = "annotation_count < annotations_needed AND deleted_at IS NULL"
-COLUMNS = "clip_id, project_id, resolved, annotation_count, annotations_needed, priority, deleted_at"
-FROM_CLIPS = "id, project_id, resolved, annotation_count, annotations_needed, priority, deleted_at"
 FOLLOWED = ("project_id", "resolved", "annotation_count", "annotations_needed", "priority", "deleted_at")
+COLUMNS = ", ".join(("clip_id", *FOLLOWED))
+FROM_CLIPS = ", ".join(("id", *FOLLOWED))
+# SQLite spells IS DISTINCT FROM "IS NOT"; the priority is copied only when the clip's own changed.
+CHANGED = {"sqlite": "IS NOT", "postgresql": "IS DISTINCT FROM"}
+
+
+def _follow(dialect: str) -> str:
+    """The UPDATE that copies a changed clip row (``OLD``, ``NEW``) into its ``clip_queue`` row."""
+    copied = [f"{c} = NEW.{c}" for c in FOLLOWED if c != "priority"]
+    copied.append(
+        f"priority = CASE WHEN OLD.priority {CHANGED[dialect]} NEW.priority "
+        "THEN NEW.priority ELSE clip_queue.priority END"
+    )
+    return f"UPDATE clip_queue SET {', '.join(copied)} WHERE clip_id = NEW.id;"
+
+
+def _changed(dialect: str) -> str:
+    return " OR ".join(f"OLD.{c} {CHANGED[dialect]} NEW.{c}" for c in FOLLOWED)
+
 
 SQLITE_TRIGGERS = (
     f"""
     CREATE TRIGGER tr_clips_queue_insert AFTER INSERT ON clips
     BEGIN
-        INSERT INTO clip_queue ({COLUMNS})
-        VALUES (NEW.id, NEW.project_id, NEW.resolved, NEW.annotation_count, NEW.annotations_needed,
-                NEW.priority, NEW.deleted_at);
+        INSERT INTO clip_queue ({COLUMNS}) VALUES ({", ".join(f"NEW.{c}" for c in ("id", *FOLLOWED))});
     END
     """,
     f"""
     CREATE TRIGGER tr_clips_queue_update AFTER UPDATE OF {", ".join(FOLLOWED)} ON clips
-    WHEN {" OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in FOLLOWED)}
+    WHEN {_changed("sqlite")}
     BEGIN
-        UPDATE clip_queue SET
-            project_id = NEW.project_id,
-            resolved = NEW.resolved,
-            annotation_count = NEW.annotation_count,
-            annotations_needed = NEW.annotations_needed,
-            deleted_at = NEW.deleted_at,
-            priority = CASE WHEN OLD.priority IS NOT NEW.priority THEN NEW.priority ELSE priority END
-        WHERE clip_id = NEW.id;
+        {_follow("sqlite")}
     END
     """,
 )
@@ -70,18 +78,10 @@ POSTGRES_FUNCTIONS = (
     END
     $$
     """,
-    """
+    f"""
     CREATE FUNCTION clip_queue_follow_clip() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        UPDATE clip_queue SET
-            project_id = NEW.project_id,
-            resolved = NEW.resolved,
-            annotation_count = NEW.annotation_count,
-            annotations_needed = NEW.annotations_needed,
-            deleted_at = NEW.deleted_at,
-            priority = CASE WHEN OLD.priority IS DISTINCT FROM NEW.priority
-                            THEN NEW.priority ELSE clip_queue.priority END
-        WHERE clip_id = NEW.id;
+        {_follow("postgresql")}
         RETURN NULL;
     END
     $$
@@ -96,7 +96,7 @@ POSTGRES_TRIGGERS = (
     f"""
     CREATE TRIGGER tr_clips_queue_update AFTER UPDATE OF {", ".join(FOLLOWED)} ON clips
     FOR EACH ROW
-    WHEN ({" OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in FOLLOWED)})
+    WHEN ({_changed("postgresql")})
     EXECUTE FUNCTION clip_queue_follow_clip()
     """,
 )
