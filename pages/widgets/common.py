@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -79,6 +81,24 @@ def _once_per_run(key: object, read: Callable[[], Any]) -> Any:
     if key not in memo:
         memo[key] = read()
     return memo[key]
+
+
+_modules_frozen = 0
+
+
+def freeze_imported() -> None:
+    """After a run that imported modules (the first run of each page in this process): collect, then
+    move every object still alive to the collector's permanent generation.
+
+    What the app's libraries hold (some 280,000 objects) is then never walked again by the full
+    collections Python runs now and then, which otherwise take 100-400 ms of a key press while a
+    server is busy. What runs leave behind is collected as before: only what imports keep is frozen.
+    """
+    global _modules_frozen
+    if len(sys.modules) > _modules_frozen:
+        gc.collect()
+        gc.freeze()
+        _modules_frozen = len(sys.modules)
 
 
 def projects() -> list[ProjectInfo]:
