@@ -40,11 +40,15 @@ PAGES = {
 }
 
 common.workspace()
-user = common.signed_in_user()  # checked on every rerun, so a role change applies at once
-if user is None:
-    st.navigation(common.signed_out_pages(PAGES), position="hidden").run()
-else:
-    menu = st.sidebar.container()  # on top, filled once the project (which its links carry) is known
-    common.project_selector()
-    common.user_box(user)
-    common.navigation(user, PAGES, menu=menu).run()
+try:
+    with common.one_read_per_run():  # the sidebar reads the user and the projects, the page reuses them
+        user = common.signed_in_user()  # checked on every rerun, so a role change applies at once
+        if user is None:
+            st.navigation(common.signed_out_pages(PAGES), position="hidden").run()
+        else:
+            menu = st.sidebar.container()  # on top, filled once the project (which its links carry) is known
+            common.project_selector()
+            common.user_box(user)
+            common.navigation(user, PAGES, menu=menu).run()
+finally:  # also after st.stop() and st.rerun()
+    common.freeze_imported()

@@ -59,7 +59,7 @@ from labeling.data.conventions import (
     GoldInfo,
     current_convention,
     current_version,
-    gold_examples,
+    gold_examples_of,
 )
 from labeling.data.projects import ProjectInfo, get_project
 from labeling.platform.audit import record
@@ -735,15 +735,25 @@ def _mine(a: Annotation) -> dict[str, Any]:
     }
 
 
-def label_task(s: Session, store: AudioStorage, project_id: int, user_id: int, clip_id: int) -> LabelTask:
+def label_task(
+    s: Session,
+    store: AudioStorage,
+    project_id: int,
+    user_id: int,
+    clip_id: int,
+    *,
+    project: ProjectInfo | None = None,
+) -> LabelTask:
     """What the label page needs for ``clip_id``: the audio, the choices, the conventions beside it,
     ``user_id``'s own earlier annotation if any — and never another annotator's label or the final
     label. The model's prediction is included only when ``project.settings["pre_annotation"]`` is on.
+    ``project``: the project as the caller read it in this run (else it is read here).
     """
     clip = s.get(Clip, clip_id)
     if clip is None or clip.project_id != project_id:
         raise LookupError(f"no clip {clip_id} in this project")
-    project = get_project(s, project_id)
+    if project is None or project.id != project_id:
+        project = get_project(s, project_id)
     own = s.scalar(
         select(Annotation).where(Annotation.clip_id == clip_id, Annotation.annotator_id == user_id)
     )
@@ -763,6 +773,7 @@ def label_task(s: Session, store: AudioStorage, project_id: int, user_id: int, c
                 "confidence": hit.confidence,
                 "model": hit.name,
             }
+    convention = current_convention(s, project_id)
     return LabelTask(
         clip_id=clip.id,
         audio_path=store.path(clip.storage_key),
@@ -770,8 +781,8 @@ def label_task(s: Session, store: AudioStorage, project_id: int, user_id: int, c
         sample_rate=clip.sample_rate,
         channels=clip.channels,
         project=project,
-        convention=current_convention(s, project_id),
-        gold=gold_examples(s, project_id),
+        convention=convention,
+        gold=gold_examples_of(s, convention.id, convention.version) if convention else [],
         prediction=prediction,
         mine=_mine(own) if own is not None else None,
         locked=own is not None and is_locked(s, clip_id),

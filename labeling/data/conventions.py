@@ -521,17 +521,23 @@ def gold_examples(s: Session, project_id: int, version: int | None = None) -> li
         conv = _version_row(s, project_id, version)
     except ConventionError:
         return []
+    return gold_examples_of(s, conv.id, conv.version)
+
+
+def gold_examples_of(s: Session, convention_id: int, version: int) -> list[GoldInfo]:
+    """The gold examples of the conventions version with id ``convention_id`` (its number ``version``),
+    for a caller that has read that version already."""
     rows = s.execute(
         select(GoldExample, Clip.original_name, Clip.storage_key, User.name)
         .join(Clip, Clip.id == GoldExample.clip_id)
         .outerjoin(User, User.id == GoldExample.created_by)
-        .where(GoldExample.convention_version_id == conv.id)
+        .where(GoldExample.convention_version_id == convention_id)
         .order_by(GoldExample.id)
     ).all()
     return [
         GoldInfo(
             id=g.id,
-            version=conv.version,
+            version=version,
             clip_id=g.clip_id,
             clip_name=name,
             storage_key=key,

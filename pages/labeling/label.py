@@ -129,16 +129,21 @@ def my_progress(project_id: int, user_id: int, saved: int):
         return progress(s, project_id, user_id)
 
 
+def show_progress() -> None:
+    """The caption beside the title: drawn last, as the next clip can be heard without it."""
+    mine = my_progress(project.id, user.id, ss.get("label.saved", 0))
+    median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
+    counts.caption(
+        f"You: {mine.done:,} labelled, {mine.today:,} today{median} · {mine.open_clips:,} clips left for you"
+        f" · Order: {queue_caption(project.settings)}"
+    )
+
+
 if ss.get("label.for") != (project.id, user.id):
     claim_next()
-mine = my_progress(project.id, user.id, ss.get("label.saved", 0))
 head, stats = st.columns([1, 4], vertical_alignment="bottom")
 head.title("Label")
-median = f" · {mine.median_seconds:.1f} s per clip" if mine.median_seconds else ""
-stats.caption(
-    f"You: {mine.done:,} labelled, {mine.today:,} today{median} · {mine.open_clips:,} clips left for you"
-    f" · Order: {queue_caption(project.settings)}"
-)
+counts = stats.empty()
 if flash := ss.pop("label.flash", None):
     getattr(stats, flash[0])(flash[1])  # beside the title: the form does not move down
 
@@ -147,9 +152,10 @@ if ss["label.clip"] is None:
         "Nothing left for you to label in this project right now. Thank you!", icon=":material/done_all:"
     )
     st.button("Look again", key="label.again", on_click=claim_next)
+    show_progress()
     st.stop()
 with ws.db.read() as s:
-    task = label_task(s, ws.store, project.id, user.id, ss["label.clip"])
+    task = label_task(s, ws.store, project.id, user.id, ss["label.clip"], project=project)
 if not task.audio_path.is_file():
     if audio.store_unreadable(task.clip_id, task.audio_path):
         # Every clip would look missing: flag nothing, set nothing aside, keep the clip claimed.
@@ -161,6 +167,7 @@ if not task.audio_path.is_file():
             icon=":material/cloud_off:",
         )
         st.button("Try again", key="label.retry", on_click=try_again, icon=":material/refresh:")
+        show_progress()
         st.stop()
     audio.flag_missing(task.clip_id)
     audio.played(False)
@@ -212,4 +219,5 @@ with right:
 
 with left:  # last: the rest of the page is usable while it is drawn
     player.spectrogram(task.audio_path, token=token)
+show_progress()
 st.sidebar.toggle("Autoplay clips", value=True, key="label.autoplay")

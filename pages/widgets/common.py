@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +55,58 @@ def workspace() -> Workspace:
         raise
 
 
+#: What has been read from the database during this run of the app (see :func:`one_read_per_run`).
+_THIS_RUN: ContextVar[dict[object, Any] | None] = ContextVar("earmark_this_run", default=None)
+
+
+@contextmanager
+def one_read_per_run() -> Iterator[None]:
+    """Around a whole run of the app: the signed-in user and the list of projects are read from the
+    database once, by the first to ask (the sidebar), and the page that runs next gets the same.
+
+    Every run reads them afresh, so a revoked session, a disabled account or a changed role applies
+    on the next run as before. Callbacks run before the script, outside it, and read for themselves.
+    """
+    token = _THIS_RUN.set({})
+    try:
+        yield
+    finally:
+        _THIS_RUN.reset(token)
+
+
+def _once_per_run(key: object, read: Callable[[], Any]) -> Any:
+    memo = _THIS_RUN.get()
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return memo[key]
+
+
+_modules_frozen = 0
+
+
+def freeze_imported() -> None:
+    """After a run that imported modules (the first run of each page in this process): collect, then
+    move every object still alive to the collector's permanent generation.
+
+    What the app's libraries hold (some 280,000 objects) is then never walked again by the full
+    collections Python runs now and then, which otherwise take 100-400 ms of a key press while a
+    server is busy. What runs leave behind is collected as before: only what imports keep is frozen.
+    """
+    global _modules_frozen
+    if len(sys.modules) > _modules_frozen:
+        gc.collect()
+        gc.freeze()
+        _modules_frozen = len(sys.modules)
+
+
 def projects() -> list[ProjectInfo]:
-    with workspace().db.read() as s:
-        return list_projects(s)
+    def read() -> list[ProjectInfo]:
+        with workspace().db.read() as s:
+            return list_projects(s)
+
+    return list(_once_per_run("projects", read))
 
 
 PROJECT_PARAM = "project"
@@ -149,12 +202,20 @@ SESSION_COOKIE = "earmark_session"
 
 
 def signed_in_user() -> UserInfo | None:
-    """The signed-in user, read afresh on every rerun: a changed role or a disabled account applies at once.
+    """The signed-in user, read afresh on every rerun (once: see :func:`one_read_per_run`): a changed
+    role or a disabled account applies at once.
 
     A trusted proxy's header (``EARMARK_TRUSTED_HEADER``) names the user when configured and present;
     otherwise the signed token from the sign-in form does, kept in this session and in a cookie so a
     reload or a second tab stays signed in.
     """
+    state = st.session_state
+    # Keyed by what names the user: a sign-in or sign-out (callbacks, before the run) changes it.
+    key = ("user", state.get(AUTH_TOKEN), state.get("auth.signed_out"))
+    return _once_per_run(key, _read_signed_in_user)
+
+
+def _read_signed_in_user() -> UserInfo | None:
     ws = workspace()
     state = st.session_state
     with ws.db.read() as s:

@@ -84,6 +84,10 @@ function build(parent) {
   };
 }
 
+function text(node, value) {
+  if (node.textContent !== value) node.textContent = value;
+}
+
 function envelope(encoded) {
   // The server's min/max envelope: int8 bytes in base64, all the minima then all the maxima.
   const bytes = Int8Array.from(atob(encoded || ""), (c) => (c.charCodeAt(0) << 24) >> 24);
@@ -120,21 +124,17 @@ export default function (component) {
     return duration > 0 ? Math.min(1, audio.currentTime / duration) : 0;
   }
 
-  function draw() {
-    const width = Math.max(1, Math.floor(scroll.clientWidth * state.zoom));
-    const ratio = window.devicePixelRatio || 1;
-    if (canvas.width !== Math.round(width * ratio)) {
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(HEIGHT * ratio);
-      canvas.style.width = `${width}px`;
-      canvas.style.height = `${HEIGHT}px`;
-    }
-    const ctx = canvas.getContext("2d");
+  function layer(width, ratio, colour, alpha) {
+    // The whole waveform in one colour, drawn once per size: a frame of playback copies from it.
+    const out = document.createElement("canvas");
+    out.width = Math.round(width * ratio);
+    out.height = Math.round(HEIGHT * ratio);
+    const ctx = out.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, width, HEIGHT);
+    ctx.fillStyle = colour;
+    ctx.globalAlpha = alpha;
     const mid = HEIGHT / 2;
     const n = mins.length;
-    const head = position() * width;
     for (let x = 0; x < width && n; x++) {
       const a = Math.floor((x / width) * n);
       const b = Math.max(a + 1, Math.floor(((x + 1) / width) * n));
@@ -144,18 +144,48 @@ export default function (component) {
         lo = Math.min(lo, mins[i]);
         hi = Math.max(hi, maxs[i]);
       }
-      ctx.fillStyle = x < head ? played : wave;
-      ctx.globalAlpha = x < head ? 1 : 0.55;
       ctx.fillRect(x, mid - hi * mid * 0.95, 1, Math.max(1, (hi - lo) * mid * 0.95));
     }
+    return out;
+  }
+
+  let layers = null;
+
+  function draw() {
+    const width = Math.max(1, Math.floor(scroll.clientWidth * state.zoom));
+    const ratio = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(width * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(HEIGHT * ratio);
+      canvas.style.width = `${width}px`;
+      canvas.style.height = `${HEIGHT}px`;
+    }
+    if (!layers || layers.width !== width || layers.ratio !== ratio) {
+      layers = { width, ratio, played: layer(width, ratio, played, 1), ahead: layer(width, ratio, wave, 0.55) };
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    // Columns left of the playhead in the played colour, the rest as not yet heard.
+    const head = position() * width;
+    const split = Math.min(canvas.width, Math.round(Math.ceil(head) * ratio));
+    const h = canvas.height;
+    if (split > 0) ctx.drawImage(layers.played, 0, 0, split, h, 0, 0, split, h);
+    if (split < canvas.width) {
+      ctx.drawImage(layers.ahead, split, 0, canvas.width - split, h, split, 0, canvas.width - split, h);
+    }
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.globalAlpha = 1;
     ctx.fillStyle = played;
     ctx.fillRect(Math.min(head, width - 2), 0, 2, HEIGHT);
-    el.time.textContent = `${audio.currentTime.toFixed(2)} / ${duration.toFixed(2)} s`;
-    el.rate.textContent = `${state.rate}\u00d7`;
-    el.zoom.textContent = `${state.zoom}\u00d7`;
-    el.play.innerHTML = audio.paused ? "&#9654;" : "&#10074;&#10074;";
-    el.play.setAttribute("aria-label", audio.paused ? "Play" : "Pause");
+    // Text is written only when it changes: this runs on every frame of playback.
+    text(el.time, `${audio.currentTime.toFixed(2)} / ${duration.toFixed(2)} s`);
+    text(el.rate, `${state.rate}\u00d7`);
+    text(el.zoom, `${state.zoom}\u00d7`);
+    text(el.play, audio.paused ? "\u25b6" : "\u275a\u275a");
+    if (el.play.getAttribute("aria-label") !== (audio.paused ? "Play" : "Pause")) {
+      el.play.setAttribute("aria-label", audio.paused ? "Play" : "Pause");
+    }
     if (!audio.paused && (head < scroll.scrollLeft || head > scroll.scrollLeft + scroll.clientWidth)) {
       scroll.scrollLeft = Math.max(0, head - scroll.clientWidth * 0.1);
     }
