@@ -10,12 +10,19 @@ Callers own transactions, one per user event::
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on. pysqlite's own deferred BEGIN would
 turn a read-then-write transaction into SQLITE_BUSY under concurrency, so we issue BEGIN ourselves.
+
+On PostgreSQL a pooled connection that sat unused for more than :data:`PING_IDLE_S` is checked with a
+ping before it is handed out, and replaced if the server has gone away (restarted, or closed idle
+sessions). A connection in steady use is not: a ping on every checkout is one more trip to the server
+per transaction, a quarter of a hand-out's. A server restart while connections are busy fails the
+transactions then running, and SQLAlchemy replaces the whole pool when it sees the disconnect.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -24,13 +31,16 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.writer_turns import WriteWaitTimeout, begin_immediate, is_busy
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "WriteWaitTimeout", "make_engine"]
+__all__ = ["PING_IDLE_S", "SQLITE_BUSY_TIMEOUT_MS", "Database", "WriteWaitTimeout", "make_engine"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: A PostgreSQL connection back in the pool for longer than this is pinged before its next use.
+PING_IDLE_S = 5.0
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
@@ -98,11 +108,36 @@ def _set_busy_timeout(raw: Any, info: dict[str, Any], timeout_ms: int) -> None:
         info["busy_timeout_ms"] = timeout_ms
 
 
+def _server_engine(url: str, **kwargs: Any) -> Engine:
+    """A PostgreSQL (or other server) engine whose pool pings connections that sat idle (see the
+    module docstring)."""
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")  # None: connected just now
+        if idle_since is None or time.monotonic() - idle_since <= PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool drops this connection and checks out a new one.
+            raise DisconnectionError(f"connection lost while idle: {exc}") from exc
+
+    return engine
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine configured for Earmark: SQLite pragmas and explicit BEGIN, or PostgreSQL as given."""
+    """An engine configured for Earmark: SQLite pragmas and explicit BEGIN, or PostgreSQL with a
+    ping for connections that sat idle."""
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return _server_engine(url, **kwargs)
 
 
 @dataclass(frozen=True)
