@@ -9,11 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 import db.engine as engine_module
 from db.engine import Database
 from db.migrate import upgrade
+from db.models import Annotation, AuditEvent
 from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
 from labeling.data.projects import create_project
@@ -105,3 +106,76 @@ def test_a_connection_that_sat_idle_is_pinged_first(queue, monkeypatch):
     assert len(sent) == 4
     assert sent[0] not in ("BEGIN", "statement")  # the ping, before the transaction
     assert sent[1:] == ["BEGIN", "statement", "COMMIT"]
+
+
+def test_a_submit_stores_everything_the_annotator_chose(postgres_url):
+    db = Database.from_url(postgres_url)
+    upgrade(db)
+    try:
+        with db.write() as s:
+            project = create_project(
+                s,
+                name="chosen",
+                task_kind="both",
+                classes=["yes", "no"],
+                tag_groups={"noise": ["car", "wind"]},
+                annotations_per_clip=2,
+            )
+            user = add_user(s, name="ana", role="annotator").id
+            add_clips(s, project.id, 8, k=2)
+        for _ in range(6):  # the same submit, repeated often enough for the driver to prepare it
+            with db.write() as s:
+                item = next_clip(s, project.id, user)
+            assert item is not None
+            with db.write() as s:
+                result = submit_annotation(
+                    s,
+                    project.id,
+                    user,
+                    item.clip_id,
+                    label="no",
+                    transcript="  two   cars ",
+                    tags=["noise:wind", "noise:car"],
+                    unsure=True,
+                    time_spent_ms=1234,
+                    idempotency_key=f"key-{item.clip_id}",
+                )
+            assert result.status == "created"
+            with db.read() as s:
+                stored = s.get(Annotation, result.annotation_id)
+                assert stored is not None
+                assert (
+                    stored.label,
+                    stored.transcript,
+                    stored.tags,
+                    stored.unsure,
+                    stored.time_spent_ms,
+                ) == (
+                    "no",
+                    "two cars",
+                    ["noise:wind", "noise:car"],
+                    True,
+                    1234,
+                )
+                assert stored.created_at.tzinfo is not None
+                event = s.scalars(
+                    select(AuditEvent).where(
+                        AuditEvent.entity == "annotation", AuditEvent.entity_id == str(result.annotation_id)
+                    )
+                ).one()
+                assert event.new["tags"] == ["noise:wind", "noise:car"]
+                assert event.new["label"] == "no"
+                assert event.actor_id == user
+        with db.write() as s:  # a repeat of the last one
+            again = submit_annotation(
+                s,
+                project.id,
+                user,
+                item.clip_id,
+                label="no",
+                transcript="x",
+                idempotency_key=f"key-{item.clip_id}",
+            )
+        assert again.status == "duplicate"
+    finally:
+        db.dispose()
