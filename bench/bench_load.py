@@ -12,7 +12,8 @@ SQLite's own busy handler orders the writers), alternated with the fair runs,
 ``EARMARK_BENCH_LOAD_RUNS`` (3) of each.
 
 Reported: p50/p95/p99/max of submit and next-clip, submits per second, the first against the last
-thousand submits (a slowdown as the run goes on would show there), and the invariants — submits lost
+thousand submits (a slowdown as the run goes on would show there), the CPU time per submit cycle of
+the clients and of their PostgreSQL backends (a server on this machine), and the invariants — submits lost
 (answered ``created`` but not stored), duplicated (one annotator twice on a clip, or a retry stored
 again), clips over k, and hand-outs refused as ``full``: all must be 0.
 
@@ -34,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, text
 
 from bench._report import machine, scratch_postgres, write_section
 from db.engine import Database
@@ -87,15 +88,38 @@ def _add_project(db: Database, name: str, n_clips: int, n_users: int) -> tuple[i
     return project.id, users
 
 
+def _server_cpu_s(db: Database) -> tuple[int | None, float]:
+    """This client's PostgreSQL backend and the CPU seconds it has used, read from /proc when the
+    server runs on this machine; (None, 0.0) otherwise (SQLite, or a server elsewhere)."""
+    if db.is_sqlite:
+        return None, 0.0
+    with db.read() as s:
+        pid = s.scalar(text("SELECT pg_backend_pid()"))
+    return pid, _backend_cpu_s(pid)
+
+
+def _backend_cpu_s(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _annotate(url: str, project_id: int, user_id: int, n: int, seed: int, barrier, out) -> None:
-    """One annotator's loop; sends back (finished_at, next_s, submit_s, status, clip, retried, retry_status)."""
+    """One annotator's loop; sends back (finished_at, next_s, submit_s, status, clip, retried, retry_status)
+    per submit, and the CPU seconds the loop took in this process and in its server backend."""
     rng = random.Random(seed)
     db = Database.from_url(url)
     rows: list[tuple] = []
     errors: list[str] = []
+    cpu = (0.0, 0.0)
     try:
+        backend, server0 = _server_cpu_s(db)
         if barrier is not None:
             barrier.wait(timeout=300)
+        client0 = time.process_time()
         for _ in range(n):
             # A write refused for waiting too long is counted and the annotator goes on, as one
             # would after the message; anything else ends this client.
@@ -124,16 +148,18 @@ def _annotate(url: str, project_id: int, user_id: int, n: int, seed: int, barrie
             rows.append(
                 (time.time(), t1 - t0, t2 - t1, r.status, item.clip_id, r.annotation_id, retry_status)
             )
+        cpu = (time.process_time() - client0, _backend_cpu_s(backend) - server0)
     except Exception as exc:  # reported by the parent
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         db.dispose()
         stats = write_wait_stats()
-        out.put((user_id, rows, errors, (stats.starved, stats.deferred)))
+        out.put((user_id, rows, errors, (stats.starved, stats.deferred), cpu))
 
 
 def _run(url: str, project_id: int, users: list[int], n: int) -> tuple[list[tuple], list[str], float, dict]:
-    """Rows, errors, wall time, and the clients' SQLite write waits (starved, deferred)."""
+    """Rows, errors, wall time, and the clients' SQLite write waits (starved, deferred) with their CPU
+    seconds (client, server) in all."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(users)) if len(users) > 1 else None
     out = ctx.Queue()
@@ -146,9 +172,14 @@ def _run(url: str, project_id: int, users: list[int], n: int) -> tuple[list[tupl
     reports = [out.get(timeout=3600) for _ in procs]
     for p in procs:
         p.join(timeout=60)
-    rows = [(uid, *r) for uid, rs, _, _ in reports for r in rs]
-    errors = [e for _, _, es, _ in reports for e in es]
-    turns = {"starved": sum(t[0] for *_, t in reports), "deferred": sum(t[1] for *_, t in reports)}
+    rows = [(uid, *r) for uid, rs, *_ in reports for r in rs]
+    errors = [e for _, _, es, *_ in reports for e in es]
+    turns = {
+        "starved": sum(t[0] for *_, t, _ in reports),
+        "deferred": sum(t[1] for *_, t, _ in reports),
+        "client_cpu": sum(c[0] for *_, c in reports),
+        "server_cpu": sum(c[1] for *_, c in reports),
+    }
     if not rows:
         return rows, errors, 0.0, turns
     started = min(r[1] - r[2] - r[3] for r in rows)
@@ -241,6 +272,7 @@ def _measure(url: str) -> dict:
         trips = _round_trips(db)
         alone_rows, alone_errors, alone_wall, _ = _run(url, alone_project, alone_users, ALONE)
         rows, errors, wall, turns = _run(url, load_project, load_users, SUBMITS)
+        cpu = {key: turns.pop(key) for key in ("client_cpu", "server_cpu")}
         # First against last thousand while all sixteen still run: once some have finished, fewer
         # submits per second is fewer clients, not a slowdown.
         all_running = min(max(r[1] for r in rows if r[0] == uid) for uid in {r[0] for r in rows})
@@ -262,6 +294,8 @@ def _measure(url: str) -> dict:
                 "last_p50": _pct([r[3] for r in last], 50),
                 "first_rate": len(first) / (first[-1][1] - first[0][1]) if len(first) > 1 else 0.0,
                 "last_rate": len(last) / (last[-1][1] - last[0][1]) if len(last) > 1 else 0.0,
+                # CPU per submit cycle (hand-out, submit, the one-in-ten retry), in ms.
+                **{key: 1000 * seconds / len(rows) if rows else 0.0 for key, seconds in cpu.items()},
             },
             "invariants": _invariants(db, load_project, rows),
             "turns": turns,
@@ -312,7 +346,7 @@ def _median_run(runs: list[dict]) -> dict:
         for call in ("submit", "next"):
             out[part][call] = {q: med((part, call, q)) for q in ("p50", "p95", "p99", "max")}
         out[part]["rate"] = med((part, "rate"))
-    for key in ("first_p50", "last_p50", "first_rate", "last_rate"):
+    for key in ("first_p50", "last_p50", "first_rate", "last_rate", "client_cpu", "server_cpu"):
         out["load"][key] = med(("load", key))
     for key in runs[0]["invariants"]:
         out["invariants"][key] = sum(r["invariants"][key] for r in runs)  # counts: all runs together
@@ -372,7 +406,9 @@ def main() -> None:
         "submits; 0 lost, 0 duplicated, 0 over k.",
         "",
         "Trips: statements sent plus BEGIN and COMMIT, per call once warmed up (a repeated submit in "
-        "brackets).",
+        "brackets). CPU per cycle: the CPU time of the sixteen client processes over their loops, and "
+        "of their PostgreSQL backends (read from /proc, so only for a server on this machine), divided "
+        "by the submits: one hand-out, one submit and a tenth of a retry each.",
         "",
         "| engine | call | trips | p50 | p95 | p99 | max | alone p50 / p95 | p95 vs alone |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -385,15 +421,18 @@ def main() -> None:
     lines += [
         "",
         "| engine | submits/s (16) | submits/s (alone) | first 1,000: p50 ms, /s | last 1,000: p50 ms, /s "
+        "| CPU per cycle: clients, server ms "
         "| lost | duplicated | over k | hand-outs refused | errors | longest submit, any run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for engine, r in results.items():
         load, inv = r["load"], r["invariants"]
+        server = f"{load['server_cpu']:.2f}" if load["server_cpu"] else "–"
         lines.append(
             f"| {engine} | {load['rate']:.0f} | {r['alone']['rate']:.0f} | "
             f"{load['first_p50']:.1f}, {load['first_rate']:.0f} | {load['last_p50']:.1f}, "
-            f"{load['last_rate']:.0f} | {inv['lost']} | {inv['duplicated']} | {inv['over_k']} | "
+            f"{load['last_rate']:.0f} | {load['client_cpu']:.2f}, {server} | "
+            f"{inv['lost']} | {inv['duplicated']} | {inv['over_k']} | "
             f"{inv['refused_handouts']} | {len(r['errors'])} | {r['worst_max']:.0f} ms |"
         )
     ratio = b["load"]["submit"]["p99"] / q["load"]["submit"]["p99"] if q["load"]["submit"]["p99"] else 0
