@@ -19,7 +19,9 @@ are one per press, each on the clip its press was made on.
 
 Baseline, in the same run: ``EARMARK_BENCH_BASELINE=<git ref>`` checks that ref out beside this one
 (``git worktree``, removed afterwards) and serves it on the same workspace, runs alternating with
-ours. Targets: p95 of *player ready* ≤ 200 ms at load average ≤ 2, ≤ 400 ms at about 8.
+ours. ``EARMARK_BENCH_PRESSES`` and ``EARMARK_BENCH_RUNS`` (3 by default) change how many presses a
+run makes and how many runs each server gets. Targets: p95 of *player ready* ≤ 200 ms at load
+average ≤ 2, ≤ 400 ms at about 8.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
 CHROMIUM = Path(os.environ.get("EARMARK_CHROMIUM", "/usr/bin/chromium"))
 PRESSES = int(os.environ.get("EARMARK_BENCH_PRESSES", "100"))
-RUNS = 3
+RUNS = int(os.environ.get("EARMARK_BENCH_RUNS", "3"))
 TARGET_MS = {2.0: 200.0, 8.0: 400.0}
 PASSWORD = "correct horse"
 CLASSES = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
