@@ -11,12 +11,17 @@ the first class key ``PRESSES`` times. The page measures each press itself (``pe
   ``notRunning``), when the next key press would find the new clip's buttons.
 
 The next press waits for *page idle*, as an annotator's next press acts on the buttons on screen.
+Beside the times, the browser's CPU per press: Chromium's own counters (``Performance.getMetrics``,
+durations in the main thread's CPU time) summed over the presses. A loaded machine stretches the times
+but hardly these, so they show what a change to the page costs or saves the browser.
 Every press must label the clip that was on screen: the bench checks that the annotations stored
 are one per press, each on the clip its press was made on.
 
 Baseline, in the same run: ``EARMARK_BENCH_BASELINE=<git ref>`` checks that ref out beside this one
 (``git worktree``, removed afterwards) and serves it on the same workspace, runs alternating with
-ours. Targets: p95 of *player ready* ≤ 200 ms at load average ≤ 2, ≤ 400 ms at about 8.
+ours. ``EARMARK_BENCH_PRESSES`` and ``EARMARK_BENCH_RUNS`` (3 by default) change how many presses a
+run makes and how many runs each server gets. Targets: p95 of *player ready* ≤ 200 ms at load
+average ≤ 2, ≤ 400 ms at about 8.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
 CHROMIUM = Path(os.environ.get("EARMARK_CHROMIUM", "/usr/bin/chromium"))
 PRESSES = int(os.environ.get("EARMARK_BENCH_PRESSES", "100"))
-RUNS = 3
+RUNS = int(os.environ.get("EARMARK_BENCH_RUNS", "3"))
 TARGET_MS = {2.0: 200.0, 8.0: 400.0}
 PASSWORD = "correct horse"
 CLASSES = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -184,6 +189,10 @@ def one_run(browser, url: str, user: str) -> dict[str, list[float]]:  # type: ig
     page.get_by_role("button", name="Sign in").click()
     settle(page)
     page.wait_for_function("window.__lat.clip() !== null", timeout=60_000)
+    cdp = context.new_cdp_session(page)
+    # Durations in the renderer main thread's CPU time, not wall time: the figure holds on a loaded machine.
+    cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+    before = metrics(cdp)
     player, idle, clips = [], [], []
     for _ in range(PRESSES):
         page.keyboard.press("1")
@@ -195,8 +204,28 @@ def one_run(browser, url: str, user: str) -> dict[str, list[float]]:  # type: ig
         player.append(done["player"])
         idle.append(page.evaluate("performance.now()") - key["at"])
         clips.append(key["clip"])
+    after = metrics(cdp)
     context.close()
-    return {"player": player, "idle": idle, "clips": clips}
+    cpu = {name: (after[name] - before[name]) * 1000 / PRESSES for name in BROWSER_CPU}
+    return {"player": player, "idle": idle, "clips": clips, "cpu": cpu}
+
+
+#: Chromium's Performance metrics summed over the presses (seconds), reported per press in ms: the
+#: renderer's main thread (all its tasks; of them script, style and layout) and the renderer process.
+BROWSER_CPU = ("TaskDuration", "ScriptDuration", "RecalcStyleDuration", "LayoutDuration", "ProcessTime")
+
+
+CPU_LABELS = (
+    "main thread, all tasks",
+    "of which script",
+    "of which style",
+    "of which layout",
+    "renderer process",
+)
+
+
+def metrics(cdp) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
 
 
 def labelled_by(ws: Workspace, user: str) -> list[int]:
@@ -225,6 +254,8 @@ def summary(runs: list[dict[str, list[float]]]) -> dict[str, float]:
     for what in ("player", "idle"):
         for name, q in (("p50", 0.5), ("p95", 0.95), ("max", 1.0)):
             out[f"{what}_{name}"] = statistics.median(pct(r[what], q) for r in runs)
+    for name in BROWSER_CPU:
+        out[f"cpu_{name}"] = statistics.median(r["cpu"][name] for r in runs)
     return out
 
 
@@ -303,6 +334,10 @@ def report(
             cells = [f"{r[c][f'{what}_{q}']:.0f}" for c in cols]
             ratio = f" | {r['ours'][f'{what}_{q}'] / r['baseline'][f'{what}_{q}']:.2f}" if ref else ""
             rows.append(f"| {label}, {q} | " + " | ".join(cells) + ratio + " |")
+    for name, label in zip(BROWSER_CPU, CPU_LABELS, strict=True):
+        cells = [f"{r[c][f'cpu_{name}']:.1f}" for c in cols]
+        ratio = f" | {r['ours'][f'cpu_{name}'] / r['baseline'][f'cpu_{name}']:.2f}" if ref else ""
+        rows.append(f"| browser CPU per press: {label} | " + " | ".join(cells) + ratio + " |")
     return f"""## Label page: key press to the next clip (`bench/bench_label_latency.py`)
 
 {machine()}; Chromium, headless; bench took {time.perf_counter() - began:.0f} s; load average

@@ -1,16 +1,15 @@
 """Label: hear a clip, see the conventions beside it, choose a class (number keys) and the next one comes.
 
 Blind by construction: everything shown comes from ``label_task``, which carries no one else's label.
-Every widget of a clip's form, and its player, is keyed by the token the clip got when it came on
-screen: nothing chosen for one clip stays selected on the next, and a key pressed on one clip can only
-ever act on that clip.
+Every widget of a clip's form is keyed by the token the clip got when it came on screen, and every
+key the player sends names it: nothing chosen for one clip stays selected on the next, and a key
+pressed on one clip can only ever act on that clip.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from functools import partial
 
 import streamlit as st
 
@@ -185,12 +184,13 @@ with left:
         undo_box.button("Undo last", key=f"label.undo.{token}", on_click=undo, args=(task.clip_id, token))
     player.waveform_player(
         task.audio_path,
+        clip_id=task.clip_id,
         token=token,
         pills=player.pill_keys(keys, project.tag_groups, token),
         buttons=player.shifted_button_keys(keys, token),
         sheet=keys.sheet(project.classes),
         autoplay=ss.get("label.autoplay", True),
-        on_undo=partial(undo, task.clip_id, token),
+        on_undo=undo,
     )
     if task.prediction:
         p = task.prediction

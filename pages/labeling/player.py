@@ -13,6 +13,7 @@ plotly heatmap and a JSON list of 8,000 numbers took it hundreds (at a load aver
 from __future__ import annotations
 
 import base64
+import functools
 import mimetypes
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -110,38 +111,59 @@ def shifted_button_keys(keymap: Keymap, token: str) -> list[dict[str, Any]]:
     ]
 
 
+PLAYER_KEY = "label.player"
+
+
 def waveform_player(
     path: Path,
     *,
+    clip_id: int,
     token: str,
     pills: list[dict[str, Any]],
     buttons: list[dict[str, Any]],
     sheet: list[tuple[str, str]],
     autoplay: bool,
-    on_undo: Callable[[], None],
+    on_undo: Callable[[int, str], None],
 ) -> None:
-    """Mount the player for the clip on screen; ``on_undo`` runs when Backspace/Ctrl+Z is pressed."""
+    """The player, showing the clip on screen; ``on_undo(clip_id, token)`` runs when Backspace/Ctrl+Z
+    is pressed, with the clip and token that were on screen when the key went down.
+
+    One player for every clip (its key does not change), so the browser loads each new clip into it
+    rather than building a new one: a key pressed on one clip may reach the server after the next
+    is shown, and ``on_undo`` is told which one it was meant for."""
     media = clip_media(str(path))
     _player(
-        key=f"label.player.{token}",
+        key=PLAYER_KEY,
         data={
             **{k: media[k] for k in ("src", "duration", "wave")},
+            "clip": clip_id,
             "token": token,
             "pills": pills,
             "buttons": buttons,
             "sheet": sheet,
             "autoplay": autoplay,
         },
-        on_undo_change=on_undo,
+        on_undo_change=functools.partial(_undo_pressed, on_undo),
         height=HEIGHT,
     )
 
 
+def _undo_pressed(on_undo: Callable[[int, str], None]) -> None:
+    raised = (st.session_state.get(PLAYER_KEY) or {}).get("undo")
+    if isinstance(raised, dict) and isinstance(raised.get("token"), str):
+        try:
+            clip_id = int(raised["clip"])
+        except (KeyError, TypeError, ValueError):
+            return
+        on_undo(clip_id, raised["token"])
+
+
 def spectrogram(path: Path, *, token: str) -> None:
-    """The clip's spectrogram (time across, 0 Hz at the bottom, Magma colours over ``TOP_DB``)."""
+    """The clip's spectrogram (time across, 0 Hz at the bottom, Magma colours over ``TOP_DB``), drawn
+    by one component for every clip, as the player is."""
     media = clip_media(str(path))
     _spectrogram(
-        key=f"label.spectrogram.{token}",
+        key="label.spectrogram",
         data={
             **{k: media[k] for k in ("duration", "spec", "spec_bins", "spec_frames", "spec_top_hz")},
             "token": token,

@@ -135,3 +135,38 @@ def test_a_key_pressed_again_before_the_next_clip_shows_labels_nothing_else(brow
 
     assert stored(tagged) == [(first, "yes", [])]
     assert clip_on_screen(page) != first
+
+
+def test_an_undo_pressed_on_a_clip_already_replaced_undoes_nothing(browser, serve, tagged):
+    server = serve(tagged)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    link = HeldServer(page)
+    page.goto(server.url)
+    settle(page)
+    sign_in(page, "ana", PASSWORD)
+    first = clip_on_screen(page)
+    page.keyboard.press("1")
+    settle(page)
+    second = clip_on_screen(page)
+
+    link.hold()
+    page.keyboard.press("2")
+    wait_until(page, lambda: link.finished >= 1)
+    # The server has stored the second label and moved on; the page still shows the second clip, and
+    # Backspace goes down on it: meant for a clip that is done, it must not take back its label.
+    assert clip_on_screen(page) == second
+    page.keyboard.press("Backspace")
+    wait_until(page, lambda: link.finished >= 2)
+    link.release()
+    settle(page)
+    assert_no_exception(page)
+    assert stored(tagged) == [(first, "yes", []), (second, "no", [])]
+    third = clip_on_screen(page)
+    assert third not in (first, second)
+    assert page.get_by_text(f"Ignored a key press meant for clip {second}").is_visible()
+
+    # Pressed on the clip on screen, Backspace takes the last label back, and brings its clip back.
+    page.keyboard.press("Backspace")
+    settle(page)
+    assert stored(tagged) == [(first, "yes", [])]
+    assert clip_on_screen(page) == second

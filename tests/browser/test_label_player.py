@@ -114,11 +114,20 @@ def test_keys_drive_the_player_and_the_form_but_never_while_typing(browser, serv
     page.keyboard.press("+")
     assert wave.bounding_box()["width"] == pytest.approx(2 * width, rel=0.02)
 
+    source = audio.evaluate("a => a.src")
     page.keyboard.press("1")
     settle(page)
     assert_no_exception(page)
     assert stored(project) == [(first, "yes", ["noise:car"], True, "up")]
     assert on_screen(page) != first
+    # The next clip plays by itself, from its start, though the last one was left half way through.
+    for _ in range(100):
+        if audio.evaluate("(a, s) => a.src !== s && a.played.length > 0", source):
+            break
+        page.wait_for_timeout(100)
+    assert audio.evaluate("a => a.src") != source
+    assert audio.evaluate("a => a.played.length") > 0, "the next clip did not play by itself"
+    assert audio.evaluate("a => a.played.start(0)") == pytest.approx(0, abs=0.05)
 
     # Backspace takes the label back and brings its clip back, with nothing chosen.
     page.keyboard.press("Backspace")

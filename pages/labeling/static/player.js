@@ -8,6 +8,10 @@
 // without, unless the server says Shift+letter is a key of its own. Every action a key sends to the server
 // names the clip it was pressed on (data.token), so a key pressed while the next clip is on its way
 // can only act on the clip that was on screen.
+//
+// The player stays mounted from clip to clip (its key does not change) and takes each new clip in
+// place: the same audio element, canvas and listeners, a new source, waveform and keys. Building it
+// afresh for every clip cost the browser a new shadow root, stylesheet and DOM on each key press.
 
 const RATES = [0.5, 0.75, 1, 1.25, 1.5, 2];
 const ZOOMS = [1, 2, 4, 8, 16];
@@ -90,42 +94,36 @@ function text(node, value) {
 
 function envelope(encoded) {
   // The server's min/max envelope: int8 bytes in base64, all the minima then all the maxima.
-  const bytes = Int8Array.from(atob(encoded || ""), (c) => (c.charCodeAt(0) << 24) >> 24);
-  const half = bytes.length >> 1;
-  const scale = (part) => Float32Array.from(part, (v) => v / 127);
-  return [scale(bytes.subarray(0, half)), scale(bytes.subarray(half))];
+  const raw = atob(encoded || "");
+  const half = raw.length >> 1;
+  const mins = new Float32Array(half);
+  const maxs = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    mins[i] = ((raw.charCodeAt(i) << 24) >> 24) / 127;
+    maxs[i] = ((raw.charCodeAt(half + i) << 24) >> 24) / 127;
+  }
+  return [mins, maxs];
 }
 
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  // Streamlit calls this again on every rerun with the data, without cleaning up the last call:
-  // keep the player (and its playback) while the clip is the same, else start afresh.
-  const live = parentElement.__earmarkPlayer;
-  if (live && live.token === data.token) return live.cleanup;
-  if (live) live.cleanup();
+function mount(parentElement) {
   const el = build(parentElement);
   const { audio, canvas, scroll } = el;
-  const [mins, maxs] = envelope(data.wave);
-  const duration = Number(data.duration) || 0;
-  const state = { rate: stored("rate", RATES, 1), zoom: stored("zoom", ZOOMS, 1), frame: 0 };
+  // What the clip on screen brought (``load``), and the page's latest handle to the server.
+  const clip = { token: null, id: null, mins: new Float32Array(0), maxs: new Float32Array(0), duration: 0 };
+  const state = { rate: stored("rate", RATES, 1), zoom: stored("zoom", ZOOMS, 1), frame: 0, view: 0 };
+  let send = () => {};
+  let sheet = "";
   const css = getComputedStyle(parentElement.host || parentElement);
   const colour = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
   const played = colour("--st-primary-color", "#ff4b4b");
   const wave = colour("--st-text-color", "#31333f");
 
-  for (const [key, what] of data.sheet || []) {
-    const row = el.table.insertRow();
-    row.insertCell().innerHTML = `<kbd></kbd>`;
-    row.cells[0].firstChild.textContent = key;
-    row.insertCell().textContent = what;
-  }
-
   function position() {
-    return duration > 0 ? Math.min(1, audio.currentTime / duration) : 0;
+    return clip.duration > 0 ? Math.min(1, audio.currentTime / clip.duration) : 0;
   }
 
   function layer(width, ratio, colour, alpha) {
-    // The whole waveform in one colour, drawn once per size: a frame of playback copies from it.
+    // The whole waveform in one colour, drawn once per size and clip: a frame of playback copies from it.
     const out = document.createElement("canvas");
     out.width = Math.round(width * ratio);
     out.height = Math.round(HEIGHT * ratio);
@@ -134,6 +132,7 @@ export default function (component) {
     ctx.fillStyle = colour;
     ctx.globalAlpha = alpha;
     const mid = HEIGHT / 2;
+    const { mins, maxs } = clip;
     const n = mins.length;
     for (let x = 0; x < width && n; x++) {
       const a = Math.floor((x / width) * n);
@@ -152,7 +151,10 @@ export default function (component) {
   let layers = null;
 
   function draw() {
-    const width = Math.max(1, Math.floor(scroll.clientWidth * state.zoom));
+    // The view's width comes from the ResizeObserver: reading it here, on every frame of playback,
+    // would make the browser lay the page out again while the next clip's page is being rendered.
+    if (!state.view) state.view = scroll.clientWidth;
+    const width = Math.max(1, Math.floor(state.view * state.zoom));
     const ratio = window.devicePixelRatio || 1;
     if (canvas.width !== Math.round(width * ratio)) {
       canvas.width = Math.round(width * ratio);
@@ -179,15 +181,18 @@ export default function (component) {
     ctx.fillStyle = played;
     ctx.fillRect(Math.min(head, width - 2), 0, 2, HEIGHT);
     // Text is written only when it changes: this runs on every frame of playback.
-    text(el.time, `${audio.currentTime.toFixed(2)} / ${duration.toFixed(2)} s`);
+    text(el.time, `${audio.currentTime.toFixed(2)} / ${clip.duration.toFixed(2)} s`);
     text(el.rate, `${state.rate}\u00d7`);
     text(el.zoom, `${state.zoom}\u00d7`);
     text(el.play, audio.paused ? "\u25b6" : "\u275a\u275a");
     if (el.play.getAttribute("aria-label") !== (audio.paused ? "Play" : "Pause")) {
       el.play.setAttribute("aria-label", audio.paused ? "Play" : "Pause");
     }
-    if (!audio.paused && (head < scroll.scrollLeft || head > scroll.scrollLeft + scroll.clientWidth)) {
-      scroll.scrollLeft = Math.max(0, head - scroll.clientWidth * 0.1);
+    // Only a zoomed waveform scrolls (and only then is scrollLeft worth a layout).
+    if (state.zoom > 1 && !audio.paused) {
+      if (head < scroll.scrollLeft || head > scroll.scrollLeft + state.view) {
+        scroll.scrollLeft = Math.max(0, head - state.view * 0.1);
+      }
     }
   }
 
@@ -198,7 +203,7 @@ export default function (component) {
 
   function toggle() {
     if (audio.paused) {
-      if (audio.ended || audio.currentTime >= duration - 0.01) audio.currentTime = 0;
+      if (audio.ended || audio.currentTime >= clip.duration - 0.01) audio.currentTime = 0;
       audio.play().catch(() => {});
     } else {
       audio.pause();
@@ -233,23 +238,32 @@ export default function (component) {
     el.sheet.hidden = !show;
   }
 
-  const keys = new Map();
-  for (const spec of data.pills || []) {
-    keys.set(spec.key, () => press(spec));
-    if (spec.shift) keys.set(spec.key.toUpperCase(), () => press(spec));
+  let keys = new Map();
+  let shifted = new Map();
+
+  function bindKeys(data) {
+    // The pills and buttons of this clip's form: their containers' classes carry its token.
+    keys = new Map();
+    for (const spec of data.pills || []) {
+      keys.set(spec.key, () => press(spec));
+      if (spec.shift) keys.set(spec.key.toUpperCase(), () => press(spec));
+    }
+    // Streamlit presses these buttons for the bare letter (by key code, so with Caps Lock too) but not
+    // with Shift held: only Shift+letter is ours.
+    shifted = new Map();
+    for (const spec of data.buttons || []) shifted.set(spec.key, () => press(spec));
+    keys.set(" ", toggle);
+    keys.set("[", () => setRate(-1));
+    keys.set("]", () => setRate(1));
+    keys.set("+", () => setZoom(1));
+    keys.set("=", () => setZoom(1));
+    keys.set("-", () => setZoom(-1));
+    keys.set("?", () => showSheet(el.sheet.hidden));
+    // The undo names the clip on screen when the key went down: the server ignores it if another
+    // clip has replaced that one since.
+    const raised = { token: clip.token, clip: clip.id };
+    keys.set("Backspace", () => send("undo", raised));
   }
-  // Streamlit presses these buttons for the bare letter (by key code, so with Caps Lock too) but not
-  // with Shift held: only Shift+letter is ours.
-  const shifted = new Map();
-  for (const spec of data.buttons || []) shifted.set(spec.key, () => press(spec));
-  keys.set(" ", toggle);
-  keys.set("[", () => setRate(-1));
-  keys.set("]", () => setRate(1));
-  keys.set("+", () => setZoom(1));
-  keys.set("=", () => setZoom(1));
-  keys.set("-", () => setZoom(-1));
-  keys.set("?", () => showSheet(el.sheet.hidden));
-  keys.set("Backspace", () => setTriggerValue("undo", data.token));
 
   function onKey(event) {
     if (!parentElement.isConnected || event.defaultPrevented || event.isComposing || typing(event)) return;
@@ -275,7 +289,7 @@ export default function (component) {
 
   canvas.addEventListener("click", (event) => {
     const box = canvas.getBoundingClientRect();
-    audio.currentTime = Math.max(0, Math.min(1, (event.clientX - box.left) / box.width)) * duration;
+    audio.currentTime = Math.max(0, Math.min(1, (event.clientX - box.left) / box.width)) * clip.duration;
     draw();
   });
   el.play.addEventListener("click", toggle);
@@ -286,7 +300,10 @@ export default function (component) {
   el.sheet.addEventListener("click", (event) => {
     if (event.target === el.sheet) showSheet(false);
   });
-  audio.addEventListener("play", tick);
+  audio.addEventListener("play", () => {
+    cancelAnimationFrame(state.frame);
+    tick();
+  });
   audio.addEventListener("pause", draw);
   audio.addEventListener("ended", draw);
   audio.addEventListener("seeked", draw);
@@ -296,23 +313,67 @@ export default function (component) {
   });
   window.addEventListener("keydown", onKey, true);
   window.addEventListener("keyup", onKeyUp, true);
-  const resize = new ResizeObserver(draw);
+  const resize = new ResizeObserver((entries) => {
+    state.view = entries[entries.length - 1].contentRect.width;
+    draw();
+  });
   resize.observe(scroll);
 
-  audio.src = data.src;
-  audio.defaultPlaybackRate = state.rate;
-  audio.playbackRate = state.rate;
-  if (data.autoplay) audio.play().catch(() => {});
-  draw();
-
-  const cleanup = () => {
-    if (parentElement.__earmarkPlayer?.cleanup === cleanup) parentElement.__earmarkPlayer = undefined;
-    window.removeEventListener("keydown", onKey, true);
-    window.removeEventListener("keyup", onKeyUp, true);
-    resize.disconnect();
-    cancelAnimationFrame(state.frame);
+  function load(data) {
+    // A new clip: its audio first (the browser decodes it while the rest is done), from its start,
+    // its waveform, its keys; nothing of the last clip's playback carries over.
     audio.pause();
+    cancelAnimationFrame(state.frame);
+    state.frame = 0;
+    audio.src = data.src;
+    audio.defaultPlaybackRate = state.rate;
+    audio.playbackRate = state.rate;
+    if (data.autoplay) audio.play().catch(() => {});
+    [clip.mins, clip.maxs] = envelope(data.wave);
+    clip.duration = Number(data.duration) || 0;
+    clip.token = data.token;
+    clip.id = data.clip ?? null;
+    layers = null;
+    scroll.scrollLeft = 0;
+    bindKeys(data);
+    const rows = JSON.stringify(data.sheet || []);
+    if (rows !== sheet) {
+      sheet = rows;
+      el.table.replaceChildren();
+      for (const [key, what] of data.sheet || []) {
+        const row = el.table.insertRow();
+        row.insertCell().innerHTML = `<kbd></kbd>`;
+        row.cells[0].firstChild.textContent = key;
+        row.insertCell().textContent = what;
+      }
+    }
+    draw();
+  }
+
+  const player = {
+    update(component) {
+      send = component.setTriggerValue;
+      // A rerun on the same clip (a flash, a toggle) keeps its playback; a new clip is loaded.
+      if (component.data.token !== clip.token) load(component.data);
+    },
+    cleanup() {
+      if (parentElement.__earmarkPlayer === player) parentElement.__earmarkPlayer = undefined;
+      window.removeEventListener("keydown", onKey, true);
+      window.removeEventListener("keyup", onKeyUp, true);
+      resize.disconnect();
+      cancelAnimationFrame(state.frame);
+      audio.pause();
+    },
   };
-  parentElement.__earmarkPlayer = { token: data.token, cleanup };
-  return cleanup;
+  return player;
+}
+
+export default function (component) {
+  // Streamlit calls this on mount and again whenever the data changes, without cleaning up the
+  // last call (the cleanup returned runs once, when the player leaves the page).
+  const { parentElement } = component;
+  if (!parentElement.__earmarkPlayer) parentElement.__earmarkPlayer = mount(parentElement);
+  const player = parentElement.__earmarkPlayer;
+  player.update(component);
+  return player.cleanup;
 }
