@@ -52,9 +52,11 @@ def child_processes(*preload: str) -> BaseContext:
     test process but the arguments), only sooner: a fork server imports ``preload`` once and forks
     each child from it, where ``spawn`` would have every child import the app's modules again (some
     seconds of CPU each). The fork server keeps the environment it started with, so a child must get
-    what it needs through its arguments, not through variables a test sets."""
+    what it needs through its arguments, not through variables a test sets. The app's command line
+    (and with it nearly all of the app) is always preloaded, as a test process starts one fork server
+    and the first test to ask decides what it imports."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(list(preload))  # no effect once this process's fork server runs
+    ctx.set_forkserver_preload(["labeling.cli", *preload])  # no effect once this process's fork server runs
     return ctx
 
 
