@@ -10,6 +10,7 @@ import atexit
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,13 @@ from pathlib import Path
 import pytest
 
 import labeling.job_kinds  # noqa: F401  (the built-in background job kinds, as the app registers them)
+
+# The suite starts many interpreters (xdist workers, fork servers, the command line, app servers, a
+# librosa reference), each importing much of the app and its libraries: a few CPU seconds each when
+# the compiled bytecode is not on disk. Where PYTHONDONTWRITEBYTECODE is set, none of them would
+# write it, and every start compiled them all again.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    sys.dont_write_bytecode = False
 
 # numba (under librosa) caches compiled kernels beside its sources; parallel test workers compiling
 # the same kernel at once have crashed. Give each test process a cache of its own.
