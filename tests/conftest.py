@@ -10,6 +10,7 @@ import atexit
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,13 @@ from pathlib import Path
 import pytest
 
 import labeling.job_kinds  # noqa: F401  (the built-in background job kinds, as the app registers them)
+
+# The suite starts many interpreters (xdist workers, fork servers, the command line, app servers, a
+# librosa reference), each importing much of the app and its libraries: a few CPU seconds each when
+# the compiled bytecode is not on disk. Where PYTHONDONTWRITEBYTECODE is set, none of them would
+# write it, and every start compiled them all again.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    sys.dont_write_bytecode = False
 
 # numba (under librosa) caches compiled kernels beside its sources; parallel test workers compiling
 # the same kernel at once have crashed. Give each test process a cache of its own.
@@ -52,9 +60,11 @@ def child_processes(*preload: str) -> BaseContext:
     test process but the arguments), only sooner: a fork server imports ``preload`` once and forks
     each child from it, where ``spawn`` would have every child import the app's modules again (some
     seconds of CPU each). The fork server keeps the environment it started with, so a child must get
-    what it needs through its arguments, not through variables a test sets."""
+    what it needs through its arguments, not through variables a test sets. The app's command line
+    (and with it nearly all of the app) is always preloaded, as a test process starts one fork server
+    and the first test to ask decides what it imports."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(list(preload))  # no effect once this process's fork server runs
+    ctx.set_forkserver_preload(["labeling.cli", *preload])  # no effect once this process's fork server runs
     return ctx
 
 

@@ -2,11 +2,13 @@
 
 ``waiter`` reports progress, then waits until the file named by its ``release`` parameter exists;
 every attempt appends a line to the ``trace`` file, so a test can count starts and completions.
-Run a worker that knows them with ``python -m tests.jobkinds [worker options]``.
+Run a worker that knows them with ``python -m tests.jobkinds [worker options]``, or in a child
+process with :func:`worker_process`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,6 +46,15 @@ def waiter(ctx: JobContext) -> dict[str, Any]:
 @job_kind("broken", title="Failing test job")
 def broken(ctx: JobContext) -> dict[str, Any]:
     raise ValueError("the input is not usable")
+
+
+def worker_process(environ: dict[str, str], argv: list[str]) -> None:
+    """The body of a child process that is ``earmark worker`` with these kinds known: what
+    ``python -m tests.jobkinds`` runs, started from a fork server instead of a fresh interpreter."""
+    os.environ.update(environ)
+    from labeling.cli import main
+
+    raise SystemExit(main(["worker", *argv]))
 
 
 if __name__ == "__main__":

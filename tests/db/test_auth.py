@@ -274,13 +274,10 @@ def test_demo_users_are_created_once_and_flagged_while_their_passwords_are_publi
 
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
-    from db.engine import Database
-    from db.migrate import upgrade
+    from tests.conftest import migrate
 
     url = f"sqlite:///{tmp_path / 'earmark.db'}"
-    db = Database.from_url(url)
-    upgrade(db)
-    db.dispose()
+    migrate(url)  # a copy of a migrated file
     monkeypatch.setenv("EARMARK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("EARMARK_DATABASE_URL", url)
     return url

@@ -8,15 +8,15 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
-import tests.jobkinds  # noqa: F401  (registers the test kinds)
 from db.models import Job
+from labeling.cli import main
 from labeling.data.importer import import_path
 from labeling.data.projects import get_project
 from labeling.platform.auth import add_user
@@ -33,6 +33,8 @@ from labeling.platform.jobs import (
     submit_job,
 )
 from tests.audio import speechlike, write_wav
+from tests.conftest import child_processes
+from tests.jobkinds import worker_process  # also registers the test kinds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,29 +195,22 @@ def test_concurrent_workers_claim_each_job_exactly_once(project):
     assert sorted(claimed) == sorted(ids)
 
 
-def _worker(ws, lease_s: float) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
-    env = {
-        **os.environ,
+def _worker(ws, lease_s: float):  # type: ignore[no-untyped-def]
+    """``python -m tests.jobkinds`` running the waiter kind, forked from a fork server that imported
+    the app once (a fresh interpreter for each worker would import it again)."""
+    environ = {
         "EARMARK_DATABASE_URL": ws.settings.database_url,
         "EARMARK_DATA_DIR": str(ws.settings.data_dir),
     }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.jobkinds",
-            "--lease",
-            str(lease_s),
-            "--poll",
-            "0.2",
-            "--kind",
-            "waiter",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    argv = ["--lease", str(lease_s), "--poll", "0.2", "--kind", "waiter"]
+    worker = child_processes("tests.jobkinds").Process(target=worker_process, args=(environ, argv))
+    worker.start()
+    return worker
+
+
+# Short enough that waiting one out costs little, long enough that a worker busy on a loaded machine
+# still renews it (every third of it) in time.
+LEASE_S = 3.0
 
 
 @pytest.mark.slow
@@ -227,25 +222,31 @@ def test_a_worker_that_dies_mid_job_leaves_it_to_be_retried_once(project, tmp_pa
             s, "waiter", project_id=pid, owner_id=uid, params={"trace": str(trace), "release": str(release)}
         )
     starts = lambda: trace.read_text().count("start") if trace.exists() else 0  # noqa: E731
-    first = _worker(ws, lease_s=8)
+    first = _worker(ws, lease_s=LEASE_S)
     try:
         wait_for(
             lambda: starts() == 1 and job_state(ws, job.id).progress_done > 0, "the first worker to start"
         )
-        # While its worker is alive and renewing the lease, nobody else can take the job.
-        assert claim_job(ws, worker="intruder", lease_s=8, kinds=["waiter"]) is None
+        # While its worker is alive and renewing the lease, nobody else can take the job, even after
+        # the lease it was first given has run out.
+        started = job_state(ws, job.id).started_at
+        assert started is not None
+        lapsed = started.replace(tzinfo=started.tzinfo or UTC) + timedelta(seconds=LEASE_S + 0.5)
+        time.sleep(max(0.0, (lapsed - datetime.now(UTC)).total_seconds()))
+        assert claim_job(ws, worker="intruder", lease_s=LEASE_S, kinds=["waiter"]) is None
+        assert first.is_alive()
     finally:
         first.kill()  # dies mid-job: no clean-up runs
-        first.wait()
+        first.join()
     assert job_state(ws, job.id).status == "running"  # not lost: still recorded, its lease running out
-    second = _worker(ws, lease_s=8)
+    second = _worker(ws, lease_s=LEASE_S)
     try:
         wait_for(lambda: starts() == 2, "a second worker to take the job over")
         release.touch()
         wait_for(lambda: job_state(ws, job.id).status == "succeeded", "the job to finish")
     finally:
         second.terminate()
-        second.wait(timeout=60)
+        second.join(timeout=60)
     done = job_state(ws, job.id)
     assert done.attempts == 2
     assert done.result["summary"] == "released"
@@ -275,14 +276,15 @@ def _earmark(ws, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignor
     )
 
 
-def test_a_worker_dedicated_to_one_kind_runs_that_kind(project):
+def test_a_worker_dedicated_to_one_kind_runs_that_kind(project, monkeypatch, capsys):
     ws, pid, uid = project
     with ws.db.write() as s:
         job = submit_job(s, "features", project_id=pid, owner_id=uid)
         other = submit_job(s, "label_issues", project_id=pid, owner_id=uid)
-    done = _earmark(ws, "worker", "--once", "--kind", "features")
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
+    assert main(["worker", "--once", "--kind", "features"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
     ran = job_state(ws, job.id)
     assert (ran.status, ran.attempts) == ("succeeded", 1), ran.log
     assert ran.result["clips"] == 12
@@ -291,10 +293,18 @@ def test_a_worker_dedicated_to_one_kind_runs_that_kind(project):
     assert (waiting.status, waiting.attempts) == ("queued", 0)
 
 
-def test_a_worker_refuses_unknown_kinds_and_leases_that_are_not_positive(project):
+def test_a_worker_refuses_unknown_kinds_and_leases_that_are_not_positive(project, monkeypatch, capsys):
     ws, pid, uid = project
     with ws.db.write() as s:
         job = submit_job(s, "features", project_id=pid, owner_id=uid)
+    # One refusal from the installed command as a user runs it; the rest through the same entry point
+    # in this process (each command start would import the app again).
+    done = _earmark(ws, "worker", "--once", "--kind", "nap")
+    assert done.returncode != 0
+    assert "unknown job kind 'nap'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     for args, said in [
         (["--kind", "nap"], "unknown job kind 'nap'"),
         (["--lease", "0"], "not a positive number of seconds"),
@@ -302,10 +312,12 @@ def test_a_worker_refuses_unknown_kinds_and_leases_that_are_not_positive(project
         (["--poll", "nan"], "not a positive number of seconds"),
         (["--poll", "-1"], "not a positive number of seconds"),
     ]:
-        done = _earmark(ws, "worker", "--once", *args)
-        assert done.returncode != 0, args
-        assert said in done.stderr, (args, done.stderr)
-        assert "Traceback" not in done.stderr
+        try:
+            code = main(["worker", "--once", *args])
+        except SystemExit as stopped:  # argparse refuses a malformed option this way
+            code = stopped.code
+        assert code not in (0, None), args
+        assert said in capsys.readouterr().err, args
     with pytest.raises(JobError, match="lease must be a positive number"):
         run_worker(ws, lease_s=0, once=True)
     untouched = job_state(ws, job.id)

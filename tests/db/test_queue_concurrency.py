@@ -16,13 +16,12 @@ from collections import Counter
 from sqlalchemy import func, insert, select
 
 from db.engine import Database
-from db.migrate import upgrade
 from db.models import Annotation, Clip, utcnow
 from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
 from labeling.data.projects import create_project
 from labeling.platform.auth import add_user
-from tests.conftest import child_processes
+from tests.conftest import child_processes, migrate
 
 K = 3
 N_CLIPS = 30
@@ -72,12 +71,13 @@ def _annotator(
         out.put((results, errors))
 
 
-def test_concurrent_annotators_never_break_the_invariants(db_url, monkeypatch):
+def test_concurrent_annotators_never_break_the_invariants(migrated_db_url, monkeypatch):
+    db_url = migrated_db_url
+    migrate(db_url)  # SQLite: a copy of a migrated file; PostgreSQL: a copy already at head
     # Spawned children re-import the parent's __main__ by path; after an AppTest in the same worker
     # that is the app script, which a child must never run.
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     db = Database.from_url(db_url)
-    upgrade(db)
     with db.write() as s:
         project = create_project(s, name="race", classes=list(LABELS), annotations_per_clip=K)
         users = [

@@ -14,13 +14,12 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from db.engine import Database
-from db.migrate import upgrade
 from db.models import Annotation, Clip
 from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
 from labeling.data.projects import create_project
 from labeling.platform.auth import add_user
-from tests.conftest import child_processes
+from tests.conftest import child_processes, migrate
 from tests.db.test_queue import add_clips
 
 K = 3
@@ -60,10 +59,11 @@ def _follow_queue(url: str, project_id: int, user_id: int, barrier, out) -> None
         out.put((outcomes, errors))
 
 
-def test_a_clip_handed_out_is_accepted_under_sixteen_workers(db_url, monkeypatch):
+def test_a_clip_handed_out_is_accepted_under_sixteen_workers(migrated_db_url, monkeypatch):
+    db_url = migrated_db_url
+    migrate(db_url)  # SQLite: a copy of a migrated file; PostgreSQL: a copy already at head
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     db = Database.from_url(db_url)
-    upgrade(db)
     with db.write() as s:
         project = create_project(s, name="handout", classes=["yes", "no"], annotations_per_clip=K)
         users = [add_user(s, name=f"a{i}", role="annotator").id for i in range(WORKERS)]

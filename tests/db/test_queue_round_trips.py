@@ -15,7 +15,6 @@ from sqlalchemy import event, select, text
 
 import labeling.job_kinds  # noqa: F401  (registers the report-refreshing kinds a submit queues)
 from db.engine import Database
-from db.migrate import upgrade
 from db.models import Annotation, AuditEvent, Claim, Clip, utcnow
 from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
@@ -44,9 +43,8 @@ class Trips:
 
 
 @pytest.fixture
-def queue(postgres_url: str) -> Iterator[tuple[Database, int, list[int]]]:
-    db = Database.from_url(postgres_url)
-    upgrade(db)
+def queue(migrated_postgres_url: str) -> Iterator[tuple[Database, int, list[int]]]:
+    db = Database.from_url(migrated_postgres_url)
     with db.write() as s:
         project = create_project(s, name="trips", classes=["yes", "no"], annotations_per_clip=2)
         users = [add_user(s, name=f"a{i}", role="annotator").id for i in range(2)]

@@ -12,24 +12,22 @@ from sqlalchemy.engine import make_url
 
 from db.backup import BackupError, backup, restore
 from db.engine import Database
-from db.migrate import upgrade
 from labeling.platform import auth
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def databases(postgres_admin, postgres_url):  # type: ignore[no-untyped-def]
+def databases(postgres_admin, migrated_postgres_url):  # type: ignore[no-untyped-def]
     """An Earmark database with an account in it, and an empty database to restore into."""
-    source = Database.from_url(postgres_url)
-    upgrade(source)
+    source = Database.from_url(migrated_postgres_url)
     with source.write() as s:
         auth.add_user(s, name="ana", role="admin", password="correct horse")
     name = f"earmark_restore_{uuid.uuid4().hex[:12]}"
     with postgres_admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     target = Database.from_url(
-        make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+        make_url(migrated_postgres_url).set(database=name).render_as_string(hide_password=False)
     )
     yield source, target
     source.dispose()

@@ -344,16 +344,7 @@ def test_decode_mixes_channels_and_reports_the_file_rate(tmp_path):
     np.testing.assert_allclose(decoded, y / 2, atol=1e-4)
 
 
-def test_numpy_yin_equals_librosa_yin(tmp_path):
-    # librosa.yin runs in a child process: its numba-compiled kernels have crashed test workers on a
-    # fresh install, and a crash there fails this test only. The JIT stays on, with a cache of its own:
-    # with it off, numba 0.68 cannot import librosa unless another process compiled its ufuncs into
-    # the shared cache first, which made this test pass or fail by the order the suite ran in.
-    import json
-    import os
-    import subprocess
-    import sys
-
+def test_numpy_yin_equals_librosa_yin(run_librosa):
     from analysis.features import yin
 
     sr = 8000
@@ -361,22 +352,11 @@ def test_numpy_yin_equals_librosa_yin(tmp_path):
     rng = np.random.default_rng(3)
     voiced = np.sin(2 * np.pi * 140 * t) + 0.3 * np.sin(2 * np.pi * 280 * t) + 0.05 * rng.standard_normal(sr)
     signals = np.stack([voiced, rng.standard_normal(sr)])
-    np.save(tmp_path / "signals.npy", signals)
-    code = (
-        "import json, sys, numpy as np, librosa\n"
-        "ys = np.load(sys.argv[1])\n"
+    theirs = run_librosa(
         "print(json.dumps([librosa.yin(y, fmin=60, fmax=500, sr=8000, frame_length=400, hop_length=160)"
-        ".tolist() for y in ys]))\n"
+        ".tolist() for y in ys]))\n",
+        signals,
     )
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-    env.pop("NUMBA_DISABLE_JIT", None)
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "signals.npy")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    ).stdout
-    for y, theirs in zip(signals, json.loads(out), strict=True):
+    for y, expected in zip(signals, theirs, strict=True):
         ours = yin(y, fmin=60, fmax=500, sr=sr, frame_length=400, hop_length=160)
-        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+        np.testing.assert_allclose(ours, expected, rtol=1e-6)

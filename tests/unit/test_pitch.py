@@ -1,8 +1,3 @@
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -16,31 +11,13 @@ def harmonic(f0: float, sr: int, seconds: float = 0.8) -> np.ndarray:
     return 0.3 * y / np.max(np.abs(y))
 
 
-def run_librosa(tmp_path, code: str, signals: np.ndarray) -> list:
-    """Run librosa in a child process (its numba kernels have crashed test workers on a fresh
-    install; see tests/unit/test_features.py), with the signals in ``ys``."""
-    np.save(tmp_path / "signals.npy", signals)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-    env.pop("NUMBA_DISABLE_JIT", None)
-    script = "import json, sys, numpy as np, librosa\nys = np.load(sys.argv[1])\n" + code
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "signals.npy")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    ).stdout
-    return json.loads(out)
-
-
-def test_yin_on_cut_frames_equals_librosa_yin(tmp_path):
+def test_yin_on_cut_frames_equals_librosa_yin(run_librosa):
     sr, frame, hop = 4000, 256, 40
     t = np.arange(sr) / sr
     rng = np.random.default_rng(3)
     voiced = np.sin(2 * np.pi * 140 * t) + 0.3 * np.sin(2 * np.pi * 280 * t) + 0.05 * rng.standard_normal(sr)
     signals = np.stack([voiced, rng.standard_normal(sr)])
     theirs = run_librosa(
-        tmp_path,
         "print(json.dumps([librosa.yin(y, fmin=60, fmax=400, sr=4000, frame_length=256, hop_length=40)"
         ".tolist() for y in ys]))\n",
         signals,
@@ -90,14 +67,13 @@ def test_fast_pitch_gives_the_full_rate_median_on_real_speech(fsdd_dir):
 
 @pytest.mark.fsdd
 @pytest.mark.slow
-def test_fast_pitch_is_within_5_hz_of_pyin_on_real_speech(fsdd_dir, tmp_path):
+def test_fast_pitch_is_within_5_hz_of_pyin_on_real_speech(fsdd_dir, run_librosa):
     paths = sorted((fsdd_dir / "recordings").glob("*.wav"))[::100]  # 20 clips, five per speaker
     clips = [sf.read(p)[0] for p in paths]
     width = max(len(y) for y in clips)
     signals = np.stack([np.pad(y, (0, width - len(y))) for y in clips])
     lengths = [len(y) for y in clips]
     theirs = run_librosa(
-        tmp_path,
         f"lengths = {lengths}\n"
         "out = []\n"
         "for y, n in zip(ys, lengths):\n"
