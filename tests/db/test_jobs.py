@@ -210,7 +210,7 @@ def _worker(ws, lease_s: float):  # type: ignore[no-untyped-def]
 
 # Short enough that waiting one out costs little, long enough that a worker busy on a loaded machine
 # still renews it (every third of it) in time.
-LEASE_S = 3.0
+LEASE_S = 4.0
 
 
 @pytest.mark.slow
