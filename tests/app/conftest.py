@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,22 +17,41 @@ from db.models import Job
 from labeling.data.importer import import_path
 from labeling.platform.auth import add_user, get_user, issue_session_token, session_secret
 from labeling.platform.config import Settings
+from labeling.platform.workspace import Workspace
 from tests.audio import speechlike, write_wav
+from tests.conftest import make_workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="session")
+def _app_env_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the workspace ``app_env`` starts from (``earmark.db``, ``data/``, and ``src/``
+    with the recordings imported), made once per test process: the import's audio analysis costs
+    more than copying its outcome."""
+    folder = tmp_path_factory.mktemp("app-env")
+    ws = make_workspace(folder / "data", f"sqlite:///{folder / 'earmark.db'}")
+    try:
+        src = folder / "src"
+        for i in range(12):
+            write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 3}_{i}.wav", speechlike(i))
+        import_path(ws, src, "demo", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
+        with ws.db.write() as s:
+            add_user(s, name="admin", role="admin")
+            s.execute(delete(Job))  # the report refreshes the import queued: as once a worker caught up
+    finally:
+        ws.close()  # the last connection to close checkpoints the WAL into the file
+    return folder
+
+
 @pytest.fixture
-def app_env(sqlite_workspace, tmp_path, monkeypatch):
-    """A workspace with one small project, exposed to the app through EARMARK_* variables."""
-    ws = sqlite_workspace
-    src = tmp_path / "src"
-    for i in range(12):
-        write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 3}_{i}.wav", speechlike(i))
-    import_path(ws, src, "demo", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
-    with ws.db.write() as s:
-        add_user(s, name="admin", role="admin")
-        s.execute(delete(Job))  # the report refreshes the import queued: as once a worker caught up
+def app_env(_app_env_template, tmp_path, monkeypatch):
+    """A workspace with one small project (12 clips, an admin), exposed to the app through EARMARK_*
+    variables: a copy of its own of the database, the audio store and the recordings."""
+    shutil.copytree(_app_env_template, tmp_path, dirs_exist_ok=True)
+    ws = Workspace.open(
+        Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'earmark.db'}")
+    )
     monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
     st.cache_resource.clear()
@@ -39,6 +59,7 @@ def app_env(sqlite_workspace, tmp_path, monkeypatch):
     yield ws
     st.cache_resource.clear()
     st.cache_data.clear()
+    ws.close()
 
 
 def new_app(user: str | None = "admin") -> AppTest:
