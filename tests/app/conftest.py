@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,41 +16,30 @@ from db.models import Job
 from labeling.data.importer import import_path
 from labeling.platform.auth import add_user, get_user, issue_session_token, session_secret
 from labeling.platform.config import Settings
-from labeling.platform.workspace import Workspace
 from tests.audio import speechlike, write_wav
-from tests.conftest import make_workspace
+from tests.workspaces import Templates
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def _app_env_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with the workspace ``app_env`` starts from (``earmark.db``, ``data/``, and ``src/``
-    with the recordings imported), made once per test process: the import's audio analysis costs
-    more than copying its outcome."""
-    folder = tmp_path_factory.mktemp("app-env")
-    ws = make_workspace(folder / "data", f"sqlite:///{folder / 'earmark.db'}")
-    try:
-        src = folder / "src"
-        for i in range(12):
-            write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 3}_{i}.wav", speechlike(i))
-        import_path(ws, src, "demo", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
-        with ws.db.write() as s:
-            add_user(s, name="admin", role="admin")
-            s.execute(delete(Job))  # the report refreshes the import queued: as once a worker caught up
-    finally:
-        ws.close()  # the last connection to close checkpoints the WAL into the file
-    return folder
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    return Templates(tmp_path_factory.mktemp("templates"))
 
 
-@pytest.fixture
-def app_env(_app_env_template, tmp_path, monkeypatch):
-    """A workspace with one small project (12 clips, an admin), exposed to the app through EARMARK_*
-    variables: a copy of its own of the database, the audio store and the recordings."""
-    shutil.copytree(_app_env_template, tmp_path, dirs_exist_ok=True)
-    ws = Workspace.open(
-        Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'earmark.db'}")
-    )
+def demo_project(ws, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    """One small project, "demo": 12 recordings from ``folder/src`` (yes/no, three speakers), and an admin."""
+    src = folder / "src"
+    for i in range(12):
+        write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 3}_{i}.wav", speechlike(i))
+    import_path(ws, src, "demo", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
+    with ws.db.write() as s:
+        add_user(s, name="admin", role="admin")
+        s.execute(delete(Job))  # the report refreshes the import queued: as once a worker caught up
+
+
+def exposed(ws, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Yield ``ws`` to the app through EARMARK_* variables, with Streamlit's caches empty; close it after."""
     monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
     st.cache_resource.clear()
@@ -60,6 +48,13 @@ def app_env(_app_env_template, tmp_path, monkeypatch):
     st.cache_resource.clear()
     st.cache_data.clear()
     ws.close()
+
+
+@pytest.fixture
+def app_env(templates, tmp_path, monkeypatch):
+    """A workspace with the "demo" project (:func:`demo_project`), exposed to the app through EARMARK_*
+    variables: a copy of its own of the database, the audio store and the recordings."""
+    yield from exposed(templates.open("demo", demo_project, tmp_path), monkeypatch)
 
 
 def new_app(user: str | None = "admin") -> AppTest:
