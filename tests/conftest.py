@@ -28,9 +28,32 @@ import labeling.job_kinds  # noqa: F401  (the built-in background job kinds, as 
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
     sys.dont_write_bytecode = False
 
-# numba (under librosa) caches compiled kernels beside its sources; parallel test workers compiling
-# the same kernel at once have crashed. Give each test process a cache of its own.
-os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="earmark-numba-"))
+
+def _numba_cache_dir() -> str:
+    """numba (under librosa) compiles its kernels on first use, some 25 s of CPU per process, and
+    caches them beside its sources; parallel test workers compiling the same kernel at once have
+    crashed. Each worker (gw0, gw1…) has a cache of its own, kept between runs, which its app servers
+    and command lines share; a second run going on at the same time gets a new, empty one. The kept
+    caches live in the virtual environment (numba loads what a cache holds, so never in a folder
+    another user of the machine could have made); outside one, every run gets empty ones."""
+    import fcntl
+
+    if sys.prefix == sys.base_prefix:
+        return tempfile.mkdtemp(prefix="earmark-numba-")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    folder = Path(sys.prefix) / "numba-cache" / worker
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = (folder / ".lock").open("w")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until this process exits
+    except OSError:
+        return tempfile.mkdtemp(prefix="earmark-numba-")
+    atexit.register(lock.close)
+    return str(folder)
+
+
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = _numba_cache_dir()
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD_DIR = ROOT.parent / "shared" / "data" / "fsdd"

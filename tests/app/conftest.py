@@ -17,21 +17,29 @@ from labeling.data.importer import import_path
 from labeling.platform.auth import add_user, get_user, issue_session_token, session_secret
 from labeling.platform.config import Settings
 from tests.audio import speechlike, write_wav
+from tests.workspaces import Templates
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def app_env(sqlite_workspace, tmp_path, monkeypatch):
-    """A workspace with one small project, exposed to the app through EARMARK_* variables."""
-    ws = sqlite_workspace
-    src = tmp_path / "src"
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    return Templates(tmp_path_factory.mktemp("templates"))
+
+
+def demo_project(ws, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    """One small project, "demo": 12 recordings from ``folder/src`` (yes/no, three speakers), and an admin."""
+    src = folder / "src"
     for i in range(12):
         write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 3}_{i}.wav", speechlike(i))
     import_path(ws, src, "demo", pattern=r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav")
     with ws.db.write() as s:
         add_user(s, name="admin", role="admin")
         s.execute(delete(Job))  # the report refreshes the import queued: as once a worker caught up
+
+
+def exposed(ws, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Yield ``ws`` to the app through EARMARK_* variables, with Streamlit's caches empty; close it after."""
     monkeypatch.setenv("EARMARK_DATA_DIR", str(ws.settings.data_dir))
     monkeypatch.setenv("EARMARK_DATABASE_URL", ws.settings.database_url)
     st.cache_resource.clear()
@@ -39,6 +47,14 @@ def app_env(sqlite_workspace, tmp_path, monkeypatch):
     yield ws
     st.cache_resource.clear()
     st.cache_data.clear()
+    ws.close()
+
+
+@pytest.fixture
+def app_env(templates, tmp_path, monkeypatch):
+    """A workspace with the "demo" project (:func:`demo_project`), exposed to the app through EARMARK_*
+    variables: a copy of its own of the database, the audio store and the recordings."""
+    yield from exposed(templates.open("demo", demo_project, tmp_path), monkeypatch)
 
 
 def new_app(user: str | None = "admin") -> AppTest:

@@ -3,13 +3,14 @@ labeling sample before anything is queued, and shows every alarm that stands."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import MonitoringAction, ProductionClip, Project
 from labeling.monitor.drift import run_drift_check
 from labeling.platform.jobs import run_next_job, submit_job
-from tests.app.conftest import ROOT, sign_in
+from tests.app.conftest import ROOT, demo_project, exposed, sign_in
 from tests.monitoring import (
     ASR,
     BATCHES,
@@ -21,8 +22,19 @@ from tests.monitoring import (
 )
 
 
-def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(app_env, tmp_path):
-    monitored_project(app_env, tmp_path)
+@pytest.fixture
+def monitored(templates, tmp_path, monkeypatch):
+    """The demo workspace with the monitored project of tests/monitoring.py beside it (its quiet
+    batch raises an alarm), exposed to the app as ``app_env`` is."""
+
+    def build(ws, folder):  # type: ignore[no-untyped-def]
+        demo_project(ws, folder)
+        monitored_project(ws, folder)
+
+    yield from exposed(templates.open("demo+monitored", build, tmp_path), monkeypatch)
+
+
+def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(monitored):
     at = AppTest.from_file(str(ROOT / "pages/monitor/monitoring.py"), default_timeout=180)
     sign_in(at, "admin")
     at.session_state["app.project"] = PROJECT
@@ -43,7 +55,7 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     assert not at.exception, at.exception
     sample = next(d.value for d in at.dataframe if "reason" in d.value.columns)
     assert (sample["reason"] == "random").sum() == 30
-    with app_env.db.read() as s:  # a preview queues nothing
+    with monitored.db.read() as s:  # a preview queues nothing
         assert s.scalar(select(func.count()).where(ProductionClip.sample_reason.is_not(None))) == 0
     # Another batch chosen: neither the preview nor the picked measure are offered as its own.
     at.selectbox(key="monitoring.batch").set_value(BATCHES[0]).run()
@@ -54,7 +66,7 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     at.button(key="monitoring.sample_preview").click().run()
     at.button(key="monitoring.send").click().run()
     assert not at.exception, at.exception
-    with app_env.db.read() as s:
+    with monitored.db.read() as s:
         assert s.scalar(select(func.count()).where(ProductionClip.sample_reason.is_not(None))) == len(sample)
     # Sent once: the tab says so, a new preview adds nothing, and more is asked for explicitly.
     at.run()
@@ -75,17 +87,16 @@ def test_the_monitoring_page_shows_the_alarm_a_measure_and_the_sample_preview(ap
     assert not at.exception, at.exception
     assert any("acknowledged" in m.value for m in at.success)
     assert at.text_input(key="monitoring.note").value == ""
-    with app_env.db.read() as s:
+    with monitored.db.read() as s:
         notes = s.scalars(select(MonitoringAction.note)).all()
     assert notes == ["known: school pilot"]
 
 
-def test_a_drift_check_that_finds_an_alarm_is_not_shown_as_a_success(app_env, tmp_path):
-    monitored_project(app_env, tmp_path)
-    with app_env.db.write() as s:
+def test_a_drift_check_that_finds_an_alarm_is_not_shown_as_a_success(monitored):
+    with monitored.db.write() as s:
         project_id = s.scalar(select(Project.id).where(Project.name == PROJECT))
         submit_job(s, "drift", project_id=project_id, owner_id=None, params={"batch": BATCHES[-1]})
-    job = run_next_job(app_env, kinds=["drift"])
+    job = run_next_job(monitored, kinds=["drift"])
     assert job.status == "succeeded", job.error
     level = job.result["level"]
     assert level in {"warning", "alarm"}  # the quiet batch
@@ -100,13 +111,12 @@ def test_a_drift_check_that_finds_an_alarm_is_not_shown_as_a_success(app_env, tm
 
 
 def test_the_page_shows_an_alarm_that_stands_under_newer_batches_and_the_labels_still_missing(
-    app_env, tmp_path
+    monitored, tmp_path
 ):
-    monitored_project(app_env, tmp_path)  # the quiet batch raises an alarm
-    log_batch(app_env, tmp_path, "day 3", seed=2)
-    run_drift_check(app_env, PROJECT, "day 3")
-    log_batch(app_env, tmp_path, "day 4 (small)", seed=3, n=30)
-    run_drift_check(app_env, PROJECT, "day 4 (small)")
+    log_batch(monitored, tmp_path, "day 3", seed=2)
+    run_drift_check(monitored, PROJECT, "day 3")
+    log_batch(monitored, tmp_path, "day 4 (small)", seed=3, n=30)
+    run_drift_check(monitored, PROJECT, "day 4 (small)")
     at = AppTest.from_file(str(ROOT / "pages/monitor/monitoring.py"), default_timeout=180)
     sign_in(at, "admin")
     at.session_state["app.project"] = PROJECT

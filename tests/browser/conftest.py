@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import need
+from tests.workspaces import Templates
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("EARMARK_CHROMIUM", "/usr/bin/chromium"))
@@ -140,6 +141,9 @@ def server_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFarm
     farm.close()
 
 
+_launched: list = []  # the browser this test process launched, once it has
+
+
 @pytest.fixture(scope="session")
 def browser():  # type: ignore[no-untyped-def]
     need(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
@@ -157,8 +161,30 @@ def browser():  # type: ignore[no-untyped-def]
                 "--disable-sync",
             ],
         )
+        _launched.append(b)
         yield b
+        _launched.remove(b)
         b.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_pages(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close what a test opened in the shared browser: a page left open goes on talking to (or
+    trying to reconnect to) its server, and the browser works for it through every later test.
+    The pages close before the test's servers stop (set up after them, torn down before), so that
+    a server has no connection left to wait for as it shuts down."""
+    if "serve" in request.fixturenames:
+        request.getfixturevalue("serve")
+    yield
+    for browser in _launched:
+        for context in browser.contexts:
+            with contextlib.suppress(Exception):
+                context.close()
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    return Templates(tmp_path_factory.mktemp("templates"))
 
 
 @pytest.fixture

@@ -13,12 +13,21 @@ pytestmark = pytest.mark.browser
 CHART = '[data-testid="stPlotlyChart"]'
 
 
-def test_a_click_on_a_measure_shows_its_histograms(browser, serve, sqlite_workspace, tmp_path):
-    ws = sqlite_workspace
-    monitored_project(ws, tmp_path)
+def _monitored(ws, folder):  # type: ignore[no-untyped-def]
+    monitored_project(ws, folder)
     with ws.db.write() as s:
         add_user(s, name="eli", role="engineer", password="correct horse")
-    server = serve(ws)
+
+
+@pytest.fixture
+def monitored(templates, tmp_path):  # type: ignore[no-untyped-def]
+    ws = templates.open("monitored", _monitored, tmp_path)
+    yield ws
+    ws.close()
+
+
+def test_a_click_on_a_measure_shows_its_histograms(browser, serve, monitored):
+    server = serve(monitored)
     page = open_page(browser, server.url, viewport=(1500, 1100))
     sign_in(page, "eli", "correct horse")
     page.goto(f"{server.url}/monitoring?project={PROJECT}")

@@ -19,11 +19,9 @@ pytestmark = pytest.mark.browser
 PATTERN = r"(?P<label>[a-z]+)_(?P<speaker>spk\d)_\d+\.wav"
 
 
-@pytest.fixture
-def two_projects(sqlite_workspace, tmp_path):
-    ws = sqlite_workspace
+def _two_projects(ws, folder):  # type: ignore[no-untyped-def]
     for n, name in enumerate(("alpha", "beta")):
-        src = tmp_path / name
+        src = folder / name
         for i in range(6):
             write_wav(src / f"{['yes', 'no'][i % 2]}_spk{i % 3}_{i}.wav", speechlike(500 + 10 * n + i))
         import_path(ws, src, name, pattern=PATTERN)
@@ -33,12 +31,20 @@ def two_projects(sqlite_workspace, tmp_path):
         add_user(s, name="ana", role="annotator", password="correct horse")
         create_version(s, "beta", name="v1")
         beta = get_project(s, "beta").id
-    write_wav(tmp_path / "more" / "yes_spk9_9.wav", speechlike(599))
-    import_path(ws, tmp_path / "more", "beta", pattern=PATTERN)  # so v2 differs from v1
+    write_wav(folder / "more" / "yes_spk9_9.wav", speechlike(599))
+    import_path(ws, folder / "more", "beta", pattern=PATTERN)  # so v2 differs from v1
     with ws.db.write() as s:
         save_convention(s, beta, text="# Rules\n\nSay what you hear.", note="first")
         save_convention(s, beta, text="# Rules\n\nSay what you hear, once.", note="second", based_on=1)
-    return ws
+
+
+@pytest.fixture
+def two_projects(templates, tmp_path):  # type: ignore[no-untyped-def]
+    """Projects alpha (6 clips) and beta (7, a version v1 of 6, two conventions versions); an
+    engineer, a reviewer and an annotator."""
+    ws = templates.open("two_projects", _two_projects, tmp_path)
+    yield ws
+    ws.close()
 
 
 def _menu(page) -> list[str]:  # type: ignore[no-untyped-def]
