@@ -111,13 +111,18 @@ def wait_until(page, condition, timeout_s: float = 60) -> None:  # type: ignore[
         page.wait_for_timeout(50)
 
 
-def test_a_key_pressed_again_before_the_next_clip_shows_labels_nothing_else(browser, serve, tagged):
-    server = serve(tagged)
+def held_label_page(browser, server):  # type: ignore[no-untyped-def]
+    """ana signed in on the Label page, with the server's answers passing through a :class:`HeldServer`."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     link = HeldServer(page)
     page.goto(server.url)
     settle(page)
     sign_in(page, "ana", PASSWORD)
+    return page, link
+
+
+def test_a_key_pressed_again_before_the_next_clip_shows_labels_nothing_else(browser, serve, tagged):
+    page, link = held_label_page(browser, serve(tagged))
     first = clip_on_screen(page)
 
     link.hold()
@@ -138,12 +143,7 @@ def test_a_key_pressed_again_before_the_next_clip_shows_labels_nothing_else(brow
 
 
 def test_an_undo_pressed_on_a_clip_already_replaced_undoes_nothing(browser, serve, tagged):
-    server = serve(tagged)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    link = HeldServer(page)
-    page.goto(server.url)
-    settle(page)
-    sign_in(page, "ana", PASSWORD)
+    page, link = held_label_page(browser, serve(tagged))
     first = clip_on_screen(page)
     page.keyboard.press("1")
     settle(page)

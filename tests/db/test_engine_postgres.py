@@ -13,7 +13,6 @@ from sqlalchemy import select, text
 
 import db.engine as engine_module
 from db.engine import Database
-from db.migrate import upgrade
 from db.models import Annotation, AuditEvent
 from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
@@ -53,9 +52,8 @@ def wire(db: Database) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def queue(postgres_url: str) -> Iterator[tuple[Database, int, list[int]]]:
-    db = Database.from_url(postgres_url, pool_size=1, max_overflow=0)
-    upgrade(db)
+def queue(migrated_postgres_url: str) -> Iterator[tuple[Database, int, list[int]]]:
+    db = Database.from_url(migrated_postgres_url, pool_size=1, max_overflow=0)
     with db.write() as s:
         project = create_project(s, name="wire", classes=["yes", "no"], annotations_per_clip=2)
         users = [add_user(s, name=f"a{i}", role="annotator").id for i in range(2)]
@@ -108,9 +106,8 @@ def test_a_connection_that_sat_idle_is_pinged_first(queue, monkeypatch):
     assert sent[1:] == ["BEGIN", "statement", "COMMIT"]
 
 
-def test_a_submit_stores_everything_the_annotator_chose(postgres_url):
-    db = Database.from_url(postgres_url)
-    upgrade(db)
+def test_a_submit_stores_everything_the_annotator_chose(migrated_postgres_url):
+    db = Database.from_url(migrated_postgres_url)
     try:
         with db.write() as s:
             project = create_project(
