@@ -180,14 +180,21 @@ def cached_project_tags(project_id: int) -> list[str]:
     return _project_tags(project_id, data_token(project_id))
 
 
+#: Tables up to this many rows are written into their "Download CSV" button as the page renders.
+INLINE_CSV_ROWS = 5_000
+
+
 def csv_download(frame: pd.DataFrame, *, file_name: str, key: str, where: Any = None) -> None:
     """A "Download CSV" button for a table the page shows, with formulas neutralised for spreadsheets
     (the tables' built-in download is switched off: it writes ``=…`` cells as they are)."""
     from labeling.data.formats.writers import spreadsheet_csv
 
+    # A table of a few thousand rows is written with the page, and the button is a plain link to it.
+    # A larger one is written when clicked (Streamlit's deferred download), not on every rerun.
+    data = spreadsheet_csv(frame) if len(frame) <= INLINE_CSV_ROWS else (lambda: spreadsheet_csv(frame))
     (st if where is None else where).download_button(
         "Download CSV",
-        data=lambda: spreadsheet_csv(frame),  # written when clicked, not on every rerun
+        data=data,
         file_name=file_name,
         mime="text/csv",
         key=key,
