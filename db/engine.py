@@ -42,6 +42,7 @@ __all__ = [
     "Database",
     "DriverStatement",
     "WriteWaitTimeout",
+    "execute_once",
     "make_engine",
 ]
 
@@ -182,18 +183,27 @@ class DriverStatement:
             return conn.exec_driver_sql(self.sql, tuple(values[n] for n in self._compiled.positiontup or ()))
         return conn.exec_driver_sql(self.sql, values)
 
-    @classmethod
-    def once(cls, key: Any, build: Callable[[], Any], dialect: Dialect) -> DriverStatement:
-        """The statement ``build()`` makes, rendered the first time ``key`` is asked for with a dialect
-        of this kind (name, driver, parameter style) and kept for the process."""
-        cache_key = (key, dialect.name, dialect.driver, dialect.paramstyle)
-        found = _RENDERED.get(cache_key)
-        if found is None:
-            found = _RENDERED[cache_key] = cls(build(), dialect)
-        return found
-
 
 _RENDERED: dict[Any, DriverStatement] = {}
+
+
+def execute_once(
+    conn: Connection, build: Callable[..., Any], *args: Any, params: Mapping[str, Any]
+) -> CursorResult[Any]:
+    """Execute the statement ``build(*args)`` makes (``build`` a cached builder, ``args`` hashable).
+
+    On PostgreSQL it is rendered once per process, keyed by the builder and its arguments, and sent as
+    the driver's SQL (:class:`DriverStatement`), for statements on a hot path. Elsewhere it goes
+    through SQLAlchemy as usual: SQLite's driver hands JSON back as text, which SQLAlchemy decodes.
+    """
+    dialect = conn.dialect
+    if dialect.name != "postgresql":
+        return conn.execute(build(*args), params)
+    key = (build, args, dialect.driver, dialect.paramstyle)
+    rendered = _RENDERED.get(key)
+    if rendered is None:
+        rendered = _RENDERED[key] = DriverStatement(build(*args), dialect)
+    return rendered.execute(conn, params)
 
 
 @dataclass(frozen=True)

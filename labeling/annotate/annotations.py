@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.engine import DriverStatement
+from db.engine import execute_once
 from db.models import (
     Annotation,
     AuditEvent,
@@ -525,7 +525,6 @@ def submit_annotation(
     Returns a :class:`SubmitResult`; concurrency outcomes never raise.
     """
     conn = s.connection()
-    pg = conn.dialect.name == "postgresql"
     refreshes = tuple(report_refresh_kinds())
     facts_params = {
         "p": project_id,
@@ -534,13 +533,7 @@ def submit_annotation(
         "key": None if idempotency_key is None else str(idempotency_key),
         "scope": project_scope(project_id),
     }
-    if pg:  # rendered once per process (its JSON columns come back decoded by the driver)
-        facts_sql = DriverStatement.once(
-            ("submit_facts", refreshes), partial(_facts_statement, refreshes), conn.dialect
-        )
-        facts = facts_sql.execute(conn, facts_params).first()
-    else:
-        facts = conn.execute(_facts_statement(refreshes), facts_params).first()
+    facts = execute_once(conn, _facts_statement, refreshes, params=facts_params).first()
     if facts is None:
         raise AnnotationError(f"no project {project_id}")
     if not facts.active:
@@ -578,13 +571,9 @@ def submit_annotation(
         **values,
     }
     audit = {k: row[k] for k in AUDITED}
-    if pg:
+    if conn.dialect.name == "postgresql":
         params = {f"a_{k}": v for k, v in {**row, "audit_old": None, "audit_new": audit}.items()}
-        written = (
-            DriverStatement.once("submit_write", _pg_write_statement, conn.dialect)
-            .execute(conn, params)
-            .one()
-        )
+        written = execute_once(conn, _pg_write_statement, params=params).one()
         annotation_id = written.annotation_id
         if annotation_id is None:
             if not written.had_slot:

@@ -23,7 +23,7 @@ claims, renews and returns their live claim or locks the next candidate and writ
 lease raises the clip's ``lease_seq``, and the candidate query passes over a clip whose counter moved
 since the statement's snapshot: the row lock re-reads a row a competitor changed, but not the claims
 table, so a lease committed by someone else after the snapshot would otherwise go uncounted. The
-statement is rendered once per process and sent as SQL (:class:`db.engine.DriverStatement`), which
+statement is rendered once per process and sent as SQL (:func:`db.engine.execute_once`), which
 saves the client SQLAlchemy's work per call.
 """
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 
-from db.engine import DriverStatement
+from db.engine import execute_once
 from db.models import Annotation, Claim, Clip, ClipQueue, Project, utcnow
 from labeling.data.queue_order import DEFAULT_QUEUE_ORDER, QUEUE_ORDERS, queue_order
 from labeling.platform.audit import record_many
@@ -407,21 +407,19 @@ def _next_clip_pg(
             _SEEN[key] = seen
         order_raw, lease_raw, order, lease_default = seen
         expires = now + timedelta(seconds=lease_s if lease_s is not None else lease_default)
-        got = (
-            DriverStatement.once(("next_clip", order), partial(_pg_next_statement, order), conn.dialect)
-            .execute(
-                conn,
-                {
-                    "q_project": project_id,
-                    "q_user": user_id,
-                    "now": now,
-                    "expires": expires,
-                    "order_raw": order_raw,
-                    "lease_raw": lease_raw,
-                },
-            )
-            .first()
-        )
+        got = execute_once(
+            conn,
+            _pg_next_statement,
+            order,
+            params={
+                "q_project": project_id,
+                "q_user": user_id,
+                "now": now,
+                "expires": expires,
+                "order_raw": order_raw,
+                "lease_raw": lease_raw,
+            },
+        ).first()
         if got is None or not got.fresh:  # deleted, or its settings changed: read them again
             _SEEN.pop(key, None)
             continue
