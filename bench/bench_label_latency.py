@@ -210,18 +210,16 @@ def one_run(browser, url: str, user: str) -> dict[str, list[float]]:  # type: ig
     return {"player": player, "idle": idle, "clips": clips, "cpu": cpu}
 
 
-#: Chromium's Performance metrics summed over the presses (seconds), reported per press in ms: the
-#: renderer's main thread (all its tasks; of them script, style and layout) and the renderer process.
-BROWSER_CPU = ("TaskDuration", "ScriptDuration", "RecalcStyleDuration", "LayoutDuration", "ProcessTime")
-
-
-CPU_LABELS = (
-    "main thread, all tasks",
-    "of which script",
-    "of which style",
-    "of which layout",
-    "renderer process",
-)
+#: Chromium's Performance metrics summed over the presses (seconds), reported per press in ms, with
+#: their rows' names: the renderer's main thread (all its tasks; of them script, style and layout)
+#: and the renderer process.
+BROWSER_CPU = {
+    "TaskDuration": "main thread, all tasks",
+    "ScriptDuration": "of which script",
+    "RecalcStyleDuration": "of which style",
+    "LayoutDuration": "of which layout",
+    "ProcessTime": "renderer process",
+}
 
 
 def metrics(cdp) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -334,7 +332,7 @@ def report(
             cells = [f"{r[c][f'{what}_{q}']:.0f}" for c in cols]
             ratio = f" | {r['ours'][f'{what}_{q}'] / r['baseline'][f'{what}_{q}']:.2f}" if ref else ""
             rows.append(f"| {label}, {q} | " + " | ".join(cells) + ratio + " |")
-    for name, label in zip(BROWSER_CPU, CPU_LABELS, strict=True):
+    for name, label in BROWSER_CPU.items():
         cells = [f"{r[c][f'cpu_{name}']:.1f}" for c in cols]
         ratio = f" | {r['ours'][f'cpu_{name}'] / r['baseline'][f'cpu_{name}']:.2f}" if ref else ""
         rows.append(f"| browser CPU per press: {label} | " + " | ".join(cells) + ratio + " |")

@@ -368,6 +368,8 @@ def _row(engine: str, what: str, trips: str, r: dict, alone: dict) -> str:
 
 FAIR = "SQLite, fair to the starving"
 BUSY = "SQLite, busy handler only"
+#: How the load-average sentence names each engine's runs.
+_SHORT = {FAIR: "fair", BUSY: "busy handler only"}
 
 
 def main() -> None:
@@ -450,14 +452,11 @@ def main() -> None:
         "",
         f"Writes that starved (waited past {starve_after_s() * 1000:.0f} ms, `EARMARK_SQLITE_WRITE_STARVE_MS`) "
         f"and so made newcomers step aside, median per run: {q['turns']['starved']:.0f}; writes that "
-        f"stepped aside: {q['turns']['deferred']:.0f}. One-minute load average after each run: fair "
-        f"{', '.join(f'{x:.1f}' for x in q['loadavg'])}; busy handler only "
-        f"{', '.join(f'{x:.1f}' for x in b['loadavg'])}"
-        + (
-            f"; PostgreSQL {', '.join(f'{x:.1f}' for x in pg_runs['loadavg'])}."
-            if (pg_runs := results.get("PostgreSQL"))
-            else "."
-        ),
+        f"stepped aside: {q['turns']['deferred']:.0f}. One-minute load average after each run: "
+        + "; ".join(
+            f"{_SHORT.get(e, e)} {', '.join(f'{x:.1f}' for x in r['loadavg'])}" for e, r in results.items()
+        )
+        + ".",
     ]
     write_section("load", "\n".join(lines))
 
