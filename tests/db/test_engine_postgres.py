@@ -18,7 +18,7 @@ from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
 from labeling.data.projects import create_project
 from labeling.platform.auth import add_user
-from tests.db.test_queue import add_clips
+from tests.db.test_queue import add_clips, two_annotators
 
 pytestmark = pytest.mark.postgres
 
@@ -53,13 +53,8 @@ def wire(db: Database) -> Iterator[list[str]]:
 
 @pytest.fixture
 def queue(migrated_postgres_url: str) -> Iterator[tuple[Database, int, list[int]]]:
-    db = Database.from_url(migrated_postgres_url, pool_size=1, max_overflow=0)
-    with db.write() as s:
-        project = create_project(s, name="wire", classes=["yes", "no"], annotations_per_clip=2)
-        users = [add_user(s, name=f"a{i}", role="annotator").id for i in range(2)]
-        add_clips(s, project.id, 8, k=2)
-    yield db, project.id, users
-    db.dispose()
+    with two_annotators(migrated_postgres_url, clips=8, pool_size=1, max_overflow=0) as made:
+        yield made
 
 
 def test_a_busy_connection_is_not_pinged_before_each_transaction(queue):

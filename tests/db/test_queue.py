@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from db.engine import Database
 from db.models import Annotation, AuditEvent, Clip, ModelRun, Prediction, Resolution, utcnow
 from labeling import api
 from labeling.annotate.annotations import (
@@ -51,6 +55,21 @@ def add_clips(s, project_id: int, n: int, *, k: int, priority: int = 0) -> list[
         for i in range(n)
     ]
     return list(s.scalars(insert(Clip).returning(Clip.id), rows))
+
+
+@contextmanager
+def two_annotators(url: str, *, clips: int, **engine: Any) -> Iterator[tuple[Database, int, list[int]]]:
+    """A k = 2 project with ``clips`` clips and two annotators on the database at ``url`` (a copy of the
+    migrated schema), opened with ``engine`` options: (database, project id, annotator ids)."""
+    db = Database.from_url(url, **engine)
+    try:
+        with db.write() as s:
+            project = create_project(s, name="queue", classes=["yes", "no"], annotations_per_clip=2)
+            users = [add_user(s, name=f"a{i}", role="annotator").id for i in range(2)]
+            add_clips(s, project.id, clips, k=2)
+        yield db, project.id, users
+    finally:
+        db.dispose()
 
 
 @pytest.fixture

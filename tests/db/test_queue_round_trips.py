@@ -18,9 +18,8 @@ from db.engine import Database
 from db.models import Annotation, AuditEvent, Claim, Clip, utcnow
 from labeling.annotate.annotations import submit_annotation
 from labeling.annotate.queue import next_clip
-from labeling.data.projects import create_project, update_project
-from labeling.platform.auth import add_user
-from tests.db.test_queue import add_clips
+from labeling.data.projects import update_project
+from tests.db.test_queue import two_annotators
 
 pytestmark = pytest.mark.postgres
 
@@ -44,13 +43,8 @@ class Trips:
 
 @pytest.fixture
 def queue(migrated_postgres_url: str) -> Iterator[tuple[Database, int, list[int]]]:
-    db = Database.from_url(migrated_postgres_url)
-    with db.write() as s:
-        project = create_project(s, name="trips", classes=["yes", "no"], annotations_per_clip=2)
-        users = [add_user(s, name=f"a{i}", role="annotator").id for i in range(2)]
-        add_clips(s, project.id, 6, k=2)
-    yield db, project.id, users
-    db.dispose()
+    with two_annotators(migrated_postgres_url, clips=6) as made:
+        yield made
 
 
 def test_next_clip_is_one_statement_and_submit_two(queue):
