@@ -54,12 +54,8 @@ run: $(APP)
 	$(BIN)/earmark worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
 
-# Every test process (the workers, the browser tests' app servers, the CLIs the tests run) imports the
-# app's stack. Where the environment says PYTHONDONTWRITEBYTECODE, each would compile it from source
-# again, several seconds apiece: the tests keep their compiled modules in the venv instead.
 test: $(DEV)
-	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
-	  $(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
 
 lint: $(DEV)
 	$(BIN)/ruff check .
