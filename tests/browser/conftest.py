@@ -22,7 +22,6 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import need
-from tests.workspaces import Templates
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("EARMARK_CHROMIUM", "/usr/bin/chromium"))
@@ -141,14 +140,6 @@ def server_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFarm
     farm.close()
 
 
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 _launched: list = []  # the browser this test process launched, once it has
 
 
@@ -158,7 +149,17 @@ def browser():  # type: ignore[no-untyped-def]
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         _launched.append(b)
         yield b
         _launched.remove(b)
@@ -178,11 +179,6 @@ def _close_pages(request: pytest.FixtureRequest) -> Iterator[None]:
         for context in browser.contexts:
             with contextlib.suppress(Exception):
                 context.close()
-
-
-@pytest.fixture(scope="session")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
-    return Templates(tmp_path_factory.mktemp("templates"))
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from labeling.data.importer import import_path
 from labeling.data.projects import update_project
 from labeling.platform.auth import add_user
 from tests.audio import speechlike, write_wav
-from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS, assert_no_exception, open_page, settle, sign_in
+from tests.browser.conftest import assert_no_exception, open_page, settle, sign_in
 
 pytestmark = pytest.mark.browser
 HOSTILE = ["=cmd|' /C calc'!A0", "+x", "@x", "hello;=1+1"]
@@ -38,17 +38,7 @@ def labelled(sqlite_workspace, tmp_path):
     return ws
 
 
-@pytest.fixture
-def own_browser(browser):  # type: ignore[no-untyped-def]
-    """A Chromium of this test's own, launched as the shared one is: what it downloads is all it has
-    done, whatever the shared browser went through in the tests before."""
-    b = browser.browser_type.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-    yield b
-    b.close()
-
-
-def test_my_labels_downloads_neutralised_csv_and_no_raw_one(own_browser, serve, labelled):
-    browser = own_browser
+def test_my_labels_downloads_neutralised_csv_and_no_raw_one(browser, serve, labelled):
     server = serve(labelled)
     page = open_page(browser, server.url)
     sign_in(page, "ana", "correct horse")
