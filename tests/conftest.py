@@ -91,6 +91,14 @@ def child_processes(*preload: str) -> BaseContext:
     return ctx
 
 
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Workspaces built once per test process and copied for each test (tests/workspaces.py)."""
+    from tests.workspaces import Templates
+
+    return Templates(tmp_path_factory.mktemp("templates"))
+
+
 # --- databases --------------------------------------------------------------------------------------
 
 POSTGRES_URL = os.environ.get(

@@ -17,14 +17,8 @@ from labeling.data.importer import import_path
 from labeling.platform.auth import add_user, get_user, issue_session_token, session_secret
 from labeling.platform.config import Settings
 from tests.audio import speechlike, write_wav
-from tests.workspaces import Templates
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
-    return Templates(tmp_path_factory.mktemp("templates"))
 
 
 def demo_project(ws, folder: Path) -> None:  # type: ignore[no-untyped-def]

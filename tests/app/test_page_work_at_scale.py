@@ -6,10 +6,8 @@ worker has stored the project's reports (what every view gets after the first ch
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,9 +24,7 @@ from labeling.data.clip_metadata import index_clip_metadata
 from labeling.data.projects import create_project
 from labeling.platform import columnar
 from labeling.platform.auth import add_user
-from labeling.platform.config import Settings
 from labeling.platform.jobs import queue_report_refreshes, run_worker
-from labeling.platform.workspace import Workspace
 from tests.app.conftest import ROOT, sign_in
 
 SPLITS = ("train", "dev", "test")
@@ -171,36 +167,14 @@ def _first_render(ws: Any, n: int, page: str, monkeypatch: pytest.MonkeyPatch) -
     return work
 
 
-@pytest.fixture(scope="session")
-def projects_at_scale(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    """A folder per project size holding its workspace (``earmark.db`` and ``data/``), made once per
-    test process; each test opens a copy of its own."""
-    from tests.conftest import make_workspace
-
-    folders = {}
-    for n in (1_000, 10_000):
-        folder = folders[n] = tmp_path_factory.mktemp(f"scale-{n}")
-        ws = make_workspace(folder / "data", f"sqlite:///{folder / 'earmark.db'}")
-        try:
-            _project(ws, n)
-        finally:
-            ws.close()  # the last connection to close checkpoints the WAL into the file
-    return folders
-
-
 @pytest.mark.parametrize("page", PAGES)
 def test_first_render_reads_as_much_at_ten_thousand_clips_as_at_one_thousand(
-    page, projects_at_scale, tmp_path, monkeypatch
+    page, templates, tmp_path, monkeypatch
 ):
     work = {}
-    for n, template in projects_at_scale.items():
-        shutil.copytree(template, tmp_path / str(n))
-        ws = Workspace.open(
-            Settings(
-                data_dir=tmp_path / str(n) / "data",
-                database_url=f"sqlite:///{tmp_path / str(n) / 'earmark.db'}",
-            )
-        )
+    for n in (1_000, 10_000):
+        # Each size is built once per test process; each page opens a copy of its own.
+        ws = templates.open(f"scale-{n}", lambda ws, _folder, n=n: _project(ws, n), tmp_path / str(n))
         try:
             work[n] = _first_render(ws, n, page, monkeypatch)
         finally:

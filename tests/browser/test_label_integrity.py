@@ -121,22 +121,28 @@ def held_label_page(browser, server):  # type: ignore[no-untyped-def]
     return page, link
 
 
-def test_a_key_pressed_again_before_the_next_clip_shows_labels_nothing_else(browser, serve, tagged):
-    page, link = held_label_page(browser, serve(tagged))
-    first = clip_on_screen(page)
-
+def pressed_again_before_the_answer(page, link, key: str, then: str) -> int:  # type: ignore[no-untyped-def]
+    """Press ``key``; hold the server's answer back until it has handled the press, so that it has
+    stored the label and moved on while the page still shows the clip; press ``then`` on that clip
+    half a second later, as an annotator hearing nothing new would; let both answers through. The
+    clip both presses were made on."""
+    on_screen = clip_on_screen(page)
     link.hold()
-    page.keyboard.press("1")
-    # The server has stored the label and moved on, but the page still shows the first clip...
+    page.keyboard.press(key)
     wait_until(page, lambda: link.finished >= 1)
-    # ...and the annotator, hearing nothing new, presses again half a second later.
     page.wait_for_timeout(500)
-    assert clip_on_screen(page) == first
-    page.keyboard.press("1")
+    assert clip_on_screen(page) == on_screen
+    page.keyboard.press(then)
     wait_until(page, lambda: link.finished >= 2)
     link.release()
     settle(page)
     assert_no_exception(page)
+    return on_screen
+
+
+def test_a_key_pressed_again_before_the_next_clip_shows_labels_nothing_else(browser, serve, tagged):
+    page, link = held_label_page(browser, serve(tagged))
+    first = pressed_again_before_the_answer(page, link, "1", "1")
 
     assert stored(tagged) == [(first, "yes", [])]
     assert clip_on_screen(page) != first
@@ -147,19 +153,9 @@ def test_an_undo_pressed_on_a_clip_already_replaced_undoes_nothing(browser, serv
     first = clip_on_screen(page)
     page.keyboard.press("1")
     settle(page)
-    second = clip_on_screen(page)
-
-    link.hold()
-    page.keyboard.press("2")
-    wait_until(page, lambda: link.finished >= 1)
-    # The server has stored the second label and moved on; the page still shows the second clip, and
-    # Backspace goes down on it: meant for a clip that is done, it must not take back its label.
-    assert clip_on_screen(page) == second
-    page.keyboard.press("Backspace")
-    wait_until(page, lambda: link.finished >= 2)
-    link.release()
-    settle(page)
-    assert_no_exception(page)
+    # Backspace goes down on the second clip after its label was stored: meant for a clip that is
+    # done, it must not take back its label.
+    second = pressed_again_before_the_answer(page, link, "2", "Backspace")
     assert stored(tagged) == [(first, "yes", []), (second, "no", [])]
     third = clip_on_screen(page)
     assert third not in (first, second)
